@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench clean help
+
+help:
+	@echo "make demo   - install and run the main job end to end (SQLite + local capture SMTP)"
+	@echo "make test   - install what the tests need and run lint + the whole suite"
+	@echo "make lint   - ruff + mypy --strict on mailer/"
+	@echo "make bench  - benchmarks (numbers, not pass/fail)"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mailer needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mailer --config config.example.toml demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check mailer tests bench
+	$(BIN)/ruff format --check mailer tests bench
+	$(BIN)/mypy mailer
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/render_bench.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

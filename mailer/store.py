@@ -1,0 +1,283 @@
+"""Every query, each a named function. Functions that change data say so ("Writes").
+
+Callers own the transaction (:func:`mailer.db.transaction`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailer.domain import GLOBAL_SCOPE
+from mailer.errors import InputError, NotFoundError
+from mailer.segments import compile_rule
+from mailer.tables import (
+    Contact,
+    ContactBeat,
+    ContactTag,
+    ListMember,
+    MailingList,
+    Segment,
+    Suppression,
+)
+
+
+def insert_ignoring_conflicts(session: Session, table: Any) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+# --- lists -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    slug: str
+    name: str
+    members: int
+    suppressed: int
+    created_at: datetime
+
+
+def get_list(session: Session, slug: str) -> MailingList:
+    found = session.scalar(select(MailingList).where(MailingList.slug == slug))
+    if found is None:
+        raise NotFoundError(f"no list {slug!r} (see `mailer lists`)")
+    return found
+
+
+def ensure_list(session: Session, slug: str, *, name: str | None, now: datetime) -> MailingList:
+    """Writes: the list ``slug``, created when missing."""
+    found = session.scalar(select(MailingList).where(MailingList.slug == slug))
+    if found is None:
+        found = MailingList(slug=slug, name=name or slug, created_at=now)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def create_list(session: Session, slug: str, *, name: str | None, now: datetime) -> MailingList:
+    """Writes: a new list; raises InputError when the slug is taken."""
+    if session.scalar(select(MailingList.id).where(MailingList.slug == slug)) is not None:
+        raise InputError(f"list {slug!r} already exists")
+    return ensure_list(session, slug, name=name, now=now)
+
+
+def list_summaries(session: Session, slug: str | None = None) -> list[ListSummary]:
+    """Every list (or one) with member counts and how many members are suppressed."""
+    members = (
+        select(func.count())
+        .select_from(ListMember)
+        .join(Contact, Contact.id == ListMember.contact_id)
+        .where(ListMember.list_id == MailingList.id, Contact.email.is_not(None))
+        .scalar_subquery()
+    )
+    suppressed = (
+        select(func.count())
+        .select_from(ListMember)
+        .join(Contact, Contact.id == ListMember.contact_id)
+        .where(
+            ListMember.list_id == MailingList.id,
+            select(Suppression.id)
+            .where(Suppression.email_hash == Contact.email_hash, Suppression.scope == GLOBAL_SCOPE)
+            .exists(),
+        )
+        .scalar_subquery()
+    )
+    query = select(MailingList, members, suppressed).order_by(MailingList.slug)
+    if slug is not None:
+        query = query.where(MailingList.slug == slug)
+    rows = session.execute(query).all()
+    if slug is not None and not rows:
+        raise NotFoundError(f"no list {slug!r} (see `mailer lists`)")
+    return [ListSummary(r[0].slug, r[0].name, r[1], r[2], r[0].created_at) for r in rows]
+
+
+# --- contacts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactKey:
+    id: int
+    email: str
+    import_batch: str | None
+    import_line: int | None
+
+
+def find_contacts_by_email(session: Session, emails: Sequence[str]) -> list[ContactKey]:
+    """Identity and last import of the contacts with these addresses."""
+    if not emails:
+        return []
+    return [
+        ContactKey(r[0], r[1] or "", r[2], r[3])
+        for r in session.execute(
+            select(Contact.id, Contact.email, Contact.import_batch, Contact.import_line).where(
+                Contact.email.in_(emails)
+            )
+        )
+    ]
+
+
+def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Writes: new contacts; returns their ids by email."""
+    if not rows:
+        return {}
+    result = session.execute(insert(Contact).returning(Contact.id, Contact.email), rows)
+    return {email: cid for cid, email in result.all() if email is not None}
+
+
+def update_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Writes: existing contacts by id (each dict carries ``id`` and the columns to set)."""
+    if not rows:
+        return
+    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_keys.setdefault(tuple(sorted(row)), []).append(row)
+    for group in by_keys.values():
+        session.execute(update(Contact), group)
+
+
+def replace_contact_labels(
+    session: Session, table: type[ContactBeat] | type[ContactTag], labels: dict[int, list[str]]
+) -> None:
+    """Writes: the beats (or tags) of these contacts, replacing what they had."""
+    if not labels:
+        return
+    session.execute(delete(table).where(table.contact_id.in_(list(labels))))
+    column = "beat" if table is ContactBeat else "tag"
+    values = [{"contact_id": cid, column: v} for cid, vs in labels.items() for v in vs]
+    if values:
+        session.execute(insert(table), values)
+
+
+def add_list_members(session: Session, list_id: int, contact_ids: Iterable[int], now: datetime) -> None:
+    """Writes: memberships (existing ones stay as they are)."""
+    values = [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids]
+    if values:
+        session.execute(insert_ignoring_conflicts(session, ListMember), values)
+
+
+def get_contact(session: Session, email: str) -> Contact:
+    found = session.scalar(select(Contact).where(Contact.email == email))
+    if found is None:
+        raise NotFoundError(f"no contact {email!r}")
+    return found
+
+
+def contact_labels(session: Session, contact_id: int) -> tuple[list[str], list[str], list[str]]:
+    """(beats, tags, list slugs) of one contact."""
+    beats = session.scalars(
+        select(ContactBeat.beat).where(ContactBeat.contact_id == contact_id).order_by(ContactBeat.beat)
+    ).all()
+    tags = session.scalars(
+        select(ContactTag.tag).where(ContactTag.contact_id == contact_id).order_by(ContactTag.tag)
+    ).all()
+    lists = session.scalars(
+        select(MailingList.slug)
+        .join(ListMember, ListMember.list_id == MailingList.id)
+        .where(ListMember.contact_id == contact_id)
+        .order_by(MailingList.slug)
+    ).all()
+    return list(beats), list(tags), list(lists)
+
+
+def iter_contacts(
+    session: Session, *, list_slug: str | None = None, page: int = 1000
+) -> Iterator[tuple[Contact, list[str], list[str]]]:
+    """Live contacts with beats and tags, paged by id so memory stays flat."""
+    last = 0
+    while True:
+        query = select(Contact).where(Contact.id > last, Contact.email.is_not(None)).order_by(Contact.id).limit(page)
+        if list_slug is not None:
+            query = query.where(
+                select(ListMember.contact_id)
+                .join(MailingList, MailingList.id == ListMember.list_id)
+                .where(ListMember.contact_id == Contact.id, MailingList.slug == list_slug)
+                .exists()
+            )
+        batch = list(session.scalars(query))
+        if not batch:
+            return
+        ids = [c.id for c in batch]
+        beats: dict[int, list[str]] = {}
+        for cid, beat in session.execute(
+            select(ContactBeat.contact_id, ContactBeat.beat)
+            .where(ContactBeat.contact_id.in_(ids))
+            .order_by(ContactBeat.beat)
+        ):
+            beats.setdefault(cid, []).append(beat)
+        tags: dict[int, list[str]] = {}
+        for cid, tag in session.execute(
+            select(ContactTag.contact_id, ContactTag.tag).where(ContactTag.contact_id.in_(ids)).order_by(ContactTag.tag)
+        ):
+            tags.setdefault(cid, []).append(tag)
+        for contact in batch:
+            yield contact, beats.get(contact.id, []), tags.get(contact.id, [])
+        session.expunge_all()
+        last = ids[-1]
+
+
+# --- segments --------------------------------------------------------------------------
+
+
+def get_segment(session: Session, slug: str) -> Segment:
+    found = session.scalar(select(Segment).where(Segment.slug == slug))
+    if found is None:
+        raise NotFoundError(f"no segment {slug!r} (see `mailer segments list`)")
+    return found
+
+
+def save_segment(session: Session, slug: str, rule: str, *, description: str | None, now: datetime) -> Segment:
+    """Writes: a segment, created or with its rule replaced. The rule must already parse."""
+    found = session.scalar(select(Segment).where(Segment.slug == slug))
+    if found is None:
+        found = Segment(slug=slug, rule=rule, description=description, created_at=now, updated_at=now)
+        session.add(found)
+    else:
+        found.rule = rule
+        found.description = description if description is not None else found.description
+        found.updated_at = now
+    session.flush()
+    return found
+
+
+def all_segments(session: Session) -> list[Segment]:
+    return list(session.scalars(select(Segment).order_by(Segment.slug)))
+
+
+def segment_count(session: Session, rule: str) -> int:
+    """How many live contacts the rule selects now."""
+    return session.scalar(select(func.count()).select_from(Contact).where(compile_rule(rule))) or 0
+
+
+def segment_sample(session: Session, rule: str, limit: int = 10) -> list[Contact]:
+    return list(session.scalars(select(Contact).where(compile_rule(rule)).order_by(Contact.id).limit(limit)))
+
+
+# --- suppressions (the part contacts need) ----------------------------------------------
+
+
+def suppressed_hashes(session: Session, hashes: Sequence[str]) -> set[str]:
+    """Which of these address hashes are suppressed globally."""
+    if not hashes:
+        return set()
+    return set(
+        session.scalars(
+            select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes), Suppression.scope == GLOBAL_SCOPE)
+        )
+    )
+
+
+def contact_attributes(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The free attributes of these contacts, by id."""
+    rows = session.execute(select(Contact.id, Contact.attributes).where(Contact.id.in_(ids)))
+    return {row[0]: dict(row[1] or {}) for row in rows}
