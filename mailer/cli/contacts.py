@@ -1,96 +1,33 @@
-"""The ``mailer`` command. Thin: parse, call one function, present (Rich or ``--json``)."""
+"""Commands for the database, contacts, lists and segments."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from mailer import __version__, contacts, db, store
-from mailer.app import Runtime
-from mailer.config import Settings, load_settings
+from mailer import contacts, db, store
+from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.db import transaction
-from mailer.errors import MailerError
 from mailer.segments import parse_rule
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-app = typer.Typer(
-    help="mailer: press releases to journalists, approved, personalized, delivered exactly once.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export and inspect contacts (journalists).", no_args_is_help=True)
 lists_app = typer.Typer(help="Named sets of contacts. Without a subcommand: every list with counts.")
 segments_app = typer.Typer(help="Saved rules over contacts, evaluated at send time.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(contacts_app, name="contacts")
-app.add_typer(lists_app, name="lists", invoke_without_command=True)
-app.add_typer(segments_app, name="segments")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-@dataclass
-class State:
-    config: Path | None = None
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config)
-        return self._settings
-
-
-STATE = State()
-
-
-@contextmanager
-def runtime(*, check_schema: bool = True) -> Iterator[Runtime]:
-    rt = Runtime.open(STATE.settings, check_schema=check_schema)
-    try:
-        yield rt
-    finally:
-        rt.close()
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"mailer {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="TOML config file (default: $MAILER_CONFIG or ./mailer.toml)."),
-    ] = None,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """Settings come from the TOML file, then MAILER_* environment variables."""
-    STATE.config = config
-    STATE._settings = None
+def register(app: typer.Typer) -> None:
+    """Add this module's command groups to the root app."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(contacts_app, name="contacts")
+    app.add_typer(lists_app, name="lists", invoke_without_command=True)
+    app.add_typer(segments_app, name="segments")
 
 
 # --- db ---------------------------------------------------------------------------------
@@ -325,46 +262,3 @@ def segments_list(as_json: JsonOpt = False) -> None:
 
 def _name(first: str | None, last: str | None) -> str:
     return " ".join(p for p in (first, last) if p)
-
-
-def main() -> None:
-    """Console entry point: user mistakes become one line on stderr and an exit code."""
-    try:
-        app()
-    except MailerError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None) or exc
-        err.print(f"[red]error:[/] database: {str(orig).strip().splitlines()[0]}", highlight=False)
-        sys.exit(6)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-
-
-@app.command("demo")
-def demo(
-    lists_dir: Annotated[Path, typer.Option(help="Folder with the sample CSV lists.")] = Path("lists"),
-) -> None:
-    """Run the main job end to end on the configured (embedded) defaults and report."""
-    from mailer import demo as demo_mod
-
-    with runtime(check_schema=False) as rt:
-        imports = demo_mod.import_samples(rt, lists_dir)
-        with transaction(rt.sessions) as session:
-            lists = store.list_summaries(session)
-            segs = [(s, store.segment_count(session, s.rule)) for s in store.all_segments(session)]
-    out.rule("[bold]mailer demo[/]")
-    out.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}")
-    for imp in imports:
-        r = imp.result
-        out.print(f"imported {imp.file}: {r.accepted} new, {r.updated} updated, {r.rejected_total} rejected")
-    table = Table("list", "members")
-    for summary in lists:
-        table.add_row(summary.slug, str(summary.members))
-    out.print(table)
-    seg_table = Table("segment", "rule", "contacts")
-    for seg, count in segs:
-        seg_table.add_row(seg.slug, seg.rule, str(count))
-    out.print(seg_table)

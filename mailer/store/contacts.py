@@ -1,4 +1,4 @@
-"""Every query, each a named function. Functions that change data say so ("Writes").
+"""Queries about contacts, lists and segments.
 
 Callers own the transaction (:func:`mailer.db.transaction`); nothing here commits.
 """

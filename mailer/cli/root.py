@@ -1,0 +1,62 @@
+"""The ``mailer`` command. Thin: parse, call one function, present (Rich or ``--json``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer import __version__
+from mailer.cli import contacts as contacts_cli
+from mailer.cli import demo as demo_cli
+from mailer.cli.common import STATE, err, out
+from mailer.errors import MailerError
+
+app = typer.Typer(
+    help="mailer: press releases to journalists, approved, personalized, delivered exactly once.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+contacts_cli.register(app)
+demo_cli.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"mailer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config file (default: $MAILER_CONFIG or ./mailer.toml)."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Settings come from the TOML file, then MAILER_* environment variables."""
+    STATE.config = config
+    STATE._settings = None
+
+
+def main() -> None:
+    """Console entry point: user mistakes become one line on stderr and an exit code."""
+    try:
+        app()
+    except MailerError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        err.print(f"[red]error:[/] database: {str(orig).strip().splitlines()[0]}", highlight=False)
+        sys.exit(6)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
