@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Browser tests drive Debian's Chromium through Playwright (its own browser download does
+# not work offline).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 demo: $(STAMP)
 	$(BIN)/mailer --config config.example.toml demo
 
@@ -29,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mailer tests bench
 	$(BIN)/mypy mailer
 
-test: $(STAMP) lint
+test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

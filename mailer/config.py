@@ -105,6 +105,14 @@ class BounceSettings(_Section):
     keep_raw_bytes: int = Field(default=64 * 1024, ge=0)
 
 
+class DkimSettings(_Section):
+    #: sign outgoing mail when a key file is given
+    key_file: Path | None = None
+    selector: str = "mailer"
+    #: the d= domain; align it with the From domain of your clients
+    domain: str | None = None
+
+
 class PathSettings(_Section):
     #: email templates (Jinja2)
     templates_dir: Path = Path("templates")
@@ -132,6 +140,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     bounces: BounceSettings = Field(default_factory=BounceSettings)
+    dkim: DkimSettings = Field(default_factory=DkimSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +12,6 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer import __version__
-from mailer.cli import contacts as contacts_cli
-from mailer.cli import demo as demo_cli
 from mailer.cli.common import STATE, err, out
 from mailer.errors import MailerError
 
@@ -21,8 +21,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-contacts_cli.register(app)
-demo_cli.register(app)
+
+# Each command module adds its groups with register(app); listed in --help order.
+COMMAND_MODULES = ("demo", "contacts", "releases", "delivery", "suppressions", "bounces", "web", "users")
+for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(f"mailer.cli.{_name}") is not None:
+        importlib.import_module(f"mailer.cli.{_name}").register(app)
 
 
 def _version(value: bool) -> None:
