@@ -78,6 +78,25 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def pg_rt(pg_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime on an empty PostgreSQL database only (for tests of several workers)."""
+    if pg_url not in _ENGINES:
+        engine = db.make_engine(DatabaseSettings(url=pg_url))
+        db.upgrade(engine)
+        _ENGINES[pg_url] = engine
+    _clean(_ENGINES[pg_url])
+    settings = Settings(
+        database=DatabaseSettings(url=pg_url),
+        paths={"templates_dir": REPO / "templates", "capture_maildir": tmp_path / "capture"},  # type: ignore[arg-type]
+    )
+    runtime = Runtime.open(settings, clock=lambda: FIXED_NOW)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database=DatabaseSettings(url=db_url),

@@ -1,0 +1,126 @@
+"""Commands of the delivery engine: run, report, log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mailer.cli.common import JsonOpt, err, out, print_json, runtime
+from mailer.db import transaction
+from mailer.dispatch import Dispatcher, Progress as SendProgress
+from mailer.dkim import DkimSigner
+from mailer.domain import DeliveryStatus
+from mailer.scheduler import run_forever
+from mailer.store import deliveries as q
+from mailer.store import reports
+from mailer.transport import SmtpPool
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("report")(report)
+    app.command("log")(log_cmd)
+
+
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Do everything due now, wait for it, then exit.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send approved releases when they are due (until stopped with Ctrl-C / SIGTERM)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with runtime() as rt:
+        signer = DkimSigner.from_settings(rt.settings.dkim)
+        pool = SmtpPool(rt.settings.smtp)
+        show_bar = once and not as_json and err.is_terminal
+        bars = Progress(
+            TextColumn("release {task.fields[release]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not show_bar,
+        )
+        tasks: dict[int, int] = {}
+
+        def on_progress(release_id: int, progress: SendProgress) -> None:
+            if release_id not in tasks:
+                with transaction(rt.sessions) as session:
+                    total = sum(q.status_counts(session, release_id).values())
+                tasks[release_id] = bars.add_task("send", total=total, release=release_id, detail="")
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(progress.by_status.items()))
+            bars.update(tasks[release_id], completed=progress.attempted, detail=detail)
+
+        dispatcher = Dispatcher(
+            rt, pool, signer=signer.sign if signer else None, on_progress=on_progress
+        )
+
+        async def main() -> int:
+            try:
+                if once:
+                    return await dispatcher.run_once()
+                await run_forever(dispatcher)
+                return 0
+            finally:
+                await pool.close()
+
+        with bars:
+            attempted = asyncio.run(main())
+        finished = {rid: p.attempted for rid, p in dispatcher.progress.items()}
+    if as_json:
+        print_json({"attempted": attempted, "releases": finished})
+    elif once:
+        out.print(f"attempted {attempted} messages" + (f" in releases {sorted(finished)}" if finished else ""))
+
+
+def report(release_id: int, as_json: JsonOpt = False) -> None:
+    """Delivery report of one release: counts by status, by segment, by recipient domain."""
+    with runtime() as rt, transaction(rt.sessions) as session:
+        data = reports.release_report(session, release_id)
+    if as_json:
+        print_json(data)
+        return
+    out.print(f"[bold]release {data['release']}[/]: {data['title']} — {data['status']}", highlight=False)
+    if data["pause_reason"]:
+        out.print(f"paused: {data['pause_reason']}", highlight=False)
+    statuses = [s.value for s in DeliveryStatus if s.value in data["counts"]]
+    table = Table("", *statuses, "total")
+    table.add_row("[bold]all[/]", *(str(data["counts"][s]) for s in statuses), str(data["total"]))
+    for name, counts in sorted(data["segments"].items()):
+        table.add_row(f"segment {name}", *(str(counts.get(s, 0)) for s in statuses), str(sum(counts.values())))
+    out.print(table)
+    dom = Table("domain", *statuses)
+    for name, counts in data["domains"].items():
+        dom.add_row(name, *(str(counts.get(s, 0)) for s in statuses))
+    out.print(dom)
+
+
+def log_cmd(
+    release: Annotated[int | None, typer.Option("--release", help="Only this release.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only rows in this state.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Only this recipient.")] = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="Only this recipient domain.")] = None,
+    after: Annotated[int, typer.Option("--after", help="Rows after this delivery id (paging).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="How many rows.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """The delivery ledger: who got what, who bounced and why, what is still queued."""
+    if status is not None and status not in {s.value for s in DeliveryStatus}:
+        raise typer.BadParameter(f"unknown status {status!r}", param_hint="--status")
+    with runtime() as rt, transaction(rt.sessions) as session:
+        rows = reports.delivery_log(
+            session, release_id=release, status=status, email=email, domain=domain, after_id=after, limit=limit
+        )
+    if as_json:
+        print_json([r.as_json() for r in rows])
+        return
+    table = Table("id", "release", "email", "segment", "status", "tries", "last reply")
+    for r in rows:
+        reply = (r.last_reply or r.reason or "")[:60]
+        table.add_row(str(r.id), str(r.release_id), r.email or "(erased)", r.segment or "", r.status, str(r.attempts), reply)
+    out.print(table)

@@ -1,0 +1,60 @@
+"""Staff controls over a release that is being sent: pause, resume, cancel, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailer.domain import DeliveryStatus, ReleaseStatus, require_release_move
+from mailer.errors import InputError, NotFoundError
+from mailer.store import deliveries as q
+from mailer.tables import Release, ReleaseEvent
+
+RETRYABLE = (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED)
+
+
+def _move(session: Session, release_id: int, dst: ReleaseStatus, actor: str, now: datetime, note: str | None) -> str:
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
+    src = ReleaseStatus(release.status)
+    require_release_move(src, dst)
+    q.set_release_status(session, release_id, dst, now, reason=note)
+    session.add(
+        ReleaseEvent(release_id=release_id, from_status=src.value, to_status=dst.value, actor=actor, note=note, at=now)
+    )
+    return src.value
+
+
+def pause(session: Session, release_id: int, *, actor: str, now: datetime, reason: str | None = None) -> None:
+    """Writes: stop claiming new messages; messages in flight finish."""
+    _move(session, release_id, ReleaseStatus.PAUSED, actor, now, reason or f"paused by {actor}")
+
+
+def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> None:
+    """Writes: a paused release goes on sending."""
+    _move(session, release_id, ReleaseStatus.SENDING, actor, now, None)
+
+
+def cancel_sending(session: Session, release_id: int, *, actor: str, now: datetime) -> int:
+    """Writes: cancel a sending or paused release; its queued and deferred rows become
+    ``cancelled`` (messages already in flight finish). Returns rows cancelled."""
+    _move(session, release_id, ReleaseStatus.CANCELLED, actor, now, None)
+    return q.cancel_pending(session, release_id, now)
+
+
+def retry(session: Session, release_id: int, statuses: Sequence[DeliveryStatus], *, actor: str, now: datetime) -> int:
+    """Writes: re-queue the release's rows in ``statuses`` (same Message-ID; suppressions
+    are checked again at claim time) and set the release sending. Returns rows re-queued."""
+    bad = [s for s in statuses if s not in RETRYABLE]
+    if bad or not statuses:
+        raise InputError("retry takes --status unknown, failed or deferred")
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
+    count = q.requeue(session, release_id, statuses, now)
+    if count and release.status != ReleaseStatus.SENDING.value:
+        _move(session, release_id, ReleaseStatus.SENDING, actor, now, f"retry {count} rows")
+    return count

@@ -1,0 +1,527 @@
+"""Queries of the delivery engine: the database is the queue and the ledger.
+
+Row life: ``queued`` → (claim) ``sending`` with a lease → (``in_data`` set just before the
+message data) → ``sent`` | ``deferred`` | ``failed`` | ``unknown``. Leases are renewed by
+a live worker; an expired lease means a dead worker: rows that were in the data
+exchange become ``unknown`` (never resent automatically), the others return to the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, ReleaseStatus
+from mailer.segments import compile_rule
+from mailer.tables import Contact, Delivery, DeliveryEvent, Release, Suppression
+
+PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
+
+
+def _rowcount(result: Any) -> int:
+    cursor: CursorResult[Any] = result
+    return int(cursor.rowcount or 0)
+
+
+def fast_commit(session: Session) -> None:
+    """On PostgreSQL, let this transaction's commit return before the WAL flush: safe
+    against a killed worker (only a server crash can lose it), and several times faster."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+
+
+def _suppressed(email_hash: Any, client_scope: str) -> ColumnElement[bool]:
+    return exists(
+        select(Suppression.id).where(
+            Suppression.email_hash == email_hash, Suppression.scope.in_([GLOBAL_SCOPE, client_scope])
+        )
+    )
+
+
+def _domain_of(session: Session, email: Any) -> ColumnElement[str]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.split_part(email, "@", 2)
+    return func.substr(email, func.instr(email, "@") + 1)
+
+
+# --- releases ---------------------------------------------------------------------------
+
+
+def due_release_ids(session: Session, now: datetime) -> list[int]:
+    """Approved releases whose send time has come (or that have none), oldest first."""
+    return list(
+        session.scalars(
+            select(Release.id)
+            .where(
+                Release.status == ReleaseStatus.APPROVED.value,
+                or_(Release.send_at.is_(None), Release.send_at <= now),
+            )
+            .order_by(Release.send_at, Release.id)
+        )
+    )
+
+
+def start_release(session: Session, release_id: int, now: datetime) -> bool:
+    """Writes: approved → sending, only if still approved. True for the one caller that won."""
+    result = session.execute(
+        update(Release)
+        .where(Release.id == release_id, Release.status == ReleaseStatus.APPROVED.value)
+        .values(status=ReleaseStatus.SENDING.value, planned_at=now, updated_at=now)
+    )
+    return _rowcount(result) == 1
+
+
+def plan_segment(
+    session: Session,
+    *,
+    release_id: int,
+    segment_id: int,
+    rule: str,
+    client_scope: str,
+    message_id_prefix: str,
+    message_id_domain: str,
+    now: datetime,
+) -> int:
+    """Writes: one delivery row per contact the segment selects, in one INSERT ... SELECT.
+
+    Contacts that already have a row for this release (an earlier segment, or an earlier
+    run of planning) are skipped by the unique (release, contact) constraint. Suppressed
+    addresses get a ``suppressed`` row so staff see them. Returns rows added.
+    """
+    message_id = (
+        literal("<" + message_id_prefix + ".") + cast(Contact.id, String) + literal("@" + message_id_domain + ">")
+    )
+    status = case(
+        (_suppressed(Contact.email_hash, client_scope), literal(DeliveryStatus.SUPPRESSED.value)),
+        else_=literal(DeliveryStatus.QUEUED.value),
+    )
+    select_rows = select(
+        literal(release_id),
+        Contact.id,
+        literal(segment_id),
+        Contact.email,
+        Contact.email_hash,
+        _domain_of(session, Contact.email),
+        status,
+        message_id,
+        literal(0),
+        literal(now, type_=Delivery.updated_at.type),
+    ).where(compile_rule(rule))
+    columns = [
+        "release_id",
+        "contact_id",
+        "segment_id",
+        "email",
+        "email_hash",
+        "domain",
+        "status",
+        "message_id",
+        "attempts",
+        "updated_at",
+    ]
+    stmt = insert(Delivery).from_select(columns, select_rows)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(Delivery).from_select(columns, select_rows).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        # SQLite needs a WHERE on INSERT ... SELECT ... ON CONFLICT to parse it.
+        stmt = sqlite_insert(Delivery).from_select(columns, select_rows.where(literal(True))).on_conflict_do_nothing()
+    before = _release_rows(session, release_id)
+    session.execute(stmt)
+    # rowcount of INSERT ... SELECT ... ON CONFLICT is not reported by every driver.
+    return _release_rows(session, release_id) - before
+
+
+def _release_rows(session: Session, release_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Delivery).where(Delivery.release_id == release_id)) or 0
+
+
+def sending_release_ids(session: Session) -> list[int]:
+    return list(
+        session.scalars(select(Release.id).where(Release.status == ReleaseStatus.SENDING.value).order_by(Release.id))
+    )
+
+
+def release_status(session: Session, release_id: int) -> str | None:
+    return session.scalar(select(Release.status).where(Release.id == release_id))
+
+
+def set_release_status(
+    session: Session, release_id: int, status: ReleaseStatus, now: datetime, *, reason: str | None = None
+) -> None:
+    """Writes: a release's status (and pause reason); the caller checked legality."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": now}
+    if status == ReleaseStatus.PAUSED:
+        values["pause_reason"] = reason
+    if status in (ReleaseStatus.SENT, ReleaseStatus.PARTIAL, ReleaseStatus.CANCELLED):
+        values["finished_at"] = now
+    if status == ReleaseStatus.SENDING:
+        values["pause_reason"] = None
+        values["finished_at"] = None
+    session.execute(update(Release).where(Release.id == release_id).values(**values))
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed delivery with what rendering needs."""
+
+    id: int
+    release_id: int
+    segment_id: int | None
+    contact_id: int
+    email: str
+    message_id: str
+    attempts: int
+    first_attempt_at: datetime | None
+    first_name: str | None
+    last_name: str | None
+    outlet: str | None
+    attributes: dict[str, Any]
+
+
+def claim_batch(
+    session: Session,
+    *,
+    release_id: int,
+    client_scope: str,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[Claimed]:
+    """Writes: lease up to ``limit`` due rows (queued, or deferred whose retry time came).
+
+    One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING on
+    PostgreSQL; on SQLite the same statement inside the ``BEGIN IMMEDIATE`` transaction.
+    Rows whose address was suppressed since planning become ``suppressed`` here, so an
+    unsubscribe is honored for every message claimed after it was recorded.
+    """
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.release_id == release_id,
+            or_(
+                Delivery.status == DeliveryStatus.QUEUED.value,
+                and_(Delivery.status == DeliveryStatus.DEFERRED.value, Delivery.next_attempt_at <= now),
+            ),
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed_ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.SENDING.value,
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                in_data=False,
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+        )
+    )
+    if not claimed_ids:
+        return []
+    newly_suppressed = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(claimed_ids), _suppressed(Delivery.email_hash, client_scope))
+            .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
+            .returning(Delivery.id)
+        )
+    )
+    if newly_suppressed:
+        session.execute(
+            insert(DeliveryEvent),
+            [
+                {"delivery_id": i, "kind": "suppressed", "detail": "suppressed before sending", "at": now}
+                for i in newly_suppressed
+            ],
+        )
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.release_id,
+            Delivery.segment_id,
+            Delivery.contact_id,
+            Delivery.email,
+            Delivery.message_id,
+            Delivery.attempts,
+            Delivery.first_attempt_at,
+            Contact.first_name,
+            Contact.last_name,
+            Contact.outlet,
+            Contact.attributes,
+        )
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .where(
+            Delivery.id.in_(claimed_ids),
+            Delivery.status == DeliveryStatus.SENDING.value,
+            Delivery.email.is_not(None),
+        )
+        .order_by(Delivery.id)
+    )
+    return [
+        Claimed(
+            r.id,
+            r.release_id,
+            r.segment_id,
+            r.contact_id,
+            r.email,
+            r.message_id,
+            r.attempts,
+            r.first_attempt_at,
+            r.first_name,
+            r.last_name,
+            r.outlet,
+            dict(r.attributes or {}),
+        )
+        for r in rows
+    ]
+
+
+def mark_in_data(session: Session, delivery_ids: Sequence[int], owner: str) -> None:
+    """Writes: these rows are now in the data exchange (a crash now leaves them unknown)."""
+    session.execute(
+        update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.lease_owner == owner).values(in_data=True)
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, ready to record."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    code: int | None
+    reply: str
+    reason: str | None
+    next_attempt_at: datetime | None
+    first_attempt_at: datetime
+    event: str
+
+
+def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, now: datetime) -> int:
+    """Writes: the results of a batch, in one executemany UPDATE plus one INSERT of events.
+
+    Only rows still leased by ``owner`` are written: a worker whose lease was taken over
+    never overwrites the new owner's state. Returns rows written.
+    """
+    if not outcomes:
+        return 0
+    t = Delivery.__table__.c
+    # Core UPDATE (not the ORM's bulk path): one executemany with a guard per row.
+    stmt = (
+        update(Delivery.__table__)
+        .where(t.id == bindparam("b_id"), t.lease_owner == bindparam("b_owner"))
+        .values(
+            status=bindparam("b_status"),
+            last_code=bindparam("b_code"),
+            last_reply=bindparam("b_reply"),
+            reason=bindparam("b_reason"),
+            next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
+            first_attempt_at=bindparam("b_first", type_=Delivery.first_attempt_at.type),
+            sent_at=bindparam("b_sent", type_=Delivery.sent_at.type),
+            attempts=t.attempts + 1,
+            in_data=False,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {
+            "b_id": o.delivery_id,
+            "b_owner": owner,
+            "b_status": o.status.value,
+            "b_code": o.code,
+            "b_reply": o.reply[:1000],
+            "b_reason": o.reason,
+            "b_next": o.next_attempt_at,
+            "b_first": o.first_attempt_at,
+            "b_sent": now if o.status == DeliveryStatus.SENT else None,
+        }
+        for o in outcomes
+    ]
+    written = _rowcount(session.execute(stmt, params))
+    session.execute(
+        insert(DeliveryEvent),
+        [
+            {"delivery_id": o.delivery_id, "kind": o.event, "code": o.code, "detail": o.reply[:1000], "at": now}
+            for o in outcomes
+        ],
+    )
+    return written
+
+
+def release_leases(session: Session, owner: str, now: datetime) -> int:
+    """Writes: on a clean stop, hand rows claimed but not in the data exchange back to the queue."""
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.lease_owner == owner,
+                Delivery.status == DeliveryStatus.SENDING.value,
+                Delivery.in_data.is_(False),
+            )
+            .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
+        )
+    )
+
+
+def renew_leases(session: Session, owner: str, now: datetime, lease: timedelta) -> int:
+    """Writes: a live worker extends the leases of everything it holds."""
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.lease_owner == owner, Delivery.status == DeliveryStatus.SENDING.value)
+            .values(lease_expires_at=now + lease)
+        )
+    )
+
+
+def sweep_expired_leases(session: Session, now: datetime) -> tuple[int, int]:
+    """Writes: rows of dead workers. In the data exchange → ``unknown``; else → ``queued``.
+
+    Returns (requeued, unknown).
+    """
+    expired = and_(
+        Delivery.status == DeliveryStatus.SENDING.value,
+        Delivery.lease_expires_at.is_not(None),
+        Delivery.lease_expires_at < now,
+    )
+    unknown_ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(expired, Delivery.in_data.is_(True))
+            .values(
+                status=DeliveryStatus.UNKNOWN.value,
+                reason="worker died during the data exchange",
+                in_data=False,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+        )
+    )
+    if unknown_ids:
+        session.execute(
+            insert(DeliveryEvent),
+            [
+                {"delivery_id": i, "kind": "unknown", "detail": "lease expired during the data exchange", "at": now}
+                for i in unknown_ids
+            ],
+        )
+    requeued = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(expired, Delivery.in_data.is_(False))
+            .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
+        )
+    )
+    return requeued, len(unknown_ids)
+
+
+def pending_count(session: Session, release_id: int) -> int:
+    """Rows of the release that still need work (queued, sending or deferred)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.release_id == release_id, Delivery.status.in_(PENDING))
+        )
+        or 0
+    )
+
+
+def next_retry_at(session: Session, release_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.release_id == release_id, Delivery.status == DeliveryStatus.DEFERRED.value
+        )
+    )
+
+
+def status_counts(session: Session, release_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.status, func.count()).where(Delivery.release_id == release_id).group_by(Delivery.status)
+    )
+    return {status: int(n) for status, n in rows}
+
+
+def cancel_pending(session: Session, release_id: int, now: datetime) -> int:
+    """Writes: queued and deferred rows of a cancelled release become ``cancelled``."""
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.release_id == release_id,
+                Delivery.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
+            )
+            .values(status=DeliveryStatus.CANCELLED.value, next_attempt_at=None, updated_at=now)
+        )
+    )
+
+
+def requeue(session: Session, release_id: int, statuses: Sequence[DeliveryStatus], now: datetime) -> int:
+    """Writes: staff retry — rows in ``statuses`` go back to the queue (same Message-ID)."""
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.release_id == release_id, Delivery.status.in_([s.value for s in statuses]))
+            .values(
+                status=DeliveryStatus.QUEUED.value,
+                next_attempt_at=None,
+                first_attempt_at=None,
+                reason=None,
+                updated_at=now,
+            )
+        )
+    )
+
+
+def cancelled_with_pending(session: Session) -> list[int]:
+    """Cancelled releases that still have queued or deferred rows (cancelled mid-send)."""
+    return list(
+        session.scalars(
+            select(Delivery.release_id)
+            .join(Release, Release.id == Delivery.release_id)
+            .where(
+                Release.status == ReleaseStatus.CANCELLED.value,
+                Delivery.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
+            )
+            .distinct()
+        )
+    )
