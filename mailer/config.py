@@ -90,6 +90,22 @@ class RetrySettings(_Section):
     policy_failures_to_pause: int = Field(default=20, ge=1)
 
 
+class ImapSettings(_Section):
+    #: poll this mailbox for returned mail (empty host: no polling)
+    host: str | None = None
+    port: int = Field(default=993, ge=1, le=65535)
+    ssl: bool = True
+    username: str | None = None
+    #: from MAILER_BOUNCES__IMAP__PASSWORD
+    password: SecretStr | None = None
+    folder: str = "INBOX"
+    #: move handled messages here (needs IMAP MOVE); empty: flag them \\Seen
+    processed_folder: str | None = None
+    poll_seconds: float = Field(default=60, gt=0)
+    timeout: float = Field(default=60, gt=0)
+    batch_size: int = Field(default=100, ge=1)
+
+
 class BounceSettings(_Section):
     #: suppress the address at the first hard bounce
     suppress_hard: bool = True
@@ -103,6 +119,7 @@ class BounceSettings(_Section):
     lmtp: bool = True
     #: raw bounce bytes kept per event for staff
     keep_raw_bytes: int = Field(default=64 * 1024, ge=0)
+    imap: ImapSettings = Field(default_factory=ImapSettings)
 
 
 class DkimSettings(_Section):

@@ -1,0 +1,193 @@
+"""The bounce receiver: an LMTP (default) or SMTP server that the MTA of the bounce
+domain delivers returned messages to.
+
+* ``RCPT`` is accepted only for ``bounces+TOKEN@`` and ``unsubscribe+TOKEN@`` at the
+  bounce domain with a genuine signature; anything else gets ``550 5.1.1``, so forged
+  notices never reach the database and the MTA returns them to whoever forged them.
+* After ``DATA`` the message is processed and committed *before* the reply: ``250``
+  means it is in the ledger. A database failure answers ``451 4.3.0`` (RFC 5321 §4.2.1:
+  transient), so the MTA keeps the message and retries; processing is idempotent, so
+  the retry never records anything twice.
+* LMTP (RFC 2033 §4.2) answers after ``DATA`` once per accepted recipient, in RCPT
+  order. aiosmtpd sends one reply per transaction, so the handler writes the earlier
+  recipients' replies itself and returns the last one.
+
+Use as ``with BounceServer(processor, port=0) as srv: ...`` or, from the CLI,
+:func:`serve_bounces`, which blocks until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailer.bounces.process import BounceProcessor, ProcessResult
+from mailer.capture import BoundController, bind_listener
+from mailer.errors import MailerError, TransportError
+
+log = logging.getLogger(__name__)
+
+#: A notice may return the whole original, and a press release can carry images.
+DATA_SIZE_LIMIT = 50 * 1024 * 1024
+
+#: Greeting host name; passing one saves aiosmtpd a DNS lookup per connection.
+SERVER_HOSTNAME = "bounces.mailer.invalid"
+
+ACCEPTED = "250 2.0.0 Recorded"
+TRY_LATER = "451 4.3.0 Cannot record the message now, try again later"
+
+
+class BounceHandler:
+    """aiosmtpd handler: refuses unknown recipients, processes each accepted one.
+
+    ``results`` keeps the :class:`ProcessResult` of every committed recipient (for
+    tests and statistics); read it from any thread.
+    """
+
+    def __init__(self, processor: BounceProcessor, *, lmtp: bool) -> None:
+        self._processor = processor
+        self._lmtp = lmtp
+        self._lock = threading.Lock()
+        self._results: list[ProcessResult] = []
+
+    @property
+    def results(self) -> list[ProcessResult]:
+        """A copy of the results so far, in arrival order."""
+        with self._lock:
+            return list(self._results)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        """Accept only bounce and mailto-unsubscribe addresses with a genuine token."""
+        if not self._processor.accepts_recipient(address):
+            return "550 5.1.1 No such recipient here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Process and commit the message for each recipient, then reply."""
+        content = envelope.original_content or b""
+        replies = [await self._deliver(content, rcpt) for rcpt in envelope.rcpt_tos]
+        if not replies:
+            return "503 5.5.1 No valid recipients"
+        if not self._lmtp:
+            # One reply for the transaction: a retry of all of it is harmless.
+            return TRY_LATER if TRY_LATER in replies else ACCEPTED
+        for reply in replies[:-1]:
+            await server.push(reply)
+        return replies[-1]
+
+    async def _deliver(self, content: bytes, rcpt: str) -> str:
+        try:
+            # The processor is synchronous (SQLAlchemy sessions); keep the loop free
+            # for other connections while it commits.
+            result = await asyncio.to_thread(self._processor.process, content, envelope_recipients=[rcpt])
+        except (MailerError, SQLAlchemyError, OSError):
+            log.exception("could not record a message for %s; answered 451", rcpt)
+            return TRY_LATER
+        with self._lock:
+            self._results.append(result)
+        return ACCEPTED
+
+
+class BounceServer:
+    """The receiver on ``host:port`` in a background thread; LMTP unless ``lmtp`` is
+    false. After :meth:`start`, ``.port`` is the real port (also when 0 was asked for)."""
+
+    def __init__(self, processor: BounceProcessor, *, host: str = "127.0.0.1", port: int = 0, lmtp: bool = True):
+        self.host = host
+        self.port = port
+        self.lmtp = lmtp
+        self.handler = BounceHandler(processor, lmtp=lmtp)
+        self._controller: BoundController | None = None
+
+    def start(self) -> None:
+        """Bind and serve; returns once the server answers.
+
+        Raises:
+            TransportError: the address cannot be bound or the server did not start.
+            RuntimeError: already started.
+        """
+        if self._controller is not None:
+            raise RuntimeError("bounce receiver already running")
+        sock = bind_listener(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        factory: Callable[..., SMTP] = LMTP if self.lmtp else SMTP
+        controller = BoundController(
+            self.handler,
+            sock,
+            smtp_factory=factory,
+            server_hostname=SERVER_HOSTNAME,
+            data_size_limit=DATA_SIZE_LIMIT,
+            enable_SMTPUTF8=True,
+        )
+        try:
+            controller.start()
+        except (OSError, RuntimeError) as exc:
+            sock.close()
+            raise TransportError(f"bounce receiver on {self.host}:{self.port}: {exc}") from exc
+        self._controller = controller
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; a no-op when not running."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def serve_bounces(
+    processor: BounceProcessor,
+    *,
+    host: str,
+    port: int,
+    lmtp: bool = True,
+    on_ready: Callable[[BounceServer], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run the receiver until SIGINT/SIGTERM (or ``stop`` is set); blocks.
+
+    Stopping drops connections that are still talking; their MTAs retry whatever got
+    no ``250``, and a message whose commit had already finished is then recognized as
+    a duplicate.
+    Signal handlers are installed only from the main thread and restored on return.
+
+    Raises:
+        TransportError: the address cannot be bound.
+    """
+    done = stop if stop is not None else threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    with BounceServer(processor, host=host, port=port, lmtp=lmtp) as server:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, on_signal)
+        try:
+            if on_ready is not None:
+                on_ready(server)
+            while not done.wait(0.5):
+                pass
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

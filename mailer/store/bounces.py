@@ -1,0 +1,182 @@
+"""Queries for bounce processing: find the delivery a notice is about, record what it
+says, and apply the policy's writes (delivery status, soft-bounce score).
+
+Callers own the transaction (:func:`mailer.db.transaction`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, Select, case, select, update
+from sqlalchemy.orm import Session
+
+from mailer.domain import DeliveryStatus
+from mailer.store.contacts import insert_ignoring_conflicts
+from mailer.tables import Client, Contact, Delivery, DeliveryEvent, Release
+
+#: Deliveries whose message was (or may have been) handed to a mail server: the only
+#: ones a notice can be about. Queued, suppressed and cancelled rows never left.
+HANDED_OVER = frozenset(
+    {
+        DeliveryStatus.SENT,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.DEFERRED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.BOUNCED,
+    }
+)
+
+#: States a failure notice moves to ``bounced``. ``queued`` and ``sending`` belong to the
+#: delivery engine (a worker may hold the row); ``suppressed`` and ``cancelled`` never
+#: left; ``bounced`` keeps its first reason.
+BOUNCEABLE = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.DEFERRED, DeliveryStatus.FAILED})
+
+_MAX_REPLY = 2000
+
+
+_TargetSelect = Select[int, int, str | None, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class BounceTarget:
+    """The delivery a notice was matched to, with what acting on it needs."""
+
+    delivery_id: int
+    contact_id: int
+    email: str | None
+    email_hash: str
+    status: str
+    message_id: str
+    client_slug: str
+
+
+def _targets() -> _TargetSelect:
+    return (
+        select(
+            Delivery.id,
+            Delivery.contact_id,
+            Delivery.email,
+            Delivery.email_hash,
+            Delivery.status,
+            Delivery.message_id,
+            Client.slug,
+        )
+        .join(Release, Release.id == Delivery.release_id)
+        .join(Client, Client.id == Release.client_id)
+    )
+
+
+def _first(session: Session, stmt: _TargetSelect) -> BounceTarget | None:
+    row = session.execute(stmt.limit(1)).first()
+    if row is None:
+        return None
+    delivery_id, contact_id, email, hashed, status, message_id, client_slug = row
+    return BounceTarget(delivery_id, contact_id, email, hashed, status, message_id, client_slug)
+
+
+def delivery_by_id(session: Session, delivery_id: int) -> BounceTarget | None:
+    """The delivery with this id (from a verified VERP or mailto token), or None."""
+    return _first(session, _targets().where(Delivery.id == delivery_id))
+
+
+def delivery_by_message_id(session: Session, message_id: str) -> BounceTarget | None:
+    """The delivery whose Message-ID is ``message_id`` (with or without ``<>``), or None."""
+    bare = message_id.strip().strip("<>").strip()
+    if not bare:
+        return None
+    return _first(session, _targets().where(Delivery.message_id.in_([f"<{bare}>", bare])))
+
+
+def latest_delivery_to(session: Session, email_hash: str) -> BounceTarget | None:
+    """The newest delivery to the address with this hash that was handed to a mail
+    server, or None."""
+    stmt = (
+        _targets()
+        .where(Delivery.email_hash == email_hash, Delivery.status.in_([s.value for s in HANDED_OVER]))
+        .order_by(Delivery.id.desc())
+    )
+    return _first(session, stmt)
+
+
+def record_delivery_event(
+    session: Session,
+    *,
+    delivery_id: int,
+    contact_id: int,
+    kind: str,
+    code: int | None,
+    detail: str | None,
+    dedupe_key: str,
+    raw: str | None,
+    at: datetime,
+) -> bool:
+    """Writes: one event on a delivery, unless an event with ``dedupe_key`` exists.
+
+    Returns True when recorded, False for a duplicate. Concurrent callers with the same
+    key are safe: the unique index lets exactly one insert through.
+    """
+    stmt = insert_ignoring_conflicts(session, DeliveryEvent).values(
+        delivery_id=delivery_id,
+        contact_id=contact_id,
+        kind=kind,
+        code=code,
+        detail=detail,
+        dedupe_key=dedupe_key,
+        raw=raw,
+        at=at,
+    )
+    # RETURNING, not rowcount: an ORM-enabled INSERT on PostgreSQL reports rowcount -1.
+    inserted = session.execute(stmt.returning(DeliveryEvent.id)).scalar_one_or_none()
+    return inserted is not None
+
+
+def mark_delivery_bounced(
+    session: Session, delivery_id: int, *, reason: str, code: int | None, reply: str | None, now: datetime
+) -> bool:
+    """Writes: move a delivery in a :data:`BOUNCEABLE` state to ``bounced`` with the
+    reason and the remote reply. Returns False when the row was in another state."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status.in_([s.value for s in BOUNCEABLE]))
+        .values(
+            status=DeliveryStatus.BOUNCED.value,
+            reason=reason[:40],
+            last_code=code,
+            last_reply=reply[:_MAX_REPLY] if reply else None,
+            updated_at=now,
+        )
+    )
+    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    return bool(result.rowcount)
+
+
+def bump_soft_bounce_score(session: Session, contact_id: int, *, now: datetime, reset_days: int) -> int:
+    """Writes: count one soft bounce for a contact and return the new score.
+
+    At most one bounce counts per UTC calendar day (a burst of notices about one outage
+    is one event); a score whose last bounce is older than ``reset_days`` starts again
+    at 1. One UPDATE, so concurrent receivers cannot lose a count.
+    """
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    stale = now - timedelta(days=reset_days)
+    last = Contact.soft_bounce_last_at
+    stmt = (
+        update(Contact)
+        .where(Contact.id == contact_id)
+        .values(
+            soft_bounce_score=case(
+                (last.is_(None), 1),
+                (last < stale, 1),
+                (last >= day_start, Contact.soft_bounce_score),
+                else_=Contact.soft_bounce_score + 1,
+            ),
+            soft_bounce_last_at=case((last >= day_start, last), else_=now),
+        )
+        .returning(Contact.soft_bounce_score)
+        .execution_options(synchronize_session=False)
+    )
+    score = session.execute(stmt).scalar_one_or_none()
+    return int(score or 0)

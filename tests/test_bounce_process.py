@@ -1,0 +1,281 @@
+"""Matching returned messages to deliveries and applying the bounce policy, on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from bouncekit import CORPUS, contact, delivery, dsn, events, processor, send_to, suppressions, verp
+from conftest import FIXED_NOW
+from sqlalchemy import update
+
+from mailer.app import Runtime
+from mailer.bounces.process import BounceProcessor, Outcome, split_address
+from mailer.db import transaction
+from mailer.tables import Contact
+from mailer.tokens import Tokens
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = FIXED_NOW
+
+    def __call__(self) -> Any:
+        return self.now
+
+
+def _corpus(name: str, rt: Runtime, delivery_id: int, fake_token: str) -> bytes:
+    """A corpus notice with its fake VERP address replaced by the delivery's genuine one."""
+    raw = (CORPUS / name).read_bytes()
+    return raw.replace(f"bounces+{fake_token}".encode(), verp(rt, delivery_id).split("@")[0].encode())
+
+
+def test_hard_bounce_via_token_marks_bounced_and_suppresses(rt: Runtime) -> None:
+    """A 5.1.1 notice to a genuine VERP address bounces the delivery and suppresses the address everywhere."""
+    sent = send_to(rt, "gone@example.org")
+    raw = dsn(sent.email, to=verp(rt, sent.delivery_id), own_id="<n-1@mx.example.net>")
+
+    result = processor(rt).process(raw)
+
+    assert result.outcome is Outcome.BOUNCED
+    assert result.suppressed == ("gone@example.org",)
+    row = delivery(rt, sent.delivery_id)
+    assert (row.status, row.reason, row.last_code) == ("bounced", "user_unknown", 550)
+    assert "5.1.1" in (row.last_reply or "")
+    [event] = events(rt, sent.delivery_id)
+    assert (event.kind, event.code, event.contact_id) == ("bounced", 550, sent.contact_id)
+    assert event.detail is not None and event.detail.startswith("5.1.1 smtp; 550 5.1.1")
+    assert event.raw is not None and "Undelivered Mail" in event.raw
+    supp = suppressions(rt)[("gone@example.org", "*")]
+    assert (supp.reason, supp.source) == ("hard_bounce", "bounce <n-1@mx.example.net>")
+
+
+def test_forged_token_is_ignored_even_when_address_and_message_id_match(rt: Runtime) -> None:
+    """A notice whose VERP token fails the signature check writes nothing, whatever else it names."""
+    sent = send_to(rt, "target@example.org")
+    genuine = verp(rt, sent.delivery_id)
+    forged = genuine.replace(genuine.split("-")[1][:4], "0000")
+    other_key = Tokens("some-other-secret").verp_address(sent.delivery_id, "bounces.example.com")
+    for to in (forged, other_key, "bounces+123@bounces.example.com"):
+        raw = dsn(sent.email, to=to, original_message_id=sent.message_id)
+        assert processor(rt).process(raw).outcome is Outcome.UNMATCHED
+    assert events(rt) == []
+    assert suppressions(rt) == {}
+    assert delivery(rt, sent.delivery_id).status == "sent"
+
+
+def test_match_by_message_id_without_token(rt: Runtime) -> None:
+    """A notice sent to the From address (no VERP) is matched by the returned Message-ID."""
+    sent = send_to(rt, "moved@example.org")
+    raw = dsn("moved@old-alias.example.org", to="press@harbor.example.org", original_message_id=sent.message_id)
+
+    result = processor(rt).process(raw)
+
+    assert result.outcome is Outcome.BOUNCED
+    assert result.delivery_ids == (sent.delivery_id,)
+    assert delivery(rt, sent.delivery_id).status == "bounced"
+    # The suppression is of the delivery's address, not the alias the notice names.
+    assert ("moved@example.org", "*") in suppressions(rt)
+
+
+def test_match_by_address_picks_the_newest_delivery(rt: Runtime) -> None:
+    """Without token or Message-ID, the reported address finds the newest delivery sent to it."""
+    older = send_to(rt, "Pat@Example.org".lower())
+    newer = send_to(rt, "pat@example.org")
+    send_to(rt, "pat@example.org", status="queued")  # never left: not a candidate
+
+    result = processor(rt).process(dsn("PAT@example.org", to="press@harbor.example.org"))
+
+    assert result.delivery_ids == (newer.delivery_id,)
+    assert delivery(rt, newer.delivery_id).status == "bounced"
+    assert delivery(rt, older.delivery_id).status == "sent"
+
+
+def test_unmatched_notice_writes_nothing(rt: Runtime) -> None:
+    """A notice about an address we never mailed is counted as unmatched and leaves no trace."""
+    send_to(rt, "known@example.org")
+    result = processor(rt).process(dsn("stranger@example.org", to="press@harbor.example.org"))
+    assert result.outcome is Outcome.UNMATCHED
+    assert events(rt) == []
+
+
+def test_soft_bounces_count_once_a_day_and_suppress_at_the_threshold(rt: Runtime) -> None:
+    """Mailbox-full bounces: two on one day count once; the second day reaches threshold 2 and suppresses."""
+    clock = Clock()
+    proc = processor(rt, clock=clock, soft_threshold=2)
+    first, second, third = (send_to(rt, "full@example.org") for _ in range(3))
+    full = {"status": "5.2.2", "diagnostic": "smtp; 552 5.2.2 Mailbox full"}
+
+    assert proc.process(dsn(first.email, to=verp(rt, first.delivery_id), **full)).outcome is Outcome.BOUNCED
+    clock.now = FIXED_NOW + timedelta(hours=2)
+    assert proc.process(dsn(second.email, to=verp(rt, second.delivery_id), **full)).outcome is Outcome.BOUNCED
+    row = contact(rt, first.contact_id)
+    assert (row.soft_bounce_score, row.soft_bounce_last_at) == (1, FIXED_NOW)
+    assert delivery(rt, second.delivery_id).reason == "mailbox_full"
+    assert suppressions(rt) == {}
+
+    clock.now = FIXED_NOW + timedelta(days=1)
+    result = proc.process(dsn(third.email, to=verp(rt, third.delivery_id), **full))
+
+    assert contact(rt, first.contact_id).soft_bounce_score == 2
+    assert result.suppressed == ("full@example.org",)
+    assert suppressions(rt)[("full@example.org", "*")].reason == "soft_bounce"
+
+
+def test_stale_soft_score_starts_again(rt: Runtime) -> None:
+    """A score whose last bounce is older than soft_reset_days restarts at 1 instead of reaching the threshold."""
+    sent = send_to(rt, "sometimes@example.org")
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(Contact)
+            .where(Contact.id == sent.contact_id)
+            .values(soft_bounce_score=4, soft_bounce_last_at=FIXED_NOW - timedelta(days=31))
+        )
+    raw = dsn(sent.email, to=verp(rt, sent.delivery_id), status="4.4.7", diagnostic="delivery time expired")
+
+    assert processor(rt, soft_threshold=5, soft_reset_days=30).process(raw).outcome is Outcome.BOUNCED
+
+    assert contact(rt, sent.contact_id).soft_bounce_score == 1
+    assert suppressions(rt) == {}
+
+
+def test_policy_block_never_suppresses(rt: Runtime) -> None:
+    """A 5.7.1 refusal, even one that says 'user unknown', bounces the delivery but never scores or suppresses."""
+    proc = processor(rt, soft_threshold=1)
+    for diagnostic in ("smtp; 550 5.7.1 Service unavailable; client host blocked", "smtp; 550 5.7.1 user unknown"):
+        sent = send_to(rt, "journalist@example.org")
+        result = proc.process(dsn(sent.email, to=verp(rt, sent.delivery_id), status="5.7.1", diagnostic=diagnostic))
+        assert result.outcome is Outcome.BOUNCED
+        assert delivery(rt, sent.delivery_id).reason == "policy_blocked"
+    assert contact(rt, sent.contact_id).soft_bounce_score == 0
+    assert suppressions(rt) == {}
+
+
+def test_hard_bounce_without_suppress_hard_only_bounces(rt: Runtime) -> None:
+    """With suppress_hard off, a hard bounce is recorded and the delivery bounced, and nobody is suppressed."""
+    sent = send_to(rt, "gone@example.org")
+    result = processor(rt, suppress_hard=False).process(dsn(sent.email, to=verp(rt, sent.delivery_id)))
+    assert result.outcome is Outcome.BOUNCED
+    assert delivery(rt, sent.delivery_id).status == "bounced"
+    assert suppressions(rt) == {}
+
+
+def test_delay_is_an_event_only(rt: Runtime) -> None:
+    """A delay warning records a 'delayed' event and leaves the delivery sent and the address alone."""
+    sent = send_to(rt, "slow@example.org")
+    raw = dsn(sent.email, to=verp(rt, sent.delivery_id), action="delayed", status="4.4.1", diagnostic="timed out")
+
+    assert processor(rt, soft_threshold=1).process(raw).outcome is Outcome.DELAYED
+
+    assert [e.kind for e in events(rt, sent.delivery_id)] == ["delayed"]
+    assert delivery(rt, sent.delivery_id).status == "sent"
+    assert contact(rt, sent.contact_id).soft_bounce_score == 0
+
+
+def test_complaint_suppresses_at_once(rt: Runtime) -> None:
+    """An ARF abuse report for a genuine VERP sender suppresses the complainer everywhere."""
+    sent = send_to(rt, "jamie.reader@example.net")
+    raw = _corpus("written/arf-yahoo-fbl-complaint.eml", rt, sent.delivery_id, "eyJkIjo13fQ.Z8VtQA.arf_complaint-Xq9")
+
+    result = processor(rt).process(raw)
+
+    assert result.outcome is Outcome.COMPLAINT
+    assert [e.kind for e in events(rt, sent.delivery_id)] == ["complained"]
+    assert delivery(rt, sent.delivery_id).status == "sent"
+    supp = suppressions(rt)[("jamie.reader@example.net", "*")]
+    assert (supp.reason, supp.source) == ("complaint", "complaint <arf-77881@arf.mail.example.net>")
+
+
+def test_auto_reply_is_never_a_bounce(rt: Runtime) -> None:
+    """An out-of-office reply to a genuine VERP address is ignored: no event, no score."""
+    sent = send_to(rt, "away@example.com")
+    raw = _corpus("written/outlook-out-of-office.eml", rt, sent.delivery_id, "eyJkIjo13fQ.Z8VtQA.out_of_office-Xq9")
+
+    result = processor(rt, soft_threshold=1).process(raw)
+
+    assert result.outcome is Outcome.IGNORED
+    assert not result.handled
+    assert events(rt) == []
+    assert delivery(rt, sent.delivery_id).status == "sent"
+
+
+def test_same_bounce_twice_is_recorded_once(rt: Runtime) -> None:
+    """Processing one notice twice gives one event and one score point; the second run is a duplicate."""
+    sent = send_to(rt, "full@example.org")
+    raw = dsn(sent.email, to=verp(rt, sent.delivery_id), status="5.2.2", diagnostic="smtp; 552 5.2.2 Mailbox full")
+    proc = processor(rt)
+
+    assert proc.process(raw).outcome is Outcome.BOUNCED
+    second = proc.process(raw)
+
+    assert second.outcome is Outcome.DUPLICATE
+    assert second.handled
+    assert len(events(rt, sent.delivery_id)) == 1
+    assert contact(rt, sent.contact_id).soft_bounce_score == 1
+
+
+def test_raw_message_is_capped(rt: Runtime) -> None:
+    """The raw notice kept on the event is cut at keep_raw_bytes; 0 keeps none."""
+    first, second = send_to(rt, "a@example.org"), send_to(rt, "b@example.org")
+    processor(rt, keep_raw_bytes=100).process(dsn(first.email, to=verp(rt, first.delivery_id)))
+    processor(rt, keep_raw_bytes=0).process(dsn(second.email, to=verp(rt, second.delivery_id)))
+    assert len(events(rt, first.delivery_id)[0].raw or "") == 100
+    assert events(rt, second.delivery_id)[0].raw is None
+
+
+def test_mailto_unsubscribe_suppresses_for_the_client(rt: Runtime) -> None:
+    """Mail to unsubscribe+TOKEN@ suppresses the address for the release's client only, once."""
+    sent = send_to(rt, "optout@example.org", client="harbor")
+    address = Tokens.from_settings(rt.settings).mailto_unsubscribe(sent.delivery_id, "bounces.example.com")
+    to = address.removeprefix("mailto:").split("?")[0]
+    raw = (
+        f"From: optout@example.org\r\nTo: {to}\r\nSubject: unsubscribe\r\nMessage-ID: <u1@example.org>\r\n\r\n".encode()
+    )
+    proc = processor(rt)
+
+    result = proc.process(raw, envelope_recipients=[to])
+
+    assert result.outcome is Outcome.UNSUBSCRIBED
+    supp = suppressions(rt)
+    assert list(supp) == [("optout@example.org", "harbor")]
+    assert (supp[("optout@example.org", "harbor")].reason, supp[("optout@example.org", "harbor")].source) == (
+        "unsubscribed",
+        "mailto",
+    )
+    assert proc.process(raw).outcome is Outcome.DUPLICATE  # envelope read from To this time
+    assert [e.kind for e in events(rt)] == ["unsubscribed"]
+    forged = to.replace(to.split("-")[1][:4], "ffff")
+    assert proc.process(raw, envelope_recipients=[forged]).outcome is Outcome.UNMATCHED
+
+
+def test_split_address_accepts_only_our_domain() -> None:
+    """Only bounces+/unsubscribe+ local parts at the bounce domain are ours."""
+    assert split_address("<Bounces+12-ab@Bounces.Example.com>", "bounces.example.com") == ("bounces", "12-ab")
+    assert split_address("unsubscribe+9-cd@bounces.example.com", "bounces.example.com") == ("unsubscribe", "9-cd")
+    assert split_address("bounces+12-ab@elsewhere.example", "bounces.example.com") is None
+    assert split_address("postmaster@bounces.example.com", "bounces.example.com") is None
+
+
+def _real_labels() -> list[dict[str, Any]]:
+    labels: list[dict[str, Any]] = json.loads((CORPUS / "real" / "labels.json").read_text())
+    return [label for label in labels if label["expected"] in ("hard", "soft", "delayed")]
+
+
+@pytest.mark.parametrize("mta", ["postfix", "exim", "opensmtpd", "sendmail"])
+def test_real_corpus_notices_act_as_labelled(rt: Runtime, mta: str) -> None:
+    """Every real MTA notice, readdressed to a genuine VERP token, bounces, delays and suppresses as its label says."""
+    proc: BounceProcessor = processor(rt)
+    for label in (lab for lab in _real_labels() if lab["mta"] == mta):
+        sent = send_to(rt, label["original_recipient"])
+        raw = _corpus(f"real/{label['file']}", rt, sent.delivery_id, label["token"])
+        result = proc.process(raw)
+        expected = Outcome.DELAYED if label["expected"] == "delayed" else Outcome.BOUNCED
+        assert result.outcome is expected, label["file"]
+        assert delivery(rt, sent.delivery_id).status == ("sent" if expected is Outcome.DELAYED else "bounced")
+        hard = label["expected"] == "hard"
+        assert (result.suppressed == (sent.email,)) is hard, label["file"]
