@@ -648,13 +648,14 @@ def _static_headers(spec: VariantSpec) -> _StaticHeaders:
 _URL_BAD = re.compile(r"[\s<>\"\x00-\x1f\x7f]")
 
 
-_LOCAL_HTTP = ("http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/")
+#: Unsubscribe links may use plain http only towards a local development server (the demo).
+LOCAL_HTTP_PREFIXES = ("http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/")
 
 
 def _check_url(field_name: str, url: str, scheme: str) -> str:
     """A URL fit for ``<...>`` in List-Unsubscribe (RFC 2369), else InputError."""
     check_header_value(field_name, url)
-    if scheme == "https://" and url.startswith(_LOCAL_HTTP):
+    if scheme == "https://" and url.startswith(LOCAL_HTTP_PREFIXES):
         scheme = "http://"  # a local development server (the demo); never a public host
     if not url.startswith(scheme) or _URL_BAD.search(url) or not url.isascii():
         raise InputError(f"{field_name}: {url!r} is not an ASCII {scheme} URL")

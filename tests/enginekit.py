@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from conftest import FIXED_NOW
 from sqlalchemy import select
 
 from mailer import contacts, store
@@ -18,8 +19,6 @@ from mailer.domain import ReleaseStatus
 from mailer.releases import build_send_plan
 from mailer.render import Renderer
 from mailer.tables import Approval, Client, Delivery, Release, ReleaseSegment
-
-from conftest import FIXED_NOW
 
 BODY = """Dear {{ first_name | default("colleague") }},
 
@@ -54,7 +53,9 @@ def engine_runtime(rt: Runtime, port: int, clock: Clock, **overrides: Any) -> Ru
     return replace(rt, settings=Settings.model_validate(data), clock=clock)
 
 
-def add_contacts(rt: Runtime, tmp_path: Path, emails: list[str], *, list_slug: str = "press", beat: str = "politics") -> None:
+def add_contacts(
+    rt: Runtime, tmp_path: Path, emails: list[str], *, list_slug: str = "press", beat: str = "politics"
+) -> None:
     path = tmp_path / f"{list_slug}-{len(emails)}.csv"
     lines = ["email,first_name,beats"] + [f"{e},Name{i},{beat}" for i, e in enumerate(emails)]
     path.write_text("\n".join(lines) + "\n")
@@ -125,7 +126,12 @@ def approved_release(
         plan = build_send_plan(session, release.id, Renderer(rt.settings.paths.templates_dir), rt.settings)
         release.content_hash = plan.content_hash
         session.add(
-            Approval(release_id=release.id, approver="approver@example.com", content_hash=plan.content_hash, approved_at=FIXED_NOW)
+            Approval(
+                release_id=release.id,
+                approver="approver@example.com",
+                content_hash=plan.content_hash,
+                approved_at=FIXED_NOW,
+            )
         )
         return release.id
 

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bouncekit import dsn, processor
+from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
+from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.app import Runtime
 from mailer.bounces.receive import BounceServer
@@ -15,10 +18,6 @@ from mailer.db import transaction
 from mailer.dispatch import Dispatcher
 from mailer.store.suppressions import is_suppressed
 from mailer.transport import SmtpPool
-
-from bouncekit import dsn, processor
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 
 @pytest.fixture
@@ -67,8 +66,14 @@ async def test_bounces_reach_the_ledger_and_suppress_for_the_next_release(
             assert refused == {}
 
     after = deliveries(ert, first)
-    assert (after["gone-later@example.com"].status, after["gone-later@example.com"].reason) == ("bounced", "user_unknown")
-    assert (after["full-later@example.com"].status, after["full-later@example.com"].reason) == ("bounced", "mailbox_full")
+    assert (after["gone-later@example.com"].status, after["gone-later@example.com"].reason) == (
+        "bounced",
+        "user_unknown",
+    )
+    assert (after["full-later@example.com"].status, after["full-later@example.com"].reason) == (
+        "bounced",
+        "mailbox_full",
+    )
     assert after["rejected@example.com"].status == "bounced"
     assert after["fine@example.com"].status == "sent"
     with transaction(ert.sessions) as session:

@@ -11,14 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import REPO
+from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
+from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.app import Runtime
 from mailer.dispatch import Dispatcher
 from mailer.transport import SmtpPool
-
-from conftest import REPO
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}
@@ -95,9 +94,7 @@ async def test_killed_worker_then_restart(
 
 
 @pytest.mark.postgres
-async def test_three_workers_share_one_postgres_release(
-    pg_rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer
-) -> None:
+async def test_three_workers_share_one_postgres_release(pg_rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """Three `mailer run --once` processes send one 5,000-recipient release: each recipient exactly once."""
     ert = engine_runtime(pg_rt, smtp.port, Clock(datetime.now(UTC)))
     emails = [f"w{i:05d}@example.com" for i in range(5000)]
@@ -108,7 +105,13 @@ async def test_three_workers_share_one_postgres_release(
     await pool.close()
     env = worker_env(ert, smtp.port, MAILER_RETRY__BATCH_SIZE="100", MAILER_SMTP__POOL_SIZE="4")
     procs = [
-        subprocess.Popen([sys.executable, "-m", "mailer", "run", "--once", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "mailer", "run", "--once", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]

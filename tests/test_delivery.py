@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
+from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer import control
 from mailer.app import Runtime
@@ -17,9 +19,6 @@ from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason
 from mailer.store import deliveries as q
 from mailer.store.suppressions import add_suppression, is_suppressed
 from mailer.transport import SmtpPool
-
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 EVERYONE = [Variant("press-all", "list:press")]
 
@@ -81,8 +80,14 @@ async def test_replanning_and_second_run_add_nothing(rt: Runtime, tmp_path: Path
 
         seg = session.query(Segment).filter_by(slug="press-all").one()
         added = q.plan_segment(
-            session, release_id=rid, segment_id=seg.id, rule=seg.rule, client_scope="harbor",
-            message_id_prefix="x", message_id_domain="mail.example.com", now=ert.clock(),
+            session,
+            release_id=rid,
+            segment_id=seg.id,
+            rule=seg.rule,
+            client_scope="harbor",
+            message_id_prefix="x",
+            message_id_domain="mail.example.com",
+            now=ert.clock(),
         )
     assert added == 0
     assert len(smtp.accepted) == 5
@@ -97,11 +102,17 @@ async def test_contact_in_two_segments_gets_one_copy_of_the_first_variant(
     add_contacts(ert, tmp_path, ["both@example.com", "print@example.com"], list_slug="print", beat="politics")
     rid = approved_release(
         ert,
-        [Variant("tv-seg", "list:tv", subject="For bookers: guests available"), Variant("print-seg", "list:print", subject="For reporters")],
+        [
+            Variant("tv-seg", "list:tv", subject="For bookers: guests available"),
+            Variant("print-seg", "list:print", subject="For reporters"),
+        ],
     )
     await send_all(ert)
     assert smtp.copies_of("both@example.com") == 1
-    subjects = {a.recipient: email.message_from_bytes(raw, policy=email.policy.default)["Subject"] for a, raw in zip(smtp.accepted, smtp.raw, strict=True)}
+    subjects = {
+        a.recipient: email.message_from_bytes(raw, policy=email.policy.default)["Subject"]
+        for a, raw in zip(smtp.accepted, smtp.raw, strict=True)
+    }
     assert subjects == {
         "both@example.com": "For bookers: guests available",
         "tv@example.com": "For bookers: guests available",
@@ -110,14 +121,21 @@ async def test_contact_in_two_segments_gets_one_copy_of_the_first_variant(
     assert len(deliveries(ert, rid)) == 3
 
 
-async def test_suppressed_before_planning_is_recorded_not_sent(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
+async def test_suppressed_before_planning_is_recorded_not_sent(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer
+) -> None:
     """A globally suppressed and a client-suppressed address get `suppressed` rows and no mail."""
     ert = engine_runtime(rt, smtp.port, Clock())
     add_contacts(ert, tmp_path, ["gone@example.com", "client-out@example.com", "ok@example.com"])
     with transaction(ert.sessions) as session:
         add_suppression(session, "gone@example.com", reason=SuppressionReason.UNSUBSCRIBED, source="t", now=ert.clock())
         add_suppression(
-            session, "client-out@example.com", reason=SuppressionReason.UNSUBSCRIBED, source="t", now=ert.clock(), scope="harbor"
+            session,
+            "client-out@example.com",
+            reason=SuppressionReason.UNSUBSCRIBED,
+            source="t",
+            now=ert.clock(),
+            scope="harbor",
         )
     rid = approved_release(ert, EVERYONE)
     await send_all(ert)
@@ -202,7 +220,9 @@ async def test_deferred_rows_retry_with_backoff_reuse_message_id_then_give_up(
 async def test_data_faults_policy_and_421(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """451 at DATA defers; 554 5.7.1 fails without suppressing; 421 defers and the connection is replaced."""
     ert = engine_runtime(rt, smtp.port, Clock())
-    add_contacts(ert, tmp_path, ["tempfail@example.com", "policy@example.com", "closing@example.com", "after@example.com"])
+    add_contacts(
+        ert, tmp_path, ["tempfail@example.com", "policy@example.com", "closing@example.com", "after@example.com"]
+    )
     smtp.fail_data("tempfail@example.com", "451 4.3.0 Try later")
     smtp.data_reply["policy@example.com"] = "554 5.7.1 Message rejected as spam"
     smtp.fail_data("closing@example.com", "421 4.7.0 Closing connection")
@@ -219,7 +239,9 @@ async def test_data_faults_policy_and_421(rt: Runtime, tmp_path: Path, smtp: Fau
 
 async def test_policy_refusal_burst_pauses_the_release(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """Five 5.7.1 refusals in a row (threshold 5) pause the release and say why; the rest stay queued."""
-    ert = engine_runtime(rt, smtp.port, Clock(), retry__policy_failures_to_pause=5, retry__batch_size=5, smtp__pool_size=1)
+    ert = engine_runtime(
+        rt, smtp.port, Clock(), retry__policy_failures_to_pause=5, retry__batch_size=5, smtp__pool_size=1
+    )
     emails = people(30)
     add_contacts(ert, tmp_path, emails)
     for e in emails:
@@ -334,4 +356,3 @@ async def test_content_changed_after_approval_is_refused(rt: Runtime, tmp_path: 
         release.body += "\nOne more sentence nobody approved."
     await send_all(ert)
     assert release_status(ert, rid) == "draft" and smtp.accepted == []
-

@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from mailer.app import Runtime
-
 from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
 from faultsmtp import FaultSMTPServer, running_fault_server
 from test_crash import worker_env
+
+from mailer.app import Runtime
 
 
 @pytest.fixture

@@ -7,12 +7,13 @@ import logging
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.db import transaction
-from mailer.dispatch import Dispatcher, Progress as SendProgress
+from mailer.dispatch import Dispatcher
+from mailer.dispatch import Progress as SendProgress
 from mailer.dkim import DkimSigner
 from mailer.domain import DeliveryStatus
 from mailer.scheduler import run_forever
@@ -46,7 +47,7 @@ def run(
             console=err,
             disable=not show_bar,
         )
-        tasks: dict[int, int] = {}
+        tasks: dict[int, TaskID] = {}
 
         def on_progress(release_id: int, progress: SendProgress) -> None:
             if release_id not in tasks:
@@ -56,9 +57,7 @@ def run(
             detail = ", ".join(f"{k} {v}" for k, v in sorted(progress.by_status.items()))
             bars.update(tasks[release_id], completed=progress.attempted, detail=detail)
 
-        dispatcher = Dispatcher(
-            rt, pool, signer=signer.sign if signer else None, on_progress=on_progress
-        )
+        dispatcher = Dispatcher(rt, pool, signer=signer.sign if signer else None, on_progress=on_progress)
 
         async def main() -> int:
             try:
@@ -122,5 +121,7 @@ def log_cmd(
     table = Table("id", "release", "email", "segment", "status", "tries", "last reply")
     for r in rows:
         reply = (r.last_reply or r.reason or "")[:60]
-        table.add_row(str(r.id), str(r.release_id), r.email or "(erased)", r.segment or "", r.status, str(r.attempts), reply)
+        table.add_row(
+            str(r.id), str(r.release_id), r.email or "(erased)", r.segment or "", r.status, str(r.attempts), reply
+        )
     out.print(table)

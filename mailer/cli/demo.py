@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailer import store
 from mailer.cli.common import out, runtime
-from mailer.db import transaction
+from mailer.domain import DeliveryStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -19,25 +18,32 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     lists_dir: Annotated[Path, typer.Option(help="Folder with the sample CSV lists.")] = Path("lists"),
+    work_dir: Annotated[Path, typer.Option(help="Where previews are written.")] = Path("var"),
 ) -> None:
-    """Run the main job end to end on the configured (embedded) defaults and report."""
-    from mailer import demo as demo_mod
+    """Import, write a release, preview, approve, send through a local capture server, report."""
+    from mailer.demo import run_demo
 
     with runtime(check_schema=False) as rt:
-        imports = demo_mod.import_samples(rt, lists_dir)
-        with transaction(rt.sessions) as session:
-            lists = store.list_summaries(session)
-            segs = [(s, store.segment_count(session, s.rule)) for s in store.all_segments(session)]
+        result = run_demo(rt, lists_dir, work_dir)
+        url = rt.engine.url.render_as_string(hide_password=True)
     out.rule("[bold]mailer demo[/]")
-    out.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}")
-    for imp in imports:
+    out.print(f"database: {url}")
+    for imp in result.imports:
         r = imp.result
         out.print(f"imported {imp.file}: {r.accepted} new, {r.updated} updated, {r.rejected_total} rejected")
-    table = Table("list", "members")
-    for summary in lists:
-        table.add_row(summary.slug, str(summary.members))
+    out.print(f"release {result.release_id}: created, previewed, submitted, approved by a second person, sent")
+    for path in result.previews:
+        out.print(f"  preview: {path}")
+    report = result.report
+    statuses = [s.value for s in DeliveryStatus if s.value in report["counts"]]
+    table = Table(f"release {report['release']} ({report['status']})", *statuses, "total")
+    table.add_row("all", *(str(report["counts"][s]) for s in statuses), str(report["total"]))
+    for name, counts in sorted(report["segments"].items()):
+        table.add_row(f"segment {name}", *(str(counts.get(s, 0)) for s in statuses), str(sum(counts.values())))
     out.print(table)
-    seg_table = Table("segment", "rule", "contacts")
-    for seg, count in segs:
-        seg_table.add_row(seg.slug, seg.rule, str(count))
-    out.print(seg_table)
+    out.print(
+        f"{result.captured} messages captured in the Maildir {result.maildir}/ "
+        f"(open {result.maildir}/new/ in any mail client or text editor)"
+    )
+    rid = result.release_id
+    out.print(f"more: mailer --config config.example.toml report {rid}   (or: log --release {rid})")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer import __version__
@@ -55,11 +56,11 @@ def main() -> None:
     try:
         app()
     except MailerError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
-        err.print(f"[red]error:[/] database: {str(orig).strip().splitlines()[0]}", highlight=False)
+        err.print(f"[red]error:[/] database: {escape(str(orig).strip().splitlines()[0])}", highlight=False)
         sys.exit(6)
     except KeyboardInterrupt:
         err.print("interrupted")

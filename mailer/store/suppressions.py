@@ -6,16 +6,18 @@ Scope ``*`` covers every client; a client slug covers that client's releases onl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from mailer.domain import GLOBAL_SCOPE, SuppressionReason, email_hash
+from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, SuppressionReason, email_hash
 from mailer.store.contacts import insert_ignoring_conflicts
-from mailer.tables import Suppression, SuppressionLog
+from mailer.tables import Client, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
 
 
 def add_suppression(
@@ -29,16 +31,7 @@ def add_suppression(
 ) -> bool:
     """Writes: suppress the normalized ``email`` in ``scope``. Returns False when it
     already was (the first reason and source are kept); repeating is harmless."""
-    stmt = insert_ignoring_conflicts(session, Suppression).values(
-        email=email,
-        email_hash=email_hash(email),
-        scope=scope,
-        reason=reason.value,
-        source=source[:500],
-        created_at=now,
-    )
-    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
-    return bool(result.rowcount)
+    return suppress_hash(session, email_hash(email), email=email, reason=reason, source=source, now=now, scope=scope)
 
 
 def suppression_scopes(session: Session, hashes: Sequence[str]) -> dict[str, set[str]]:
@@ -70,3 +63,155 @@ def remove_suppression(session: Session, email: str, *, scope: str, reason: str,
     )
     session.delete(found)
     return True
+
+
+def suppress_hash(
+    session: Session,
+    hashed: str,
+    *,
+    email: str | None,
+    reason: SuppressionReason,
+    source: str,
+    now: datetime,
+    scope: str = GLOBAL_SCOPE,
+) -> bool:
+    """Writes: suppress the address with hash ``hashed`` in ``scope`` (``email`` may be None
+    when only the hash is known, e.g. after erasure). Returns False when it already was
+    suppressed there (the first reason and source are kept); repeating is harmless."""
+    stmt = insert_ignoring_conflicts(session, Suppression).values(
+        email=email,
+        email_hash=hashed,
+        scope=scope,
+        reason=reason.value,
+        source=source[:500],
+        created_at=now,
+    )
+    # RETURNING, not rowcount: on PostgreSQL an ORM-enabled INSERT ... ON CONFLICT DO
+    # NOTHING reports rowcount 1 even when the conflict skipped the row.
+    return session.execute(stmt.returning(Suppression.id)).first() is not None
+
+
+def get_suppression(session: Session, hashed: str, scope: str) -> Suppression | None:
+    """The suppression of ``hashed`` in exactly ``scope``, if any."""
+    return session.scalar(select(Suppression).where(Suppression.email_hash == hashed, Suppression.scope == scope))
+
+
+def log_suppression_change(
+    session: Session, hashed: str, *, scope: str, action: str, reason: str, actor: str, now: datetime
+) -> None:
+    """Writes: one SuppressionLog row (who did what to which suppression, and why)."""
+    session.add(SuppressionLog(email_hash=hashed, scope=scope, action=action, reason=reason, actor=actor, at=now))
+    session.flush()
+
+
+def set_suppression_reason(session: Session, hashed: str, *, scope: str, reason: SuppressionReason) -> int:
+    """Writes: change the reason of an existing suppression; returns rows changed (0 or 1)."""
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Suppression)
+        .where(Suppression.email_hash == hashed, Suppression.scope == scope)
+        .values(reason=reason.value)
+    )
+    return int(result.rowcount)
+
+
+def find_suppressions(
+    session: Session,
+    *,
+    reason: SuppressionReason | None = None,
+    scope: str | None = None,
+    hashed: str | None = None,
+) -> Iterator[Suppression]:
+    """Suppressions matching every filter given, oldest first, streamed in pages of 1000."""
+    query = select(Suppression).order_by(Suppression.created_at, Suppression.id)
+    if reason is not None:
+        query = query.where(Suppression.reason == reason.value)
+    if scope is not None:
+        query = query.where(Suppression.scope == scope)
+    if hashed is not None:
+        query = query.where(Suppression.email_hash == hashed)
+    yield from session.scalars(query.execution_options(yield_per=1000))
+
+
+def client_exists(session: Session, slug: str) -> bool:
+    """True when a client with this slug exists (a suppression scope must name one)."""
+    return session.scalar(select(Client.id).where(Client.slug == slug)) is not None
+
+
+# --- unsubscribe --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnsubscribeRow:
+    """What an unsubscribe link needs to know about its delivery."""
+
+    delivery_id: int
+    contact_id: int
+    email: str | None
+    email_hash: str
+    client_slug: str
+    client_name: str
+
+
+def unsubscribe_row(session: Session, delivery_id: int) -> UnsubscribeRow | None:
+    """The delivery with its recipient and client, or None when it does not exist."""
+    row = session.execute(
+        select(
+            Delivery.id,
+            Delivery.contact_id,
+            Delivery.email,
+            Delivery.email_hash,
+            Client.slug,
+            Client.name,
+        )
+        .join(Release, Release.id == Delivery.release_id)
+        .join(Client, Client.id == Release.client_id)
+        .where(Delivery.id == delivery_id)
+    ).first()
+    if row is None:
+        return None
+    return UnsubscribeRow(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def record_delivery_event(
+    session: Session,
+    *,
+    delivery_id: int,
+    contact_id: int | None,
+    kind: str,
+    detail: str | None,
+    dedupe_key: str,
+    now: datetime,
+) -> bool:
+    """Writes: one DeliveryEvent, unless one with ``dedupe_key`` exists. Returns True when
+    recorded (so the same happening reported twice is recorded once)."""
+    key = hashlib.sha256(dedupe_key.encode("utf-8")).hexdigest()
+    stmt = insert_ignoring_conflicts(session, DeliveryEvent).values(
+        delivery_id=delivery_id,
+        contact_id=contact_id,
+        kind=kind,
+        detail=detail,
+        dedupe_key=key,
+        at=now,
+    )
+    return session.execute(stmt.returning(DeliveryEvent.id)).first() is not None
+
+
+#: Delivery states that have not been claimed by a worker: a suppression can still stop them.
+_PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value)
+
+
+def suppress_pending_deliveries(session: Session, hashed: str, *, scope: str, reason: str, now: datetime) -> int:
+    """Writes: queued and deferred deliveries to ``hashed`` become ``suppressed`` — every
+    release for scope ``*``, else the releases of client ``scope``. Rows a worker has
+    already claimed (``sending``) are left alone. Returns how many rows changed."""
+    query = update(Delivery).where(Delivery.email_hash == hashed, Delivery.status.in_(_PENDING))
+    if scope != GLOBAL_SCOPE:
+        query = query.where(
+            Delivery.release_id.in_(
+                select(Release.id).join(Client, Client.id == Release.client_id).where(Client.slug == scope)
+            )
+        )
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        query.values(status=DeliveryStatus.SUPPRESSED.value, reason=reason[:40], updated_at=now)
+    )
+    return int(result.rowcount)

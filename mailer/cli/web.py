@@ -1,0 +1,31 @@
+"""``mailer web``: serve the public unsubscribe pages (and later the staff UI) with uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mailer.cli.common import STATE, err
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mailer web`` to the root app."""
+    app.command("web")(web)
+
+
+def web(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: web.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: web.port).")] = None,
+) -> None:
+    """Serve the web app: unsubscribe pages at /u/TOKEN. Put it behind TLS at web.base_url."""
+    import uvicorn
+
+    from mailer.web import create_app
+
+    settings = STATE.settings
+    app = create_app(settings)
+    bind_host = host or settings.web.host
+    bind_port = port or settings.web.port
+    err.print(f"serving on http://{bind_host}:{bind_port} (public URL {settings.web.base_url})", highlight=False)
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=True)

@@ -1,0 +1,227 @@
+"""Queries about clients, releases, their segments and variants, approvals, events and proofs.
+
+Functions that change data say so ("Writes:"). Callers own the transaction
+(:func:`mailer.db.transaction`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from mailer.errors import InputError, NotFoundError
+from mailer.segments import compile_rule
+from mailer.tables import Approval, Client, Contact, Proof, Release, ReleaseEvent, ReleaseSegment, Segment
+
+# --- clients ----------------------------------------------------------------------------
+
+
+def find_client(session: Session, slug: str) -> Client | None:
+    """The client ``slug``, or None."""
+    return session.scalar(select(Client).where(Client.slug == slug))
+
+
+def get_client(session: Session, slug: str) -> Client:
+    """The client ``slug``; raises NotFoundError."""
+    found = find_client(session, slug)
+    if found is None:
+        raise NotFoundError(f"no client {slug!r} (see `mailer clients list`)")
+    return found
+
+
+def get_client_by_id(session: Session, client_id: int) -> Client:
+    """The client with this id; raises NotFoundError."""
+    found = session.get(Client, client_id)
+    if found is None:
+        raise NotFoundError(f"no client with id {client_id}")
+    return found
+
+
+def insert_client(session: Session, values: dict[str, Any], *, now: datetime) -> Client:
+    """Writes: a new client from validated ``values``; InputError when the slug is taken."""
+    if find_client(session, values["slug"]) is not None:
+        raise InputError(f"client {values['slug']!r} already exists")
+    client = Client(**values, created_at=now)
+    session.add(client)
+    session.flush()
+    return client
+
+
+def all_clients(session: Session) -> list[Client]:
+    """Every client by slug."""
+    return list(session.scalars(select(Client).order_by(Client.slug)))
+
+
+# --- releases ---------------------------------------------------------------------------
+
+
+def get_release(session: Session, release_id: int, *, for_update: bool = False) -> Release:
+    """The release; with ``for_update`` the row is locked until the transaction ends
+    (PostgreSQL ``FOR UPDATE``; SQLite writers already hold the database lock).
+    Raises NotFoundError."""
+    query = select(Release).where(Release.id == release_id)
+    if for_update:
+        query = query.with_for_update()
+    found = session.scalar(query)
+    if found is None:
+        raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
+    return found
+
+
+def insert_release(session: Session, release: Release) -> Release:
+    """Writes: a new release row; returns it with its id."""
+    session.add(release)
+    session.flush()
+    return release
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    """One line of a release listing."""
+
+    id: int
+    title: str
+    client_slug: str
+    status: str
+    author: str
+    send_at: datetime | None
+    updated_at: datetime
+
+
+def list_releases(session: Session, *, status: str | None = None) -> list[ReleaseRow]:
+    """Releases (optionally in one status), newest first."""
+    query = select(Release, Client.slug).join(Client, Client.id == Release.client_id).order_by(Release.id.desc())
+    if status is not None:
+        query = query.where(Release.status == status)
+    return [
+        ReleaseRow(r.id, r.title, slug, r.status, r.author, r.send_at, r.updated_at)
+        for r, slug in session.execute(query).all()
+    ]
+
+
+# --- segments and variants --------------------------------------------------------------
+
+
+def find_segments(session: Session, slugs: Sequence[str]) -> dict[str, Segment]:
+    """The segments among ``slugs`` that exist, by slug."""
+    if not slugs:
+        return {}
+    return {s.slug: s for s in session.scalars(select(Segment).where(Segment.slug.in_(list(slugs))))}
+
+
+def release_segments(session: Session, release_id: int) -> list[tuple[ReleaseSegment, Segment]]:
+    """The release's segments with their variant overrides, by position."""
+    query = (
+        select(ReleaseSegment, Segment)
+        .join(Segment, Segment.id == ReleaseSegment.segment_id)
+        .where(ReleaseSegment.release_id == release_id)
+        .order_by(ReleaseSegment.position)
+    )
+    return [(rs, seg) for rs, seg in session.execute(query).all()]
+
+
+def replace_release_segments(session: Session, release_id: int, rows: Sequence[ReleaseSegment]) -> None:
+    """Writes: the release's segment rows, replacing what it had."""
+    session.execute(delete(ReleaseSegment).where(ReleaseSegment.release_id == release_id))
+    session.add_all(rows)
+    session.flush()
+
+
+def first_segment_contact(session: Session, rule: str) -> Contact | None:
+    """The live contact with the lowest id that the segment ``rule`` selects now."""
+    return session.scalar(
+        select(Contact).where(compile_rule(rule), Contact.email.is_not(None)).order_by(Contact.id).limit(1)
+    )
+
+
+def find_contact(session: Session, email: str) -> Contact | None:
+    """The live contact with this normalized address, or None."""
+    return session.scalar(select(Contact).where(Contact.email == email))
+
+
+# --- workflow history -------------------------------------------------------------------
+
+
+def add_release_event(
+    session: Session,
+    release_id: int,
+    *,
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    note: str | None,
+    now: datetime,
+) -> ReleaseEvent:
+    """Writes: one workflow event (append-only)."""
+    event = ReleaseEvent(
+        release_id=release_id, from_status=from_status, to_status=to_status, actor=actor, note=note, at=now
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def release_events(session: Session, release_id: int) -> list[ReleaseEvent]:
+    """The release's workflow history, oldest first."""
+    return list(
+        session.scalars(select(ReleaseEvent).where(ReleaseEvent.release_id == release_id).order_by(ReleaseEvent.id))
+    )
+
+
+def add_approval(session: Session, release_id: int, *, approver: str, content_hash: str, now: datetime) -> Approval:
+    """Writes: an approval bound to ``content_hash``."""
+    approval = Approval(release_id=release_id, approver=approver, content_hash=content_hash, approved_at=now)
+    session.add(approval)
+    session.flush()
+    return approval
+
+
+def release_approvals(session: Session, release_id: int) -> list[Approval]:
+    """Every approval of the release, oldest first."""
+    return list(session.scalars(select(Approval).where(Approval.release_id == release_id).order_by(Approval.id)))
+
+
+def latest_approval(session: Session, release_id: int) -> Approval | None:
+    """The newest approval of the release, or None."""
+    return session.scalar(
+        select(Approval).where(Approval.release_id == release_id).order_by(Approval.id.desc()).limit(1)
+    )
+
+
+# --- proofs -----------------------------------------------------------------------------
+
+
+def add_proof(
+    session: Session,
+    release_id: int,
+    *,
+    segment_id: int | None,
+    to_address: str,
+    content_hash: str,
+    message_id: str,
+    result: str,
+    now: datetime,
+) -> Proof:
+    """Writes: a record of one proof sent (never a delivery)."""
+    proof = Proof(
+        release_id=release_id,
+        segment_id=segment_id,
+        to_address=to_address,
+        content_hash=content_hash,
+        message_id=message_id,
+        result=result,
+        sent_at=now,
+    )
+    session.add(proof)
+    session.flush()
+    return proof
+
+
+def release_proofs(session: Session, release_id: int) -> list[Proof]:
+    """The proofs sent for the release, oldest first."""
+    return list(session.scalars(select(Proof).where(Proof.release_id == release_id).order_by(Proof.id)))

@@ -1,0 +1,82 @@
+"""The web app: public unsubscribe routes now, the staff UI as more routers later.
+
+``create_app(settings)`` is the factory (``mailer web`` serves it with uvicorn). It opens
+its own :class:`~mailer.app.Runtime`, so a bad database URL or an old schema stops the
+process at start instead of at the first journalist's click; the runtime is closed when
+the app shuts down (lifespan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mailer.app import Clock, Runtime, utc_now
+from mailer.config import Settings
+from mailer.tokens import Tokens
+from mailer.web.public import PublicRoutes
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+class NoIndex:
+    """ASGI middleware: ``X-Robots-Tag: noindex`` on every response, whatever route (or
+    error) produced it. Nothing this app serves belongs in a search index."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-robots-tag"]
+                headers.append((b"x-robots-tag", b"noindex, nofollow"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def templates() -> Jinja2Templates:
+    """The page templates: autoescaped, and a missing variable is an error, not a blank."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return Jinja2Templates(env=env)
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+    """Build the app for ``settings``; ``clock`` stamps suppressions and events.
+
+    Raises :class:`~mailer.errors.StoreError` when the database cannot be opened or its
+    schema is not current.
+    """
+    runtime = Runtime.open(settings, clock=clock)
+    tokens = Tokens.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(title="mailer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = runtime
+    app.include_router(PublicRoutes(runtime, tokens, templates()).router())
+    app.add_middleware(NoIndex)
+    return app
