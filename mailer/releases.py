@@ -68,6 +68,7 @@ from mailer.render import (
     check_header_value,
     fingerprint,
 )
+from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.tables import Approval, Client, Contact, Release, ReleaseSegment
 from mailer.transport import send_one
@@ -797,11 +798,18 @@ def schedule_release(session: Session, release_id: int, *, at: datetime, actor: 
 
 
 def cancel_release(session: Session, release_id: int, *, actor: str, now: datetime, note: str | None = None) -> Release:
-    """Writes: move the release to cancelled; WorkflowError when that is not allowed."""
+    """Writes: move the release to cancelled; WorkflowError when that is not allowed.
+
+    A release cancelled while sending (or paused) has its queued and deferred rows
+    cancelled at once; messages already in flight finish and are recorded.
+    """
     actor = check_actor(actor)
     release = release_store.get_release(session, release_id, for_update=True)
-    require_release_move(ReleaseStatus(release.status), ReleaseStatus.CANCELLED)
+    was = ReleaseStatus(release.status)
+    require_release_move(was, ReleaseStatus.CANCELLED)
     _move(session, release, ReleaseStatus.CANCELLED, actor=actor, note=note or "cancelled", now=now)
+    if was in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
+        delivery_store.cancel_pending(session, release_id, now)
     return release
 
 

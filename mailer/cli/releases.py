@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mailer import releases
+from mailer import control, releases
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.db import transaction
-from mailer.domain import ReleaseStatus
+from mailer.domain import DeliveryStatus, ReleaseStatus
 from mailer.errors import InputError, TemplateError, TransportError, WorkflowError
 from mailer.store import releases as release_store
 from mailer.tables import Client, Release
@@ -430,3 +430,62 @@ def releases_cancel(
         print_json(_summary(release))
     else:
         out.print(f"cancelled release {release_id}")
+
+
+# --- staff controls while sending -------------------------------------------------------
+
+IdArg = Annotated[int, typer.Argument(metavar="ID")]
+
+
+@releases_app.command("pause")
+def releases_pause(
+    release_id: IdArg,
+    reason: Annotated[str | None, typer.Option(help="Why (shown to staff).")] = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pause a release that is being sent: nothing more is claimed; messages in flight finish."""
+    who = _whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        control.pause(session, release_id, actor=who, now=rt.clock(), reason=reason)
+    if as_json:
+        print_json({"id": release_id, "status": "paused"})
+    else:
+        out.print(f"paused release {release_id}")
+
+
+@releases_app.command("resume")
+def releases_resume(release_id: IdArg, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Resume a paused release."""
+    who = _whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        control.resume(session, release_id, actor=who, now=rt.clock())
+    if as_json:
+        print_json({"id": release_id, "status": "sending"})
+    else:
+        out.print(f"resumed release {release_id}")
+
+
+@releases_app.command("retry")
+def releases_retry(
+    release_id: IdArg,
+    status: Annotated[list[str], typer.Option("--status", help="unknown, failed or deferred (repeat for several).")],
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-queue the release's rows in these states; they keep their Message-ID.
+
+    `unknown` rows may already have been delivered: retrying them can send a second copy.
+    Suppressed addresses are checked again before anything is sent.
+    """
+    try:
+        chosen = [DeliveryStatus(s) for s in status]
+    except ValueError as exc:
+        raise InputError(f"--status: {exc}; use unknown, failed or deferred") from exc
+    who = _whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        count = control.retry(session, release_id, chosen, actor=who, now=rt.clock())
+    if as_json:
+        print_json({"id": release_id, "requeued": count})
+    else:
+        out.print(f"re-queued {count} deliveries of release {release_id}; `mailer run` sends them")
