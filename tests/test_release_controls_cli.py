@@ -7,15 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
+from faultsmtp import FaultSMTPServer, running_fault_server
 from typer.testing import CliRunner
 
 from mailer.app import Runtime
 from mailer.cli import app
 from mailer.dispatch import Dispatcher
 from mailer.transport import SmtpPool
-
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 
 @pytest.fixture
