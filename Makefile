@@ -42,6 +42,7 @@ test: $(STAMP) $(CHROMIUM) lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/render_bench.py
+	$(BIN)/python bench/send_bench.py --recipients 10000 --backend both --workers 1 2
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

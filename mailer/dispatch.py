@@ -11,18 +11,21 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiolimiter import AsyncLimiter
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from mailer.app import Runtime
 from mailer.db import transaction
 from mailer.domain import DeliveryStatus, FailureKind, ReleaseStatus, SuppressionReason, retry_delay
 from mailer.domain import Outcome as Result
-from mailer.errors import MailerError
+from mailer.errors import MailerError, StoreError
 from mailer.releases import SendPlan, build_send_plan, require_approved_plan
 from mailer.render import Recipient, Renderer
 from mailer.store import deliveries as q
@@ -32,6 +35,11 @@ from mailer.tokens import Tokens
 from mailer.transport import SendResult, Transport
 
 log = logging.getLogger("mailer.dispatch")
+
+#: results are recorded (one transaction) at least this often: every N results ...
+FLUSH_RESULTS = 100
+#: ... or this many seconds after the previous recording, and at the end of each batch
+FLUSH_SECONDS = 0.5
 
 Signer = Callable[[bytes], bytes]
 
@@ -47,6 +55,17 @@ class Progress:
 
     attempted: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    """A claimed batch being sent: rows not yet started, results not yet recorded."""
+
+    release_id: int
+    rows: Iterator[q.Claimed]
+    done: list[tuple[q.Claimed, SendResult | str]] = field(default_factory=list)
+    flushed_at: float = field(default_factory=time.monotonic)
+    stopped: bool = False
 
 
 @dataclass
@@ -83,6 +102,7 @@ class Dispatcher:
         self._rate = AsyncLimiter(smtp.rate_per_second, 1) if smtp.rate_per_second > 0 else None
         self._domain_rate: dict[str, AsyncLimiter] = {}
         self._last_renew = rt.clock()
+        self._marker: Connection | None = None
 
     # -- planning ------------------------------------------------------------------------
 
@@ -204,13 +224,53 @@ class Dispatcher:
             )
         if not claimed:
             return 0
-        chunk = max(self.settings.smtp.pool_size * 4, 16)
-        for start in range(0, len(claimed), chunk):
-            part = claimed[start : start + chunk]
-            results = await asyncio.gather(*(self._send_one(prepared, row) for row in part))
-            self._record(release_id, part, results)
-            self.renew_if_due()
+        await self._send_claimed(release_id, prepared, claimed)
         return len(claimed)
+
+    async def _send_claimed(self, release_id: int, prepared: _Prepared, claimed: list[q.Claimed]) -> None:
+        """Send a claimed batch as a continuous pipeline: one sender per pooled connection
+        takes the next row as soon as it is free (no chunk barrier); results are recorded
+        every ``FLUSH_RESULTS`` results or ``FLUSH_SECONDS``, and at the end.
+
+        When recording pauses the release (circuit breaker) or a sender fails (SMTP
+        unusable), no further row is started; rows in flight finish and are recorded, and
+        the rows never started go back to the queue."""
+        batch = _Batch(release_id, iter(claimed))
+        senders = min(self.settings.smtp.pool_size, len(claimed))
+        outcomes = await asyncio.gather(
+            *(self._sender(prepared, batch) for _ in range(senders)), return_exceptions=True
+        )
+        self._flush(batch)
+        if batch.stopped:
+            self.release_leases()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _sender(self, prepared: _Prepared, batch: _Batch) -> None:
+        """One connection's loop: take the next row, send it, buffer its result."""
+        try:
+            while not batch.stopped:
+                row = next(batch.rows, None)
+                if row is None:
+                    return
+                result = await self._send_one(prepared, row)
+                batch.done.append((row, result))
+                if len(batch.done) >= FLUSH_RESULTS or time.monotonic() - batch.flushed_at >= FLUSH_SECONDS:
+                    self._flush(batch)
+        except BaseException:
+            batch.stopped = True
+            raise
+
+    def _flush(self, batch: _Batch) -> None:
+        """Record the buffered results in one transaction; stop the batch if it paused."""
+        batch.flushed_at = time.monotonic()
+        if not batch.done:
+            return
+        done, batch.done = batch.done, []
+        if self._record(batch.release_id, [row for row, _ in done], [res for _, res in done]):
+            batch.stopped = True
+        self.renew_if_due()
 
     async def _send_one(self, prepared: _Prepared, row: q.Claimed) -> SendResult | str:
         """Render and send one message; a render error comes back as its text."""
@@ -243,13 +303,46 @@ class Dispatcher:
         await self._throttle(row.email)
 
         async def mark_in_data() -> None:
-            with transaction(self.rt.sessions) as session:
-                q.fast_commit(session)
-                q.mark_in_data(session, [row.id], self.owner)
+            self._mark_in_data(row.id)
 
         return await self.transport.send(
             self.tokens.verp_address(row.id, sender.bounce_domain), row.email, data, before_data=mark_in_data
         )
+
+    def _mark_in_data(self, delivery_id: int) -> None:
+        """Commit "this row is in the data exchange" just before its DATA command.
+
+        One row per message (a crash leaves exactly the rows whose DATA was next
+        ``unknown``), so it must be cheap: one Core UPDATE on a connection this dispatcher
+        keeps for marks (no pool checkout or ping); on PostgreSQL in autocommit with
+        ``synchronous_commit = off``, i.e. a single round trip."""
+        try:
+            conn = self._marker_connection()
+            q.mark_in_data(conn, [delivery_id], self.owner)
+            conn.commit()
+        except DBAPIError as exc:
+            self._close_marker()
+            raise StoreError(f"database error: {exc.orig or exc}".splitlines()[0]) from exc
+
+    def _marker_connection(self) -> Connection:
+        if self._marker is None or self._marker.closed or self._marker.invalidated:
+            conn = self.rt.engine.connect()
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                # Safe against a killed worker; only a server crash can drop the last marks.
+                conn.exec_driver_sql("SET synchronous_commit = off")
+                conn.commit()
+            conn.detach()  # its session settings must not go back into the pool
+            self._marker = conn
+        return self._marker
+
+    def _close_marker(self) -> None:
+        if self._marker is not None:
+            marker, self._marker = self._marker, None
+            try:
+                marker.close()
+            except DBAPIError:
+                log.debug("closing the in-data marker connection failed", exc_info=True)
 
     async def _throttle(self, email: str) -> None:
         if self._rate is not None:
@@ -260,7 +353,9 @@ class Dispatcher:
             limiter = self._domain_rate.setdefault(domain, AsyncLimiter(per_domain, 1))
             await limiter.acquire()
 
-    def _record(self, release_id: int, rows: list[q.Claimed], results: list[SendResult | str]) -> None:
+    def _record(self, release_id: int, rows: list[q.Claimed], results: list[SendResult | str]) -> bool:
+        """Record one group of results in one transaction. True when the circuit breaker
+        paused the release."""
         now = self.rt.clock()
         retry = self.settings.retry
         outcomes: list[q.Outcome] = []
@@ -301,6 +396,8 @@ class Dispatcher:
             self.on_progress(release_id, progress)
         if pause_reason is not None:
             self._pause(release_id, pause_reason)
+            return True
+        return False
 
     def _decide(
         self, res: SendResult, row: q.Claimed, first: datetime, now: datetime
@@ -360,6 +457,9 @@ class Dispatcher:
             return q.sweep_expired_leases(session, self.rt.clock())
 
     def release_leases(self) -> int:
+        """Hand rows claimed but not yet in the data exchange back to the queue (on a clean
+        stop, or when a batch stopped early); closes the in-data marker connection."""
+        self._close_marker()
         with transaction(self.rt.sessions) as session:
             return q.release_leases(session, self.owner, self.rt.clock())
 

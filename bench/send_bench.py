@@ -1,0 +1,578 @@
+"""End-to-end send benchmark: `mailer run --once` workers → a local SMTP sink, with
+per-recipient rendering and ledger recording, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/send_bench.py [--recipients 100000] [--backend sqlite|postgres|both]
+                                         [--workers 1 2] [--memory-check 10000] [--json]
+
+For each configuration the bench creates a fresh database (SQLite file in a temp dir, or
+``mailer_bench_xxx`` on the PostgreSQL at 127.0.0.1:5432), inserts N fictional contacts in
+bulk, creates an approved release and *plans it before the timer starts* (planning is not
+measured). It then starts the worker processes and measures:
+
+- messages/s over the workers' wall time (process start to last exit) and over the send
+  phase (first to last ``sent_at`` in the ledger);
+- time to first message: worker start → earliest ``sent_at`` (results are recorded in
+  small batches, so this is when the first batch was recorded: an upper bound);
+- peak RSS (VmHWM) of each worker process, polled from /proc.
+
+The sink is Postfix's smtp-sink from ``/work/shared/tools/smtp-reference`` (same arguments,
+plus ``-c`` so it counts the messages it accepted); when that is unavailable an aiosmtpd
+sink is used and the output says so. ``smtp-reference source`` runs right before and after
+each configuration; the engine's speed is reported as a ratio to its mean (the machine is
+noisy: only ratios taken in the same run mean anything).
+
+At the end of every run the ledger must show every row ``sent`` exactly once (one attempt,
+one ``sent`` event) and the sink must have counted exactly N messages, else the bench fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import func, insert, select
+
+from mailer import db, store
+from mailer.app import Runtime
+from mailer.config import DatabaseSettings, Settings
+from mailer.dispatch import Dispatcher
+from mailer.domain import ReleaseStatus, email_hash
+from mailer.releases import build_send_plan
+from mailer.render import Renderer
+from mailer.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
+from mailer.transport import SmtpPool
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = Path("/work/shared/tools/smtp-reference")
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+NOW = datetime.now(UTC)
+
+PARAGRAPH = (
+    "Researchers at the Harbor Institute reported on Tuesday that the new coastal monitoring "
+    "network recorded a {{ attributes.metric | default('12 percent') }} change in sediment "
+    "transport over the past season, a result that {{ outlet | default('your outlet') }} "
+    "readers following the regional climate story will recognise from last year's floods."
+)
+BODY = "\n\n".join(
+    [
+        "Dear {{ first_name | default('colleague') }},",
+        "**What:** Briefing on the annual maritime security report, with live Q&A.",
+        "**When:** Tuesday, 10:00–11:00 EST. **Where:** 12 Quay Street, Portsmouth, and online",
+        *[PARAGRAPH] * 4,
+        "## Key findings",
+        "- Port inspections rose in four of five harbours\n- Coverage reached 92% of the coast",
+        "> \u201cThis is the clearest picture we have had of the coast,\u201d said Dr. Jane Roe.",
+        "Full report: <https://harbor.example.org/report>.",
+    ]
+)
+FIRST = ["Ann", "Bo", "Chloé", "Dmitri", "Eun-ji", "Farah", "Gus", "Hana", "Iñaki", ""]
+OUTLETS = ["Daily Planet", "The Examplia Times", "Coastal Radio", "", "Springfield Herald"]
+DOMAINS = ["example.com", "example.org", "example.net"]
+
+
+# --- the SMTP sink and the reference sender ----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no SMTP sink answered on port {port}")
+
+
+@dataclass
+class Sink:
+    """A running sink process; ``count()`` is the number of messages it accepted."""
+
+    kind: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def count(self) -> int:
+        text = self.log.read_bytes().decode("ascii", "replace")
+        found = re.findall(r"mesg=(\d+)", text) if self.kind == "smtp-sink" else re.findall(r"(\d+)", text)
+        return int(found[-1]) if found else 0
+
+    def reset(self) -> None:
+        self.log.write_bytes(b"")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+AIOSMTPD_SINK = """
+import asyncio, sys
+from aiosmtpd.controller import Controller
+class Count:
+    n = 0
+    async def handle_DATA(self, server, session, envelope):
+        Count.n += 1
+        if Count.n % 100 == 0 or Count.n < 100:
+            with open(sys.argv[2], "w") as fh: fh.write(str(Count.n))
+        return "250 OK"
+    async def handle_QUIT(self, server, session, envelope):
+        with open(sys.argv[2], "w") as fh: fh.write(str(Count.n))
+        return "221 Bye"
+c = Controller(Count(), hostname="127.0.0.1", port=int(sys.argv[1])); c.start()
+import time
+while True:
+    time.sleep(0.5)
+    with open(sys.argv[2], "w") as fh: fh.write(str(Count.n))
+"""
+
+
+def start_sink(workdir: Path) -> Sink:
+    """Postfix's smtp-sink (counting with -c), or an aiosmtpd sink when it is unavailable."""
+    port = free_port()
+    log = workdir / "sink.log"
+    root = reference_root()
+    if root is not None:
+        env = dict(os.environ, LD_LIBRARY_PATH=str(root / "usr/lib/postfix"))
+        cmd = [str(root / "usr/sbin/smtp-sink"), "-c", "-u", "nobody", f"127.0.0.1:{port}", "1024"]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        kind = "smtp-sink"
+    else:
+        proc = subprocess.Popen([sys.executable, "-c", AIOSMTPD_SINK, str(port), str(log)])
+        kind = "aiosmtpd (fallback: Postfix smtp-sink unavailable)"
+    wait_for_port(port)
+    return Sink(kind, port, proc, log)
+
+
+def reference_root() -> Path | None:
+    """The folder holding Postfix's smtp-sink/smtp-source (unpacked on first use), or None."""
+    if not REFERENCE.exists():
+        return None
+    # Any call, `path` included, unpacks the package on first use.
+    done = subprocess.run([str(REFERENCE), "path"], capture_output=True, text=True, check=False)
+    root = Path(done.stdout.strip())
+    return root if done.returncode == 0 and (root / "usr/sbin/smtp-sink").exists() else None
+
+
+def reference_rate(port: int, n: int) -> float | None:
+    """smtp-source's messages/s over one reused session against the sink, or None."""
+    if reference_root() is None:
+        return None
+    done = subprocess.run([str(REFERENCE), "source", str(port), str(n)], capture_output=True, text=True, check=False)
+    match = re.search(r"smtp-source (\d+)", done.stdout)
+    return float(match.group(1)) if match else None
+
+
+# --- the database: contacts, an approved release, planned -----------------------------------
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh, upgraded database URL of this backend; dropped afterwards."""
+    if backend == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:6]}.db"
+        url = f"sqlite:///{path}"
+        yield _upgraded(url)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    name = f"mailer_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _upgraded(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _upgraded(url: str) -> str:
+    engine = db.make_engine(DatabaseSettings(url=url))
+    try:
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def bench_settings(url: str, sink_port: int) -> Settings:
+    return Settings.model_validate(
+        {
+            "database": {"url": url},
+            "smtp": {"host": "127.0.0.1", "port": sink_port},
+            "secret_key": "bench-secret",
+            "paths": {"templates_dir": str(REPO / "templates")},
+        }
+    )
+
+
+def insert_contacts(rt: Runtime, n: int) -> None:
+    """N fictional journalists on the list ``press``, inserted in bulk (not measured)."""
+    chunk = 5000
+    with db.transaction(rt.sessions) as session:
+        mlist = store.ensure_list(session, "press", name="Press", now=NOW)
+        list_id = mlist.id
+    for start in range(0, n, chunk):
+        rows = []
+        for i in range(start, min(n, start + chunk)):
+            email = f"journalist{i:06d}@{DOMAINS[i % 3]}"
+            rows.append(
+                {
+                    "email": email,
+                    "email_hash": email_hash(email),
+                    "first_name": FIRST[i % len(FIRST)] or None,
+                    "last_name": f"Writer{i}",
+                    "outlet": OUTLETS[i % len(OUTLETS)] or None,
+                    "attributes": {"metric": f"{i % 30} percent"} if i % 3 else {},
+                    "soft_bounce_score": 0,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+            )
+        with db.transaction(rt.sessions) as session:
+            session.execute(insert(Contact), rows)
+            ids = session.scalars(
+                select(Contact.id).where(Contact.email.in_([r["email"] for r in rows]))  # type: ignore[union-attr]
+            ).all()
+            session.execute(insert(ListMember), [{"list_id": list_id, "contact_id": i, "added_at": NOW} for i in ids])
+
+
+def approved_release(rt: Runtime) -> int:
+    """An approved release of client ``harbor`` to segment ``list:press`` (as tests do)."""
+    with db.transaction(rt.sessions) as session:
+        client = Client(
+            slug="harbor",
+            name="Harbor Institute",
+            from_name="Harbor Institute Press Office",
+            from_address="press@harbor.example.org",
+            reply_to="media@harbor.example.org",
+            postal_address="12 Quay Street, Portsmouth, NH 03801, USA",
+            disclosure="Distributed by Example PR LLP on behalf of the Harbor Institute.",
+            created_at=NOW,
+        )
+        session.add(client)
+        session.flush()
+        release = Release(
+            client_id=client.id,
+            title="Annual maritime security report",
+            subject="{{ first_name | default('News') }}: Harbor Institute report, embargoed until Tuesday",
+            template="press_release",
+            body=BODY,
+            extra={"dateline": "PORTSMOUTH, N.H., Nov. 25, 2026"},
+            status=ReleaseStatus.APPROVED.value,
+            send_at=None,
+            author="author@example.com",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        session.add(release)
+        session.flush()
+        segment = store.save_segment(session, "press-all", "list:press", description=None, now=NOW)
+        session.add(ReleaseSegment(release_id=release.id, segment_id=segment.id, position=0))
+        session.flush()
+        plan = build_send_plan(session, release.id, Renderer(rt.settings.paths.templates_dir), rt.settings)
+        release.content_hash = plan.content_hash
+        session.add(
+            Approval(
+                release_id=release.id, approver="approver@example.com", content_hash=plan.content_hash, approved_at=NOW
+            )
+        )
+        return release.id
+
+
+def prepare(settings: Settings, n: int) -> int:
+    """Contacts, an approved release, planned into N queued deliveries. Returns its id."""
+    rt = Runtime.open(settings)
+    try:
+        insert_contacts(rt, n)
+        release_id = approved_release(rt)
+        started = Dispatcher(rt, SmtpPool(settings.smtp)).plan_due()
+        assert started == [release_id], started
+        return release_id
+    finally:
+        rt.close()
+
+
+# --- running and measuring the workers --------------------------------------------------------
+
+
+def worker_env(settings: Settings, pool_size: int | None, batch_size: int | None) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "MAILER_DATABASE__URL": settings.database.url,
+        "MAILER_SMTP__HOST": settings.smtp.host,
+        "MAILER_SMTP__PORT": str(settings.smtp.port),
+        "MAILER_SECRET_KEY": "bench-secret",
+        "MAILER_PATHS__TEMPLATES_DIR": str(REPO / "templates"),
+    }
+    if pool_size is not None:
+        env["MAILER_SMTP__POOL_SIZE"] = str(pool_size)
+    if batch_size is not None:
+        env["MAILER_RETRY__BATCH_SIZE"] = str(batch_size)
+    return env
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Workers:
+    wall_s: float
+    peak_rss_mb: list[float]
+    started_at: datetime
+    outputs: list[str]
+
+
+def run_workers(env: dict[str, str], count: int, cwd: Path) -> Workers:
+    """Start ``count`` `mailer run --once` processes; poll their VmHWM until all exit."""
+    started_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mailer", "run", "--once", "--json"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
+    peaks = [0] * count
+    while any(p.poll() is None for p in procs):
+        for i, p in enumerate(procs):
+            peaks[i] = max(peaks[i], vm_hwm_kib(p.pid) or 0)
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    outputs = []
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"worker exited {p.returncode}: {err.decode()[-3000:]}")
+        outputs.append(out.decode().strip())
+    return Workers(wall, [round(k / 1024, 1) for k in peaks], started_at, outputs)
+
+
+@dataclass
+class Ledger:
+    statuses: dict[str, int]
+    attempts_other_than_one: int
+    sent_events: int
+    first_sent: datetime
+    last_sent: datetime
+    release_status: str
+
+
+def read_ledger(settings: Settings, release_id: int) -> Ledger:
+    rt = Runtime.open(settings)
+    try:
+        with db.transaction(rt.sessions) as session:
+            mine = Delivery.release_id == release_id
+            statuses = dict(
+                session.execute(select(Delivery.status, func.count()).where(mine).group_by(Delivery.status)).all()
+            )
+            odd = session.scalar(select(func.count()).where(mine, Delivery.attempts != 1)) or 0
+            events = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(DeliveryEvent)
+                    .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+                    .where(mine, DeliveryEvent.kind == "sent")
+                )
+                or 0
+            )
+            first, last = session.execute(
+                select(func.min(Delivery.sent_at), func.max(Delivery.sent_at)).where(mine)
+            ).one()
+            release = session.get(Release, release_id)
+            assert release is not None and first is not None and last is not None
+            return Ledger(statuses, odd, events, first, last, release.status)
+    finally:
+        rt.close()
+
+
+@dataclass
+class RunResult:
+    backend: str
+    workers: int
+    recipients: int
+    pool_size: int | None
+    batch_size: int | None
+    wall_s: float
+    msgs_per_s: float
+    send_phase_msgs_per_s: float
+    first_message_s: float
+    peak_rss_mb: list[float]
+    reference_before: float | None
+    reference_after: float | None
+    ratio_to_reference: float | None
+    sink_count: int
+    verified: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def verify(ledger: Ledger, n: int, sink_count: int | None) -> list[str]:
+    """What is wrong with the outcome (empty when every row was sent exactly once)."""
+    problems = []
+    if ledger.statuses != {"sent": n}:
+        problems.append(f"ledger statuses {ledger.statuses}, expected {{'sent': {n}}}")
+    if ledger.attempts_other_than_one:
+        problems.append(f"{ledger.attempts_other_than_one} rows with attempts != 1")
+    if ledger.sent_events != n:
+        problems.append(f"{ledger.sent_events} 'sent' events, expected {n}")
+    if ledger.release_status != ReleaseStatus.SENT.value:
+        problems.append(f"release status {ledger.release_status!r}, expected 'sent'")
+    if sink_count is not None and sink_count != n:
+        problems.append(f"the sink accepted {sink_count} messages, expected {n}")
+    return problems
+
+
+def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, args: argparse.Namespace) -> RunResult:
+    """One configuration, start to verified end."""
+    with database(backend, workdir) as url:
+        settings = bench_settings(url, sink.port)
+        t = time.perf_counter()
+        release_id = prepare(settings, n)
+        log(f"  {backend}: {n} contacts inserted and planned in {time.perf_counter() - t:.1f}s (not measured)")
+        before = reference_rate(sink.port, args.reference_n)
+        sink_before = sink.count()
+        result = run_workers(worker_env(settings, args.pool_size, args.batch_size), workers, workdir)
+        time.sleep(0.3)  # let the sink flush its counter
+        sink_count = sink.count() - sink_before
+        after = reference_rate(sink.port, args.reference_n)
+        ledger = read_ledger(settings, release_id)
+    rate = n / result.wall_s
+    phase = (ledger.last_sent - ledger.first_sent).total_seconds()
+    refs = [r for r in (before, after) if r]
+    problems = verify(ledger, n, sink_count)
+    return RunResult(
+        backend=backend,
+        workers=workers,
+        recipients=n,
+        pool_size=args.pool_size,
+        batch_size=args.batch_size,
+        wall_s=round(result.wall_s, 2),
+        msgs_per_s=round(rate, 1),
+        send_phase_msgs_per_s=round(n / phase, 1) if phase > 0 else 0.0,
+        first_message_s=round((ledger.first_sent - result.started_at).total_seconds(), 2),
+        peak_rss_mb=result.peak_rss_mb,
+        reference_before=before,
+        reference_after=after,
+        ratio_to_reference=round(rate / (sum(refs) / len(refs)), 3) if refs else None,
+        sink_count=sink_count,
+        verified=not problems,
+        problems=problems,
+    )
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def table(results: list[RunResult], sink_kind: str) -> str:
+    head = (
+        f"{'backend':<9}{'workers':>8}{'recipients':>11}{'msgs/s':>9}{'send-phase/s':>13}"
+        f"{'1st msg s':>10}{'peak RSS MB':>16}{'ref/s':>13}{'ratio':>7}  verified"
+    )
+    lines = [f"sink: {sink_kind}", head, "-" * len(head)]
+    for r in results:
+        ref = "/".join(str(int(x)) if x else "-" for x in (r.reference_before, r.reference_after))
+        rss = "/".join(f"{m:.0f}" for m in r.peak_rss_mb)
+        ratio = f"{r.ratio_to_reference:.2f}" if r.ratio_to_reference is not None else "-"
+        ok = "yes" if r.verified else "NO: " + "; ".join(r.problems)
+        lines.append(
+            f"{r.backend:<9}{r.workers:>8}{r.recipients:>11}{r.msgs_per_s:>9.0f}{r.send_phase_msgs_per_s:>13.0f}"
+            f"{r.first_message_s:>10.2f}{rss:>16}{ref:>13}{ratio:>7}  {ok}"
+        )
+    lines.append("msgs/s: N / workers' wall time (process start to exit, planning excluded);")
+    lines.append("send-phase/s: N / (last - first sent_at); ratio: msgs/s over smtp-source's mean before/after.")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--recipients", type=int, default=100_000)
+    p.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="PostgreSQL worker counts (SQLite: 1)")
+    p.add_argument(
+        "--memory-check",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="also run SQLite, 1 worker, with N recipients to compare memory (0: skip)",
+    )
+    p.add_argument("--pool-size", type=int, default=None, help="MAILER_SMTP__POOL_SIZE (default: the setting's)")
+    p.add_argument("--batch-size", type=int, default=None, help="MAILER_RETRY__BATCH_SIZE (default: the setting's)")
+    p.add_argument("--reference-n", type=int, default=20_000, help="messages per smtp-source reference run")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    return p.parse_args(argv)
+
+
+def configurations(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    plan: list[tuple[str, int, int]] = []
+    if args.memory_check and args.backend in ("sqlite", "both") and args.memory_check != args.recipients:
+        plan.append(("sqlite", 1, args.memory_check))
+    if args.backend in ("sqlite", "both"):
+        plan.append(("sqlite", 1, args.recipients))
+    if args.backend in ("postgres", "both"):
+        plan.extend(("postgres", w, args.recipients) for w in args.workers)
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="mailer-bench-"))
+    sink = start_sink(workdir)
+    log(f"sink: {sink.kind} on port {sink.port}")
+    results: list[RunResult] = []
+    try:
+        for backend, workers, n in configurations(args):
+            log(f"{backend}, {workers} worker(s), {n} recipients ...")
+            result = run_config(backend, workers, n, sink, workdir, args)
+            log(f"  {result.msgs_per_s:.0f} msgs/s, verified={result.verified} {result.problems or ''}")
+            results.append(result)
+    finally:
+        sink.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"sink": sink.kind, "results": [asdict(r) for r in results]}, indent=2))
+    else:
+        print(table(results, sink.kind))
+    return 0 if all(r.verified for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
