@@ -159,26 +159,22 @@ class CaptureHandler:
         return "250 2.0.0 Captured"
 
 
-class CaptureServer:
-    """A capture SMTP server on ``host:port`` filing messages into ``maildir``.
+class BackgroundSMTPServer:
+    """An aiosmtpd server on ``host:port`` in a background thread (start/stop, or ``with``).
 
-    Use as a context manager or call :meth:`start` / :meth:`stop`. After
-    :meth:`start`, ``.port`` is the real port (also when 0 was asked for).
-    Messages are accepted from anyone for anyone, with SMTPUTF8 and up to
-    :data:`DATA_SIZE_LIMIT` bytes.
+    Subclasses name themselves in ``what`` and pass their handler; ``smtp_factory``
+    chooses the protocol class (SMTP, or LMTP). After :meth:`start`, ``.port`` is the
+    real port, also when 0 was asked for.
     """
 
-    def __init__(self, maildir: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.maildir = Path(maildir)
+    what = "SMTP server"
+
+    def __init__(self, handler: object, *, host: str, port: int, smtp_factory: Callable[..., SMTP] = SMTP) -> None:
         self.host = host
         self.port = port
-        self._handler = CaptureHandler(self.maildir)
+        self._handler = handler
+        self._smtp_factory = smtp_factory
         self._controller: BoundController | None = None
-
-    @property
-    def count(self) -> int:
-        """Copies filed since this server was created (one per recipient)."""
-        return self._handler.count
 
     @property
     def running(self) -> bool:
@@ -194,12 +190,13 @@ class CaptureServer:
             RuntimeError: already started.
         """
         if self._controller is not None:
-            raise RuntimeError("capture server already running")
+            raise RuntimeError(f"{self.what} already running")
         sock = bind_listener(self.host, self.port)
         self.port = sock.getsockname()[1]
         controller = BoundController(
             self._handler,
             sock,
+            smtp_factory=self._smtp_factory,
             server_hostname=SERVER_HOSTNAME,
             data_size_limit=DATA_SIZE_LIMIT,
             enable_SMTPUTF8=True,
@@ -208,7 +205,7 @@ class CaptureServer:
             controller.start()
         except (OSError, RuntimeError) as exc:
             sock.close()
-            raise TransportError(f"capture server on {self.host}:{self.port}: {exc}") from exc
+            raise TransportError(f"{self.what} on {self.host}:{self.port}: {exc}") from exc
         self._controller = controller
 
     def stop(self) -> None:
@@ -222,12 +219,31 @@ class CaptureServer:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class CaptureServer(BackgroundSMTPServer):
+    """A capture SMTP server on ``host:port`` filing messages into ``maildir``.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. After
+    :meth:`start`, ``.port`` is the real port (also when 0 was asked for).
+    Messages are accepted from anyone for anyone, with SMTPUTF8 and up to
+    :data:`DATA_SIZE_LIMIT` bytes.
+    """
+
+    what = "capture server"
+
+    def __init__(self, maildir: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.maildir = Path(maildir)
+        self.capture = CaptureHandler(self.maildir)
+        super().__init__(self.capture, host=host, port=port)
+
+    @property
+    def count(self) -> int:
+        """Copies filed since this server was created (one per recipient)."""
+        return self.capture.count
 
 
 def serve_capture(

@@ -23,16 +23,16 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.bounces.process import BounceProcessor, ProcessResult
-from mailer.capture import BoundController, bind_listener
-from mailer.errors import MailerError, TransportError
+from mailer.capture import BackgroundSMTPServer
+from mailer.errors import MailerError
 
 log = logging.getLogger(__name__)
 
@@ -100,58 +100,16 @@ class BounceHandler:
         return ACCEPTED
 
 
-class BounceServer:
+class BounceServer(BackgroundSMTPServer):
     """The receiver on ``host:port`` in a background thread; LMTP unless ``lmtp`` is
     false. After :meth:`start`, ``.port`` is the real port (also when 0 was asked for)."""
 
+    what = "bounce receiver"
+
     def __init__(self, processor: BounceProcessor, *, host: str = "127.0.0.1", port: int = 0, lmtp: bool = True):
-        self.host = host
-        self.port = port
         self.lmtp = lmtp
         self.handler = BounceHandler(processor, lmtp=lmtp)
-        self._controller: BoundController | None = None
-
-    def start(self) -> None:
-        """Bind and serve; returns once the server answers.
-
-        Raises:
-            TransportError: the address cannot be bound or the server did not start.
-            RuntimeError: already started.
-        """
-        if self._controller is not None:
-            raise RuntimeError("bounce receiver already running")
-        sock = bind_listener(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        factory: Callable[..., SMTP] = LMTP if self.lmtp else SMTP
-        controller = BoundController(
-            self.handler,
-            sock,
-            smtp_factory=factory,
-            server_hostname=SERVER_HOSTNAME,
-            data_size_limit=DATA_SIZE_LIMIT,
-            enable_SMTPUTF8=True,
-        )
-        try:
-            controller.start()
-        except (OSError, RuntimeError) as exc:
-            sock.close()
-            raise TransportError(f"bounce receiver on {self.host}:{self.port}: {exc}") from exc
-        self._controller = controller
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; a no-op when not running."""
-        controller, self._controller = self._controller, None
-        if controller is not None:
-            controller.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__(self.handler, host=host, port=port, smtp_factory=LMTP if lmtp else SMTP)
 
 
 def serve_bounces(
