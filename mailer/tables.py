@@ -201,6 +201,9 @@ class Delivery(Base):
         UniqueConstraint("release_id", "contact_id", name="uq_deliveries_release_contact"),
         Index("ix_deliveries_claim", "release_id", "status", "next_attempt_at"),
         Index("ix_deliveries_lease", "status", "lease_expires_at"),
+        # the staff log's filters, paged by id (keyset)
+        Index("ix_deliveries_domain_status_id", "domain", "status", "id"),
+        Index("ix_deliveries_release_status_id", "release_id", "status", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))

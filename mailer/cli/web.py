@@ -1,4 +1,4 @@
-"""``mailer web``: serve the public unsubscribe pages (and later the staff UI) with uvicorn."""
+"""``mailer web``: serve the staff UI, the JSON API and the public unsubscribe pages with uvicorn."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ def web(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: web.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: web.port).")] = None,
 ) -> None:
-    """Serve the web app: unsubscribe pages at /u/TOKEN. Put it behind TLS at web.base_url."""
+    """Serve the staff UI (/), the JSON API (/api) and the unsubscribe pages (/u/TOKEN).
+
+    Put it behind TLS at web.base_url. Staff sign in with accounts from `mailer users add`.
+    """
     import uvicorn
 
     from mailer.web import create_app

@@ -1,4 +1,5 @@
-"""The web app: public unsubscribe routes now, the staff UI as more routers later.
+"""The web app: public unsubscribe routes, the staff UI (:mod:`mailer.web.staff`) and the
+JSON API under ``/api`` (:mod:`mailer.web.api`; its OpenAPI at ``/api/openapi.json``).
 
 ``create_app(settings)`` is the factory (``mailer web`` serves it with uvicorn). It opens
 its own :class:`~mailer.app.Runtime`, so a bad database URL or an old schema stops the
@@ -11,8 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,9 +24,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mailer.app import Clock, Runtime, utc_now
 from mailer.config import Settings
 from mailer.tokens import Tokens
+from mailer.web import auth
+from mailer.web.api import ApiRoutes
 from mailer.web.public import PublicRoutes
+from mailer.web.staff import StaffRoutes
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 class NoIndex:
@@ -75,8 +83,29 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         finally:
             runtime.close()
 
-    app = FastAPI(title="mailer", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # Only the API is documented (the pages and /u/ routes are left out of the schema);
+    # no interactive docs: they would load scripts from a CDN.
+    app = FastAPI(
+        title="mailer API",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.runtime = runtime
-    app.include_router(PublicRoutes(runtime, tokens, templates()).router())
+    app.state.auth = auth.Auth(runtime)
+    page_templates = templates()
+    staff = StaffRoutes(runtime, page_templates)
+    app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
+    app.include_router(ApiRoutes(runtime).router())
+    app.include_router(staff.router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    async def not_signed_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, auth.NotSignedIn)
+        return RedirectResponse(f"/login?{urlencode({'next': exc.next_path})}", status_code=303)
+
+    app.add_exception_handler(auth.NotSignedIn, not_signed_in)
+    auth.install(app, runtime)
     app.add_middleware(NoIndex)
     return app

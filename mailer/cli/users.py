@@ -1,0 +1,104 @@
+"""``mailer users ...``: staff accounts for the web UI and API tokens."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mailer import users
+from mailer.cli.common import JsonOpt, err, out, print_json, runtime
+from mailer.db import transaction
+from mailer.errors import InputError
+
+users_app = typer.Typer(help="Staff accounts: sign-in for the web UI and API tokens.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mailer users`` to the root app."""
+    app.add_typer(users_app, name="users")
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise InputError("--password-stdin: no password on standard input")
+        return line
+    if sys.stdin.isatty():
+        value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return value
+    return None
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Argument(help="The user's address (their sign-in name).")],
+    role: Annotated[str, typer.Option("--role", help="admin, publicist, approver or viewer.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+    ] = False,
+) -> None:
+    """Add a user. On a terminal the password is prompted for; without a terminal and
+    without --password-stdin the account can use an API token but cannot sign in."""
+    parsed_role = users.parse_role(role)
+    password = _read_password(password_stdin)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        user = users.add_user(session, email, role=parsed_role, name=name, password=password, now=rt.clock())
+    note = "" if password is not None else " (no password: API token only)"
+    out.print(f"added {escape(user.email)} as {user.role.value}{note}", highlight=False)
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """Every user with role and state."""
+    with runtime() as rt, transaction(rt.sessions) as session:
+        rows = users.list_users(session)
+    if as_json:
+        print_json(
+            [
+                {
+                    "email": u.email,
+                    "name": u.name,
+                    "role": u.role,
+                    "active": u.active,
+                    "password": u.has_password,
+                    "token": u.has_token,
+                    "created_at": u.created_at.isoformat(),
+                }
+                for u in rows
+            ]
+        )
+        return
+    table = Table("email", "name", "role", "active", "password", "token")
+    for u in rows:
+        table.add_row(
+            escape(u.email),
+            escape(u.name or ""),
+            u.role,
+            "yes" if u.active else "no",
+            "yes" if u.has_password else "no",
+            "yes" if u.has_token else "no",
+        )
+    out.print(table)
+
+
+@users_app.command("token")
+def users_token(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
+    """Print a new API token (shown once; any earlier token stops working)."""
+    with runtime() as rt, transaction(rt.sessions) as session:
+        token = users.issue_token(session, email)
+    sys.stdout.write(token + "\n")
+    err.print("store it now: it is not shown again (the database keeps only its SHA-256)", highlight=False)
+
+
+@users_app.command("disable")
+def users_disable(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
+    """Disable a user: no sign-in, no API token; open sessions end at their next request."""
+    with runtime() as rt, transaction(rt.sessions) as session:
+        users.disable_user(session, email)
+    out.print(f"disabled {escape(email)}", highlight=False)

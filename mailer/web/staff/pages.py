@@ -1,0 +1,701 @@
+"""The staff pages: dashboard, releases (detail, preview, actions), delivery log,
+contact history, bounces, suppressions, CSV exports.
+
+Routes are thin: parse, check the role (:func:`mailer.users.permits`), call one
+function of ``mailer.releases`` / ``mailer.control`` / ``mailer.store.staff``, render.
+Every state change is a POST reached from a confirmation page, carries the CSRF token
+(checked by middleware, see :mod:`mailer.web.auth`), and answers with a redirect to
+the release (303) and a one-line message. Workflow refusals come back as 409 with the
+reason on the release page.
+
+Previews of a message are served from their own route with ``Content-Security-Policy:
+sandbox`` and shown in ``<iframe sandbox>``: the message's HTML runs in an opaque
+origin with scripts off, never in the staff origin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from mailer import control, releases
+from mailer.app import Runtime
+from mailer.contacts import normalize_email
+from mailer.db import transaction
+from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason, release_can_move
+from mailer.errors import InputError, MailerError, NotFoundError, WorkflowError
+from mailer.render import Renderer
+from mailer.store import releases as release_store
+from mailer.store import reports
+from mailer.store import staff as q
+from mailer.users import Action, StaffUser, authenticate, permits
+from mailer.web.auth import Auth, LoginLimiter, client_ip, csrf_token, safe_next
+from mailer.web.staff.charts import status_parts, time_chart
+from mailer.web.staff.export import csv_rows
+
+log = logging.getLogger("mailer.web.staff")
+
+PAGE_SIZE = 50
+#: Actions offered on a release page, in display order.
+RELEASE_ACTIONS = (
+    Action.SUBMIT,
+    Action.APPROVE,
+    Action.SCHEDULE,
+    Action.PROOF,
+    Action.PAUSE,
+    Action.RESUME,
+    Action.RETRY,
+    Action.CANCEL,
+)
+_ACTION_TARGET = {
+    Action.SUBMIT: ReleaseStatus.SUBMITTED,
+    Action.APPROVE: ReleaseStatus.APPROVED,
+    Action.PAUSE: ReleaseStatus.PAUSED,
+    Action.CANCEL: ReleaseStatus.CANCELLED,
+}
+_SCHEDULABLE = {ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.APPROVED, ReleaseStatus.PAUSED}
+_RETRY_FROM = {ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.SENT, ReleaseStatus.PARTIAL}
+RETRY_STATUSES = (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED)
+#: The sandboxed preview: no script, no plugin, no network but inline images; framed
+#: only by our own pages.
+PREVIEW_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def action_available(action: Action, status: ReleaseStatus, counts: dict[str, int]) -> bool:
+    """True when the release's state lets ``action`` happen now (role aside)."""
+    if action in _ACTION_TARGET:
+        return release_can_move(status, _ACTION_TARGET[action])
+    if action is Action.RESUME:
+        return status is ReleaseStatus.PAUSED
+    if action is Action.SCHEDULE:
+        return status in _SCHEDULABLE
+    if action is Action.PROOF:
+        return status is not ReleaseStatus.CANCELLED
+    if action is Action.RETRY:
+        return status in _RETRY_FROM and any(counts.get(s.value, 0) for s in RETRY_STATUSES)
+    return False
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """A time from a form: ISO 8601 with a zone, or without one (then UTC, as the
+    ``datetime-local`` inputs are labelled). Empty is None; InputError otherwise."""
+    if value is None or not value.strip():
+        return None
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"{name}: not a date and time: {value!r}") from None
+    try:
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"{name}: out of range: {value!r}") from None
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise InputError(f"{name}: not a number: {value!r}") from None
+    if not 0 <= number < 2**31:
+        raise InputError(f"{name}: out of range")
+    return number
+
+
+def _text(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if "\x00" in value:
+        raise InputError("text with a NUL character")
+    return value.strip()[:320]
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """The delivery log's query string, parsed: filters, cursors, and what to show
+    again in the form (``raw``)."""
+
+    filters: q.LogFilter
+    after: int | None
+    before: int | None
+    raw: dict[str, str]
+    error: str | None
+
+
+def parse_log_query(params: dict[str, str]) -> LogQuery:
+    """Filters from the query string; a bad value is reported and dropped, not a 422."""
+    raw = {k: params.get(k, "") for k in ("release", "status", "segment", "domain", "email", "since", "until")}
+    errors: list[str] = []
+
+    def attempt(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except InputError as exc:
+            errors.append(str(exc))
+            return None
+
+    status = _text(raw["status"]) if "\x00" not in raw["status"] else None
+    if status is not None and status not in {s.value for s in DeliveryStatus}:
+        errors.append(f"status: unknown status {status!r}")
+        status = None
+    filters = q.LogFilter(
+        release_id=attempt(lambda: _int(raw["release"], "release")),
+        status=status,
+        segment=attempt(lambda: _text(raw["segment"])),
+        domain=attempt(lambda: _text(raw["domain"])),
+        email=attempt(lambda: _text(raw["email"])),
+        since=attempt(lambda: parse_when(raw["since"], "since")),
+        until=attempt(lambda: parse_when(raw["until"], "until")),
+    )
+    after = attempt(lambda: _int(params.get("after"), "after"))
+    before = attempt(lambda: _int(params.get("before"), "before"))
+    return LogQuery(filters, after, before, raw, "; ".join(errors) or None)
+
+
+class StaffRoutes:
+    """The staff pages bound to one runtime, renderer, template set and login limiter."""
+
+    def __init__(self, runtime: Runtime, templates: Jinja2Templates, *, limiter: LoginLimiter | None = None) -> None:
+        self.runtime = runtime
+        self.templates = templates
+        self.auth = Auth(runtime)
+        self.limiter = limiter or LoginLimiter()
+        self.renderer: Renderer = releases.renderer_for(runtime.settings)
+
+    def router(self) -> APIRouter:
+        """The staff routes (kept out of the API's OpenAPI document)."""
+        r = APIRouter(include_in_schema=False)
+        r.add_api_route("/login", self.login_page, methods=["GET"], name="login")
+        r.add_api_route("/login", self.login, methods=["POST"], name="login_post")
+        r.add_api_route("/logout", self.logout, methods=["POST"], name="logout")
+        r.add_api_route("/", self.dashboard, methods=["GET"], name="dashboard")
+        r.add_api_route("/fragments/sending", self.sending_fragment, methods=["GET"], name="sending_fragment")
+        r.add_api_route("/releases", self.release_list, methods=["GET"], name="releases")
+        r.add_api_route("/releases/{release_id}", self.release_detail, methods=["GET"], name="release")
+        r.add_api_route("/releases/{release_id}/progress", self.progress_fragment, methods=["GET"], name="progress")
+        r.add_api_route("/releases/{release_id}/preview", self.preview_page, methods=["GET"], name="preview")
+        r.add_api_route("/releases/{release_id}/preview/frame", self.preview_frame, methods=["GET"], name="frame")
+        r.add_api_route("/releases/{release_id}/confirm/{action}", self.confirm, methods=["GET"], name="confirm")
+        r.add_api_route("/releases/{release_id}/actions/{action}", self.act, methods=["POST"], name="act")
+        r.add_api_route("/log", self.log_page, methods=["GET"], name="log")
+        r.add_api_route("/log.csv", self.log_csv, methods=["GET"], name="log_csv")
+        r.add_api_route("/contacts/{email}", self.contact_page, methods=["GET"], name="contact")
+        r.add_api_route("/bounces", self.bounces_page, methods=["GET"], name="bounces")
+        r.add_api_route("/bounces.csv", self.bounces_csv, methods=["GET"], name="bounces_csv")
+        r.add_api_route("/suppressions", self.suppressions_page, methods=["GET"], name="suppressions")
+        r.add_api_route("/suppressions.csv", self.suppressions_csv, methods=["GET"], name="suppressions_csv")
+        return r
+
+    # ------------------------------------------------------------------ helpers
+
+    def _read(self) -> AbstractContextManager[Session]:
+        """A read-only unit of work (see :func:`mailer.store.staff.read_only`)."""
+        return q.read_only(self.runtime.sessions)
+
+    def _page(
+        self, request: Request, name: str, context: dict[str, Any], *, user: StaffUser | None, status_code: int = 200
+    ) -> Response:
+        flash = request.session.pop("flash", []) if user is not None else []
+        base = {"user": user, "csrf_token": csrf_token(request), "flash": flash, "error": None}
+        return self.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+    @staticmethod
+    def _flash(request: Request, level: str, text: str) -> None:
+        request.session["flash"] = [*request.session.get("flash", []), [level, text]]
+
+    def forbidden(self, request: Request, user: StaffUser, action: Action) -> Response:
+        """The 403 page for a role that may not take ``action``."""
+        return self._page(request, "staff/forbidden.html", {"action": action.value}, user=user, status_code=403)
+
+    # ------------------------------------------------------------------ sign-in
+
+    def login_page(self, request: Request, next: str | None = None) -> Response:
+        """The sign-in form (a signed-in user goes straight on)."""
+        if self.auth.signed_in(request) is not None:
+            return RedirectResponse(safe_next(next), status_code=303)
+        return self._page(request, "staff/login.html", {"next": safe_next(next), "email": ""}, user=None)
+
+    def login(
+        self,
+        request: Request,
+        email: Annotated[str, Form(max_length=320)] = "",
+        password: Annotated[str, Form(max_length=1024)] = "",
+        next: Annotated[str, Form(max_length=2000)] = "/",
+    ) -> Response:
+        """Check the password; 429 while this address+IP is over the failure limit."""
+        ip, now = client_ip(request), self.runtime.clock()
+        context: dict[str, Any] = {"next": safe_next(next), "email": email}
+        if self.limiter.blocked(email, ip, now):
+            log.warning("login refused (rate limit) for %r from %s", email, ip)
+            context["error"] = "Too many failed sign-ins. Try again in 15 minutes."
+            return self._page(request, "staff/login.html", context, user=None, status_code=429)
+        with transaction(self.runtime.sessions) as session:
+            user = authenticate(session, email, password)
+        if user is None:
+            self.limiter.failed(email, ip, now)
+            log.warning("login failed for %r from %s", email, ip)
+            context["error"] = "Wrong address or password."
+            return self._page(request, "staff/login.html", context, user=None, status_code=401)
+        self.limiter.succeeded(email, ip)
+        self.auth.sign_in(request, user)
+        log.info("login %s (%s) from %s", user.email, user.role.value, ip)
+        return RedirectResponse(safe_next(next), status_code=303)
+
+    def logout(self, request: Request) -> Response:
+        """End the session."""
+        self.auth.sign_out(request)
+        return RedirectResponse("/login", status_code=303)
+
+    # ------------------------------------------------------------------ dashboard
+
+    def dashboard(self, request: Request, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """Releases due in the next 24 hours, sending now, recent bounces and unsubscribes."""
+        now = self.runtime.clock()
+        with self._read() as session:
+            context = {
+                "due": q.releases_due(session, now=now, within=timedelta(hours=24)),
+                "sending": q.sending_now(session),
+                "bounces": q.bounces(session, limit=10).rows,
+                "unsubscribes": q.recent_suppressions(session, [SuppressionReason.UNSUBSCRIBED], limit=10),
+                "now": now,
+            }
+        return self._page(request, "staff/dashboard.html", context, user=user)
+
+    def sending_fragment(self, request: Request, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """The dashboard's live part (htmx polls it)."""
+        with self._read() as session:
+            sending = q.sending_now(session)
+        return self._page(request, "staff/_sending.html", {"sending": sending}, user=user)
+
+    # ------------------------------------------------------------------ releases
+
+    def release_list(
+        self,
+        request: Request,
+        user: Annotated[StaffUser, Depends(_user)],
+        status: str | None = None,
+        after: Annotated[int | None, Query(ge=0, lt=2**31)] = None,
+        before: Annotated[int | None, Query(ge=0, lt=2**31)] = None,
+    ) -> Response:
+        """Releases, newest first, optionally one status."""
+        chosen = status if status in {s.value for s in ReleaseStatus} else None
+        with self._read() as session:
+            page = q.releases(session, status=chosen, after=after, before=before, limit=PAGE_SIZE)
+        context = {"page": page, "status": chosen or "", "statuses": [s.value for s in ReleaseStatus]}
+        return self._page(request, "staff/releases.html", context, user=user)
+
+    def _detail_context(self, session: Session, release_id: int, user: StaffUser) -> dict[str, Any]:
+        release = release_store.get_release(session, release_id)
+        client = release_store.get_client_by_id(session, release.client_id)
+        report = reports.release_report(session, release_id)
+        status = ReleaseStatus(release.status)
+        counts: dict[str, int] = report["counts"]
+        actions = [
+            a.value
+            for a in RELEASE_ACTIONS
+            if action_available(a, status, counts) and permits(user, a, author=release.author, status=release.status)
+        ]
+        return {
+            "release": release,
+            "client": client,
+            "report": report,
+            "progress": q.Progress(release.id, release.title, release.status, counts),
+            "segments": release_store.release_segments(session, release_id),
+            "events": release_store.release_events(session, release_id),
+            "approvals": release_store.release_approvals(session, release_id),
+            "actions": actions,
+            "chart": time_chart(q.sent_per_minute(session, release_id)),
+            "parts": status_parts(counts),
+        }
+
+    def release_detail(self, request: Request, release_id: int, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """One release: segments with counts and progress, chart, history, allowed actions."""
+        try:
+            with self._read() as session:
+                context = self._detail_context(session, release_id, user)
+        except NotFoundError as exc:
+            return self._page(request, "staff/not_found.html", {"what": str(exc)}, user=user, status_code=404)
+        return self._page(request, "staff/release.html", context, user=user)
+
+    def progress_fragment(
+        self, request: Request, release_id: int, user: Annotated[StaffUser, Depends(_user)]
+    ) -> Response:
+        """A release's live progress bar (htmx polls it while it sends)."""
+        with self._read() as session:
+            progress = q.release_progress(session, release_id)
+        if progress is None:
+            return self._page(request, "staff/not_found.html", {"what": "no such release"}, user=user, status_code=404)
+        return self._page(request, "staff/_progress.html", {"progress": progress}, user=user)
+
+    def preview_page(
+        self,
+        request: Request,
+        release_id: int,
+        user: Annotated[StaffUser, Depends(_user)],
+        segment: str | None = None,
+        contact: str | None = None,
+    ) -> Response:
+        """The message one segment (and optionally one contact) would get: subject, text
+        part, and the HTML part in a sandboxed iframe."""
+        try:
+            with self._read() as session:
+                specs = releases.variant_specs(session, release_id, self.runtime.settings)
+                slugs = [slug for _, slug, _ in specs]
+                chosen = segment if segment in slugs else (slugs[0] if slugs else "")
+                preview = releases.preview_release(
+                    session,
+                    release_id,
+                    segment_slug=chosen,
+                    contact_email=_text(contact),
+                    renderer=self.renderer,
+                    settings=self.runtime.settings,
+                    now=self.runtime.clock(),
+                )
+                release = release_store.get_release(session, release_id)
+        except NotFoundError as exc:
+            return self._page(request, "staff/not_found.html", {"what": str(exc)}, user=user, status_code=404)
+        except MailerError as exc:
+            return self._page(request, "staff/not_found.html", {"what": str(exc)}, user=user, status_code=422)
+        context: dict[str, Any] = {
+            "release": release,
+            "preview": preview,
+            "segments": slugs,
+            "segment": chosen,
+            "contact": contact or "",
+        }
+        return self._page(request, "staff/preview.html", context, user=user)
+
+    def preview_frame(
+        self,
+        release_id: int,
+        user: Annotated[StaffUser, Depends(_user)],
+        segment: str | None = None,
+        contact: str | None = None,
+    ) -> Response:
+        """The HTML part alone, under ``Content-Security-Policy: sandbox`` (see module doc)."""
+        try:
+            with self._read() as session:
+                specs = releases.variant_specs(session, release_id, self.runtime.settings)
+                slugs = [slug for _, slug, _ in specs]
+                chosen = segment if segment in slugs else (slugs[0] if slugs else "")
+                preview = releases.preview_release(
+                    session,
+                    release_id,
+                    segment_slug=chosen,
+                    contact_email=_text(contact),
+                    renderer=self.renderer,
+                    settings=self.runtime.settings,
+                    now=self.runtime.clock(),
+                )
+        except MailerError as exc:
+            code = 404 if isinstance(exc, NotFoundError) else 422
+            return Response(str(exc), status_code=code, media_type="text/plain", headers=PREVIEW_HEADERS)
+        return HTMLResponse(preview.parts.html, headers=PREVIEW_HEADERS)
+
+    # ------------------------------------------------------------------ actions
+
+    def confirm(
+        self, request: Request, release_id: int, action: str, user: Annotated[StaffUser, Depends(_user)]
+    ) -> Response:
+        """The confirmation step before an action: what will happen, and the form."""
+        try:
+            chosen = Action(action)
+        except ValueError:
+            return self._page(request, "staff/not_found.html", {"what": "no such action"}, user=user, status_code=404)
+        try:
+            with self._read() as session:
+                context = self._detail_context(session, release_id, user)
+        except NotFoundError as exc:
+            return self._page(request, "staff/not_found.html", {"what": str(exc)}, user=user, status_code=404)
+        release = context["release"]
+        if chosen not in RELEASE_ACTIONS or not permits(user, chosen, author=release.author, status=release.status):
+            return self.forbidden(request, user, chosen)
+        context["action"] = chosen.value
+        context["retry_statuses"] = [s.value for s in RETRY_STATUSES]
+        context["segment_slugs"] = [seg.slug for _, seg in context["segments"]]
+        return self._page(request, "staff/confirm.html", context, user=user)
+
+    def act(
+        self,
+        request: Request,
+        release_id: int,
+        action: str,
+        user: Annotated[StaffUser, Depends(_user)],
+        send_at: Annotated[str, Form(max_length=64)] = "",
+        statuses: Annotated[list[str] | None, Form()] = None,
+        segment: Annotated[str, Form(max_length=64)] = "",
+    ) -> Response:
+        """Do a confirmed action; 403 when the role may not, 409 when the state does not allow it."""
+        try:
+            chosen = Action(action)
+        except ValueError:
+            return self._page(request, "staff/not_found.html", {"what": "no such action"}, user=user, status_code=404)
+        if chosen not in RELEASE_ACTIONS:
+            return self.forbidden(request, user, chosen)
+        try:
+            with self._read() as session:
+                release = release_store.get_release(session, release_id)
+                author, status = release.author, release.status
+        except NotFoundError as exc:
+            return self._page(request, "staff/not_found.html", {"what": str(exc)}, user=user, status_code=404)
+        if not permits(user, chosen, author=author, status=status):
+            log.warning("%s (%s) refused %s on release %s", user.email, user.role.value, chosen.value, release_id)
+            return self.forbidden(request, user, chosen)
+        try:
+            message = self._perform(chosen, release_id, user, send_at=send_at, statuses=statuses, segment=segment)
+        except (WorkflowError, InputError, MailerError) as exc:
+            code = 409 if isinstance(exc, WorkflowError) else 422
+            with self._read() as session:
+                context = self._detail_context(session, release_id, user)
+            context["error"] = str(exc)
+            return self._page(request, "staff/release.html", context, user=user, status_code=code)
+        self._flash(request, "ok" if not message.startswith("refused") else "error", message)
+        log.info("%s %s release %s: %s", user.email, chosen.value, release_id, message)
+        return RedirectResponse(f"/releases/{release_id}", status_code=303)
+
+    def _perform(
+        self,
+        action: Action,
+        release_id: int,
+        user: StaffUser,
+        *,
+        send_at: str,
+        statuses: list[str] | None,
+        segment: str,
+    ) -> str:
+        """Run one action in its own transaction; returns the line to show."""
+        rt, now, actor = self.runtime, self.runtime.clock(), user.email
+        if action is Action.PROOF:
+            result = releases.send_proof(
+                rt.sessions,
+                release_id,
+                to_address=user.email,
+                segment_slug=segment or None,
+                renderer=self.renderer,
+                settings=rt.settings,
+                now=now,
+            )
+            state = "sent" if result.sent else "refused by the server"
+            return f"proof of {result.segment_slug} to {result.to_address}: {state} ({result.reply})"
+        with transaction(rt.sessions) as session:
+            if action is Action.SUBMIT:
+                report = releases.submit_release(
+                    session, release_id, actor=actor, renderer=self.renderer, settings=rt.settings, now=now
+                )
+                warnings = "".join(f"; warning: {w}" for w in report.warnings)
+                return f"submitted for approval{warnings}"
+            if action is Action.APPROVE:
+                approval = releases.approve_release(
+                    session, release_id, approver=actor, renderer=self.renderer, settings=rt.settings, now=now
+                )
+                # The refusal (back to draft) is committed by leaving this block normally.
+                if approval.refused is not None:
+                    return f"refused: {approval.refused}"
+                return f"approved (content {approval.content_hash[:12]})"
+            if action is Action.SCHEDULE:
+                at = parse_when(send_at, "send_at")
+                if at is None:
+                    raise InputError("send_at: give a date and time")
+                releases.schedule_release(session, release_id, at=at, actor=actor, now=now)
+                return f"scheduled for {at:%Y-%m-%d %H:%M} UTC"
+            if action is Action.PAUSE:
+                control.pause(session, release_id, actor=actor, now=now)
+                return "paused: no new messages are claimed"
+            if action is Action.RESUME:
+                control.resume(session, release_id, actor=actor, now=now)
+                return "resumed"
+            if action is Action.RETRY:
+                chosen = [DeliveryStatus(s) for s in statuses or [] if s in {r.value for r in RETRY_STATUSES}]
+                count = control.retry(session, release_id, chosen, actor=actor, now=now)
+                return f"{count} deliveries queued again"
+            if action is Action.CANCEL:
+                current = ReleaseStatus(release_store.get_release(session, release_id).status)
+                if current in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
+                    count = control.cancel_sending(session, release_id, actor=actor, now=now)
+                    return f"cancelled; {count} pending deliveries will not be sent"
+                releases.cancel_release(session, release_id, actor=actor, now=now)
+                return "cancelled"
+        raise InputError(f"unknown action {action.value}")
+
+    # ------------------------------------------------------------------ delivery log
+
+    def log_page(self, request: Request, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """The delivery log: filters, keyset pages; each row links to the contact."""
+        parsed = parse_log_query(dict(request.query_params))
+        with self._read() as session:
+            page = q.delivery_log(session, parsed.filters, after=parsed.after, before=parsed.before, limit=PAGE_SIZE)
+            segments = q.segment_slugs(session)
+        context = {
+            "page": page,
+            "form": parsed.raw,
+            "error": parsed.error,
+            "statuses": [s.value for s in DeliveryStatus],
+            "segments": segments,
+            "query": _query_string(parsed.raw),
+        }
+        return self._page(request, "staff/log.html", context, user=user)
+
+    def log_csv(self, request: Request, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """The filtered log as CSV (every matching row, streamed)."""
+        filters = parse_log_query(dict(request.query_params)).filters
+        header = (
+            "id", "release", "email", "domain", "segment", "status", "attempts",
+            "last_code", "last_reply", "reason", "message_id", "sent_at", "updated_at",
+        )  # fmt: skip
+
+        def row(r: q.LogLine) -> tuple[Any, ...]:
+            return (
+                r.id, r.release_id, r.email, r.domain, r.segment, r.status, r.attempts,
+                r.last_code, r.last_reply, r.reason, r.message_id, r.sent_at, r.updated_at,
+            )  # fmt: skip
+
+        return _csv_response(
+            "deliveries.csv",
+            csv_rows(
+                self.runtime.sessions,
+                lambda s, after: q.delivery_log(s, filters, after=after, limit=500),
+                header,
+                row,
+            ),
+        )
+
+    def contact_page(self, request: Request, email: str, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """Everything about one address: deliveries, bounces (diagnostic and raw message),
+        unsubscribes, suppressions."""
+        try:
+            address = normalize_email(email)
+        except InputError:
+            address = email.strip().lower()
+        with self._read() as session:
+            history = q.contact_history(session, address)
+        if history is None:
+            what = f"nothing recorded about {address}"
+            return self._page(request, "staff/not_found.html", {"what": what}, user=user, status_code=404)
+        return self._page(request, "staff/contact.html", {"history": history}, user=user)
+
+    # ------------------------------------------------------------------ bounces, suppressions
+
+    def bounces_page(
+        self,
+        request: Request,
+        user: Annotated[StaffUser, Depends(_user)],
+        kind: str | None = None,
+        after: Annotated[int | None, Query(ge=0, lt=2**31)] = None,
+        before: Annotated[int | None, Query(ge=0, lt=2**31)] = None,
+    ) -> Response:
+        """Bounces, complaints and refusals, newest first."""
+        chosen = kind if kind in q.BOUNCE_KINDS else None
+        with self._read() as session:
+            page = q.bounces(session, kind=chosen, after=after, before=before, limit=PAGE_SIZE)
+        context = {"page": page, "kind": chosen or "", "kinds": q.BOUNCE_KINDS}
+        return self._page(request, "staff/bounces.html", context, user=user)
+
+    def bounces_csv(self, user: Annotated[StaffUser, Depends(_user)], kind: str | None = None) -> Response:
+        """The bounce list (one kind or all) as CSV."""
+        chosen = kind if kind in q.BOUNCE_KINDS else None
+        header = ("id", "at", "kind", "code", "detail", "release", "email")
+        return _csv_response(
+            "bounces.csv",
+            csv_rows(
+                self.runtime.sessions,
+                lambda s, after: q.bounces(s, kind=chosen, after=after, limit=500),
+                header,
+                lambda r: (r.id, r.at, r.kind, r.code, r.detail, r.release_id, r.email),
+            ),
+        )
+
+    def suppressions_page(
+        self,
+        request: Request,
+        user: Annotated[StaffUser, Depends(_user)],
+        reason: str | None = None,
+        scope: Annotated[str | None, Query(max_length=64)] = None,
+        email: Annotated[str | None, Query(max_length=320)] = None,
+        after: Annotated[int | None, Query(ge=0, lt=2**31)] = None,
+        before: Annotated[int | None, Query(ge=0, lt=2**31)] = None,
+    ) -> Response:
+        """Suppressions, newest first, by reason, scope or address."""
+        filters = _suppression_filters(reason, scope, email)
+        with self._read() as session:
+            page = q.suppressions(
+                session,
+                reason=filters["reason"],
+                scope=filters["scope"],
+                email=filters["email"],
+                after=after,
+                before=before,
+                limit=PAGE_SIZE,
+            )
+        form = {"reason": filters["reason"] or "", "scope": filters["scope"] or "", "email": filters["email"] or ""}
+        context = {
+            "page": page,
+            "form": form,
+            "reasons": [r.value for r in SuppressionReason],
+            "query": _query_string(form),
+        }
+        return self._page(request, "staff/suppressions.html", context, user=user)
+
+    def suppressions_csv(
+        self,
+        user: Annotated[StaffUser, Depends(_user)],
+        reason: str | None = None,
+        scope: Annotated[str | None, Query(max_length=64)] = None,
+        email: Annotated[str | None, Query(max_length=320)] = None,
+    ) -> Response:
+        """The filtered suppression list as CSV."""
+        filters = _suppression_filters(reason, scope, email)
+        return _csv_response(
+            "suppressions.csv",
+            csv_rows(
+                self.runtime.sessions,
+                lambda s, after: q.suppressions(
+                    s, reason=filters["reason"], scope=filters["scope"], email=filters["email"], after=after, limit=500
+                ),
+                ("id", "email", "scope", "reason", "source", "created_at"),
+                lambda r: (r.id, r.email, r.scope, r.reason, r.source, r.created_at),
+            ),
+        )
+
+
+def _suppression_filters(reason: str | None, scope: str | None, email: str | None) -> dict[str, str | None]:
+    return {
+        "reason": reason if reason in {r.value for r in SuppressionReason} else None,
+        "scope": scope.strip() if scope and scope.strip() and "\x00" not in scope else None,
+        "email": email.strip().lower() if email and email.strip() and "\x00" not in email else None,
+    }
+
+
+def _query_string(form: dict[str, str]) -> str:
+    return urlencode({k: v for k, v in form.items() if v})
+
+
+def _csv_response(filename: str, body: Any) -> Response:
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+def _user(request: Request) -> StaffUser:
+    """Dependency: the signed-in user (the app's Auth, stored on app state)."""
+    auth: Auth = request.app.state.auth
+    return auth.user(request)
