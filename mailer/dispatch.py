@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mailer.app import Runtime
 from mailer.db import transaction
-from mailer.domain import DeliveryStatus, FailureKind, ReleaseStatus, SuppressionReason, retry_delay
+from mailer.domain import DeliveryStatus, FailureKind, ReleaseStatus, SuppressionReason, retry_delay, send_scopes
 from mailer.domain import Outcome as Result
 from mailer.errors import MailerError, StoreError
 from mailer.releases import SendPlan, build_send_plan, require_approved_plan
@@ -71,7 +71,7 @@ class _Batch:
 @dataclass
 class _Prepared:
     plan: SendPlan
-    client_scope: str
+    scopes: tuple[str, ...]
 
 
 class Dispatcher:
@@ -154,7 +154,7 @@ class Dispatcher:
                     release_id=release_id,
                     segment_id=segment_id,
                     rule=segment.rule,
-                    client_scope=plan.client_slug,
+                    scopes=send_scopes(plan.client_slug, plan.topics),
                     message_id_prefix=f"r{release_id}.{nonce}",
                     message_id_domain=self.settings.sender.message_id_domain,
                     now=now,
@@ -169,7 +169,7 @@ class Dispatcher:
                     at=now,
                 )
             )
-        self._plans[release_id] = _Prepared(plan, plan.client_slug)
+        self._plans[release_id] = _Prepared(plan, send_scopes(plan.client_slug, plan.topics))
         return True
 
     def _prepared(self, release_id: int) -> _Prepared:
@@ -178,7 +178,7 @@ class Dispatcher:
             with transaction(self.rt.sessions) as session:
                 plan = build_send_plan(session, release_id, self.renderer, self.settings)
                 require_approved_plan(session, release_id, plan)
-            cached = self._plans[release_id] = _Prepared(plan, plan.client_slug)
+            cached = self._plans[release_id] = _Prepared(plan, send_scopes(plan.client_slug, plan.topics))
         return cached
 
     # -- sending -------------------------------------------------------------------------
@@ -216,7 +216,7 @@ class Dispatcher:
             claimed = q.claim_batch(
                 session,
                 release_id=release_id,
-                client_scope=prepared.client_scope,
+                scopes=prepared.scopes,
                 owner=self.owner,
                 now=now,
                 lease=self.lease,

@@ -101,6 +101,18 @@ class SuppressionReason(StrEnum):
 
 #: Suppression scope meaning "every client".
 GLOBAL_SCOPE = "*"
+#: Suppression scopes for a topic a journalist no longer wants ("topic:foreign-policy"),
+#: honored by every release that names the topic in its front matter.
+TOPIC_PREFIX = "topic:"
+
+
+def topic_scope(topic: str) -> str:
+    return TOPIC_PREFIX + topic
+
+
+def send_scopes(client_slug: str, topics: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """Every suppression scope that stops a release of ``client_slug`` about ``topics``."""
+    return (GLOBAL_SCOPE, client_slug, *(topic_scope(t) for t in topics))
 
 
 class Role(StrEnum):

@@ -258,6 +258,7 @@ class ReleaseFile:
     booking_contact: str | None = None
     questions: tuple[str, ...] = ()
     speakers: tuple[Speaker, ...] = ()
+    topics: tuple[str, ...] = ()
 
     def extra(self) -> dict[str, Any]:
         """What goes into ``Release.extra`` (JSON)."""
@@ -269,6 +270,7 @@ class ReleaseFile:
             "questions": list(self.questions),
             "speakers": [dataclasses.asdict(s) for s in self.speakers],
             "embargo": self.embargo.isoformat() if self.embargo else None,
+            "topics": list(self.topics),
         }
 
 
@@ -283,8 +285,10 @@ _OPTIONAL = (
     "booking_contact",
     "questions",
     "speakers",
+    "topics",
 )
 _VARIANT_KEYS = ("subject", "intro", "template")
+_TOPIC = re.compile(r"[a-z0-9][a-z0-9\-]{0,63}")
 _SPEAKER_KEYS = ("name", "title", "bio")
 _FENCE = "+++"
 
@@ -421,6 +425,9 @@ def parse_release(text: str) -> ReleaseFile:
         )
     if not body.strip():
         raise InputError("body: the release has no text after the front matter")
+    topics = data.get("topics", [])
+    if not isinstance(topics, list) or not all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
+        raise InputError("topics: expected a list of beats like \"foreign-policy\" (lower-case letters, digits, '-')")
     return ReleaseFile(
         title=title.strip(),
         client=client.strip(),
@@ -437,6 +444,7 @@ def parse_release(text: str) -> ReleaseFile:
         booking_contact=_string(data, "booking_contact", "booking_contact"),
         questions=tuple(questions),
         speakers=tuple(speakers),
+        topics=tuple(dict.fromkeys(topics)),
     )
 
 
@@ -612,12 +620,15 @@ def variant_specs(session: Session, release_id: int, settings: Settings) -> list
     ]
 
 
-def content_hash(specs: list[tuple[int, str, VariantSpec]], renderer: Renderer) -> str:
-    """SHA-256 hex over each segment's slug and the fingerprint of its spec, in order.
+def content_hash(specs: list[tuple[int, str, VariantSpec]], renderer: Renderer, topics: tuple[str, ...] = ()) -> str:
+    """SHA-256 hex over each segment's slug and the fingerprint of its spec, in order,
+    and the release's topics (they decide who is left out).
 
     Raises TemplateError when a template is missing or does not parse.
     """
     digest = hashlib.sha256()
+    if topics:
+        digest.update(b"topics\x00" + "\x00".join(topics).encode("utf-8") + b"\n")
     for _, slug, spec in specs:
         digest.update(slug.encode("utf-8") + b"\x00" + fingerprint(spec, renderer).encode("ascii") + b"\n")
     return digest.hexdigest()
@@ -625,7 +636,13 @@ def content_hash(specs: list[tuple[int, str, VariantSpec]], renderer: Renderer) 
 
 def release_content_hash(session: Session, release_id: int, renderer: Renderer, settings: Settings) -> str:
     """The content hash of the release as it would be sent now."""
-    return content_hash(variant_specs(session, release_id, settings), renderer)
+    return content_hash(variant_specs(session, release_id, settings), renderer, release_topics(session, release_id))
+
+
+def release_topics(session: Session, release_id: int) -> tuple[str, ...]:
+    """The topics a release names in its front matter (for topic opt-outs)."""
+    release = release_store.get_release(session, release_id)
+    return tuple((release.extra or {}).get("topics") or ())
 
 
 # ====================================================================== the send plan
@@ -641,6 +658,7 @@ class SendPlan:
     content_hash: str
     variants: dict[int, CompiledVariant]  # segment_id -> compiled variant
     segment_order: tuple[int, ...]  # segment ids by position
+    topics: tuple[str, ...] = ()  # journalists who opted out of one of these are left out
 
 
 def build_send_plan(session: Session, release_id: int, renderer: Renderer, settings: Settings) -> SendPlan:
@@ -652,11 +670,13 @@ def build_send_plan(session: Session, release_id: int, renderer: Renderer, setti
     release = release_store.get_release(session, release_id)
     client = release_store.get_client_by_id(session, release.client_id)
     specs = variant_specs(session, release_id, settings)
+    topics = release_topics(session, release_id)
     return SendPlan(
         release_id=release_id,
         client_slug=client.slug,
         sender_address=client.from_address,
-        content_hash=content_hash(specs, renderer),
+        topics=topics,
+        content_hash=content_hash(specs, renderer, topics),
         variants={segment_id: renderer.compile(spec) for segment_id, _, spec in specs},
         segment_order=tuple(segment_id for segment_id, _, _ in specs),
     )
@@ -721,7 +741,7 @@ def submit_release(
     checks = [(slug, spec, _sample_recipient(session, segments[sid].rule)) for sid, slug, spec in specs]
     report = compliance.check_release(checks, renderer, settings)
     report.require_ok(f"release {release_id}")
-    release.content_hash = content_hash(specs, renderer)
+    release.content_hash = content_hash(specs, renderer, release_topics(session, release_id))
     note = "checks passed" + "".join(f"; warning: {w}" for w in report.warnings)
     _move(session, release, ReleaseStatus.SUBMITTED, actor=actor, note=note, now=now)
     return report
@@ -926,7 +946,7 @@ def send_proof(
         segment_id, slug, spec = _pick_segment(specs, segment_slug, release_id)
         rule = next(seg.rule for _, seg in release_store.release_segments(session, release_id) if seg.id == segment_id)
         rcpt = _sample_recipient(session, rule)
-        digest = content_hash(specs, renderer)
+        digest = content_hash(specs, renderer, release_topics(session, release_id))
     proof_spec = dataclasses.replace(spec, subject=PROOF_SUBJECT_PREFIX + spec.subject)
     message_id = compliance.sample_message_id(settings, f"proof.{release_id}.{segment_id}.{uuid.uuid4().hex}")
     raw = renderer.compile(proof_spec).render(

@@ -30,7 +30,7 @@ from typing import IO
 from sqlalchemy.orm import Session
 
 from mailer.contacts import neutralize, normalize_email
-from mailer.domain import GLOBAL_SCOPE, SuppressionReason, email_hash
+from mailer.domain import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
 from mailer.errors import InputError, NotFoundError
 from mailer.store import erasure as erasure_store
 from mailer.store import suppressions as store
@@ -76,6 +76,14 @@ def mask_email(email: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class TopicChoice:
+    """One topic (beat) on the preference page."""
+
+    name: str
+    receiving: bool
+
+
+@dataclass(frozen=True)
 class UnsubscribePage:
     """What the unsubscribe page shows about one delivery."""
 
@@ -87,6 +95,8 @@ class UnsubscribePage:
     everywhere: bool
     #: already suppressed for this client (or everywhere)
     for_client: bool
+    #: topics the journalist can keep or drop, with whether they still receive each
+    topics: tuple[TopicChoice, ...] = ()
 
 
 def unsubscribe_page(session: Session, delivery_id: int) -> UnsubscribePage | None:
@@ -99,6 +109,10 @@ def unsubscribe_page(session: Session, delivery_id: int) -> UnsubscribePage | No
         return None
     scopes = store.suppression_scopes(session, [row.email_hash]).get(row.email_hash, set())
     everywhere = GLOBAL_SCOPE in scopes
+    topics = tuple(
+        TopicChoice(t, topic_scope(t) not in scopes)
+        for t in store.delivery_topics(session, row.delivery_id, row.contact_id)
+    )
     return UnsubscribePage(
         delivery_id=row.delivery_id,
         masked_email=mask_email(row.email),
@@ -106,6 +120,7 @@ def unsubscribe_page(session: Session, delivery_id: int) -> UnsubscribePage | No
         client_slug=row.client_slug,
         everywhere=everywhere,
         for_client=everywhere or row.client_slug in scopes,
+        topics=topics,
     )
 
 
@@ -173,12 +188,70 @@ def unsubscribe(
     return Unsubscribed(page=page, scope=scope, added=added, stopped=stopped)
 
 
+@dataclass(frozen=True)
+class TopicsSaved:
+    """The outcome of :func:`set_topics`."""
+
+    page: UnsubscribePage
+    dropped: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
+def set_topics(session: Session, delivery_id: int, keep: set[str], *, now: datetime) -> TopicsSaved | None:
+    """Writes: the journalist's topic choices from the preference page. Every offered
+    topic not in ``keep`` gets a suppression in scope ``topic:NAME`` (releases that name
+    the topic leave the address out, checked again when rows are claimed); a kept topic
+    that was dropped before is taken back (logged, actor "recipient"). Topics that were
+    not offered are ignored. Returns None when the delivery does not exist."""
+    row = store.unsubscribe_row(session, delivery_id)
+    if row is None:
+        return None
+    offered = store.delivery_topics(session, delivery_id, row.contact_id)
+    dropped: list[str] = []
+    for topic in offered:
+        scope = topic_scope(topic)
+        if topic in keep:
+            existing = store.get_suppression(session, row.email_hash, scope)
+            if existing is not None:
+                store.log_suppression_change(
+                    session,
+                    row.email_hash,
+                    scope=scope,
+                    action="removed",
+                    reason="chosen again on the preference page",
+                    actor="recipient",
+                    now=now,
+                )
+                session.delete(existing)
+            continue
+        dropped.append(topic)
+        store.suppress_hash(
+            session,
+            row.email_hash,
+            email=row.email,
+            reason=SuppressionReason.UNSUBSCRIBED,
+            source=f"{SOURCE_TOPICS} (delivery {delivery_id})",
+            now=now,
+            scope=scope,
+        )
+    session.flush()
+    page = unsubscribe_page(session, delivery_id)
+    assert page is not None
+    return TopicsSaved(page, tuple(dropped), tuple(t for t in offered if t in keep))
+
+
+#: Source recorded on topic opt-outs.
+SOURCE_TOPICS = "preference page, topics"
+
+
 # --- staff and bounce processing ------------------------------------------------------------
 
 
 def _check_scope(session: Session, scope: str) -> str:
+    if scope.startswith(TOPIC_PREFIX) and len(scope) > len(TOPIC_PREFIX):
+        return scope
     if scope != GLOBAL_SCOPE and not store.client_exists(session, scope):
-        raise NotFoundError(f"no client {scope!r}: a scope is '*' (every client) or a client slug")
+        raise NotFoundError(f"no client {scope!r}: a scope is '*' (every client), a client slug, or topic:NAME")
     return scope
 
 

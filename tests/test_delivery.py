@@ -84,7 +84,7 @@ async def test_replanning_and_second_run_add_nothing(rt: Runtime, tmp_path: Path
             release_id=rid,
             segment_id=seg.id,
             rule=seg.rule,
-            client_scope="harbor",
+            scopes=("*", "harbor"),
             message_id_prefix="x",
             message_id_domain="mail.example.com",
             now=ert.clock(),

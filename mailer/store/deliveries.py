@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, ReleaseStatus
+from mailer.domain import DeliveryStatus, ReleaseStatus
 from mailer.segments import compile_rule
 from mailer.tables import Contact, Delivery, DeliveryEvent, Release, Suppression
 
@@ -60,11 +60,10 @@ DELIVERIES = typing_cast(Table, Delivery.__table__)
 _SYNC_OFF = text("SET LOCAL synchronous_commit = off")
 
 
-def _suppressed(email_hash: Any, client_scope: str) -> ColumnElement[bool]:
+def _suppressed(email_hash: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
+    """The address is suppressed in any of ``scopes`` (see :func:`mailer.domain.send_scopes`)."""
     return exists(
-        select(Suppression.id).where(
-            Suppression.email_hash == email_hash, Suppression.scope.in_([GLOBAL_SCOPE, client_scope])
-        )
+        select(Suppression.id).where(Suppression.email_hash == email_hash, Suppression.scope.in_(list(scopes)))
     )
 
 
@@ -107,7 +106,7 @@ def plan_segment(
     release_id: int,
     segment_id: int,
     rule: str,
-    client_scope: str,
+    scopes: Sequence[str],
     message_id_prefix: str,
     message_id_domain: str,
     now: datetime,
@@ -122,7 +121,7 @@ def plan_segment(
         literal("<" + message_id_prefix + ".") + cast(Contact.id, String) + literal("@" + message_id_domain + ">")
     )
     status = case(
-        (_suppressed(Contact.email_hash, client_scope), literal(DeliveryStatus.SUPPRESSED.value)),
+        (_suppressed(Contact.email_hash, scopes), literal(DeliveryStatus.SUPPRESSED.value)),
         else_=literal(DeliveryStatus.QUEUED.value),
     )
     select_rows = select(
@@ -220,7 +219,7 @@ def claim_batch(
     session: Session,
     *,
     release_id: int,
-    client_scope: str,
+    scopes: Sequence[str],
     owner: str,
     now: datetime,
     lease: timedelta,
@@ -265,7 +264,7 @@ def claim_batch(
     newly_suppressed = list(
         session.scalars(
             update(Delivery)
-            .where(Delivery.id.in_(claimed_ids), _suppressed(Delivery.email_hash, client_scope))
+            .where(Delivery.id.in_(claimed_ids), _suppressed(Delivery.email_hash, scopes))
             .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
             .returning(Delivery.id)
         )

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, SuppressionReason, email_hash
+from mailer.domain import GLOBAL_SCOPE, TOPIC_PREFIX, DeliveryStatus, SuppressionReason, email_hash
 from mailer.store.contacts import insert_ignoring_conflicts
-from mailer.tables import Client, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
+from mailer.tables import Client, ContactBeat, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
 
 
 def add_suppression(
@@ -204,6 +204,8 @@ def suppress_pending_deliveries(session: Session, hashed: str, *, scope: str, re
     """Writes: queued and deferred deliveries to ``hashed`` become ``suppressed`` — every
     release for scope ``*``, else the releases of client ``scope``. Rows a worker has
     already claimed (``sending``) are left alone. Returns how many rows changed."""
+    if scope.startswith(TOPIC_PREFIX):
+        return 0  # topic opt-outs are applied when rows are claimed (the scopes of each release)
     query = update(Delivery).where(Delivery.email_hash == hashed, Delivery.status.in_(_PENDING))
     if scope != GLOBAL_SCOPE:
         query = query.where(
@@ -215,3 +217,14 @@ def suppress_pending_deliveries(session: Session, hashed: str, *, scope: str, re
         query.values(status=DeliveryStatus.SUPPRESSED.value, reason=reason[:40], updated_at=now)
     )
     return int(result.rowcount)
+
+
+def delivery_topics(session: Session, delivery_id: int, contact_id: int) -> list[str]:
+    """The topics a journalist can choose on the preference page: their beats, and the
+    topics of the release the link came from, sorted."""
+    beats = set(session.scalars(select(ContactBeat.beat).where(ContactBeat.contact_id == contact_id)))
+    extra = session.scalar(
+        select(Release.extra).join(Delivery, Delivery.release_id == Release.id).where(Delivery.id == delivery_id)
+    )
+    topics = set((extra or {}).get("topics") or ())
+    return sorted(beats | topics)

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from mailer import suppressions
 from mailer.app import Runtime
 from mailer.db import transaction
-from mailer.suppressions import UnsubscribeChoice, Unsubscribed, UnsubscribePage
+from mailer.suppressions import TopicsSaved, UnsubscribeChoice, Unsubscribed, UnsubscribePage
 from mailer.tokens import Tokens
 
 #: Headers on every public page. The token in the URL is a credential: no Referer may
@@ -73,8 +73,9 @@ class PublicRoutes:
         return self.templates.TemplateResponse(request, "unsubscribe.html", {"page": page}, headers=PUBLIC_HEADERS)
 
     async def act(self, request: Request, token: str) -> Response:
-        """Unsubscribe: ``choice=all`` (the page's second button) suppresses for every
-        client; ``choice=client``, RFC 8058 ``List-Unsubscribe=One-Click``, or a POST with
+        """Unsubscribe: ``choice=topics`` with ``keep=NAME`` fields saves topic choices
+        (:func:`mailer.suppressions.set_topics`); ``choice=all`` (the page's second button)
+        suppresses for every client; ``choice=client``, RFC 8058 ``List-Unsubscribe=One-Click``, or a POST with
         neither, suppresses for this release's client (see :func:`mailer.suppressions.unsubscribe`).
         A POST is an explicit request to stop, so an unknown body errs on the side of
         stopping rather than refusing."""
@@ -83,6 +84,15 @@ class PublicRoutes:
             return self._not_found(request)
         form = await request.form()
         raw_choice = form.get("choice")
+        if raw_choice == "topics":
+            keep = {v for v in form.getlist("keep") if isinstance(v, str)}
+            await form.close()
+            saved = await run_in_threadpool(self._set_topics, delivery_id, keep)
+            if saved is None:
+                return self._not_found(request)
+            return self.templates.TemplateResponse(
+                request, "preferences_saved.html", {"saved": saved}, headers=PUBLIC_HEADERS
+            )
         if isinstance(raw_choice, str) and raw_choice in ("client", "all"):
             choice, source = UnsubscribeChoice(raw_choice), SOURCE_PAGE
         else:
@@ -110,6 +120,10 @@ class PublicRoutes:
         # before the journalist (or their mail client) sees the answer.
         with transaction(self.runtime.sessions) as session:
             return suppressions.unsubscribe(session, delivery_id, choice, source=source, now=self.runtime.clock())
+
+    def _set_topics(self, delivery_id: int, keep: set[str]) -> TopicsSaved | None:
+        with transaction(self.runtime.sessions) as session:
+            return suppressions.set_topics(session, delivery_id, keep, now=self.runtime.clock())
 
     def _not_found(self, request: Request) -> Response:
         return self.templates.TemplateResponse(request, "not_found.html", {}, status_code=404, headers=PUBLIC_HEADERS)
