@@ -8,12 +8,34 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailer.cli.common import out, runtime
+from mailer.cli.common import STATE, err, out, runtime
 from mailer.domain import DeliveryStatus
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
+    app.command("capture")(capture)
+
+
+def capture(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: smtp.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: smtp.port).")] = None,
+    maildir: Annotated[
+        Path | None, typer.Option(help="Maildir to file messages in (default: paths.capture_maildir).")
+    ] = None,
+) -> None:
+    """Run a local SMTP server that accepts everything and files it in a Maildir (for trying
+    mailer without a relay: point [smtp] at it and run `mailer run`). Ctrl-C stops it."""
+    from mailer.capture import CaptureServer, serve_capture
+
+    settings = STATE.settings
+    folder = maildir or settings.paths.capture_maildir
+
+    def ready(server: CaptureServer) -> None:
+        err.print(f"capturing mail on {server.host}:{server.port} into {folder}/ (Ctrl-C to stop)", highlight=False)
+
+    serve_capture(host or settings.smtp.host, port or settings.smtp.port, folder, on_ready=ready)
+    err.print("stopped")
 
 
 def demo(
