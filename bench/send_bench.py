@@ -55,7 +55,7 @@ from mailer.domain import ReleaseStatus, email_hash
 from mailer.releases import build_send_plan
 from mailer.render import Renderer
 from mailer.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
-from mailer.transport import SmtpPool
+from mailer.transport import make_transport
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path("/work/shared/tools/smtp-reference")
@@ -308,7 +308,7 @@ def prepare(settings: Settings, n: int) -> int:
     try:
         insert_contacts(rt, n)
         release_id = approved_release(rt)
-        started = Dispatcher(rt, SmtpPool(settings.smtp)).plan_due()
+        started = Dispatcher(rt, make_transport(settings.smtp)).plan_due()
         assert started == [release_id], started
         return release_id
     finally:
@@ -318,7 +318,9 @@ def prepare(settings: Settings, n: int) -> int:
 # --- running and measuring the workers --------------------------------------------------------
 
 
-def worker_env(settings: Settings, pool_size: int | None, batch_size: int | None) -> dict[str, str]:
+def worker_env(
+    settings: Settings, pool_size: int | None, batch_size: int | None, client: str | None = None
+) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -332,6 +334,8 @@ def worker_env(settings: Settings, pool_size: int | None, batch_size: int | None
         env["MAILER_SMTP__POOL_SIZE"] = str(pool_size)
     if batch_size is not None:
         env["MAILER_RETRY__BATCH_SIZE"] = str(batch_size)
+    if client is not None:
+        env["MAILER_SMTP__CLIENT"] = client
     return env
 
 
@@ -466,7 +470,7 @@ def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, ar
         log(f"  {backend}: {n} contacts inserted and planned in {time.perf_counter() - t:.1f}s (not measured)")
         before = reference_rate(sink.port, args.reference_n)
         sink_before = sink.count()
-        result = run_workers(worker_env(settings, args.pool_size, args.batch_size), workers, workdir)
+        result = run_workers(worker_env(settings, args.pool_size, args.batch_size, args.client), workers, workdir)
         time.sleep(0.3)  # let the sink flush its counter
         sink_count = sink.count() - sink_before
         after = reference_rate(sink.port, args.reference_n)
@@ -535,6 +539,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run SQLite, 1 worker, with N recipients to compare memory (0: skip)",
     )
     p.add_argument("--pool-size", type=int, default=None, help="MAILER_SMTP__POOL_SIZE (default: the setting's)")
+    p.add_argument(
+        "--client",
+        choices=["pipelined", "aiosmtplib"],
+        default=None,
+        help="MAILER_SMTP__CLIENT (default: the setting's)",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="MAILER_RETRY__BATCH_SIZE (default: the setting's)")
     p.add_argument("--reference-n", type=int, default=20_000, help="messages per smtp-source reference run")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")

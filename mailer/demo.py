@@ -34,7 +34,7 @@ from mailer.releases import (
 )
 from mailer.store.reports import release_report
 from mailer.tables import Client
-from mailer.transport import SmtpPool
+from mailer.transport import make_transport
 
 SAMPLE_LISTS = {
     "national-press": "national-press.csv",
@@ -135,7 +135,7 @@ def prepare_release(rt: Runtime, preview_dir: Path) -> tuple[int, list[Path]]:
 
 
 async def _send(rt: Runtime) -> None:
-    pool = SmtpPool(rt.settings.smtp)
+    pool = make_transport(rt.settings.smtp)
     try:
         await Dispatcher(rt, pool).run_once()
     finally:

@@ -1,4 +1,6 @@
-"""SMTP sending over a pool of reused aiosmtplib connections.
+"""What dispatch needs from SMTP (:class:`Transport`, :class:`SendResult`), the pool of
+reused aiosmtplib connections (:class:`SmtpPool`), and :func:`make_transport`, which
+picks it or the pipelining client of :mod:`mailer.smtp` as ``smtp.client`` says.
 
 Per-message outcomes come back as :class:`SendResult` values; only "SMTP cannot be used
 at all" (cannot connect, TLS or authentication refused) raises :class:`TransportError`.
@@ -48,9 +50,29 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-def _result(code: int, message: str, stage: str) -> SendResult:
+def reply_result(code: int, message: str, stage: str) -> SendResult:
+    """The result an SMTP reply at ``stage`` stands for, as :func:`classify_reply` decides."""
     verdict = classify_reply(code, message, stage=stage)
     return SendResult(verdict.outcome, code, f"{code} {message}".strip(), stage, verdict.kind)
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """The TLS context for ``settings`` (None when ``tls = "none"``): the system's trust
+    store, or only ``ca_file`` when one is given (a private relay, the tests)."""
+    if settings.tls == "none":
+        return None
+    return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+
+
+def make_transport(settings: SmtpSettings) -> Transport:
+    """The transport ``settings.client`` names: ``pipelined`` (:class:`mailer.smtp.PipelinedPool`)
+    or ``aiosmtplib`` (:class:`SmtpPool`). Opens nothing; connections open on first use."""
+    if settings.client == "aiosmtplib":
+        return SmtpPool(settings)
+    # Imported here: mailer.smtp builds on this module's SendResult.
+    from mailer.smtp import PipelinedPool
+
+    return PipelinedPool(settings)
 
 
 class SmtpPool:
@@ -64,13 +86,12 @@ class SmtpPool:
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
-        tls_context = ssl.create_default_context() if s.tls != "none" else None
         return aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
             use_tls=s.tls == "implicit",
             start_tls=s.tls == "starttls",
-            tls_context=tls_context,
+            tls_context=tls_context(s),
             timeout=s.command_timeout,
             local_hostname=s.helo_name,
             username=s.username,
@@ -129,12 +150,12 @@ class SmtpPool:
                 if before_data is not None:
                     await before_data()
                 response = await client.data(data, timeout=self.settings.data_timeout)
-                return _result(response.code, response.message, "data")
+                return reply_result(response.code, response.message, "data")
             except aiosmtplib.SMTPResponseException as exc:
                 await _reset(client)
                 if exc.code in (421,) or not client.is_connected:
                     client.close()
-                return _result(exc.code, exc.message, stage)
+                return reply_result(exc.code, exc.message, stage)
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as exc:
                 client.close()
                 if stage == "data":
@@ -169,7 +190,7 @@ def _describe(exc: BaseException) -> str:
 async def send_one(settings: SmtpSettings, sender: str, recipient: str, data: bytes) -> SendResult:
     """Open a connection, send one message (a proof, say), close. Raises TransportError
     when SMTP cannot be reached."""
-    pool = SmtpPool(settings.model_copy(update={"pool_size": 1}))
+    pool = make_transport(settings.model_copy(update={"pool_size": 1}))
     try:
         return await pool.send(sender, recipient, data)
     finally:

@@ -19,7 +19,7 @@ from mailer import dispatch
 from mailer.app import Runtime
 from mailer.config import load_settings
 from mailer.store import deliveries as q
-from mailer.transport import SmtpPool
+from mailer.transport import make_transport
 
 
 def die() -> None:
@@ -56,7 +56,7 @@ def main(point: str) -> None:
     else:
         raise SystemExit(f"unknown point {point}")
     rt = Runtime.open(load_settings())
-    pool = SmtpPool(rt.settings.smtp)
+    pool = make_transport(rt.settings.smtp)
     asyncio.run(dispatch.Dispatcher(rt, pool).run_once())
 
 

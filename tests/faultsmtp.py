@@ -325,6 +325,15 @@ class _Handler:
     def __init__(self, owner: FaultSMTPServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Advertise PIPELINING (RFC 2920) as real relays do. aiosmtpd reads one command
+        line at a time from its stream, so it serves pipelined groups correctly; it just
+        does not say so by itself."""
+        session.host_name = hostname  # aiosmtpd leaves this to the hook when one exists
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_RCPT(
         self,
         server: SMTP,

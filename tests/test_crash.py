@@ -12,15 +12,43 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
+from enginekit import (
+    CLIENTS,
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+    with_client,
+)
 from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.app import Runtime
 from mailer.dispatch import Dispatcher
-from mailer.transport import SmtpPool
+from mailer.transport import make_transport
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}
+
+
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> str:
+    """Each SMTP client in turn (``smtp.client``)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def rt(rt: Runtime, client: str) -> Runtime:
+    """conftest's runtime (each backend) with each SMTP client."""
+    return with_client(rt, client)
+
+
+@pytest.fixture
+def pg_rt(pg_rt: Runtime, client: str) -> Runtime:
+    """conftest's PostgreSQL runtime with each SMTP client."""
+    return with_client(pg_rt, client)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +65,7 @@ def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
 
 def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
     env = {
+        "MAILER_SMTP__CLIENT": rt.settings.smtp.client,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "MAILER_DATABASE__URL": rt.settings.database.url,
         "MAILER_SMTP__PORT": str(port),
@@ -75,7 +104,7 @@ async def test_killed_worker_then_restart(
     assert proc.returncode == -9, proc.stderr
     # The restarted worker runs once the dead worker's lease has expired.
     restart = engine_runtime(rt, smtp.port, Clock(datetime.now(UTC) + timedelta(seconds=60)), retry__batch_size=10)
-    pool = SmtpPool(restart.settings.smtp)
+    pool = make_transport(restart.settings.smtp)
     await Dispatcher(restart, pool).run_once()
     await pool.close()
     rows = deliveries(restart, rid)
@@ -100,7 +129,7 @@ async def test_three_workers_share_one_postgres_release(pg_rt: Runtime, tmp_path
     emails = [f"w{i:05d}@example.com" for i in range(5000)]
     add_contacts(ert, tmp_path, emails)
     rid = approved_release(ert, EVERYONE)
-    pool = SmtpPool(ert.settings.smtp)
+    pool = make_transport(ert.settings.smtp)
     Dispatcher(ert, pool).plan_due()
     await pool.close()
     env = worker_env(ert, smtp.port, MAILER_RETRY__BATCH_SIZE="100", MAILER_SMTP__POOL_SIZE="4")

@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import FIXED_NOW
+from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from fastapi.testclient import TestClient
+from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select
 
 from mailer.app import Runtime
@@ -21,10 +24,6 @@ from mailer.tables import Approval, Release, SuppressionLog
 from mailer.tokens import Tokens
 from mailer.transport import SmtpPool
 from mailer.web import create_app
-
-from conftest import FIXED_NOW
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 RELEASE = """+++
 title = "T"
@@ -66,9 +65,9 @@ async def send(rt: Runtime) -> None:
 def test_front_matter_topics_are_checked() -> None:
     """topics must be a list of lower-case beat names; duplicates collapse."""
     assert parse_release(RELEASE.format(topics='["foreign-policy", "foreign-policy"]')).topics == ("foreign-policy",)
-    with pytest.raises(InputError, match="^topics:"):
+    with pytest.raises(InputError, match=r"^topics:"):
         parse_release(RELEASE.format(topics='["Foreign Policy"]'))
-    with pytest.raises(InputError, match="^topics:"):
+    with pytest.raises(InputError, match=r"^topics:"):
         parse_release(RELEASE.format(topics='"politics"'))
 
 
@@ -111,7 +110,9 @@ async def test_preference_page_drops_a_topic_and_releases_about_it_skip_the_jour
             assert [(entry.scope, entry.actor) for entry in log] == [("topic:foreign-policy", "recipient")]
 
 
-async def test_topic_dropped_during_a_send_is_honored_at_claim(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
+async def test_topic_dropped_during_a_send_is_honored_at_claim(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer
+) -> None:
     """A topic opt-out recorded after planning still stops the rows not yet claimed."""
     ert = engine_runtime(rt, smtp.port, Clock(), retry__batch_size=2, web__base_url="https://news.example.com")
     emails = [f"t{i}@example.com" for i in range(6)]

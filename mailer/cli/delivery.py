@@ -19,7 +19,7 @@ from mailer.domain import DeliveryStatus
 from mailer.scheduler import run_forever
 from mailer.store import deliveries as q
 from mailer.store import reports
-from mailer.transport import SmtpPool
+from mailer.transport import make_transport
 
 
 def register(app: typer.Typer) -> None:
@@ -33,10 +33,11 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Send approved releases when they are due (until stopped with Ctrl-C / SIGTERM)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("mailer").setLevel(logging.INFO)
     with runtime() as rt:
         signer = DkimSigner.from_settings(rt.settings.dkim)
-        pool = SmtpPool(rt.settings.smtp)
+        pool = make_transport(rt.settings.smtp)
         show_bar = once and not as_json and err.is_terminal
         bars = Progress(
             TextColumn("release {task.fields[release]}"),
