@@ -265,10 +265,12 @@ class Connection:
                     if refused is not None:
                         return refused
                 reply = await self._read(timeout)
+                rcpt_reply = await self._read(timeout)  # always read: replies come in order
                 if reply.code != 250:
+                    # The RCPT reply (503 most likely) is read above, so the stream stays in step.
                     return self._refused(reply, "mail")
                 stage = "rcpt"
-                reply = await self._read(timeout)
+                reply = rcpt_reply
             else:
                 if self._rset_owed:
                     refused = self._after_rset(await self._command("RSET", timeout))

@@ -255,6 +255,25 @@ async def test_pipelining_groups_mail_rcpt_and_owed_rset_with_multiline_replies(
     assert "Hello.\r\n" in seen
 
 
+async def test_refused_mail_keeps_the_pipelined_stream_in_step() -> None:
+    """MAIL refused inside a MAIL+RCPT group: the RCPT reply that follows is consumed, so the
+    next message reads its own replies (not the stale 503)."""
+    steps = [
+        EHLO_PIPELINING,
+        Step(["MAIL FROM:<", "RCPT TO:<FIRST@"], ["451 4.3.0 Sender check failed", "503 5.5.1 need MAIL first"]),
+        Step(["RSET", "MAIL FROM:<", "RCPT TO:<SECOND@"], ["250 2.0.0 OK", "250 2.1.0 OK", "250 2.1.5 OK"]),
+        Step(["DATA"], ["354 go ahead"]),
+        Step([], ["250 2.0.0 queued"], data=True),
+        Step(["QUIT"], ["221 2.0.0 bye"]),
+    ]
+    async with scripted_server(steps) as (port, _):
+        first, second = await send(
+            settings(port, "pipelined", command_timeout=2), "first@example.com", "second@example.com"
+        )
+    assert (first.outcome, first.stage, first.code) == (Outcome.DEFERRED, "mail", 451)
+    assert (second.outcome, second.reply) == (Outcome.SENT, "250 2.0.0 queued")
+
+
 async def test_server_without_pipelining_gets_one_command_at_a_time() -> None:
     """No PIPELINING: every command waits for its reply (the server answers each alone),
     RSET included; EHLO refused falls back to HELO."""
