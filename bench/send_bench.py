@@ -54,8 +54,8 @@ from mailer.dispatch import Dispatcher
 from mailer.domain import ReleaseStatus, email_hash
 from mailer.releases import build_send_plan
 from mailer.render import Renderer
+from mailer.smtp import make_transport
 from mailer.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
-from mailer.transport import make_transport
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path("/work/shared/tools/smtp-reference")

@@ -32,9 +32,9 @@ from mailer.releases import (
     schedule_release,
     submit_release,
 )
+from mailer.smtp import make_transport
 from mailer.store.reports import release_report
 from mailer.tables import Client
-from mailer.transport import make_transport
 
 SAMPLE_LISTS = {
     "national-press": "national-press.csv",

@@ -68,10 +68,10 @@ from mailer.render import (
     check_header_value,
     fingerprint,
 )
+from mailer.smtp import send_one
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.tables import Approval, Client, Contact, Release, ReleaseSegment
-from mailer.transport import send_one
 
 __all__ = [
     "ApprovalResult",

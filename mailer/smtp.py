@@ -9,7 +9,7 @@ MAIL+RCPT. Without PIPELINING every command waits for its reply (RFC 5321 as wri
 
 One recipient per transaction, so every reply belongs to exactly one delivery. The
 outcomes are the same values, decided by the same function
-(:func:`mailer.domain.classify_reply`), as :class:`mailer.transport.SmtpPool` gives:
+(:func:`mailer.domain.classify_reply`), as :class:`mailer.aiosmtp.SmtpPool` gives:
 
 * a reply to MAIL, RCPT, DATA or to the message data: ``classify_reply`` with that stage;
 * the connection lost, a reply that is not SMTP, or a timeout *before the message data
@@ -40,10 +40,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
+from mailer.aiosmtp import SmtpPool
 from mailer.config import SmtpSettings
 from mailer.domain import Outcome
 from mailer.errors import TransportError
-from mailer.transport import SendResult, reply_result, tls_context
+from mailer.transport import SendResult, Transport, reply_result, tls_context
 
 #: Longest reply line accepted (RFC 5321 4.5.3.1.5 allows 512 octets; be lenient).
 _LINE_LIMIT = 64 * 1024
@@ -451,3 +452,21 @@ class PipelinedPool:
         while not self._idle.empty():
             self._idle.get_nowait()
         await asyncio.gather(*(conn.quit() for conn in connections))
+
+
+def make_transport(settings: SmtpSettings) -> Transport:
+    """The transport ``settings.client`` names: ``pipelined`` (:class:`PipelinedPool`)
+    or ``aiosmtplib`` (:class:`mailer.aiosmtp.SmtpPool`). Opens nothing; connections open on first use."""
+    if settings.client == "aiosmtplib":
+        return SmtpPool(settings)
+    return PipelinedPool(settings)
+
+
+async def send_one(settings: SmtpSettings, sender: str, recipient: str, data: bytes) -> SendResult:
+    """Open a connection, send one message (a proof, say), close. Raises TransportError
+    when SMTP cannot be reached."""
+    pool = make_transport(settings.model_copy(update={"pool_size": 1}))
+    try:
+        return await pool.send(sender, recipient, data)
+    finally:
+        await pool.close()

@@ -1,6 +1,7 @@
-"""What dispatch needs from SMTP (:class:`Transport`, :class:`SendResult`), the pool of
-reused aiosmtplib connections (:class:`SmtpPool`), and :func:`make_transport`, which
-picks it or the pipelining client of :mod:`mailer.smtp` as ``smtp.client`` says.
+"""What dispatch needs from SMTP: the :class:`Transport` interface and its per-message
+result, :class:`SendResult`, plus what both SMTP clients share (:func:`reply_result`,
+:func:`tls_context`). The clients: :mod:`mailer.smtp` (pipelining, the default) and
+:mod:`mailer.aiosmtp` (aiosmtplib); :func:`mailer.smtp.make_transport` picks one.
 
 Per-message outcomes come back as :class:`SendResult` values; only "SMTP cannot be used
 at all" (cannot connect, TLS or authentication refused) raises :class:`TransportError`.
@@ -13,18 +14,13 @@ Such results are ``unknown`` and never retried automatically.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiosmtplib
-
 from mailer.config import SmtpSettings
 from mailer.domain import FailureKind, Outcome, classify_reply, enhanced_status
-from mailer.errors import TransportError
 
 
 @dataclass(frozen=True)
@@ -62,136 +58,3 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     if settings.tls == "none":
         return None
     return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-
-
-def make_transport(settings: SmtpSettings) -> Transport:
-    """The transport ``settings.client`` names: ``pipelined`` (:class:`mailer.smtp.PipelinedPool`)
-    or ``aiosmtplib`` (:class:`SmtpPool`). Opens nothing; connections open on first use."""
-    if settings.client == "aiosmtplib":
-        return SmtpPool(settings)
-    # Imported here: mailer.smtp builds on this module's SendResult.
-    from mailer.smtp import PipelinedPool
-
-    return PipelinedPool(settings)
-
-
-class SmtpPool:
-    """Up to ``settings.pool_size`` connections, opened lazily and reused."""
-
-    def __init__(self, settings: SmtpSettings) -> None:
-        self.settings = settings
-        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(settings.pool_size)
-        self._all: set[aiosmtplib.SMTP] = set()
-
-    def _client(self) -> aiosmtplib.SMTP:
-        s = self.settings
-        return aiosmtplib.SMTP(
-            hostname=s.host,
-            port=s.port,
-            use_tls=s.tls == "implicit",
-            start_tls=s.tls == "starttls",
-            tls_context=tls_context(s),
-            timeout=s.command_timeout,
-            local_hostname=s.helo_name,
-            username=s.username,
-            password=s.password.get_secret_value() if s.password else None,
-        )
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = self._client()
-        try:
-            await asyncio.wait_for(
-                client.connect(timeout=self.settings.connect_timeout), self.settings.connect_timeout * 2
-            )
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise TransportError(
-                f"SMTP {self.settings.host}:{self.settings.port}: login refused: {exc.message}"
-            ) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TransportError(
-                f"cannot connect to SMTP {self.settings.host}:{self.settings.port}: {_describe(exc)}"
-            ) from exc
-        self._all.add(client)
-        return client
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[aiosmtplib.SMTP]:
-        async with self._slots:
-            client: aiosmtplib.SMTP | None = None
-            while not self._idle.empty():
-                candidate = self._idle.get_nowait()
-                if candidate.is_connected:
-                    client = candidate
-                    break
-                self._all.discard(candidate)
-            if client is None:
-                client = await self._connect()
-            try:
-                yield client
-            finally:
-                if client.is_connected:
-                    self._idle.put_nowait(client)
-                else:
-                    self._all.discard(client)
-
-    async def send(
-        self, sender: str, recipient: str, data: bytes, *, before_data: Callable[[], Awaitable[None]] | None = None
-    ) -> SendResult:
-        """Send one message to one recipient. ``before_data`` runs just before the DATA
-        command (the caller marks the row as "in the data exchange" there)."""
-        async with self._connection() as client:
-            stage = "mail"
-            try:
-                await client.mail(sender)
-                stage = "rcpt"
-                await client.rcpt(recipient)
-                stage = "data"
-                if before_data is not None:
-                    await before_data()
-                response = await client.data(data, timeout=self.settings.data_timeout)
-                return reply_result(response.code, response.message, "data")
-            except aiosmtplib.SMTPResponseException as exc:
-                await _reset(client)
-                if exc.code in (421,) or not client.is_connected:
-                    client.close()
-                return reply_result(exc.code, exc.message, stage)
-            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as exc:
-                client.close()
-                if stage == "data":
-                    return SendResult(Outcome.UNKNOWN, None, f"connection lost during data: {_describe(exc)}", stage)
-                return SendResult(Outcome.DEFERRED, None, f"connection lost: {_describe(exc)}", stage)
-
-    async def close(self) -> None:
-        for client in list(self._all):
-            if client.is_connected:
-                try:
-                    await asyncio.wait_for(client.quit(), 5)
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
-        self._all.clear()
-
-
-async def _reset(client: aiosmtplib.SMTP) -> None:
-    """After a refused command, RSET so the connection can carry the next message."""
-    if not client.is_connected:
-        return
-    try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        client.close()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-async def send_one(settings: SmtpSettings, sender: str, recipient: str, data: bytes) -> SendResult:
-    """Open a connection, send one message (a proof, say), close. Raises TransportError
-    when SMTP cannot be reached."""
-    pool = make_transport(settings.model_copy(update={"pool_size": 1}))
-    try:
-        return await pool.send(sender, recipient, data)
-    finally:
-        await pool.close()

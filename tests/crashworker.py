@@ -18,8 +18,8 @@ from typing import Any
 from mailer import dispatch
 from mailer.app import Runtime
 from mailer.config import load_settings
+from mailer.smtp import make_transport
 from mailer.store import deliveries as q
-from mailer.transport import make_transport
 
 
 def die() -> None:

@@ -12,12 +12,12 @@ from bouncekit import dsn, processor
 from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from faultsmtp import FaultSMTPServer, running_fault_server
 
+from mailer.aiosmtp import SmtpPool
 from mailer.app import Runtime
 from mailer.bounces.receive import BounceServer
 from mailer.db import transaction
 from mailer.dispatch import Dispatcher
 from mailer.store.suppressions import is_suppressed
-from mailer.transport import SmtpPool
 
 
 @pytest.fixture

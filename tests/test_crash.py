@@ -27,7 +27,7 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.app import Runtime
 from mailer.dispatch import Dispatcher
-from mailer.transport import make_transport
+from mailer.smtp import make_transport
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}

@@ -26,9 +26,9 @@ from mailer.app import Runtime
 from mailer.db import transaction
 from mailer.dispatch import Dispatcher
 from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason
+from mailer.smtp import make_transport
 from mailer.store import deliveries as q
 from mailer.store.suppressions import add_suppression, is_suppressed
-from mailer.transport import make_transport
 
 EVERYONE = [Variant("press-all", "list:press")]
 

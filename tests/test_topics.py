@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select
 
+from mailer.aiosmtp import SmtpPool
 from mailer.app import Runtime
 from mailer.db import transaction
 from mailer.dispatch import Dispatcher
@@ -22,7 +23,6 @@ from mailer.render import Renderer
 from mailer.store.suppressions import suppression_scopes
 from mailer.tables import Approval, Release, SuppressionLog
 from mailer.tokens import Tokens
-from mailer.transport import SmtpPool
 from mailer.web import create_app
 
 RELEASE = """+++

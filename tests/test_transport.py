@@ -19,12 +19,13 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from enginekit import CLIENTS
 from faultsmtp import FaultSMTPServer, running_fault_server
 
+from mailer.aiosmtp import SmtpPool
 from mailer.capture import BoundController, bind_listener
 from mailer.config import Settings, SmtpSettings
 from mailer.domain import FailureKind, Outcome
 from mailer.errors import TransportError
-from mailer.smtp import PipelinedPool, dot_stuff, parse_reply_line
-from mailer.transport import SendResult, SmtpPool, Transport, make_transport
+from mailer.smtp import PipelinedPool, dot_stuff, make_transport, parse_reply_line
+from mailer.transport import SendResult, Transport
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@example.org>\r\n\r\nHello.\r\n"
 SENDER = "bounces+x@example.org"

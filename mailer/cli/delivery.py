@@ -17,9 +17,9 @@ from mailer.dispatch import Progress as SendProgress
 from mailer.dkim import DkimSigner
 from mailer.domain import DeliveryStatus
 from mailer.scheduler import run_forever
+from mailer.smtp import make_transport
 from mailer.store import deliveries as q
 from mailer.store import reports
-from mailer.transport import make_transport
 
 
 def register(app: typer.Typer) -> None:
