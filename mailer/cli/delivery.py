@@ -20,6 +20,8 @@ from mailer.scheduler import run_forever
 from mailer.smtp import make_transport
 from mailer.store import deliveries as q
 from mailer.store import reports
+from mailer.store import staff as staff_store
+from mailer.store.staff import LogFilter, LogLine
 
 
 def register(app: typer.Typer) -> None:
@@ -103,26 +105,48 @@ def report(release_id: int, as_json: JsonOpt = False) -> None:
 def log_cmd(
     release: Annotated[int | None, typer.Option("--release", help="Only this release.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="Only rows in this state.")] = None,
-    email: Annotated[str | None, typer.Option("--email", help="Only this recipient.")] = None,
+    segment: Annotated[str | None, typer.Option("--segment", help="Only this segment.")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="This address (with @), or addresses containing this text.")
+    ] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="Only this recipient domain.")] = None,
-    after: Annotated[int, typer.Option("--after", help="Rows after this delivery id (paging).")] = 0,
-    limit: Annotated[int, typer.Option("--limit", help="How many rows.")] = 100,
+    after: Annotated[int | None, typer.Option("--after", help="Rows after this delivery id (paging).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """The delivery ledger: who got what, who bounced and why, what is still queued."""
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         raise typer.BadParameter(f"unknown status {status!r}", param_hint="--status")
+    filters = LogFilter(release_id=release, status=status, segment=segment, domain=domain, email=email)
     with runtime() as rt, transaction(rt.sessions) as session:
-        rows = reports.delivery_log(
-            session, release_id=release, status=status, email=email, domain=domain, after_id=after, limit=limit
-        )
+        page = staff_store.delivery_log(session, filters, after=after, limit=limit)
     if as_json:
-        print_json([r.as_json() for r in rows])
+        print_json([_log_json(r) for r in page.rows])
         return
     table = Table("id", "release", "email", "segment", "status", "tries", "last reply")
-    for r in rows:
+    for r in page.rows:
         reply = (r.last_reply or r.reason or "")[:60]
         table.add_row(
             str(r.id), str(r.release_id), r.email or "(erased)", r.segment or "", r.status, str(r.attempts), reply
         )
     out.print(table)
+    if page.next_after is not None:
+        err.print(f"more: --after {page.next_after}")
+
+
+def _log_json(r: LogLine) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "release": r.release_id,
+        "email": r.email,
+        "domain": r.domain,
+        "segment": r.segment,
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_code": r.last_code,
+        "last_reply": r.last_reply,
+        "reason": r.reason,
+        "message_id": r.message_id,
+        "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+        "updated_at": r.updated_at.isoformat(),
+    }

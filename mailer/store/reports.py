@@ -1,9 +1,7 @@
-"""Read-only queries staff use: release reports and the delivery log (keyset paged)."""
+"""Release reports: counts by status, by segment and by recipient domain (read only)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -56,74 +54,3 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         "segments": segments,
         "domains": domains,
     }
-
-
-@dataclass(frozen=True)
-class LogRow:
-    id: int
-    release_id: int
-    email: str | None
-    segment: str | None
-    status: str
-    attempts: int
-    last_code: int | None
-    last_reply: str | None
-    reason: str | None
-    message_id: str
-    updated_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "release": self.release_id,
-            "email": self.email,
-            "segment": self.segment,
-            "status": self.status,
-            "attempts": self.attempts,
-            "last_code": self.last_code,
-            "last_reply": self.last_reply,
-            "reason": self.reason,
-            "message_id": self.message_id,
-            "updated_at": self.updated_at.isoformat(),
-        }
-
-
-def delivery_log(
-    session: Session,
-    *,
-    release_id: int | None = None,
-    status: str | None = None,
-    email: str | None = None,
-    domain: str | None = None,
-    after_id: int = 0,
-    limit: int = 100,
-) -> list[LogRow]:
-    """Ledger rows matching the filters, by id after ``after_id`` (keyset paging)."""
-    query = (
-        select(
-            Delivery.id,
-            Delivery.release_id,
-            Delivery.email,
-            Segment.slug,
-            Delivery.status,
-            Delivery.attempts,
-            Delivery.last_code,
-            Delivery.last_reply,
-            Delivery.reason,
-            Delivery.message_id,
-            Delivery.updated_at,
-        )
-        .outerjoin(Segment, Segment.id == Delivery.segment_id)
-        .where(Delivery.id > after_id)
-        .order_by(Delivery.id)
-        .limit(limit)
-    )
-    if release_id is not None:
-        query = query.where(Delivery.release_id == release_id)
-    if status is not None:
-        query = query.where(Delivery.status == status)
-    if email is not None:
-        query = query.where(Delivery.email == email.strip().lower())
-    if domain is not None:
-        query = query.where(Delivery.domain == domain.strip().lower())
-    return [LogRow(*row) for row in session.execute(query)]
