@@ -662,6 +662,22 @@ def _check_url(field_name: str, url: str, scheme: str) -> str:
     return url
 
 
+_last_date: tuple[datetime, str] | None = None
+
+
+def _date_line(date: datetime) -> str:
+    """``Date: ...`` CRLF; the last one is kept (the same second in every message sent
+    within it, so ``format_datetime`` runs about once a second, not once a message)."""
+    global _last_date
+    second = date.replace(microsecond=0)
+    last = _last_date
+    if last is not None and last[0] == second and last[0].tzinfo is second.tzinfo:
+        return last[1]
+    line = f"Date: {format_datetime(date)}\r\n"
+    _last_date = (second, line)
+    return line
+
+
 def _qp(text: str) -> bytes:
     """UTF-8 quoted-printable body with CRLF line ends (lines ≤ 76 octets)."""
     if "\r" in text:
@@ -836,9 +852,7 @@ class CompiledVariant:
                 self._headers.from_reply_to,
                 header_line("To", encode_address(display, to_addr)),
                 self._subject_line(parts.subject),
-                "Date: ",
-                format_datetime(date),
-                "\r\n",
+                _date_line(date),
                 header_line("Message-ID", message_id),
                 "MIME-Version: 1.0\r\n",
                 'Content-Type: multipart/alternative; boundary="',

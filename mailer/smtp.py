@@ -332,6 +332,8 @@ class Connection:
     async def _write(self, data: bytes) -> None:
         try:
             self._writer.write(data)
+            if self._writer.transport.get_write_buffer_size() == 0:
+                return  # all of it went to the socket: drain() would return at once
             async with asyncio.timeout(self._settings.command_timeout):
                 await self._writer.drain()
         except (OSError, TimeoutError) as exc:
