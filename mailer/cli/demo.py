@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -68,4 +69,14 @@ def demo(
         f"(open {result.maildir}/new/ in any mail client or text editor)"
     )
     rid = result.release_id
-    out.print(f"more: mailer --config config.example.toml report {rid}   (or: log --release {rid})")
+    prog = _program()
+    out.print(f"more: {prog} --config config.example.toml report {rid}   (or: log --release {rid})")
+
+
+def _program() -> str:
+    """How to call this command again from here (``.venv/bin/mailer`` after `make demo`)."""
+    prog = Path(sys.argv[0])
+    try:
+        return str(prog.resolve().relative_to(Path.cwd())) if prog.name == "mailer" else "mailer"
+    except ValueError:
+        return "mailer"
