@@ -357,18 +357,7 @@ class StaffRoutes:
         part, and the HTML part in a sandboxed iframe."""
         try:
             with self._read() as session:
-                specs = releases.variant_specs(session, release_id, self.runtime.settings)
-                slugs = [slug for _, slug, _ in specs]
-                chosen = segment if segment in slugs else (slugs[0] if slugs else "")
-                preview = releases.preview_release(
-                    session,
-                    release_id,
-                    segment_slug=chosen,
-                    contact_email=_text(contact),
-                    renderer=self.renderer,
-                    settings=self.runtime.settings,
-                    now=self.runtime.clock(),
-                )
+                slugs, chosen, preview = self._preview(session, release_id, segment, contact)
                 release = release_store.get_release(session, release_id)
         except NotFoundError as exc:
             return self._page(request, "staff/not_found.html", {"what": str(exc)}, user=user, status_code=404)
@@ -383,6 +372,25 @@ class StaffRoutes:
         }
         return self._page(request, "staff/preview.html", context, user=user)
 
+    def _preview(
+        self, session: Session, release_id: int, segment: str | None, contact: str | None
+    ) -> tuple[list[str], str, releases.Preview]:
+        """(segment slugs, the chosen one, its preview): the asked segment when the release
+        has it, else the first; the asked contact, else the segment's first."""
+        specs = releases.variant_specs(session, release_id, self.runtime.settings)
+        slugs = [slug for _, slug, _ in specs]
+        chosen = segment if segment in slugs else (slugs[0] if slugs else "")
+        preview = releases.preview_release(
+            session,
+            release_id,
+            segment_slug=chosen,
+            contact_email=_text(contact),
+            renderer=self.renderer,
+            settings=self.runtime.settings,
+            now=self.runtime.clock(),
+        )
+        return slugs, chosen, preview
+
     def preview_frame(
         self,
         release_id: int,
@@ -393,18 +401,7 @@ class StaffRoutes:
         """The HTML part alone, under ``Content-Security-Policy: sandbox`` (see module doc)."""
         try:
             with self._read() as session:
-                specs = releases.variant_specs(session, release_id, self.runtime.settings)
-                slugs = [slug for _, slug, _ in specs]
-                chosen = segment if segment in slugs else (slugs[0] if slugs else "")
-                preview = releases.preview_release(
-                    session,
-                    release_id,
-                    segment_slug=chosen,
-                    contact_email=_text(contact),
-                    renderer=self.renderer,
-                    settings=self.runtime.settings,
-                    now=self.runtime.clock(),
-                )
+                _, _, preview = self._preview(session, release_id, segment, contact)
         except MailerError as exc:
             code = 404 if isinstance(exc, NotFoundError) else 422
             return Response(str(exc), status_code=code, media_type="text/plain", headers=PREVIEW_HEADERS)
