@@ -214,6 +214,37 @@ class BackgroundSMTPServer:
         if controller is not None:
             controller.stop()
 
+    def serve_until_stopped(
+        self, *, on_ready: Callable[[Self], None] | None = None, stop: threading.Event | None = None
+    ) -> None:
+        """Start, then block until SIGINT/SIGTERM (or ``stop`` is set), then stop.
+
+        ``on_ready`` is called once the server listens (the CLI prints the address).
+        Signal handlers are installed only from the main thread and restored on return.
+
+        Raises:
+            TransportError: the address cannot be bound.
+        """
+        done = stop if stop is not None else threading.Event()
+        previous: dict[signal.Signals, Any] = {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            done.set()
+
+        with self:
+            if threading.current_thread() is threading.main_thread():
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    previous[signum] = signal.signal(signum, on_signal)
+            try:
+                if on_ready is not None:
+                    on_ready(self)
+                # A timed wait keeps the main thread responsive to signals everywhere.
+                while not done.wait(0.5):
+                    pass
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+
     def __enter__(self) -> Self:
         self.start()
         return self
@@ -263,22 +294,4 @@ def serve_capture(
     Raises:
         TransportError: the port is taken or the address cannot be bound.
     """
-    done = stop if stop is not None else threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    with CaptureServer(maildir, host=host, port=port) as server:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, on_signal)
-        try:
-            if on_ready is not None:
-                on_ready(server)
-            # A timed wait keeps the main thread responsive to signals everywhere.
-            while not done.wait(0.5):
-                pass
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    CaptureServer(maildir, host=host, port=port).serve_until_stopped(on_ready=on_ready, stop=stop)

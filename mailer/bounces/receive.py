@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 from collections.abc import Callable
-from types import FrameType
-from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -131,21 +128,4 @@ def serve_bounces(
     Raises:
         TransportError: the address cannot be bound.
     """
-    done = stop if stop is not None else threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    with BounceServer(processor, host=host, port=port, lmtp=lmtp) as server:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, on_signal)
-        try:
-            if on_ready is not None:
-                on_ready(server)
-            while not done.wait(0.5):
-                pass
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    BounceServer(processor, host=host, port=port, lmtp=lmtp).serve_until_stopped(on_ready=on_ready, stop=stop)
