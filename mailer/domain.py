@@ -8,8 +8,6 @@ states by hand.
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
 from enum import StrEnum
 
 from mailer.errors import WorkflowError
@@ -146,63 +144,6 @@ class FailureKind(StrEnum):
     POLICY = "policy"  # the server refuses us or the content: never the recipient's fault
     MESSAGE = "message"  # this message (size, content) was refused
     OTHER = "other"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    outcome: Outcome
-    kind: FailureKind | None = None
-
-
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def enhanced_status(message: str) -> str | None:
-    """The RFC 3463 enhanced status code at the start of a reply text, if any."""
-    m = _ENHANCED.search(message[:40])
-    return m.group(0) if m else None
-
-
-def classify_reply(code: int, message: str, *, stage: str) -> Verdict:
-    """Decide what an SMTP reply means for a delivery. The one place this is decided.
-
-    ``stage`` is the command the reply answered: ``mail``, ``rcpt``, ``data`` (the final
-    reply after the message data) or ``connect``.
-
-    * 2xx: sent.
-    * 4xx: deferred (RFC 5321 4.2.1: transient negative completion).
-    * 552 at RCPT: deferred. RFC 5321 4.5.3.1.10 notes that 552 "too many recipients"
-      at RCPT must be treated as temporary, and old servers send 552 for a full mailbox
-      (RFC 3463 5.2.2 is "mailbox full", a persistent-transient condition).
-    * 5.1.x (bad destination address) and 5.2.1 (mailbox disabled): failed, the address
-      is dead (RFC 3463 section 3.2/3.3) — the recipient is suppressed.
-    * 5.7.x (security or policy status, RFC 3463 3.8): failed, but it is about us or the
-      content, never the recipient's address — never suppress on it.
-    * 5.3.4 / 5.2.3 (message too big): failed for this message only.
-    * Other 5xx without a telling enhanced code: failed, kind other (no suppression: a
-      bare 550 is too often a policy block to condemn the address).
-    """
-    if 200 <= code < 300:
-        return Verdict(Outcome.SENT)
-    status = enhanced_status(message)
-    if 400 <= code < 500:
-        return Verdict(Outcome.DEFERRED)
-    if code == 552 and stage == "rcpt":
-        return Verdict(Outcome.DEFERRED)
-    if status is not None and status.startswith("5."):
-        subject = status.split(".")[1]
-        if subject == "1" or status == "5.2.1":
-            return Verdict(Outcome.FAILED, FailureKind.RECIPIENT)
-        if subject == "7":
-            return Verdict(Outcome.FAILED, FailureKind.POLICY)
-        if status in ("5.3.4", "5.2.3"):
-            return Verdict(Outcome.FAILED, FailureKind.MESSAGE)
-        if status == "5.2.2":
-            return Verdict(Outcome.DEFERRED)  # mailbox full: persistent-transient (RFC 3463 3.3)
-    if 500 <= code < 600:
-        return Verdict(Outcome.FAILED, FailureKind.OTHER)
-    # Anything outside 2xx-5xx breaks the protocol; try again later.
-    return Verdict(Outcome.DEFERRED)
 
 
 def retry_delay(attempts: int, schedule: list[int]) -> int:

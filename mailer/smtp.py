@@ -9,7 +9,7 @@ MAIL+RCPT. Without PIPELINING every command waits for its reply (RFC 5321 as wri
 
 One recipient per transaction, so every reply belongs to exactly one delivery. The
 outcomes are the same values, decided by the same function
-(:func:`mailer.domain.classify_reply`), as :class:`mailer.aiosmtp.SmtpPool` gives:
+(:func:`mailer.status.classify_reply`), as :class:`mailer.aiosmtp.SmtpPool` gives:
 
 * a reply to MAIL, RCPT, DATA or to the message data: ``classify_reply`` with that stage;
 * the connection lost, a reply that is not SMTP, or a timeout *before the message data

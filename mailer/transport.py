@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailer.config import SmtpSettings
-from mailer.domain import FailureKind, Outcome, classify_reply, enhanced_status
+from mailer.domain import FailureKind, Outcome
+from mailer.status import Fault, Reason, Stage, Verdict, classify_reply, enhanced_status
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,26 @@ class SendResult:
     code: int | None
     reply: str
     stage: str  # connect | mail | rcpt | data
-    kind: FailureKind | None = None
+    fault: Fault | None = None
+    reason: Reason | None = None
+    hard: bool = False
 
     @property
     def status(self) -> str | None:
         return enhanced_status(self.reply)
+
+    @property
+    def kind(self) -> FailureKind | None:
+        """The older, coarser view of the verdict (what the address should suffer)."""
+        if self.outcome is not Outcome.FAILED:
+            return None
+        if self.hard:
+            return FailureKind.RECIPIENT
+        if self.fault is Fault.SENDER or self.reason in (Reason.POLICY_BLOCKED, Reason.SPAM_BLOCKED):
+            return FailureKind.POLICY
+        if self.fault is Fault.MESSAGE:
+            return FailureKind.MESSAGE
+        return FailureKind.OTHER
 
 
 class Transport(Protocol):
@@ -47,9 +63,11 @@ class Transport(Protocol):
 
 
 def reply_result(code: int, message: str, stage: str) -> SendResult:
-    """The result an SMTP reply at ``stage`` stands for, as :func:`classify_reply` decides."""
-    verdict = classify_reply(code, message, stage=stage)
-    return SendResult(verdict.outcome, code, f"{code} {message}".strip(), stage, verdict.kind)
+    """The result an SMTP reply at ``stage`` stands for, as :func:`mailer.status.classify_reply` decides."""
+    verdict: Verdict = classify_reply(code, message, stage=Stage(stage))
+    return SendResult(
+        verdict.outcome, code, f"{code} {message}".strip(), stage, verdict.fault, verdict.reason, verdict.hard
+    )
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
