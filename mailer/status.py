@@ -25,7 +25,50 @@ because big providers misuse codes: ``550 5.1.1 ... has sent to too many recipie
 hour`` is a rate limit, Gmail's ``550-5.2.1 ... receiving mail at a rate that prevents
 additional messages`` too, and ``Status: 5.1.1`` over ``552 5.2.2 Over quota`` is a full
 mailbox. X.1.7 and X.1.8 are *sender* address problems (RFC 3463 3.2), never the
-recipient's.
+recipient's. Weak wording (a bare "blocked", "policy", "expired", "timed out") does not
+outrank a specific code. Hard means the address is dead: ``user_unknown`` and
+``domain_unknown`` only; a disabled or suspended mailbox may come back and is scored.
+
+Text rules, with what each MTA really writes (the tests in ``tests/test_status.py``
+assert every row):
+
+=======================  ==========================================================  ==================  =====
+MTA / provider           reply or diagnostic                                         reason              hard
+=======================  ==========================================================  ==================  =====
+Postfix                  553 5.1.8 <bounces+...>: Sender address rejected:           sender_rejected     no
+                         Domain not found (at MAIL or in a DSN)
+Sendmail                 553 5.1.8 ... Domain of sender address x does not exist     sender_rejected     no
+Postfix                  501 5.1.8 Sender address rejected                           sender_rejected     no
+Exchange                 550 5.1.0 <bounce@...> sender rejected                      sender_rejected     no
+Exchange Online          550 5.7.57 ... Unauthenticated senders not allowed          sender_rejected     no
+various                  554 Invalid IP for sending / 571 No PTR record              reputation          no
+provider (misused)       550 5.1.1 <x> - 203.0.113.9 has sent to too many            rate_limited        no
+                         recipients this hour
+Gmail (misused)          550-5.2.1 The user you are trying to contact is receiving   rate_limited        no
+                         mail at a rate that prevents additional messages
+DSN (misused)            Status: 5.1.1, Diagnostic-Code: 552 5.2.2 Over quota         mailbox_full        no
+Exchange 2003            The recipient name is not recognized                        user_unknown        yes
+Domino / Notes           ... not listed in Domino Directory                          user_unknown        yes
+Exchange Online          550 5.4.1 Recipient address rejected: Access denied         user_unknown        yes
+qmail                    Sorry, I couldn't find a mail exchanger or IP address.      domain_unknown      yes
+                         (#5.4.4)
+qmail                    Illegal host/domain name found                              domain_unknown      yes
+Postfix                  Host or domain name not found. Name service error for       domain_unknown      yes
+                         name=x type=A: Host not found
+Postfix                  Name service error for name=x type=MX: Malformed or         dns_failure         no
+                         unexpected name server reply / Host not found, try again
+Gmail                    550-5.1.1 The email account that you tried to reach does    user_unknown        yes
+                         not exist
+Gmail                    550-5.2.1 The email account that you tried to reach is      mailbox_disabled    no
+                         disabled
+Yahoo                    554 delivery error: dd This user doesn't have a yahoo.com   user_unknown        yes
+                         account
+Outlook.com              550 5.5.0 Requested action not taken: mailbox unavailable   user_unknown        yes
+KDDI / au, docomo        As their mailbox is full / exceeded storage allocation      mailbox_full        no
+Oracle Messaging Server  550 5.1.1 unknown or illegal alias                          user_unknown        yes
+Apache James             550 - Requested action not taken: no such user here         user_unknown        yes
+Exim                     retry timeout exceeded                                      expired             no
+=======================  ==========================================================  ==================  =====
 """
 
 from __future__ import annotations
@@ -81,8 +124,27 @@ class Reason(StrEnum):
     OTHER = "other"
 
 
-#: The reasons that mean the address itself is dead.
-HARD_REASONS = frozenset({Reason.USER_UNKNOWN, Reason.DOMAIN_UNKNOWN, Reason.MAILBOX_DISABLED})
+#: The reasons that mean the address itself is dead. A disabled or suspended mailbox
+#: (X.2.1, "account suspended") may come back, so it is soft: the soft-bounce score
+#: suppresses it if it stays that way; a mailbox that moved away (X.1.6) is gone.
+HARD_REASONS = frozenset({Reason.USER_UNKNOWN, Reason.DOMAIN_UNKNOWN})
+
+#: Reason names older code stored (``deliveries.reason``) before this taxonomy.
+LEGACY_REASONS = {"message_too_large": Reason.MESSAGE_TOO_BIG, "spam_rejected": Reason.SPAM_BLOCKED}
+
+
+def reason_of(value: str | None) -> Reason | None:
+    """The :class:`Reason` a stored reason string names (old names included), or None
+    for an empty or unknown string; never raises, so display code can use it on any row."""
+    if not value:
+        return None
+    if value in LEGACY_REASONS:
+        return LEGACY_REASONS[value]
+    try:
+        return Reason(value)
+    except ValueError:
+        return None
+
 
 #: Who is at fault for each reason.
 FAULT_OF: dict[Reason, Fault] = {
@@ -176,7 +238,7 @@ _DETAIL_REASONS: dict[tuple[int, int], Reason] = {
     (1, 2): Reason.DOMAIN_UNKNOWN,  # X.1.2 Bad destination system address
     (1, 3): Reason.USER_UNKNOWN,  # X.1.3 Bad destination mailbox address syntax
     (1, 4): Reason.USER_UNKNOWN,  # X.1.4 Destination mailbox address ambiguous
-    (1, 6): Reason.MAILBOX_DISABLED,  # X.1.6 Destination mailbox has moved
+    (1, 6): Reason.USER_UNKNOWN,  # X.1.6 Destination mailbox has moved, no forwarding address
     (1, 7): Reason.SENDER_REJECTED,  # X.1.7 Bad sender's mailbox address syntax
     (1, 8): Reason.SENDER_REJECTED,  # X.1.8 Bad sender's system address
     # X.1.10 is "null MX" (RFC 7505), but Microsoft uses it for RecipientNotFound.
@@ -207,95 +269,116 @@ _DETAIL_REASONS: dict[tuple[int, int], Reason] = {
 }
 
 # Documented text rules, most specific first. Each names what servers write; where the
-# text and the code disagree the text wins (see the module docstring).
+# text and the code disagree the text wins (see the module docstring). The soft, specific
+# reasons come before the hard ones, so that a text naming both ("mailbox full ... user
+# unknown", "blocked ... no such user") keeps the address.
 _TEXT_RULES: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
     for reason, pattern in (
         (
             # Our envelope sender refused: Postfix reject_unknown_sender_domain ("Sender
             # address rejected: Domain not found"), "Domain of sender address ... does not
-            # exist" (Exim/Sendmail), Exchange "sender rejected".
+            # exist" (Sendmail), Exchange "sender rejected", "Unauthenticated senders not
+            # allowed" (Exchange Online connectors).
             Reason.SENDER_REJECTED,
             r"sender address rejected|domain of sender address|sender (?:address )?(?:is )?(?:rejected|refused"
-            r"|denied|invalid|unknown|not allowed)|sender domain (?:must exist|not found|does not exist|unknown)"
-            r"|unauthenticated senders? not allowed|sender verify failed|bad sender|invalid sender"
-            r"|mail from (?:address )?(?:rejected|refused|invalid)",
+            r"|denied|invalid|unknown|not allowed|blocked)|sender domain (?:must exist|not found|does not exist"
+            r"|unknown)|unauthenticated senders? not allowed|sender verify failed|bad sender|invalid sender"
+            r"|mail from (?:address )?(?:rejected|refused|invalid)|return path (?:rejected|invalid)",
         ),
         (
             Reason.SENDER_AUTH,
-            r"\bDMARC\b|\bSPF\b|\bDKIM\b|authentication (?:failed|required)|not authenticated|unauthenticated",
+            r"\bDMARC\b|\bSPF\b|\bDKIM\b|authentication (?:failed|required)|not authenticated|unauthenticated"
+            r"|fails? to pass authentication",
         ),
         (
             Reason.REPUTATION,
-            r"blocklist|blacklist|denylist|\bDNSBL\b|\bRBL\b|spamhaus|spamcop|barracuda|sorbs|reputation"
-            r"|invalid ip for sending|\bno PTR\b|PTR record|reverse (?:DNS|lookup)|rDNS|poor sender|ip (?:is )?blocked"
-            r"|client host .{0,80} blocked|listed (?:on|at|in)\b|\bbanned\b",
+            r"blocklist|blacklist|denylist|block ?list|\bDNSBL\b|\bRBL\b|spamhaus|spamcop|barracuda|sorbs"
+            r"|reputation|invalid ip for sending|\bno PTR\b|PTR record|reverse (?:DNS|lookup)|\brDNS\b"
+            r"|poor sender|(?:your |sending )?ip (?:address )?(?:is |has been )?(?:blocked|banned|listed)"
+            r"|client host .{0,80} blocked|\bbanned\b",
+        ),
+        (
+            Reason.MAILBOX_FULL,
+            r"over ?quota|quota exceeded|exceeded (?:the |their |his |her |its )?(?:storage|quota|mailbox)"
+            r"|mailbox (?:is )?full|full mailbox|inbox is full|mailbox size limit|mailbox (?:has )?exceeded"
+            r"|insufficient (?:system )?storage|out of storage|storage allocation|not enough (?:storage|space)"
+            r"|mail ?box(?: is)? over|exceeds? (?:the )?(?:mailbox|storage) (?:size|quota|limit)",
         ),
         (
             Reason.RATE_LIMITED,
-            r"rate limit|too many (?:messages|recipients|connections|mails)|sent to too many|rate that prevents"
-            r"|try again later|throttl|exceeded (?:the )?(?:rate|sending limit)|sending rate|too fast"
-            r"|unusual rate|temporarily deferred|mail flood",
+            r"rate limit|too many (?:messages|recipients|connections|mails|emails)|sent to too many"
+            r"|rate that prevents|throttl|exceeded (?:the )?(?:rate|sending limit)|sending rate|too fast"
+            r"|unusual rate|temporarily deferred due to|mail flood|too much mail|rate of incoming",
         ),
         (
             Reason.RELAY_DENIED,
             r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited|not allowed)|not permitted to relay"
-            r"|unable to relay|we do not relay|no relaying",
-        ),
-        (
-            Reason.MAILBOX_FULL,
-            r"over ?quota|quota exceeded|exceeded (?:the |their |his |her )?(?:storage|quota)"
-            r"|mailbox (?:is )?full|full mailbox|inbox is full|mailbox size limit"
-            r"|insufficient (?:system )?storage|out of storage|storage allocation",
+            r"|unable to relay|we do not relay|no relaying|relay not permitted",
         ),
         (
             Reason.MESSAGE_TOO_BIG,
             r"size exceeds|exceeds (?:the )?(?:fixed )?maximum (?:message )?size"
             r"|message (?:is |was )?too (?:large|big)|too large for|message file too big"
-            r"|longer than the maximum size|message length exceeds|mail failure - message too big",
+            r"|longer than the maximum size|message length exceeds|mail failure - message too big"
+            r"|message size (?:limit|exceeded)|exceeded maximum inbound message size",
         ),
-        (Reason.SPAM_BLOCKED, r"\bspam|junk mail|unsolicited|\bUCE\b"),
+        (Reason.SPAM_BLOCKED, r"\bspam|junk mail|unsolicited|\bUCE\b|\bUBE\b|bulk mail"),
+        (Reason.CONTENT_REJECTED, r"\bvirus|malware|illegal attachment|content (?:rejected|refused)"),
         (
-            # A DNS *server* fault is transient; it is not a missing domain.
+            # A DNS *server* fault is transient; it is not a missing domain. Postfix says
+            # "Host not found, try again" (SERVFAIL) versus a bare "Host not found".
             Reason.DNS_FAILURE,
-            r"name service error|malformed or unexpected name server reply|temporary failure in name resolution"
-            r"|dns (?:lookup )?(?:error|failure|timeout|timed out)|SERVFAIL",
+            r"malformed or unexpected name server reply|temporary failure in name resolution"
+            r"|host not found, try again|dns (?:lookup )?(?:error|failure|timeout|timed out)|SERVFAIL"
+            r"|name server (?:failure|timeout|timed out)",
         ),
         (
             Reason.DOMAIN_UNKNOWN,
-            r"host or domain name not found|\bNXDOMAIN\b|domain (?:name )?(?:does not exist"
-            r"|not found|unknown)|no such domain|host unknown|unknown host|unrouteable domain"
-            r"|null mx|couldn't find the domain|domain .{0,60}does ?n[o']t (?:exist|accept mail)"
-            r"|couldn't find a mail exchanger|illegal host/domain name",
+            r"host or domain name not found|\bNXDOMAIN\b|domain (?:name )?(?:does ?n[o']t exist"
+            r"|not found|unknown|must exist|is not reachable)|no such domain|host unknown|unknown host"
+            r"|unrouteable domain|null mx|couldn't find the domain|domain .{0,60}does ?n[o']t (?:exist|accept mail)"
+            r"|couldn't find (?:a mail exchanger|any host)|illegal host/domain name|name or service not known"
+            r"|unknown domain|mail domain .{0,40} is unknown|no mx (?:record|host)",
+        ),
+        (
+            # Suspended or disabled accounts may come back (unpaid, locked, inactive): soft.
+            Reason.MAILBOX_DISABLED,
+            r"(?:account|mailbox|user|service) (?:has been |is |was )?(?:temporarily )?(?:disabled|deactivated"
+            r"|inactive|suspended|locked|frozen)|(?:is|has been) (?:disabled|suspended|deactivated)"
+            r"|deactivated mailbox|suspend the service|not accepting (?:any )?(?:mail|messages)",
         ),
         (
             Reason.POLICY_BLOCKED,
             r"\bblock(?:ed|ing)?\b|\bpolic(?:y|ies)\b|not (?:permitted|authori[sz]ed)|prohibited",
         ),
         (
-            Reason.MAILBOX_DISABLED,
-            r"(?:account|mailbox|user) (?:has been |is )?(?:disabled|deactivated|inactive"
-            r"|suspended|closed|expired)|(?:is|has been) disabled|no longer (?:active|in use|valid)"
-            r"|has moved|moved permanently",
-        ),
-        (
             Reason.USER_UNKNOWN,
-            r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|person)"
-            r"|unknown (?:recipient|mailbox|address)|recipient (?:address )?(?:not found"
-            r"|unknown|invalid|does not exist|rejected: access denied)|invalid (?:recipient|mailbox)"
-            r"|mailbox (?:unavailable|not found|does not exist|unknown)"
+            r"user unknown|unknown user|no such (?:user|recipient|mailbox|address|person|account)"
+            r"|unknown (?:recipient|mailbox|address|local.?part|e-?mail address)|recipient (?:address )?(?:not found"
+            r"|unknown|invalid|does not exist|is not local|rejected: access denied)"
+            r"|invalid (?:recipient|mailbox|address)"
+            r"|mailbox (?:unavailable|not found|does not exist|unknown|invalid|not present)"
             r"|address (?:couldn't|could not) be found|address not found|does ?n[o']t exist"
-            r"|does ?n[o']t have an? .{0,60}account|not a valid (?:user|mailbox|recipient)"
+            r"|does ?n[o']t have an? .{0,60}account|not a valid (?:user|mailbox|recipient|address)"
             r"|no mailbox here|unrouteable address|user not found|recipi?e?n?t?notfound"
             r"|bad destination mailbox|recipient name is not recognized|not listed in (?:domino|the) directory"
-            r"|not listed in public name & address book",
+            r"|not listed in public name & address book|no longer (?:active|in use|valid|accepts mail|available)"
+            r"|has moved|moved permanently|account (?:has been |is |was )?(?:closed|deleted|removed|terminated)"
+            r"|is not a known user|not our customer|no account by that name|non-?existent (?:user|address)"
+            r"|address (?:is )?(?:invalid|rejected)|bad recipient|there is no one at this address"
+            r"|user doesn't exist|invalid/unknown|illegal alias",
         ),
-        (Reason.EXPIRED, r"retry timeout exceeded|expired|too long in (?:the )?queue|could not be delivered within"),
+        (
+            Reason.EXPIRED,
+            r"retry timeout exceeded|retry time not reached|expired|too long in (?:the )?queue"
+            r"|could not be delivered (?:within|for)|giving up|gave up",
+        ),
         (
             Reason.NETWORK,
             r"connection refused|timed? ?out|lost connection|connection (?:reset|closed"
             r"|dropped|died)|network is unreachable|no route to host|(?:unable|could ?n[o']t)"
-            r" to connect|server greeting",
+            r" to connect|server greeting|wasn't able to establish|could not connect",
         ),
     )
 )
@@ -330,15 +413,17 @@ def _reason(code: StatusCode | None, text: str) -> Reason:
     by_text = reason_from_text(text)
     by_code = _reason_from_code(code)
     if by_text is not None:
-        # X.4.4 with "host not found" wording is a missing domain; without it, routing.
-        if by_code is Reason.NETWORK and by_text is Reason.DOMAIN_UNKNOWN:
-            return by_text
-        # A bare policy word does not outrank a specific recipient code (5.1.1 "... blocked"
-        # is rarely about policy); every other documented wording wins over the code.
-        if by_text is Reason.POLICY_BLOCKED and by_code is not None:
+        # Weak wording (a bare "blocked" or "policy", "expired", "timed out") does not
+        # outrank a specific code: 5.1.1 "... blocked" is rarely about policy, and
+        # "5.1.1 account expired" is a dead address. Every other documented wording
+        # wins over the code (the misused codes of the module docstring).
+        if by_text in _WEAK_TEXT and by_code is not None and by_code is not Reason.NETWORK:
             return by_code
         return by_text
     return by_code or Reason.OTHER
+
+
+_WEAK_TEXT = frozenset({Reason.POLICY_BLOCKED, Reason.EXPIRED, Reason.NETWORK})
 
 
 def _fault(reason: Reason, stage: Stage) -> Fault:
