@@ -116,10 +116,19 @@ class ImapSettings(_Section):
 class BounceSettings(_Section):
     #: suppress the address at the first hard bounce
     suppress_hard: bool = True
-    #: soft bounces (counted at most once a day) that suppress an address
+    #: soft bounces (counted at most once a day) that start the warn/disable flow
     soft_threshold: int = Field(default=5, ge=1)
-    #: a soft-bounce score older than this many days starts again at zero
-    soft_reset_days: int = Field(default=30, ge=1)
+    #: a soft-bounce score whose last bounce is older than this many days is stale and
+    #: starts again (Mailman's bounce_info_stale_after: 7 days)
+    soft_reset_days: int = Field(default=7, ge=1)
+    #: warnings (one event each for staff) after the threshold before the address is
+    #: suppressed; 0 suppresses at the threshold (Mailman: 3 warnings)
+    soft_warnings: int = Field(default=3, ge=0)
+    #: days between two warnings (Mailman: 7)
+    soft_warning_days: int = Field(default=7, ge=1)
+    #: the feedback-loop address providers send ARF reports to (for example
+    #: "fbl@bounces.example.com"); the receiver accepts it besides postmaster@ and abuse@
+    feedback_address: str | None = None
     #: LMTP/SMTP receiver for bounces
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=2526, ge=1, le=65535)

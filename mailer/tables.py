@@ -91,6 +91,9 @@ class Contact(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     soft_bounce_score: Mapped[int] = mapped_column(default=0)
     soft_bounce_last_at: Mapped[datetime | None]
+    #: warnings issued since the soft-bounce score reached the threshold, and the last one
+    soft_bounce_warnings: Mapped[int] = mapped_column(default=0, server_default="0")
+    soft_bounce_warned_at: Mapped[datetime | None]
     # Which import last wrote the row, and from which line: finds duplicates in one file
     # without holding the whole file's addresses in memory.
     import_batch: Mapped[str | None] = mapped_column(String(40))
@@ -242,6 +245,25 @@ class DeliveryEvent(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     raw: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class InboundMail(Base):
+    """Mail kept for staff: anything sent to postmaster@, abuse@ or the feedback-loop
+    address that was not filed as a bounce or complaint (``staff``), and notices matched
+    without a signed VERP token (``review``), which never suppress or score."""
+
+    __tablename__ = "inbound_mail"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), index=True)
+    envelope_to: Mapped[str | None] = mapped_column(String(320))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    summary: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime]
 
 
 class Suppression(Base):

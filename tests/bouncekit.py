@@ -18,7 +18,7 @@ from mailer.bounces.process import BounceProcessor
 from mailer.config import BounceSettings
 from mailer.db import transaction
 from mailer.domain import email_hash
-from mailer.tables import Client, Contact, Delivery, DeliveryEvent, Release, Suppression
+from mailer.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release, Suppression
 from mailer.tokens import Tokens
 
 CORPUS = Path(__file__).parent / "bounces"
@@ -187,3 +187,57 @@ def suppressions(rt: Runtime) -> dict[tuple[str | None, str], Suppression]:
     """Every suppression keyed by (email, scope)."""
     with transaction(rt.sessions) as session:
         return {(s.email, s.scope): s for s in session.scalars(select(Suppression))}
+
+
+def arf(
+    complainer: str,
+    *,
+    feedback_type: str = "abuse",
+    to: str = "fbl@bounces.example.com",
+    return_path: str | None = None,
+    original_message_id: str | None = None,
+    own_id: str | None = None,
+) -> bytes:
+    """An RFC 5965 feedback report about a message to ``complainer``; the enclosed
+    original carries ``return_path`` (a VERP address) and ``original_message_id``."""
+    own_id = own_id or f"<arf-{next(_serial)}@fbl.example.net>"
+    original = f"Return-Path: <{return_path}>\n" if return_path else ""
+    original += f"Message-ID: {original_message_id}\n" if original_message_id else ""
+    text = f"""From: Feedback Loop <fbl@fbl.example.net>
+To: {to}
+Subject: FW: Release
+Message-ID: {own_id}
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="F"
+
+--F
+Content-Type: text/plain
+
+This is an email abuse report for an email message received from IP 192.0.2.25.
+
+--F
+Content-Type: message/feedback-report
+
+Feedback-Type: {feedback_type}
+User-Agent: ExampleFBL/1.0
+Version: 1
+Original-Rcpt-To: {complainer}
+Arrival-Date: Tue, 24 Nov 2026 18:39:52 +0000
+
+--F
+Content-Type: message/rfc822
+
+{original}From: press@harbor.example.org
+To: {complainer}
+Subject: Release
+
+Body.
+--F--
+"""
+    return text.replace("\n", "\r\n").encode()
+
+
+def inbox(rt: Runtime) -> list[InboundMail]:
+    """Every message kept for staff, oldest first."""
+    with transaction(rt.sessions) as session:
+        return list(session.scalars(select(InboundMail).order_by(InboundMail.id)))

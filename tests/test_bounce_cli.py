@@ -72,6 +72,10 @@ def test_ingest_json_summary(rt: Runtime, tmp_path: Path) -> None:
         "bounced": 1,
         "delayed": 0,
         "complaints": 0,
+        "feedback": 0,
+        "sender_refused": 0,
+        "review": 0,
+        "kept": 0,
         "unsubscribed": 0,
         "ignored": 1,
         "unmatched": 0,
@@ -114,3 +118,26 @@ def test_serve_receives_over_lmtp_and_stops_on_sigterm(rt: Runtime, tmp_path: Pa
         _, rest = proc.communicate(timeout=20)
     assert proc.returncode == 0, rest
     assert "stopped" in rest
+
+
+def test_inbox_lists_review_and_staff_mail(rt: Runtime, tmp_path: Path) -> None:
+    """`bounces inbox --json` lists notices kept for review; --category filters; --show prints the raw text."""
+    sent = send_to(rt, "gone@example.org")
+    (tmp_path / "notoken.eml").write_bytes(
+        dsn(sent.email, to="press@harbor.example.org", original_message_id=sent.message_id)
+    )
+    env = {"MAILER_DATABASE__URL": rt.settings.database.url}
+    assert CliRunner().invoke(cli_app, ["bounces", "ingest", str(tmp_path)], env=env).exit_code == 0
+
+    listed = CliRunner().invoke(cli_app, ["bounces", "inbox", "--json"], env=env)
+    staff_only = CliRunner().invoke(cli_app, ["bounces", "inbox", "--category", "staff", "--json"], env=env)
+
+    assert listed.exit_code == 0, listed.output
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["category"], row["delivery_id"]) == ("review", sent.delivery_id)
+    assert "user_unknown" in row["summary"]
+    assert staff_only.stdout == ""
+    shown = CliRunner().invoke(cli_app, ["bounces", "inbox", "--show", str(row["id"])], env=env)
+    assert "Undelivered Mail Returned to Sender" in shown.stdout
+    bad = CliRunner().invoke(cli_app, ["bounces", "inbox", "--category", "nope"], env=env)
+    assert bad.exit_code != 0 and "use staff or review" in str(bad.exception)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bouncekit import CORPUS, delivery, dsn, events, processor, send_to, suppressions, verp
+from bouncekit import CORPUS, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
 from mailer.app import Runtime
 from mailer.bounces.ingest import ImapOptions, ImapPoller, SourceKind, detect_source, ingest_path
@@ -24,6 +24,23 @@ def _maildir(path: Path, messages: dict[str, bytes]) -> Path:
     for name, raw in messages.items():
         (path / "new" / name).write_bytes(raw)
     return path
+
+
+def test_maildir_bounce_without_token_is_recorded_for_review_and_suppresses_nobody(rt: Runtime, tmp_path: Path) -> None:
+    """Issue 12: a Maildir notice without a VERP token, matched by Message-ID, is kept for review and moved; nobody is suppressed."""
+    sent = send_to(rt, "gone@example.org")
+    box = _maildir(
+        tmp_path / "Maildir",
+        {"1.notoken": dsn(sent.email, to="press@harbor.example.org", original_message_id=sent.message_id)},
+    )
+
+    summary = ingest_path(processor(rt, soft_threshold=1), box)
+
+    assert (summary.processed, summary.review, summary.bounced) == (1, 1, 0)
+    assert suppressions(rt) == {}
+    assert delivery(rt, sent.delivery_id).status == "sent"
+    assert [(k.category, k.delivery_id) for k in inbox(rt)] == [("review", sent.delivery_id)]
+    assert [p.name for p in (box / "cur").iterdir()] == ["1.notoken:2,S"]
 
 
 def test_maildir_moves_only_processed_bounces(rt: Runtime, tmp_path: Path) -> None:
@@ -45,6 +62,10 @@ def test_maildir_moves_only_processed_bounces(rt: Runtime, tmp_path: Path) -> No
         "bounced": 1,
         "delayed": 0,
         "complaints": 0,
+        "feedback": 0,
+        "sender_refused": 0,
+        "review": 0,
+        "kept": 0,
         "unsubscribed": 0,
         "ignored": 1,
         "unmatched": 1,

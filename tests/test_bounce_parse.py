@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mailer.bounces.classify import BounceClass, Reason, classify
 from mailer.bounces.parse import (
+    BounceClass,
     BounceReport,
     Kind,
     RecipientStatus,
@@ -24,6 +24,7 @@ from mailer.bounces.parse import (
     parse_message,
     report_to_json,
 )
+from mailer.status import Reason
 
 CORPORA = Path(__file__).parent / "bounces"
 
@@ -140,111 +141,10 @@ def test_report_to_json_has_exactly_the_agreed_shape() -> None:
             "diagnostic": 'X-Postfix; unknown user: "nosuchuser"',
             "class": "hard",
             "reason": "user_unknown",
+            "fault": "recipient",
         }
     ]
     json.dumps(data)
-
-
-# --- classify -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "diagnostic", "expected"),
-    [
-        ("5.1.1", None, (BounceClass.HARD, Reason.USER_UNKNOWN)),
-        ("5.1.2", None, (BounceClass.HARD, Reason.DOMAIN_UNKNOWN)),
-        ("5.1.6", None, (BounceClass.HARD, Reason.MAILBOX_DISABLED)),
-        ("5.1.10", None, (BounceClass.HARD, Reason.USER_UNKNOWN)),
-        ("5.2.1", None, (BounceClass.HARD, Reason.MAILBOX_DISABLED)),
-        ("5.2.2", None, (BounceClass.SOFT, Reason.MAILBOX_FULL)),
-        ("4.2.2", None, (BounceClass.SOFT, Reason.MAILBOX_FULL)),
-        ("5.3.4", None, (BounceClass.SOFT, Reason.MESSAGE_TOO_LARGE)),
-        ("5.2.3", None, (BounceClass.SOFT, Reason.MESSAGE_TOO_LARGE)),
-        ("4.4.7", None, (BounceClass.SOFT, Reason.EXPIRED)),
-        ("4.4.1", None, (BounceClass.SOFT, Reason.NETWORK)),
-    ],
-)
-def test_classify_status_code_decides(
-    status: str, diagnostic: str | None, expected: tuple[BounceClass, Reason]
-) -> None:
-    # A specific RFC 3463 status code decides on its own.
-    assert classify(status, diagnostic) == expected
-
-
-def test_classify_status_wins_over_contradicting_text() -> None:
-    # Status first: a 5.2.2 stays a full mailbox even if the text says "user unknown".
-    assert classify("5.2.2", "550 user unknown") == (BounceClass.SOFT, Reason.MAILBOX_FULL)
-
-
-@pytest.mark.parametrize(
-    ("status", "diagnostic", "expected"),
-    [
-        ("5.0.0", "smtp; 550 unknown user", (BounceClass.HARD, Reason.USER_UNKNOWN)),
-        ("5.0.0", "Unrouteable address", (BounceClass.HARD, Reason.USER_UNKNOWN)),
-        (None, "550 Requested action not taken: mailbox unavailable", (BounceClass.HARD, Reason.USER_UNKNOWN)),
-        ("5.0.0", "Domain does not exist", (BounceClass.HARD, Reason.DOMAIN_UNKNOWN)),
-        (None, "Host or domain name not found. NXDOMAIN", (BounceClass.HARD, Reason.DOMAIN_UNKNOWN)),
-        ("5.0.0", "smtp; 550 5.1.1 <a@example.org>: no such user", (BounceClass.HARD, Reason.USER_UNKNOWN)),
-        (None, "552 Recipient's mailbox is over quota", (BounceClass.SOFT, Reason.MAILBOX_FULL)),
-        ("5.0.0", "message size exceeds fixed maximum", (BounceClass.SOFT, Reason.MESSAGE_TOO_LARGE)),
-        (None, "554 Connection refused", (BounceClass.SOFT, Reason.NETWORK)),
-        ("5.0.0", "retry timeout exceeded", (BounceClass.SOFT, Reason.EXPIRED)),
-        ("5.0.0", "retry time not reached for any host", (BounceClass.SOFT, Reason.EXPIRED)),
-        ("5.0.0", "something nobody has seen before", (BounceClass.SOFT, Reason.OTHER)),
-        (None, None, (BounceClass.SOFT, Reason.OTHER)),
-    ],
-)
-def test_classify_text_fallback(
-    status: str | None, diagnostic: str | None, expected: tuple[BounceClass, Reason]
-) -> None:
-    # A missing or generic status (Exim and OpenSMTPD write 5.0.0) leaves the text to decide.
-    assert classify(status, diagnostic) == expected
-
-
-def test_classify_5xx_reply_alone_is_not_hard() -> None:
-    # RFC 5321 5yz is permanent for the transaction, not proof that the address is dead.
-    assert classify(None, "550 Requested action aborted") == (BounceClass.SOFT, Reason.OTHER)
-
-
-@pytest.mark.parametrize(
-    "diagnostic",
-    [
-        "550 5.7.1 <a@example.org>: Recipient address rejected: user unknown",
-        "550 5.7.1 Message rejected as spam",
-        "554 5.7.1 Client host blocked using rbl.example.org",
-    ],
-)
-def test_classify_5_7_x_is_never_hard(diagnostic: str) -> None:
-    # Policy status (RFC 3463 X.7.x) keeps the address even when the text says user unknown.
-    bounce_class, reason = classify("5.7.1", diagnostic)
-    assert bounce_class is BounceClass.SOFT
-    assert reason in (Reason.POLICY_BLOCKED, Reason.SPAM_REJECTED)
-
-
-def test_classify_spam_text_under_policy_code_is_spam() -> None:
-    # A 5.7.1 whose text says spam is reported as spam_rejected.
-    assert classify("5.7.1", "Message rejected as spam") == (BounceClass.SOFT, Reason.SPAM_REJECTED)
-
-
-@pytest.mark.parametrize("status", ["5.1.1", "4.0.0", "5.0.0", None])
-def test_classify_delayed_is_always_soft(status: str | None) -> None:
-    # RFC 3464 "delayed": still being retried, so never hard whatever the code says.
-    bounce_class, _ = classify(status, "550 5.1.1 user unknown", action="delayed")
-    assert bounce_class is BounceClass.SOFT
-
-
-def test_classify_4xx_enhanced_code_in_text_is_soft() -> None:
-    # Exim writes 5.0.0 after a 452 4.2.2 timed out: the quoted 4.2.2 is the truth.
-    result = classify("5.0.0", "smtp; 452 4.2.2 Mailbox full: retry timeout exceeded")
-    assert result == (BounceClass.SOFT, Reason.MAILBOX_FULL)
-
-
-def test_classify_ignores_ip_addresses_that_look_like_codes() -> None:
-    # "192.0.2.5" and "127.0.0.15" must not be read as status codes.
-    assert classify(None, "host 192.0.2.5 [127.0.0.15] said: no such user") == (
-        BounceClass.HARD,
-        Reason.USER_UNKNOWN,
-    )
 
 
 # --- extract_token ----------------------------------------------------------------------

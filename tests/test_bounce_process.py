@@ -8,14 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from bouncekit import CORPUS, contact, delivery, dsn, events, processor, send_to, suppressions, verp
+from bouncekit import CORPUS, arf, contact, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 from conftest import FIXED_NOW
 from sqlalchemy import update
 
 from mailer.app import Runtime
 from mailer.bounces.process import BounceProcessor, Outcome, split_address
 from mailer.db import transaction
-from mailer.tables import Contact
+from mailer.tables import Contact, Release
 from mailer.tokens import Tokens
 
 
@@ -69,31 +69,39 @@ def test_forged_token_is_ignored_even_when_address_and_message_id_match(rt: Runt
     assert delivery(rt, sent.delivery_id).status == "sent"
 
 
-def test_match_by_message_id_without_token(rt: Runtime) -> None:
-    """A notice sent to the From address (no VERP) is matched by the returned Message-ID."""
+def test_match_by_message_id_without_token_is_kept_for_review_only(rt: Runtime) -> None:
+    """A hard bounce without a VERP token, matched by the returned Message-ID, is kept for staff review: no suppression, no change."""
     sent = send_to(rt, "moved@example.org")
-    raw = dsn("moved@old-alias.example.org", to="press@harbor.example.org", original_message_id=sent.message_id)
+    raw = dsn("moved@example.org", to="press@harbor.example.org", original_message_id=sent.message_id)
+    proc = processor(rt, soft_threshold=1)
 
-    result = processor(rt).process(raw)
+    result = proc.process(raw)
 
-    assert result.outcome is Outcome.BOUNCED
-    assert result.delivery_ids == (sent.delivery_id,)
-    assert delivery(rt, sent.delivery_id).status == "bounced"
-    # The suppression is of the delivery's address, not the alias the notice names.
-    assert ("moved@example.org", "*") in suppressions(rt)
+    assert (result.outcome, result.delivery_ids, result.suppressed) == (Outcome.REVIEW, (sent.delivery_id,), ())
+    assert result.handled
+    assert suppressions(rt) == {}
+    assert events(rt) == []
+    assert delivery(rt, sent.delivery_id).status == "sent"
+    [kept] = inbox(rt)
+    assert (kept.category, kept.delivery_id) == ("review", sent.delivery_id)
+    assert kept.summary is not None and "user_unknown" in kept.summary and "hard" in kept.summary
+    assert proc.process(raw).outcome is Outcome.DUPLICATE
+    assert len(inbox(rt)) == 1
 
 
-def test_match_by_address_picks_the_newest_delivery(rt: Runtime) -> None:
-    """Without token or Message-ID, the reported address finds the newest delivery sent to it."""
+def test_match_by_address_picks_the_newest_delivery_for_review(rt: Runtime) -> None:
+    """Without token or Message-ID, the reported address finds the newest delivery sent to it, for review only."""
     older = send_to(rt, "Pat@Example.org".lower())
     newer = send_to(rt, "pat@example.org")
     send_to(rt, "pat@example.org", status="queued")  # never left: not a candidate
 
     result = processor(rt).process(dsn("PAT@example.org", to="press@harbor.example.org"))
 
-    assert result.delivery_ids == (newer.delivery_id,)
-    assert delivery(rt, newer.delivery_id).status == "bounced"
+    assert (result.outcome, result.delivery_ids) == (Outcome.REVIEW, (newer.delivery_id,))
+    assert delivery(rt, newer.delivery_id).status == "sent"
     assert delivery(rt, older.delivery_id).status == "sent"
+    assert suppressions(rt) == {}
+    assert [k.delivery_id for k in inbox(rt)] == [newer.delivery_id]
 
 
 def test_unmatched_notice_writes_nothing(rt: Runtime) -> None:
@@ -107,7 +115,7 @@ def test_unmatched_notice_writes_nothing(rt: Runtime) -> None:
 def test_soft_bounces_count_once_a_day_and_suppress_at_the_threshold(rt: Runtime) -> None:
     """Mailbox-full bounces: two on one day count once; the second day reaches threshold 2 and suppresses."""
     clock = Clock()
-    proc = processor(rt, clock=clock, soft_threshold=2)
+    proc = processor(rt, clock=clock, soft_threshold=2, soft_warnings=0)
     first, second, third = (send_to(rt, "full@example.org") for _ in range(3))
     full = {"status": "5.2.2", "diagnostic": "smtp; 552 5.2.2 Mailbox full"}
 
@@ -128,30 +136,34 @@ def test_soft_bounces_count_once_a_day_and_suppress_at_the_threshold(rt: Runtime
 
 
 def test_stale_soft_score_starts_again(rt: Runtime) -> None:
-    """A score whose last bounce is older than soft_reset_days restarts at 1 instead of reaching the threshold."""
+    """A score whose last bounce is older than soft_reset_days (default 7, Mailman's) restarts at 1."""
     sent = send_to(rt, "sometimes@example.org")
     with transaction(rt.sessions) as session:
         session.execute(
             update(Contact)
             .where(Contact.id == sent.contact_id)
-            .values(soft_bounce_score=4, soft_bounce_last_at=FIXED_NOW - timedelta(days=31))
+            .values(soft_bounce_score=4, soft_bounce_last_at=FIXED_NOW - timedelta(days=8))
         )
     raw = dsn(sent.email, to=verp(rt, sent.delivery_id), status="4.4.7", diagnostic="delivery time expired")
 
-    assert processor(rt, soft_threshold=5, soft_reset_days=30).process(raw).outcome is Outcome.BOUNCED
+    assert processor(rt, soft_threshold=5).process(raw).outcome is Outcome.BOUNCED
 
     assert contact(rt, sent.contact_id).soft_bounce_score == 1
     assert suppressions(rt) == {}
 
 
 def test_policy_block_never_suppresses(rt: Runtime) -> None:
-    """A 5.7.1 refusal, even one that says 'user unknown', bounces the delivery but never scores or suppresses."""
-    proc = processor(rt, soft_threshold=1)
-    for diagnostic in ("smtp; 550 5.7.1 Service unavailable; client host blocked", "smtp; 550 5.7.1 user unknown"):
+    """A 5.7.1 policy refusal or a rate limit bounces the delivery but never scores or suppresses."""
+    proc = processor(rt, soft_threshold=1, soft_warnings=0)
+    for diagnostic, reason in (
+        ("smtp; 550 5.7.1 Delivery not authorized, message refused", "policy_blocked"),
+        ("smtp; 550 5.7.1 Message rejected by local policy", "policy_blocked"),
+        ("smtp; 450 4.7.28 Our system has detected an unusual rate of unsolicited mail", "rate_limited"),
+    ):
         sent = send_to(rt, "journalist@example.org")
         result = proc.process(dsn(sent.email, to=verp(rt, sent.delivery_id), status="5.7.1", diagnostic=diagnostic))
         assert result.outcome is Outcome.BOUNCED
-        assert delivery(rt, sent.delivery_id).reason == "policy_blocked"
+        assert delivery(rt, sent.delivery_id).reason == reason
     assert contact(rt, sent.contact_id).soft_bounce_score == 0
     assert suppressions(rt) == {}
 
@@ -279,3 +291,154 @@ def test_real_corpus_notices_act_as_labelled(rt: Runtime, mta: str) -> None:
         assert delivery(rt, sent.delivery_id).status == ("sent" if expected is Outcome.DELAYED else "bounced")
         hard = label["expected"] == "hard"
         assert (result.suppressed == (sent.email,)) is hard, label["file"]
+
+
+def _sending(rt: Runtime, release_id: int) -> None:
+    with transaction(rt.sessions) as session:
+        session.execute(update(Release).where(Release.id == release_id).values(status="sending"))
+
+
+def _release(rt: Runtime, release_id: int) -> Release:
+    with transaction(rt.sessions) as session:
+        found = session.get(Release, release_id)
+        assert found is not None
+        return found
+
+
+def _release_of(rt: Runtime, delivery_id: int) -> int:
+    return delivery(rt, delivery_id).release_id
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic"),
+    [
+        (
+            "5.1.8",
+            "smtp; 553 5.1.8 <bounces+x@bounces.example.com>... Domain of sender address "
+            "bounces+x@bounces.example.com does not exist",
+        ),
+        ("5.1.1", "smtp; 553 5.1.8 <bounces+x@bounces.example.com>: Sender address rejected: Domain not found"),
+        ("5.7.1", "smtp; 554 5.7.1 Service unavailable; Client host [192.0.2.25] blocked using zen.spamhaus.org"),
+    ],
+)
+def test_notice_about_our_sender_pauses_and_spares_the_recipient(rt: Runtime, status: str, diagnostic: str) -> None:
+    """A DSN whose fault is our sender records the event and pauses the sending release; nobody is scored or suppressed."""
+    sent = send_to(rt, "live.journalist@example.org")
+    release_id = _release_of(rt, sent.delivery_id)
+    _sending(rt, release_id)
+
+    result = processor(rt, soft_threshold=1).process(
+        dsn(sent.email, to=verp(rt, sent.delivery_id), status=status, diagnostic=diagnostic)
+    )
+
+    assert (result.outcome, result.suppressed) == (Outcome.SENDER_REFUSED, ())
+    assert suppressions(rt) == {}
+    assert contact(rt, sent.contact_id).soft_bounce_score == 0
+    assert [e.kind for e in events(rt, sent.delivery_id)] == ["bounced"]
+    release = _release(rt, release_id)
+    assert release.status == "paused"
+    assert release.pause_reason is not None and "refuses our sender" in release.pause_reason
+
+
+def test_notice_about_our_sender_leaves_a_finished_release_alone(rt: Runtime) -> None:
+    """A sender-fault notice about a release that already finished records the event and changes no release."""
+    sent = send_to(rt, "live.journalist@example.org")
+    raw = dsn(
+        sent.email, to=verp(rt, sent.delivery_id), status="5.1.8", diagnostic="smtp; 501 5.1.8 Sender address rejected"
+    )
+    assert processor(rt).process(raw).outcome is Outcome.SENDER_REFUSED
+    assert _release(rt, _release_of(rt, sent.delivery_id)).status == "sent"
+    assert suppressions(rt) == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic"),
+    [
+        ("5.1.1", "smtp; 552 5.2.2 Over quota"),
+        ("5.1.1", "smtp; 550 5.1.1 <x@example.org> - 203.0.113.9 has sent to too many recipients this hour"),
+        (
+            "5.2.1",
+            "smtp; 550-5.2.1 The user you are trying to contact is receiving mail at a rate that prevents "
+            "additional messages from being delivered",
+        ),
+        (
+            "5.4.4",
+            "X-Postfix; Name service error for name=example.org type=MX: Malformed or unexpected name server reply",
+        ),
+    ],
+)
+def test_misused_codes_suppress_nobody(rt: Runtime, status: str, diagnostic: str) -> None:
+    """Codes that providers misuse (5.1.1 for a rate limit or a full mailbox) never suppress a live journalist."""
+    sent = send_to(rt, "live@example.org")
+    result = processor(rt).process(dsn(sent.email, to=verp(rt, sent.delivery_id), status=status, diagnostic=diagnostic))
+    assert result.outcome is Outcome.BOUNCED
+    assert result.suppressed == ()
+    assert suppressions(rt) == {}
+
+
+@pytest.mark.parametrize(
+    ("feedback_type", "complaint"),
+    [("abuse", True), ("fraud", True), ("virus", True), ("auth-failure", False), ("not-spam", False), ("other", False)],
+)
+def test_arf_feedback_types(rt: Runtime, feedback_type: str, complaint: bool) -> None:
+    """ARF abuse, fraud and virus suppress the complainer; auth-failure, not-spam and other are recorded only."""
+    sent = send_to(rt, "reader@example.net")
+    raw = arf(sent.email, feedback_type=feedback_type, return_path=verp(rt, sent.delivery_id))
+
+    result = processor(rt).process(raw)
+
+    assert result.outcome is (Outcome.COMPLAINT if complaint else Outcome.FEEDBACK)
+    assert [e.kind for e in events(rt, sent.delivery_id)] == ["complained" if complaint else "feedback"]
+    assert (("reader@example.net", "*") in suppressions(rt)) is complaint
+    assert delivery(rt, sent.delivery_id).status == "sent"
+
+
+def test_arf_matched_only_by_message_id_is_kept_for_review(rt: Runtime) -> None:
+    """An abuse report whose original carries no VERP token, only our Message-ID, suppresses nobody and is kept for review."""
+    sent = send_to(rt, "reader@example.net")
+    result = processor(rt).process(arf(sent.email, original_message_id=sent.message_id))
+    assert result.outcome is Outcome.REVIEW
+    assert suppressions(rt) == {}
+    assert [(k.category, k.delivery_id) for k in inbox(rt)] == [("review", sent.delivery_id)]
+
+
+def test_soft_bounces_warn_three_times_a_week_apart_then_suppress(rt: Runtime) -> None:
+    """Past the threshold come 3 warnings 7 days apart while the address keeps bouncing; then it is suppressed."""
+    clock = Clock()
+    proc = processor(rt, clock=clock, soft_threshold=2)
+    full = {"status": "5.2.2", "diagnostic": "smtp; 552 5.2.2 Mailbox full"}
+    contact_id = send_to(rt, "full@example.org").contact_id
+
+    def bounce(days: int) -> tuple[str, ...]:
+        clock.now = FIXED_NOW + timedelta(days=days)
+        sent = send_to(rt, "full@example.org")
+        return proc.process(dsn(sent.email, to=verp(rt, sent.delivery_id), **full)).suppressed
+
+    assert bounce(0) == ()  # score 1
+    assert bounce(1) == ()  # score 2: warning 1
+    assert bounce(4) == ()  # not due
+    assert bounce(8) == ()  # warning 2
+    assert bounce(15) == ()  # warning 3
+    assert contact(rt, contact_id).soft_bounce_warnings == 3
+    assert bounce(20) == ()  # the last warning is 5 days old
+    assert suppressions(rt) == {}
+    assert bounce(22) == ("full@example.org",)
+    warnings = [e.detail for e in events(rt) if e.kind == "bounce_warning"]
+    assert len(warnings) == 3 and warnings[0] is not None and warnings[0].startswith("soft-bounce warning 1 of 3")
+
+
+def test_stale_score_clears_the_warnings(rt: Runtime) -> None:
+    """After a quiet week the score and its warnings start again, so an old streak never suppresses."""
+    clock = Clock()
+    proc = processor(rt, clock=clock, soft_threshold=1, soft_warnings=1)
+    full = {"status": "5.2.2", "diagnostic": "smtp; 552 5.2.2 Mailbox full"}
+    first = send_to(rt, "full@example.org")
+    proc.process(dsn(first.email, to=verp(rt, first.delivery_id), **full))  # warning 1
+    assert contact(rt, first.contact_id).soft_bounce_warnings == 1
+    clock.now = FIXED_NOW + timedelta(days=9)
+    later = send_to(rt, "full@example.org")
+    result = proc.process(dsn(later.email, to=verp(rt, later.delivery_id), **full))
+    assert result.suppressed == ()
+    row = contact(rt, first.contact_id)
+    assert (row.soft_bounce_score, row.soft_bounce_warnings) == (1, 1)
+    assert row.soft_bounce_warned_at == clock.now

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from bouncekit import delivery, dsn, events, processor, send_to, suppressions, verp
+from bouncekit import arf, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
 from mailer.app import Runtime
 from mailer.bounces.process import BounceProcessor, ProcessResult
@@ -42,7 +42,8 @@ def test_lmtp_refuses_forged_and_foreign_recipients(rt: Runtime, lmtp: BounceSer
     for to in (
         forged,
         verp(rt, sent.delivery_id).replace("bounces.example.com", "other.example"),
-        "postmaster@bounces.example.com",
+        "someone@bounces.example.com",
+        "postmaster@other.example",
     ):
         with smtplib.LMTP("127.0.0.1", lmtp.port) as client:
             with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
@@ -116,3 +117,49 @@ def test_database_error_answers_451_so_the_mta_retries(rt: Runtime) -> None:
             client.sendmail("", [to], dsn(sent.email, to=to))
         assert failed.value.smtp_code == 451
     assert events(rt) == []
+
+
+@pytest.mark.parametrize(
+    "to", ["postmaster@bounces.example.com", "Abuse@Bounces.Example.com", "fbl@fbl-in.example.com"]
+)
+def test_staff_addresses_keep_human_mail_before_250(rt: Runtime, to: str) -> None:
+    """Mail to postmaster@, abuse@ or the feedback-loop address is accepted and kept for staff before the 250, never dropped."""
+    raw = b"From: admin@example.net\r\nTo: postmaster@bounces.example.com\r\nSubject: Your server\r\nMessage-ID: <h1@example.net>\r\n\r\nHello, a question about your mail.\r\n"
+    with BounceServer(processor(rt, feedback_address="FBL@fbl-in.example.com"), port=0) as server:
+        with smtplib.LMTP("127.0.0.1", server.port) as client:
+            assert client.sendmail("admin@example.net", [to], raw) == {}
+            [kept] = inbox(rt)
+            assert (kept.category, kept.envelope_to, kept.subject) == ("staff", to, "Your server")
+            assert kept.raw is not None and "a question about your mail" in kept.raw
+        assert [r.outcome.value for r in server.handler.results] == ["kept"]
+
+
+def test_arf_to_feedback_address_with_token_is_filed(rt: Runtime) -> None:
+    """An abuse report at the feedback-loop address, its original carrying our VERP token, suppresses the complainer and is not kept as staff mail."""
+    sent = send_to(rt, "reader@example.net")
+    raw = arf(sent.email, to="fbl@bounces.example.com", return_path=verp(rt, sent.delivery_id))
+    proc = processor(rt, feedback_address="fbl@bounces.example.com")
+    with BounceServer(proc, port=0) as server, smtplib.LMTP("127.0.0.1", server.port) as client:
+        assert client.sendmail("", ["fbl@bounces.example.com"], raw) == {}
+    assert ("reader@example.net", "*") in suppressions(rt)
+    assert [e.kind for e in events(rt, sent.delivery_id)] == ["complained"]
+    assert inbox(rt) == []
+
+
+def test_arf_at_abuse_without_token_is_kept_for_review_and_suppresses_nobody(rt: Runtime) -> None:
+    """An abuse report at abuse@ matched only by Message-ID is recorded for review; nobody is suppressed."""
+    sent = send_to(rt, "reader@example.net")
+    raw = arf(sent.email, to="abuse@bounces.example.com", original_message_id=sent.message_id)
+    with BounceServer(processor(rt), port=0) as server, smtplib.LMTP("127.0.0.1", server.port) as client:
+        assert client.sendmail("", ["abuse@bounces.example.com"], raw) == {}
+    assert suppressions(rt) == {}
+    assert [(k.category, k.delivery_id) for k in inbox(rt)] == [("review", sent.delivery_id)]
+
+
+def test_arf_for_nobody_known_at_postmaster_is_kept_for_staff(rt: Runtime) -> None:
+    """An abuse report about a message we cannot match, sent to postmaster@, is kept for staff."""
+    raw = arf("stranger@example.net", to="postmaster@bounces.example.com")
+    with BounceServer(processor(rt), port=0) as server, smtplib.LMTP("127.0.0.1", server.port) as client:
+        assert client.sendmail("", ["postmaster@bounces.example.com"], raw) == {}
+    [kept] = inbox(rt)
+    assert (kept.category, kept.summary) == ("staff", "complaint (abuse)")

@@ -53,6 +53,10 @@ class IngestSummary:
     bounced: int = 0
     delayed: int = 0
     complaints: int = 0
+    feedback: int = 0
+    sender_refused: int = 0
+    review: int = 0
+    kept: int = 0
     unsubscribed: int = 0
     ignored: int = 0
     unmatched: int = 0
@@ -65,6 +69,10 @@ class IngestSummary:
             Outcome.BOUNCED: "bounced",
             Outcome.DELAYED: "delayed",
             Outcome.COMPLAINT: "complaints",
+            Outcome.FEEDBACK: "feedback",
+            Outcome.SENDER_REFUSED: "sender_refused",
+            Outcome.REVIEW: "review",
+            Outcome.KEPT: "kept",
             Outcome.UNSUBSCRIBED: "unsubscribed",
             Outcome.IGNORED: "ignored",
             Outcome.UNMATCHED: "unmatched",
@@ -84,6 +92,10 @@ class IngestSummary:
             "bounced": self.bounced,
             "delayed": self.delayed,
             "complaints": self.complaints,
+            "feedback": self.feedback,
+            "sender_refused": self.sender_refused,
+            "review": self.review,
+            "kept": self.kept,
             "unsubscribed": self.unsubscribed,
             "ignored": self.ignored,
             "unmatched": self.unmatched,

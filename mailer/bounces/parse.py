@@ -5,10 +5,24 @@ Order of evidence, most authoritative first:
 1. RFC 3464 delivery status notifications: every ``message/delivery-status`` part, even
    outside ``multipart/report`` (OpenSMTPD sends ``multipart/mixed``). A block without a
    ``Diagnostic-Code`` borrows the human-readable text about its recipient.
-2. RFC 5965 (ARF) feedback reports → ``complaint``.
-3. RFC 3834 auto-replies (vacation, out of office) → ``auto_reply``, never a bounce.
-4. Legacy plain-text notices (qmail, Exchange, Yahoo, old Postfix/Sendmail/Exim...):
-   recipients from ``flufl.bounce`` and from the failure text, classified by that text.
+2. RFC 5965 (ARF) feedback reports: ``Feedback-Type`` abuse, fraud or virus →
+   ``complaint``; auth-failure, not-spam, other (or anything else) → ``feedback``, a
+   report to record that suppresses nobody.
+3. RFC 3834 auto-replies (``Auto-Submitted: auto-replied``, ``X-Autoreply``,
+   ``X-Autorespond``, ``Precedence: auto_reply``, out-of-office subjects in English,
+   German, French, Spanish, Japanese and more) → ``auto_reply``, never a bounce. This runs
+   *before* the notice heuristics: an auto-reply with a notice-like subject or from
+   postmaster@ is still an auto-reply. Only a message that carries a mail system's own
+   failure evidence (``X-Failed-Recipients``, an enhanced status code, a failure
+   transcript) is read as a notice despite such headers: Exim and Postfix mark their
+   bounces ``Auto-Submitted: auto-replied`` too.
+4. Legacy plain-text notices (qmail, Exchange, Yahoo, old Postfix/Sendmail/Exim, Apache
+   James, KDDI/au, docomo...): recipients from ``flufl.bounce`` and from the failure
+   text, classified by that text. Message-IDs, the notice's own addresses, the returned
+   original's sender and postmaster/mailer-daemon addresses are never recipients.
+
+Every recipient is classified by :func:`mailer.status.classify_dsn`, the one classifier
+the live SMTP path uses too.
 
 The VERP token is read from the envelope recipient of the notice (the headers the final
 delivery adds) and, failing that, from the ``Return-Path`` of the returned original.
@@ -22,6 +36,7 @@ import email.policy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
@@ -29,7 +44,14 @@ from enum import StrEnum
 
 from flufl.bounce import all_failures
 
-from mailer.bounces.classify import BounceClass, Reason, classify, parse_code, reason_from_text
+from mailer.status import Fault, Reason, classify_dsn, parse_code, reason_from_text
+
+
+class BounceClass(StrEnum):
+    """Whether the address should be suppressed (hard) or merely retried later (soft)."""
+
+    HARD = "hard"
+    SOFT = "soft"
 
 
 class Kind(StrEnum):
@@ -37,9 +59,14 @@ class Kind(StrEnum):
 
     BOUNCE = "bounce"
     DELAY = "delay"
-    COMPLAINT = "complaint"
+    COMPLAINT = "complaint"  # ARF abuse, fraud, virus
+    FEEDBACK = "feedback"  # ARF auth-failure, not-spam, other: recorded, never acted on
     AUTO_REPLY = "auto_reply"
     NOT_BOUNCE = "not_bounce"
+
+
+#: ARF feedback types (RFC 5965 7.3) that are a recipient's complaint about our mail.
+COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,7 @@ class RecipientStatus:
     diagnostic: str | None
     bounce_class: BounceClass
     reason: Reason
+    fault: Fault | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +92,7 @@ class BounceReport:
     recipients: tuple[RecipientStatus, ...]
     token: str | None
     original_message_id: str | None
+    feedback_type: str | None = None
 
 
 _ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
@@ -90,10 +119,27 @@ _BOUNCE_SUBJECT_RE = re.compile(
     re.IGNORECASE,
 )
 _DAEMON_NAME_RE = re.compile(r"mail delivery (?:system|subsystem)|mailer.?daemon", re.I)
+# Out-of-office subjects (after any "Re:"-like prefix or an opening bracket): English,
+# German, French, Spanish, Japanese, Italian, Dutch.
 _AUTO_REPLY_SUBJECT_RE = re.compile(
-    r"^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)"
-    r"|auto:|autoreply|vacation|on vacation|away from (?:the|my) office|i am away"
-    r"|abwesenheitsnotiz|réponse automatique|respuesta automática)",
+    r"^\s*(?:(?:re|aw|antw|sv|fw|wg|tr)\s*:\s*)*[\[【(（「]?\s*(?:out of (?:the )?office|automatic reply"
+    r"|auto(?:matic)?[- ]?(?:reply|response|respond)|auto:|autoreply|autoresponse|vacation|on vacation|on leave"
+    r"|away from (?:the|my) office|i am (?:away|out)|ooo\b"
+    r"|abwesenheit|abwesend|automatische antwort|nicht im büro|au(?:ß|ss)er haus|urlaub"
+    r"|réponse automatique|reponse automatique|absence|absent|message d'absence|en congés?"
+    r"|respuesta automática|respuesta automatica|fuera de (?:la )?oficina|ausente|de vacaciones"
+    r"|自動応答|自動返信|自動送信|不在|休暇|外出"
+    r"|risposta automatica|fuori (?:sede|ufficio)|automatisch antwoord|afwezig)",
+    re.IGNORECASE,
+)
+# What a mail system's own failure notice says and an out-of-office text does not.
+_FAILURE_EVIDENCE_RE = re.compile(
+    r"(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?![\d.]*\d)|mail delivery (?:software|system|subsystem)"
+    r"|qmail-send program|permanent (?:fatal )?error|i(?:'m| am) afraid i wasn't able to deliver"
+    r"|could not be delivered to (?:one or more|the following)|delivery to the following recipients? failed"
+    r"|the following addresses had|message could not be delivered to the following|(?:was|were) not delivered"
+    r"|(?:has|have) not been delivered|could not be delivered|delivery (?:has )?failed|longer than the maximum size"
+    r"|undeliverable|returned to sender",
     re.IGNORECASE,
 )
 _DELAY_RE = re.compile(
@@ -133,6 +179,7 @@ def report_to_json(report: BounceReport, *, file: str | None = None) -> dict[str
                 "diagnostic": r.diagnostic,
                 "class": r.bounce_class.value,
                 "reason": r.reason.value,
+                "fault": r.fault.value if r.fault is not None else None,
             }
             for r in report.recipients
         ],
@@ -157,16 +204,20 @@ def _parse(msg: Message) -> BounceReport:
     token = _find_token(msg, original)
     message_id = _header(original, "Message-ID") if original is not None else None
 
-    def report(kind: Kind, recipients: tuple[RecipientStatus, ...] = ()) -> BounceReport:
-        return BounceReport(kind, recipients, token, message_id)
+    def report(
+        kind: Kind, recipients: tuple[RecipientStatus, ...] = (), feedback_type: str | None = None
+    ) -> BounceReport:
+        return BounceReport(kind, recipients, token, message_id, feedback_type)
 
     text = _human_text(msg)
     recipients = _dsn_recipients(msg, text)
     if recipients:
         return report(_kind_of(recipients), recipients)
     if _is_feedback_report(msg):
-        return report(Kind.COMPLAINT, _complaint_recipients(msg, original))
-    if _is_auto_reply(msg):
+        feedback_type = _feedback_type(msg)
+        kind = Kind.COMPLAINT if feedback_type in COMPLAINT_TYPES else Kind.FEEDBACK
+        return report(kind, _complaint_recipients(msg, original, feedback_type), feedback_type)
+    if _is_auto_reply(msg, _failure_area(text)):
         return report(Kind.AUTO_REPLY)
     if _looks_like_notice(msg):
         recipients = _legacy_recipients(msg, text, original)
@@ -242,8 +293,10 @@ def _action(value: str | None, status: str | None) -> str:
 
 
 def _recipient(address: str, action: str, status: str | None, diagnostic: str | None) -> RecipientStatus:
-    bounce_class, reason = classify(status, diagnostic, action=action)
-    return RecipientStatus(address, action, status, diagnostic, bounce_class, reason)
+    verdict = classify_dsn(status, diagnostic, action=action)
+    bounce_class = BounceClass.HARD if verdict.hard else BounceClass.SOFT
+    reason = verdict.reason or Reason.OTHER
+    return RecipientStatus(address, action, status, diagnostic, bounce_class, reason, verdict.fault)
 
 
 # --- RFC 5965 feedback reports --------------------------------------------------------
@@ -256,15 +309,21 @@ def _is_feedback_report(msg: Message) -> bool:
     return any(p.get_content_type() == "message/feedback-report" for p in _parts(msg))
 
 
-def _complaint_recipients(msg: Message, original: Message | None) -> tuple[RecipientStatus, ...]:
-    """The complaining recipient: ``Original-Rcpt-To`` (RFC 5965 §3.5), else the
-    original message's ``To``."""
+def _feedback_type(msg: Message) -> str:
+    """The report's ``Feedback-Type`` (RFC 5965 3.1), lower case; ``abuse`` when missing
+    (the most common and the one RFC 5965 7.3 lists first)."""
+    value = _header(_feedback_fields(msg), "Feedback-Type") or "abuse"
+    return value.split(";")[0].strip().lower() or "abuse"
+
+
+def _complaint_recipients(msg: Message, original: Message | None, feedback_type: str) -> tuple[RecipientStatus, ...]:
+    """The reported recipient: ``Original-Rcpt-To`` (RFC 5965 §3.5), else the original
+    message's ``To``."""
     fields = _feedback_fields(msg)
     addresses = [a for _, a in getaddresses(fields.get_all("Original-Rcpt-To", []))]
     if not addresses and original is not None:
         addresses = [a for _, a in getaddresses(original.get_all("To", []))]
-    feedback_type = (_header(fields, "Feedback-Type") or "abuse").lower()
-    reason = Reason.SPAM_REJECTED if feedback_type == "abuse" else Reason.OTHER
+    reason = Reason.SPAM_BLOCKED if feedback_type in COMPLAINT_TYPES else Reason.OTHER
     return tuple(
         RecipientStatus(a, "delivered", None, f"feedback: {feedback_type}", BounceClass.SOFT, reason)
         for a in addresses
@@ -285,19 +344,32 @@ def _feedback_fields(msg: Message) -> Message:
 # --- RFC 3834 auto-replies ------------------------------------------------------------
 
 
-def _is_auto_reply(msg: Message) -> bool:
-    """An auto-reply that is not itself a delivery notice (Exim marks its bounces
-    ``Auto-Submitted: auto-replied`` too)."""
-    if _looks_like_notice(msg):
+def _is_auto_reply(msg: Message, area: str) -> bool:
+    """An RFC 3834 auto-reply (or one with an out-of-office subject), whatever its From
+    or the rest of its subject says, unless it carries a mail system's own failure
+    evidence: Exim and Postfix mark their bounces ``Auto-Submitted: auto-replied`` too,
+    and Exim adds ``X-Failed-Recipients``."""
+    if msg.get("X-Failed-Recipients") is not None or _FAILURE_EVIDENCE_RE.search(area):
         return False
     auto_submitted = (_header(msg, "Auto-Submitted") or "").lower()
     precedence = (_header(msg, "Precedence") or "").lower()
     return (
         auto_submitted.startswith("auto-replied")
         or precedence == "auto_reply"
-        or any(msg.get(name) is not None for name in ("X-Autoreply", "X-Autorespond"))
-        or bool(_AUTO_REPLY_SUBJECT_RE.search(_header(msg, "Subject") or ""))
+        or any(msg.get(name) is not None for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"))
+        or bool(_AUTO_REPLY_SUBJECT_RE.search(_subject(msg)))
     )
+
+
+def _subject(msg: Message) -> str:
+    """The subject, RFC 2047 encoded words decoded (Japanese subjects always are)."""
+    value = msg.get("Subject")
+    if value is None:
+        return ""
+    try:
+        return " ".join(str(make_header(decode_header(str(value)))).split())
+    except (LookupError, ValueError, UnicodeError):
+        return " ".join(str(value).split())
 
 
 def _looks_like_notice(msg: Message) -> bool:
@@ -307,7 +379,7 @@ def _looks_like_notice(msg: Message) -> bool:
     return (
         local in _DAEMON_LOCALPARTS
         or bool(_DAEMON_NAME_RE.search(name))
-        or bool(_BOUNCE_SUBJECT_RE.search(_header(msg, "Subject") or ""))
+        or bool(_BOUNCE_SUBJECT_RE.search(_subject(msg)))
     )
 
 
@@ -336,9 +408,11 @@ def _legacy_recipients(msg: Message, text: str, original: Message | None) -> tup
 def _legacy_addresses(msg: Message, area: str, original: Message | None) -> list[str]:
     """flufl.bounce's answer when it has one, ordered as in the text; else the
     addresses the failure text names; else the returned original's ``To``."""
-    ours = _own_addresses(msg, original)
+    ours = _own_addresses(msg, original) | _header_line_addresses(area)
+    if original is not None:
+        ours |= {a.lower() for a in _ADDRESS_RE.findall(str(original.get("Message-ID", "")))}
     named = [a for a in _unique(_ADDRESS_RE.findall(area)) if _is_candidate(a, ours, area)]
-    flufl = _flufl_addresses(msg)
+    flufl = [a for a in _flufl_addresses(msg) if _is_candidate(a, ours, area)]
     if flufl:
         lowered = [a.lower() for a in named]
         return sorted(flufl, key=lambda a: lowered.index(a) if a in lowered else len(lowered))
@@ -369,12 +443,38 @@ def _own_addresses(msg: Message, original: Message | None) -> set[str]:
     return {a.lower() for group in values for _, a in getaddresses([str(v) for v in group]) if a}
 
 
+# Lines of a notice that name an address which is never the failed recipient: the
+# returned original's identifiers and sender, quoted inline (Apache James "Message
+# details", Exchange, Oracle Messaging Server, KDDI "Your mail sent on ... from ...").
+_NOT_RECIPIENT_LINE_RE = re.compile(
+    r"^[ \t>]*(?:message-id|in-reply-to|references|x-message-id|resent-message-id|from|sender|reply-to"
+    r"|return-path|mail from|envelope-from|original-mail-from|original-envelope-id)\s*:(.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _header_line_addresses(area: str) -> set[str]:
+    return {a.lower() for m in _NOT_RECIPIENT_LINE_RE.finditer(area) for a in _ADDRESS_RE.findall(m[1])}
+
+
 def _is_candidate(address: str, ours: set[str], area: str) -> bool:
     local = address.split("@")[0].lower()
-    if address.lower() in ours or local in _DAEMON_LOCALPARTS or local.startswith("bounces+"):
+    if (
+        address.lower() in ours
+        or local in _DAEMON_LOCALPARTS
+        or local.startswith(("bounces+", "unsubscribe+"))
+        or _inside_message_id(address, area)
+    ):
         return False
     # The envelope sender quoted in an SMTP transcript ("MAIL FROM:<...>").
     return not re.search(r"mail from:\s*<?" + re.escape(address), area, re.IGNORECASE)
+
+
+def _inside_message_id(address: str, area: str) -> bool:
+    """True when ``address`` is only ever quoted as a message identifier ("Message ID:
+    <...>", "Original message id = <...>"), never as a mailbox."""
+    lines = [line for line in area.splitlines() if address.lower() in line.lower()]
+    return bool(lines) and all(re.search(r"message[- ]?id|\bid\s*[:=]", line, re.IGNORECASE) for line in lines)
 
 
 def _legacy_action(msg: Message, area: str) -> str:

@@ -3,27 +3,47 @@ bounce policy in one transaction.
 
 Matching, most trustworthy first:
 
-1. The signed VERP token of the envelope recipient (``bounces+TOKEN@``): it names the
-   delivery. A token that is present but fails the signature check makes the whole
-   message untrusted: it is logged and counted as unmatched, and no weaker evidence is
-   tried, because DESIGN.md promises that forged bounces cannot suppress anyone.
-2. Without a token: the Message-ID of the returned original (stable per delivery).
-3. Without either: each reported address, to the newest delivery sent to it.
+1. The signed VERP token of the envelope recipient (``bounces+TOKEN@``), or of the
+   returned original's ``Return-Path`` / an ARF report's ``Original-Mail-From``: it
+   names the delivery. A token that is present but fails the signature check makes the
+   whole message untrusted: it is logged and counted as unmatched, and no weaker
+   evidence is tried, because DESIGN.md promises that forged bounces cannot suppress
+   anyone.
+2. Without a token: the Message-ID of the returned original, else each reported
+   address to the newest delivery sent to it. Both are guessable, so such a match is
+   only **recorded for staff review** (``inbound_mail``, category ``review``,
+   ``mailer bounces inbox``): it never changes a delivery, never scores, never
+   suppresses. Only the signed token may suppress.
 
-Acting (``BounceSettings``): every matched notice becomes one ``DeliveryEvent``
-(``bounced``, ``delayed`` or ``complained``) with the raw message, size-capped. The event
-carries a fingerprint of (delivery, kind, status, the notice's own Message-ID or bytes),
-so the same notice processed twice is recorded once and acted on once.
+Acting on a token match (``BounceSettings``): every notice becomes one ``DeliveryEvent``
+with the raw message, size-capped. The event carries a fingerprint of (delivery, kind,
+status, the notice's own Message-ID or bytes), so the same notice processed twice is
+recorded once and acted on once. What happens depends on the verdict's *fault*
+(:mod:`mailer.status`):
 
-* hard bounce → delivery ``bounced`` with its reason; address suppressed everywhere
-  (``hard_bounce``) when ``suppress_hard``.
-* soft bounce → delivery ``bounced``; the contact's soft score counts it (at most once a
-  day, restarting when stale) unless the refusal is about us or the message rather than
-  the address (5.7.x policy, spam, size); at ``soft_threshold`` → ``soft_bounce``.
-* delay → event only. complaint (ARF) → suppressed everywhere (``complaint``).
+* recipient, hard (user or domain unknown) → delivery ``bounced``; address suppressed
+  everywhere (``hard_bounce``) when ``suppress_hard``.
+* sender (our envelope sender, IP, authentication, reputation: "Domain of sender
+  address ... does not exist") → delivery ``bounced`` with that reason, the recipient
+  untouched (no score, no suppression), and the release paused at once if it is still
+  sending, with a reason a person can act on.
+* message (size, spam, content) → delivery ``bounced``; nothing else.
+* recipient soft, remote, network → delivery ``bounced``; the contact's soft score counts
+  it (at most once a day; stale after ``soft_reset_days``), except for refusals that say
+  nothing about the address (policy, rate limits). At ``soft_threshold`` the warn/disable
+  flow starts: ``soft_warnings`` warnings (``bounce_warning`` events for staff), one per
+  ``soft_warning_days`` while the address keeps bouncing, then ``soft_bounce``
+  suppression. A stale score starts again with no warnings.
+* delay → event only. ARF ``abuse``/``fraud``/``virus`` → ``complained`` event and
+  suppression everywhere; ``auth-failure``/``not-spam``/``other`` → ``feedback`` event,
+  nobody suppressed.
 * auto-replies and anything that is not a notice → nothing, ever.
 * ``unsubscribe+TOKEN@`` (a ``mailto:`` List-Unsubscribe) → suppressed for the release's
   client (``unsubscribed``, source ``mailto``).
+
+Mail to ``postmaster@`` / ``abuse@`` the bounce domain or to the feedback-loop address
+(RFC 5321 4.5.1) goes through the same steps; whatever they do not file is kept for
+staff (category ``staff``), never dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +53,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -43,15 +63,17 @@ from enum import StrEnum
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.bounces.classify import BounceClass, Reason, parse_code
-from mailer.bounces.parse import BounceReport, Kind, RecipientStatus, parse_message
+from mailer import control
+from mailer.bounces.parse import BounceClass, BounceReport, Kind, RecipientStatus, parse_message
 from mailer.config import BounceSettings
 from mailer.db import transaction
-from mailer.domain import GLOBAL_SCOPE, SuppressionReason, email_hash
+from mailer.domain import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason, email_hash
 from mailer.errors import StoreError
+from mailer.status import Fault, Reason, parse_code
 from mailer.store import bounces as bounce_store
 from mailer.store import suppressions as suppression_store
 from mailer.store.bounces import BounceTarget
+from mailer.tables import Release
 from mailer.tokens import Tokens
 
 log = logging.getLogger(__name__)
@@ -63,6 +85,10 @@ class Outcome(StrEnum):
     BOUNCED = "bounced"
     DELAYED = "delayed"
     COMPLAINT = "complaint"
+    FEEDBACK = "feedback"  # an ARF report that is not a complaint: recorded only
+    SENDER_REFUSED = "sender_refused"  # a notice about our sender: recorded, release paused
+    REVIEW = "review"  # matched without a signed token: kept for staff review only
+    KEPT = "kept"  # mail to postmaster@/abuse@/the feedback address kept for staff
     UNSUBSCRIBED = "unsubscribed"
     IGNORED = "ignored"  # auto-reply, human mail, a notice reporting no failure
     UNMATCHED = "unmatched"  # a notice for no known delivery, or a forged token
@@ -70,18 +96,50 @@ class Outcome(StrEnum):
 
 
 #: Outcomes after which a mailbox message may be acknowledged (flagged, moved): what it
-#: says is in the ledger. Anything else is left where it is for a human.
-HANDLED = frozenset({Outcome.BOUNCED, Outcome.DELAYED, Outcome.COMPLAINT, Outcome.UNSUBSCRIBED, Outcome.DUPLICATE})
+#: says is in the database. Anything else is left where it is for a human.
+HANDLED = frozenset(
+    {
+        Outcome.BOUNCED,
+        Outcome.DELAYED,
+        Outcome.COMPLAINT,
+        Outcome.FEEDBACK,
+        Outcome.SENDER_REFUSED,
+        Outcome.REVIEW,
+        Outcome.KEPT,
+        Outcome.UNSUBSCRIBED,
+        Outcome.DUPLICATE,
+    }
+)
 
-#: Soft-bounce reasons that say nothing about the address: the receiver refused us (our
-#: IP, our domain's reputation) or this message (content, size). RFC 3463 §3.8: X.7.x is
-#: security or policy status. Counting these would suppress live journalists because
-#: our sending IP got listed somewhere.
-UNSCORED_REASONS = frozenset({Reason.POLICY_BLOCKED, Reason.SPAM_REJECTED, Reason.MESSAGE_TOO_LARGE})
+#: Soft-bounce reasons that say nothing about the address: the receiver refused this
+#: message (content, size), throttled us, or applies a policy (RFC 3463 §3.8: X.7.x is
+#: security or policy status). Counting these would suppress live journalists because
+#: our sending IP got listed somewhere. Sender-side reasons never count either.
+UNSCORED_REASONS = frozenset(
+    {
+        Reason.POLICY_BLOCKED,
+        Reason.SPAM_BLOCKED,
+        Reason.MESSAGE_TOO_BIG,
+        Reason.CONTENT_REJECTED,
+        Reason.RATE_LIMITED,
+        Reason.RELAY_DENIED,
+    }
+)
+
+#: Local parts at the bounce domain that must always reach a person (RFC 5321 4.5.1).
+STAFF_LOCALPARTS = frozenset({"postmaster", "abuse"})
 
 # Where an envelope recipient survives in a delivered message's headers.
 _ENVELOPE_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
-_PRIORITY = (Outcome.COMPLAINT, Outcome.BOUNCED, Outcome.DELAYED, Outcome.UNSUBSCRIBED)
+_PRIORITY = (
+    Outcome.COMPLAINT,
+    Outcome.SENDER_REFUSED,
+    Outcome.BOUNCED,
+    Outcome.FEEDBACK,
+    Outcome.DELAYED,
+    Outcome.UNSUBSCRIBED,
+    Outcome.REVIEW,
+)
 _REPLY_CODE_RE = re.compile(r"(?<![\d.])([245][0-5]\d)(?![\d.])")
 _MAX_DETAIL = 1000
 
@@ -140,13 +198,28 @@ class BounceProcessor:
 
     def accepts_recipient(self, address: str) -> bool:
         """True for ``bounces+TOKEN@`` or ``unsubscribe+TOKEN@`` at the bounce domain
-        whose token carries a genuine signature; the receiver refuses everything else."""
+        whose token carries a genuine signature, and for the staff addresses
+        (:meth:`is_staff_address`); the receiver refuses everything else."""
+        if self.is_staff_address(address):
+            return True
         parts = split_address(address, self._bounce_domain)
         if parts is None:
             return False
         prefix, token = parts
         purpose = "bounce" if prefix == "bounces" else "unsubscribe"
         return self._tokens.read_verp(token, purpose=purpose) is not None
+
+    def is_staff_address(self, address: str) -> bool:
+        """True for ``postmaster@`` and ``abuse@`` the bounce domain (RFC 5321 4.5.1,
+        RFC 2142) and for the configured feedback-loop address, any case."""
+        bare = address.strip().strip("<>").strip().lower()
+        local, at, domain = bare.rpartition("@")
+        if not at:
+            return False
+        if domain == self._bounce_domain.lower() and local in STAFF_LOCALPARTS:
+            return True
+        feedback = (self._policy.feedback_address or "").strip().strip("<>").lower()
+        return bool(feedback) and bare == feedback
 
     # --- one message ---------------------------------------------------------------
 
@@ -170,8 +243,17 @@ class BounceProcessor:
         unsubscribe = next((token for prefix, token in ours if prefix == "unsubscribe"), None)
         if unsubscribe is not None:
             return self._run(lambda session: self._unsubscribe(session, unsubscribe, raw, own_id))
+        staff = next((a for a in envelope_recipients if self.is_staff_address(a)), None)
 
         report = parse_message(raw)
+        result = self._file(report, ours, raw, fingerprint)
+        if staff is not None and not result.handled:
+            # RFC 5321 4.5.1: mail to postmaster@ (and abuse@, the feedback address)
+            # reaches a person; nothing that arrives there is dropped.
+            return self._run(lambda session: self._keep(session, staff, headers, report, raw, fingerprint))
+        return result
+
+    def _file(self, report: BounceReport, ours: list[tuple[str, str]], raw: bytes, fingerprint: str) -> ProcessResult:
         if report.kind in (Kind.AUTO_REPLY, Kind.NOT_BOUNCE):
             return ProcessResult(Outcome.IGNORED, report.kind)
         # The envelope the receiver saw is authoritative over tokens found in headers.
@@ -183,6 +265,25 @@ class BounceProcessor:
                 log.warning("ignoring notice %s: forged or unsigned VERP token %r", fingerprint, token)
                 return ProcessResult(Outcome.UNMATCHED, report.kind)
         return self._run(lambda session: self._act(session, report, delivery_id, raw, fingerprint))
+
+    def _keep(
+        self, session: Session, staff: str, headers: Message, report: BounceReport, raw: bytes, fingerprint: str
+    ) -> ProcessResult:
+        summary = f"{report.kind.value}" + (f" ({report.feedback_type})" if report.feedback_type else "")
+        kept = bounce_store.keep_inbound(
+            session,
+            category="staff",
+            envelope_to=staff,
+            sender=_header(headers, "From"),
+            subject=_header(headers, "Subject"),
+            message_id=_header(headers, "Message-ID"),
+            delivery_id=None,
+            summary=summary,
+            raw=self._kept(raw),
+            dedupe_key=_dedupe_key(0, "staff", staff.lower(), fingerprint),
+            now=self._clock(),
+        )
+        return ProcessResult(Outcome.KEPT if kept else Outcome.DUPLICATE, report.kind)
 
     def _run(self, work: Callable[[Session], ProcessResult]) -> ProcessResult:
         try:
@@ -196,7 +297,8 @@ class BounceProcessor:
     def _match(
         self, session: Session, report: BounceReport, delivery_id: int | None
     ) -> list[tuple[BounceTarget, RecipientStatus | None]]:
-        relevant = [r for r in report.recipients if report.kind is Kind.COMPLAINT or r.action in ("failed", "delayed")]
+        feedback = report.kind in (Kind.COMPLAINT, Kind.FEEDBACK)
+        relevant = [r for r in report.recipients if feedback or r.action in ("failed", "delayed")]
         if delivery_id is not None:
             target = bounce_store.delivery_by_id(session, delivery_id)
             return [] if target is None else _paired(target, relevant, report.kind)
@@ -225,6 +327,11 @@ class BounceProcessor:
         outcomes: list[Outcome] = []
         suppressed: list[str] = []
         for target, recipient in pairs:
+            if delivery_id is None:
+                # Issue 12 item 5: a Message-ID or an address can be guessed; only the
+                # signed token may act on a delivery.
+                outcomes.append(self._review(session, target, recipient, report, raw, fingerprint))
+                continue
             outcome, address = self._act_on(session, target, recipient, report.kind, raw, fingerprint)
             outcomes.append(outcome)
             if address is not None:
@@ -247,6 +354,8 @@ class BounceProcessor:
         now = self._clock()
         if kind is Kind.COMPLAINT:
             event, outcome = "complained", Outcome.COMPLAINT
+        elif kind is Kind.FEEDBACK:
+            event, outcome = "feedback", Outcome.FEEDBACK
         elif recipient is not None and recipient.action == "failed":
             event, outcome = "bounced", Outcome.BOUNCED
         elif recipient is not None and recipient.action == "delayed":
@@ -274,23 +383,109 @@ class BounceProcessor:
         source = f"{'complaint' if kind is Kind.COMPLAINT else 'bounce'} {fingerprint}"
         if outcome is Outcome.COMPLAINT:
             return outcome, self._suppress(session, target, SuppressionReason.COMPLAINT, source, now)
-        if outcome is Outcome.DELAYED or recipient is None:
+        if outcome in (Outcome.DELAYED, Outcome.FEEDBACK) or recipient is None:
             return outcome, None
         bounce_store.mark_delivery_bounced(
             session, target.delivery_id, reason=recipient.reason.value, code=code, reply=detail, now=now
         )
+        if recipient.fault is Fault.SENDER:
+            # About us, not the address: never score or suppress; stop the release.
+            self._pause(session, target, detail or recipient.reason.value, now)
+            return Outcome.SENDER_REFUSED, None
         if recipient.bounce_class is BounceClass.HARD:
             if self._policy.suppress_hard:
                 return outcome, self._suppress(session, target, SuppressionReason.HARD_BOUNCE, source, now)
             return outcome, None
-        if recipient.reason in UNSCORED_REASONS or _is_policy_status(status):
+        if recipient.fault is Fault.MESSAGE or recipient.reason in UNSCORED_REASONS or _is_policy_status(status):
             return outcome, None
-        score = bounce_store.bump_soft_bounce_score(
-            session, target.contact_id, now=now, reset_days=self._policy.soft_reset_days
+        return outcome, self._score(session, target, source, now)
+
+    def _score(self, session: Session, target: BounceTarget, source: str, now: datetime) -> str | None:
+        """Count a soft bounce; run the warn/disable flow past the threshold. Returns the
+        address when it is suppressed now."""
+        policy = self._policy
+        state = bounce_store.bump_soft_bounce_score(
+            session, target.contact_id, now=now, reset_days=policy.soft_reset_days
         )
-        if score >= self._policy.soft_threshold:
-            return outcome, self._suppress(session, target, SuppressionReason.SOFT_BOUNCE, source, now)
-        return outcome, None
+        if state.score < policy.soft_threshold:
+            return None
+        interval = timedelta(days=policy.soft_warning_days)
+        due = state.warned_at is None or now - state.warned_at >= interval
+        if state.warnings < policy.soft_warnings:
+            if due and bounce_store.record_soft_warning(session, target.contact_id, warnings=state.warnings, now=now):
+                number = state.warnings + 1
+                bounce_store.record_delivery_event(
+                    session,
+                    delivery_id=target.delivery_id,
+                    contact_id=target.contact_id,
+                    kind="bounce_warning",
+                    code=None,
+                    detail=(
+                        f"soft-bounce warning {number} of {policy.soft_warnings}: {state.score} soft bounces; "
+                        f"suppressed if it still bounces {policy.soft_warning_days} days after the last warning"
+                    ),
+                    dedupe_key=_dedupe_key(target.delivery_id, "bounce_warning", str(number), str(target.contact_id)),
+                    raw=None,
+                    at=now,
+                )
+            return None
+        if not due:
+            return None
+        return self._suppress(session, target, SuppressionReason.SOFT_BOUNCE, source, now)
+
+    def _pause(self, session: Session, target: BounceTarget, detail: str, now: datetime) -> None:
+        """Pause the release of ``target`` if it is still sending (lock the row first, so
+        two notices at once pause it once)."""
+        release = session.get(Release, target.release_id, with_for_update=True)
+        if release is None or release.status != ReleaseStatus.SENDING.value:
+            return
+        control.pause(
+            session,
+            target.release_id,
+            actor="bounce processor",
+            now=now,
+            reason=(
+                f"a receiving server refuses our sender: {detail[:300]}; check the bounce domain's DNS "
+                "and the sending setup (SPF, DKIM, IP reputation), then resume"
+            ),
+        )
+        log.warning("paused release %s: a receiving server refuses our sender", target.release_id)
+
+    def _review(
+        self,
+        session: Session,
+        target: BounceTarget,
+        recipient: RecipientStatus | None,
+        report: BounceReport,
+        raw: bytes,
+        fingerprint: str,
+    ) -> Outcome:
+        """Keep a notice matched without a signed token for staff: nothing else."""
+        headers = _headers(raw)
+        parts = [report.kind.value]
+        if report.feedback_type:
+            parts.append(report.feedback_type)
+        if recipient is not None:
+            parts += [
+                recipient.address,
+                recipient.bounce_class.value,
+                recipient.reason.value,
+                " ".join(p for p in (recipient.status, recipient.diagnostic) if p),
+            ]
+        kept = bounce_store.keep_inbound(
+            session,
+            category="review",
+            envelope_to=None,
+            sender=_header(headers, "From"),
+            subject=_header(headers, "Subject"),
+            message_id=_header(headers, "Message-ID"),
+            delivery_id=target.delivery_id,
+            summary=" | ".join(parts)[:_MAX_DETAIL],
+            raw=self._kept(raw),
+            dedupe_key=_dedupe_key(target.delivery_id, "review", None, fingerprint),
+            now=self._clock(),
+        )
+        return Outcome.REVIEW if kept else Outcome.DUPLICATE
 
     def _unsubscribe(self, session: Session, token: str, raw: bytes, own_id: str | None) -> ProcessResult:
         delivery_id = self._tokens.read_verp(token, purpose="unsubscribe")
@@ -354,7 +549,7 @@ def _paired(
     it: the one with its address, else the first (forwarding rewrites addresses)."""
     if not relevant:
         # An ARF report may redact the recipient; the token still names the delivery.
-        return [(target, None)] if kind is Kind.COMPLAINT else []
+        return [(target, None)] if kind in (Kind.COMPLAINT, Kind.FEEDBACK) else []
     own = target.email.lower() if target.email else None
     chosen = next((r for r in relevant if r.address.strip().lower() == own), relevant[0])
     return [(target, chosen)]

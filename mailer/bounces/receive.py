@@ -2,8 +2,12 @@
 domain delivers returned messages to.
 
 * ``RCPT`` is accepted only for ``bounces+TOKEN@`` and ``unsubscribe+TOKEN@`` at the
-  bounce domain with a genuine signature; anything else gets ``550 5.1.1``, so forged
-  notices never reach the database and the MTA returns them to whoever forged them.
+  bounce domain with a genuine signature, and for the addresses a person must be able to
+  reach: ``postmaster@`` and ``abuse@`` the bounce domain (RFC 5321 4.5.1, RFC 2142) and
+  the configured feedback-loop address (``bounces.feedback_address``). Anything else gets
+  ``550 5.1.1``, so forged notices never reach the database. ARF reports at the staff
+  addresses are matched through the enclosed original and filed; any other mail there
+  is kept for staff (``mailer bounces inbox``), never dropped.
 * After ``DATA`` the message is processed and committed *before* the reply: ``250``
   means it is in the ledger. A database failure answers ``451 4.3.0`` (RFC 5321 §4.2.1:
   transient), so the MTA keeps the message and retries; processing is idempotent, so
@@ -65,7 +69,8 @@ class BounceHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        """Accept only bounce and mailto-unsubscribe addresses with a genuine token."""
+        """Accept only bounce and mailto-unsubscribe addresses with a genuine token, and
+        the staff addresses."""
         if not self._processor.accepts_recipient(address):
             return "550 5.1.1 No such recipient here"
         envelope.rcpt_tos.append(address)

@@ -1,4 +1,5 @@
-"""Commands for returned mail: parse notices, ingest mailboxes, run the receiver."""
+"""Commands for returned mail: parse notices, ingest mailboxes, run the receiver, and
+read what was kept for staff (``mailer bounces inbox``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from mailer.bounces.parse import parse_message, report_to_json
 from mailer.bounces.process import BounceProcessor
 from mailer.bounces.receive import BounceServer, serve_bounces
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.errors import ConfigError, InputError
+from mailer.db import transaction
+from mailer.errors import ConfigError, InputError, NotFoundError
+from mailer.store import bounces as bounce_store
 from mailer.tokens import Tokens
 
 bounces_app = typer.Typer(
@@ -50,10 +53,10 @@ def bounces_parse(
     """Parse notices and show what each says; needs no database or config.
 
     With --json: one object per line, {"file", "kind", "recipients": [{"address",
-    "action", "status", "diagnostic", "class", "reason"}], "token", "original_message_id"}.
+    "action", "status", "diagnostic", "class", "reason", "fault"}], "token", "original_message_id"}.
     """
     table = Table()
-    for column in ("file", "kind", "recipient", "action", "status", "class", "reason"):
+    for column in ("file", "kind", "recipient", "action", "status", "class", "reason", "fault"):
         table.add_column(column, overflow="fold")
     for file in files:
         try:
@@ -65,10 +68,17 @@ def bounces_parse(
             print_json(report_to_json(report, file=str(file)))
             continue
         if not report.recipients:
-            table.add_row(str(file), report.kind.value, "", "", "", "", "")
+            table.add_row(str(file), report.kind.value, "", "", "", "", "", "")
         for r in report.recipients:
             table.add_row(
-                str(file), report.kind.value, r.address, r.action, r.status or "", r.bounce_class.value, r.reason.value
+                str(file),
+                report.kind.value,
+                r.address,
+                r.action,
+                r.status or "",
+                r.bounce_class.value,
+                r.reason.value,
+                r.fault.value if r.fault is not None else "",
             )
     if not as_json:
         out.print(table)
@@ -187,3 +197,63 @@ def bounces_poll(
         print_json(summary.as_json())
     else:
         out.print(", ".join(f"{k} {v}" for k, v in summary.as_json().items()))
+
+
+@bounces_app.command("inbox")
+def bounces_inbox(
+    category: Annotated[
+        str | None,
+        typer.Option(help="Only 'staff' (mail to postmaster@/abuse@/the feedback address) or 'review'."),
+    ] = None,
+    show: Annotated[int | None, typer.Option("--show", help="Print the raw message kept with this id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Most messages to list.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mail kept for staff, newest first: anything sent to postmaster@, abuse@ or the
+    feedback-loop address that was not filed (``staff``), and notices matched without a
+    signed VERP token (``review``: they never suppress or score; act on them by hand).
+
+    With --json: one object per line, {"id", "category", "received_at", "envelope_to",
+    "sender", "subject", "message_id", "delivery_id", "summary"}.
+    """
+    if category is not None and category not in ("staff", "review"):
+        raise InputError(f"--category {category!r}: use staff or review")
+    with runtime() as rt, transaction(rt.sessions) as session:
+        if show is not None:
+            raw = bounce_store.inbound_raw(session, show)
+            if raw is None:
+                raise NotFoundError(f"no kept message {show} with its raw text (see `mailer bounces inbox`)")
+            out.print(raw, markup=False, highlight=False, soft_wrap=True)
+            return
+        rows = bounce_store.inbound(session, category=category, limit=limit)
+    if as_json:
+        for row in rows:
+            print_json(
+                {
+                    "id": row.id,
+                    "category": row.category,
+                    "received_at": row.received_at.isoformat(),
+                    "envelope_to": row.envelope_to,
+                    "sender": row.sender,
+                    "subject": row.subject,
+                    "message_id": row.message_id,
+                    "delivery_id": row.delivery_id,
+                    "summary": row.summary,
+                }
+            )
+        return
+    table = Table()
+    for column in ("id", "category", "received", "to", "from", "subject", "delivery", "summary"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.category,
+            row.received_at.strftime("%Y-%m-%d %H:%M"),
+            row.envelope_to or "",
+            row.sender or "",
+            row.subject or "",
+            str(row.delivery_id or ""),
+            (row.summary or "")[:120],
+        )
+    out.print(table)

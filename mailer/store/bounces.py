@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailer.domain import DeliveryStatus
 from mailer.store.contacts import insert_ignoring_conflicts
-from mailer.tables import Client, Contact, Delivery, DeliveryEvent, Release
+from mailer.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release
 
 #: Deliveries whose message was (or may have been) handed to a mail server: the only
 #: ones a notice can be about. Queued, suppressed and cancelled rows never left.
@@ -37,7 +37,7 @@ BOUNCEABLE = frozenset({DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliverySta
 _MAX_REPLY = 2000
 
 
-_TargetSelect = Select[int, int, str | None, str, str, str, str]
+_TargetSelect = Select[int, int, str | None, str, str, str, str, int, str]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class BounceTarget:
     status: str
     message_id: str
     client_slug: str
+    release_id: int = 0
+    release_status: str = ""
 
 
 def _targets() -> _TargetSelect:
@@ -63,6 +65,8 @@ def _targets() -> _TargetSelect:
             Delivery.status,
             Delivery.message_id,
             Client.slug,
+            Release.id,
+            Release.status,
         )
         .join(Release, Release.id == Delivery.release_id)
         .join(Client, Client.id == Release.client_id)
@@ -73,8 +77,10 @@ def _first(session: Session, stmt: _TargetSelect) -> BounceTarget | None:
     row = session.execute(stmt.limit(1)).first()
     if row is None:
         return None
-    delivery_id, contact_id, email, hashed, status, message_id, client_slug = row
-    return BounceTarget(delivery_id, contact_id, email, hashed, status, message_id, client_slug)
+    delivery_id, contact_id, email, hashed, status, message_id, client_slug, release_id, release_status = row
+    return BounceTarget(
+        delivery_id, contact_id, email, hashed, status, message_id, client_slug, release_id, release_status
+    )
 
 
 def delivery_by_id(session: Session, delivery_id: int) -> BounceTarget | None:
@@ -153,30 +159,126 @@ def mark_delivery_bounced(
     return bool(result.rowcount)
 
 
-def bump_soft_bounce_score(session: Session, contact_id: int, *, now: datetime, reset_days: int) -> int:
-    """Writes: count one soft bounce for a contact and return the new score.
+@dataclass(frozen=True)
+class SoftScore:
+    """A contact's soft-bounce state after one more soft bounce counted."""
+
+    score: int
+    warnings: int
+    warned_at: datetime | None
+
+
+def bump_soft_bounce_score(session: Session, contact_id: int, *, now: datetime, reset_days: int) -> SoftScore:
+    """Writes: count one soft bounce for a contact and return its new state.
 
     At most one bounce counts per UTC calendar day (a burst of notices about one outage
-    is one event); a score whose last bounce is older than ``reset_days`` starts again
-    at 1. One UPDATE, so concurrent receivers cannot lose a count.
+    is one event); a score whose last bounce is older than ``reset_days`` is stale and
+    starts again at 1, and so do its warnings. One UPDATE, so concurrent receivers
+    cannot lose a count.
     """
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     stale = now - timedelta(days=reset_days)
     last = Contact.soft_bounce_last_at
+    is_stale = (last.is_(None)) | (last < stale)
     stmt = (
         update(Contact)
         .where(Contact.id == contact_id)
         .values(
             soft_bounce_score=case(
-                (last.is_(None), 1),
-                (last < stale, 1),
+                (is_stale, 1),
                 (last >= day_start, Contact.soft_bounce_score),
                 else_=Contact.soft_bounce_score + 1,
             ),
+            soft_bounce_warnings=case((is_stale, 0), else_=Contact.soft_bounce_warnings),
+            soft_bounce_warned_at=case((is_stale, None), else_=Contact.soft_bounce_warned_at),
             soft_bounce_last_at=case((last >= day_start, last), else_=now),
         )
-        .returning(Contact.soft_bounce_score)
+        .returning(Contact.soft_bounce_score, Contact.soft_bounce_warnings, Contact.soft_bounce_warned_at)
         .execution_options(synchronize_session=False)
     )
-    score = session.execute(stmt).scalar_one_or_none()
-    return int(score or 0)
+    row = session.execute(stmt).first()
+    if row is None:
+        return SoftScore(0, 0, None)
+    return SoftScore(int(row[0] or 0), int(row[1] or 0), row[2])
+
+
+def record_soft_warning(session: Session, contact_id: int, *, warnings: int, now: datetime) -> bool:
+    """Writes: raise a contact's warning count from ``warnings`` to ``warnings + 1``.
+    Returns False when another receiver raised it first (the warning is then theirs)."""
+    stmt = (
+        update(Contact)
+        .where(Contact.id == contact_id, Contact.soft_bounce_warnings == warnings)
+        .values(soft_bounce_warnings=warnings + 1, soft_bounce_warned_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message kept for staff (see :class:`mailer.tables.InboundMail`)."""
+
+    id: int
+    category: str
+    envelope_to: str | None
+    sender: str | None
+    subject: str | None
+    message_id: str | None
+    delivery_id: int | None
+    summary: str | None
+    received_at: datetime
+
+
+def keep_inbound(
+    session: Session,
+    *,
+    category: str,
+    envelope_to: str | None,
+    sender: str | None,
+    subject: str | None,
+    message_id: str | None,
+    delivery_id: int | None,
+    summary: str | None,
+    raw: str | None,
+    dedupe_key: str,
+    now: datetime,
+) -> bool:
+    """Writes: keep one message for staff unless one with ``dedupe_key`` is kept already.
+    Returns True when kept now, False for a duplicate."""
+    stmt = insert_ignoring_conflicts(session, InboundMail).values(
+        category=category,
+        envelope_to=envelope_to[:320] if envelope_to else None,
+        sender=sender[:320] if sender else None,
+        subject=subject,
+        message_id=message_id[:255] if message_id else None,
+        delivery_id=delivery_id,
+        summary=summary,
+        raw=raw,
+        dedupe_key=dedupe_key,
+        received_at=now,
+    )
+    return session.execute(stmt.returning(InboundMail.id)).scalar_one_or_none() is not None
+
+
+def inbound(session: Session, *, category: str | None = None, limit: int = 50) -> list[Inbound]:
+    """Kept messages, newest first, optionally of one category."""
+    query = select(
+        InboundMail.id,
+        InboundMail.category,
+        InboundMail.envelope_to,
+        InboundMail.sender,
+        InboundMail.subject,
+        InboundMail.message_id,
+        InboundMail.delivery_id,
+        InboundMail.summary,
+        InboundMail.received_at,
+    ).order_by(InboundMail.id.desc())
+    if category is not None:
+        query = query.where(InboundMail.category == category)
+    return [Inbound(*row) for row in session.execute(query.limit(limit))]
+
+
+def inbound_raw(session: Session, inbound_id: int) -> str | None:
+    """The raw text kept for one message, or None."""
+    return session.scalar(select(InboundMail.raw).where(InboundMail.id == inbound_id))
