@@ -384,8 +384,15 @@ _TEXT_RULES: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
 )
 
 
+# Reply codes inside a text: the continuation lines of a multi-line reply, joined
+# ("... at a rate that 550 5.2.1 prevents additional messages"), split a wording apart.
+_INNER_CODE_RE = re.compile(r"(?<=\S)\s+[245]\d\d[- ](?:[245]\.\d{1,3}\.\d{1,3}\s+)?")
+
+
 def reason_from_text(text: str) -> Reason | None:
-    """The first reason whose documented wording appears in ``text``."""
+    """The first reason whose documented wording appears in ``text`` (reply codes
+    inside it, as multi-line replies repeat them, are skipped)."""
+    text = _INNER_CODE_RE.sub(" ", text)
     for reason, pattern in _TEXT_RULES:
         if pattern.search(text):
             return reason
