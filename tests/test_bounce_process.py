@@ -15,6 +15,7 @@ from sqlalchemy import update
 from mailer.app import Runtime
 from mailer.bounces.process import BounceProcessor, Outcome, split_address
 from mailer.db import transaction
+from mailer.suppressions import erase_contact
 from mailer.tables import Contact, Release
 from mailer.tokens import Tokens
 
@@ -442,3 +443,13 @@ def test_stale_score_clears_the_warnings(rt: Runtime) -> None:
     row = contact(rt, first.contact_id)
     assert (row.soft_bounce_score, row.soft_bounce_warnings) == (1, 1)
     assert row.soft_bounce_warned_at == clock.now
+
+
+def test_erasure_deletes_notices_kept_for_review(rt: Runtime) -> None:
+    """Erasing a contact deletes the notices kept for review about its deliveries (they quote the address)."""
+    sent = send_to(rt, "moved@example.org")
+    processor(rt).process(dsn(sent.email, to="press@harbor.example.org", original_message_id=sent.message_id))
+    assert len(inbox(rt)) == 1
+    with transaction(rt.sessions) as session:
+        erase_contact(session, "moved@example.org", actor="admin@example.org", now=FIXED_NOW)
+    assert inbox(rt) == []

@@ -15,7 +15,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailer.domain import DeliveryStatus
-from mailer.tables import Contact, ContactBeat, ContactTag, Delivery, DeliveryEvent, ListMember, Suppression
+from mailer.tables import (
+    Contact,
+    ContactBeat,
+    ContactTag,
+    Delivery,
+    DeliveryEvent,
+    InboundMail,
+    ListMember,
+    Suppression,
+)
 
 #: Stands in for the address wherever it appeared inside free text (SMTP replies).
 REDACTED = "[erased]"
@@ -97,7 +106,10 @@ def forget_event_details(
 ) -> int:
     """Writes: events of these deliveries (or this contact) lose their raw message (a
     bounce carries the address and often the whole original) and have the address cut
-    out of their detail. Returns how many events changed."""
+    out of their detail; notices kept for staff review about these deliveries are
+    deleted. Returns how many events changed."""
+    if delivery_ids:
+        session.execute(delete(InboundMail).where(InboundMail.delivery_id.in_(delivery_ids)))
     conditions: list[ColumnElement[bool]] = []
     if delivery_ids:
         conditions.append(DeliveryEvent.delivery_id.in_(delivery_ids))
