@@ -75,7 +75,7 @@ class SenderSettings(_Section):
     message_id_domain: str = "mail.example.com"
     #: offer a mailto: unsubscribe (unsubscribe+TOKEN@bounce_domain) besides the https one
     mailto_unsubscribe: bool = False
-    #: an approved release not started within this many hours after its send time (or
+    #: a scheduled release not started within this many hours after its send time (or
     #: its approval, when later) waits for a person (`mailer releases confirm-late`);
     #: a release's own ``not_after`` wins; 0 means no limit
     not_after_hours: float = Field(default=24, ge=0)

@@ -6,9 +6,10 @@ Two gates are checked by the engine just before it starts an approved release
 
 1. **Late.** A release that has not started by its ``not_after`` is not sent. Its
    ``not_after`` is its own (front matter, ``releases schedule --not-after``), else
-   ``sender.not_after_hours`` after its send time or its approval, whichever is later
-   (a release approved after its send time was approved knowingly late). A press release
-   three days late is usually wrong to send: a person decides.
+   ``sender.not_after_hours`` after its send time, or after its approval when that came
+   later (a release approved after its send time was approved knowingly late); a
+   release without a send time goes when approved and has no default limit. A press
+   release three days late is usually wrong to send: a person decides.
 2. **Already started** (the send fence, :mod:`mailer.fence`): this database says the
    release was never started, but this machine's fence says this database started it
    with this content. The database is then most likely a restored copy, and sending would
@@ -57,11 +58,11 @@ def effective_not_after(session: Session, release: Release, settings: Settings) 
     hours = settings.sender.not_after_hours
     if hours <= 0:
         return None
+    if release.send_at is None:
+        return None  # "as soon as approved": no send time to be late for
     approval = release_store.latest_approval(session, release.id)
-    starts = [t for t in (release.send_at, approval.approved_at if approval else None) if t is not None]
-    if not starts:
-        return None
-    return max(starts) + timedelta(hours=hours)
+    start = max(release.send_at, approval.approved_at) if approval is not None else release.send_at
+    return start + timedelta(hours=hours)
 
 
 def start_hold(
