@@ -806,6 +806,9 @@ def approve_release(
         return ApprovalResult(None, current, reason)
     approval = release_store.add_approval(session, release_id, approver=approver, content_hash=current, now=now)
     holds.clear(release)
+    # The identity must exist before any backup of an approved release can be taken (the
+    # migration creates it; this covers a database whose meta row was lost).
+    release_store.database_identity(session)
     _move(session, release, ReleaseStatus.APPROVED, actor=approver, note=f"approved {current[:12]}", now=now)
     return ApprovalResult(approval, current)
 

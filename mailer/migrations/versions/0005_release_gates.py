@@ -8,6 +8,8 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
+import secrets
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -43,6 +45,10 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_mailer_meta")),
     )
+    # The database's identity, from the start: a backup taken at any later moment carries
+    # it, so the send fence recognises a restored copy (see mailer.fence).
+    meta = sa.table("mailer_meta", sa.column("key", sa.String), sa.column("value", sa.Text))
+    op.bulk_insert(meta, [{"key": "database_id", "value": secrets.token_hex(16)}])
     # Existing releases: the author, and whoever the history says edited the content.
     # (lower() folds ASCII only; actors are addresses or login names.)
     op.execute(
