@@ -154,11 +154,6 @@ class Dispatcher:
                 return False
             if not q.start_release(session, release_id, now):
                 return False
-            # Before any message of the release can go out, and inside this transaction: a
-            # fence that cannot be written leaves the release approved and unsent.
-            holds.record_start(
-                session, release, content_hash=plan.content_hash, fence=self.fence, now=now, worker=self.owner
-            )
             for segment_id in plan.segment_order:
                 segment = session.get(Segment, segment_id)
                 if segment is None:
@@ -181,6 +176,12 @@ class Dispatcher:
                     note="planned",
                     at=now,
                 )
+            )
+            session.flush()
+            # Last before the commit, so before any message can go out: a fence that cannot
+            # be written rolls the start back (the release stays approved and unsent).
+            holds.record_start(
+                session, release, content_hash=plan.content_hash, fence=self.fence, now=now, worker=self.owner
             )
         self._plans[release_id] = _Prepared(plan, send_scopes(plan.client_slug, plan.topics))
         return True
