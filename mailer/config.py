@@ -75,6 +75,10 @@ class SenderSettings(_Section):
     message_id_domain: str = "mail.example.com"
     #: offer a mailto: unsubscribe (unsubscribe+TOKEN@bounce_domain) besides the https one
     mailto_unsubscribe: bool = False
+    #: a scheduled release not started within this many hours after its send time (or
+    #: its approval, when later) waits for a person (`mailer releases confirm-late`);
+    #: a release's own ``not_after`` wins; 0 means no limit
+    not_after_hours: float = Field(default=24, ge=0)
 
 
 class WebSettings(_Section):
@@ -151,6 +155,8 @@ class PathSettings(_Section):
     templates_dir: Path = Path("templates")
     #: where the demo's capture SMTP server writes received messages
     capture_maildir: Path = Path("var/capture")
+    #: local state of this machine that a database restore must not undo (the send fence)
+    data_dir: Path = Path("var")
 
 
 class Settings(BaseSettings):

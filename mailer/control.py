@@ -1,4 +1,11 @@
-"""Staff controls over a release that is being sent: pause, resume, cancel, retry."""
+"""Staff controls over a release that is being sent: pause, resume, cancel, retry.
+
+``resume`` is only for a paused release. The state machine also allows approved →
+sending (the engine starting a release, after its checks) and sent/partial → sending
+(``retry`` re-queueing rows): neither may happen through ``resume``, which would
+otherwise start an approved release without planning it (it then "finished" with no
+delivery) or reopen a finished one.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.domain import DeliveryStatus, ReleaseStatus, require_release_move
-from mailer.errors import InputError, NotFoundError
+from mailer.errors import InputError, NotFoundError, WorkflowError
 from mailer.store import deliveries as q
 from mailer.tables import Release, ReleaseEvent
 
@@ -34,7 +41,22 @@ def pause(session: Session, release_id: int, *, actor: str, now: datetime, reaso
 
 
 def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> None:
-    """Writes: a paused release goes on sending."""
+    """Writes: a paused release goes on sending. WorkflowError for any other state."""
+    release = session.get(Release, release_id)
+    if release is None:
+        raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
+    status = ReleaseStatus(release.status)
+    if status is not ReleaseStatus.PAUSED:
+        hint = {
+            ReleaseStatus.APPROVED: (
+                f"; it waits: {release.hold_reason}"
+                if release.hold_reason
+                else "; `mailer run` starts it when its send time comes"
+            ),
+            ReleaseStatus.SENT: f"; to send failed or unknown rows again: `mailer releases retry {release_id}`",
+            ReleaseStatus.PARTIAL: f"; to send failed or unknown rows again: `mailer releases retry {release_id}`",
+        }.get(status, "")
+        raise WorkflowError(f"release {release_id} is {status.value}, not paused: only a paused release resumes{hint}")
     _move(session, release_id, ReleaseStatus.SENDING, actor, now, None)
 
 

@@ -21,11 +21,13 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from mailer import holds
 from mailer.app import Runtime
 from mailer.db import transaction
 from mailer.domain import DeliveryStatus, FailureKind, ReleaseStatus, SuppressionReason, retry_delay, send_scopes
 from mailer.domain import Outcome as Result
 from mailer.errors import MailerError, StoreError
+from mailer.fence import SendFence
 from mailer.releases import SendPlan, build_send_plan, require_approved_plan
 from mailer.render import Recipient, Renderer
 from mailer.store import deliveries as q
@@ -93,6 +95,7 @@ class Dispatcher:
         self.signer = signer
         self.tokens = Tokens.from_settings(rt.settings)
         self.renderer = Renderer(rt.settings.paths.templates_dir)
+        self.fence = SendFence(rt.settings.paths.data_dir)
         self.lease = timedelta(seconds=rt.settings.retry.lease_seconds)
         self.on_progress = on_progress
         self.progress: dict[int, Progress] = {}
@@ -142,9 +145,15 @@ class Dispatcher:
                 )
                 log.warning("release %s not sent: %s", release_id, exc)
                 return False
+            reason = holds.start_hold(
+                session, release, content_hash=plan.content_hash, now=now, settings=self.settings, fence=self.fence
+            )
+            if reason is not None:
+                if holds.hold(session, release, reason, now=now):
+                    log.warning("release %s waits for a person: %s", release_id, reason)
+                return False
             if not q.start_release(session, release_id, now):
                 return False
-            nonce = plan.content_hash[:10]
             for segment_id in plan.segment_order:
                 segment = session.get(Segment, segment_id)
                 if segment is None:
@@ -155,7 +164,6 @@ class Dispatcher:
                     segment_id=segment_id,
                     rule=segment.rule,
                     scopes=send_scopes(plan.client_slug, plan.topics),
-                    message_id_prefix=f"r{release_id}.{nonce}",
                     message_id_domain=self.settings.sender.message_id_domain,
                     now=now,
                 )
@@ -168,6 +176,12 @@ class Dispatcher:
                     note="planned",
                     at=now,
                 )
+            )
+            session.flush()
+            # Last before the commit, so before any message can go out: a fence that cannot
+            # be written rolls the start back (the release stays approved and unsent).
+            holds.record_start(
+                session, release, content_hash=plan.content_hash, fence=self.fence, now=now, worker=self.owner
             )
         self._plans[release_id] = _Prepared(plan, send_scopes(plan.client_slug, plan.topics))
         return True

@@ -10,6 +10,7 @@ A release file::
     template = "media_advisory"       # required; a file pair in templates/
     segments = ["seg-a", "seg-b"]     # required; order = position
     send_at = 2026-12-01T14:00:00Z    # optional; ISO 8601 with a zone (TOML datetime or string)
+    not_after = 2026-12-01T20:00:00Z  # optional; not started by then: waits for a person
     embargo = "2026-12-01T05:00:00-05:00"
     dateline = "WASHINGTON, Nov. 30, 2026"
     intro = "Dear {{ first_name | default('colleague') }},"
@@ -25,8 +26,10 @@ A release file::
 
 Workflow (``mailer.domain`` holds the legal moves): ``draft → submitted`` runs
 :func:`mailer.compliance.check_release` and stores the content hash; ``submitted →
-approved`` needs a second person and the same hash; editing a submitted or approved
-release returns it to ``draft``. Every move is a ``ReleaseEvent`` (from, to, actor, at,
+approved`` needs a second person (not the author, not anyone who edited the content, not
+the submitter) and the same hash; editing a submitted or approved release returns it to
+``draft``. An approved release that is late or that the send fence says was already
+started waits for a person (:mod:`mailer.holds`). Every move is a ``ReleaseEvent`` (from, to, actor, at,
 note); so is every edit and schedule change.
 
 The content hash is SHA-256 over, in segment order, each segment's slug and
@@ -50,7 +53,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import compliance
+from mailer import compliance, holds
 from mailer.compliance import BLANK_RECIPIENT, ComplianceReport
 from mailer.config import Settings
 from mailer.contacts import check_slug, normalize_email
@@ -251,6 +254,7 @@ class ReleaseFile:
     body: str
     variants: Mapping[str, VariantOverride] = field(default_factory=dict)
     send_at: datetime | None = None
+    not_after: datetime | None = None
     embargo: datetime | None = None
     dateline: str | None = None
     intro: str | None = None
@@ -278,6 +282,7 @@ _REQUIRED = ("title", "client", "subject", "template", "segments")
 _OPTIONAL = (
     "variants",
     "send_at",
+    "not_after",
     "embargo",
     "dateline",
     "intro",
@@ -347,6 +352,12 @@ def parse_time(value: str, name: str) -> datetime:
     parsed = _aware(value, name)
     assert parsed is not None
     return parsed
+
+
+def check_not_after(send_at: datetime | None, not_after: datetime | None, name: str) -> None:
+    """InputError unless ``not_after`` (when given) comes after ``send_at`` (when given)."""
+    if send_at is not None and not_after is not None and not_after <= send_at:
+        raise InputError(f"{name}: not_after {not_after.isoformat()} is not after send_at {send_at.isoformat()}")
 
 
 def parse_release(text: str) -> ReleaseFile:
@@ -425,6 +436,9 @@ def parse_release(text: str) -> ReleaseFile:
         )
     if not body.strip():
         raise InputError("body: the release has no text after the front matter")
+    send_at = _aware(data.get("send_at"), "send_at")
+    not_after = _aware(data.get("not_after"), "not_after")
+    check_not_after(send_at, not_after, "not_after")
     topics = data.get("topics", [])
     if not isinstance(topics, list) or not all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
         raise InputError("topics: expected a list of beats like \"foreign-policy\" (lower-case letters, digits, '-')")
@@ -436,7 +450,8 @@ def parse_release(text: str) -> ReleaseFile:
         segments=tuple(segments),
         body=body,
         variants=variants,
-        send_at=_aware(data.get("send_at"), "send_at"),
+        send_at=send_at,
+        not_after=not_after,
         embargo=_aware(data.get("embargo"), "embargo"),
         dateline=_string(data, "dateline", "dateline"),
         intro=_string(data, "intro", "intro"),
@@ -496,6 +511,7 @@ def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
     release.body = parsed.body
     release.extra = parsed.extra()
     release.send_at = parsed.send_at.astimezone(UTC) if parsed.send_at else None
+    release.not_after = parsed.not_after.astimezone(UTC) if parsed.not_after else None
     release.embargo_at = parsed.embargo.astimezone(UTC) if parsed.embargo else None
 
 
@@ -525,6 +541,7 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
     for row in rows:
         row.release_id = release.id
     release_store.replace_release_segments(session, release.id, rows)
+    release_store.add_editor(session, release.id, author, now=now)
     release_store.add_release_event(
         session, release.id, from_status=None, to_status=release.status, actor=author, note="created", now=now
     )
@@ -551,12 +568,14 @@ def update_release(
     for row in rows:
         row.release_id = release.id
     release_store.replace_release_segments(session, release.id, rows)
+    release_store.add_editor(session, release.id, actor, now=now)
     note = "edited"
     if status is not ReleaseStatus.DRAFT:
         require_release_move(status, ReleaseStatus.DRAFT)
         note = f"edited while {status.value}: back to draft, approval needed again"
     _move(session, release, ReleaseStatus.DRAFT, actor=actor, note=note, now=now)
     release.content_hash = None
+    holds.clear(release)
     return release
 
 
@@ -766,16 +785,16 @@ def approve_release(
 ) -> ApprovalResult:
     """Writes: ``submitted → approved`` with an Approval bound to the content hash.
 
-    Raises WorkflowError when the release is not submitted or the approver is its
-    author. When the content hash no longer matches the one stored at submission
-    (templates or client changed), the release goes back to draft and the result says
-    so (no exception: the move must be committed).
+    Raises WorkflowError when the release is not submitted, or when the approver wrote
+    it, edited its content or submitted it (two-person rule). When the content hash no
+    longer matches the one stored at submission (templates or client changed), the
+    release goes back to draft and the result says so (no exception: the move must be
+    committed).
     """
     approver = check_actor(approver)
     release = release_store.get_release(session, release_id, for_update=True)
     require_release_move(ReleaseStatus(release.status), ReleaseStatus.APPROVED)
-    if approver.casefold() == release.author.casefold():
-        raise WorkflowError(f"{approver} wrote release {release_id}: a second person must approve it")
+    _require_second_person(session, release, approver)
     current = release_content_hash(session, release_id, renderer, settings)
     if current != release.content_hash:
         reason = (
@@ -786,24 +805,68 @@ def approve_release(
         release.content_hash = None
         return ApprovalResult(None, current, reason)
     approval = release_store.add_approval(session, release_id, approver=approver, content_hash=current, now=now)
+    holds.clear(release)
+    # The identity must exist before any backup of an approved release can be taken (the
+    # migration creates it; this covers a database whose meta row was lost).
+    release_store.database_identity(session)
     _move(session, release, ReleaseStatus.APPROVED, actor=approver, note=f"approved {current[:12]}", now=now)
     return ApprovalResult(approval, current)
 
 
-def schedule_release(session: Session, release_id: int, *, at: datetime, actor: str, now: datetime) -> Release:
-    """Writes: set ``send_at`` (recorded as an event that keeps the status).
+def _require_second_person(session: Session, release: Release, approver: str) -> None:
+    """WorkflowError unless ``approver`` is none of: the author, anyone who edited the
+    content, the person who submitted it (names compared case-insensitively)."""
+    me = approver.casefold()
+    roles = [("wrote", release.author)]
+    roles += [("edited", editor) for editor in release_store.release_editors(session, release.id)]
+    submitter = release_store.latest_submitter(session, release.id)
+    if submitter is not None:
+        roles.append(("submitted", submitter))
+    done = [what for what, who in roles if who.strip().casefold() == me]
+    if "wrote" in done and "edited" in done:
+        done.remove("edited")  # the author is recorded as the first editor
+    if done:
+        raise WorkflowError(
+            f"{approver} {' and '.join(dict.fromkeys(done))} release {release.id}: "
+            "a second person, who did not write, edit or submit it, must approve it"
+        )
 
-    Allowed before sending starts (draft, submitted, approved) and while paused; a
-    naive ``at`` is an InputError; other states raise WorkflowError.
+
+def schedule_release(
+    session: Session,
+    release_id: int,
+    *,
+    at: datetime | None,
+    actor: str,
+    now: datetime,
+    not_after: datetime | None = None,
+) -> Release:
+    """Writes: set ``send_at`` and/or ``not_after`` (recorded as an event that keeps the status).
+
+    Allowed before sending starts (draft, submitted, approved) and while paused; a new
+    time clears a late hold (it is a new decision, see :mod:`mailer.holds`). A naive
+    time, neither time given, or a ``not_after`` not after the send time is an
+    InputError; other states raise WorkflowError.
     """
     actor = check_actor(actor)
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise InputError("--at: give a time zone (e.g. 2026-12-01T09:00:00-05:00)")
+    for name, value in (("--at", at), ("--not-after", not_after)):
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise InputError(f"{name}: give a time zone (e.g. 2026-12-01T09:00:00-05:00)")
+    if at is None and not_after is None:
+        raise InputError("--at or --not-after: give a time")
     release = release_store.get_release(session, release_id, for_update=True)
     status = ReleaseStatus(release.status)
     if status not in _EDITABLE | {ReleaseStatus.PAUSED}:
         raise WorkflowError(f"release {release_id} is {status.value}: its send time can no longer change")
-    release.send_at = at.astimezone(UTC)
+    check_not_after(at or release.send_at, not_after or release.not_after, "--not-after" if not_after else "--at")
+    notes = []
+    if at is not None:
+        release.send_at = at.astimezone(UTC)
+        notes.append(f"send_at set to {at.isoformat()}")
+    if not_after is not None:
+        release.not_after = not_after.astimezone(UTC)
+        notes.append(f"not_after set to {not_after.isoformat()}")
+    holds.clear(release)
     release.updated_at = now
     release_store.add_release_event(
         session,
@@ -811,7 +874,7 @@ def schedule_release(session: Session, release_id: int, *, at: datetime, actor: 
         from_status=status.value,
         to_status=status.value,
         actor=actor,
-        note=f"send_at set to {at.isoformat()}",
+        note="; ".join(notes),
         now=now,
     )
     return release

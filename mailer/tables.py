@@ -156,6 +156,14 @@ class Release(Base):
     author: Mapped[str] = mapped_column(String(320))
     content_hash: Mapped[str | None] = mapped_column(String(64))
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    # The latest moment the release may start without a person confirming (None: the
+    # configured window after its send time); see mailer.holds.
+    not_after: Mapped[datetime | None]
+    # Why an approved release waits for a person (late, or already started per the send
+    # fence); None when it does not wait.
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    late_confirmed_at: Mapped[datetime | None]
+    resend_confirmed_at: Mapped[datetime | None]
     planned_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -181,6 +189,24 @@ class Approval(Base):
     approver: Mapped[str] = mapped_column(String(320))
     content_hash: Mapped[str] = mapped_column(String(64))
     approved_at: Mapped[datetime]
+
+
+class ReleaseEditor(Base):
+    """Everyone who wrote or changed a release's content (two-person approval)."""
+
+    __tablename__ = "release_editors"
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    actor_key: Mapped[str] = mapped_column(String(320), primary_key=True)  # the actor, case-folded
+    actor: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime]
+
+
+class MailerMeta(Base):
+    """Facts about this database itself (its random identity: the send fence's key)."""
+
+    __tablename__ = "mailer_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class ReleaseEvent(Base):

@@ -215,4 +215,7 @@ def test_author_cannot_approve_through_the_cli(rt: Runtime, env: dict[str, str],
     run_json("releases", "submit", rid)
     result = run_proc(env, "releases", "approve", rid, "--as", "pat")
     assert result.returncode == 4
-    assert result.stderr.strip() == f"error: pat wrote release {rid}: a second person must approve it"
+    assert result.stderr.strip() == (
+        f"error: pat wrote and submitted release {rid}: "
+        "a second person, who did not write, edit or submit it, must approve it"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -81,7 +81,9 @@ def run(
 
 
 def report(release_id: int, as_json: JsonOpt = False) -> None:
-    """Delivery report of one release: counts by status, by segment, by recipient domain."""
+    """Delivery report of one release: counts by status, by segment, by recipient domain;
+    hard and soft bounces, complaints (rate against Gmail's 0.3% line) and refusals of
+    our own sender, each apart."""
     with runtime() as rt, transaction(rt.sessions) as session:
         data = reports.release_report(session, release_id)
     if as_json:
@@ -100,6 +102,27 @@ def report(release_id: int, as_json: JsonOpt = False) -> None:
     for name, counts in data["domains"].items():
         dom.add_row(name, *(str(counts.get(s, 0)) for s in statuses))
     out.print(dom)
+    for line in problem_lines(data["problems"]):
+        out.print(line, highlight=False)
+
+
+def problem_lines(problems: dict[str, Any]) -> list[str]:
+    """The report's problem counts as lines (rich markup)."""
+    rate = problems["complaint_rate"]
+    shown = "-" if rate is None else f"{rate:.2%}"
+    complaint = f"complaints: {problems['complaints']} ({shown} of {problems['delivered']} delivered"
+    if problems["complaint_rate_high"]:
+        complaint += "; [bold red]above Gmail's 0.3% line[/]"
+    refusals = (
+        f"sender-side refusals (our fault, no recipient blamed): {problems['sender_refusals']} deliveries, "
+        f"{problems['sender_refusal_events']} refusals"
+    )
+    return [
+        f"hard bounces: {problems['hard_bounces']}",
+        f"soft bounces: {problems['soft_bounces']}",
+        complaint + ")",
+        refusals,
+    ]
 
 
 def log_cmd(

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mailer import control, releases
+from mailer import control, holds, releases
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.db import transaction
 from mailer.domain import DeliveryStatus, ReleaseStatus
@@ -176,6 +177,8 @@ def _show_data(release_id: int) -> dict[str, Any]:
         approvals = release_store.release_approvals(session, release_id)
         events = release_store.release_events(session, release_id)
         proofs = release_store.release_proofs(session, release_id)
+        editors = release_store.release_editors(session, release_id)
+        not_after = holds.effective_not_after(session, release, rt.settings)
         current: str | None
         try:
             current = releases.release_content_hash(
@@ -192,7 +195,10 @@ def _show_data(release_id: int) -> dict[str, Any]:
         "subject": release.subject,
         "template": release.template,
         "send_at": release.send_at.isoformat() if release.send_at else None,
+        "not_after": not_after.isoformat() if not_after else None,
+        "waiting": release.hold_reason if release.status == ReleaseStatus.APPROVED.value else None,
         "embargo_at": release.embargo_at.isoformat() if release.embargo_at else None,
+        "editors": editors,
         "submitted_hash": release.content_hash,
         "current_hash": current,
         "segments": [seg.slug for _, seg in rows],
@@ -227,8 +233,11 @@ def releases_show(release_id: Annotated[int, typer.Argument(metavar="ID")], as_j
         return
     out.print(f"[bold]release {data['id']}[/]: {data['title']}", highlight=False)
     table = Table(show_header=False, box=None)
-    for key in ("client", "status", "author", "subject", "template", "send_at", "embargo_at"):
+    for key in ("client", "status", "author", "subject", "template", "send_at", "not_after", "embargo_at"):
         table.add_row(f"[bold]{key}[/]", str(data[key] or ""))
+    if data["waiting"]:
+        table.add_row("[bold red]waiting[/]", escape(data["waiting"]))
+    table.add_row("[bold]editors[/]", ", ".join(data["editors"]))
     table.add_row("[bold]segments[/]", ", ".join(data["segments"]))
     for slug, variant in data["variants"].items():
         shown = ", ".join(f"{k}={v!r}" for k, v in variant.items() if v is not None)
@@ -403,19 +412,64 @@ def releases_approve(
 @releases_app.command("schedule")
 def releases_schedule(
     release_id: Annotated[int, typer.Argument(metavar="ID")],
-    at: Annotated[str, typer.Option("--at", help="ISO 8601 with a zone, e.g. 2026-12-01T09:00:00-05:00.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="ISO 8601 with a zone, e.g. 2026-12-01T09:00:00-05:00.")
+    ] = None,
+    not_after: Annotated[
+        str | None,
+        typer.Option("--not-after", help="Not started by then (ISO 8601 with a zone): wait for a person to confirm."),
+    ] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set when an approved release goes out."""
-    when = releases.parse_time(at, "--at")
+    """Set when an approved release goes out, and/or the latest time it may start unattended."""
+    when = releases.parse_time(at, "--at") if at is not None else None
+    limit = releases.parse_time(not_after, "--not-after") if not_after is not None else None
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
-        release = releases.schedule_release(session, release_id, at=when, actor=who, now=rt.clock())
+        release = releases.schedule_release(session, release_id, at=when, not_after=limit, actor=who, now=rt.clock())
+        # the times as given (with their zone), else as stored (UTC)
+        send_at, limit_at = when or release.send_at, limit or release.not_after
     if as_json:
-        print_json({**_summary(release), "send_at": when.isoformat()})
-    else:
+        print_json(
+            {
+                **_summary(release),
+                "send_at": send_at.isoformat() if send_at else None,
+                "not_after": limit_at.isoformat() if limit_at else None,
+            }
+        )
+        return
+    if when is not None:
         out.print(f"release {release_id} ({release.status}) will go out at {when.isoformat()}")
+    if limit is not None:
+        out.print(f"release {release_id} waits for a person if not started by {limit.isoformat()}")
+
+
+@releases_app.command("confirm-late")
+def releases_confirm_late(
+    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    resend_after_restore: Annotated[
+        bool,
+        typer.Option(
+            "--resend-after-restore",
+            help="Send even though the send fence says this database already started it (a restored copy?).",
+        ),
+    ] = False,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Let an approved release that waits (late past its not_after, or already started per
+    the send fence) start at the next `mailer run` tick."""
+    who = releases.check_actor(_whoami(actor))
+    with runtime() as rt, transaction(rt.sessions) as session:
+        release = holds.confirm_start(
+            session, release_id, actor=who, resend_after_restore=resend_after_restore, now=rt.clock()
+        )
+        summary = _summary(release)
+    if as_json:
+        print_json({**summary, "confirmed_by": who, "resend_after_restore": resend_after_restore})
+    else:
+        out.print(f"confirmed release {release_id}: `mailer run` starts it at its next tick")
 
 
 @releases_app.command("cancel")

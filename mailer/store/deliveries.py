@@ -75,16 +75,33 @@ def _domain_of(session: Session, email: Any) -> ColumnElement[str]:
     return func.substr(email, func.instr(email, "@") + 1)
 
 
+def _random_hex(session: Session) -> ColumnElement[str]:
+    """32 hex digits of fresh randomness per row, computed by the database.
+
+    Planning stays one INSERT ... SELECT (no per-row round trip to Python). No random
+    function exists on both backends, so each gets its own: PostgreSQL's
+    ``gen_random_uuid()`` (core since 13; from its strong random source, 122 random bits)
+    and SQLite's ``randomblob(16)`` (the library's ChaCha20 generator, seeded by the OS).
+    Random rather than a keyed hash of (release, contact): SQLite has no HMAC, and a
+    stored random token needs no key that a rotation could change.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
+
+
 # --- releases ---------------------------------------------------------------------------
 
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
-    """Approved releases whose send time has come (or that have none), oldest first."""
+    """Approved releases whose send time has come (or that have none), oldest first;
+    not those waiting for a person (``hold_reason``, see :mod:`mailer.holds`)."""
     return list(
         session.scalars(
             select(Release.id)
             .where(
                 Release.status == ReleaseStatus.APPROVED.value,
+                Release.hold_reason.is_(None),
                 or_(Release.send_at.is_(None), Release.send_at <= now),
             )
             .order_by(Release.send_at, Release.id)
@@ -109,19 +126,21 @@ def plan_segment(
     segment_id: int,
     rule: str,
     scopes: Sequence[str],
-    message_id_prefix: str,
     message_id_domain: str,
     now: datetime,
+    message_id_prefix: str = "m",
 ) -> int:
     """Writes: one delivery row per contact the segment selects, in one INSERT ... SELECT.
 
     Contacts that already have a row for this release (an earlier segment, or an earlier
     run of planning) are skipped by the unique (release, contact) constraint. Suppressed
     addresses get a ``suppressed`` row so staff see them. Returns rows added.
+
+    Each row's Message-ID is ``<{prefix}.{128 random bits}@{domain}>``, drawn by the
+    database in the same statement (see :func:`_random_hex`) and stored on the row, so a
+    retry reuses it and it tells nothing (no release or contact id to guess from).
     """
-    message_id = (
-        literal("<" + message_id_prefix + ".") + cast(Contact.id, String) + literal("@" + message_id_domain + ">")
-    )
+    message_id = literal("<" + message_id_prefix + ".") + _random_hex(session) + literal("@" + message_id_domain + ">")
     status = case(
         (_suppressed(Contact.email_hash, scopes), literal(DeliveryStatus.SUPPRESSED.value)),
         else_=literal(DeliveryStatus.QUEUED.value),

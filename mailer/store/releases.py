@@ -6,17 +6,31 @@ Functions that change data say so ("Writes:"). Callers own the transaction
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailer.domain import ReleaseStatus
 from mailer.errors import InputError, NotFoundError
 from mailer.segments import compile_rule
-from mailer.tables import Approval, Client, Contact, Proof, Release, ReleaseEvent, ReleaseSegment, Segment
+from mailer.tables import (
+    Approval,
+    Client,
+    Contact,
+    MailerMeta,
+    Proof,
+    Release,
+    ReleaseEditor,
+    ReleaseEvent,
+    ReleaseSegment,
+    Segment,
+)
 
 # --- clients ----------------------------------------------------------------------------
 
@@ -104,6 +118,18 @@ def list_releases(session: Session, *, status: str | None = None) -> list[Releas
     ]
 
 
+def set_hold(session: Session, release_id: int, reason: str, *, now: datetime) -> bool:
+    """Writes: an approved, not yet held release waits for a person (``hold_reason``).
+    False when it is no longer approved or already held."""
+    result = session.execute(
+        update(Release)
+        .where(Release.id == release_id, Release.status == ReleaseStatus.APPROVED.value, Release.hold_reason.is_(None))
+        .values(hold_reason=reason, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 # --- segments and variants --------------------------------------------------------------
 
 
@@ -173,6 +199,33 @@ def release_events(session: Session, release_id: int) -> list[ReleaseEvent]:
     )
 
 
+def latest_submitter(session: Session, release_id: int) -> str | None:
+    """Who made the release's latest move to ``submitted``, or None."""
+    return session.scalar(
+        select(ReleaseEvent.actor)
+        .where(ReleaseEvent.release_id == release_id, ReleaseEvent.to_status == ReleaseStatus.SUBMITTED.value)
+        .order_by(ReleaseEvent.id.desc())
+        .limit(1)
+    )
+
+
+def add_editor(session: Session, release_id: int, actor: str, *, now: datetime) -> None:
+    """Writes: ``actor`` wrote or changed the release's content (once per person)."""
+    key = actor.casefold()
+    if session.get(ReleaseEditor, (release_id, key)) is None:
+        session.add(ReleaseEditor(release_id=release_id, actor_key=key, actor=actor, at=now))
+        session.flush()
+
+
+def release_editors(session: Session, release_id: int) -> list[str]:
+    """Everyone who wrote or changed the release's content, first first."""
+    return list(
+        session.scalars(
+            select(ReleaseEditor.actor).where(ReleaseEditor.release_id == release_id).order_by(ReleaseEditor.at)
+        )
+    )
+
+
 def add_approval(session: Session, release_id: int, *, approver: str, content_hash: str, now: datetime) -> Approval:
     """Writes: an approval bound to ``content_hash``."""
     approval = Approval(release_id=release_id, approver=approver, content_hash=content_hash, approved_at=now)
@@ -225,3 +278,26 @@ def add_proof(
 def release_proofs(session: Session, release_id: int) -> list[Proof]:
     """The proofs sent for the release, oldest first."""
     return list(session.scalars(select(Proof).where(Proof.release_id == release_id).order_by(Proof.id)))
+
+
+# --- this database ----------------------------------------------------------------------
+
+_DATABASE_ID = "database_id"
+
+
+def database_identity(session: Session) -> str:
+    """Writes (once): this database's random identity, created on first use.
+
+    A restored copy keeps it (that is the point: the send fence recognises the copy);
+    a new database gets a new one. Concurrent first uses agree: the loser's insert
+    fails on the primary key inside a savepoint and it reads the winner's value.
+    """
+    found = session.scalar(select(MailerMeta.value).where(MailerMeta.key == _DATABASE_ID))
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            session.add(MailerMeta(key=_DATABASE_ID, value=secrets.token_hex(16)))
+    except IntegrityError:
+        pass
+    return session.scalars(select(MailerMeta.value).where(MailerMeta.key == _DATABASE_ID)).one()

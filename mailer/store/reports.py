@@ -1,18 +1,96 @@
-"""Release reports: counts by status, by segment and by recipient domain (read only)."""
+"""Release reports: counts by status, by segment and by recipient domain, and the
+problems staff act on — hard and soft bounces, complaints and their rate, refusals of our
+own sender — counted apart (read only).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, distinct, exists, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.domain import DeliveryStatus
 from mailer.errors import NotFoundError
-from mailer.tables import Delivery, Release, Segment
+from mailer.tables import Delivery, DeliveryEvent, Release, Segment
+
+#: Delivery reasons that mean the address is dead: the live SMTP path's ``hard_bounce``
+#: and the classifier's reasons (``mailer.status.HARD_REASONS``) that bounce notices record.
+HARD_REASONS = ("hard_bounce", "user_unknown", "domain_unknown", "mailbox_disabled")
+#: Refusals that were our fault (our envelope sender, SPF/DKIM/DMARC, our IP's
+#: reputation, a relay that will not relay for us): never the recipient's.
+SENDER_REASONS = ("sender_rejected", "sender_auth", "reputation", "relay_denied")
+#: Reasons that are our own failures before anything was sent, not bounces.
+NOT_BOUNCES = ("render_error",)
+#: Gmail's bulk-sender guidelines: keep the spam (complaint) rate below 0.3 %.
+COMPLAINT_RATE_LINE = 0.003
+_UNDELIVERED = (DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value)
+
+
+def sender_side(text: Any) -> ColumnElement[bool]:
+    """``text`` (a delivery's reason, an event's kind or detail) names a refusal of our
+    own sender: it starts with "sender" or with one of :data:`SENDER_REASONS`.
+
+    The one place that says what counts as sender-side (the engine records these
+    reasons on rows it puts back in the queue, and in their events' text).
+    """
+    return or_(
+        text.startswith("sender", autoescape=True),
+        *(text.startswith(reason, autoescape=True) for reason in SENDER_REASONS),
+    )
+
+
+def problem_counts(session: Session, release_id: int) -> dict[str, Any]:
+    """The release's problems, each counted apart (deliveries, not notices):
+
+    * ``hard_bounces`` — failed or bounced with a reason that means the address is dead;
+    * ``soft_bounces`` — failed or bounced for any other reason, except our own
+      sender-side refusals and render errors;
+    * ``complaints`` — deliveries with a complaint (ARF / feedback loop), and
+      ``complaint_rate`` = complaints / delivered (``sent`` rows; None before any),
+      ``complaint_rate_high`` when above Gmail's 0.3 % line;
+    * ``sender_refusals`` — deliveries refused because of us (row reason or any event),
+      and ``sender_refusal_events``, every such refusal (a row may be tried again).
+    """
+    mine = Delivery.release_id == release_id
+    reason = func.coalesce(Delivery.reason, "")
+    undelivered = Delivery.status.in_(_UNDELIVERED)
+    hard = and_(undelivered, reason.in_(HARD_REASONS))
+    soft = and_(undelivered, not_(reason.in_(HARD_REASONS + NOT_BOUNCES)), not_(sender_side(reason)))
+    sender_event = or_(sender_side(DeliveryEvent.kind), sender_side(func.coalesce(DeliveryEvent.detail, "")))
+    refused_event = exists(select(DeliveryEvent.id).where(DeliveryEvent.delivery_id == Delivery.id, sender_event))
+
+    def count(condition: ColumnElement[bool]) -> int:
+        return int(session.scalar(select(func.count()).select_from(Delivery).where(mine, condition)) or 0)
+
+    def events(condition: ColumnElement[bool], *, distinct_rows: bool) -> int:
+        counted = func.count(distinct(DeliveryEvent.delivery_id)) if distinct_rows else func.count()
+        query = (
+            select(counted)
+            .select_from(DeliveryEvent)
+            .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+            .where(mine, condition)
+        )
+        return int(session.scalar(query) or 0)
+
+    delivered = count(Delivery.status == DeliveryStatus.SENT.value)
+    complaints = events(DeliveryEvent.kind == "complained", distinct_rows=True)
+    rate = complaints / delivered if delivered else None
+    return {
+        "hard_bounces": count(hard),
+        "soft_bounces": count(soft),
+        "complaints": complaints,
+        "delivered": delivered,
+        "complaint_rate": rate,
+        "complaint_rate_high": rate is not None and rate > COMPLAINT_RATE_LINE,
+        "sender_refusals": count(or_(sender_side(reason), refused_event)),
+        "sender_refusal_events": events(sender_event, distinct_rows=False),
+    }
 
 
 def release_report(session: Session, release_id: int, *, top_domains: int = 20) -> dict[str, Any]:
-    """Counts by status, by segment and by recipient domain for one release."""
+    """Counts by status, by segment and by recipient domain for one release, and its
+    problems (:func:`problem_counts`) under ``problems``."""
     release = session.get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
@@ -53,4 +131,5 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         "counts": counts,
         "segments": segments,
         "domains": domains,
+        "problems": problem_counts(session, release_id),
     }

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from mailer import control, releases
+from mailer import control, holds, releases
 from mailer.app import Runtime
 from mailer.contacts import normalize_email
 from mailer.db import transaction
@@ -324,6 +324,9 @@ class StaffRoutes:
             "actions": actions,
             "chart": time_chart(q.sent_per_minute(session, release_id)),
             "parts": status_parts(counts),
+            "problems": report["problems"],
+            "not_after": holds.effective_not_after(session, release, self.runtime.settings),
+            "waiting": release.hold_reason if status is ReleaseStatus.APPROVED else None,
         }
 
     def release_detail(self, request: Request, release_id: int, user: Annotated[StaffUser, Depends(_user)]) -> Response:
