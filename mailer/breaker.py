@@ -68,9 +68,15 @@ class Breaker:
     pending: list[str] = field(default_factory=list)
     last: SendResult | None = None
 
-    def add(self, res: SendResult) -> str | None:
-        """Count one result; the pause reason when the breaker trips now, else None."""
-        mark = REFUSED if counted(res) else OTHER
+    def add(self, res: SendResult, *, retry: bool = False) -> str | None:
+        """Count one result; the pause reason when the breaker trips now, else None. A
+        ``retry`` refused again is no new evidence about the relay (the same address said
+        the same before): it is not counted, so a few stubborn addresses at the end of a
+        release do not pause it over and over."""
+        refused = counted(res)
+        if refused and retry:
+            return None
+        mark = REFUSED if refused else OTHER
         self.pending.append(mark)
         self.window = (self.window + mark)[-self.settings.window :]
         if mark == REFUSED:

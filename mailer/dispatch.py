@@ -329,7 +329,7 @@ class Dispatcher:
                     continue
                 batch.done.append((row, result))
                 if isinstance(result, SendResult):
-                    tripped = batch.breaker.add(result)
+                    tripped = batch.breaker.add(result, retry=row.attempts > 0)
                     reason = sender_pause_reason(result, batch.release_id, self.settings.sender.bounce_domain)
                     if (reason or tripped) and batch.pause_reason is None:
                         batch.pause_reason = reason or tripped
