@@ -141,7 +141,10 @@ async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send
     scheduler.add_job(tracked("tick", tick), "interval", seconds=tick_seconds, next_run_time=start, **common)
     scheduler.add_job(tracked("send", send), "interval", seconds=send_seconds, next_run_time=start, **common)
     # Results a dead worker of this host heard (the leader also does it before each sweep).
-    dispatcher.replay_journals()
+    try:
+        dispatcher.replay_journals()
+    except MailerError as exc:
+        log.warning("replaying dead workers' journals failed (the next sweep tries again): %s", exc)
     scheduler.start()
     try:
         await stop.wait()
