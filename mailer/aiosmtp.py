@@ -88,7 +88,11 @@ class SmtpPool:
                 await client.rcpt(recipient)
                 stage = "data"
                 if before_data is not None:
-                    await before_data()
+                    try:
+                        await before_data()
+                    except BaseException:
+                        client.close()  # MAIL and RCPT are open on the server: drop them with the connection
+                        raise
                 response = await client.data(data, timeout=self.settings.data_timeout)
                 return reply_result(response.code, response.message, "data")
             except aiosmtplib.SMTPResponseException as exc:

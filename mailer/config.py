@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mailer.errors import ConfigError
@@ -97,8 +97,34 @@ class RetrySettings(_Section):
     lease_seconds: int = Field(default=300, gt=0)
     #: rows claimed per batch
     batch_size: int = Field(default=200, ge=1, le=10_000)
-    #: policy refusals (5.7.x) in a row that pause a release (circuit breaker)
-    policy_failures_to_pause: int = Field(default=20, ge=1)
+    #: where each worker process appends the SMTP results it heard before recording them
+    #: (one small file per process), so that a killed worker's accepted messages are
+    #: recorded as sent instead of ``unknown``; empty: beside an SQLite database file
+    #: (``mailer.db.heard``), else ``var/heard``. Replayed by the next worker on this host.
+    journal_dir: Path | None = None
+
+
+class BreakerSettings(_Section):
+    """The circuit breaker that pauses a release when relays refuse it (not its recipients).
+
+    Counted refusals: policy (5.7.x), content or size, and our sender refused with a
+    temporary code. A permanent refusal of our sender (``553 5.1.8``, SPF/DKIM/DMARC,
+    "no PTR") pauses at once, whatever these say. Counted over every worker process."""
+
+    #: counted refusals in a row that pause a release
+    streak: int = Field(default=5, ge=1)
+    #: the sliding window: the release's last N results, over all worker processes ...
+    window: int = Field(default=50, ge=2, le=500)
+    #: ... pause when at least this share of them are counted refusals ...
+    rate: float = Field(default=0.3, gt=0, le=1)
+    #: ... once the window holds at least this many results
+    min_results: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _sample_fits_window(self) -> BreakerSettings:
+        if self.min_results > self.window:
+            raise ValueError(f"min_results ({self.min_results}) must not exceed window ({self.window})")
+        return self
 
 
 class ImapSettings(_Section):
@@ -178,6 +204,7 @@ class Settings(BaseSettings):
     sender: SenderSettings = Field(default_factory=SenderSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     paths: PathSettings = Field(default_factory=PathSettings)

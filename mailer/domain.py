@@ -137,15 +137,6 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"  # the data may have been accepted; never resent automatically
 
 
-class FailureKind(StrEnum):
-    """Why a permanent failure happened, which decides what to do about the address."""
-
-    RECIPIENT = "recipient"  # the address is dead: suppress (hard bounce)
-    POLICY = "policy"  # the server refuses us or the content: never the recipient's fault
-    MESSAGE = "message"  # this message (size, content) was refused
-    OTHER = "other"
-
-
 def retry_delay(attempts: int, schedule: list[int]) -> int:
     """Seconds to wait after the ``attempts``-th failed attempt (1-based); the last repeats."""
     if not schedule:

@@ -5,6 +5,10 @@ processes may run. On PostgreSQL one process at a time is the leader (a session-
 advisory lock held on its own connection) and does the planning and housekeeping; every
 process sends. If the leader dies its connection closes, the lock is freed, and another
 process takes over at its next tick.
+
+Leases are renewed by the dispatcher itself while it holds rows (see
+:mod:`mailer.dispatch`). When the relay cannot be reached the send job backs off — 1 s,
+2 s, 4 s ... up to ``MAX_BACKOFF_SECONDS`` — and logs one line per failed try.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -21,10 +26,37 @@ from sqlalchemy import Connection, text
 
 from mailer.app import Runtime
 from mailer.dispatch import Dispatcher
+from mailer.errors import MailerError, TransportError
 
 log = logging.getLogger("mailer.scheduler")
 
 LEADER_LOCK_KEY = 0x6D61696C  # "mail"
+#: the longest wait between two tries of an unreachable relay
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class Backoff:
+    """A growing delay after consecutive failures (doubling from 1 s), reset by a success."""
+
+    def __init__(self, *, first: float = 1.0, most: float = MAX_BACKOFF_SECONDS) -> None:
+        self.first = first
+        self.most = most
+        self.failures = 0
+        self._next_try = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next_try
+
+    def failed(self) -> float:
+        """Count a failure; returns the seconds until the next try."""
+        delay: float = min(self.first * 2.0**self.failures, self.most)
+        self.failures += 1
+        self._next_try = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self._next_try = 0.0
 
 
 class Leadership:
@@ -75,6 +107,8 @@ async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send
             running.add(name)
             try:
                 await body()
+            except MailerError as exc:  # said in one line; the next tick tries again
+                log.warning("job %s failed: %s", name, exc)
             except Exception:  # keep the process alive; the next tick tries again
                 log.exception("job %s failed", name)
             finally:
@@ -88,19 +122,29 @@ async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send
             dispatcher.plan_due()
             dispatcher.finish_releases()
 
-    async def send() -> None:
-        await dispatcher.drain(stop=stop)
+    relay = Backoff()
 
-    async def renew() -> None:
-        dispatcher.renew_leases()
+    async def send() -> None:
+        if not relay.due():
+            return
+        try:
+            await dispatcher.drain(stop=stop)
+        except TransportError as exc:
+            delay = relay.failed()
+            log.warning("relay unavailable: %s; next try in %gs", exc, delay)
+            return
+        relay.succeeded()
 
     scheduler = AsyncIOScheduler()
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True}
     start = datetime.now().astimezone()
     scheduler.add_job(tracked("tick", tick), "interval", seconds=tick_seconds, next_run_time=start, **common)
     scheduler.add_job(tracked("send", send), "interval", seconds=send_seconds, next_run_time=start, **common)
-    renew_every = max(dispatcher.lease.total_seconds() / 3, 1)
-    scheduler.add_job(tracked("renew", renew), "interval", seconds=renew_every, **common)
+    # Results a dead worker of this host heard (the leader also does it before each sweep).
+    try:
+        dispatcher.replay_journals()
+    except MailerError as exc:
+        log.warning("replaying dead workers' journals failed (the next sweep tries again): %s", exc)
     scheduler.start()
     try:
         await stop.wait()

@@ -164,6 +164,10 @@ class Release(Base):
     hold_reason: Mapped[str | None] = mapped_column(Text)
     late_confirmed_at: Mapped[datetime | None]
     resend_confirmed_at: Mapped[datetime | None]
+    # The circuit breaker's state over all worker processes (mailer.breaker): the last
+    # results as "0"/"1" marks ("1": a counted refusal), and the refusals in a row.
+    breaker_window: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    breaker_streak: Mapped[int] = mapped_column(default=0, server_default="0")
     planned_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

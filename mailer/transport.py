@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailer.config import SmtpSettings
-from mailer.domain import FailureKind, Outcome
+from mailer.domain import Outcome
 from mailer.status import Fault, Reason, Stage, Verdict, classify_reply, enhanced_status
 
 
@@ -37,19 +37,6 @@ class SendResult:
     @property
     def status(self) -> str | None:
         return enhanced_status(self.reply)
-
-    @property
-    def kind(self) -> FailureKind | None:
-        """The older, coarser view of the verdict (what the address should suffer)."""
-        if self.outcome is not Outcome.FAILED:
-            return None
-        if self.hard:
-            return FailureKind.RECIPIENT
-        if self.fault is Fault.SENDER or self.reason in (Reason.POLICY_BLOCKED, Reason.SPAM_BLOCKED):
-            return FailureKind.POLICY
-        if self.fault is Fault.MESSAGE:
-            return FailureKind.MESSAGE
-        return FailureKind.OTHER
 
 
 class Transport(Protocol):

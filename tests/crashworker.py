@@ -37,20 +37,21 @@ def main(point: str) -> None:
     elif point == "in_data":
         real_mark = q.mark_in_data
 
-        def mark(session: Any, ids: Any, owner: str) -> None:
-            real_mark(session, ids, owner)
+        def mark(session: Any, ids: Any, owner: str) -> int:
+            marked = real_mark(session, ids, owner)
             session.commit()
             die()
+            return marked
 
         q.mark_in_data = mark  # type: ignore[assignment]
     elif point in ("after_accept", "mid_batch"):
         real_record = dispatch.Dispatcher._record
 
-        def record(self: Any, *args: Any) -> None:
+        def record(self: Any, *args: Any, **kwargs: Any) -> Any:
             calls["record"] += 1
             if point == "after_accept" or calls["record"] == 2:
                 die()
-            real_record(self, *args)
+            return real_record(self, *args, **kwargs)
 
         dispatch.Dispatcher._record = record  # type: ignore[method-assign]
     else:

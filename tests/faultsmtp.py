@@ -6,6 +6,7 @@ test code in this process *and* worker subprocesses can connect to it. The contr
 live here, in the test process, and may be changed between and during tests::
 
     with running_fault_server() as server:
+        server.fail_mail("553 5.1.8 Sender address rejected: Domain not found", times=None)
         server.rcpt_reply["gone@example.com"] = "550 5.1.1 No such user"
         server.fail_rcpt("full@example.com", "452 4.2.2 Mailbox full", times=2)
         server.fail_data("slow@example.com", "451 4.3.0 Try later")
@@ -16,7 +17,8 @@ live here, in the test process, and may be changed between and during tests::
         assert server.copies_of("full@example.com") == 1
         assert server.duplicates() == []
 
-Faults are keyed by the exact envelope recipient. A counted fault fires ``times``
+MAIL faults apply to any sender (``fail_mail``; ``mail_attempts`` counts MAIL commands).
+Other faults are keyed by the exact envelope recipient. A counted fault fires ``times``
 times (``None``: every time) and then the next queued fault for that recipient
 applies, or, when none is left, the plain ``rcpt_reply`` / ``data_reply`` entry, or
 acceptance. DATA faults look at every recipient of the transaction and the first one
@@ -52,6 +54,9 @@ DATA_SIZE_LIMIT = 64 * 1024 * 1024
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+#: the key of MAIL faults, which apply to any sender
+_ANY_SENDER = "*"
 
 #: Long enough to outlast any test; the wait ends when the connection closes (aiosmtpd
 #: cancels the session task) or the server stops (the controller cancels all tasks).
@@ -121,6 +126,8 @@ class FaultSMTPServer:
         self.data_reply: dict[str, str] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._mail_faults: dict[str, deque[_Fault]] = {}
+        self._mail_attempts = 0
         self._rcpt_faults: dict[str, deque[_Fault]] = {}
         self._data_faults: dict[str, deque[_Fault]] = {}
         self._accepted: list[Accepted] = []
@@ -161,6 +168,11 @@ class FaultSMTPServer:
         return _FaultSMTP(self, handler, **kwargs)
 
     # -- controls --------------------------------------------------------------------
+
+    def fail_mail(self, reply: str, *, times: int | None = 1) -> None:
+        """Answer MAIL FROM (whatever the sender) with ``reply`` the next ``times`` times."""
+        _check_reply(reply)
+        self._queue(self._mail_faults, _ANY_SENDER, _Fault(_Kind.REPLY, times, reply=reply))
 
     def fail_rcpt(self, recipient: str, reply: str, *, times: int | None = 1) -> None:
         """Answer RCPT TO for ``recipient`` with ``reply`` the next ``times`` times."""
@@ -210,6 +222,8 @@ class FaultSMTPServer:
             self.greeting_delay = 0.0
             self.rcpt_reply.clear()
             self.data_reply.clear()
+            self._mail_faults.clear()
+            self._mail_attempts = 0
             self._rcpt_faults.clear()
             self._data_faults.clear()
             self._accepted.clear()
@@ -262,6 +276,12 @@ class FaultSMTPServer:
         with self._lock:
             return sum(1 for a in self._accepted if a.recipient == recipient)
 
+    @property
+    def mail_attempts(self) -> int:
+        """How many MAIL FROM commands arrived, whatever the reply."""
+        with self._lock:
+            return self._mail_attempts
+
     def rcpt_attempts(self, recipient: str) -> int:
         """How many times RCPT TO named ``recipient``, whatever the reply."""
         with self._lock:
@@ -292,6 +312,10 @@ class FaultSMTPServer:
                 self._accepted.append(Accepted(message_id, rcpt, sender))
                 self._raw.append(content)
             self._changed.notify_all()
+
+    def _count_mail(self) -> None:
+        with self._lock:
+            self._mail_attempts += 1
 
     def _count_rcpt(self, recipient: str) -> None:
         with self._lock:
@@ -333,6 +357,20 @@ class _Handler:
         does not say so by itself."""
         session.host_name = hostname  # aiosmtpd leaves this to the hook when one exists
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        owner = self.owner
+        owner._count_mail()
+        fault = owner._take(owner._mail_faults, _ANY_SENDER)
+        if fault is not None and not fault.reply.startswith("2"):
+            if fault.reply.startswith("421"):
+                return await _reply_and_close(server, fault.reply)
+            return fault.reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(
         self,

@@ -241,34 +241,46 @@ async def test_deferred_rows_retry_with_backoff_reuse_message_id_then_give_up(
 
 
 async def test_data_faults_policy_and_421(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
-    """451 at DATA defers; 554 5.7.1 fails without suppressing; 421 defers and the connection is replaced."""
+    """451 at DATA defers; spam refusal fails that message; a 5.7.1 policy refusal defers; none
+    suppresses; 421 defers and the connection is replaced."""
     ert = engine_runtime(rt, smtp.port, Clock())
     add_contacts(
-        ert, tmp_path, ["tempfail@example.com", "policy@example.com", "closing@example.com", "after@example.com"]
+        ert,
+        tmp_path,
+        [
+            "tempfail@example.com",
+            "spam@example.com",
+            "policy@example.com",
+            "closing@example.com",
+            "after@example.com",
+        ],
     )
     smtp.fail_data("tempfail@example.com", "451 4.3.0 Try later")
-    smtp.data_reply["policy@example.com"] = "554 5.7.1 Message rejected as spam"
+    smtp.data_reply["spam@example.com"] = "554 5.7.1 Message rejected as spam"
+    smtp.data_reply["policy@example.com"] = "550 5.7.1 Delivery not authorized, message refused"
     smtp.fail_data("closing@example.com", "421 4.7.0 Closing connection")
     rid = approved_release(ert, EVERYONE)
     await send_all(ert)
     rows = deliveries(ert, rid)
     assert rows["tempfail@example.com"].status == "deferred"
-    assert (rows["policy@example.com"].status, rows["policy@example.com"].reason) == ("failed", "policy")
+    assert (rows["spam@example.com"].status, rows["spam@example.com"].reason) == ("failed", "spam_blocked")
+    assert (rows["policy@example.com"].status, rows["policy@example.com"].reason) == ("deferred", "policy_blocked")
+    assert rows["policy@example.com"].next_attempt_at is not None
     assert rows["closing@example.com"].status == "deferred"
     assert rows["after@example.com"].status == "sent"
     with transaction(ert.sessions) as session:
+        assert not is_suppressed(session, "spam@example.com")
         assert not is_suppressed(session, "policy@example.com")
 
 
 async def test_policy_refusal_burst_pauses_the_release(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
-    """Five 5.7.1 refusals in a row (threshold 5) pause the release and say why; the rest stay queued."""
-    ert = engine_runtime(
-        rt, smtp.port, Clock(), retry__policy_failures_to_pause=5, retry__batch_size=5, smtp__pool_size=1
-    )
+    """Five 5.7.1 refusals in a row (streak 5) pause the release at once, inside one batch, and
+    say why; the refused rows are deferred (not lost), the rest stay queued, nobody suppressed."""
+    ert = engine_runtime(rt, smtp.port, Clock(), breaker__streak=5, retry__batch_size=200, smtp__pool_size=1)
     emails = people(30)
     add_contacts(ert, tmp_path, emails)
     for e in emails:
-        smtp.data_reply[e] = "550 5.7.1 Sender blocked by policy"
+        smtp.data_reply[e] = "550 5.7.1 Delivery not authorized, message refused"
     rid = approved_release(ert, EVERYONE)
     await send_all(ert)
     assert release_status(ert, rid) == "paused"
@@ -276,10 +288,11 @@ async def test_policy_refusal_burst_pauses_the_release(rt: Runtime, tmp_path: Pa
 
     with transaction(ert.sessions) as session:
         report = release_report(session, rid)
-    assert "5.7" in (report["pause_reason"] or "")
-    assert report["counts"]["queued"] == 25
+    assert "5.7.1" in (report["pause_reason"] or "") and "policy_blocked" in (report["pause_reason"] or "")
+    assert f"mailer releases resume {rid}" in (report["pause_reason"] or "")
+    assert report["counts"] == {"deferred": 5, "queued": 25}
     with transaction(ert.sessions) as session:
-        assert not is_suppressed(session, emails[0])
+        assert not any(is_suppressed(session, e) for e in emails)
 
 
 async def test_connection_lost_after_data_is_unknown_and_never_resent(

@@ -22,9 +22,10 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from mailer.aiosmtp import SmtpPool
 from mailer.capture import BoundController, bind_listener
 from mailer.config import Settings, SmtpSettings
-from mailer.domain import FailureKind, Outcome
+from mailer.domain import Outcome
 from mailer.errors import TransportError
 from mailer.smtp import PipelinedPool, dot_stuff, make_transport, parse_reply_line
+from mailer.status import Fault
 from mailer.transport import SendResult, Transport
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@example.org>\r\n\r\nHello.\r\n"
@@ -250,7 +251,7 @@ async def test_pipelining_groups_mail_rcpt_and_owed_rset_with_multiline_replies(
     ]
     async with scripted_server(steps) as (port, seen):
         gone, ok = await send(settings(port, "pipelined", command_timeout=2), "gone@example.com", "ok@example.com")
-    assert (gone.outcome, gone.kind, gone.stage) == (Outcome.FAILED, FailureKind.RECIPIENT, "rcpt")
+    assert (gone.outcome, gone.fault, gone.hard, gone.stage) == (Outcome.FAILED, Fault.RECIPIENT, True, "rcpt")
     assert gone.reply == "550 5.1.1 No such user\n5.1.1 here, sorry" and gone.status == "5.1.1"
     assert (ok.outcome, ok.reply) == (Outcome.SENT, "250 2.0.0 queued as 1\n2.0.0 thanks")
     assert "Hello.\r\n" in seen
@@ -354,21 +355,21 @@ async def test_nothing_listening_raises_transport_error(client: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "outcome", "stage", "kind"),
+    ("fault", "outcome", "stage", "who", "hard"),
     [
-        ("rcpt 550 5.1.1 No such user", Outcome.FAILED, "rcpt", FailureKind.RECIPIENT),
-        ("rcpt 452 4.2.2 Mailbox full", Outcome.DEFERRED, "rcpt", None),
-        ("rcpt 552 5.2.2 Over quota", Outcome.DEFERRED, "rcpt", None),
-        ("rcpt 421 4.7.0 Closing", Outcome.DEFERRED, "rcpt", None),
-        ("data 451 4.3.0 Try later", Outcome.DEFERRED, "data", None),
-        ("data 554 5.7.1 Rejected as spam", Outcome.FAILED, "data", FailureKind.POLICY),
-        ("data 421 4.7.0 Closing connection", Outcome.DEFERRED, "data", None),
-        ("drop after data", Outcome.UNKNOWN, "data", None),
-        ("stall after data", Outcome.UNKNOWN, "data", None),
+        ("rcpt 550 5.1.1 No such user", Outcome.FAILED, "rcpt", Fault.RECIPIENT, True),
+        ("rcpt 452 4.2.2 Mailbox full", Outcome.DEFERRED, "rcpt", Fault.RECIPIENT, False),
+        ("rcpt 552 5.2.2 Over quota", Outcome.DEFERRED, "rcpt", Fault.RECIPIENT, False),
+        ("rcpt 421 4.7.0 Closing", Outcome.DEFERRED, "rcpt", Fault.REMOTE, False),
+        ("data 451 4.3.0 Try later", Outcome.DEFERRED, "data", Fault.REMOTE, False),
+        ("data 554 5.7.1 Rejected as spam", Outcome.FAILED, "data", Fault.MESSAGE, False),
+        ("data 421 4.7.0 Closing connection", Outcome.DEFERRED, "data", Fault.REMOTE, False),
+        ("drop after data", Outcome.UNKNOWN, "data", None, False),
+        ("stall after data", Outcome.UNKNOWN, "data", None, False),
     ],
 )
 async def test_every_fault_maps_to_its_result(
-    smtp: FaultSMTPServer, client: str, fault: str, outcome: Outcome, stage: str, kind: FailureKind | None
+    smtp: FaultSMTPServer, client: str, fault: str, outcome: Outcome, stage: str, who: Fault | None, hard: bool
 ) -> None:
     """Each fault of the fault server gives the right SendResult; the next message on the
     same pool is sent (a closed connection is replaced, a refused one is reset)."""
@@ -385,7 +386,7 @@ async def test_every_fault_maps_to_its_result(
     else:
         smtp.fail_data(victim, reply)
     result, after = await send(settings(smtp.port, client, data_timeout=0.5), victim, "after@example.com")
-    assert (result.outcome, result.stage, result.kind) == (outcome, stage, kind)
+    assert (result.outcome, result.stage, result.fault, result.hard) == (outcome, stage, who, hard)
     if reply:
         assert result.reply == reply and result.code == int(reply[:3])
     assert after.outcome == Outcome.SENT

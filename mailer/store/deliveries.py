@@ -1,9 +1,12 @@
 """Queries of the delivery engine: the database is the queue and the ledger.
 
 Row life: ``queued`` → (claim) ``sending`` with a lease → (``in_data`` set just before the
-message data) → ``sent`` | ``deferred`` | ``failed`` | ``unknown``. Leases are renewed by
-a live worker; an expired lease means a dead worker: rows that were in the data
-exchange become ``unknown`` (never resent automatically), the others return to the queue.
+message data, only while the worker still holds the lease) → ``sent`` | ``deferred`` |
+``failed`` | ``unknown`` (or back to ``queued`` when the relay refused our sender, which
+is not an attempt). Leases are renewed on a timer by a live worker; an expired lease
+means a dead worker: rows that were in the data exchange become ``unknown`` (never resent
+automatically; the lease owner is kept, so a result the worker did hear may still be
+recorded over it), the others return to the queue.
 """
 
 from __future__ import annotations
@@ -200,6 +203,36 @@ def release_status(session: Session, release_id: int) -> str | None:
     return session.scalar(select(Release.status).where(Release.id == release_id))
 
 
+def breaker_state(session: Session, release_id: int) -> tuple[str, int]:
+    """The release's shared circuit-breaker state: (window marks, streak)."""
+    row = session.execute(
+        select(Release.breaker_window, Release.breaker_streak).where(Release.id == release_id)
+    ).one_or_none()
+    return (row.breaker_window or "", int(row.breaker_streak or 0)) if row else ("", 0)
+
+
+def merge_breaker(session: Session, release_id: int, marks: str, *, keep: int) -> tuple[str, int]:
+    """Writes: add this process's newest results (``marks``: ``0``/``1`` each, ``1`` a
+    counted refusal) to the release's breaker state in one atomic UPDATE; returns the
+    merged (window of the last ``keep`` marks, streak of refusals in a row)."""
+    if not marks:
+        return breaker_state(session, release_id)
+    joined = func.coalesce(Release.breaker_window, "") + marks
+    if session.get_bind().dialect.name == "postgresql":
+        window: ColumnElement[str] = func.right(joined, keep)
+    else:
+        window = func.substr(joined, -keep)
+    trailing = len(marks) - len(marks.rstrip("1"))
+    streak = Release.breaker_streak + trailing if trailing == len(marks) else literal(trailing)
+    row = session.execute(
+        update(Release)
+        .where(Release.id == release_id)
+        .values(breaker_window=window, breaker_streak=streak)
+        .returning(Release.breaker_window, Release.breaker_streak)
+    ).one_or_none()
+    return (row.breaker_window or "", int(row.breaker_streak or 0)) if row else ("", 0)
+
+
 def set_release_status(
     session: Session, release_id: int, status: ReleaseStatus, now: datetime, *, reason: str | None = None
 ) -> None:
@@ -210,8 +243,11 @@ def set_release_status(
     if status in (ReleaseStatus.SENT, ReleaseStatus.PARTIAL, ReleaseStatus.CANCELLED):
         values["finished_at"] = now
     if status == ReleaseStatus.SENDING:
+        # (re)started or resumed: the breaker starts from nothing
         values["pause_reason"] = None
         values["finished_at"] = None
+        values["breaker_window"] = ""
+        values["breaker_streak"] = 0
     session.execute(update(Release).where(Release.id == release_id).values(**values))
 
 
@@ -298,6 +334,21 @@ def claim_batch(
                 for i in newly_suppressed
             ],
         )
+    return _claimed_rows(session, Delivery.id.in_(claimed_ids), Delivery.status == DeliveryStatus.SENDING.value)
+
+
+def held_rows(session: Session, owner: str, delivery_ids: Sequence[int]) -> list[Claimed]:
+    """Rows among ``delivery_ids`` still leased by ``owner`` (sending, or swept to
+    ``unknown``): what a replayed journal of that worker may still record."""
+    return _claimed_rows(
+        session,
+        Delivery.id.in_(list(delivery_ids)),
+        Delivery.lease_owner == owner,
+        Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+    )
+
+
+def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed]:
     rows = session.execute(
         select(
             Delivery.id,
@@ -314,11 +365,7 @@ def claim_batch(
             Contact.attributes,
         )
         .join(Contact, Contact.id == Delivery.contact_id)
-        .where(
-            Delivery.id.in_(claimed_ids),
-            Delivery.status == DeliveryStatus.SENDING.value,
-            Delivery.email.is_not(None),
-        )
+        .where(*where, Delivery.email.is_not(None))
         .order_by(Delivery.id)
     )
     return [
@@ -345,6 +392,7 @@ _MARK_IN_DATA = (
     .where(
         DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
         DELIVERIES.c.lease_owner == bindparam("owner"),
+        DELIVERIES.c.status == DeliveryStatus.SENDING.value,
     )
     .values(in_data=True)
 )
@@ -371,8 +419,10 @@ def _driver_autocommit(conn: Connection) -> Any:
     return None
 
 
-def mark_in_data(session: Session | Connection, delivery_ids: Sequence[int], owner: str) -> None:
+def mark_in_data(session: Session | Connection, delivery_ids: Sequence[int], owner: str) -> int:
     """Writes: these rows are now in the data exchange (a crash now leaves them unknown).
+    Only rows ``owner`` still holds (leased to it and ``sending``) are marked; returns how
+    many were. A row not marked was taken over by another worker and must not be sent.
 
     Called once per message, so it must be cheap. Given a Connection in autocommit (the
     dispatcher's marker connection), the UPDATE goes straight to the driver: one
@@ -380,23 +430,24 @@ def mark_in_data(session: Session | Connection, delivery_ids: Sequence[int], own
     statement machinery (~2.5x cheaper on SQLite). Otherwise a Core statement compiled once
     runs in the caller's transaction. Driver errors surface as DBAPIError either way."""
     if not delivery_ids:
-        return
+        return 0
     dbapi = _driver_autocommit(session) if isinstance(session, Connection) else None
     if dbapi is None:
-        session.execute(_MARK_IN_DATA, {"ids": list(delivery_ids), "owner": owner})
-        return
+        return _rowcount(session.execute(_MARK_IN_DATA, {"ids": list(delivery_ids), "owner": owner}))
     dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
     p = _PLACEHOLDERS[dialect.paramstyle]
     t = DELIVERIES.c
     sql = (
         f"UPDATE {DELIVERIES.name} SET {t.in_data.name} = {p} "
         f"WHERE {t.id.name} IN ({', '.join([p] * len(delivery_ids))}) AND {t.lease_owner.name} = {p}"
+        f" AND {t.status.name} = {p}"
     )
-    params = (True, *delivery_ids, owner)
+    params = (True, *delivery_ids, owner, DeliveryStatus.SENDING.value)
     try:
         cursor = dbapi.cursor()
         try:
             cursor.execute(sql, params)
+            return int(cursor.rowcount or 0)
         finally:
             cursor.close()
     except dialect.loaded_dbapi.Error as exc:
@@ -413,19 +464,37 @@ class Outcome:
     reply: str
     reason: str | None
     next_attempt_at: datetime | None
-    first_attempt_at: datetime
+    first_attempt_at: datetime | None
     event: str
+    #: False for a row handed back to the queue without an attempt (our sender refused)
+    attempted: bool = True
 
 
-def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, now: datetime) -> int:
+def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, now: datetime) -> set[int]:
     """Writes: the results of a batch, in one executemany UPDATE plus one INSERT of events.
 
-    Only rows still leased by ``owner`` are written: a worker whose lease was taken over
-    never overwrites the new owner's state. Returns rows written.
+    Only rows still leased by ``owner`` and ``sending`` (or swept to ``unknown`` meanwhile:
+    the heard result is better than "unknown") are written, and only they get events: a
+    worker whose lease was taken over never overwrites the new owner's state. Returns the
+    ids written.
     """
     if not outcomes:
-        return 0
+        return set()
     t = DELIVERIES.c
+    mine = set(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.id.in_([o.delivery_id for o in outcomes]),
+                Delivery.lease_owner == owner,
+                Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+            )
+            .with_for_update()
+        )
+    )
+    outcomes = [o for o in outcomes if o.delivery_id in mine]
+    if not outcomes:
+        return set()
     # Core UPDATE (not the ORM's bulk path): one executemany with a guard per row.
     stmt = (
         update(DELIVERIES)
@@ -438,7 +507,7 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, n
             next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
             first_attempt_at=bindparam("b_first", type_=Delivery.first_attempt_at.type),
             sent_at=bindparam("b_sent", type_=Delivery.sent_at.type),
-            attempts=t.attempts + 1,
+            attempts=t.attempts + bindparam("b_inc"),
             in_data=False,
             lease_owner=None,
             lease_expires_at=None,
@@ -456,12 +525,13 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, n
             "b_next": o.next_attempt_at,
             "b_first": o.first_attempt_at,
             "b_sent": now if o.status == DeliveryStatus.SENT else None,
+            "b_inc": 1 if o.attempted else 0,
         }
         for o in outcomes
     ]
     # Core on the session's connection (same transaction): no ORM bulk-insert machinery.
     conn = session.connection()
-    written = _rowcount(conn.execute(stmt, params))
+    conn.execute(stmt, params)
     conn.execute(
         insert(_EVENTS),
         [
@@ -469,7 +539,7 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, n
             for o in outcomes
         ],
     )
-    return written
+    return mine
 
 
 def release_leases(session: Session, owner: str, now: datetime) -> int:
@@ -516,7 +586,6 @@ def sweep_expired_leases(session: Session, now: datetime) -> tuple[int, int]:
                 status=DeliveryStatus.UNKNOWN.value,
                 reason="worker died during the data exchange",
                 in_data=False,
-                lease_owner=None,
                 lease_expires_at=None,
                 updated_at=now,
             )
