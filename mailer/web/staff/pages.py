@@ -341,7 +341,7 @@ class StaffRoutes:
             if isinstance(outcome, LoginRefusal):
                 error, status = _REFUSAL_TEXT[outcome], 429
             elif outcome is not None:
-                error, status = outcome, (401 if outcome.startswith("The current") else 422)
+                status, error = outcome
         if error is not None:
             return self._page(request, "staff/password.html", {"error": error}, user=user, status_code=status)
         await run_in_threadpool(self.auth.start, request, user)
@@ -349,20 +349,23 @@ class StaffRoutes:
         self._flash(request, "ok", "Password changed. Your other sessions were signed out.")
         return RedirectResponse("/", status_code=303)
 
-    def _password_change(self, user: StaffUser, current: str, new: str, ip: str) -> LoginRefusal | str | None:
+    def _password_change(
+        self, user: StaffUser, current: str, new: str, ip: str
+    ) -> LoginRefusal | tuple[int, str] | None:
         """In a sign-in thread: check the current password, hash and store the new one
-        (no transaction open while hashing). Returns a refusal, an error line, or None."""
+        (no transaction open while hashing). Returns a refusal, (status, error line), or
+        None when the password was changed."""
         now = self.runtime.clock()
         refusal = self.limiter.refusal(user.email, ip, now)
         if refusal is not None:
             return refusal
         if self.auth.verify(user.email, current) is None:
             self.limiter.failed(user.email, ip, now)
-            return "The current password is wrong."
+            return 401, "The current password is wrong."
         try:
             self.auth.set_password(user.email, new)
         except InputError as exc:
-            return f"New {exc}"
+            return 422, f"New {exc}"
         return None
 
     # ------------------------------------------------------------------ dashboard
