@@ -7,6 +7,7 @@ Environment variables use ``__`` between section and key: ``MAILER_SMTP__PORT=25
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -86,6 +87,36 @@ class WebSettings(_Section):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    #: reverse proxies (addresses or networks) whose X-Forwarded-For is believed; empty:
+    #: none, the client is the TCP peer (a forged header never escapes a rate limit)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: a staff session ends this many hours after sign-in ...
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    #: ... or after this many minutes without a request
+    session_idle_minutes: float = Field(default=120, gt=0)
+    #: failed sign-ins that make further tries answer 429: per (address, client IP) and
+    #: per client IP within login_window_minutes, and over all clients per minute
+    login_failures_per_address: int = Field(default=5, ge=1)
+    login_failures_per_ip: int = Field(default=20, ge=1)
+    login_failures_per_minute: int = Field(default=60, ge=1)
+    login_window_minutes: float = Field(default=15, gt=0)
+    #: password checks (Argon2) that run at once; more wait their turn
+    login_concurrency: int = Field(default=2, ge=1, le=64)
+    #: message previews one staff user may render per minute (429 beyond)
+    previews_per_minute: int = Field(default=30, ge=1)
+    #: previews rendering at once, in threads of their own (never the pool that serves
+    #: the unsubscribe endpoints)
+    preview_concurrency: int = Field(default=2, ge=1, le=64)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {entry!r}") from None
+        return [entry.strip() for entry in value]
 
 
 class RetrySettings(_Section):

@@ -346,5 +346,22 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(Text)
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: "read" or "write" (mailer.users.TokenScope); None with no token
+    api_token_scope: Mapped[str | None] = mapped_column(String(8))
+    #: the token is refused from this time on; None: it does not expire
+    api_token_expires_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+
+
+class WebSession(Base):
+    """A staff sign-in. The browser holds the random id; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -33,7 +33,7 @@ def test_api_conforms_to_its_openapi(rt: Runtime, tmp_path: Path) -> None:
     token = api_token(rt)
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app_for(rt))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
+    assert len(operations) == 8
     auth = {"Authorization": f"Bearer {token}"}
     for operation in operations:
 

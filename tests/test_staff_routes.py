@@ -209,7 +209,7 @@ def test_disabled_user_loses_the_session(rt: Runtime, app: FastAPI) -> None:
     client = sign_in(app, Role.VIEWER)
     assert client.get("/").status_code == 200
     with transaction(rt.sessions) as session:
-        disable_user(session, EMAILS[Role.VIEWER])
+        disable_user(session, EMAILS[Role.VIEWER], now=FIXED_NOW)
     assert client.get("/").status_code == 303
 
 

@@ -58,13 +58,13 @@ def test_token_is_shown_once_and_stored_hashed(rt: Runtime) -> None:
     with transaction(rt.sessions) as session:
         row = session.scalar(select(User))
         assert row is not None and row.api_token_hash == hashlib.sha256(second.encode()).hexdigest()
-        assert user_for_token(session, first) is None
-        assert user_for_token(session, second) is not None
-        disable_user(session, "api@example.com")
+        assert user_for_token(session, first, now=FIXED_NOW) is None
+        assert user_for_token(session, second, now=FIXED_NOW) is not None
+        disable_user(session, "api@example.com", now=FIXED_NOW)
     with transaction(rt.sessions) as session:
-        assert user_for_token(session, second) is None
+        assert user_for_token(session, second, now=FIXED_NOW) is None
         with pytest.raises(NotFoundError):
-            disable_user(session, "ghost@example.com")
+            disable_user(session, "ghost@example.com", now=FIXED_NOW)
 
 
 def test_permits_table() -> None:
@@ -97,7 +97,7 @@ def test_users_cli(rt: Runtime) -> None:
     token = runner.invoke(cli, ["users", "token", "ed@example.com"], env=env)
     assert token.exit_code == 0 and token.stdout.strip().startswith("mlr_")
     with transaction(rt.sessions) as session:
-        assert user_for_token(session, token.stdout.strip()) is not None
+        assert user_for_token(session, token.stdout.strip(), now=FIXED_NOW) is not None
     assert runner.invoke(cli, ["users", "disable", "ed@example.com"], env=env).exit_code == 0
     bad = runner.invoke(cli, ["users", "add", "x@example.com", "--role", "boss"], env=env)
     assert bad.exit_code != 0

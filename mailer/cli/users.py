@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -68,6 +69,8 @@ def users_list(as_json: JsonOpt = False) -> None:
                     "active": u.active,
                     "password": u.has_password,
                     "token": u.has_token,
+                    "token_scope": u.token_scope,
+                    "token_expires_at": u.token_expires_at.isoformat() if u.token_expires_at else None,
                     "created_at": u.created_at.isoformat(),
                 }
                 for u in rows
@@ -76,29 +79,67 @@ def users_list(as_json: JsonOpt = False) -> None:
         return
     table = Table("email", "name", "role", "active", "password", "token")
     for u in rows:
+        token = "no"
+        if u.has_token:
+            until = f", until {u.token_expires_at:%Y-%m-%d %H:%M} UTC" if u.token_expires_at else ""
+            token = f"{u.token_scope or 'read'}{until}"
         table.add_row(
             escape(u.email),
             escape(u.name or ""),
             u.role,
             "yes" if u.active else "no",
             "yes" if u.has_password else "no",
-            "yes" if u.has_token else "no",
+            token,
         )
     out.print(table)
 
 
 @users_app.command("token")
-def users_token(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
+def users_token(
+    email: Annotated[str, typer.Argument(help="The user's address.")],
+    scope: Annotated[
+        str, typer.Option("--scope", help="read (GET routes only) or write (also pause/resume, within the role).")
+    ] = "read",
+    expires_in: Annotated[
+        int, typer.Option("--expires-in", help="Days until the token stops working (0: it never expires).")
+    ] = 90,
+) -> None:
     """Print a new API token (shown once; any earlier token stops working)."""
+    parsed_scope = users.parse_scope(scope)
+    if not 0 <= expires_in <= 3650:
+        raise InputError("--expires-in: give 0 (never) or 1 to 3650 days")
     with runtime() as rt, transaction(rt.sessions) as session:
-        token = users.issue_token(session, email)
+        expires_at = rt.clock() + timedelta(days=expires_in) if expires_in else None
+        token = users.issue_token(session, email, scope=parsed_scope, expires_at=expires_at)
     sys.stdout.write(token + "\n")
-    err.print("store it now: it is not shown again (the database keeps only its SHA-256)", highlight=False)
+    until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "with no expiry"
+    err.print(
+        f"{parsed_scope.value} token, valid {until}; store it now: it is not shown again "
+        "(the database keeps only its SHA-256)",
+        highlight=False,
+    )
+
+
+@users_app.command("passwd")
+def users_passwd(
+    email: Annotated[str, typer.Argument(help="The user's address.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+    ] = False,
+) -> None:
+    """Set a user's password (prompted on a terminal); every open session of theirs ends."""
+    password = _read_password(password_stdin)
+    if password is None:
+        raise InputError("no password: run on a terminal or pass --password-stdin")
+    hashed = users.hash_password(password)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        ended = users.change_password(session, email, hashed, now=rt.clock())
+    out.print(f"password changed for {escape(email)}; {ended} open session(s) ended", highlight=False)
 
 
 @users_app.command("disable")
 def users_disable(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
-    """Disable a user: no sign-in, no API token; open sessions end at their next request."""
+    """Disable a user: no sign-in, no API token; their open sessions end at once."""
     with runtime() as rt, transaction(rt.sessions) as session:
-        users.disable_user(session, email)
-    out.print(f"disabled {escape(email)}", highlight=False)
+        ended = users.disable_user(session, email, now=rt.clock())
+    out.print(f"disabled {escape(email)}; {ended} open session(s) ended", highlight=False)

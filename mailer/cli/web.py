@@ -31,4 +31,6 @@ def web(
     bind_host = host or settings.web.host
     bind_port = port or settings.web.port
     err.print(f"serving on http://{bind_host}:{bind_port} (public URL {settings.web.base_url})", highlight=False)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=True)
+    # The app reads X-Forwarded-For itself, and only from web.trusted_proxies: uvicorn's
+    # own handling would believe any local peer.
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False)

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -26,6 +27,7 @@ from mailer.config import Settings
 from mailer.tokens import Tokens
 from mailer.web import auth
 from mailer.web.api import ApiRoutes
+from mailer.web.paths import PathNotFound
 from mailer.web.public import PublicRoutes
 from mailer.web.staff import StaffRoutes
 
@@ -105,7 +107,17 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         assert isinstance(exc, auth.NotSignedIn)
         return RedirectResponse(f"/login?{urlencode({'next': exc.next_path})}", status_code=303)
 
+    async def path_not_found(request: Request, exc: Exception) -> Response:
+        # An id out of range or not a number names nothing: 404, as for a missing row.
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        context: dict[str, Any] = {"user": None, "csrf_token": auth.csrf_token(request), "flash": [], "error": None}
+        return page_templates.TemplateResponse(
+            request, "staff/not_found.html", {**context, "what": "no such page"}, status_code=404
+        )
+
     app.add_exception_handler(auth.NotSignedIn, not_signed_in)
+    app.add_exception_handler(PathNotFound, path_not_found)
     auth.install(app, runtime)
     app.add_middleware(NoIndex)
     return app

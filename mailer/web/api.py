@@ -1,13 +1,16 @@
-"""The JSON API under ``/api``: read-only views of releases, the delivery log,
-contacts and suppressions, for scripts and dashboards.
+"""The JSON API under ``/api``: views of releases, the delivery log, contacts and
+suppressions, and pausing or resuming a release, for scripts and dashboards.
 
 Every route needs ``Authorization: Bearer <token>`` with a user's API token (``mailer
-users token EMAIL``; only its SHA-256 is stored); a missing, unknown or disabled token
-is 401. Responses are pydantic models, so ``/api/openapi.json`` documents them. Lists are
-keyset-paged like the staff pages: pass ``after`` (the ``next_after`` of the previous
-page) or ``before``. Query values are bounded (ids fit a 32-bit column, strings have a
-maximum length and no NUL), so no input reaches the database in a shape it would
-reject with a server error.
+users token EMAIL --scope read|write --expires-in DAYS``; only its SHA-256 is stored); a
+missing, unknown, expired or disabled token is 401. A ``read`` token may only read
+(GET): any other method is 403, whatever the route; a ``write`` token may also change
+state, within what the user's role permits (:func:`mailer.users.permits`, else 403).
+An id in the path outside 1..2**31-1, or not a number, is 404. Responses are pydantic
+models, so ``/api/openapi.json`` documents them. Lists are keyset-paged like the staff
+pages: pass ``after`` (the ``next_after`` of the previous page) or ``before``. Query
+values are bounded (ids fit a 32-bit column, strings have a maximum length and no NUL),
+so no input reaches the database in a shape it would reject with a server error.
 """
 
 from __future__ import annotations
@@ -16,22 +19,24 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from mailer import control
 from mailer.app import Runtime
 from mailer.contacts import normalize_email
 from mailer.db import transaction
 from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason
-from mailer.errors import InputError, NotFoundError
+from mailer.errors import InputError, NotFoundError, WorkflowError
 from mailer.store import releases as release_store
 from mailer.store import reports
 from mailer.store import staff as q
-from mailer.users import StaffUser, user_for_token
+from mailer.users import Action, ApiCaller, TokenScope, permits, token_caller
+from mailer.web.paths import MAX_ID, path_ids
 
-MAX_ID = 2**31 - 1
+READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NO_NUL = r"^[^\x00]*$"
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -188,6 +193,11 @@ class SuppressionPage(BaseModel):
     prev_before: int | None
 
 
+class ReleaseState(BaseModel):
+    id: int
+    status: ReleaseStatus
+
+
 def _utc(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
@@ -205,9 +215,18 @@ class ApiRoutes:
 
     def router(self) -> APIRouter:
         """An APIRouter with every ``/api`` route; each requires a valid Bearer token."""
-        errors: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "No valid API token."}}
-        r = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(self.caller)], responses=errors)
+        errors: dict[int | str, dict[str, Any]] = {
+            401: {"model": Problem, "description": "No valid API token (missing, unknown, expired, or user disabled)."}
+        }
+        r = APIRouter(
+            prefix="/api", tags=["api"], dependencies=[Depends(path_ids), Depends(self.caller)], responses=errors
+        )
         not_found: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such object."}}
+        acting: dict[int | str, dict[str, Any]] = {
+            **not_found,
+            403: {"model": Problem, "description": "A read-only token, or a role that may not do this."},
+            409: {"model": Problem, "description": "The release's state does not allow this."},
+        }
         r.add_api_route("/releases", self.list_releases, methods=["GET"], response_model=ReleasePage)
         r.add_api_route(
             "/releases/{release_id}",
@@ -228,19 +247,39 @@ class ApiRoutes:
             "/contacts/{email}", self.get_contact, methods=["GET"], response_model=ContactOut, responses=not_found
         )
         r.add_api_route("/suppressions", self.list_suppressions, methods=["GET"], response_model=SuppressionPage)
+        r.add_api_route(
+            "/releases/{release_id}/pause",
+            self.pause_release,
+            methods=["POST"],
+            response_model=ReleaseState,
+            responses=acting,
+        )
+        r.add_api_route(
+            "/releases/{release_id}/resume",
+            self.resume_release,
+            methods=["POST"],
+            response_model=ReleaseState,
+            responses=acting,
+        )
         return r
 
-    def caller(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> StaffUser:
-        """Dependency: the user owning the Bearer token; 401 otherwise."""
+    def caller(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> ApiCaller:
+        """Dependency: the user owning the Bearer token and its scope; 401 without a
+        valid token, 403 for a read-only token on any method but a reading one."""
         token = credentials.credentials if credentials is not None else ""
-        user = None
+        caller = None
         if token and "\x00" not in token:
             with transaction(self.runtime.sessions) as session:
                 session.connection(execution_options={"sqlite_deferred": True})
-                user = user_for_token(session, token)
-        if user is None:
+                caller = token_caller(session, token, now=self.runtime.clock())
+        if caller is None:
             raise HTTPException(401, "a valid API token is required", headers={"WWW-Authenticate": "Bearer"})
-        return user
+        if caller.scope is not TokenScope.WRITE and request.method not in READING_METHODS:
+            raise HTTPException(403, "this token is read-only (issue one with --scope write)")
+        request.state.api_caller = caller
+        return caller
 
     def _read(self) -> AbstractContextManager[Session]:
         return q.read_only(self.runtime.sessions)
@@ -409,6 +448,32 @@ class ApiRoutes:
             ],
             suppressions=[ContactSuppressionOut(**vars(s)) for s in history.suppressions],
         )
+
+    def _act(self, caller: ApiCaller, release_id: int, action: Action) -> ReleaseState:
+        now, user = self.runtime.clock(), caller.user
+        try:
+            with transaction(self.runtime.sessions) as session:
+                release = release_store.get_release(session, release_id)
+                if not permits(user, action, author=release.author, status=release.status):
+                    raise HTTPException(403, f"role {user.role.value} may not {action.value}")
+                if action is Action.PAUSE:
+                    control.pause(session, release_id, actor=user.email, now=now)
+                else:
+                    control.resume(session, release_id, actor=user.email, now=now)
+                status = release_store.get_release(session, release_id).status
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except WorkflowError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return ReleaseState(id=release_id, status=ReleaseStatus(status))
+
+    def pause_release(self, request: Request, release_id: Id) -> ReleaseState:
+        """Pause a sending release: no new messages are claimed (write token; admin)."""
+        return self._act(request.state.api_caller, release_id, Action.PAUSE)
+
+    def resume_release(self, request: Request, release_id: Id) -> ReleaseState:
+        """Resume a paused release (write token; admin)."""
+        return self._act(request.state.api_caller, release_id, Action.RESUME)
 
     def list_suppressions(
         self,

@@ -10,7 +10,15 @@ reason on the release page.
 
 Previews of a message are served from their own route with ``Content-Security-Policy:
 sandbox`` and shown in ``<iframe sandbox>``: the message's HTML runs in an opaque
-origin with scripts off, never in the staff origin.
+origin with scripts off, never in the staff origin. Previews are rate-limited per user
+(``web.previews_per_minute``, 429 beyond) and render in their own few threads
+(``web.preview_concurrency``), so no number of previews can take the thread pool that
+serves the unsubscribe endpoints.
+
+Sign-in checks the password outside any database transaction, in its own few threads,
+behind the limits of :mod:`mailer.web.limits`. A path id that is not a number in the
+ids' range (``/releases/99999999999999999999``, ``/releases/abc``) is 404, never a
+database error.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from mailer import control, holds, releases
 from mailer.app import Runtime
@@ -38,8 +47,10 @@ from mailer.render import Renderer
 from mailer.store import releases as release_store
 from mailer.store import reports
 from mailer.store import staff as q
-from mailer.users import Action, StaffUser, authenticate, permits
-from mailer.web.auth import Auth, LoginLimiter, client_ip, csrf_token, safe_next
+from mailer.users import Action, StaffUser, permits
+from mailer.web.auth import Auth, csrf_token, safe_next
+from mailer.web.limits import LoginLimiter, LoginRefusal, RateLimiter, ThreadSlots, client_ip, parse_networks
+from mailer.web.paths import path_ids
 from mailer.web.staff.charts import status_parts, time_chart
 from mailer.web.staff.export import csv_rows
 
@@ -170,29 +181,53 @@ def parse_log_query(params: dict[str, str]) -> LogQuery:
     return LogQuery(filters, after, before, raw, "; ".join(errors) or None)
 
 
+#: What a 429 sign-in says, by the limit that is full.
+_REFUSAL_TEXT = {
+    LoginRefusal.ADDRESS: "Too many failed sign-ins. Try again in 15 minutes.",
+    LoginRefusal.IP: "Too many failed sign-ins from this network. Try again later.",
+    LoginRefusal.GLOBAL: "Too many sign-in attempts right now. Try again in a minute.",
+}
+
+
 class StaffRoutes:
-    """The staff pages bound to one runtime, renderer, template set and login limiter."""
+    """The staff pages bound to one runtime, renderer, template set and limits."""
 
     def __init__(self, runtime: Runtime, templates: Jinja2Templates, *, limiter: LoginLimiter | None = None) -> None:
         self.runtime = runtime
         self.templates = templates
         self.auth = Auth(runtime)
-        self.limiter = limiter or LoginLimiter()
+        web = runtime.settings.web
+        self.limiter = limiter or LoginLimiter(
+            per_address=web.login_failures_per_address,
+            per_ip=web.login_failures_per_ip,
+            per_minute=web.login_failures_per_minute,
+            window=timedelta(minutes=web.login_window_minutes),
+        )
+        self.trusted = parse_networks(web.trusted_proxies)
+        self.login_slots = ThreadSlots(web.login_concurrency)
+        self.previews = RateLimiter(web.previews_per_minute, timedelta(minutes=1))
+        self.preview_slots = ThreadSlots(web.preview_concurrency)
+        # One warning per kind of refusal per 10 s: a flood must not become a log flood.
+        self._refusal_log = RateLimiter(1, timedelta(seconds=10))
         self.renderer: Renderer = releases.renderer_for(runtime.settings)
 
     def router(self) -> APIRouter:
         """The staff routes (kept out of the API's OpenAPI document)."""
-        r = APIRouter(include_in_schema=False)
+        r = APIRouter(include_in_schema=False, dependencies=[Depends(path_ids)])
         r.add_api_route("/login", self.login_page, methods=["GET"], name="login")
         r.add_api_route("/login", self.login, methods=["POST"], name="login_post")
         r.add_api_route("/logout", self.logout, methods=["POST"], name="logout")
+        r.add_api_route("/account/password", self.password_page, methods=["GET"], name="password")
+        r.add_api_route("/account/password", self.change_password, methods=["POST"], name="password_post")
         r.add_api_route("/", self.dashboard, methods=["GET"], name="dashboard")
         r.add_api_route("/fragments/sending", self.sending_fragment, methods=["GET"], name="sending_fragment")
         r.add_api_route("/releases", self.release_list, methods=["GET"], name="releases")
         r.add_api_route("/releases/{release_id}", self.release_detail, methods=["GET"], name="release")
         r.add_api_route("/releases/{release_id}/progress", self.progress_fragment, methods=["GET"], name="progress")
-        r.add_api_route("/releases/{release_id}/preview", self.preview_page, methods=["GET"], name="preview")
-        r.add_api_route("/releases/{release_id}/preview/frame", self.preview_frame, methods=["GET"], name="frame")
+        r.add_api_route("/releases/{release_id}/preview", self.bounded_preview_page, methods=["GET"], name="preview")
+        r.add_api_route(
+            "/releases/{release_id}/preview/frame", self.bounded_preview_frame, methods=["GET"], name="frame"
+        )
         r.add_api_route("/releases/{release_id}/confirm/{action}", self.confirm, methods=["GET"], name="confirm")
         r.add_api_route("/releases/{release_id}/actions/{action}", self.act, methods=["POST"], name="act")
         r.add_api_route("/log", self.log_page, methods=["GET"], name="log")
@@ -233,36 +268,105 @@ class StaffRoutes:
             return RedirectResponse(safe_next(next), status_code=303)
         return self._page(request, "staff/login.html", {"next": safe_next(next), "email": ""}, user=None)
 
-    def login(
+    async def login(
         self,
         request: Request,
         email: Annotated[str, Form(max_length=320)] = "",
         password: Annotated[str, Form(max_length=1024)] = "",
         next: Annotated[str, Form(max_length=2000)] = "/",
     ) -> Response:
-        """Check the password; 429 while this address+IP is over the failure limit."""
-        ip, now = client_ip(request), self.runtime.clock()
+        """Check the password; 429 while a sign-in limit is full (see
+        :mod:`mailer.web.limits`). The check runs in the sign-in threads with no
+        transaction open; only the new session is written, in a short transaction."""
+        ip = client_ip(request, self.trusted)
         context: dict[str, Any] = {"next": safe_next(next), "email": email}
-        if self.limiter.blocked(email, ip, now):
-            log.warning("login refused (rate limit) for %r from %s", email, ip)
-            context["error"] = "Too many failed sign-ins. Try again in 15 minutes."
+        result: StaffUser | LoginRefusal | None
+        refusal = self.limiter.refusal(email, ip, self.runtime.clock())
+        if refusal is not None:
+            result = refusal
+        else:
+            result = await self.login_slots.run(self._password_check, email, password, ip)
+        if isinstance(result, LoginRefusal):
+            if self._refusal_log.take(result.value, self.runtime.clock()):
+                log.warning("login refused (%s rate limit) for %r from %s", result.value, email, ip)
+            context["error"] = _REFUSAL_TEXT[result]
             return self._page(request, "staff/login.html", context, user=None, status_code=429)
-        with transaction(self.runtime.sessions) as session:
-            user = authenticate(session, email, password)
-        if user is None:
-            self.limiter.failed(email, ip, now)
+        if result is None:
             log.warning("login failed for %r from %s", email, ip)
             context["error"] = "Wrong address or password."
             return self._page(request, "staff/login.html", context, user=None, status_code=401)
-        self.limiter.succeeded(email, ip)
-        self.auth.sign_in(request, user)
-        log.info("login %s (%s) from %s", user.email, user.role.value, ip)
+        await run_in_threadpool(self.auth.start, request, result)
+        log.info("login %s (%s) from %s", result.email, result.role.value, ip)
         return RedirectResponse(safe_next(next), status_code=303)
 
+    def _password_check(self, email: str, password: str, ip: str) -> StaffUser | LoginRefusal | None:
+        """In a sign-in thread: the limits again (others may have failed while this one
+        waited for a thread), then the password; counts a failure."""
+        now = self.runtime.clock()
+        refusal = self.limiter.refusal(email, ip, now)
+        if refusal is not None:
+            return refusal
+        user = self.auth.verify(email, password)
+        if user is None:
+            self.limiter.failed(email, ip, now)
+        else:
+            self.limiter.succeeded(email, ip)
+        return user
+
     def logout(self, request: Request) -> Response:
-        """End the session."""
+        """End the session (revoked in the database: a copy of the cookie is dead too)."""
         self.auth.sign_out(request)
         return RedirectResponse("/login", status_code=303)
+
+    def password_page(self, request: Request, user: Annotated[StaffUser, Depends(_user)]) -> Response:
+        """The form to change one's own password."""
+        return self._page(request, "staff/password.html", {}, user=user)
+
+    async def change_password(
+        self,
+        request: Request,
+        user: Annotated[StaffUser, Depends(_user)],
+        current: Annotated[str, Form(max_length=1024)] = "",
+        new: Annotated[str, Form(max_length=1024)] = "",
+        confirm: Annotated[str, Form(max_length=1024)] = "",
+    ) -> Response:
+        """Change the password: the current one must be right (failures count like
+        sign-in failures); every session of the user ends, and this browser gets a new one."""
+        ip = client_ip(request, self.trusted)
+        error, status = None, 422
+        if new != confirm:
+            error = "The new passwords do not match."
+        else:
+            outcome = await self.login_slots.run(self._password_change, user, current, new, ip)
+            if isinstance(outcome, LoginRefusal):
+                error, status = _REFUSAL_TEXT[outcome], 429
+            elif outcome is not None:
+                status, error = outcome
+        if error is not None:
+            return self._page(request, "staff/password.html", {"error": error}, user=user, status_code=status)
+        await run_in_threadpool(self.auth.start, request, user)
+        log.info("%s changed their password from %s; their other sessions ended", user.email, ip)
+        self._flash(request, "ok", "Password changed. Your other sessions were signed out.")
+        return RedirectResponse("/", status_code=303)
+
+    def _password_change(
+        self, user: StaffUser, current: str, new: str, ip: str
+    ) -> LoginRefusal | tuple[int, str] | None:
+        """In a sign-in thread: check the current password, hash and store the new one
+        (no transaction open while hashing). Returns a refusal, (status, error line), or
+        None when the password was changed."""
+        now = self.runtime.clock()
+        refusal = self.limiter.refusal(user.email, ip, now)
+        if refusal is not None:
+            return refusal
+        if self.auth.verify(user.email, current) is None:
+            self.limiter.failed(user.email, ip, now)
+            return 401, "The current password is wrong."
+        try:
+            self.auth.set_password(user.email, new)
+        except InputError as exc:
+            return 422, f"New {exc}"
+        return None
 
     # ------------------------------------------------------------------ dashboard
 
@@ -347,6 +451,40 @@ class StaffRoutes:
         if progress is None:
             return self._page(request, "staff/not_found.html", {"what": "no such release"}, user=user, status_code=404)
         return self._page(request, "staff/_progress.html", {"progress": progress}, user=user)
+
+    def _preview_refused(self, user: StaffUser) -> bool:
+        """True (and logged) when ``user`` has used up this minute's previews."""
+        if self.previews.take(user.id, self.runtime.clock()):
+            return False
+        if self._refusal_log.take(("preview", user.id), self.runtime.clock()):
+            log.warning("previews refused for %s: over %s a minute", user.email, self.previews.limit)
+        return True
+
+    async def bounded_preview_page(
+        self,
+        request: Request,
+        release_id: int,
+        user: Annotated[StaffUser, Depends(_user)],
+        segment: str | None = None,
+        contact: str | None = None,
+    ) -> Response:
+        """:meth:`preview_page` under the per-user rate limit, in a preview thread."""
+        if self._preview_refused(user):
+            context = {"what": "Too many previews: wait a minute and reload."}
+            return self._page(request, "staff/too_many.html", context, user=user, status_code=429)
+        return await self.preview_slots.run(self.preview_page, request, release_id, user, segment, contact)
+
+    async def bounded_preview_frame(
+        self,
+        release_id: int,
+        user: Annotated[StaffUser, Depends(_user)],
+        segment: str | None = None,
+        contact: str | None = None,
+    ) -> Response:
+        """:meth:`preview_frame` under the per-user rate limit, in a preview thread."""
+        if self._preview_refused(user):
+            return Response("too many previews", status_code=429, media_type="text/plain", headers=PREVIEW_HEADERS)
+        return await self.preview_slots.run(self.preview_frame, release_id, user, segment, contact)
 
     def preview_page(
         self,
