@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.app import Runtime
 from mailer.db import transaction
+from mailer.tokens import signing_secret
 from mailer.users import StaffUser, user_by_id
 
 log = logging.getLogger("mailer.web.auth")
@@ -94,7 +95,7 @@ def _csrf_exempt(scope: Scope) -> bool:
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Add the session, CSRF and security-header middleware to ``app``."""
     settings = runtime.settings
-    secret = settings.secret_key.get_secret_value()
+    secret = signing_secret(settings)
     https = settings.web.base_url.startswith("https://")
     app.add_middleware(
         asgi_csrf,
