@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Insert, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailer.domain import GLOBAL_SCOPE
 from mailer.errors import InputError, NotFoundError
@@ -190,6 +191,38 @@ def contact_labels(session: Session, contact_id: int) -> tuple[list[str], list[s
     return list(beats), list(tags), list(lists)
 
 
+def _in_list(slug: str) -> ColumnElement[bool]:
+    return (
+        select(ListMember.contact_id)
+        .join(MailingList, MailingList.id == ListMember.list_id)
+        .where(ListMember.contact_id == Contact.id, MailingList.slug == slug)
+        .exists()
+    )
+
+
+def contact_attribute_keys(session: Session, *, list_slug: str | None = None, page: int = 5000) -> list[str]:
+    """Every key used in the free attributes of live contacts (of one list), sorted;
+    paged by id so memory stays flat."""
+    keys: set[str] = set()
+    last = 0
+    while True:
+        query = (
+            select(Contact.id, Contact.attributes)
+            .where(Contact.id > last, Contact.email.is_not(None))
+            .order_by(Contact.id)
+            .limit(page)
+        )
+        if list_slug is not None:
+            query = query.where(_in_list(list_slug))
+        rows = session.execute(query).all()
+        if not rows:
+            return sorted(keys)
+        for row in rows:
+            attributes: dict[str, Any] = row[1] or {}
+            keys.update(attributes)
+        last = rows[-1][0]
+
+
 def iter_contacts(
     session: Session, *, list_slug: str | None = None, page: int = 1000
 ) -> Iterator[tuple[Contact, list[str], list[str]]]:
@@ -198,12 +231,7 @@ def iter_contacts(
     while True:
         query = select(Contact).where(Contact.id > last, Contact.email.is_not(None)).order_by(Contact.id).limit(page)
         if list_slug is not None:
-            query = query.where(
-                select(ListMember.contact_id)
-                .join(MailingList, MailingList.id == ListMember.list_id)
-                .where(ListMember.contact_id == Contact.id, MailingList.slug == list_slug)
-                .exists()
-            )
+            query = query.where(_in_list(list_slug))
         batch = list(session.scalars(query))
         if not batch:
             return
