@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import idna
 from email_validator import EmailNotValidError, validate_email
@@ -57,6 +58,16 @@ def needs_smtputf8(address: str) -> bool:
     return not address.rpartition("@")[0].isascii()
 
 
+def smtputf8_refusal(address: str, *, setting: str, offered: bool) -> str | None:
+    """Why ``address`` (whose local part is not ASCII) cannot be sent with ``smtp.smtputf8 =
+    setting`` to a relay that does (``offered``) or does not offer SMTPUTF8; None if it can."""
+    if setting == "no":
+        return f'{address}: the local part is not ASCII and smtp.smtputf8 is "no" (RFC 6531)'
+    if not offered:
+        return f"{address}: the local part is not ASCII and the relay does not offer SMTPUTF8 (RFC 6531)"
+    return None
+
+
 _GMAIL = frozenset({"gmail.com", "googlemail.com"})
 
 
@@ -74,3 +85,29 @@ def mailbox_key(email: str) -> str:
 def variant_reason(email: str, other: str) -> str:
     kind = "a +tag" if "+" in email.partition("@")[0] or "+" in other.partition("@")[0] else "a Gmail dot"
     return f"{email} may reach the same mailbox as {other} ({kind} variant): imported as a separate contact"
+
+
+@dataclass(frozen=True)
+class SmtpEnvelope:
+    """Sender and recipient as SMTP carries them (IDNA domains); ``smtputf8``: MAIL FROM
+    must carry the SMTPUTF8 parameter (RFC 6531 section 3.4)."""
+
+    sender: str
+    recipient: str
+    smtputf8: bool
+
+
+def smtp_envelope(sender: str, recipient: str, *, setting: str, offered: bool) -> SmtpEnvelope | str:
+    """The envelope for one message to a relay that does (``offered``) or does not offer
+    SMTPUTF8, with ``smtp.smtputf8 = setting``; or, as a string, why it cannot be sent."""
+    try:
+        envelope = SmtpEnvelope(ascii_domain(sender), ascii_domain(recipient), False)
+    except InputError as exc:
+        return str(exc)
+    for address in (envelope.recipient, envelope.sender):
+        if needs_smtputf8(address):
+            refusal = smtputf8_refusal(address, setting=setting, offered=offered)
+            if refusal is not None:
+                return refusal
+            envelope = SmtpEnvelope(envelope.sender, envelope.recipient, True)
+    return envelope

@@ -75,6 +75,11 @@ class SmtpSettings(_Section):
     #: PEM CA bundle trusted for STARTTLS / implicit TLS instead of the system's store
     #: (a private relay with its own CA); empty means the system's trust store
     ca_file: Path | None = None
+    #: addresses with a non-ASCII local part (``josé@...``) travel only with SMTPUTF8
+    #: (RFC 6531). "yes": the relay offers it (submit accepts such audiences); "auto":
+    #: use it when the relay's EHLO offers it, but submit refuses such audiences (not
+    #: known in advance); "no": never. IDN domains need none of this (sent as xn--).
+    smtputf8: Literal["auto", "yes", "no"] = "auto"
 
 
 class SenderSettings(_Section):
