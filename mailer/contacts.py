@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailer import store
 from mailer.addresses import mailbox_key, variant_reason
 from mailer.addresses import normalize_email as normalize_email
-from mailer.contactfields import FORBIDDEN_IN_FIELD, KNOWN_COLUMNS, ParsedRow, header_key, parse_row, refuse_controls
+from mailer.contactfields import (
+    FORBIDDEN_IN_FIELD,
+    KNOWN_COLUMNS,
+    ParsedRow,
+    header_key,
+    parse_row,
+    refuse_controls,
+    unneutralize,
+)
 from mailer.contactfields import neutralize as neutralize
 from mailer.csvinput import Encoding, detect_encoding, forced_encoding, read_rows
 from mailer.db import transaction
@@ -124,7 +132,7 @@ def import_csv(
         try:
             rows = read_rows(fh, chosen)
             _, header_cells, _ = next(rows)
-            header = [header_key(h) for h in header_cells or []]
+            header = [header_key(unneutralize(h)) for h in header_cells or []]
             if "email" not in header:
                 raise InputError("no 'email' column in the header row")
             for name in header:
@@ -267,9 +275,10 @@ def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str |
         if list_slug is not None:
             store.get_list(session, list_slug)
         keys = contact_store.contact_attribute_keys(session, list_slug=list_slug)
-        extra = [k for k in keys if k not in KNOWN_COLUMNS]
+        # A key that would read back as a known column ("E-mail") stays out: it would clobber it.
+        extra = [k for k in keys if header_key(k) not in KNOWN_COLUMNS]
         rows = store.iter_contacts(session, list_slug=list_slug)
-        writer.writerow([*KNOWN_COLUMNS, *extra])
+        writer.writerow([*KNOWN_COLUMNS, *(neutralize(k) for k in extra)])
         for contact, beats, tags in rows:
             cells = [
                 contact.email or "",

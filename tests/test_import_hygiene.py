@@ -187,15 +187,15 @@ def export(rt: Runtime) -> str:
 def test_export_reimports_unchanged(rt: Runtime, tmp_path: Path) -> None:
     """Formula-marked cells lose their mark on re-import: '+sum@example.com' stays itself, nothing new, nothing changed."""
     data = (
-        b"email,first_name,last_name,outlet,beats,tags,desk,phone\r\n"
-        b"+sum@example.com,=Eve,-Dash,@handle,politics|business,vip,=night,+44 20 7946 0000\r\n"
-        b"plain@example.com,Ann,Lee,Harbor Ledger,,,,\r\n"
+        b"email,first_name,last_name,outlet,beats,tags,desk,phone,=calc\r\n"
+        b"+sum@example.com,=Eve,-Dash,@handle,politics|business,vip,=night,+44 20 7946 0000,1\r\n"
+        b"plain@example.com,Ann,Lee,Harbor Ledger,,,,,\r\n"
     )
     assert run_import(rt, write(tmp_path, data)).accepted == 2
     before = {e: contact(rt, e) for e in ("+sum@example.com", "plain@example.com")}
     exported = export(rt)
     header = next(csv.reader(io.StringIO(exported)))
-    assert header[-2:] == ["desk", "phone"] and "attributes" not in header
+    assert header[-3:] == ["'=calc", "desk", "phone"] and "attributes" not in header
     row = next(r for r in csv.DictReader(io.StringIO(exported)) if r["first_name"] == "'=Eve")
     assert row["email"] == "'+sum@example.com" and row["phone"] == "'+44 20 7946 0000"
 
@@ -204,7 +204,7 @@ def test_export_reimports_unchanged(rt: Runtime, tmp_path: Path) -> None:
     after = {e: contact(rt, e) for e in before}
     assert after == before
     assert after["+sum@example.com"]["first_name"] == "=Eve"
-    assert after["+sum@example.com"]["attributes"] == {"desk": "=night", "phone": "+44 20 7946 0000"}
+    assert after["+sum@example.com"]["attributes"] == {"=calc": "1", "desk": "=night", "phone": "+44 20 7946 0000"}
 
 
 def test_an_apostrophe_that_is_not_our_mark_stays(rt: Runtime, tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def contacts_import(
         print_json(result.as_json())
         return
     out.print(
-        f"{file}: [green]{result.accepted} new[/], {result.updated} updated, "
+        f"{file} (read as {result.encoding}): [green]{result.accepted} new[/], {result.updated} updated, "
         f"[{'red' if result.rejected_total else 'green'}]{result.rejected_total} rejected[/] → list {list_slug}"
     )
     for rej in result.rejected[:50]:
