@@ -222,7 +222,7 @@ def bench_settings(url: str, sink_port: int) -> Settings:
         {
             "database": {"url": url},
             "smtp": {"host": "127.0.0.1", "port": sink_port},
-            "secret_key": "bench-secret",
+            "secret_key": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             "paths": {"templates_dir": str(REPO / "templates")},
         }
     )
@@ -327,7 +327,7 @@ def worker_env(
         "MAILER_DATABASE__URL": settings.database.url,
         "MAILER_SMTP__HOST": settings.smtp.host,
         "MAILER_SMTP__PORT": str(settings.smtp.port),
-        "MAILER_SECRET_KEY": "bench-secret",
+        "MAILER_SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "MAILER_PATHS__TEMPLATES_DIR": str(REPO / "templates"),
     }
     if pool_size is not None:

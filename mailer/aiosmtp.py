@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import aiosmtplib
 
+from mailer.addresses import smtp_envelope
 from mailer.config import SmtpSettings
 from mailer.domain import Outcome
 from mailer.errors import TransportError
@@ -83,9 +84,22 @@ class SmtpPool:
         async with self._connection() as client:
             stage = "mail"
             try:
-                await client.mail(sender)
+                if client.is_ehlo_or_helo_needed:  # EHLO now, to know whether the relay offers SMTPUTF8
+                    try:
+                        await client.ehlo()
+                    except aiosmtplib.SMTPHeloError:
+                        await client.helo()
+                envelope = smtp_envelope(
+                    sender, recipient, setting=self.settings.smtputf8, offered=client.supports_extension("smtputf8")
+                )
+                if isinstance(envelope, str):
+                    return SendResult(Outcome.FAILED, None, envelope, "rcpt")
+                encoding = "utf-8" if envelope.smtputf8 else "ascii"
+                await client.mail(
+                    envelope.sender, options=["SMTPUTF8"] if envelope.smtputf8 else None, encoding=encoding
+                )
                 stage = "rcpt"
-                await client.rcpt(recipient)
+                await client.rcpt(envelope.recipient, encoding=encoding)
                 stage = "data"
                 if before_data is not None:
                     try:

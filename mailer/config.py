@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mailer.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "mailer.toml"
+
+#: Shortest signing key accepted: 256 bits, the HMAC-SHA256 key size (RFC 2104 section 3).
+MIN_SECRET_BYTES = 32
+#: The key earlier versions used when none was configured. It is public, so it signs
+#: nothing and verifies nothing (issue 12: it forged admin sessions and unsubscribe tokens).
+RETIRED_DEFAULT_SECRET = "change-me-insecure-development-key"
+#: Settings whose value never appears in an error message.
+_SECRET_KEYS = ("secret_key", "old_secret_keys")
 
 
 class _Section(BaseModel):
@@ -67,6 +76,11 @@ class SmtpSettings(_Section):
     #: PEM CA bundle trusted for STARTTLS / implicit TLS instead of the system's store
     #: (a private relay with its own CA); empty means the system's trust store
     ca_file: Path | None = None
+    #: addresses with a non-ASCII local part (``josé@...``) travel only with SMTPUTF8
+    #: (RFC 6531). "yes": the relay offers it (submit accepts such audiences); "auto":
+    #: use it when the relay's EHLO offers it, but submit refuses such audiences (not
+    #: known in advance); "no": never. IDN domains need none of this (sent as xn--).
+    smtputf8: Literal["auto", "yes", "no"] = "auto"
 
 
 class SenderSettings(_Section):
@@ -212,7 +226,9 @@ class PathSettings(_Section):
     templates_dir: Path = Path("templates")
     #: where the demo's capture SMTP server writes received messages
     capture_maildir: Path = Path("var/capture")
-    #: local state of this machine that a database restore must not undo (the send fence)
+    #: the data folder: local state of this machine that a database restore must not undo
+    #: (the send fence), and the generated signing key (``secret_key`` file, mode 0600) when
+    #: no ``secret_key`` is configured
     data_dir: Path = Path("var")
 
 
@@ -226,8 +242,10 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    #: signs unsubscribe tokens and web sessions; set MAILER_SECRET_KEY in production
-    secret_key: SecretStr = SecretStr("change-me-insecure-development-key")
+    #: signs unsubscribe tokens, VERP addresses and web sessions (MAILER_SECRET_KEY), at
+    #: least 32 bytes; when unset, a random key is generated once in ``paths.data_dir``
+    #: (see :func:`mailer.tokens.signing_secret`)
+    secret_key: SecretStr | None = None
     #: older keys that still verify tokens (key rotation); newest first
     old_secret_keys: list[SecretStr] = Field(default_factory=list)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -239,6 +257,20 @@ class Settings(BaseSettings):
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _strong_old_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            check_secret(key.get_secret_value())
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -253,13 +285,36 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
+def check_secret(secret: str) -> str:
+    """Return ``secret`` if it may sign tokens: at least :data:`MIN_SECRET_BYTES` bytes of
+    UTF-8 and not the retired built-in default. Raises ValueError saying why (never the key)."""
+    size = len(secret.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"must be at least {MIN_SECRET_BYTES} bytes (got {size}); make one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        )
+    if secret == RETIRED_DEFAULT_SECRET:
+        raise ValueError("is the old built-in development key, which is public: generate a new one")
+    return secret
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown key {key!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
-    return f"{key}: {error['msg']}{shown}"
+    secret = str(error["loc"][0]) in _SECRET_KEYS if error["loc"] else False
+    shown = "" if secret or isinstance(value, dict | list) or value is None else f" (got {value!r})"
+    return f"{key}: {message}{shown}"
+
+
+def _env_name(message: str) -> str:
+    """``MAILER_OLD_SECRET_KEYS`` from pydantic-settings' 'error parsing value for field
+    "old_secret_keys" from source ...'; the generic prefix when no field is named."""
+    found = re.search(r'field "([^"]+)"', message)
+    return "MAILER_" + found.group(1).upper() if found else "a MAILER_* environment variable"
 
 
 def load_settings(path: Path | str | None = None) -> Settings:
@@ -278,14 +333,23 @@ def load_settings(path: Path | str | None = None) -> Settings:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{chosen}: not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from exc
         except OSError as exc:
             raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from exc
     elif explicit:
         raise ConfigError(f"{chosen}: config file not found")
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        # A complex value (a list, a section) in the environment must be JSON.
+        name = _env_name(str(exc))
+        raise ConfigError(f"{name}: not valid JSON (give a JSON list, e.g. '[\"key-one\"]')", key=name) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{chosen}: {_describe(dict(first))}{more}", key=key) from exc
+        # The environment wins over the file: name the variable when the value came from it.
+        variable = "MAILER_" + "__".join(str(part).upper() for part in first["loc"] if isinstance(part, str))
+        source = variable if variable in env else str(chosen)
+        raise ConfigError(f"{source}: {_describe(dict(first))}{more}", key=key) from exc

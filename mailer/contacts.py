@@ -8,60 +8,38 @@ suppressions, so it cannot lift one.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import json
 import re
 import uuid
-import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import store
+from mailer.addresses import mailbox_key, variant_reason
+from mailer.addresses import normalize_email as normalize_email
+from mailer.contactfields import (
+    FORBIDDEN_IN_FIELD,
+    KNOWN_COLUMNS,
+    ParsedRow,
+    header_key,
+    parse_row,
+    refuse_controls,
+    unneutralize,
+)
+from mailer.contactfields import neutralize as neutralize
+from mailer.csvinput import Encoding, detect_encoding, forced_encoding, read_rows
 from mailer.db import transaction
-from mailer.domain import OutletType, email_hash
+from mailer.domain import email_hash
 from mailer.errors import InputError
+from mailer.store import contacts as contact_store
 from mailer.tables import ContactBeat, ContactTag
 
-KNOWN_COLUMNS = (
-    "email",
-    "first_name",
-    "last_name",
-    "outlet",
-    "outlet_type",
-    "beats",
-    "region",
-    "country",
-    "language",
-    "timezone",
-    "tags",
-)
-_ALIASES = {
-    "e_mail": "email",
-    "email_address": "email",
-    "mail": "email",
-    "firstname": "first_name",
-    "first": "first_name",
-    "given_name": "first_name",
-    "lastname": "last_name",
-    "last": "last_name",
-    "surname": "last_name",
-    "family_name": "last_name",
-    "beat": "beats",
-    "tag": "tags",
-    "time_zone": "timezone",
-    "tz": "timezone",
-}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_LABEL_SPLIT = re.compile(r"[|;,]")
 SLUG = re.compile(r"[a-z0-9][a-z0-9\-_]{0,63}")
 BATCH = 1000
 MAX_REPORTED_REJECTIONS = 100_000
@@ -75,15 +53,25 @@ class Rejection:
 
 @dataclass
 class ImportResult:
+    """Counts of one import; ``warnings`` are lines imported as they are but worth a look
+    (an address that may be another's Gmail dot or ``+tag`` variant), ``encoding`` what
+    the file was read as."""
+
     accepted: int = 0
     updated: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     rejected_total: int = 0
+    warnings: list[Rejection] = field(default_factory=list)
+    encoding: str = ""
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_total += 1
         if len(self.rejected) < MAX_REPORTED_REJECTIONS:
             self.rejected.append(Rejection(line, reason))
+
+    def warn(self, line: int, reason: str) -> None:
+        if len(self.warnings) < MAX_REPORTED_REJECTIONS:
+            self.warnings.append(Rejection(line, reason))
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -93,17 +81,9 @@ class ImportResult:
         }
         if self.rejected_total > len(self.rejected):
             out["rejected_total"] = self.rejected_total
+        if self.warnings:
+            out["warnings"] = [{"line": w.line, "warning": w.reason} for w in self.warnings]
         return out
-
-
-@dataclass(frozen=True)
-class ParsedRow:
-    line: int
-    email: str
-    values: dict[str, Any]  # columns present in the file → cleaned value (None when empty)
-    beats: list[str] | None
-    tags: list[str] | None
-    attributes: dict[str, str]
 
 
 Progress = Callable[[int, int], None]
@@ -116,152 +96,6 @@ def check_slug(slug: str, what: str = "slug") -> str:
     return slug
 
 
-def normalize_email(raw: str) -> str:
-    """The address as stored: validated (no DNS) and lower-cased. Raises InputError."""
-    candidate = raw.strip()
-    if not candidate:
-        raise InputError("email is empty")
-    if "<" in candidate or ">" in candidate:
-        raise InputError(f"email {candidate!r}: give the bare address, without a display name")
-    if _CONTROL.search(candidate):
-        raise InputError("email: line breaks and control characters are not allowed")
-    try:
-        result = validate_email(candidate, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InputError(f"email {candidate!r}: {exc}") from exc
-    return result.normalized.lower()
-
-
-# --- reading the file ------------------------------------------------------------------
-
-
-def detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (BOM or NUL pattern), else Windows-1252.
-
-    Reads the file once in blocks, so it is safe for any size.
-    """
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-        if head.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
-        if head and head.count(b"\x00") > len(head) // 4:
-            return "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        block = head
-        try:
-            while block:
-                decoder.decode(block)
-                block = fh.read(1 << 20)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp1252"
-    return "utf-8"
-
-
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
-def _header_key(raw: str) -> str:
-    key = re.sub(r"[\s\-]+", "_", raw.strip().lstrip("\ufeff").lower())
-    return _ALIASES.get(key, key)
-
-
-def _labels(value: str) -> list[str]:
-    out: list[str] = []
-    for part in _LABEL_SPLIT.split(value):
-        label = re.sub(r"\s+", "-", part.strip().lower())
-        if label and label not in out:
-            out.append(label[:64])
-    return out
-
-
-@lru_cache(maxsize=1)
-def _timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
-def _clean(column: str, value: str) -> Any:
-    value = value.strip()
-    if column in ("first_name", "last_name", "outlet") and _CONTROL.search(value):
-        raise InputError(f"{column}: line breaks and control characters are not allowed")
-    if not value:
-        return None
-    if column == "outlet_type":
-        low = value.lower()
-        if low not in {t.value for t in OutletType}:
-            allowed = ", ".join(t.value for t in OutletType)
-            raise InputError(f"outlet_type {value!r}: must be one of {allowed}")
-        return low
-    if column == "timezone":
-        if value not in _timezones():
-            raise InputError(f"timezone {value!r}: not an IANA time zone (e.g. Europe/London)")
-        return value
-    if column in ("region", "language"):
-        return value.lower()[:64]
-    if column == "country":
-        if not re.fullmatch(r"[A-Za-z]{2,3}", value):
-            raise InputError(f"country {value!r}: use a 2-letter ISO code")
-        return value.upper()
-    return value[:200]
-
-
-def read_rows(fh: IO[bytes], encoding: str) -> Iterator[tuple[int, list[str] | None, str | None]]:
-    """Yield ``(line, header)`` once, then ``(line, cells, None)`` or ``(line, None, error)``."""
-    text = io.TextIOWrapper(fh, encoding=encoding, errors="replace", newline="")
-    first = text.readline()
-    if not first.strip():
-        raise InputError("the file is empty or has no header row")
-    delimiter = _sniff_delimiter(first)
-    reader = csv.reader(_chain(first, text), delimiter=delimiter, strict=True)
-    line = 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield line, None, f"unreadable CSV: {exc}"
-            line = reader.line_num + 1
-            continue
-        yield line, cells, None
-        line = reader.line_num + 1
-
-
-def _chain(first: str, rest: IO[str]) -> Iterator[str]:
-    yield first
-    yield from rest
-
-
-def parse_row(line: int, header: list[str], cells: list[str]) -> ParsedRow:
-    """Validate one data row against the header; raises InputError with the reason."""
-    if len(cells) > len(header):
-        raise InputError(f"{len(cells)} fields but the header has {len(header)}")
-    values: dict[str, Any] = {}
-    beats: list[str] | None = None
-    tags: list[str] | None = None
-    attributes: dict[str, str] = {}
-    email = ""
-    for key, cell in zip(header, cells, strict=False):
-        if key == "email":
-            email = normalize_email(cell)
-        elif key == "beats":
-            beats = _labels(cell)
-        elif key == "tags":
-            tags = _labels(cell)
-        elif key in KNOWN_COLUMNS:
-            values[key] = _clean(key, cell)
-        elif key and cell.strip():
-            attributes[key] = cell.strip()
-    if not email:
-        raise InputError("email is empty")
-    return ParsedRow(line, email, values, beats, tags, attributes)
-
-
 # --- importing -------------------------------------------------------------------------
 
 
@@ -272,47 +106,84 @@ def import_csv(
     list_slug: str,
     now: datetime,
     progress: Progress | None = None,
+    encoding: str | None = None,
+    blank_clears: bool = False,
 ) -> ImportResult:
     """Import ``path`` into the contacts and the list ``list_slug`` (created when missing).
 
+    ``encoding`` forces a codec; by default it is decided per file
+    (:func:`mailer.csvinput.detect_encoding`). A row with bytes the encoding cannot read,
+    a control character or line separator in a field, or a bad value is rejected alone.
+    An empty cell keeps the stored value of an existing contact unless ``blank_clears``.
+
     Returns counts: ``accepted`` new contacts, ``updated`` existing ones, ``rejected`` rows
-    with line and reason. Raises InputError only when the file as a whole is unusable.
+    with line and reason, ``warnings`` (likely mailbox variants). Raises InputError only
+    when the file as a whole is unusable.
     """
     check_slug(list_slug, "list")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    encoding = detect_encoding(path)
+    chosen: Encoding = forced_encoding(encoding) if encoding else detect_encoding(path)
     total = path.stat().st_size
     batch_id = uuid.uuid4().hex
-    result = ImportResult()
+    result = ImportResult(encoding=chosen.label)
     with path.open("rb") as fh, transaction(factory) as session:
         mlist = store.ensure_list(session, list_slug, name=None, now=now)
-        rows = read_rows(fh, encoding)
-        _, header_cells, _ = next(rows)
-        header = [_header_key(h) for h in header_cells or []]
-        if "email" not in header:
-            raise InputError(f"{path}: no 'email' column in the header row")
-        pending: list[ParsedRow] = []
-        for line, cells, error in rows:
-            if error is not None:
-                result.reject(line, error)
-            elif cells is None or not any(c.strip() for c in cells):
-                continue  # blank lines are not rows
-            else:
-                try:
-                    pending.append(parse_row(line, header, cells))
-                except InputError as exc:
-                    result.reject(line, str(exc))
-            if len(pending) >= BATCH:
-                _write_batch(session, pending, mlist.id, batch_id, now, result)
-                pending = []
-                if progress is not None:
-                    progress(min(fh.tell(), total), total)
-        _write_batch(session, pending, mlist.id, batch_id, now, result)
+        try:
+            rows = read_rows(fh, chosen)
+            _, header_cells, _ = next(rows)
+            header = [header_key(unneutralize(h)) for h in header_cells or []]
+            if "email" not in header:
+                raise InputError("no 'email' column in the header row")
+            for name in header:
+                refuse_controls(f"header column {name!r}", name, FORBIDDEN_IN_FIELD)
+            pending: list[ParsedRow] = []
+            for line, cells, error in rows:
+                if error is not None:
+                    result.reject(line, error)
+                elif cells is None or not any(c.strip() for c in cells):
+                    continue  # blank lines are not rows
+                else:
+                    try:
+                        pending.append(parse_row(line, header, cells, blank_clears=blank_clears))
+                    except InputError as exc:
+                        result.reject(line, str(exc))
+                if len(pending) >= BATCH:
+                    _write_batch(session, pending, mlist.id, batch_id, now, result, blank_clears=blank_clears)
+                    pending = []
+                    if progress is not None:
+                        progress(min(fh.tell(), total), total)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+        _write_batch(session, pending, mlist.id, batch_id, now, result, blank_clears=blank_clears)
         if progress is not None:
             progress(total, total)
     result.rejected.sort(key=lambda r: r.line)
+    result.warnings.sort(key=lambda r: r.line)
     return result
+
+
+def _flag_variants(session: Session, rows: list[ParsedRow], result: ImportResult) -> None:
+    """Warn about addresses that may reach the same mailbox as another in this batch or
+    one already stored (earlier batches of this import included). Bounded memory: a
+    variant is found against any form in its batch, and against its plain form stored."""
+    in_batch = {r.email for r in rows}
+    first: dict[str, ParsedRow] = {}
+    plain_of: dict[str, str] = {}
+    for row in rows:
+        key = mailbox_key(row.email)
+        other = first.setdefault(key, row)
+        if other.email != row.email:
+            result.warn(row.line, f"{variant_reason(row.email, other.email)} (line {other.line})")
+        elif key != row.email and key not in in_batch:
+            plain_of[row.email] = key
+    if not plain_of:
+        return
+    stored = {c.email for c in store.find_contacts_by_email(session, sorted(set(plain_of.values())))}
+    for row in rows:
+        plain = plain_of.get(row.email)
+        if plain is not None and plain in stored:
+            result.warn(row.line, f"{variant_reason(row.email, plain)} (already stored)")
 
 
 def _write_batch(
@@ -322,9 +193,12 @@ def _write_batch(
     batch_id: str,
     now: datetime,
     result: ImportResult,
+    *,
+    blank_clears: bool = False,
 ) -> None:
     if not rows:
         return
+    _flag_variants(session, rows, result)
     # The same address twice in one file: the first row wins, later ones are reported.
     first_line: dict[str, int] = {}
     unique: list[ParsedRow] = []
@@ -342,7 +216,7 @@ def _write_batch(
         if found is not None and found.import_batch == batch_id:
             result.reject(row.line, f"duplicate of line {found.import_line} ({row.email})")
             continue
-        data = dict(row.values)
+        data = {k: v for k, v in row.values.items() if v is not None or blank_clears or found is None}
         data.update(import_batch=batch_id, import_line=row.line, updated_at=now)
         if found is None:
             data.update(
@@ -353,8 +227,9 @@ def _write_batch(
             )
             inserts.append(data)
         else:
-            if row.attributes:
-                data["attributes"] = row.attributes  # merged below
+            cleared = row.blank_attributes if blank_clears else frozenset()
+            if row.attributes or cleared:
+                data["attributes"] = (row.attributes, cleared)  # merged below
             data["id"] = found.id
             updates.append(data)
     _merge_attributes(session, updates)
@@ -376,28 +251,34 @@ def _merge_attributes(session: Session, updates: list[dict[str, Any]]) -> None:
         return
     current = store.contact_attributes(session, [u["id"] for u in with_attrs])
     for upd in with_attrs:
-        upd["attributes"] = {**current.get(upd["id"], {}), **upd["attributes"]}
+        given, cleared = upd["attributes"]
+        merged = {k: v for k, v in current.get(upd["id"], {}).items() if k not in cleared}
+        upd["attributes"] = {**merged, **given}
 
 
 # --- exporting -------------------------------------------------------------------------
 
 
-def neutralize(cell: str) -> str:
-    """Make a cell safe to open in a spreadsheet: formulas become plain text (OWASP)."""
-    if cell and cell[0] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + cell
-    return cell
+def _attribute_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str | None = None) -> int:
-    """Write live contacts as CSV (formula-safe) to ``out``; returns the number of rows."""
+    """Write live contacts as CSV (formula-safe) to ``out``: the known columns, then one
+    column per free attribute, so that importing the file again changes nothing.
+    Returns the number of rows."""
     writer = csv.writer(out, lineterminator="\r\n")
     count = 0
     with transaction(factory) as session:
         if list_slug is not None:
             store.get_list(session, list_slug)
+        keys = contact_store.contact_attribute_keys(session, list_slug=list_slug)
+        # A key that would read back as a known column ("E-mail") stays out: it would clobber it.
+        extra = [k for k in keys if header_key(k) not in KNOWN_COLUMNS]
         rows = store.iter_contacts(session, list_slug=list_slug)
-        writer.writerow([*KNOWN_COLUMNS, "attributes"])
+        writer.writerow([*KNOWN_COLUMNS, *(neutralize(k) for k in extra)])
         for contact, beats, tags in rows:
             cells = [
                 contact.email or "",
@@ -411,7 +292,7 @@ def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str |
                 contact.language or "",
                 contact.timezone or "",
                 "|".join(tags),
-                json.dumps(contact.attributes, ensure_ascii=False, sort_keys=True) if contact.attributes else "",
+                *(_attribute_cell(contact.attributes.get(k)) for k in extra),
             ]
             writer.writerow([neutralize(c) for c in cells])
             count += 1

@@ -1,6 +1,6 @@
 """Engine and session setup, SQLite pragmas, schema migrations (Alembic).
 
-SQLite runs in WAL mode with a busy timeout and foreign keys on. Every SQLite
+SQLite runs in WAL mode with a busy timeout, foreign keys and ``secure_delete`` on. Every SQLite
 transaction starts with ``BEGIN IMMEDIATE`` so that a writer takes the lock up front
 and waits (busy timeout) instead of failing half way when it upgrades a read lock;
 read-only work may pass ``execution_options(sqlite_deferred=True)``.
@@ -56,6 +56,9 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Deleted and overwritten content is zeroed on disk, so an erased address does
+        # not linger in free pages of the file (issue 12; right to erasure).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -1,6 +1,7 @@
 """Header values: validation against injection, RFC 2047 encoding, RFC 5322 folding.
 
-Everything here returns ``str`` built of ASCII only, with ``\\r\\n`` line ends, so that
+Everything here returns ``str`` built of ASCII only (but for the local part of an
+SMTPUTF8 address, RFC 6532), with ``\\r\\n`` line ends, so that
 ``render`` can join header lines straight into message bytes without ``email.message``
 (whose default policy costs ~3 ms a message; these helpers cost a few µs).
 
@@ -22,6 +23,7 @@ import base64
 import re
 from email.utils import formataddr
 
+from mailer.addresses import ascii_domain
 from mailer.errors import HeaderInjectionError, InputError
 
 __all__ = [
@@ -104,16 +106,21 @@ def encode_phrase(text: str) -> str:
 def encode_address(name: str, address: str) -> str:
     """Return ``name <address>`` with the display name quoted or encoded as needed.
 
-    The address must be ASCII (SMTPUTF8 is not used); raises :class:`InputError` if not.
-    An empty ``name`` gives the bare address.
+    An internationalized domain is written as IDNA A-labels (``xn--``, RFC 5890), as the
+    envelope carries it. A non-ASCII local part stays UTF-8 (RFC 6532 section 3.2): such
+    a message can only travel with SMTPUTF8, which the transport checks before sending.
+    Raises :class:`InputError` for a domain without an IDNA form. An empty ``name`` gives
+    the bare address.
     """
-    if not address.isascii():
-        raise InputError(f"address {address!r}: non-ASCII addresses are not supported")
+    address = ascii_domain(address)
     if not name:
         return address
     if _needs_encoding(name):
         return f"{encode_phrase(name)} <{address}>"
-    return formataddr((name, address))
+    if address.isascii():
+        return formataddr((name, address))
+    # formataddr refuses a non-ASCII address; let it quote the name against a stand-in.
+    return formataddr((name, "a@b")).removesuffix("<a@b>") + f"<{address}>"
 
 
 def header_line(name: str, value: str) -> str:

@@ -72,6 +72,7 @@ from mailer.render import (
     fingerprint,
 )
 from mailer.smtp import send_one
+from mailer.store import contacts as contact_store
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.tables import Approval, Client, Contact, Release, ReleaseSegment
@@ -744,6 +745,27 @@ def _sample_recipient(session: Session, rule: str) -> Recipient:
     return recipient_for(contact) if contact is not None else BLANK_RECIPIENT
 
 
+def _check_smtputf8(
+    session: Session, rules: list[str], settings: Settings, report: ComplianceReport
+) -> ComplianceReport:
+    """``report`` plus a failure when the audience holds addresses with a non-ASCII local
+    part and the relay is not known to offer SMTPUTF8 (RFC 6531; issue 12): they would
+    fail at send."""
+    setting = settings.smtp.smtputf8
+    if setting == "yes":
+        return report
+    count, sample = contact_store.addresses_needing_smtputf8(session, rules)
+    if not count:
+        return report
+    shown = ", ".join(sample) + (", ..." if count > len(sample) else "")
+    failure = (
+        f"{count} recipient{'s have' if count > 1 else ' has'} a non-ASCII local part ({shown}), which needs a "
+        f'relay offering SMTPUTF8 (RFC 6531), and smtp.smtputf8 is "{setting}": set it to "yes" if the relay '
+        "offers SMTPUTF8, or leave these contacts out of the segments"
+    )
+    return dataclasses.replace(report, failures=(*report.failures, failure))
+
+
 def submit_release(
     session: Session, release_id: int, *, actor: str, renderer: Renderer, settings: Settings, now: datetime
 ) -> ComplianceReport:
@@ -759,6 +781,7 @@ def submit_release(
     segments = {seg.id: seg for _, seg in release_store.release_segments(session, release_id)}
     checks = [(slug, spec, _sample_recipient(session, segments[sid].rule)) for sid, slug, spec in specs]
     report = compliance.check_release(checks, renderer, settings)
+    report = _check_smtputf8(session, [seg.rule for seg in segments.values()], settings, report)
     report.require_ok(f"release {release_id}")
     release.content_hash = content_hash(specs, renderer, release_topics(session, release_id))
     note = "checks passed" + "".join(f"; warning: {w}" for w in report.warnings)

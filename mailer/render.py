@@ -866,7 +866,7 @@ class CompiledVariant:
         delimiter = b"--" + boundary.encode("ascii")
         return b"".join(
             (
-                head.encode("ascii"),
+                head.encode("utf-8"),  # ASCII but for an SMTPUTF8 local part (RFC 6532)
                 delimiter,
                 _TEXT_HEAD,
                 _qp(parts.text),

@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
+from mailer.addresses import SmtpEnvelope, smtp_envelope
 from mailer.aiosmtp import SmtpPool
 from mailer.config import SmtpSettings
 from mailer.domain import Outcome
@@ -238,23 +239,27 @@ class Connection:
         propagates."""
         if not (_safe_address(sender) and _safe_address(recipient)):
             return SendResult(Outcome.FAILED, None, "address contains CR, LF, < or >", "rcpt")
+        envelope = smtp_envelope(
+            sender, recipient, setting=self._settings.smtputf8, offered="SMTPUTF8" in self.extensions
+        )
+        if isinstance(envelope, str):
+            return SendResult(Outcome.FAILED, None, envelope, "rcpt")
         try:
-            return await self._transaction(sender, recipient, data, before_data)
+            return await self._transaction(envelope, data, before_data)
         except BaseException:
             self.abort()
             raise
 
     async def _transaction(
         self,
-        sender: str,
-        recipient: str,
+        envelope: SmtpEnvelope,
         data: bytes,
         before_data: Callable[[], Awaitable[None]] | None,
     ) -> SendResult:
         timeout = self._settings.command_timeout
-        utf8 = " SMTPUTF8" if "SMTPUTF8" in self.extensions and not (sender + recipient).isascii() else ""
-        mail = f"MAIL FROM:<{sender}>{utf8}"
-        rcpt = f"RCPT TO:<{recipient}>"
+        utf8 = " SMTPUTF8" if envelope.smtputf8 else ""
+        mail = f"MAIL FROM:<{envelope.sender}>{utf8}"
+        rcpt = f"RCPT TO:<{envelope.recipient}>"
         stage = "mail"
         try:
             if self.pipelining:

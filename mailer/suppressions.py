@@ -379,7 +379,7 @@ def erase_contact(session: Session, email: str, *, actor: str, now: datetime) ->
     )
     if contact_id is not None:
         erasure_store.erase_contact_row(session, contact_id, now=now)
-    forgotten = erasure_store.forget_suppression_addresses(session, hashed)
+    forgotten = erasure_store.forget_suppression_addresses(session, hashed, email=normalized)
     source = f"erased by {actor}"
     if not store.suppress_hash(
         session, hashed, email=None, reason=SuppressionReason.ERASED, source=source, now=now, scope=GLOBAL_SCOPE

@@ -6,6 +6,9 @@
 * VERP tokens live in the local part of the envelope sender (``bounces+TOKEN@domain``).
   Some mail systems lower-case local parts, so these use lower-case hex only:
   ``<id>-<16 hex of HMAC-SHA256>``. A forged or unsigned token reads as ``None``.
+* There is no built-in key (issue 12: a public default forged sessions and tokens). When
+  ``secret_key`` is not configured, :func:`signing_secret` generates a random key once
+  into ``paths.data_dir/secret_key`` (mode 0600) and every later process reads it.
 """
 
 from __future__ import annotations
@@ -13,12 +16,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import os
 import re
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from mailer.config import Settings
+from mailer.config import Settings, check_secret
+from mailer.errors import ConfigError
+
+log = logging.getLogger("mailer.tokens")
+
+#: The generated key's file name inside ``paths.data_dir``.
+SECRET_FILE = "secret_key"
 
 _VERP = re.compile(r"([0-9]{1,18})-([0-9a-f]{16})")
 
@@ -40,10 +53,8 @@ class Tokens:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tokens:
-        return cls(
-            settings.secret_key.get_secret_value(),
-            [k.get_secret_value() for k in settings.old_secret_keys],
-        )
+        """Tokens with :func:`signing_secret` (which may generate the key file) and the old keys."""
+        return cls(signing_secret(settings), [k.get_secret_value() for k in settings.old_secret_keys])
 
     # -- unsubscribe links --
 
@@ -97,6 +108,60 @@ class Tokens:
 
     def unsubscribe_url(self, base_url: str, delivery_id: int) -> str:
         return f"{base_url.rstrip('/')}/u/{self.unsubscribe(delivery_id)}"
+
+
+def signing_secret(settings: Settings) -> str:
+    """The key that signs tokens and web sessions: ``secret_key`` when configured, else
+    the key in ``paths.data_dir/secret_key``, generated there (48 random bytes, mode 0600)
+    the first time with one warning line. Safe when several processes start at once: the
+    file appears whole or not at all, and the first one wins.
+
+    Raises :class:`ConfigError` (naming the file) when the file cannot be read or written
+    or holds an unusable key.
+    """
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    return _data_dir_secret(settings.paths.data_dir / SECRET_FILE)
+
+
+def _data_dir_secret(path: Path) -> str:
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the signing key: {exc.strerror}") from exc
+    key = secrets.token_urlsafe(48)
+    part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(key + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(part, path)  # fails if another process was first: then use its key
+        except FileExistsError:
+            return _read_secret(path)
+        finally:
+            part.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the signing key: {exc.strerror}") from exc
+    log.warning(
+        "no secret_key configured: generated a random one in %s (mode 0600); "
+        "keep it with the data, or set MAILER_SECRET_KEY",
+        path,
+    )
+    return key
+
+
+def _read_secret(path: Path) -> str:
+    """The key in ``path``; FileNotFoundError/OSError pass through, a bad key is a ConfigError."""
+    try:
+        return check_secret(path.read_text(encoding="utf-8").strip())
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise ConfigError(f"{path}: unusable signing key: {exc}") from exc
 
 
 def _b64(data: bytes) -> bytes:

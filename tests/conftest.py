@@ -24,6 +24,10 @@ from mailer.tables import Base
 PG_DSN = os.environ.get("MAILER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
+#: The signing key of every test process and of the CLI processes tests start (there is
+#: no built-in key; without one a key file would be generated in the working directory).
+TEST_SECRET = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+os.environ.setdefault("MAILER_SECRET_KEY", TEST_SECRET)
 
 
 def _pg_available() -> bool:

@@ -55,7 +55,7 @@ def engine_runtime(rt: Runtime, port: int, clock: Clock, **overrides: Any) -> Ru
     (``smtp__pool_size=2``, ``retry__batch_size=10``...)."""
     data = rt.settings.model_dump()
     data["smtp"].update(host="127.0.0.1", port=port, command_timeout=5, data_timeout=5, connect_timeout=5)
-    data["secret_key"] = "test-secret"
+    data["secret_key"] = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
     data["old_secret_keys"] = []
     for key, value in overrides.items():
         section, _, name = key.partition("__")

@@ -70,7 +70,7 @@ def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
         "MAILER_DATABASE__URL": rt.settings.database.url,
         "MAILER_SMTP__PORT": str(port),
         "MAILER_SMTP__HOST": "127.0.0.1",
-        "MAILER_SECRET_KEY": "test-secret",
+        "MAILER_SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "MAILER_PATHS__TEMPLATES_DIR": str(REPO / "templates"),
         "MAILER_RETRY__LEASE_SECONDS": "30",
         "MAILER_RETRY__BATCH_SIZE": "10",

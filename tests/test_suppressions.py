@@ -5,17 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FIXED_NOW
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from test_unsubscribe_web import DANA, seed_delivery
 from typer.testing import CliRunner
 
-from mailer import contacts, suppressions
+from mailer import contacts, db, suppressions
 from mailer.app import Runtime
 from mailer.cli.root import app as cli_app
+from mailer.config import DatabaseSettings, Settings
 from mailer.db import transaction
 from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, SuppressionReason, email_hash
 from mailer.errors import InputError, NotFoundError
@@ -174,6 +178,86 @@ def test_erase_leaves_a_suppression_and_no_personal_data(rt: Runtime, tmp_path: 
             for v in row
         )
     assert DANA not in everything.lower()
+
+
+def test_erase_scrubs_the_address_from_suppression_sources(rt: Runtime, tmp_path: Path) -> None:
+    """A hard-bounce suppression quoting the address ("550 5.1.1 <hb@...>") and its log keep no trace after erase."""
+    hb = "hb@example.com"
+    import_rows(rt, tmp_path, f"{hb},Hal,Berg,Wire,,\n")
+    with transaction(rt.sessions) as s:
+        suppressions.suppress(
+            s,
+            hb,
+            reason=SuppressionReason.HARD_BOUNCE,
+            source=f"SMTP 550 5.1.1 <{hb.upper()}> user unknown",
+            now=FIXED_NOW,
+            actor="dpo",
+            note=f"bounced; {hb} confirmed gone on the phone",
+        )
+    with transaction(rt.sessions) as s:
+        suppressions.erase_contact(s, hb, actor="dpo", now=FIXED_NOW)
+    with transaction(rt.sessions) as s:
+        assert s.scalars(select(Suppression.source)).one().startswith("SMTP 550 5.1.1 <[erased]> user unknown")
+        assert s.scalar(select(func.count()).select_from(SuppressionLog)) >= 2
+        everything = " ".join(
+            str(v)
+            for t in (Contact, Suppression, SuppressionLog)
+            for row in s.execute(select(t.__table__)).all()
+            for v in row
+        )
+    assert hb not in everything.lower()
+
+
+def test_erase_scrubs_the_ascii_form_of_an_idn_address(rt: Runtime, tmp_path: Path) -> None:
+    """A relay quotes an IDN address in its IDNA form (xn--): erase cuts that form out of the source too."""
+    idn = "jose@bücher.example.com"
+    import_rows(rt, tmp_path, f"{idn},José,Peña,Radio,,\n")
+    with transaction(rt.sessions) as s:
+        suppressions.suppress(
+            s,
+            idn,
+            reason=SuppressionReason.HARD_BOUNCE,
+            source="SMTP 550 5.1.1 <jose@xn--bcher-kva.example.com>: no such user",
+            now=FIXED_NOW,
+        )
+        suppressions.erase_contact(s, idn, actor="dpo", now=FIXED_NOW)
+    with transaction(rt.sessions) as s:
+        source = s.scalars(select(Suppression.source)).one()
+    assert source == "SMTP 550 5.1.1 <[erased]>: no such user"
+
+
+def test_sqlite_connections_turn_secure_delete_on(tmp_path: Path) -> None:
+    """Every SQLite connection sets secure_delete itself, also where the library's compiled default is off."""
+    engine = db.make_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'sd.db'}"))
+
+    def library_default_off(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA secure_delete=OFF")  # as in builds without SQLITE_SECURE_DELETE
+
+    event.listen(engine, "connect", library_default_off, insert=True)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_erasure_leaves_no_bytes_in_the_file(tmp_path: Path) -> None:
+    """SQLite runs with secure_delete: after erase and a checkpoint the address is nowhere in the database file."""
+    marker = "erase-me-7f3a9c@example.org"
+    database = tmp_path / "own.db"  # its own file: the checkpoint below must not race the suite's engines
+    own = Runtime.open(Settings(database=DatabaseSettings(url=f"sqlite:///{database}")), check_schema=False)
+    try:
+        db.upgrade(own.engine)
+        import_rows(own, tmp_path, f"{marker},Era,Sure,Harbor Ledger,politics,staff\n")
+        with transaction(own.sessions) as s:
+            suppressions.erase_contact(s, marker, actor="dpo", now=FIXED_NOW)
+    finally:
+        own.close()
+    with closing(sqlite3.connect(database)) as raw:
+        assert raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # 0: not blocked
+    data = database.read_bytes()
+    at = data.find(marker.encode())
+    assert at < 0, data[max(0, at - 200) : at + 100]
 
 
 def test_reimport_after_erase_stays_suppressed(rt: Runtime, tmp_path: Path) -> None:

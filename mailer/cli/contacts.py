@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from mailer import contacts, db, store
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.db import transaction
+from mailer.errors import InputError
 from mailer.segments import parse_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
@@ -61,17 +63,29 @@ def db_status(as_json: JsonOpt = False) -> None:
 def contacts_import(
     file: Annotated[Path, typer.Argument(help="CSV export (UTF-8/UTF-16/Windows-1252; ',' or ';').")],
     list_slug: Annotated[str, typer.Option("--list", help="List to add the contacts to (created if missing).")],
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Read the file in this encoding (utf-8, cp1252, utf-16, ...) instead of detecting it."),
+    ] = None,
+    blank_clears: Annotated[
+        bool, typer.Option("--blank-clears", help="An empty cell clears the stored value (default: keeps it).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import contacts from a CSV file: bad rows are reported, good rows always land.
 
     Columns: email, first_name, last_name, outlet, outlet_type, beats, region, country,
     language, timezone, tags; any other column becomes a free attribute. Counts:
-    accepted = new contacts, updated = contacts that already existed.
+    accepted = new contacts, updated = contacts that already existed. The encoding is
+    decided per file (BOM, else UTF-8 unless most non-ASCII lines are not, else
+    Windows-1252); lines with bytes it cannot read are rejected, never guessed.
     """
     with runtime() as rt:
+        run = partial(
+            contacts.import_csv, rt.sessions, file, list_slug=list_slug, encoding=encoding, blank_clears=blank_clears
+        )
         if as_json or not err.is_terminal:
-            result = contacts.import_csv(rt.sessions, file, list_slug=list_slug, now=rt.clock())
+            result = run(now=rt.clock())
         else:
             with Progress(
                 TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err
@@ -81,18 +95,22 @@ def contacts_import(
                 def advance(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                result = contacts.import_csv(rt.sessions, file, list_slug=list_slug, now=rt.clock(), progress=advance)
+                result = run(now=rt.clock(), progress=advance)
     if as_json:
         print_json(result.as_json())
         return
     out.print(
-        f"{file}: [green]{result.accepted} new[/], {result.updated} updated, "
+        f"{file} (read as {result.encoding}): [green]{result.accepted} new[/], {result.updated} updated, "
         f"[{'red' if result.rejected_total else 'green'}]{result.rejected_total} rejected[/] → list {list_slug}"
     )
     for rej in result.rejected[:50]:
         out.print(f"  line {rej.line}: {rej.reason}", markup=False, highlight=False)
     if result.rejected_total > 50:
         out.print(f"  ... and {result.rejected_total - 50} more (use --json for all)")
+    for warning in result.warnings[:50]:
+        out.print(f"  line {warning.line}: warning: {warning.reason}", markup=False, highlight=False)
+    if len(result.warnings) > 50:
+        out.print(f"  ... and {len(result.warnings) - 50} more warnings (use --json for all)")
 
 
 @contacts_app.command("export")
@@ -106,9 +124,13 @@ def contacts_export(
             contacts.export_csv(rt.sessions, sys.stdout, list_slug=list_slug)
             return
         tmp = output.with_name(output.name + ".part")
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            count = contacts.export_csv(rt.sessions, fh, list_slug=list_slug)
-        tmp.replace(output)
+        try:
+            with tmp.open("w", encoding="utf-8", newline="") as fh:
+                count = contacts.export_csv(rt.sessions, fh, list_slug=list_slug)
+            tmp.replace(output)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"--output {output}: cannot write: {exc.strerror or exc}") from exc
     err.print(f"wrote {count} contacts to {output}")
 
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, delete, func, insert, select, update
+from sqlalchemy import Insert, LargeBinary, cast, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
+from mailer.addresses import needs_smtputf8
 from mailer.domain import GLOBAL_SCOPE
 from mailer.errors import InputError, NotFoundError
 from mailer.segments import compile_rule
@@ -190,6 +192,38 @@ def contact_labels(session: Session, contact_id: int) -> tuple[list[str], list[s
     return list(beats), list(tags), list(lists)
 
 
+def _in_list(slug: str) -> ColumnElement[bool]:
+    return (
+        select(ListMember.contact_id)
+        .join(MailingList, MailingList.id == ListMember.list_id)
+        .where(ListMember.contact_id == Contact.id, MailingList.slug == slug)
+        .exists()
+    )
+
+
+def contact_attribute_keys(session: Session, *, list_slug: str | None = None, page: int = 5000) -> list[str]:
+    """Every key used in the free attributes of live contacts (of one list), sorted;
+    paged by id so memory stays flat."""
+    keys: set[str] = set()
+    last = 0
+    while True:
+        query = (
+            select(Contact.id, Contact.attributes)
+            .where(Contact.id > last, Contact.email.is_not(None))
+            .order_by(Contact.id)
+            .limit(page)
+        )
+        if list_slug is not None:
+            query = query.where(_in_list(list_slug))
+        rows = session.execute(query).all()
+        if not rows:
+            return sorted(keys)
+        for row in rows:
+            attributes: dict[str, Any] = row[1] or {}
+            keys.update(attributes)
+        last = rows[-1][0]
+
+
 def iter_contacts(
     session: Session, *, list_slug: str | None = None, page: int = 1000
 ) -> Iterator[tuple[Contact, list[str], list[str]]]:
@@ -198,12 +232,7 @@ def iter_contacts(
     while True:
         query = select(Contact).where(Contact.id > last, Contact.email.is_not(None)).order_by(Contact.id).limit(page)
         if list_slug is not None:
-            query = query.where(
-                select(ListMember.contact_id)
-                .join(MailingList, MailingList.id == ListMember.list_id)
-                .where(ListMember.contact_id == Contact.id, MailingList.slug == list_slug)
-                .exists()
-            )
+            query = query.where(_in_list(list_slug))
         batch = list(session.scalars(query))
         if not batch:
             return
@@ -257,6 +286,35 @@ def all_segments(session: Session) -> list[Segment]:
 def segment_count(session: Session, rule: str) -> int:
     """How many live contacts the rule selects now."""
     return session.scalar(select(func.count()).select_from(Contact).where(compile_rule(rule))) or 0
+
+
+def addresses_needing_smtputf8(session: Session, rules: Sequence[str], *, limit: int = 3) -> tuple[int, list[str]]:
+    """How many live, not globally suppressed contacts selected by any of ``rules`` have
+    a non-ASCII local part (sendable only with SMTPUTF8), and up to ``limit`` of them."""
+    if not rules:
+        return 0, []
+    if session.get_bind().dialect.name == "postgresql":
+        non_ascii = func.octet_length(Contact.email) != func.length(Contact.email)
+    else:
+        non_ascii = func.length(cast(Contact.email, LargeBinary)) != func.length(Contact.email)
+    suppressed = (
+        select(Suppression.id)
+        .where(Suppression.email_hash == Contact.email_hash, Suppression.scope == GLOBAL_SCOPE)
+        .exists()
+    )
+    query = (
+        select(Contact.email)
+        .where(or_(*(compile_rule(rule) for rule in rules)), non_ascii, ~suppressed)
+        .order_by(Contact.id)
+        .execution_options(yield_per=1000)
+    )
+    count, sample = 0, list[str]()
+    for email in session.scalars(query):
+        if email and needs_smtputf8(email):  # a non-ASCII domain alone goes as xn--
+            count += 1
+            if len(sample) < limit:
+                sample.append(email)
+    return count, sample
 
 
 def segment_sample(session: Session, rule: str, limit: int = 10) -> list[Contact]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from mailer.addresses import ascii_domain
 from mailer.domain import DeliveryStatus
+from mailer.errors import InputError
 from mailer.tables import (
     Contact,
     ContactBeat,
@@ -24,6 +25,7 @@ from mailer.tables import (
     InboundMail,
     ListMember,
     Suppression,
+    SuppressionLog,
 )
 
 #: Stands in for the address wherever it appeared inside free text (SMTP replies).
@@ -70,10 +72,23 @@ def erase_contact_row(session: Session, contact_id: int, *, now: datetime) -> No
         session.execute(delete(table).where(table.contact_id == contact_id))
 
 
-def _redact(text: str | None, email: str | None) -> str | None:
-    if text is None or not email:
+def _forms(email: str) -> list[str]:
+    """The address as stored and as SMTP carried it (IDNA domain): a relay quotes the latter."""
+    forms = [email]
+    try:
+        ascii_form = ascii_domain(email)
+    except InputError:
+        return forms
+    return forms if ascii_form == email else [*forms, ascii_form]
+
+
+def _redact(text: str | None, *emails: str | None) -> str | None:
+    if text is None:
         return text
-    return re.sub(re.escape(email), REDACTED, text, flags=re.IGNORECASE)
+    for email in emails:
+        for form in _forms(email) if email else ():
+            text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
+    return text
 
 
 def forget_delivery_addresses(
@@ -126,9 +141,25 @@ def forget_event_details(
     return len(rows)
 
 
-def forget_suppression_addresses(session: Session, hashed: str) -> int:
-    """Writes: suppressions of this hash keep the hash and lose the address."""
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Suppression).where(Suppression.email_hash == hashed).values(email=None)
-    )
-    return int(result.rowcount)
+def forget_suppression_addresses(session: Session, hashed: str, *, email: str | None = None) -> int:
+    """Writes: suppressions of this hash keep the hash and lose the address, also where it
+    was quoted in their ``source`` ("SMTP 550 5.1.1 <hb@example.com> ...", issue 12), and
+    it is cut out of the reasons in their change log. ``email`` is the address to cut out
+    besides the one each row stored. Returns how many suppressions changed."""
+    rows = session.execute(
+        select(Suppression.id, Suppression.email, Suppression.source).where(Suppression.email_hash == hashed)
+    ).all()
+    if rows:
+        session.execute(
+            update(Suppression),
+            [{"id": r[0], "email": None, "source": _redact(r[2], r[1], email) or ""} for r in rows],
+        )
+    known = {r[1] for r in rows if r[1]} | ({email} if email else set())
+    if known:
+        logs = session.execute(
+            select(SuppressionLog.id, SuppressionLog.reason).where(SuppressionLog.email_hash == hashed)
+        ).all()
+        changed = [{"id": r[0], "reason": _redact(r[1], *known)} for r in logs if _redact(r[1], *known) != r[1]]
+        if changed:
+            session.execute(update(SuppressionLog), changed)
+    return len(rows)

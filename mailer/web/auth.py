@@ -47,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.app import Runtime
 from mailer.db import transaction
+from mailer.tokens import signing_secret
 from mailer.users import (
     StaffUser,
     change_password,
@@ -240,7 +241,7 @@ class SessionGuard:
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Add the session, CSRF, Origin-check and security-header middleware to ``app``."""
     settings = runtime.settings
-    secret = settings.secret_key.get_secret_value()
+    secret = signing_secret(settings)
     https = settings.web.base_url.startswith("https://")
     app.add_middleware(SessionGuard, binding=CsrfBinding(secret), base_url=settings.web.base_url, secure=https)
     app.add_middleware(
