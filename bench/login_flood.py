@@ -49,7 +49,7 @@ from mailer.config import Settings
 from mailer.tables import Delivery
 from mailer.tokens import Tokens
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
