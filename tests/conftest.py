@@ -91,7 +91,11 @@ def pg_rt(pg_url: str, tmp_path: Path) -> Iterator[Runtime]:
     _clean(_ENGINES[pg_url])
     settings = Settings(
         database=DatabaseSettings(url=pg_url),
-        paths={"templates_dir": REPO / "templates", "capture_maildir": tmp_path / "capture"},  # type: ignore[arg-type]
+        paths={
+            "templates_dir": REPO / "templates",
+            "capture_maildir": tmp_path / "capture",
+            "data_dir": tmp_path / "data",
+        },  # type: ignore[arg-type]
     )
     runtime = Runtime.open(settings, clock=lambda: FIXED_NOW)
     try:
@@ -104,7 +108,11 @@ def pg_rt(pg_url: str, tmp_path: Path) -> Iterator[Runtime]:
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database=DatabaseSettings(url=db_url),
-        paths={"templates_dir": REPO / "templates", "capture_maildir": tmp_path / "capture"},  # type: ignore[arg-type]
+        paths={
+            "templates_dir": REPO / "templates",
+            "capture_maildir": tmp_path / "capture",
+            "data_dir": tmp_path / "data",
+        },  # type: ignore[arg-type]
     )
 
 
