@@ -26,8 +26,8 @@ from mailer.db import transaction
 from mailer.domain import DeliveryStatus, FailureKind, ReleaseStatus, SuppressionReason, retry_delay, send_scopes
 from mailer.domain import Outcome as Result
 from mailer.errors import MailerError, StoreError
-from mailer.releases import SendPlan, build_send_plan, require_approved_plan
-from mailer.render import Recipient, Renderer
+from mailer.releases import SendPlan, build_send_plan, render_limits, renderer_for, require_approved_plan
+from mailer.render import AsyncRenderer, Recipient, RenderCancelled, Renderer, RenderJob, RenderWorker
 from mailer.store import deliveries as q
 from mailer.store.suppressions import add_suppression
 from mailer.tables import Release, ReleaseEvent, Segment
@@ -92,7 +92,13 @@ class Dispatcher:
         self.owner = owner or worker_name()
         self.signer = signer
         self.tokens = Tokens.from_settings(rt.settings)
-        self.renderer = Renderer(rt.settings.paths.templates_dir)
+        # Variants compile, and messages render, in render processes under [render] limits;
+        # messages off the event loop.
+        self.renderer: Renderer = renderer_for(rt.settings)
+        self.renders = AsyncRenderer(
+            RenderWorker(self.renderer.templates_dir, self.renderer.sources, render_limits(rt.settings))
+        )
+        self._stop: asyncio.Event | None = None
         self.lease = timedelta(seconds=rt.settings.retry.lease_seconds)
         self.on_progress = on_progress
         self.progress: dict[int, Progress] = {}
@@ -188,6 +194,7 @@ class Dispatcher:
         (deferred rows whose retry time has not come are left for later). Returns the
         number of messages attempted."""
         total = 0
+        self._stop = stop
         while stop is None or not stop.is_set():
             with transaction(self.rt.sessions) as session:
                 releases = q.sending_release_ids(session)
@@ -251,10 +258,17 @@ class Dispatcher:
         """One connection's loop: take the next row, send it, buffer its result."""
         try:
             while not batch.stopped:
+                if self._stop is not None and self._stop.is_set():
+                    batch.stopped = True  # the rows not started go back to the queue
+                    return
                 row = next(batch.rows, None)
                 if row is None:
                     return
-                result = await self._send_one(prepared, row)
+                try:
+                    result = await self._send_one(prepared, row)
+                except RenderCancelled:
+                    batch.stopped = True  # stopping: this row was not rendered, it goes back too
+                    return
                 batch.done.append((row, result))
                 if len(batch.done) >= FLUSH_RESULTS or time.monotonic() - batch.flushed_at >= FLUSH_SECONDS:
                     self._flush(batch)
@@ -273,7 +287,8 @@ class Dispatcher:
         self.renew_if_due()
 
     async def _send_one(self, prepared: _Prepared, row: q.Claimed) -> SendResult | str:
-        """Render and send one message; a render error comes back as its text."""
+        """Render and send one message; a render error (a limit passed included) comes
+        back as its text. Raises RenderCancelled when stopping before it was rendered."""
         variant = (
             prepared.plan.variants.get(row.segment_id or -1) or prepared.plan.variants[prepared.plan.segment_order[0]]
         )
@@ -285,17 +300,20 @@ class Dispatcher:
             attributes={k: str(v) for k, v in row.attributes.items()},
         )
         sender = self.settings.sender
+        job = RenderJob(
+            recipient,
+            to_addr=row.email,
+            message_id=row.message_id,
+            unsubscribe_url=self.tokens.unsubscribe_url(self.settings.web.base_url, row.id),
+            unsubscribe_mailto=(
+                self.tokens.mailto_unsubscribe(row.id, sender.bounce_domain) if sender.mailto_unsubscribe else None
+            ),
+            date=self.rt.clock(),
+        )
         try:
-            data = variant.render(
-                recipient,
-                to_addr=row.email,
-                message_id=row.message_id,
-                unsubscribe_url=self.tokens.unsubscribe_url(self.settings.web.base_url, row.id),
-                unsubscribe_mailto=(
-                    self.tokens.mailto_unsubscribe(row.id, sender.bounce_domain) if sender.mailto_unsubscribe else None
-                ),
-                date=self.rt.clock(),
-            )
+            data = await self.renders.render(variant.spec, job, stop=self._stop)
+        except RenderCancelled:
+            raise
         except MailerError as exc:
             return f"render error: {exc}"
         if self.signer is not None:

@@ -176,6 +176,11 @@ def _static_check(
     guards at render time against what a static look cannot see (``x[a ~ b]``).
     Filters must be among those the sandbox offers.
     """
+    # Before find_undeclared_variables, which raises a bare Jinja error for an unknown filter.
+    for check in ast.find_all((nodes.Filter, nodes.Test)):
+        kind, known = ("filter", env.filters) if isinstance(check, nodes.Filter) else ("test", env.tests)
+        if check.name not in known:
+            raise TemplateError(f"there is no {kind} {check.name!r} here", template=template, line=check.lineno)
     unknown = meta.find_undeclared_variables(ast) - allowed - env.globals.keys()
     if unknown:
         name = sorted(unknown)[0]
@@ -184,11 +189,6 @@ def _static_check(
             None,
         )
         raise TemplateError(f"{name!r} is undefined", template=template, line=line)
-    for filter_node in ast.find_all(nodes.Filter):
-        if filter_node.name not in env.filters:
-            raise TemplateError(
-                f"there is no filter {filter_node.name!r} here", template=template, line=filter_node.lineno
-            )
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         attr: object = None
         if isinstance(node, nodes.Getattr):
