@@ -47,9 +47,10 @@ import render_bench  # noqa: E402
 
 TIME_LIMIT = 1.0
 
-# Every loop runs over ``title`` (dozens of characters): six levels are ~10^9 rounds.
-HANG = "{% for a in title %}{% for b in a ~ title %}{% for c in title %}{% for d in title %}" \
-    "{% for e in title %}{% for f in title %}x{% endfor %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
+# Every loop runs over ``title`` (dozens of characters): six levels are ~10^9 rounds of
+# pure CPU (nothing is output, so memory does not grow).
+HANG = "{% for a in title %}{% for b in title %}{% for c in title %}{% for d in title %}" \
+    "{% for e in title %}{% for f in title %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
 # ~5 MB of text per part, quickly, with nothing the sandbox refuses.
 BLOAT = "{% for a in title %}{% for b in title %}{% for c in title %}" \
     "{{ title }}{{ title }}{{ title }}{{ title }}{{ title }}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
@@ -438,3 +439,59 @@ def test_run_stops_on_sigterm_during_a_hanging_render_and_does_not_hang_after_re
     }
     assert release_status(ert, rid) == "partial"
     assert smtp.accepted == []
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_hanging_render_does_not_outlive_a_killed_worker(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
+    """SIGKILL of `mailer run` while its render process hangs: the render processes go too."""
+    ert = engine_runtime(rt, smtp.port, Clock(datetime.now(UTC)))
+    add_contacts(ert, tmp_path, [f"k{i}@example.com" for i in range(2)])
+    rid = approved_release(ert, [Variant("press-all", "list:press")], body=HANG)
+    env = worker_env(ert, smtp.port, MAILER_RENDER__TIME_LIMIT="60")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailer", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(r.status == "sending" for r in deliveries(ert, rid).values()):
+            assert time.monotonic() < deadline, "the worker never claimed the rows"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        below = _descendants(proc.pid)
+        assert len(below) == 2, below  # the render processes: compiling the plan, rendering messages
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in below if _alive(pid)]

@@ -5,10 +5,10 @@ for ever (three nested loops) or filling memory. The only sure way to stop a ren
 kill the process it runs in, so every render of user-authored content (preview, submit,
 proof, send) happens in a *render process*:
 
-- one long-lived child per :class:`RenderWorker`, forked from a clean forkserver process
-  that imported this module (a restart costs ~10 ms, not a Python start-up). It keeps
-  the variants it compiled and renders a batch of jobs per request, so a message costs
-  a share of one round trip, not a process;
+- one long-lived child per :class:`RenderWorker` (``python -m mailer.render.child``, a
+  fresh interpreter: ~0.15 s to start, nothing of the parent's state inherited). It
+  keeps the variants it compiled and renders a batch of jobs per request, so a message
+  costs a share of one round trip, not a process;
 - before each job (and before compiling a variant it has not seen) the child writes the
   job's index and start time into shared memory. The parent waits for the batch's answer
   and kills the child (SIGKILL) as soon as one job has run longer than
@@ -18,8 +18,9 @@ proof, send) happens in a *render process*:
   address space is capped (``RLIMIT_AS``) at its size after start-up plus
   :attr:`RenderLimits.memory_limit_mb`, so a template that allocates more gets a
   MemoryError, reported as such (and the child is replaced);
-- the child ignores SIGINT (Ctrl-C belongs to the parent, which stops the child) and
-  exits when the parent's end of its pipe closes.
+- the child ignores SIGINT (Ctrl-C belongs to the parent, which stops the child); a thread
+  of it exits the process when the parent's end of a "lifeline" pipe closes, so a hung
+  render cannot outlive a killed parent.
 
 Synchronous callers (CLI, web) use :class:`IsolatedRenderer`, whose ``compile`` returns an
 :class:`IsolatedVariant` with the same ``render``/``render_parts`` as an in-process
@@ -31,10 +32,16 @@ thread, so the event loop never waits on a template.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import contextlib
+import ctypes
+import mmap
 import os
 import resource
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -42,11 +49,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
-from multiprocessing.context import ForkServerContext
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import mailer
 from mailer.errors import HeaderInjectionError, InputError, MailerError, TemplateError
 from mailer.render.message import CompiledVariant
 from mailer.render.spec import Recipient, RenderedParts, VariantSpec
@@ -163,6 +169,20 @@ def _unpack_error(packed: tuple[str, str, str, dict[str, Any]]) -> MailerError:
 # monotonic start time of the step (0.0: between steps).
 _INDEX, _PHASE, _STARTED = 0, 1, 2
 _COMPILE = 1.0
+_PROGRESS_BYTES = 3 * ctypes.sizeof(ctypes.c_double)
+
+
+def _exit_with_parent(lifeline: Connection) -> None:
+    """Exit as soon as the parent's end of ``lifeline`` closes (the parent closed it, or
+    died): a thread, since the main thread may be deep in a template that never returns
+    to read its pipe; a hung render must not outlive a SIGKILLed ``mailer run``."""
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def _limit_memory(extra_mb: int) -> None:
@@ -198,16 +218,20 @@ def _render_job(variant: CompiledVariant, job: RenderJob, limits: RenderLimits) 
     return Rendered(data, parts)
 
 
-def _child_main(
-    conn: Connection, progress: Any, templates_dir: Path, sources: dict[str, str], limits: RenderLimits
-) -> None:
-    """The render process: compile and render what the parent asks, one batch at a time.
+def child_main(conn_fd: int, lifeline_fd: int, progress_fd: int) -> None:
+    """The render process (``python -m mailer.render.child``): compile and render what
+    the parent asks, one batch at a time.
 
-    Request: ``(forget, [(spec_id, spec)], [(spec_id, job or None)])`` (None: compile
-    only). Answer: ``(healthy, [Rendered | packed error])``; ``healthy`` False asks the
-    parent for a fresh process (after a MemoryError).
+    First message: ``(templates_dir, sources, limits)``. Then each request is
+    ``(forget, [(spec_id, spec)], [(spec_id, job or None)])`` (None: compile only); each
+    answer ``(healthy, [Rendered | packed error])``, ``healthy`` False asking the parent
+    for a fresh process (after a MemoryError).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(conn_fd)
+    _exit_with_parent(Connection(lifeline_fd, writable=False))
+    progress = (ctypes.c_double * 3).from_buffer(mmap.mmap(progress_fd, _PROGRESS_BYTES))
+    templates_dir, sources, limits = conn.recv()
     _limit_memory(limits.memory_limit_mb)
     renderer = Renderer(templates_dir, sources=sources)
     specs: dict[int, VariantSpec] = {}
@@ -258,25 +282,22 @@ def _child_main(
 
 # -------------------------------------------------------------------- the parent side
 
-_context_lock = threading.Lock()
 
-
-def _context() -> ForkServerContext:
-    """The forkserver context, its server preloading this module and ``__main__`` (which
-    every child imports first otherwise: pytest, Typer... ~0.1 s a start)."""
-    ctx = multiprocessing.get_context("forkserver")
-    assert isinstance(ctx, ForkServerContext)
-    with _context_lock:
-        ctx.set_forkserver_preload(["__main__", __name__])
-    return ctx
-
-
-def _kill(holder: list[BaseProcess | None]) -> None:
+def _kill(holder: list[subprocess.Popen[bytes] | None]) -> None:
     proc = holder[0]
     holder[0] = None
-    if proc is not None and proc.is_alive():
-        proc.kill()
-        proc.join(5)
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a render process: this one's, importing the same ``mailer``."""
+    env = dict(os.environ)
+    here = str(Path(mailer.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
 
 
 @dataclass
@@ -302,8 +323,9 @@ class RenderWorker:
         self.limits = limits
         self._lock = threading.Lock()
         self._cancel = threading.Event()
-        self._holder: list[BaseProcess | None] = [None]
+        self._holder: list[subprocess.Popen[bytes] | None] = [None]
         self._conn: Connection | None = None
+        self._lifeline: Connection | None = None
         self._progress: Any = None
         self._spec_ids: dict[VariantSpec, int] = {}
         self._known: set[int] = set()  # spec ids the present process has
@@ -315,36 +337,49 @@ class RenderWorker:
     # -- lifecycle ------------------------------------------------------------------
 
     def _start(self) -> None:
-        ctx = _context()
-        parent, child = ctx.Pipe()
-        progress = ctx.RawArray("d", 3)
-        proc = ctx.Process(
-            target=_child_main,
-            args=(child, progress, self.templates_dir, self.sources, self.limits),
-            name="mailer-render",
-            daemon=True,
-        )
-        proc.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        lifeline_r, lifeline_w = os.pipe()
+        with tempfile.TemporaryFile() as shared:
+            shared.truncate(_PROGRESS_BYTES)
+            progress_map = mmap.mmap(shared.fileno(), _PROGRESS_BYTES)
+            fds = (theirs.fileno(), lifeline_r, shared.fileno())
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mailer.render.child", *map(str, fds)],
+                    pass_fds=fds,
+                    env=_child_env(),
+                    stdin=subprocess.DEVNULL,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                progress_map.close()
+                raise MailerError(f"the render process did not start: {exc}") from exc
+            finally:
+                theirs.close()
+                os.close(lifeline_r)
         if self._started:
             self.restarts += 1
         self._started = True
-        self._holder[0], self._conn, self._progress = proc, parent, progress
+        conn = Connection(ours.detach())
+        self._holder[0], self._conn, self._lifeline = proc, conn, Connection(lifeline_w, readable=False)
+        self._progress = (ctypes.c_double * 3).from_buffer(progress_map)
         self._known = set()
         self._forget = False
         try:
-            ready = parent.poll(START_TIMEOUT) and parent.recv() == "ready"
+            conn.send((self.templates_dir, self.sources, self.limits))
+            ready = conn.poll(START_TIMEOUT) and conn.recv() == "ready"
         except (EOFError, OSError):
             ready = False
         if not ready:
             self._stop_process()
-            raise MailerError(f"the render process did not start (exit code {proc.exitcode})")
+            raise MailerError(f"the render process did not start (exit code {proc.returncode})")
 
     def _stop_process(self) -> None:
         _kill(self._holder)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._lifeline):
+            if conn is not None:
+                conn.close()
+        self._conn = self._lifeline = None
 
     def close(self) -> None:
         """Kill the render process (a later request starts a new one)."""
@@ -356,14 +391,14 @@ class RenderWorker:
         answered come back as :class:`RenderCancelled`."""
         self._cancel.set()
         proc = self._holder[0]
-        if proc is not None and proc.is_alive():
+        if proc is not None and proc.poll() is None:
             proc.kill()
 
     @property
     def pid(self) -> int | None:
         """The render process's id, when one runs."""
         proc = self._holder[0]
-        return proc.pid if proc is not None and proc.is_alive() else None
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     # -- requests -------------------------------------------------------------------
 
@@ -421,7 +456,7 @@ class RenderWorker:
 
     def _exchange(self, jobs: list[tuple[VariantSpec, RenderJob | None]]) -> list[Outcome] | _Failure:
         """Send one batch and wait for its answer, killing the process at a job's deadline."""
-        if self._holder[0] is None or self._conn is None or not self._holder[0].is_alive():
+        if self._holder[0] is None or self._conn is None or self._holder[0].poll() is not None:
             self._stop_process()
             self._start()
         conn = self._conn
@@ -463,9 +498,10 @@ class RenderWorker:
 
     def _died(self, index: int) -> _Failure:
         proc = self._holder[0]
+        code = None
         if proc is not None:
-            proc.join(1)
-        code = proc.exitcode if proc is not None else None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(1)
         self._stop_process()
         if self._cancel.is_set() or code in (-signal.SIGTERM, -signal.SIGINT):
             return _Failure(index, RenderCancelled("rendering was stopped"))
