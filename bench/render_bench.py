@@ -1,4 +1,5 @@
-"""Render throughput: compiled variants + hand-assembled MIME vs. the naive EmailMessage path.
+"""Render throughput: compiled variants + hand-assembled MIME vs. the naive EmailMessage path,
+and the same messages rendered in the render process (``mailer.render.isolated``).
 
 Renders N personalized messages (~8-10 KB, text + HTML) alternating between two variants
 (a press release and a media advisory) on one core, then renders a smaller number the
@@ -6,12 +7,18 @@ naive way — the same Jinja output put into ``email.message.EmailMessage`` with
 ``policy.default`` — in the same run, and reports both rates and their ratio (only ratios
 taken in one run mean anything on a shared machine).
 
-    .venv/bin/python bench/render_bench.py [--n 20000] [--naive-n 2000]
+Then the render process: ``RenderWorker.run`` in batches of ``--batch`` messages, and
+``AsyncRenderer`` driven by ``--senders`` concurrent coroutines (as the delivery engine's
+connections drive it). For those, "caller CPU" is the CPU time of this process (event
+loop and exchange thread) per message: what rendering still costs the sending process.
+
+    .venv/bin/python bench/render_bench.py [--n 20000] [--naive-n 2000] [--batch 100] [--senders 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email.policy
 import statistics
 import time
@@ -20,7 +27,18 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
-from mailer.render import CompiledVariant, Recipient, Renderer, Sender, Speaker, VariantSpec
+from mailer.render import (
+    AsyncRenderer,
+    Recipient,
+    Renderer,
+    RenderJob,
+    RenderLimits,
+    RenderWorker,
+    Sender,
+    Speaker,
+    Variant,
+    VariantSpec,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 DATE = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
@@ -107,7 +125,7 @@ def recipients(n: int) -> list[Recipient]:
     ]
 
 
-def fast(variants: list[CompiledVariant], rcpts: list[Recipient]) -> tuple[float, list[int]]:
+def fast(variants: list[Variant], rcpts: list[Recipient]) -> tuple[float, list[int]]:
     """Seconds for rendering every recipient with hand-assembled MIME, and message sizes."""
     sizes: list[int] = []
     start = time.perf_counter()
@@ -124,7 +142,7 @@ def fast(variants: list[CompiledVariant], rcpts: list[Recipient]) -> tuple[float
     return time.perf_counter() - start, sizes
 
 
-def naive(variants: list[CompiledVariant], rcpts: list[Recipient]) -> float:
+def naive(variants: list[Variant], rcpts: list[Recipient]) -> float:
     """Seconds for the same content built with EmailMessage(policy.default)."""
     spec = variants[0].spec
     start = time.perf_counter()
@@ -150,7 +168,7 @@ def naive(variants: list[CompiledVariant], rcpts: list[Recipient]) -> float:
     return time.perf_counter() - start
 
 
-def parts_only(variants: list[CompiledVariant], rcpts: list[Recipient]) -> float:
+def parts_only(variants: list[Variant], rcpts: list[Recipient]) -> float:
     """Seconds for the Jinja renders alone (subject, text, HTML), no MIME assembly."""
     start = time.perf_counter()
     for i, r in enumerate(rcpts):
@@ -158,10 +176,56 @@ def parts_only(variants: list[CompiledVariant], rcpts: list[Recipient]) -> float
     return time.perf_counter() - start
 
 
+def _jobs(rcpts: list[Recipient]) -> list[tuple[VariantSpec, RenderJob | None]]:
+    return [
+        (
+            SPECS[i % 2],
+            RenderJob(
+                r,
+                r.email,
+                f"https://news.acme.example.com/u/{i:08d}",
+                f"<d{i}.42@acme.example.com>",
+                f"mailto:unsub+{i:08d}@acme.example.com",
+                DATE,
+            ),
+        )
+        for i, r in enumerate(rcpts)
+    ]
+
+
+def isolated_batches(worker: RenderWorker, rcpts: list[Recipient], batch: int) -> tuple[float, float]:
+    """(wall seconds, caller CPU seconds) for rendering every recipient through ``worker.run``."""
+    jobs = _jobs(rcpts)
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, len(jobs), batch):
+        for outcome in worker.run(jobs[i : i + batch]):
+            assert not isinstance(outcome, Exception), outcome
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def isolated_async(renders: AsyncRenderer, rcpts: list[Recipient], senders: int) -> tuple[float, float]:
+    """(wall seconds, caller CPU seconds) for ``senders`` coroutines each awaiting one render at a time."""
+    jobs = iter(_jobs(rcpts))
+
+    async def sender() -> None:
+        for spec, job in jobs:
+            assert job is not None
+            await renders.render(spec, job)
+
+    async def all_senders() -> None:
+        await asyncio.gather(*(sender() for _ in range(senders)))
+
+    start, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(all_senders())
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="messages on the fast path")
     parser.add_argument("--naive-n", type=int, default=2_000, help="messages on the naive path")
+    parser.add_argument("--batch", type=int, default=100, help="messages per RenderWorker.run call")
+    parser.add_argument("--senders", type=int, default=4, help="concurrent AsyncRenderer callers")
     args = parser.parse_args()
 
     renderer = Renderer(TEMPLATES)
@@ -187,6 +251,21 @@ def main() -> None:
     print(f"  of which Jinja: {jinja_s / args.n * 1e6:8.0f} µs each")
     print(f"naive path:       {naive_rate:8.0f} messages/s  ({naive_s / naive_n * 1e6:.0f} µs each, n={naive_n})")
     print(f"ratio fast/naive: {fast_rate / naive_rate:8.1f}x")
+
+    worker = RenderWorker(TEMPLATES, renderer.sources, RenderLimits())
+    isolated_batches(worker, rcpts[:200], args.batch)  # start and warm up
+    wall, cpu = isolated_batches(worker, rcpts, args.batch)
+    print(
+        f"render process, batches of {args.batch}: {args.n / wall:8.0f} messages/s  "
+        f"(caller CPU {cpu / args.n * 1e6:.0f} µs each)"
+    )
+    renders = AsyncRenderer(worker)
+    wall, cpu = isolated_async(renders, rcpts, args.senders)
+    print(
+        f"render process, async, {args.senders} senders: {args.n / wall:8.0f} messages/s  "
+        f"(caller CPU {cpu / args.n * 1e6:.0f} µs each, {args.n / renders.batches:.1f} messages a batch)"
+    )
+    worker.close()
 
 
 if __name__ == "__main__":

@@ -221,6 +221,18 @@ class DkimSettings(_Section):
     domain: str | None = None
 
 
+class RenderSettings(_Section):
+    """Limits of one message's render (user-authored templates run in a render process
+    that is killed when a limit is passed): at preview, submit, proof and send."""
+
+    #: seconds one message (or compiling one variant) may take
+    time_limit: float = Field(default=5.0, gt=0, le=3600)
+    #: bytes one message may have (2 MB)
+    max_message_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
+    #: MB the render process may allocate beyond its own start-up size
+    memory_limit_mb: int = Field(default=512, ge=64)
+
+
 class PathSettings(_Section):
     #: email templates (Jinja2)
     templates_dir: Path = Path("templates")
@@ -256,6 +268,7 @@ class Settings(BaseSettings):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
 
     @field_validator("secret_key")

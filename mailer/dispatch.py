@@ -75,8 +75,8 @@ from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason, retr
 from mailer.domain import Outcome as Result
 from mailer.errors import MailerError, StoreError
 from mailer.fence import SendFence
-from mailer.releases import SendPlan, build_send_plan, require_approved_plan
-from mailer.render import Recipient, Renderer
+from mailer.releases import SendPlan, build_send_plan, render_limits, renderer_for, require_approved_plan
+from mailer.render import AsyncRenderer, Recipient, RenderCancelled, Renderer, RenderJob, RenderWorker
 from mailer.status import Fault, Reason
 from mailer.store import deliveries as q
 from mailer.store.suppressions import add_suppression
@@ -153,7 +153,13 @@ class Dispatcher:
         self.owner = owner or worker_name()
         self.signer = signer
         self.tokens = Tokens.from_settings(rt.settings)
-        self.renderer = Renderer(rt.settings.paths.templates_dir)
+        # Variants compile, and messages render, in render processes under [render] limits;
+        # messages off the event loop.
+        self.renderer: Renderer = renderer_for(rt.settings)
+        self.renders = AsyncRenderer(
+            RenderWorker(self.renderer.templates_dir, self.renderer.sources, render_limits(rt.settings))
+        )
+        self._stop: asyncio.Event | None = None
         self.fence = SendFence(rt.settings.paths.data_dir)
         self.lease = timedelta(seconds=rt.settings.retry.lease_seconds)
         self.on_progress = on_progress
@@ -260,6 +266,7 @@ class Dispatcher:
         (deferred rows whose retry time has not come are left for later). Returns the
         number of messages attempted."""
         total = 0
+        self._stop = stop
         while stop is None or not stop.is_set():
             with transaction(self.rt.sessions) as session:
                 releases = q.sending_release_ids(session)
@@ -332,10 +339,17 @@ class Dispatcher:
         the breaker judge it at once."""
         try:
             while not batch.stopped:
+                if self._stop is not None and self._stop.is_set():
+                    batch.stopped = True  # the rows not started go back to the queue
+                    return
                 row = next(batch.rows, None)
                 if row is None:
                     return
-                result = await self._send_one(prepared, row)
+                try:
+                    result = await self._send_one(prepared, row)
+                except RenderCancelled:
+                    batch.stopped = True  # stopping: this row was not rendered, it goes back too
+                    return
                 if result is None:
                     # Taken over by another worker: the others of this batch likely were too.
                     batch.stopped = True
@@ -392,9 +406,10 @@ class Dispatcher:
             self._pause(batch.release_id, batch.pause_reason)
 
     async def _send_one(self, prepared: _Prepared, row: q.Claimed) -> SendResult | str | None:
-        """Render and send one message; a render error comes back as its text, a row this
-        worker no longer holds as None (not sent, nothing to record). A reply to the data
-        is journaled before it is returned."""
+        """Render and send one message; a render error (a limit passed included) comes back
+        as its text, a row this worker no longer holds as None (not sent, nothing to
+        record). A reply to the data is journaled before it is returned. Raises
+        RenderCancelled when stopping before it was rendered."""
         variant = (
             prepared.plan.variants.get(row.segment_id or -1) or prepared.plan.variants[prepared.plan.segment_order[0]]
         )
@@ -406,17 +421,20 @@ class Dispatcher:
             attributes={k: str(v) for k, v in row.attributes.items()},
         )
         sender = self.settings.sender
+        job = RenderJob(
+            recipient,
+            to_addr=row.email,
+            message_id=row.message_id,
+            unsubscribe_url=self.tokens.unsubscribe_url(self.settings.web.base_url, row.id),
+            unsubscribe_mailto=(
+                self.tokens.mailto_unsubscribe(row.id, sender.bounce_domain) if sender.mailto_unsubscribe else None
+            ),
+            date=self.rt.clock(),
+        )
         try:
-            data = variant.render(
-                recipient,
-                to_addr=row.email,
-                message_id=row.message_id,
-                unsubscribe_url=self.tokens.unsubscribe_url(self.settings.web.base_url, row.id),
-                unsubscribe_mailto=(
-                    self.tokens.mailto_unsubscribe(row.id, sender.bounce_domain) if sender.mailto_unsubscribe else None
-                ),
-                date=self.rt.clock(),
-            )
+            data = await self.renders.render(variant.spec, job, stop=self._stop)
+        except RenderCancelled:
+            raise
         except MailerError as exc:
             return f"render error: {exc}"
         if self.signer is not None:

@@ -61,12 +61,14 @@ from mailer.db import transaction
 from mailer.domain import Outcome, ReleaseStatus, require_release_move
 from mailer.errors import InputError, NotFoundError, WorkflowError
 from mailer.render import (
-    CompiledVariant,
+    IsolatedRenderer,
     Recipient,
     RenderedParts,
     Renderer,
+    RenderLimits,
     Sender,
     Speaker,
+    Variant,
     VariantSpec,
     check_header_value,
     fingerprint,
@@ -98,6 +100,7 @@ __all__ = [
     "read_text_file",
     "recipient_for",
     "release_content_hash",
+    "render_limits",
     "renderer_for",
     "require_approved_plan",
     "schedule_release",
@@ -132,9 +135,18 @@ _MONTHS = (
 )
 
 
+def render_limits(settings: Settings) -> RenderLimits:
+    """The ``[render]`` settings as the render process's limits."""
+    r = settings.render
+    return RenderLimits(
+        time_limit=r.time_limit, max_message_bytes=r.max_message_bytes, memory_limit_mb=r.memory_limit_mb
+    )
+
+
 def renderer_for(settings: Settings) -> Renderer:
-    """The renderer over ``settings.paths.templates_dir`` (read once, at construction)."""
-    return Renderer(settings.paths.templates_dir)
+    """The renderer over ``settings.paths.templates_dir`` (read once, at construction);
+    its variants compile and render in a render process under ``settings.render``."""
+    return IsolatedRenderer(settings.paths.templates_dir, limits=render_limits(settings))
 
 
 def read_text_file(path: Path) -> str:
@@ -676,7 +688,7 @@ class SendPlan:
     client_slug: str
     sender_address: str  # client's from_address (the From header); envelope sender is VERP, not this
     content_hash: str
-    variants: dict[int, CompiledVariant]  # segment_id -> compiled variant
+    variants: dict[int, Variant]  # segment_id -> compiled variant
     segment_order: tuple[int, ...]  # segment ids by position
     topics: tuple[str, ...] = ()  # journalists who opted out of one of these are left out
 

@@ -112,9 +112,9 @@ def copy_templates(tmp_path: Path) -> Path:
     "changes",
     [
         {"subject": "{{ ''.__class__.__mro__ }}"},
-        {"body_markdown": "Intro\n\n{{ cycler.__init__.__globals__ }}"},
-        {"body_markdown": "{{ cycler['__init__'] }}"},
-        {"intro": "{{ (cycler | attr('__init__')).__name__ }}"},
+        {"body_markdown": "Intro\n\n{{ sender.__init__.__globals__ }}"},
+        {"body_markdown": "{{ sender['__init__'] }}"},
+        {"intro": "{{ speakers.__class__.__name__ }}"},
     ],
 )
 def test_sandbox_escape_is_refused(renderer: Renderer, changes: dict[str, str]) -> None:
@@ -125,7 +125,7 @@ def test_sandbox_escape_is_refused(renderer: Renderer, changes: dict[str, str]) 
 
 def test_sandbox_escape_through_filter_is_refused_at_render(renderer: Renderer) -> None:
     """An escape the static check cannot see is stopped by the sandbox at render time."""
-    variant = renderer.compile(make_spec(body_markdown="Hi\n\n{{ cycler | attr('__init__') }}"))
+    variant = renderer.compile(make_spec(body_markdown="Hi\n\n{% set n = '__in' ~ 'it__' %}{{ sender[n] }}"))
     with pytest.raises(TemplateError, match="sandbox") as info:
         render(variant)
     assert info.value.template == "body"
