@@ -306,7 +306,7 @@ def test_cli_preview_and_submit_of_a_hanging_release_print_one_line(rt: Runtime,
         "MAILER_DATABASE__URL": rt.settings.database.url,
         "MAILER_PATHS__TEMPLATES_DIR": str(TEMPLATES),
         "MAILER_WEB__BASE_URL": "https://news.example.com",
-        "MAILER_SECRET_KEY": "test-secret",
+        "MAILER_SECRET_KEY": "test-secret-key-of-enough-length-0123456789",
         "MAILER_USER": "pat",
         "MAILER_RENDER__TIME_LIMIT": str(TIME_LIMIT),
     }
