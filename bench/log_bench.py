@@ -1,5 +1,5 @@
 """Delivery-log benchmark: filtered keyset pages over 1,000,000 delivery rows, through
-the same query the staff page and the API run (:func:`mailer.store.staff.delivery_log`).
+the same query the staff page and the API run (:func:`mailer.store.ledger.delivery_log`).
 
     .venv/bin/python bench/log_bench.py [--rows 1000000] [--backend sqlite|postgres|both]
                                         [--indexes] [--repeat 5]
@@ -35,11 +35,11 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import Engine, func, insert, select, text
 
-from mailer import db
 from mailer.config import DatabaseSettings
-from mailer.domain import email_hash
-from mailer.store import staff as q
-from mailer.tables import Client, Contact, Delivery, Release, Segment
+from mailer.domain.states import email_hash
+from mailer.store import db
+from mailer.store import ledger as q
+from mailer.store.tables import Client, Contact, Delivery, Release, Segment
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -43,11 +43,11 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from send_bench import REPO, bench_settings, database, free_port, prepare, start_sink, worker_env
 
-from mailer import db
-from mailer.app import Runtime
 from mailer.config import Settings
-from mailer.tables import Delivery
-from mailer.tokens import Tokens
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store import db
+from mailer.store.tables import Delivery
 
 SECRET = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -1,5 +1,5 @@
 """Render throughput: compiled variants + hand-assembled MIME vs. the naive EmailMessage path,
-and the same messages rendered in the render process (``mailer.render.isolated``).
+and the same messages rendered in the render process (``mailer.message.isolated``).
 
 Renders N personalized messages (~8-10 KB, text + HTML) alternating between two variants
 (a press release and a media advisory) on one core, then renders a smaller number the
@@ -27,7 +27,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
-from mailer.render import (
+from mailer.message import (
     AsyncRenderer,
     Recipient,
     Renderer,

@@ -47,15 +47,16 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import func, insert, select
 
-from mailer import db, store
-from mailer.app import Runtime
+from mailer import store
 from mailer.config import DatabaseSettings, Settings
-from mailer.dispatch import Dispatcher
-from mailer.domain import ReleaseStatus, email_hash
+from mailer.domain.states import ReleaseStatus, email_hash
+from mailer.engine.dispatch import Dispatcher
+from mailer.message import Renderer
 from mailer.releases import build_send_plan
-from mailer.render import Renderer
-from mailer.smtp import make_transport
-from mailer.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store import db
+from mailer.store.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path("/work/shared/tools/smtp-reference")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from mailer.errors import ConfigError
+from mailer.domain.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "mailer.toml"
 
@@ -35,9 +35,9 @@ class _Section(BaseModel):
 
 
 class DatabaseSettings(_Section):
-    #: SQLAlchemy URL. ``sqlite:///mailer.db`` (relative to the working directory) or
+    #: SQLAlchemy URL. ``sqlite:///mailer.store.db`` (relative to the working directory) or
     #: ``postgresql+psycopg://user@host/dbname``.
-    url: str = "sqlite:///mailer.db"
+    url: str = "sqlite:///mailer.store.db"
     #: SQLite only: how long a writer waits for the lock, in milliseconds.
     busy_timeout_ms: int = Field(default=10_000, ge=0)
 
@@ -69,7 +69,7 @@ class SmtpSettings(_Section):
     data_timeout: float = Field(default=600, gt=0)
     #: name sent in EHLO; empty means the machine's name
     helo_name: str | None = None
-    #: the SMTP client: "pipelined" (mailer.smtp: MAIL and RCPT in one write when the
+    #: the SMTP client: "pipelined" (mailer.smtp.client: MAIL and RCPT in one write when the
     #: server offers PIPELINING, RFC 2920; three round trips a message instead of four)
     #: or "aiosmtplib" (one command at a time)
     client: Literal["pipelined", "aiosmtplib"] = "pipelined"
@@ -145,7 +145,7 @@ class RetrySettings(_Section):
     #: where each worker process appends the SMTP results it heard before recording them
     #: (one small file per process), so that a killed worker's accepted messages are
     #: recorded as sent instead of ``unknown``; empty: beside an SQLite database file
-    #: (``mailer.db.heard``), else ``var/heard``. Replayed by the next worker on this host.
+    #: (``mailer.store.db.heard``), else ``var/heard``. Replayed by the next worker on this host.
     journal_dir: Path | None = None
 
 
@@ -256,7 +256,7 @@ class Settings(BaseSettings):
 
     #: signs unsubscribe tokens, VERP addresses and web sessions (MAILER_SECRET_KEY), at
     #: least 32 bytes; when unset, a random key is generated once in ``paths.data_dir``
-    #: (see :func:`mailer.tokens.signing_secret`)
+    #: (see :func:`mailer.message.tokens.signing_secret`)
     secret_key: SecretStr | None = None
     #: older keys that still verify tokens (key rotation); newest first
     old_secret_keys: list[SecretStr] = Field(default_factory=list)

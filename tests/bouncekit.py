@@ -13,13 +13,13 @@ from typing import Any
 from conftest import FIXED_NOW
 from sqlalchemy import select
 
-from mailer.app import Runtime
 from mailer.bounces.process import BounceProcessor
 from mailer.config import BounceSettings
-from mailer.db import transaction
-from mailer.domain import email_hash
-from mailer.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release, Suppression
-from mailer.tokens import Tokens
+from mailer.domain.states import email_hash
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release, Suppression
 
 CORPUS = Path(__file__).parent / "bounces"
 BOUNCE_DOMAIN = "bounces.example.com"

@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from mailer import db
-from mailer.app import Runtime
 from mailer.config import DatabaseSettings, Settings
-from mailer.tables import Base
+from mailer.runtime import Runtime
+from mailer.store import db
+from mailer.store.tables import Base
 
 PG_DSN = os.environ.get("MAILER_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 FIXED_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.db'}"
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.store.db'}"
 
 
 _ENGINES: dict[str, Engine] = {}

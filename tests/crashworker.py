@@ -15,10 +15,10 @@ import signal
 import sys
 from typing import Any
 
-from mailer import dispatch
-from mailer.app import Runtime
 from mailer.config import load_settings
-from mailer.smtp import make_transport
+from mailer.engine import dispatch
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 from mailer.store import deliveries as q
 
 

@@ -11,14 +11,15 @@ from typing import Any
 from conftest import FIXED_NOW
 from sqlalchemy import select
 
-from mailer import contacts, store
-from mailer.app import Runtime
+from mailer import store
+from mailer.audience import contacts
 from mailer.config import Settings
-from mailer.db import transaction
-from mailer.domain import ReleaseStatus
+from mailer.domain.states import ReleaseStatus
+from mailer.message import Renderer
 from mailer.releases import build_send_plan
-from mailer.render import Renderer
-from mailer.tables import Approval, Client, Delivery, Release, ReleaseSegment
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment
 
 BODY = """Dear {{ first_name | default("colleague") }},
 

@@ -10,10 +10,10 @@ from conftest import FIXED_NOW
 from fastapi.testclient import TestClient
 from test_staff_routes import RAW_BOUNCE, app_for, seed_release
 
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.domain import Role
-from mailer.users import add_user, disable_user, issue_token
+from mailer.accounts.users import add_user, disable_user, issue_token
+from mailer.domain.states import Role
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
 
 
 def api_token(rt: Runtime, email: str = "robot@example.com", role: Role = Role.VIEWER) -> str:

@@ -21,7 +21,7 @@ from schemathesis.checks import (
 from test_api import api_token
 from test_staff_routes import app_for, seed_release
 
-from mailer.app import Runtime
+from mailer.runtime import Runtime
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -15,9 +15,9 @@ from bouncekit import CORPUS, delivery, dsn, send_to, verp
 from conftest import REPO
 from typer.testing import CliRunner
 
-from mailer.app import Runtime
 from mailer.bounces.parse import parse_message, report_to_json
 from mailer.cli.root import app as cli_app
+from mailer.runtime import Runtime
 
 REAL = sorted((CORPUS / "real").glob("*.eml"))
 

@@ -12,11 +12,11 @@ from bouncekit import dsn, processor
 from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from faultsmtp import FaultSMTPServer, running_fault_server
 
-from mailer.aiosmtp import SmtpPool
-from mailer.app import Runtime
 from mailer.bounces.receive import BounceServer
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.aiosmtp import SmtpPool
+from mailer.store.db import transaction
 from mailer.store.suppressions import is_suppressed
 
 
@@ -53,7 +53,7 @@ async def test_bounces_reach_the_ledger_and_suppress_for_the_next_release(
         "gone-later@example.com": ("5.1.1", "smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"),
         "full-later@example.com": ("5.2.2", "smtp; 552 5.2.2 <{rcpt}>: Mailbox full"),
     }
-    from mailer.tokens import Tokens
+    from mailer.message.tokens import Tokens
 
     tokens = Tokens.from_settings(ert.settings)
     with BounceServer(processor(ert), host="127.0.0.1", port=0, lmtp=True) as receiver:

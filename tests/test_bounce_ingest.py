@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from bouncekit import CORPUS, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
-from mailer.app import Runtime
 from mailer.bounces.ingest import ImapOptions, ImapPoller, SourceKind, detect_source, ingest_path
-from mailer.errors import InputError
+from mailer.domain.errors import InputError
+from mailer.runtime import Runtime
 
 HUMAN_REPLY = (CORPUS / "written" / "human-reply.eml").read_bytes()
 

@@ -24,7 +24,7 @@ from mailer.bounces.parse import (
     parse_message,
     report_to_json,
 )
-from mailer.status import Reason
+from mailer.domain.status import Reason
 
 CORPORA = Path(__file__).parent / "bounces"
 

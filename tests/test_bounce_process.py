@@ -12,12 +12,12 @@ from bouncekit import CORPUS, arf, contact, delivery, dsn, events, inbox, proces
 from conftest import FIXED_NOW
 from sqlalchemy import update
 
-from mailer.app import Runtime
+from mailer.audience.suppressions import erase_contact
 from mailer.bounces.process import BounceProcessor, Outcome, split_address
-from mailer.db import transaction
-from mailer.suppressions import erase_contact
-from mailer.tables import Contact, Release
-from mailer.tokens import Tokens
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Contact, Release
 
 
 class Clock:

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from bouncekit import arf, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
-from mailer.app import Runtime
 from mailer.bounces.process import BounceProcessor, ProcessResult
 from mailer.bounces.receive import BounceServer
-from mailer.errors import StoreError
-from mailer.tokens import Tokens
+from mailer.domain.errors import StoreError
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
 
 
 @pytest.fixture

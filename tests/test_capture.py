@@ -10,8 +10,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mailer.capture import CaptureServer, serve_capture
-from mailer.errors import TransportError
+from mailer.domain.errors import TransportError
+from mailer.smtp.capture import CaptureServer, serve_capture
 
 
 def message(rcpt: str, subject: str) -> bytes:

@@ -11,13 +11,13 @@ from markupsafe import escape
 from test_releases import CLIENT, RELEASE, create, seed, submit
 
 from mailer import releases
-from mailer.app import Runtime
-from mailer.compliance import BLANK_RECIPIENT, check_release, sample_unsubscribe_url
 from mailer.config import DkimSettings, Settings, WebSettings
-from mailer.db import transaction
-from mailer.errors import WorkflowError
-from mailer.render import Recipient, Renderer, Sender, VariantSpec
+from mailer.domain.errors import WorkflowError
+from mailer.message import Recipient, Renderer, Sender, VariantSpec
+from mailer.releases.compliance import BLANK_RECIPIENT, check_release, sample_unsubscribe_url
+from mailer.runtime import Runtime
 from mailer.store import releases as release_store
+from mailer.store.db import transaction
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_URL = "https://news.example.com"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailer.config import RETIRED_DEFAULT_SECRET, load_settings
-from mailer.errors import ConfigError
+from mailer.domain.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

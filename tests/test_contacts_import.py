@@ -13,12 +13,13 @@ import pytest
 from conftest import FIXED_NOW, REPO
 from sqlalchemy import func, select
 
-from mailer import contacts, store
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.domain import GLOBAL_SCOPE, email_hash
-from mailer.errors import InputError
-from mailer.tables import Contact, ContactBeat, Suppression
+from mailer import store
+from mailer.audience import contacts
+from mailer.domain.errors import InputError
+from mailer.domain.states import GLOBAL_SCOPE, email_hash
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Contact, ContactBeat, Suppression
 
 HEADER = "email,first_name,last_name,outlet,outlet_type,beats,region,country,language,timezone,tags,desk\n"
 ROWS = [

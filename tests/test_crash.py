@@ -25,9 +25,9 @@ from enginekit import (
 )
 from faultsmtp import FaultSMTPServer, running_fault_server
 
-from mailer.app import Runtime
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}

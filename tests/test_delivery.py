@@ -21,13 +21,13 @@ from enginekit import (
 )
 from faultsmtp import FaultSMTPServer, running_fault_server
 
-from mailer import control
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason
-from mailer.smtp import make_transport
+from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
+from mailer.engine.dispatch import Dispatcher
+from mailer.releases import control
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 from mailer.store import deliveries as q
+from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression, is_suppressed
 
 EVERYONE = [Variant("press-all", "list:press")]
@@ -98,7 +98,7 @@ async def test_replanning_and_second_run_add_nothing(rt: Runtime, tmp_path: Path
     await send_all(ert)
     await send_all(ert)
     with transaction(ert.sessions) as session:
-        from mailer.tables import Segment
+        from mailer.store.tables import Segment
 
         seg = session.query(Segment).filter_by(slug="press-all").one()
         added = q.plan_segment(
@@ -384,7 +384,7 @@ async def test_content_changed_after_approval_is_refused(rt: Runtime, tmp_path: 
     ert = engine_runtime(rt, smtp.port, Clock())
     add_contacts(ert, tmp_path, people(2))
     rid = approved_release(ert, EVERYONE)
-    from mailer.tables import Release
+    from mailer.store.tables import Release
 
     with transaction(ert.sessions) as session:
         release = session.get(Release, rid)

@@ -13,9 +13,9 @@ from dkim import dknewkey
 from test_render import ANN, DATE, make_spec
 
 from mailer.config import DkimSettings
-from mailer.dkim import DkimSigner
-from mailer.errors import ConfigError
-from mailer.render import Renderer
+from mailer.domain.errors import ConfigError
+from mailer.message import Renderer
+from mailer.message.dkim import DkimSigner
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 SELECTOR = "press2026"

@@ -14,11 +14,11 @@ from enginekit import Clock, Variant, add_contacts, approved_release, engine_run
 from faultsmtp import FaultSMTPServer, running_fault_server
 from test_dkim import stub_dns
 
-from mailer.app import Runtime
 from mailer.config import DkimSettings
-from mailer.dispatch import Dispatcher
-from mailer.dkim import DkimSigner
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.message.dkim import DkimSigner
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 
 DOMAIN = "acme.example.com"
 SELECTOR = "press2026"

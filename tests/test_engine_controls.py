@@ -18,11 +18,11 @@ from enginekit import Clock, Variant, add_contacts, approved_release, deliveries
 from faultsmtp import FaultSMTPServer, running_fault_server
 from test_crash import worker_env
 
-from mailer import control
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.releases import control
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store.db import transaction
 
 EVERYONE = [Variant("press-all", "list:press")]
 

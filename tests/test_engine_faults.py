@@ -12,13 +12,13 @@ from enginekit import Clock, Variant, add_contacts, approved_release, deliveries
 from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import func, select
 
-from mailer import control
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.releases import control
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store.db import transaction
 from mailer.store.reports import release_report
-from mailer.tables import Delivery, Suppression
+from mailer.store.tables import Delivery, Suppression
 
 EVERYONE = [Variant("press-all", "list:press")]
 

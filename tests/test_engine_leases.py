@@ -18,11 +18,11 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select, update
 from test_crash import worker_env
 
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
-from mailer.tables import Delivery, DeliveryEvent
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store.db import transaction
+from mailer.store.tables import Delivery, DeliveryEvent
 
 EVERYONE = [Variant("press-all", "list:press")]
 

@@ -27,17 +27,18 @@ from enginekit import (
 )
 from test_releases import BASE_URL, create, seed
 
-from mailer import contacts, releases
-from mailer.addresses import ascii_domain, needs_smtputf8, smtp_envelope
-from mailer.app import Runtime
-from mailer.capture import BoundController, bind_listener
+from mailer import releases
+from mailer.audience import contacts
 from mailer.config import Settings, SmtpSettings, WebSettings
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.domain import Outcome
-from mailer.errors import WorkflowError
-from mailer.headers import encode_address
-from mailer.smtp import make_transport
+from mailer.domain.addresses import ascii_domain, needs_smtputf8, smtp_envelope
+from mailer.domain.errors import WorkflowError
+from mailer.domain.states import Outcome
+from mailer.engine.dispatch import Dispatcher
+from mailer.message.headers import encode_address
+from mailer.runtime import Runtime
+from mailer.smtp.capture import BoundController, bind_listener
+from mailer.smtp.client import make_transport
+from mailer.store.db import transaction
 from mailer.store.suppressions import is_suppressed
 
 IDN_DOMAIN = "jose@bücher.example.com"  # domain in Unicode: fine without SMTPUTF8

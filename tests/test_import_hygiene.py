@@ -18,12 +18,13 @@ from conftest import FIXED_NOW, REPO
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from mailer import contacts, store
-from mailer.app import Runtime
+from mailer import store
+from mailer.audience import contacts
 from mailer.cli import app
-from mailer.db import transaction
-from mailer.errors import InputError
-from mailer.tables import Contact
+from mailer.domain.errors import InputError
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Contact
 
 HEADER = b"email,first_name,last_name,outlet,beats,desk\r\n"
 

@@ -10,9 +10,9 @@ import pytest
 from enginekit import Clock, Variant, add_contacts, approved_release, engine_runtime
 from faultsmtp import FaultSMTPServer, running_fault_server
 
-from mailer.app import Runtime
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import pytest
 from test_releases import RELEASE, seed
 from typer.testing import CliRunner
 
-from mailer.app import Runtime
 from mailer.cli import app
 from mailer.config import Settings, WebSettings
-from mailer.demo_data import CLIENT_FILE
+from mailer.demo.data import CLIENT_FILE
+from mailer.runtime import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_URL = "https://news.example.com"

@@ -11,10 +11,10 @@ from enginekit import Clock, Variant, add_contacts, approved_release, deliveries
 from faultsmtp import FaultSMTPServer, running_fault_server
 from typer.testing import CliRunner
 
-from mailer.aiosmtp import SmtpPool
-from mailer.app import Runtime
 from mailer.cli import app
-from mailer.dispatch import Dispatcher
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.aiosmtp import SmtpPool
 
 
 @pytest.fixture

@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from mailer import contacts, releases, store
-from mailer.app import Runtime
+from mailer import releases, store
+from mailer.audience import contacts
 from mailer.config import Settings, SmtpSettings, WebSettings
-from mailer.db import transaction
-from mailer.demo_data import CLIENT_FILE, RELEASE_FILE
-from mailer.errors import InputError, NotFoundError, TransportError, WorkflowError
-from mailer.render import Renderer
+from mailer.demo.data import CLIENT_FILE, RELEASE_FILE
+from mailer.domain.errors import InputError, NotFoundError, TransportError, WorkflowError
+from mailer.message import Renderer
+from mailer.runtime import Runtime
 from mailer.store import releases as release_store
-from mailer.tables import Client, Contact, Delivery, Proof, Release, ReleaseEvent, ReleaseSegment
+from mailer.store.db import transaction
+from mailer.store.tables import Client, Contact, Delivery, Proof, Release, ReleaseEvent, ReleaseSegment
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_URL = "https://news.example.com"
@@ -567,7 +568,7 @@ def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
 
 def test_proof_with_smtp_unreachable_is_a_transport_error(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
     """With nothing listening, a proof raises TransportError (one line) and records nothing."""
-    from mailer.capture import bind_listener
+    from mailer.smtp.capture import bind_listener
 
     seed(rt, tmp_path)
     rid = create(rt, renderer)

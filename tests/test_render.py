@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer.errors import HeaderInjectionError, InputError, TemplateError
-from mailer.render import (
+from mailer.domain.errors import HeaderInjectionError, InputError, TemplateError
+from mailer.message import (
     CompiledVariant,
     Recipient,
     Renderer,

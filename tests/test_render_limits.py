@@ -21,12 +21,10 @@ from test_crash import worker_env
 from test_releases import RELEASE, create, seed
 
 from mailer import releases
-from mailer.app import Runtime
 from mailer.config import RenderSettings, Settings, WebSettings
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.errors import TemplateError, WorkflowError
-from mailer.render import (
+from mailer.domain.errors import TemplateError, WorkflowError
+from mailer.engine.dispatch import Dispatcher
+from mailer.message import (
     AsyncRenderer,
     IsolatedRenderer,
     Recipient,
@@ -38,7 +36,9 @@ from mailer.render import (
     RenderWorker,
     VariantSpec,
 )
-from mailer.smtp import make_transport
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store.db import transaction
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"

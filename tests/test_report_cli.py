@@ -12,10 +12,10 @@ from enginekit import Clock, Variant, add_contacts, approved_release, engine_run
 from faultsmtp import FaultSMTPServer, running_fault_server
 from typer.testing import CliRunner
 
-from mailer.app import Runtime
 from mailer.cli import app
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from enginekit import Clock, Variant, add_contacts, approved_release, deliveries
 from faultsmtp import FaultSMTPServer, running_fault_server
 from test_crash import worker_env
 
-from mailer.app import Runtime
+from mailer.runtime import Runtime
 
 
 @pytest.fixture

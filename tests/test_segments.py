@@ -8,12 +8,13 @@ import pytest
 from conftest import FIXED_NOW
 from sqlalchemy import func, select
 
-from mailer import contacts, store
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.errors import SegmentSyntaxError
-from mailer.segments import BoolOp, Not, Predicate, parse_rule
-from mailer.tables import Contact
+from mailer import store
+from mailer.audience import contacts
+from mailer.domain.errors import SegmentSyntaxError
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.segments import BoolOp, Not, Predicate, parse_rule
+from mailer.store.tables import Contact
 
 CSV = """email,first_name,outlet,outlet_type,beats,region,tags,desk
 tv1@example.com,Tia,Channel Nine,tv,foreign-policy|tv-booking,us-east,booker,night

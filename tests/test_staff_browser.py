@@ -25,12 +25,12 @@ from sqlalchemy import update
 from test_staff_routes import EMAILS, PASSWORD, make_users
 from test_unsubscribe_browser import base_url, browser, shot_path
 
-from mailer.aiosmtp import SmtpPool
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.domain import ReleaseStatus, Role
-from mailer.tables import Release
+from mailer.domain.states import ReleaseStatus, Role
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.aiosmtp import SmtpPool
+from mailer.store.db import transaction
+from mailer.store.tables import Release
 
 pytestmark = pytest.mark.browser
 __all__ = ["base_url", "browser"]  # fixtures used by name below

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from test_staff_routes import EMAILS, app_for, csrf, make_users, seed_release, sign_in
 
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.domain import ReleaseStatus, Role
-from mailer.tables import Release, ReleaseEvent
+from mailer.domain.states import ReleaseStatus, Role
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Release, ReleaseEvent
 
 # action → (state it needs, form data)
 SETUP: dict[str, tuple[ReleaseStatus, dict[str, str | list[str]]]] = {

@@ -22,13 +22,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.domain import DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
+from mailer.accounts.users import add_user
+from mailer.domain.states import DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
-from mailer.tables import Contact, Delivery, DeliveryEvent, Release, Segment
-from mailer.tokens import Tokens
-from mailer.users import add_user
+from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release, Segment
 from mailer.web import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -204,7 +204,7 @@ def test_login_rate_limit_blocks_after_five_failures(app: FastAPI) -> None:
 
 def test_disabled_user_loses_the_session(rt: Runtime, app: FastAPI) -> None:
     """Disabling a user ends their open session at the next request."""
-    from mailer.users import disable_user
+    from mailer.accounts.users import disable_user
 
     client = sign_in(app, Role.VIEWER)
     assert client.get("/").status_code == 200

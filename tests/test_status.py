@@ -1,20 +1,12 @@
-"""The one status classifier (mailer.status): the documented text rules, the stage, the
+"""The one status classifier (mailer.domain.status): the documented text rules, the stage, the
 codes, and what a verdict says about the fault and hard/soft."""
 
 from __future__ import annotations
 
 import pytest
 
-from mailer.domain import Outcome
-from mailer.status import (
-    Fault,
-    Reason,
-    Stage,
-    classify_dsn,
-    classify_reply,
-    parse_code,
-    reason_of,
-)
+from mailer.domain.states import Outcome
+from mailer.domain.status import Fault, Reason, Stage, classify_dsn, classify_reply, parse_code, reason_of
 
 # (reply code, text, reason, fault, hard) at RCPT: one row per line of the module's table.
 REPLIES = [

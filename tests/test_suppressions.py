@@ -16,15 +16,16 @@ from sqlalchemy import event, func, select
 from test_unsubscribe_web import DANA, seed_delivery
 from typer.testing import CliRunner
 
-from mailer import contacts, db, suppressions
-from mailer.app import Runtime
+from mailer.audience import contacts, suppressions
 from mailer.cli.root import app as cli_app
 from mailer.config import DatabaseSettings, Settings
-from mailer.db import transaction
-from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, SuppressionReason, email_hash
-from mailer.errors import InputError, NotFoundError
+from mailer.domain.errors import InputError, NotFoundError
+from mailer.domain.states import GLOBAL_SCOPE, DeliveryStatus, SuppressionReason, email_hash
+from mailer.runtime import Runtime
+from mailer.store import db
 from mailer.store import suppressions as store
-from mailer.tables import (
+from mailer.store.db import transaction
+from mailer.store.tables import (
     Contact,
     ContactBeat,
     ContactTag,

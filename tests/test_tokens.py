@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from mailer.config import MIN_SECRET_BYTES, PathSettings, Settings
-from mailer.errors import ConfigError
-from mailer.tokens import SECRET_FILE, Tokens, signing_secret
+from mailer.domain.errors import ConfigError
+from mailer.message.tokens import SECRET_FILE, Tokens, signing_secret
 
 
 def test_unsubscribe_token_round_trips_without_the_address() -> None:
@@ -94,7 +94,7 @@ def test_without_a_key_one_is_generated_once_in_the_data_folder(
 ) -> None:
     """No secret_key: a random 0600 key file appears in paths.data_dir, is announced once and reused."""
     settings = _unconfigured(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="mailer.tokens"):
+    with caplog.at_level(logging.WARNING, logger="mailer.message.tokens"):
         first = signing_secret(settings)
         again = signing_secret(settings)
     key_file = tmp_path / "data" / SECRET_FILE
@@ -138,7 +138,7 @@ def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
     """Processes starting together without a key all end up with the same generated key."""
     code = (
         "import sys; from pathlib import Path; from mailer.config import Settings, PathSettings;"
-        "from mailer.tokens import signing_secret;"
+        "from mailer.message.tokens import signing_secret;"
         "s = Settings.model_construct(secret_key=None, old_secret_keys=[], paths=PathSettings(data_dir=Path(sys.argv[1])));"
         "print(signing_secret(s))"
     )

@@ -13,16 +13,16 @@ from fastapi.testclient import TestClient
 from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select
 
-from mailer.aiosmtp import SmtpPool
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.errors import InputError
+from mailer.domain.errors import InputError
+from mailer.engine.dispatch import Dispatcher
+from mailer.message import Renderer
+from mailer.message.tokens import Tokens
 from mailer.releases import build_send_plan, parse_release
-from mailer.render import Renderer
+from mailer.runtime import Runtime
+from mailer.smtp.aiosmtp import SmtpPool
+from mailer.store.db import transaction
 from mailer.store.suppressions import suppression_scopes
-from mailer.tables import Approval, Release, SuppressionLog
-from mailer.tokens import Tokens
+from mailer.store.tables import Approval, Release, SuppressionLog
 from mailer.web import create_app
 
 RELEASE = """+++

@@ -19,14 +19,14 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from enginekit import CLIENTS
 from faultsmtp import FaultSMTPServer, running_fault_server
 
-from mailer.aiosmtp import SmtpPool
-from mailer.capture import BoundController, bind_listener
 from mailer.config import Settings, SmtpSettings
-from mailer.domain import Outcome
-from mailer.errors import TransportError
-from mailer.smtp import PipelinedPool, dot_stuff, make_transport, parse_reply_line
-from mailer.status import Fault
-from mailer.transport import SendResult, Transport
+from mailer.domain.errors import TransportError
+from mailer.domain.states import Outcome
+from mailer.domain.status import Fault
+from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.capture import BoundController, bind_listener
+from mailer.smtp.client import PipelinedPool, dot_stuff, make_transport, parse_reply_line
+from mailer.smtp.transport import SendResult, Transport
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@example.org>\r\n\r\nHello.\r\n"
 SENDER = "bounces+x@example.org"

@@ -19,8 +19,8 @@ from conftest import FIXED_NOW, REPO
 from playwright.sync_api import Browser, sync_playwright
 from test_unsubscribe_web import DANA, scopes, seed_delivery, snapshot
 
-from mailer.app import Runtime
-from mailer.tokens import Tokens
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
 from mailer.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")

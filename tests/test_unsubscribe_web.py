@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from mailer.app import Runtime
 from mailer.config import Settings
-from mailer.db import transaction
-from mailer.domain import GLOBAL_SCOPE, DeliveryStatus, ReleaseStatus, email_hash
-from mailer.tables import Client, Contact, Delivery, DeliveryEvent, Release, Suppression
-from mailer.tokens import Tokens
+from mailer.domain.states import GLOBAL_SCOPE, DeliveryStatus, ReleaseStatus, email_hash
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Client, Contact, Delivery, DeliveryEvent, Release, Suppression
 from mailer.web import create_app
 
 DANA = "dana@harborledger.example.com"

@@ -11,13 +11,22 @@ from conftest import FIXED_NOW
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from mailer.app import Runtime
+from mailer.accounts.users import (
+    Action,
+    StaffUser,
+    add_user,
+    authenticate,
+    disable_user,
+    issue_token,
+    permits,
+    user_for_token,
+)
 from mailer.cli.root import app as cli
-from mailer.db import transaction
-from mailer.domain import Role
-from mailer.errors import InputError, NotFoundError
-from mailer.tables import User
-from mailer.users import Action, StaffUser, add_user, authenticate, disable_user, issue_token, permits, user_for_token
+from mailer.domain.errors import InputError, NotFoundError
+from mailer.domain.states import Role
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import User
 
 PASSWORD = "a long enough password"
 

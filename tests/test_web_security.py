@@ -33,17 +33,18 @@ from test_staff_routes import EMAILS, PASSWORD, csrf, make_users, seed_release, 
 from test_unsubscribe_web import seed_delivery
 from typer.testing import CliRunner
 
-import mailer.users
-from mailer import db, releases
-from mailer.app import Runtime
+import mailer.accounts.users
+from mailer import releases
+from mailer.accounts.users import TokenScope, add_user, issue_token
 from mailer.cli.root import app as cli
 from mailer.config import DatabaseSettings, Settings
-from mailer.db import transaction
-from mailer.domain import ReleaseStatus, Role
-from mailer.errors import InputError
-from mailer.tables import Release, User, WebSession
-from mailer.tokens import Tokens
-from mailer.users import TokenScope, add_user, issue_token
+from mailer.domain.errors import InputError
+from mailer.domain.states import ReleaseStatus, Role
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store import db
+from mailer.store.db import transaction
+from mailer.store.tables import Release, User, WebSession
 from mailer.web import create_app
 from mailer.web.limits import client_ip, parse_networks
 
@@ -241,9 +242,9 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
         )
         assert failed.status_code == 401
     checks = []
-    original = mailer.users.check_password
+    original = mailer.accounts.users.check_password
     try:
-        mailer.users.check_password = lambda *a: checks.append(a) or original(*a)  # type: ignore[assignment]
+        mailer.accounts.users.check_password = lambda *a: checks.append(a) or original(*a)  # type: ignore[assignment]
         for forged in ("203.0.113.7", "198.51.100.9"):
             blocked = client.post(
                 "/login",
@@ -253,7 +254,7 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
             assert blocked.status_code == 429
             assert "from this network" in blocked.context["error"]  # type: ignore[attr-defined]
     finally:
-        mailer.users.check_password = original  # type: ignore[assignment]
+        mailer.accounts.users.check_password = original  # type: ignore[assignment]
     assert checks == []
 
 
@@ -303,7 +304,7 @@ def test_trusted_proxies_setting_is_validated() -> None:
 @pytest.fixture
 def sqlite_rt(tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on a fresh SQLite file (for tests about SQLite's write lock)."""
-    url = f"sqlite:///{tmp_path / 'mailer.db'}"
+    url = f"sqlite:///{tmp_path / 'mailer.store.db'}"
     engine = db.make_engine(DatabaseSettings(url=url))
     db.upgrade(engine)
     engine.dispose()
@@ -352,8 +353,8 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
             self._probe()
             return self.inner.verify_and_update(*args)
 
-    original = mailer.users._HASHER
-    mailer.users._HASHER = Probe(original)  # type: ignore[assignment]
+    original = mailer.accounts.users._HASHER
+    mailer.accounts.users._HASHER = Probe(original)  # type: ignore[assignment]
     try:
         client = TestClient(app, follow_redirects=False)
         client.get("/login")
@@ -364,7 +365,7 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
         ):
             client.post("/login", data={"email": email, "password": password, "csrftoken": csrf(client)})
     finally:
-        mailer.users._HASHER = original  # type: ignore[assignment]
+        mailer.accounts.users._HASHER = original  # type: ignore[assignment]
     assert outcomes == ["free", "free", "free"]
     assert client.get("/").status_code == 200
 

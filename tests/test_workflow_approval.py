@@ -9,9 +9,9 @@ from sqlalchemy import text
 from test_release_cli import env, run_json, run_proc, settings  # noqa: F401  (fixtures)
 from test_releases import RELEASE, seed
 
-from mailer import db
-from mailer.app import Runtime
 from mailer.config import DatabaseSettings
+from mailer.runtime import Runtime
+from mailer.store import db
 
 REFUSAL = "a second person, who did not write, edit or submit it, must approve it"
 

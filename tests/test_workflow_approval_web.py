@@ -8,11 +8,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from test_staff_routes import EMAILS, app, csrf, seed_release, sign_in  # noqa: F401  (fixture)
 
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.domain import ReleaseStatus, Role
+from mailer.domain.states import ReleaseStatus, Role
+from mailer.runtime import Runtime
 from mailer.store import releases as release_store
-from mailer.tables import Release
+from mailer.store.db import transaction
+from mailer.store.tables import Release
 
 REFUSAL = "a second person, who did not write, edit or submit it, must approve it"
 

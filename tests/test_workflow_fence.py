@@ -18,15 +18,15 @@ from enginekit import Clock, Variant, add_contacts, approved_release, deliveries
 from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import delete, update
 
-from mailer import db
-from mailer.app import Runtime
 from mailer.config import DatabaseSettings, Settings
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.errors import StoreError
-from mailer.fence import FENCE_FILE
-from mailer.smtp import make_transport
-from mailer.tables import Delivery, DeliveryEvent, MailerMeta, Release
+from mailer.domain.errors import StoreError
+from mailer.engine.dispatch import Dispatcher
+from mailer.releases.fence import FENCE_FILE
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store import db
+from mailer.store.db import transaction
+from mailer.store.tables import Delivery, DeliveryEvent, MailerMeta, Release
 
 PEOPLE = ["ann@example.com", "bob@example.net", "cy@example.org"]
 
@@ -50,7 +50,7 @@ def mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_restored_sqlite_copy_does_not_mail_anyone_twice(tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """Copy the SQLite file while approved, `mailer run`, restore the copy, run again: nobody gets a
     second copy, the release waits with the reason; only --resend-after-restore sends it again."""
-    db_file = tmp_path / "db" / "mailer.db"
+    db_file = tmp_path / "db" / "mailer.store.db"
     db_file.parent.mkdir()
     url = f"sqlite:///{db_file}"
     engine = db.make_engine(DatabaseSettings(url=url))

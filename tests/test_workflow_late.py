@@ -17,13 +17,13 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from mailer import releases
-from mailer.app import Runtime
 from mailer.cli import app
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.errors import InputError, MailerError, WorkflowError
-from mailer.smtp import make_transport
-from mailer.tables import Approval, Release, ReleaseEvent
+from mailer.domain.errors import InputError, MailerError, WorkflowError
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store.db import transaction
+from mailer.store.tables import Approval, Release, ReleaseEvent
 
 PEOPLE = ["ann@example.com", "bob@example.net", "cy@example.org"]
 

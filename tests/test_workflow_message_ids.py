@@ -11,9 +11,9 @@ import pytest
 from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from faultsmtp import FaultSMTPServer, running_fault_server
 
-from mailer.app import Runtime
-from mailer.dispatch import Dispatcher
-from mailer.smtp import make_transport
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 
 SHAPE = re.compile(r"<m\.[0-9a-f]{32}@mail\.example\.com>")
 

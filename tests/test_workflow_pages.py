@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy import update
 from test_staff_routes import app, seed_release, sign_in  # noqa: F401  (fixture)
 
-from mailer import holds
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.domain import ReleaseStatus, Role
-from mailer.tables import Release
+from mailer.domain.states import ReleaseStatus, Role
+from mailer.releases import holds
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from mailer.store.tables import Release
 
 
 def test_release_page_shows_why_a_release_waits(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:  # noqa: F811

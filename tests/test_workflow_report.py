@@ -13,12 +13,12 @@ from sqlalchemy import select
 from test_staff_routes import app, sign_in  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
-from mailer.app import Runtime
 from mailer.cli import app as cli_app
-from mailer.db import transaction
-from mailer.domain import Role, email_hash
+from mailer.domain.states import Role, email_hash
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
 from mailer.store.reports import problem_counts
-from mailer.tables import Contact, Delivery, DeliveryEvent, Release
+from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 
 #: (status, reason, events as (kind, detail)) per contact
 ROWS: list[tuple[str, str | None, list[tuple[str, str]]]] = [

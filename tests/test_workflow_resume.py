@@ -18,10 +18,10 @@ from fastapi import FastAPI
 from faultsmtp import FaultSMTPServer, running_fault_server
 from test_staff_routes import app, csrf, seed_release, sign_in  # noqa: F401  (fixture)
 
-from mailer.app import Runtime
-from mailer.dispatch import Dispatcher
-from mailer.domain import ReleaseStatus, Role
-from mailer.smtp import make_transport
+from mailer.domain.states import ReleaseStatus, Role
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailer.bounces.process import BounceProcessor, Outcome, ProcessResult
-from mailer.errors import InputError, TransportError
+from mailer.domain.errors import InputError, TransportError
 
 log = logging.getLogger(__name__)
 

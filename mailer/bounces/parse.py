@@ -21,7 +21,7 @@ Order of evidence, most authoritative first:
    text, classified by that text. Message-IDs, the notice's own addresses, the returned
    original's sender and postmaster/mailer-daemon addresses are never recipients.
 
-Every recipient is classified by :func:`mailer.status.classify_dsn`, the one classifier
+Every recipient is classified by :func:`mailer.domain.status.classify_dsn`, the one classifier
 the live SMTP path uses too.
 
 The VERP token is read from the envelope recipient of the notice (the headers the final
@@ -44,7 +44,7 @@ from enum import StrEnum
 
 from flufl.bounce import all_failures
 
-from mailer.status import Fault, Reason, classify_dsn, parse_code, reason_from_text
+from mailer.domain.status import Fault, Reason, classify_dsn, parse_code, reason_from_text
 
 
 class BounceClass(StrEnum):

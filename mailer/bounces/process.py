@@ -19,7 +19,7 @@ Acting on a token match (``BounceSettings``): every notice becomes one ``Deliver
 with the raw message, size-capped. The event carries a fingerprint of (delivery, kind,
 status, the notice's own Message-ID or bytes), so the same notice processed twice is
 recorded once and acted on once. What happens depends on the verdict's *fault*
-(:mod:`mailer.status`):
+(:mod:`mailer.domain.status`):
 
 * recipient, hard (user or domain unknown) → delivery ``bounced``; address suppressed
   everywhere (``hard_bounce``) when ``suppress_hard``.
@@ -63,18 +63,18 @@ from enum import StrEnum
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import control
 from mailer.bounces.parse import BounceClass, BounceReport, Kind, RecipientStatus, parse_message
 from mailer.config import BounceSettings
-from mailer.db import transaction
-from mailer.domain import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason, email_hash
-from mailer.errors import StoreError
-from mailer.status import Fault, Reason, parse_code
+from mailer.domain.errors import StoreError
+from mailer.domain.states import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason, email_hash
+from mailer.domain.status import Fault, Reason, parse_code
+from mailer.message.tokens import Tokens
+from mailer.releases import control
 from mailer.store import bounces as bounce_store
 from mailer.store import suppressions as suppression_store
 from mailer.store.bounces import BounceTarget
-from mailer.tables import Release
-from mailer.tokens import Tokens
+from mailer.store.db import transaction
+from mailer.store.tables import Release
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.bounces.process import BounceProcessor, ProcessResult
-from mailer.capture import BackgroundSMTPServer
-from mailer.errors import MailerError
+from mailer.domain.errors import MailerError
+from mailer.smtp.capture import BackgroundSMTPServer
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mailer.app import Runtime
 from mailer.bounces.ingest import ImapOptions, ImapPoller, IngestSummary, connect_imap, detect_source, ingest_path
 from mailer.bounces.parse import parse_message, report_to_json
 from mailer.bounces.process import BounceProcessor
 from mailer.bounces.receive import BounceServer, serve_bounces
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.db import transaction
-from mailer.errors import ConfigError, InputError, NotFoundError
+from mailer.domain.errors import ConfigError, InputError, NotFoundError
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
 from mailer.store import bounces as bounce_store
-from mailer.tokens import Tokens
+from mailer.store.db import transaction
 
 bounces_app = typer.Typer(
     help="Returned mail: parse notices, ingest mailboxes, run the receiver.", no_args_is_help=True

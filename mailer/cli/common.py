@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from mailer.app import Runtime
 from mailer.config import Settings, load_settings
+from mailer.runtime import Runtime
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -12,11 +12,13 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mailer import contacts, db, store
+from mailer import store
+from mailer.audience import contacts
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.db import transaction
-from mailer.errors import InputError
-from mailer.segments import parse_rule
+from mailer.domain.errors import InputError
+from mailer.store import db
+from mailer.store.db import transaction
+from mailer.store.segments import parse_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export and inspect contacts (journalists).", no_args_is_help=True)

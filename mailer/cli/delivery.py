@@ -11,17 +11,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.db import transaction
-from mailer.dispatch import Dispatcher
-from mailer.dispatch import Progress as SendProgress
-from mailer.dkim import DkimSigner
-from mailer.domain import DeliveryStatus
-from mailer.scheduler import run_forever
-from mailer.smtp import make_transport
+from mailer.domain.states import DeliveryStatus
+from mailer.engine.dispatch import Dispatcher
+from mailer.engine.dispatch import Progress as SendProgress
+from mailer.engine.scheduler import run_forever
+from mailer.message.dkim import DkimSigner
+from mailer.smtp.client import make_transport
 from mailer.store import deliveries as q
+from mailer.store import ledger as staff_store
 from mailer.store import reports
-from mailer.store import staff as staff_store
-from mailer.store.staff import LogFilter, LogLine
+from mailer.store.db import transaction
+from mailer.store.ledger import LogFilter, LogLine
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from mailer.cli.common import STATE, err, out, runtime
-from mailer.domain import DeliveryStatus
+from mailer.domain.states import DeliveryStatus
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def capture(
 ) -> None:
     """Run a local SMTP server that accepts everything and files it in a Maildir (for trying
     mailer without a relay: point [smtp] at it and run `mailer run`). Ctrl-C stops it."""
-    from mailer.capture import CaptureServer, serve_capture
+    from mailer.smtp.capture import CaptureServer, serve_capture
 
     settings = STATE.settings
     folder = maildir or settings.paths.capture_maildir
@@ -44,7 +44,7 @@ def demo(
     work_dir: Annotated[Path, typer.Option(help="Where previews are written.")] = Path("var"),
 ) -> None:
     """Import, write a release, preview, approve, send through a local capture server, report."""
-    from mailer.demo import run_demo
+    from mailer.demo.run import run_demo
 
     with runtime(check_schema=False) as rt:
         result = run_demo(rt, lists_dir, work_dir)

@@ -12,13 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mailer import control, holds, releases
+from mailer import releases
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.db import transaction
-from mailer.domain import DeliveryStatus, ReleaseStatus
-from mailer.errors import InputError, TemplateError, TransportError, WorkflowError
+from mailer.domain.errors import InputError, TemplateError, TransportError, WorkflowError
+from mailer.domain.states import DeliveryStatus, ReleaseStatus
+from mailer.releases import control, holds
 from mailer.store import releases as release_store
-from mailer.tables import Client, Release
+from mailer.store.db import transaction
+from mailer.store.tables import Client, Release
 
 releases_app = typer.Typer(help="Write, preview, proof, submit, approve and schedule releases.", no_args_is_help=True)
 clients_app = typer.Typer(help="The organisations releases are sent for.", no_args_is_help=True)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailer import __version__
 from mailer.cli.common import STATE, err, out
-from mailer.errors import MailerError
+from mailer.domain.errors import MailerError
 
 app = typer.Typer(
     help="mailer: press releases to journalists, approved, personalized, delivered exactly once.",

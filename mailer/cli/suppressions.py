@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailer import suppressions
+from mailer.audience import suppressions
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.cli.contacts import contacts_app
-from mailer.db import transaction
-from mailer.domain import GLOBAL_SCOPE, SuppressionReason
+from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason
+from mailer.store.db import transaction
 
 suppressions_app = typer.Typer(
     help="Addresses never to mail again (unsubscribed, bounced, complained, manual, erased).", no_args_is_help=True

@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mailer import users
+from mailer.accounts import users
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.db import transaction
-from mailer.errors import InputError
+from mailer.domain.errors import InputError
+from mailer.store.db import transaction
 
 users_app = typer.Typer(help="Staff accounts: sign-in for the web UI and API tokens.", no_args_is_help=True)
 

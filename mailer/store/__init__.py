@@ -1,7 +1,7 @@
 """Every query, each a named function, grouped by what it touches.
 
 Functions that change data say so ("Writes"). Callers own the transaction
-(:func:`mailer.db.transaction`); nothing here commits. Import the submodule you need:
+(:func:`mailer.store.db.transaction`); nothing here commits. Import the submodule you need:
 ``from mailer.store import contacts as contact_store``; the common ones are re-exported.
 """
 

@@ -1,7 +1,7 @@
 """Queries for bounce processing: find the delivery a notice is about, record what it
 says, and apply the policy's writes (delivery status, soft-bounce score).
 
-Callers own the transaction (:func:`mailer.db.transaction`); nothing here commits.
+Callers own the transaction (:func:`mailer.store.db.transaction`); nothing here commits.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import CursorResult, Select, case, select, update
 from sqlalchemy.orm import Session
 
-from mailer.domain import DeliveryStatus
+from mailer.domain.states import DeliveryStatus
 from mailer.store.contacts import insert_ignoring_conflicts
-from mailer.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release
+from mailer.store.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release
 
 #: Deliveries whose message was (or may have been) handed to a mail server: the only
 #: ones a notice can be about. Queued, suppressed and cancelled rows never left.
@@ -217,7 +217,7 @@ def record_soft_warning(session: Session, contact_id: int, *, warnings: int, now
 
 @dataclass(frozen=True)
 class Inbound:
-    """One message kept for staff (see :class:`mailer.tables.InboundMail`)."""
+    """One message kept for staff (see :class:`mailer.store.tables.InboundMail`)."""
 
     id: int
     category: str

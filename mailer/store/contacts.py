@@ -1,6 +1,6 @@
 """Queries about contacts, lists and segments.
 
-Callers own the transaction (:func:`mailer.db.transaction`); nothing here commits.
+Callers own the transaction (:func:`mailer.store.db.transaction`); nothing here commits.
 """
 
 from __future__ import annotations
@@ -15,19 +15,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailer.addresses import needs_smtputf8
-from mailer.domain import GLOBAL_SCOPE
-from mailer.errors import InputError, NotFoundError
-from mailer.segments import compile_rule
-from mailer.tables import (
-    Contact,
-    ContactBeat,
-    ContactTag,
-    ListMember,
-    MailingList,
-    Segment,
-    Suppression,
-)
+from mailer.domain.addresses import needs_smtputf8
+from mailer.domain.errors import InputError, NotFoundError
+from mailer.domain.states import GLOBAL_SCOPE
+from mailer.store.segments import compile_rule
+from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList, Segment, Suppression
 
 
 def insert_ignoring_conflicts(session: Session, table: Any) -> Insert:

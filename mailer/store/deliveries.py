@@ -39,9 +39,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from mailer.domain import DeliveryStatus, ReleaseStatus
-from mailer.segments import compile_rule
-from mailer.tables import Contact, Delivery, DeliveryEvent, Release, Suppression
+from mailer.domain.states import DeliveryStatus, ReleaseStatus
+from mailer.store.segments import compile_rule
+from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release, Suppression
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
 
@@ -66,7 +66,7 @@ _SYNC_OFF = text("SET LOCAL synchronous_commit = off")
 
 
 def _suppressed(email_hash: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
-    """The address is suppressed in any of ``scopes`` (see :func:`mailer.domain.send_scopes`)."""
+    """The address is suppressed in any of ``scopes`` (see :func:`mailer.domain.states.send_scopes`)."""
     return exists(
         select(Suppression.id).where(Suppression.email_hash == email_hash, Suppression.scope.in_(list(scopes)))
     )
@@ -98,7 +98,7 @@ def _random_hex(session: Session) -> ColumnElement[str]:
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
     """Approved releases whose send time has come (or that have none), oldest first;
-    not those waiting for a person (``hold_reason``, see :mod:`mailer.holds`)."""
+    not those waiting for a person (``hold_reason``, see :mod:`mailer.releases.holds`)."""
     return list(
         session.scalars(
             select(Release.id)

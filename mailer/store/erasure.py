@@ -1,7 +1,7 @@
 """Queries that remove a person's data (right to erasure) and keep only the address hash.
 
-Callers own the transaction (:func:`mailer.db.transaction`); nothing here commits. Every
-function here writes. :func:`mailer.suppressions.erase_contact` runs them in order.
+Callers own the transaction (:func:`mailer.store.db.transaction`); nothing here commits. Every
+function here writes. :func:`mailer.audience.suppressions.erase_contact` runs them in order.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailer.addresses import ascii_domain
-from mailer.domain import DeliveryStatus
-from mailer.errors import InputError
-from mailer.tables import (
+from mailer.domain.addresses import ascii_domain
+from mailer.domain.errors import InputError
+from mailer.domain.states import DeliveryStatus
+from mailer.store.tables import (
     Contact,
     ContactBeat,
     ContactTag,

@@ -1,7 +1,7 @@
 """Queries about clients, releases, their segments and variants, approvals, events and proofs.
 
 Functions that change data say so ("Writes:"). Callers own the transaction
-(:func:`mailer.db.transaction`); nothing here commits.
+(:func:`mailer.store.db.transaction`); nothing here commits.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailer.domain import ReleaseStatus
-from mailer.errors import InputError, NotFoundError
-from mailer.segments import compile_rule
-from mailer.tables import (
+from mailer.domain.errors import InputError, NotFoundError
+from mailer.domain.states import ReleaseStatus
+from mailer.store.segments import compile_rule
+from mailer.store.tables import (
     Approval,
     Client,
     Contact,

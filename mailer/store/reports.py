@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, distinct, exists, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.domain import DeliveryStatus
-from mailer.errors import NotFoundError
-from mailer.tables import Delivery, DeliveryEvent, Release, Segment
+from mailer.domain.errors import NotFoundError
+from mailer.domain.states import DeliveryStatus
+from mailer.store.tables import Delivery, DeliveryEvent, Release, Segment
 
 #: Delivery reasons that mean the address is dead: the live SMTP path's ``hard_bounce``
-#: and the classifier's reasons (``mailer.status.HARD_REASONS``) that bounce notices record.
+#: and the classifier's reasons (``mailer.domain.status.HARD_REASONS``) that bounce notices record.
 HARD_REASONS = ("hard_bounce", "user_unknown", "domain_unknown", "mailbox_disabled")
 #: Refusals that were our fault (our envelope sender, SPF/DKIM/DMARC, our IP's
 #: reputation, a relay that will not relay for us): never the recipient's.

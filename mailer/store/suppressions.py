@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from mailer.domain import GLOBAL_SCOPE, TOPIC_PREFIX, DeliveryStatus, SuppressionReason, email_hash
+from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, DeliveryStatus, SuppressionReason, email_hash
 from mailer.store.contacts import insert_ignoring_conflicts
-from mailer.tables import Client, ContactBeat, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
+from mailer.store.tables import Client, ContactBeat, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
 
 
 def add_suppression(

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from mailer.tables import User, WebSession
+from mailer.store.tables import User, WebSession
 
 
 def find_user(session: Session, email: str) -> User | None:

@@ -2,7 +2,7 @@
 JSON API under ``/api`` (:mod:`mailer.web.api`; its OpenAPI at ``/api/openapi.json``).
 
 ``create_app(settings)`` is the factory (``mailer web`` serves it with uvicorn). It opens
-its own :class:`~mailer.app.Runtime`, so a bad database URL or an old schema stops the
+its own :class:`~mailer.runtime.Runtime`, so a bad database URL or an old schema stops the
 process at start instead of at the first journalist's click; the runtime is closed when
 the app shuts down (lifespan).
 """
@@ -22,9 +22,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailer.app import Clock, Runtime, utc_now
 from mailer.config import Settings
-from mailer.tokens import Tokens
+from mailer.message.tokens import Tokens
+from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
 from mailer.web.api import ApiRoutes
 from mailer.web.paths import PathNotFound
@@ -72,7 +72,7 @@ def templates() -> Jinja2Templates:
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     """Build the app for ``settings``; ``clock`` stamps suppressions and events.
 
-    Raises :class:`~mailer.errors.StoreError` when the database cannot be opened or its
+    Raises :class:`~mailer.domain.errors.StoreError` when the database cannot be opened or its
     schema is not current.
     """
     runtime = Runtime.open(settings, clock=clock)

@@ -5,7 +5,7 @@ Every route needs ``Authorization: Bearer <token>`` with a user's API token (``m
 users token EMAIL --scope read|write --expires-in DAYS``; only its SHA-256 is stored); a
 missing, unknown, expired or disabled token is 401. A ``read`` token may only read
 (GET): any other method is 403, whatever the route; a ``write`` token may also change
-state, within what the user's role permits (:func:`mailer.users.permits`, else 403).
+state, within what the user's role permits (:func:`mailer.accounts.users.permits`, else 403).
 An id in the path outside 1..2**31-1, or not a number, is 404. Responses are pydantic
 models, so ``/api/openapi.json`` documents them. Lists are keyset-paged like the staff
 pages: pass ``after`` (the ``next_after`` of the previous page) or ``before``. Query
@@ -24,16 +24,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from mailer import control
-from mailer.app import Runtime
-from mailer.contacts import normalize_email
-from mailer.db import transaction
-from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason
-from mailer.errors import InputError, NotFoundError, WorkflowError
+from mailer.accounts.users import Action, ApiCaller, TokenScope, permits, token_caller
+from mailer.audience.contacts import normalize_email
+from mailer.domain.errors import InputError, NotFoundError, WorkflowError
+from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
+from mailer.releases import control
+from mailer.runtime import Runtime
+from mailer.store import ledger as q
 from mailer.store import releases as release_store
 from mailer.store import reports
-from mailer.store import staff as q
-from mailer.users import Action, ApiCaller, TokenScope, permits, token_caller
+from mailer.store.db import transaction
 from mailer.web.paths import MAX_ID, path_ids
 
 READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

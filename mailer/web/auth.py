@@ -1,6 +1,6 @@
 """Staff sign-in: sessions, CSRF, the Origin check, security headers.
 
-* **Sessions** are server-side (``web_sessions``, see :mod:`mailer.users`). The browser
+* **Sessions** are server-side (``web_sessions``, see :mod:`mailer.accounts.users`). The browser
   holds a random session id inside Starlette's signed cookie (``SessionMiddleware``,
   keyed by a key derived from ``secret_key``; HttpOnly, SameSite=Lax, Secure when
   ``web.base_url`` is https), next to one-shot flash messages. Every request looks the
@@ -45,10 +45,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.tokens import signing_secret
-from mailer.users import (
+from mailer.accounts.users import (
     StaffUser,
     change_password,
     check_password,
@@ -60,6 +57,9 @@ from mailer.users import (
     start_session,
     touch_session,
 )
+from mailer.message.tokens import signing_secret
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
 
 log = logging.getLogger("mailer.web.auth")
 

@@ -23,11 +23,11 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from mailer import suppressions
-from mailer.app import Runtime
-from mailer.db import transaction
-from mailer.suppressions import TopicsSaved, UnsubscribeChoice, Unsubscribed, UnsubscribePage
-from mailer.tokens import Tokens
+from mailer.audience import suppressions
+from mailer.audience.suppressions import TopicsSaved, UnsubscribeChoice, Unsubscribed, UnsubscribePage
+from mailer.message.tokens import Tokens
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
 
 #: Headers on every public page. The token in the URL is a credential: no Referer may
 #: carry it away, no cache keep the page, no frame show it, no search engine list it.
@@ -74,9 +74,9 @@ class PublicRoutes:
 
     async def act(self, request: Request, token: str) -> Response:
         """Unsubscribe: ``choice=topics`` with ``keep=NAME`` fields saves topic choices
-        (:func:`mailer.suppressions.set_topics`); ``choice=all`` (the page's second button)
+        (:func:`mailer.audience.suppressions.set_topics`); ``choice=all`` (the page's second button)
         suppresses for every client; ``choice=client``, RFC 8058 ``List-Unsubscribe=One-Click``, or a POST with
-        neither, suppresses for this release's client (see :func:`mailer.suppressions.unsubscribe`).
+        neither, suppresses for this release's client (see :func:`mailer.audience.suppressions.unsubscribe`).
         A POST is an explicit request to stop, so an unknown body errs on the side of
         stopping rather than refusing."""
         delivery_id = self.tokens.read_unsubscribe(token)

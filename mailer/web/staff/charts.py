@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailer.domain import DeliveryStatus
+from mailer.domain.states import DeliveryStatus
 
 #: Most bars drawn: a longer send is grouped into wider buckets.
 MAX_BARS = 240

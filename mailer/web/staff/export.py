@@ -2,7 +2,7 @@
 
 Rows are read in keyset chunks, each in its own short read transaction, and written as
 they come: memory stays flat and no transaction is held open while the client reads.
-Every cell goes through :func:`mailer.contacts.neutralize`, so a spreadsheet shows an
+Every cell goes through :func:`mailer.audience.contacts.neutralize`, so a spreadsheet shows an
 address like ``=HYPERLINK(...)@x`` as text instead of running it.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.contacts import neutralize
-from mailer.store.staff import Page, read_only
+from mailer.audience.contacts import neutralize
+from mailer.store.ledger import Page, read_only
 
 T = TypeVar("T")
 CHUNK = 500

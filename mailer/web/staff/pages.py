@@ -1,8 +1,8 @@
 """The staff pages: dashboard, releases (detail, preview, actions), delivery log,
 contact history, bounces, suppressions, CSV exports.
 
-Routes are thin: parse, check the role (:func:`mailer.users.permits`), call one
-function of ``mailer.releases`` / ``mailer.control`` / ``mailer.store.staff``, render.
+Routes are thin: parse, check the role (:func:`mailer.accounts.users.permits`), call one
+function of ``mailer.releases`` / ``mailer.releases.control`` / ``mailer.store.ledger``, render.
 Every state change is a POST reached from a confirmation page, carries the CSRF token
 (checked by middleware, see :mod:`mailer.web.auth`), and answers with a redirect to
 the release (303) and a one-line message. Workflow refusals come back as 409 with the
@@ -37,17 +37,18 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from mailer import control, holds, releases
-from mailer.app import Runtime
-from mailer.contacts import normalize_email
-from mailer.db import transaction
-from mailer.domain import DeliveryStatus, ReleaseStatus, SuppressionReason, release_can_move
-from mailer.errors import InputError, MailerError, NotFoundError, WorkflowError
-from mailer.render import Renderer
+from mailer import releases
+from mailer.accounts.users import Action, StaffUser, permits
+from mailer.audience.contacts import normalize_email
+from mailer.domain.errors import InputError, MailerError, NotFoundError, WorkflowError
+from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason, release_can_move
+from mailer.message import Renderer
+from mailer.releases import control, holds
+from mailer.runtime import Runtime
+from mailer.store import ledger as q
 from mailer.store import releases as release_store
 from mailer.store import reports
-from mailer.store import staff as q
-from mailer.users import Action, StaffUser, permits
+from mailer.store.db import transaction
 from mailer.web.auth import Auth, csrf_token, safe_next
 from mailer.web.limits import LoginLimiter, LoginRefusal, RateLimiter, ThreadSlots, client_ip, parse_networks
 from mailer.web.paths import path_ids
@@ -242,7 +243,7 @@ class StaffRoutes:
     # ------------------------------------------------------------------ helpers
 
     def _read(self) -> AbstractContextManager[Session]:
-        """A read-only unit of work (see :func:`mailer.store.staff.read_only`)."""
+        """A read-only unit of work (see :func:`mailer.store.ledger.read_only`)."""
         return q.read_only(self.runtime.sessions)
 
     def _page(

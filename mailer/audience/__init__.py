@@ -1,0 +1,1 @@
+"""The media list: contact import and export, CSV reading, suppressions and erasure."""

@@ -1,0 +1,299 @@
+"""Contact CSV import and export.
+
+Import streams the file (bounded memory at any size) and writes in batches inside one
+transaction: either every good row lands or, if the run dies, none does. A bad row is
+reported with its line number and never stops the good ones. An import never touches
+suppressions, so it cannot lift one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailer import store
+from mailer.audience.contactfields import (
+    FORBIDDEN_IN_FIELD,
+    KNOWN_COLUMNS,
+    ParsedRow,
+    header_key,
+    parse_row,
+    refuse_controls,
+    unneutralize,
+)
+from mailer.audience.contactfields import neutralize as neutralize
+from mailer.audience.csvinput import Encoding, detect_encoding, forced_encoding, read_rows
+from mailer.domain.addresses import mailbox_key, variant_reason
+from mailer.domain.addresses import normalize_email as normalize_email
+from mailer.domain.errors import InputError
+from mailer.domain.states import email_hash
+from mailer.store import contacts as contact_store
+from mailer.store.db import transaction
+from mailer.store.tables import ContactBeat, ContactTag
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9\-_]{0,63}")
+BATCH = 1000
+MAX_REPORTED_REJECTIONS = 100_000
+
+
+@dataclass
+class Rejection:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportResult:
+    """Counts of one import; ``warnings`` are lines imported as they are but worth a look
+    (an address that may be another's Gmail dot or ``+tag`` variant), ``encoding`` what
+    the file was read as."""
+
+    accepted: int = 0
+    updated: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    rejected_total: int = 0
+    warnings: list[Rejection] = field(default_factory=list)
+    encoding: str = ""
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_REPORTED_REJECTIONS:
+            self.rejected.append(Rejection(line, reason))
+
+    def warn(self, line: int, reason: str) -> None:
+        if len(self.warnings) < MAX_REPORTED_REJECTIONS:
+            self.warnings.append(Rejection(line, reason))
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "accepted": self.accepted,
+            "updated": self.updated,
+            "rejected": [{"line": r.line, "reason": r.reason} for r in self.rejected],
+        }
+        if self.rejected_total > len(self.rejected):
+            out["rejected_total"] = self.rejected_total
+        if self.warnings:
+            out["warnings"] = [{"line": w.line, "warning": w.reason} for w in self.warnings]
+        return out
+
+
+Progress = Callable[[int, int], None]
+
+
+def check_slug(slug: str, what: str = "slug") -> str:
+    """Return ``slug`` if it is lower-case letters, digits, ``-`` or ``_``; else InputError."""
+    if not SLUG.fullmatch(slug):
+        raise InputError(f"{what} {slug!r}: use lower-case letters, digits, '-' and '_' (max 64)")
+    return slug
+
+
+# --- importing -------------------------------------------------------------------------
+
+
+def import_csv(
+    factory: sessionmaker[Session],
+    path: Path,
+    *,
+    list_slug: str,
+    now: datetime,
+    progress: Progress | None = None,
+    encoding: str | None = None,
+    blank_clears: bool = False,
+) -> ImportResult:
+    """Import ``path`` into the contacts and the list ``list_slug`` (created when missing).
+
+    ``encoding`` forces a codec; by default it is decided per file
+    (:func:`mailer.audience.csvinput.detect_encoding`). A row with bytes the encoding cannot read,
+    a control character or line separator in a field, or a bad value is rejected alone.
+    An empty cell keeps the stored value of an existing contact unless ``blank_clears``.
+
+    Returns counts: ``accepted`` new contacts, ``updated`` existing ones, ``rejected`` rows
+    with line and reason, ``warnings`` (likely mailbox variants). Raises InputError only
+    when the file as a whole is unusable.
+    """
+    check_slug(list_slug, "list")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    chosen: Encoding = forced_encoding(encoding) if encoding else detect_encoding(path)
+    total = path.stat().st_size
+    batch_id = uuid.uuid4().hex
+    result = ImportResult(encoding=chosen.label)
+    with path.open("rb") as fh, transaction(factory) as session:
+        mlist = store.ensure_list(session, list_slug, name=None, now=now)
+        try:
+            rows = read_rows(fh, chosen)
+            _, header_cells, _ = next(rows)
+            header = [header_key(unneutralize(h)) for h in header_cells or []]
+            if "email" not in header:
+                raise InputError("no 'email' column in the header row")
+            for name in header:
+                refuse_controls(f"header column {name!r}", name, FORBIDDEN_IN_FIELD)
+            pending: list[ParsedRow] = []
+            for line, cells, error in rows:
+                if error is not None:
+                    result.reject(line, error)
+                elif cells is None or not any(c.strip() for c in cells):
+                    continue  # blank lines are not rows
+                else:
+                    try:
+                        pending.append(parse_row(line, header, cells, blank_clears=blank_clears))
+                    except InputError as exc:
+                        result.reject(line, str(exc))
+                if len(pending) >= BATCH:
+                    _write_batch(session, pending, mlist.id, batch_id, now, result, blank_clears=blank_clears)
+                    pending = []
+                    if progress is not None:
+                        progress(min(fh.tell(), total), total)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+        _write_batch(session, pending, mlist.id, batch_id, now, result, blank_clears=blank_clears)
+        if progress is not None:
+            progress(total, total)
+    result.rejected.sort(key=lambda r: r.line)
+    result.warnings.sort(key=lambda r: r.line)
+    return result
+
+
+def _flag_variants(session: Session, rows: list[ParsedRow], result: ImportResult) -> None:
+    """Warn about addresses that may reach the same mailbox as another in this batch or
+    one already stored (earlier batches of this import included). Bounded memory: a
+    variant is found against any form in its batch, and against its plain form stored."""
+    in_batch = {r.email for r in rows}
+    first: dict[str, ParsedRow] = {}
+    plain_of: dict[str, str] = {}
+    for row in rows:
+        key = mailbox_key(row.email)
+        other = first.setdefault(key, row)
+        if other.email != row.email:
+            result.warn(row.line, f"{variant_reason(row.email, other.email)} (line {other.line})")
+        elif key != row.email and key not in in_batch:
+            plain_of[row.email] = key
+    if not plain_of:
+        return
+    stored = {c.email for c in store.find_contacts_by_email(session, sorted(set(plain_of.values())))}
+    for row in rows:
+        plain = plain_of.get(row.email)
+        if plain is not None and plain in stored:
+            result.warn(row.line, f"{variant_reason(row.email, plain)} (already stored)")
+
+
+def _write_batch(
+    session: Session,
+    rows: list[ParsedRow],
+    list_id: int,
+    batch_id: str,
+    now: datetime,
+    result: ImportResult,
+    *,
+    blank_clears: bool = False,
+) -> None:
+    if not rows:
+        return
+    _flag_variants(session, rows, result)
+    # The same address twice in one file: the first row wins, later ones are reported.
+    first_line: dict[str, int] = {}
+    unique: list[ParsedRow] = []
+    for row in rows:
+        if row.email in first_line:
+            result.reject(row.line, f"duplicate of line {first_line[row.email]} ({row.email})")
+        else:
+            first_line[row.email] = row.line
+            unique.append(row)
+    existing = {r.email: r for r in store.find_contacts_by_email(session, [r.email for r in unique])}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for row in unique:
+        found = existing.get(row.email)
+        if found is not None and found.import_batch == batch_id:
+            result.reject(row.line, f"duplicate of line {found.import_line} ({row.email})")
+            continue
+        data = {k: v for k, v in row.values.items() if v is not None or blank_clears or found is None}
+        data.update(import_batch=batch_id, import_line=row.line, updated_at=now)
+        if found is None:
+            data.update(
+                email=row.email,
+                email_hash=email_hash(row.email),
+                attributes=row.attributes,
+                created_at=now,
+            )
+            inserts.append(data)
+        else:
+            cleared = row.blank_attributes if blank_clears else frozenset()
+            if row.attributes or cleared:
+                data["attributes"] = (row.attributes, cleared)  # merged below
+            data["id"] = found.id
+            updates.append(data)
+    _merge_attributes(session, updates)
+    ids = store.insert_contacts(session, inserts)
+    store.update_contacts(session, updates)
+    id_of = {**{e: r.id for e, r in existing.items()}, **ids}
+    written = {d["email"] for d in inserts} | {e for e, r in existing.items() if r.import_batch != batch_id}
+    kept = [r for r in unique if r.email in written]
+    store.replace_contact_labels(session, ContactBeat, {id_of[r.email]: r.beats for r in kept if r.beats is not None})
+    store.replace_contact_labels(session, ContactTag, {id_of[r.email]: r.tags for r in kept if r.tags is not None})
+    store.add_list_members(session, list_id, (id_of[r.email] for r in kept), now)
+    result.accepted += len(inserts)
+    result.updated += len(updates)
+
+
+def _merge_attributes(session: Session, updates: list[dict[str, Any]]) -> None:
+    with_attrs = [u for u in updates if "attributes" in u]
+    if not with_attrs:
+        return
+    current = store.contact_attributes(session, [u["id"] for u in with_attrs])
+    for upd in with_attrs:
+        given, cleared = upd["attributes"]
+        merged = {k: v for k, v in current.get(upd["id"], {}).items() if k not in cleared}
+        upd["attributes"] = {**merged, **given}
+
+
+# --- exporting -------------------------------------------------------------------------
+
+
+def _attribute_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str | None = None) -> int:
+    """Write live contacts as CSV (formula-safe) to ``out``: the known columns, then one
+    column per free attribute, so that importing the file again changes nothing.
+    Returns the number of rows."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    count = 0
+    with transaction(factory) as session:
+        if list_slug is not None:
+            store.get_list(session, list_slug)
+        keys = contact_store.contact_attribute_keys(session, list_slug=list_slug)
+        # A key that would read back as a known column ("E-mail") stays out: it would clobber it.
+        extra = [k for k in keys if header_key(k) not in KNOWN_COLUMNS]
+        rows = store.iter_contacts(session, list_slug=list_slug)
+        writer.writerow([*KNOWN_COLUMNS, *(neutralize(k) for k in extra)])
+        for contact, beats, tags in rows:
+            cells = [
+                contact.email or "",
+                contact.first_name or "",
+                contact.last_name or "",
+                contact.outlet or "",
+                contact.outlet_type or "",
+                "|".join(beats),
+                contact.region or "",
+                contact.country or "",
+                contact.language or "",
+                contact.timezone or "",
+                "|".join(tags),
+                *(_attribute_cell(contact.attributes.get(k)) for k in extra),
+            ]
+            writer.writerow([neutralize(c) for c in cells])
+            count += 1
+    return count

@@ -1,0 +1,393 @@
+"""Suppressions: who must never be mailed again, and how they got there or left.
+
+The operations the web pages, the CLI and bounce processing share:
+
+* :func:`unsubscribe_page` / :func:`unsubscribe` — a journalist leaving through the link
+  in a message (``/u/TOKEN``) or the ``mailto:`` unsubscribe address;
+* :func:`suppress` / :func:`lift` — staff (or bounce processing) adding and removing,
+  every change by a person logged with who and why;
+* :func:`erase_contact` — the right to erasure: personal data goes, the address hash
+  stays in a global ``erased`` suppression so the address is never mailed again;
+* :func:`find` / :func:`export_csv` — reading the list.
+
+Every function takes an open session; the caller owns the transaction
+(:func:`mailer.store.db.transaction`). Suppressions are sticky: only :func:`lift` removes one.
+A suppression also stops the deliveries to that address that no worker has claimed yet
+(queued, deferred), so it is honored for the rest of a release that is being sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import IO
+
+from sqlalchemy.orm import Session
+
+from mailer.audience.contacts import neutralize, normalize_email
+from mailer.domain.errors import InputError, NotFoundError
+from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
+from mailer.store import erasure as erasure_store
+from mailer.store import suppressions as store
+from mailer.store.tables import Suppression
+
+
+class UnsubscribeChoice(StrEnum):
+    """What a journalist asked to stop receiving."""
+
+    CLIENT = "client"  # releases sent for this client
+    ALL = "all"  # releases from everyone this firm sends for
+
+
+#: Event kind recorded on the delivery whose link was used.
+UNSUBSCRIBED_EVENT = "unsubscribed"
+
+
+def default_actor() -> str:
+    """Who is acting when ``--as`` is not given: ``$MAILER_USER``, else the OS login."""
+    user = os.environ.get("MAILER_USER", "").strip()
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def mask_email(email: str | None) -> str:
+    """``dana@harborledger.example.com`` → ``d***@harborledger.example.com``.
+
+    Enough for a journalist to recognise their own address on the unsubscribe page,
+    not enough for someone holding a forwarded link to learn it. None (an erased
+    address) gives ``"your address"``.
+    """
+    if not email or "@" not in email:
+        return "your address"
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+# --- unsubscribe ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicChoice:
+    """One topic (beat) on the preference page."""
+
+    name: str
+    receiving: bool
+
+
+@dataclass(frozen=True)
+class UnsubscribePage:
+    """What the unsubscribe page shows about one delivery."""
+
+    delivery_id: int
+    masked_email: str
+    client_name: str
+    client_slug: str
+    #: already suppressed for every client
+    everywhere: bool
+    #: already suppressed for this client (or everywhere)
+    for_client: bool
+    #: topics the journalist can keep or drop, with whether they still receive each
+    topics: tuple[TopicChoice, ...] = ()
+
+
+def unsubscribe_page(session: Session, delivery_id: int) -> UnsubscribePage | None:
+    """Reads only: who the link unsubscribes and what is already in place.
+
+    None when the delivery does not exist (deleted with its release).
+    """
+    row = store.unsubscribe_row(session, delivery_id)
+    if row is None:
+        return None
+    scopes = store.suppression_scopes(session, [row.email_hash]).get(row.email_hash, set())
+    everywhere = GLOBAL_SCOPE in scopes
+    topics = tuple(
+        TopicChoice(t, topic_scope(t) not in scopes)
+        for t in store.delivery_topics(session, row.delivery_id, row.contact_id)
+    )
+    return UnsubscribePage(
+        delivery_id=row.delivery_id,
+        masked_email=mask_email(row.email),
+        client_name=row.client_name,
+        client_slug=row.client_slug,
+        everywhere=everywhere,
+        for_client=everywhere or row.client_slug in scopes,
+        topics=topics,
+    )
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """The outcome of :func:`unsubscribe`."""
+
+    page: UnsubscribePage
+    #: the scope asked for: a client slug or ``*``
+    scope: str
+    #: False when the address was already suppressed in that scope (a repeat)
+    added: bool
+    #: deliveries to the address that were stopped before being sent
+    stopped: int
+
+
+def unsubscribe(
+    session: Session,
+    delivery_id: int,
+    choice: UnsubscribeChoice,
+    *,
+    source: str,
+    now: datetime,
+) -> Unsubscribed | None:
+    """Writes: suppress the recipient of ``delivery_id`` and record an ``unsubscribed``
+    event on that delivery. Returns None when the delivery does not exist.
+
+    Scope: :attr:`UnsubscribeChoice.CLIENT` suppresses the address for the client the
+    release was sent for; :attr:`UnsubscribeChoice.ALL` for every client (scope ``*``).
+    RFC 8058 one-click means "remove me from the list this message came from", and each
+    client is its own list here, so one-click and ``mailto:`` callers pass ``CLIENT``;
+    only the preference page, where the journalist reads both choices, asks for ``ALL``.
+
+    Repeats are harmless: the suppression is inserted once (ON CONFLICT DO NOTHING) and
+    the event once per (delivery, scope) through its dedupe key, so a double click or a
+    mail client that posts twice changes nothing more.
+    """
+    row = store.unsubscribe_row(session, delivery_id)
+    if row is None:
+        return None
+    scope = GLOBAL_SCOPE if choice is UnsubscribeChoice.ALL else row.client_slug
+    added = store.suppress_hash(
+        session,
+        row.email_hash,
+        email=row.email,
+        reason=SuppressionReason.UNSUBSCRIBED,
+        source=f"{source} (delivery {delivery_id})",
+        now=now,
+        scope=scope,
+    )
+    store.record_delivery_event(
+        session,
+        delivery_id=delivery_id,
+        contact_id=row.contact_id,
+        kind=UNSUBSCRIBED_EVENT,
+        detail=f"scope {scope} via {source}",
+        dedupe_key=f"unsubscribed:{delivery_id}:{scope}",
+        now=now,
+    )
+    stopped = store.suppress_pending_deliveries(
+        session, row.email_hash, scope=scope, reason=SuppressionReason.UNSUBSCRIBED.value, now=now
+    )
+    page = unsubscribe_page(session, delivery_id)
+    assert page is not None  # the row was there a moment ago, in this transaction
+    return Unsubscribed(page=page, scope=scope, added=added, stopped=stopped)
+
+
+@dataclass(frozen=True)
+class TopicsSaved:
+    """The outcome of :func:`set_topics`."""
+
+    page: UnsubscribePage
+    dropped: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
+def set_topics(session: Session, delivery_id: int, keep: set[str], *, now: datetime) -> TopicsSaved | None:
+    """Writes: the journalist's topic choices from the preference page. Every offered
+    topic not in ``keep`` gets a suppression in scope ``topic:NAME`` (releases that name
+    the topic leave the address out, checked again when rows are claimed); a kept topic
+    that was dropped before is taken back (logged, actor "recipient"). Topics that were
+    not offered are ignored. Returns None when the delivery does not exist."""
+    row = store.unsubscribe_row(session, delivery_id)
+    if row is None:
+        return None
+    offered = store.delivery_topics(session, delivery_id, row.contact_id)
+    dropped: list[str] = []
+    for topic in offered:
+        scope = topic_scope(topic)
+        if topic in keep:
+            existing = store.get_suppression(session, row.email_hash, scope)
+            if existing is not None:
+                store.log_suppression_change(
+                    session,
+                    row.email_hash,
+                    scope=scope,
+                    action="removed",
+                    reason="chosen again on the preference page",
+                    actor="recipient",
+                    now=now,
+                )
+                session.delete(existing)
+            continue
+        dropped.append(topic)
+        store.suppress_hash(
+            session,
+            row.email_hash,
+            email=row.email,
+            reason=SuppressionReason.UNSUBSCRIBED,
+            source=f"{SOURCE_TOPICS} (delivery {delivery_id})",
+            now=now,
+            scope=scope,
+        )
+    session.flush()
+    page = unsubscribe_page(session, delivery_id)
+    assert page is not None
+    return TopicsSaved(page, tuple(dropped), tuple(t for t in offered if t in keep))
+
+
+#: Source recorded on topic opt-outs.
+SOURCE_TOPICS = "preference page, topics"
+
+
+# --- staff and bounce processing ------------------------------------------------------------
+
+
+def _check_scope(session: Session, scope: str) -> str:
+    if scope.startswith(TOPIC_PREFIX) and len(scope) > len(TOPIC_PREFIX):
+        return scope
+    if scope != GLOBAL_SCOPE and not store.client_exists(session, scope):
+        raise NotFoundError(f"no client {scope!r}: a scope is '*' (every client), a client slug, or topic:NAME")
+    return scope
+
+
+def suppress(
+    session: Session,
+    email: str,
+    *,
+    reason: SuppressionReason,
+    source: str,
+    now: datetime,
+    scope: str = GLOBAL_SCOPE,
+    actor: str | None = None,
+    note: str | None = None,
+) -> bool:
+    """Writes: suppress ``email`` (normalized here) in ``scope`` and stop its unclaimed
+    deliveries there. With ``actor`` (a person, not a process) the addition is logged
+    with ``note`` in the suppression log.
+
+    Returns False when the address was already suppressed in that scope (the first
+    reason is kept). Raises InputError for a bad address, NotFoundError for a scope that
+    names no client.
+    """
+    normalized = normalize_email(email)
+    _check_scope(session, scope)
+    hashed = email_hash(normalized)
+    detail = f"{source}: {note}" if note else source
+    added = store.suppress_hash(session, hashed, email=normalized, reason=reason, source=detail, now=now, scope=scope)
+    if added and actor is not None:
+        store.log_suppression_change(
+            session, hashed, scope=scope, action="added", reason=note or reason.value, actor=actor, now=now
+        )
+    store.suppress_pending_deliveries(session, hashed, scope=scope, reason=reason.value, now=now)
+    return added
+
+
+def lift(session: Session, email: str, *, scope: str, reason: str, actor: str, now: datetime) -> None:
+    """Writes: remove the suppression of ``email`` in ``scope``, logging ``actor`` and
+    ``reason``. Deliveries already marked suppressed stay so.
+
+    Raises InputError for a bad address or an empty reason, NotFoundError when there is
+    no such suppression (other scopes are never touched).
+    """
+    normalized = normalize_email(email)
+    if not reason.strip():
+        raise InputError("a reason is required to lift a suppression")
+    if not store.remove_suppression(session, normalized, scope=scope, reason=reason.strip(), actor=actor, now=now):
+        raise NotFoundError(f"{normalized} is not suppressed in scope {scope!r}")
+
+
+def find(
+    session: Session,
+    *,
+    reason: SuppressionReason | None = None,
+    scope: str | None = None,
+    email: str | None = None,
+) -> Iterator[Suppression]:
+    """Suppressions matching every filter given, oldest first. ``email`` matches by hash,
+    so it finds erased addresses too. Raises InputError for a bad address."""
+    hashed = email_hash(normalize_email(email)) if email is not None else None
+    return store.find_suppressions(session, reason=reason, scope=scope, hashed=hashed)
+
+
+EXPORT_COLUMNS = ("email", "email_hash", "scope", "reason", "source", "created_at")
+
+
+def export_csv(session: Session, out: IO[str]) -> int:
+    """Write every suppression as CSV (formula-safe cells) to ``out``; returns the row count.
+
+    Erased addresses have an empty ``email`` and keep their ``email_hash``.
+    """
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for s in store.find_suppressions(session):
+        cells = [s.email or "", s.email_hash, s.scope, s.reason, s.source, s.created_at.isoformat()]
+        writer.writerow([neutralize(c) for c in cells])
+        count += 1
+    return count
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What :func:`erase_contact` changed."""
+
+    email_hash: str
+    contact_id: int | None
+    deliveries: int
+    events: int
+    suppressions: int
+
+
+def erase_contact(session: Session, email: str, *, actor: str, now: datetime) -> Erasure:
+    """Writes: erase everything personal about ``email`` and keep it suppressed.
+
+    * the contact: address, names, outlet, region, country, language, time zone and
+      attributes cleared; beats, tags and list memberships deleted; ``erased_at`` set; its
+      ``email_hash`` replaced by ``erased-<id>`` (see
+      :func:`mailer.store.erasure.erase_contact_row`: a re-import then creates a new,
+      suppressed contact instead of failing on the unique hash);
+    * its deliveries: address cleared and cut out of the last SMTP reply; unclaimed ones
+      (queued, deferred) become ``suppressed``;
+    * their events: raw bounce messages dropped, address cut out of the details;
+    * suppressions: the address cleared, the hash kept;
+    * a global suppression with reason ``erased`` (an existing global one is kept and its
+      reason becomes ``erased``), logged with ``actor``.
+
+    Suppressions match on the hash, so the address stays suppressed however it comes
+    back. Raises InputError for a bad address, NotFoundError when nothing is known
+    about it (no contact, delivery or suppression).
+    """
+    normalized = normalize_email(email)
+    hashed = email_hash(normalized)
+    contact = erasure_store.find_contact_by_hash(session, hashed)
+    contact_id = contact.id if contact is not None else None
+    deliveries = erasure_store.forget_delivery_addresses(
+        session, contact_id=contact_id, hashed=hashed, email=normalized, now=now
+    )
+    if contact is None and not deliveries and not store.suppression_scopes(session, [hashed]):
+        raise NotFoundError(f"nothing is stored about {normalized}")
+    events = erasure_store.forget_event_details(
+        session, delivery_ids=deliveries, contact_id=contact_id, email=normalized
+    )
+    if contact_id is not None:
+        erasure_store.erase_contact_row(session, contact_id, now=now)
+    forgotten = erasure_store.forget_suppression_addresses(session, hashed, email=normalized)
+    source = f"erased by {actor}"
+    if not store.suppress_hash(
+        session, hashed, email=None, reason=SuppressionReason.ERASED, source=source, now=now, scope=GLOBAL_SCOPE
+    ):
+        store.set_suppression_reason(session, hashed, scope=GLOBAL_SCOPE, reason=SuppressionReason.ERASED)
+    store.log_suppression_change(
+        session, hashed, scope=GLOBAL_SCOPE, action="erased", reason="contact erased", actor=actor, now=now
+    )
+    return Erasure(
+        email_hash=hashed, contact_id=contact_id, deliveries=len(deliveries), events=events, suppressions=forgotten
+    )

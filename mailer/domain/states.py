@@ -1,0 +1,144 @@
+"""Vocabulary and rules: states, transitions, contact fields. No I/O.
+
+States are stored as their string values. Transition tables are the only place that
+says which moves are legal; code asks :func:`release_can_move` instead of comparing
+states by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+
+from mailer.domain.errors import WorkflowError
+
+
+class ReleaseStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    PARTIAL = "partial"
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+    BOUNCED = "bounced"
+
+
+#: Delivery states that no longer need work (the release may finish).
+TERMINAL_DELIVERY = frozenset(
+    {
+        DeliveryStatus.SENT,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.SUPPRESSED,
+        DeliveryStatus.CANCELLED,
+        DeliveryStatus.BOUNCED,
+    }
+)
+
+_RELEASE_MOVES: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
+    ReleaseStatus.DRAFT: frozenset({ReleaseStatus.SUBMITTED, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.SUBMITTED: frozenset({ReleaseStatus.APPROVED, ReleaseStatus.DRAFT, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.APPROVED: frozenset({ReleaseStatus.SENDING, ReleaseStatus.DRAFT, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.SENDING: frozenset(
+        {
+            ReleaseStatus.PAUSED,
+            ReleaseStatus.SENT,
+            ReleaseStatus.PARTIAL,
+            ReleaseStatus.CANCELLED,
+        }
+    ),
+    ReleaseStatus.PAUSED: frozenset({ReleaseStatus.SENDING, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.SENT: frozenset({ReleaseStatus.SENDING}),  # staff retry of unknown/failed rows
+    ReleaseStatus.PARTIAL: frozenset({ReleaseStatus.SENDING}),
+    ReleaseStatus.CANCELLED: frozenset(),
+}
+
+
+def release_can_move(src: ReleaseStatus, dst: ReleaseStatus) -> bool:
+    """True when the release state machine allows ``src → dst``."""
+    return dst in _RELEASE_MOVES[src]
+
+
+def require_release_move(src: ReleaseStatus, dst: ReleaseStatus) -> None:
+    """Raise :class:`WorkflowError` unless ``src → dst`` is allowed."""
+    if not release_can_move(src, dst):
+        raise WorkflowError(f"a {src.value} release cannot become {dst.value}")
+
+
+class OutletType(StrEnum):
+    PRINT = "print"
+    TV = "tv"
+    RADIO = "radio"
+    ONLINE = "online"
+    WIRE = "wire"
+    PODCAST = "podcast"
+    NEWSLETTER = "newsletter"
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+    ERASED = "erased"
+
+
+#: Suppression scope meaning "every client".
+GLOBAL_SCOPE = "*"
+#: Suppression scopes for a topic a journalist no longer wants ("topic:foreign-policy"),
+#: honored by every release that names the topic in its front matter.
+TOPIC_PREFIX = "topic:"
+
+
+def topic_scope(topic: str) -> str:
+    return TOPIC_PREFIX + topic
+
+
+def send_scopes(client_slug: str, topics: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """Every suppression scope that stops a release of ``client_slug`` about ``topics``."""
+    return (GLOBAL_SCOPE, client_slug, *(topic_scope(t) for t in topics))
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    PUBLICIST = "publicist"
+    APPROVER = "approver"
+    VIEWER = "viewer"
+
+
+def email_hash(normalized_email: str) -> str:
+    """Stable hash of a normalized address; suppressions match on it (and survive erasure)."""
+    return hashlib.sha256(normalized_email.encode("utf-8")).hexdigest()
+
+
+# --- SMTP replies --------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    """What one delivery attempt came to."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"  # try again later
+    FAILED = "failed"  # permanent: do not retry
+    UNKNOWN = "unknown"  # the data may have been accepted; never resent automatically
+
+
+def retry_delay(attempts: int, schedule: list[int]) -> int:
+    """Seconds to wait after the ``attempts``-th failed attempt (1-based); the last repeats."""
+    if not schedule:
+        return 300
+    return schedule[min(max(attempts, 1), len(schedule)) - 1]

@@ -1,0 +1,2 @@
+"""The delivery engine: plan, claim, render, send, record; leases, the breaker, the
+scheduler that runs it."""

@@ -1,0 +1,311 @@
+"""A compiled variant and the exact bytes of one message: :class:`CompiledVariant`.
+
+``CompiledVariant.render(recipient, ...)`` (per message, ~100 µs): Jinja renders
+(subject, body, intro, layout; text and HTML) and direct assembly of a
+``multipart/alternative`` message: headers folded and RFC 2047-encoded by
+:mod:`mailer.message.headers`, both parts quoted-printable, CRLF line ends throughout. No
+``email.message`` objects (3 ms each), no I/O, no clock.
+
+Names a template can use: recipient fields ``first_name``, ``last_name``, ``outlet``,
+``email`` (empty ones are "missing": they print as ``""`` and take ``| default(...)``),
+``attributes`` (a mapping; use ``attributes.beat | default("")`` for optional keys),
+message fields ``to_addr`` and ``unsubscribe_url``, variant fields ``title``,
+``dateline``, ``embargo``, ``speakers``, ``questions``, ``booking_contact``, ``sender``,
+``release_key``, ``subject``; layouts also get ``body``, ``intro`` and ``about``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from jinja2 import Template
+from markupsafe import Markup
+
+from mailer.domain.errors import InputError
+from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
+from mailer.message.origins import Origin, to_template_error
+from mailer.message.sandbox import MISSING
+from mailer.message.spec import Recipient, RenderedParts, VariantSpec
+
+_concat = "".join
+
+# ----------------------------------------------------------------------- headers
+
+
+@dataclass(frozen=True)
+class _StaticHeaders:
+    """Header lines that are the same for every message of a variant."""
+
+    from_reply_to: str
+    tail: str
+
+
+def static_headers(spec: VariantSpec) -> _StaticHeaders:
+    """Validate and encode From, Reply-To, List-Id, Feedback-ID and the fixed headers."""
+    sender = spec.sender
+    name = check_header_value("From", sender.name)
+    address = check_header_value("From", sender.address)
+    lines = header_line("From", encode_address(name, address))
+    if sender.reply_to:
+        reply_to = check_header_value("Reply-To", sender.reply_to)
+        lines += header_line("Reply-To", encode_address("", reply_to))
+    list_id = check_header_value("List-Id", spec.list_id).strip()
+    m = re.fullmatch(r"(.*?)\s*<([^<>\s]+)>", list_id)
+    phrase, ident = (m.group(1), m.group(2)) if m else ("", list_id)
+    if not ident or any(c.isspace() or c in "<>" for c in ident):
+        raise InputError(f"List-Id {spec.list_id!r} is not of the form 'Name <list.id>'")
+    list_value = encode_address(phrase, ident) if phrase else f"<{ident}>"
+    feedback = check_header_value("Feedback-ID", spec.feedback_id)
+    if not feedback.isascii():
+        raise InputError(f"Feedback-ID {feedback!r} must be ASCII")
+    tail = (
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        + header_line("List-Id", list_value)
+        + "Precedence: bulk\r\n"
+        + "Auto-Submitted: auto-generated\r\n"
+        + header_line("Feedback-ID", feedback)
+    )
+    return _StaticHeaders(lines, tail)
+
+
+_URL_BAD = re.compile(r"[\s<>\"\x00-\x1f\x7f]")
+
+
+#: Unsubscribe links may use plain http only towards a local development server (the demo).
+LOCAL_HTTP_PREFIXES = ("http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/")
+
+
+def _check_url(field_name: str, url: str, scheme: str) -> str:
+    """A URL fit for ``<...>`` in List-Unsubscribe (RFC 2369), else InputError."""
+    check_header_value(field_name, url)
+    if scheme == "https://" and url.startswith(LOCAL_HTTP_PREFIXES):
+        scheme = "http://"  # a local development server (the demo); never a public host
+    if not url.startswith(scheme) or _URL_BAD.search(url) or not url.isascii():
+        raise InputError(f"{field_name}: {url!r} is not an ASCII {scheme} URL")
+    return url
+
+
+_last_date: tuple[datetime, str] | None = None
+
+
+def _date_line(date: datetime) -> str:
+    """``Date: ...`` CRLF; the last one is kept (the same second in every message sent
+    within it, so ``format_datetime`` runs about once a second, not once a message)."""
+    global _last_date
+    second = date.replace(microsecond=0)
+    last = _last_date
+    if last is not None and last[0] == second and last[0].tzinfo is second.tzinfo:
+        return last[1]
+    line = f"Date: {format_datetime(date)}\r\n"
+    _last_date = (second, line)
+    return line
+
+
+def _qp(text: str) -> bytes:
+    """UTF-8 quoted-printable body with CRLF line ends (lines ≤ 76 octets)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+_PART_HEADERS = b"\r\nContent-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+_TEXT_HEAD = _PART_HEADERS % b"plain"
+_HTML_HEAD = _PART_HEADERS % b"html"
+_SUBJECT_CACHE_SIZE = 4096
+
+
+# ---------------------------------------------------------------- compiled variant
+
+
+class CompiledVariant:
+    """A variant ready to render; built by :meth:`Renderer.compile`, immutable after.
+
+    Safe to share between threads: rendering only reads it (the subject-encoding cache
+    tolerates races).
+    """
+
+    def __init__(
+        self,
+        spec: VariantSpec,
+        *,
+        origins: Mapping[str, Origin],
+        subject: Template,
+        body: tuple[Template, Template],
+        intro: tuple[Template, Template] | None,
+        about: tuple[Markup | None, str | None],
+        layouts: tuple[Template, Template],
+        static_headers: _StaticHeaders,
+    ) -> None:
+        self.spec = spec
+        self._origins = origins
+        self._subject = subject
+        self._body = body
+        self._intro = intro
+        self._layouts = layouts
+        self._headers = static_headers
+        self._subject_lines: dict[str, str] = {}
+        self._base_ctx: dict[str, Any] = {
+            **subject.globals,
+            "title": spec.title,
+            "dateline": spec.dateline,
+            "embargo": spec.embargo,
+            "speakers": spec.speakers,
+            "questions": spec.questions,
+            "booking_contact": spec.booking_contact,
+            "sender": spec.sender,
+            "release_key": spec.release_key,
+        }
+        self._about_html = about[0]
+        self._about_text = about[1]
+
+    def _run(self, template: Template, ctx: dict[str, Any]) -> str:
+        # Template.render() copies the context twice and merges the globals into it; ``ctx``
+        # already holds the globals (see _base_ctx) and Jinja never writes to a shared
+        # parent, so rendering straight from it saves ~30% of the Jinja time.
+        try:
+            return _concat(template.root_render_func(template.new_context(ctx, shared=True)))
+        except Exception:
+            try:
+                # Re-raises with the traceback rewritten to template lines.
+                template.environment.handle_exception()
+            except Exception as exc:
+                raise to_template_error(exc, self._origins) from exc
+
+    def _context(self, rcpt: Recipient, to_addr: str, unsubscribe_url: str) -> dict[str, Any]:
+        ctx = self._base_ctx.copy()
+        for name in ("first_name", "last_name", "outlet", "email"):
+            value: str = getattr(rcpt, name)
+            ctx[name] = value if value.strip() else MISSING[name]
+        ctx["attributes"] = rcpt.attributes
+        ctx["to_addr"] = to_addr
+        ctx["unsubscribe_url"] = unsubscribe_url
+        return ctx
+
+    def _render_parts(self, rcpt: Recipient, to_addr: str, unsubscribe_url: str) -> RenderedParts:
+        ctx = self._context(rcpt, to_addr, unsubscribe_url)
+        subject = self._run(self._subject, ctx).strip()
+        check_header_value("Subject", subject)
+        ctx["subject"] = subject
+        html_ctx = ctx.copy()
+        html_ctx["body"] = Markup(self._run(self._body[0], ctx))
+        ctx["body"] = self._run(self._body[1], ctx)
+        if self._intro is not None:
+            html_ctx["intro"] = Markup(self._run(self._intro[0], ctx))
+            ctx["intro"] = self._run(self._intro[1], ctx)
+        else:
+            html_ctx["intro"] = ctx["intro"] = None
+        html_ctx["about"] = self._about_html
+        ctx["about"] = self._about_text
+        html = self._run(self._layouts[0], html_ctx)
+        text = self._run(self._layouts[1], ctx)
+        return RenderedParts(subject, text, html)
+
+    def render_parts(
+        self,
+        rcpt: Recipient,
+        *,
+        to_addr: str,
+        unsubscribe_url: str,
+        message_id: str | None = None,
+        unsubscribe_mailto: str | None = None,
+        date: datetime | None = None,
+    ) -> RenderedParts:
+        """Render subject, text and HTML for previews, with the same checks as render().
+
+        ``message_id``, ``unsubscribe_mailto`` and ``date`` are accepted (and ignored) so
+        that callers can pass the same keywords as to :meth:`render`.
+        Raises TemplateError, HeaderInjectionError.
+        """
+        self._check_recipient(rcpt, to_addr)
+        return self._render_parts(rcpt, to_addr, unsubscribe_url)
+
+    @staticmethod
+    def _check_recipient(rcpt: Recipient, to_addr: str) -> None:
+        check_header_value("To", to_addr)
+        check_header_value("first_name", rcpt.first_name)
+        check_header_value("last_name", rcpt.last_name)
+        check_header_value("outlet", rcpt.outlet)
+        check_header_value("email", rcpt.email)
+
+    def _subject_line(self, subject: str) -> str:
+        line = self._subject_lines.get(subject)
+        if line is None:
+            line = header_line("Subject", encode_unstructured(subject))
+            if len(self._subject_lines) >= _SUBJECT_CACHE_SIZE:
+                self._subject_lines.clear()
+            self._subject_lines[subject] = line
+        return line
+
+    def render(
+        self,
+        rcpt: Recipient,
+        *,
+        to_addr: str,
+        message_id: str,
+        unsubscribe_url: str,
+        unsubscribe_mailto: str | None,
+        date: datetime,
+    ) -> bytes:
+        """The complete message, CRLF line ends, ready for SMTP DATA (before dot-stuffing).
+
+        ``message_id`` is used as given (angle brackets added if missing) and also seeds
+        the MIME boundary, so the same arguments always give the same bytes.
+        Raises :class:`HeaderInjectionError` for a CR/LF/control character in a
+        recipient field, address, Message-ID or rendered subject; :class:`InputError`
+        for a non-https unsubscribe URL or a non-ASCII address; :class:`TemplateError`
+        when a template fails at render time.
+        """
+        self._check_recipient(rcpt, to_addr)
+        _check_url("List-Unsubscribe", unsubscribe_url, "https://")
+        unsubscribe = f"<{unsubscribe_url}>"
+        if unsubscribe_mailto:
+            if not unsubscribe_mailto.startswith("mailto:"):
+                unsubscribe_mailto = "mailto:" + unsubscribe_mailto
+            unsubscribe += f", <{_check_url('List-Unsubscribe', unsubscribe_mailto, 'mailto:')}>"
+        message_id = check_header_value("Message-ID", message_id).strip()
+        if not message_id.isascii() or " " in message_id:
+            raise InputError(f"Message-ID {message_id!r} must be ASCII without spaces")
+        if not message_id.startswith("<"):
+            message_id = f"<{message_id}>"
+        parts = self._render_parts(rcpt, to_addr, unsubscribe_url)
+        display = " ".join(n for n in (rcpt.first_name, rcpt.last_name) if n.strip())
+        boundary = "=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
+        head = "".join(
+            (
+                self._headers.from_reply_to,
+                header_line("To", encode_address(display, to_addr)),
+                self._subject_line(parts.subject),
+                _date_line(date),
+                header_line("Message-ID", message_id),
+                "MIME-Version: 1.0\r\n",
+                'Content-Type: multipart/alternative; boundary="',
+                boundary,
+                '"\r\n',
+                header_line("List-Unsubscribe", unsubscribe),
+                self._headers.tail,
+                "\r\n",
+            )
+        )
+        delimiter = b"--" + boundary.encode("ascii")
+        return b"".join(
+            (
+                head.encode("utf-8"),  # ASCII but for an SMTPUTF8 local part (RFC 6532)
+                delimiter,
+                _TEXT_HEAD,
+                _qp(parts.text),
+                b"\r\n",
+                delimiter,
+                _HTML_HEAD,
+                _qp(parts.html),
+                b"\r\n",
+                delimiter,
+                b"--\r\n",
+            )
+        )

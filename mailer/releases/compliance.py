@@ -1,0 +1,204 @@
+"""Pre-send checks of a release: what must hold before anyone may approve it.
+
+:func:`check_release` renders every segment's variant for a sample contact (and for a
+recipient with every optional field missing) and inspects the messages as a recipient's
+mail program would see them (parsed back with the standard library):
+
+* the variant compiles and renders, and its subject is not empty;
+* every link is ``https`` (``mailto:`` is allowed: a booking address is not a web link);
+* both parts carry the unsubscribe link, the client's postal address and, when the
+  client has one, its disclosure statement (CAN-SPAM 15 U.S.C. 7704(a)(5) asks for the
+  postal address and an opt-out in every message; a foreign-agent disclosure must travel
+  with every copy of the material);
+* the From domain aligns with the DKIM ``d=`` domain when one is configured (a warning:
+  DMARC alignment is deliverability, not legality).
+
+Failures are collected, never raised one by one, so the author sees every problem at
+once. No I/O, no database: the caller gathers the specs and sample recipients.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from markupsafe import escape
+
+from mailer.config import Settings
+from mailer.domain.errors import InputError, MailerError, WorkflowError
+from mailer.message import LOCAL_HTTP_PREFIXES, Recipient, Renderer, VariantSpec
+from mailer.message.tokens import Tokens
+
+#: The Date header of check renders (fixed: the checks must not depend on the clock).
+CHECK_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+
+#: A recipient with every optional field missing: templates must cope with it.
+BLANK_RECIPIENT = Recipient(email="journalist@example.com")
+
+# Anything that looks like a URL with a scheme, in text or in an attribute value.
+_URL_RE = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s"'<>()\[\]]+""")
+_HREF_RE = re.compile(r"""\b(?:href|src)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+
+
+@dataclass(frozen=True)
+class ComplianceReport:
+    """What :func:`check_release` found. ``failures`` block submission; ``warnings`` do not."""
+
+    failures: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def require_ok(self, what: str) -> None:
+        """Raise one :class:`WorkflowError` listing every failure, unless there are none."""
+        if self.failures:
+            listed = "; ".join(f"({i}) {f}" for i, f in enumerate(self.failures, 1))
+            count = len(self.failures)
+            raise WorkflowError(f"{what} fails {count} check{'s' if count > 1 else ''}: {listed}")
+
+
+def sample_unsubscribe_url(settings: Settings) -> str:
+    """The unsubscribe link previews, proofs and checks carry.
+
+    It is built exactly like a real one (``web.base_url`` + ``/u/`` + signed token) but
+    for delivery id 0, which no unsubscribe handler accepts, so clicking it in a proof
+    unsubscribes nobody. Raises InputError when ``web.base_url`` is not https: one-click
+    unsubscribe (RFC 8058 section 3) requires an https URI.
+    """
+    base = settings.web.base_url
+    if not base.startswith(("https://", *LOCAL_HTTP_PREFIXES)):
+        raise InputError(
+            f"web.base_url {base!r} is not https: unsubscribe links must be https (RFC 8058); "
+            "set web.base_url in the config file or MAILER_WEB__BASE_URL"
+        )
+    return Tokens.from_settings(settings).unsubscribe_url(base, 0)
+
+
+def sample_message_id(settings: Settings, label: str) -> str:
+    """A Message-ID for a check or preview render (``label`` must be ASCII, no spaces)."""
+    return f"<{label}@{settings.sender.message_id_domain}>"
+
+
+def _parse(raw: bytes) -> tuple[str, str, str]:
+    """(subject, text part, HTML part) of a rendered message, decoded as a reader sees them."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    return (
+        str(msg.get("Subject", "")),
+        str(text.get_content()) if isinstance(text, EmailMessage) else "",
+        str(html.get_content()) if isinstance(html, EmailMessage) else "",
+    )
+
+
+def _links(text: str, html: str) -> list[str]:
+    """Every URL in the text part and every href/src (and bare URL) of the HTML part."""
+    found = _URL_RE.findall(text)
+    for m in _HREF_RE.finditer(html):
+        found.append(m.group(1) if m.group(1) is not None else m.group(2))
+    found.extend(_URL_RE.findall(html))
+    return found
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+def _aligned(from_address: str, dkim_domain: str) -> bool:
+    """Relaxed DMARC alignment (RFC 7489 3.1.1), approximated without a public-suffix
+    list: the From domain equals the DKIM domain or is a subdomain of it, or vice versa."""
+    domain = from_address.rpartition("@")[2].lower().rstrip(".")
+    d = dkim_domain.lower().strip().rstrip(".")
+    return domain == d or domain.endswith("." + d) or d.endswith("." + domain)
+
+
+def check_release(
+    segments: Sequence[tuple[str, VariantSpec, Recipient]],
+    renderer: Renderer,
+    settings: Settings,
+) -> ComplianceReport:
+    """Check every ``(segment slug, spec, sample recipient)``; see the module docstring.
+
+    Returns the report (never raises for a content problem; each failure names the
+    segment and what is wrong).
+    """
+    failures: list[str] = []
+    warnings: list[str] = []
+
+    def fail(message: str) -> None:
+        if message not in failures:
+            failures.append(message)
+
+    if not segments:
+        fail("segments: the release goes to no segment")
+    try:
+        unsubscribe_url = sample_unsubscribe_url(settings)
+    except InputError as exc:
+        fail(str(exc))
+        # Keep checking the content with a stand-in link of the right shape.
+        unsubscribe_url = "https://unsubscribe.invalid/u/check"
+    if settings.web.base_url.startswith(LOCAL_HTTP_PREFIXES):
+        warnings.append(
+            f"web.base_url {settings.web.base_url!r} is a local development server: "
+            "recipients elsewhere cannot reach the unsubscribe links"
+        )
+
+    seen_links: set[str] = set()
+    for slug, spec, sample in segments:
+        where = f"segment {slug}"
+        if not spec.subject.strip():
+            fail(f"{where}: subject is empty")
+        if not spec.sender.postal_address.strip():
+            fail(f"{where}: client has no postal address")
+        try:
+            variant = renderer.compile(spec)
+        except MailerError as exc:
+            fail(f"{where}: does not compile: {exc}")
+            continue
+        recipients = [sample] if sample == BLANK_RECIPIENT else [sample, BLANK_RECIPIENT]
+        for rcpt in recipients:
+            try:
+                raw = variant.render(
+                    rcpt,
+                    to_addr=rcpt.email,
+                    message_id=sample_message_id(settings, f"check.{spec.release_key}"),
+                    unsubscribe_url=unsubscribe_url,
+                    unsubscribe_mailto=None,
+                    date=CHECK_DATE,
+                )
+            except MailerError as exc:
+                fail(f"{where}: does not render for {rcpt.email}: {exc}")
+                continue
+            subject, text, html = _parse(raw)
+            if not subject.strip():
+                fail(f"{where}: subject renders empty for {rcpt.email}")
+            for link in _links(text, html):
+                if link.startswith(("https://", "mailto:", "#")) or link in seen_links or link == unsubscribe_url:
+                    continue
+                seen_links.add(link)
+                fail(f"{where}: link {link!r} is not https")
+            for part_name, part, quote in (("text", text, str), ("HTML", html, lambda s: str(escape(s)))):
+                if unsubscribe_url not in part and quote(unsubscribe_url) not in part:
+                    fail(f"{where}: the {part_name} part has no unsubscribe link")
+                postal = _lines(spec.sender.postal_address)
+                if postal and not all(quote(line) in part for line in postal):
+                    fail(f"{where}: the {part_name} part lacks the postal address")
+                disclosure = _lines(spec.sender.disclosure or "")
+                if disclosure and not all(quote(line) in part for line in disclosure):
+                    fail(f"{where}: the {part_name} part lacks the disclosure statement")
+    dkim_domain = settings.dkim.domain
+    if dkim_domain:
+        for address in dict.fromkeys(spec.sender.address for _, spec, _ in segments):
+            if not _aligned(address, dkim_domain):
+                warnings.append(
+                    f"From {address!r} is not aligned with the DKIM domain {dkim_domain!r} (DMARC may fail)"
+                )
+    return ComplianceReport(tuple(failures), tuple(warnings))

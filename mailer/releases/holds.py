@@ -1,0 +1,161 @@
+"""Why an approved release waits for a person instead of starting, and the confirmation
+that lets it go.
+
+Two gates are checked by the engine just before it starts an approved release
+(:func:`start_hold`), in this order:
+
+1. **Late.** A release that has not started by its ``not_after`` is not sent. Its
+   ``not_after`` is its own (front matter, ``releases schedule --not-after``), else
+   ``sender.not_after_hours`` after its send time, or after its approval when that came
+   later (a release approved after its send time was approved knowingly late); a
+   release without a send time goes when approved and has no default limit. A press
+   release three days late is usually wrong to send: a person decides.
+2. **Already started** (the send fence, :mod:`mailer.releases.fence`): this database says the
+   release was never started, but this machine's fence says this database started it
+   with this content. The database is then most likely a restored copy, and sending would
+   mail everyone a second time.
+
+A held release stays ``approved`` with a ``hold_reason`` that the CLI and the staff page
+show; the scheduler skips it. ``mailer releases confirm-late ID`` (and, for the second
+gate, ``--resend-after-restore``) is the person's decision: it is recorded in the
+release's history and the release starts at the next tick. A new approval or a new send
+time clears the hold and the confirmations (the decision was about the old ones).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.domain.errors import WorkflowError
+from mailer.domain.states import ReleaseStatus
+from mailer.releases.fence import SendFence
+from mailer.store import releases as release_store
+from mailer.store.tables import Release
+
+__all__ = [
+    "FENCE_HOLD",
+    "LATE_HOLD",
+    "clear",
+    "confirm_start",
+    "effective_not_after",
+    "hold",
+    "record_start",
+    "start_hold",
+]
+
+#: How each kind of hold reason starts (the confirm command tells them apart).
+LATE_HOLD = "late: "
+FENCE_HOLD = "already started: "
+
+
+def effective_not_after(session: Session, release: Release, settings: Settings) -> datetime | None:
+    """The latest moment ``release`` may start without a person confirming, or None (no limit)."""
+    if release.not_after is not None:
+        return release.not_after
+    hours = settings.sender.not_after_hours
+    if hours <= 0:
+        return None
+    if release.send_at is None:
+        return None  # "as soon as approved": no send time to be late for
+    approval = release_store.latest_approval(session, release.id)
+    start = max(release.send_at, approval.approved_at) if approval is not None else release.send_at
+    return start + timedelta(hours=hours)
+
+
+def start_hold(
+    session: Session, release: Release, *, content_hash: str, now: datetime, settings: Settings, fence: SendFence
+) -> str | None:
+    """Why the approved ``release`` must not start now (one line naming the command
+    that lets it go), or None. Reads the fence; StoreError when it cannot."""
+    limit = effective_not_after(session, release, settings)
+    if limit is not None and now > limit and release.late_confirmed_at is None:
+        return (
+            f"{LATE_HOLD}not started by {limit:%Y-%m-%d %H:%M} UTC (its not_after); nothing was sent. "
+            f"To send it now: `mailer releases confirm-late {release.id}`; or cancel it"
+        )
+    database_id = release_store.database_identity(session)
+    entry = fence.started(database_id, release.id, content_hash)
+    if entry is not None and release.resend_confirmed_at is None:
+        return (
+            f"{FENCE_HOLD}the send fence ({fence.path}) says this database started release {release.id} "
+            f"with this content at {entry.started_at} ({entry.worker}), yet the database shows nothing sent: "
+            "it may be a restored copy. Nothing was sent. Check the relay's logs; to send it again anyway: "
+            f"`mailer releases confirm-late {release.id} --resend-after-restore`"
+        )
+    return None
+
+
+def hold(session: Session, release: Release, reason: str, *, now: datetime) -> bool:
+    """Writes: ``release`` (approved) waits for a person, for ``reason``; recorded in its
+    history. False when it is no longer approved or already held (someone else acted)."""
+    if not release_store.set_hold(session, release.id, reason, now=now):
+        return False
+    release_store.add_release_event(
+        session,
+        release.id,
+        from_status=ReleaseStatus.APPROVED.value,
+        to_status=ReleaseStatus.APPROVED.value,
+        actor="mailer",
+        note=f"held: {reason}",
+        now=now,
+    )
+    return True
+
+
+def record_start(
+    session: Session, release: Release, *, content_hash: str, fence: SendFence, now: datetime, worker: str
+) -> None:
+    """Writes the fence (outside the database) for a release about to start; call it in
+    the transaction that starts the release, so a fence that cannot be written (StoreError)
+    leaves the release approved and unsent."""
+    fence.record(release_store.database_identity(session), release.id, content_hash, at=now, worker=worker)
+
+
+def confirm_start(
+    session: Session, release_id: int, *, actor: str, resend_after_restore: bool, now: datetime
+) -> Release:
+    """Writes: a person lets an approved release start although it is late (and, with
+    ``resend_after_restore``, although the send fence says it was started before).
+
+    Raises WorkflowError when the release is not approved, or when it is held by the
+    fence and ``resend_after_restore`` is not given. Allowed before a hold too (a person
+    who knows the engine was down may confirm ahead).
+    """
+    release = release_store.get_release(session, release_id, for_update=True)
+    status = ReleaseStatus(release.status)
+    if status is not ReleaseStatus.APPROVED:
+        raise WorkflowError(
+            f"release {release_id} is {status.value}: only an approved release waiting to start can be confirmed"
+        )
+    held = release.hold_reason or ""
+    if held.startswith(FENCE_HOLD) and not resend_after_restore:
+        raise WorkflowError(
+            f"release {release_id} may already have been sent (see `mailer releases show {release_id}`): "
+            "to send it again anyway, add --resend-after-restore"
+        )
+    what = "sending again after a database restore" if resend_after_restore else "a late start"
+    release.late_confirmed_at = now
+    if resend_after_restore:
+        release.resend_confirmed_at = now
+    release.hold_reason = None
+    release.updated_at = now
+    release_store.add_release_event(
+        session,
+        release_id,
+        from_status=status.value,
+        to_status=status.value,
+        actor=actor,
+        note=f"confirmed {what}" + (f" (was held: {held})" if held else ""),
+        now=now,
+    )
+    return release
+
+
+def clear(release: Release) -> None:
+    """Forget a hold and the confirmations (a new approval or send time: a new decision)."""
+    release.hold_reason = None
+    release.late_confirmed_at = None
+    release.resend_confirmed_at = None

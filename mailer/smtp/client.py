@@ -1,0 +1,479 @@
+"""A pipelining SMTP client on asyncio streams, and a pool of its connections.
+
+Why it exists: aiosmtplib waits for every reply before the next command, four round
+trips per message (MAIL, RCPT, DATA, the data). When the server advertises PIPELINING
+(RFC 2920) this client sends ``MAIL FROM`` and ``RCPT TO`` in one write and reads both
+replies, so a message costs three round trips: MAIL+RCPT, DATA, the data. A refusal at
+MAIL/RCPT leaves a ``RSET`` owed; it goes out in the same write as the next message's
+MAIL+RCPT. Without PIPELINING every command waits for its reply (RFC 5321 as written).
+
+One recipient per transaction, so every reply belongs to exactly one delivery. The
+outcomes are the same values, decided by the same function
+(:func:`mailer.domain.status.classify_reply`), as :class:`mailer.smtp.aiosmtp.SmtpPool` gives:
+
+* a reply to MAIL, RCPT, DATA or to the message data: ``classify_reply`` with that stage;
+* the connection lost, a reply that is not SMTP, or a timeout *before the message data
+  was handed to the socket* (including while waiting for 354): ``deferred`` — the server
+  cannot have the message;
+* the same *after* the data was handed over: ``unknown`` — it may have been accepted,
+  and it is never resent automatically;
+* a 421 reply (RFC 5321 3.8: the server is closing the channel): recorded, then the
+  connection is closed.
+
+The final ``.`` is not pipelined with the next message's MAIL/RCPT: the reply to the
+data must be known before :meth:`PipelinedPool.send` returns (and before the next row's
+``before_data`` mark), so that ``unknown`` keeps meaning exactly "this row's data was
+handed over and its fate was not heard".
+
+Raised: :class:`mailer.domain.errors.TransportError` only when SMTP cannot be used at all
+(connect, greeting, EHLO/HELO, TLS or authentication refused or failing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+
+from mailer.config import SmtpSettings
+from mailer.domain.addresses import SmtpEnvelope, smtp_envelope
+from mailer.domain.errors import TransportError
+from mailer.domain.states import Outcome
+from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.transport import SendResult, Transport, reply_result, tls_context
+
+#: Longest reply line accepted (RFC 5321 4.5.3.1.5 allows 512 octets; be lenient).
+_LINE_LIMIT = 64 * 1024
+_QUIT_SECONDS = 5.0
+
+
+class ConnectionLost(Exception):
+    """The connection broke: closed, reset, timed out, or the peer stopped speaking SMTP."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One SMTP reply: the code and the text of every line (RFC 5321 4.2), without codes."""
+
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        """The text lines joined by newlines, as aiosmtplib presents them."""
+        return "\n".join(self.lines)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}".strip()
+
+
+_REPLY_LINE = re.compile(rb"^([2-5]\d\d)([ -]|$)(.*)$", re.DOTALL)
+
+
+def parse_reply_line(raw: bytes) -> tuple[int, bool, str]:
+    """Split one reply line into (code, is_last_line, text). RFC 5321 4.2: ``ddd-text``
+    continues a multi-line reply, ``ddd text`` or ``ddd`` ends it. Raises
+    :class:`ConnectionLost` for anything else (the peer is not speaking SMTP)."""
+    line = raw.rstrip(b"\r\n")
+    match = _REPLY_LINE.match(line)
+    if match is None:
+        raise ConnectionLost(f"not an SMTP reply: {line[:80]!r}")
+    text = match.group(3).decode("utf-8", "replace").strip()
+    return int(match.group(1)), match.group(2) != b"-", text
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """The DATA payload for ``data`` (RFC 5321 4.5.2 and 2.3.8): every line ending made
+    CRLF, a ``.`` doubled at the start of every line, a final CRLF ensured, and the
+    terminating ``.`` CRLF appended."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
+        data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _safe_address(address: str) -> bool:
+    return not any(c in address for c in "\r\n<>")
+
+
+class Connection:
+    """One SMTP session, set up by :meth:`open`, carrying one message at a time."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        settings: SmtpSettings,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._settings = settings
+        self.extensions: dict[str, str] = {}
+        self._rset_owed = False
+        self._closed = False
+
+    # -- set-up ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, settings: SmtpSettings, *, local_name: str) -> Connection:
+        """Connect, read the greeting, EHLO (HELO when EHLO is refused), STARTTLS or
+        implicit TLS as configured, AUTH when a username is set. Every step waits at most
+        ``connect_timeout``. Raises :class:`TransportError` when any of it fails."""
+        where = f"SMTP {settings.host}:{settings.port}"
+        context = tls_context(settings)
+        limit = settings.connect_timeout
+        try:
+            async with asyncio.timeout(limit):
+                reader, writer = await asyncio.open_connection(
+                    settings.host,
+                    settings.port,
+                    ssl=context if settings.tls == "implicit" else None,
+                    server_hostname=settings.host if settings.tls == "implicit" else None,
+                    limit=_LINE_LIMIT,
+                )
+        except (OSError, TimeoutError) as exc:
+            raise TransportError(f"cannot connect to {where}: {_describe(exc)}") from exc
+        conn = cls(reader, writer, settings)
+        try:
+            greeting = await conn._read(limit)
+            if greeting.code != 220:
+                raise TransportError(f"{where} refused the session: {greeting}")
+            await conn._hello(local_name, where)
+            if context is not None and settings.tls == "starttls":
+                await conn._starttls(context, local_name, where)
+            if settings.username:
+                await conn._login(where)
+        except ConnectionLost as exc:
+            conn.abort()
+            raise TransportError(f"cannot connect to {where}: {exc}") from exc
+        except BaseException:
+            conn.abort()
+            raise
+        return conn
+
+    async def _hello(self, local_name: str, where: str) -> None:
+        limit = self._settings.connect_timeout
+        reply = await self._command(f"EHLO {local_name}", limit)
+        if reply.code == 250:
+            self.extensions = _extensions(reply)
+            return
+        if reply.code < 500:  # 4xx: the server is there but will not talk now
+            raise TransportError(f"{where} refused EHLO: {reply}")
+        reply = await self._command(f"HELO {local_name}", limit)  # RFC 5321 3.2: fall back
+        if reply.code != 250:
+            raise TransportError(f"{where} refused HELO: {reply}")
+        self.extensions = {}
+
+    async def _starttls(self, context: ssl.SSLContext, local_name: str, where: str) -> None:
+        """RFC 3207: STARTTLS, the handshake, then EHLO again (what was learnt before TLS
+        must be forgotten)."""
+        if "STARTTLS" not in self.extensions:
+            raise TransportError(f"{where} does not offer STARTTLS")
+        reply = await self._command("STARTTLS", self._settings.connect_timeout)
+        if reply.code != 220:
+            raise TransportError(f"{where} refused STARTTLS: {reply}")
+        try:
+            await self._writer.start_tls(
+                context,
+                server_hostname=self._settings.host,
+                ssl_handshake_timeout=self._settings.connect_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise TransportError(f"{where}: TLS failed: {_describe(exc)}") from exc
+        await self._hello(local_name, where)
+
+    async def _login(self, where: str) -> None:
+        """RFC 4954 AUTH with PLAIN (RFC 4616) or else LOGIN, as the server offers."""
+        s = self._settings
+        user = s.username or ""
+        password = s.password.get_secret_value() if s.password else ""
+        mechanisms = self.extensions.get("AUTH", "").upper().split()
+        limit = s.connect_timeout
+        if "PLAIN" in mechanisms:
+            token = _b64(f"\0{user}\0{password}")
+            reply = await self._command(f"AUTH PLAIN {token}", limit)
+        elif "LOGIN" in mechanisms:
+            reply = await self._command("AUTH LOGIN", limit)
+            if reply.code == 334:
+                reply = await self._command(_b64(user), limit)
+            if reply.code == 334:
+                reply = await self._command(_b64(password), limit)
+        else:
+            offered = " ".join(mechanisms) or "none"
+            raise TransportError(f"{where}: no supported AUTH mechanism (offered: {offered})")
+        if reply.code != 235:
+            raise TransportError(f"{where}: login refused: {reply}")
+
+    # -- one message ------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        """False once the connection was closed or the peer hung up."""
+        return not self._closed and not self._reader.at_eof() and not self._writer.is_closing()
+
+    @property
+    def pipelining(self) -> bool:
+        return "PIPELINING" in self.extensions
+
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+    ) -> SendResult:
+        """One transaction for one recipient; see the module docstring for the outcomes.
+        ``before_data`` runs after RCPT was accepted, just before the DATA command. Any
+        exception (from ``before_data``, or cancellation) closes the connection and
+        propagates."""
+        if not (_safe_address(sender) and _safe_address(recipient)):
+            return SendResult(Outcome.FAILED, None, "address contains CR, LF, < or >", "rcpt")
+        envelope = smtp_envelope(
+            sender, recipient, setting=self._settings.smtputf8, offered="SMTPUTF8" in self.extensions
+        )
+        if isinstance(envelope, str):
+            return SendResult(Outcome.FAILED, None, envelope, "rcpt")
+        try:
+            return await self._transaction(envelope, data, before_data)
+        except BaseException:
+            self.abort()
+            raise
+
+    async def _transaction(
+        self,
+        envelope: SmtpEnvelope,
+        data: bytes,
+        before_data: Callable[[], Awaitable[None]] | None,
+    ) -> SendResult:
+        timeout = self._settings.command_timeout
+        utf8 = " SMTPUTF8" if envelope.smtputf8 else ""
+        mail = f"MAIL FROM:<{envelope.sender}>{utf8}"
+        rcpt = f"RCPT TO:<{envelope.recipient}>"
+        stage = "mail"
+        try:
+            if self.pipelining:
+                # RFC 2920 3.1: RSET, MAIL and RCPT may go in one group; replies come in order.
+                group = (["RSET"] if self._rset_owed else []) + [mail, rcpt]
+                await self._write("".join(f"{c}\r\n" for c in group).encode())
+                if self._rset_owed:
+                    refused = self._after_rset(await self._read(timeout))
+                    if refused is not None:
+                        return refused
+                reply = await self._read(timeout)
+                rcpt_reply = await self._read(timeout)  # always read: replies come in order
+                if reply.code != 250:
+                    # The RCPT reply (503 most likely) is read above, so the stream stays in step.
+                    return self._refused(reply, "mail")
+                stage = "rcpt"
+                reply = rcpt_reply
+            else:
+                if self._rset_owed:
+                    refused = self._after_rset(await self._command("RSET", timeout))
+                    if refused is not None:
+                        return refused
+                reply = await self._command(mail, timeout)
+                if reply.code != 250:
+                    return self._refused(reply, "mail")
+                stage = "rcpt"
+                reply = await self._command(rcpt, timeout)
+            if reply.code not in (250, 251):
+                return self._refused(reply, "rcpt")
+            stage = "data"
+            if before_data is not None:
+                await before_data()
+            reply = await self._command("DATA", timeout)
+            if reply.code != 354:
+                return self._refused(reply, "data")
+            payload = dot_stuff(data)
+        except ConnectionLost as exc:
+            self.abort()
+            return SendResult(Outcome.DEFERRED, None, f"connection lost: {exc}", stage)
+        # From here on the server may have the message: no outcome but its reply is certain.
+        try:
+            await self._write(payload)
+            reply = await self._read(self._settings.data_timeout)
+        except ConnectionLost as exc:
+            self.abort()
+            return SendResult(Outcome.UNKNOWN, None, f"connection lost during data: {exc}", "data")
+        if reply.code == 421:
+            self.abort()
+        return reply_result(reply.code, reply.message, "data")
+
+    def _refused(self, reply: Reply, stage: str) -> SendResult:
+        """A refusal at MAIL, RCPT or the DATA command: the transaction is left open on
+        the server, so a RSET is owed before the next one (RFC 5321 4.1.1.5)."""
+        if reply.code == 421:
+            self.abort()
+        else:
+            self._rset_owed = True
+        return reply_result(reply.code, reply.message, stage)
+
+    def _after_rset(self, reply: Reply) -> SendResult | None:
+        """None when RSET succeeded. Otherwise the session cannot be trusted: close it; the
+        message was not tried, so it is deferred (not a verdict on the recipient)."""
+        if reply.code == 250:
+            self._rset_owed = False
+            return None
+        self.abort()
+        return SendResult(Outcome.DEFERRED, reply.code, f"RSET refused: {reply}", "mail")
+
+    # -- wire ------------------------------------------------------------------------
+
+    async def _command(self, line: str, timeout: float) -> Reply:
+        await self._write(f"{line}\r\n".encode())
+        return await self._read(timeout)
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            self._writer.write(data)
+            if self._writer.transport.get_write_buffer_size() == 0:
+                return  # all of it went to the socket: drain() would return at once
+            async with asyncio.timeout(self._settings.command_timeout):
+                await self._writer.drain()
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLost(_describe(exc)) from exc
+
+    async def _read(self, timeout: float) -> Reply:
+        """Read one (possibly multi-line) reply within ``timeout`` seconds."""
+        lines: list[str] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    raw = await self._reader.readline()
+                    if not raw.endswith(b"\n"):
+                        raise ConnectionLost("connection closed by the server")
+                    code, last, text = parse_reply_line(raw)
+                    lines.append(text)
+                    if last:
+                        return Reply(code, tuple(lines))
+        except TimeoutError as exc:
+            raise ConnectionLost(f"no reply within {timeout:g}s") from exc
+        except (OSError, ValueError) as exc:  # ValueError: a line over the limit
+            raise ConnectionLost(_describe(exc)) from exc
+
+    # -- closing ---------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Drop the connection at once (its state can no longer be trusted)."""
+        if not self._closed:
+            self._closed = True
+            self._writer.transport.abort()
+
+    async def quit(self) -> None:
+        """QUIT politely (RFC 5321 4.1.1.10), waiting a few seconds at most, then close."""
+        if self._closed:
+            return
+        with suppress(ConnectionLost):
+            await self._command("QUIT", _QUIT_SECONDS)
+        self.abort()
+
+
+def _extensions(reply: Reply) -> dict[str, str]:
+    """EHLO keywords (upper-case) → their parameters (RFC 5321 4.1.1.1)."""
+    found: dict[str, str] = {}
+    for line in reply.lines[1:]:
+        keyword, _, params = line.partition(" ")
+        found[keyword.upper()] = params.strip()
+        if keyword.upper().startswith("AUTH="):  # old servers: "AUTH=LOGIN PLAIN"
+            found.setdefault("AUTH", keyword[5:] + " " + params)
+    return found
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class PipelinedPool:
+    """Up to ``settings.pool_size`` :class:`Connection` s, opened lazily and reused; a
+    connection that broke or was closed (421) is replaced on next use. Implements
+    :class:`mailer.smtp.transport.Transport`."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._idle: asyncio.Queue[Connection] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(settings.pool_size)
+        self._all: set[Connection] = set()
+        self._local_name: str | None = settings.helo_name
+
+    async def _connect(self) -> Connection:
+        if self._local_name is None:
+            self._local_name = await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
+        conn = await Connection.open(self.settings, local_name=self._local_name)
+        self._all.add(conn)
+        return conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        async with self._slots:
+            conn: Connection | None = None
+            while not self._idle.empty():
+                candidate = self._idle.get_nowait()
+                if candidate.usable:
+                    conn = candidate
+                    break
+                candidate.abort()
+                self._all.discard(candidate)
+            if conn is None:
+                conn = await self._connect()
+            try:
+                yield conn
+            finally:
+                if conn.usable:
+                    self._idle.put_nowait(conn)
+                else:
+                    self._all.discard(conn)
+
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+    ) -> SendResult:
+        """Send one message to one recipient over a pooled connection. ``before_data``
+        runs just before the DATA command. Raises :class:`TransportError` when no
+        connection can be opened."""
+        async with self._connection() as conn:
+            return await conn.send(sender, recipient, data, before_data=before_data)
+
+    async def close(self) -> None:
+        """QUIT every open connection."""
+        connections, self._all = list(self._all), set()
+        while not self._idle.empty():
+            self._idle.get_nowait()
+        await asyncio.gather(*(conn.quit() for conn in connections))
+
+
+def make_transport(settings: SmtpSettings) -> Transport:
+    """The transport ``settings.client`` names: ``pipelined`` (:class:`PipelinedPool`)
+    or ``aiosmtplib`` (:class:`mailer.smtp.aiosmtp.SmtpPool`). Opens nothing; connections open on first use."""
+    if settings.client == "aiosmtplib":
+        return SmtpPool(settings)
+    return PipelinedPool(settings)
+
+
+async def send_one(settings: SmtpSettings, sender: str, recipient: str, data: bytes) -> SendResult:
+    """Open a connection, send one message (a proof, say), close. Raises TransportError
+    when SMTP cannot be reached."""
+    pool = make_transport(settings.model_copy(update={"pool_size": 1}))
+    try:
+        return await pool.send(sender, recipient, data)
+    finally:
+        await pool.close()

@@ -1,0 +1,134 @@
+"""Engine and session setup, SQLite pragmas, schema migrations (Alembic).
+
+SQLite runs in WAL mode with a busy timeout, foreign keys and ``secure_delete`` on. Every SQLite
+transaction starts with ``BEGIN IMMEDIATE`` so that a writer takes the lock up front
+and waits (busy timeout) instead of failing half way when it upgrades a read lock;
+read-only work may pass ``execution_options(sqlite_deferred=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailer.config import DatabaseSettings
+from mailer.domain.errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def make_engine(settings: DatabaseSettings) -> Engine:
+    """Create the engine for ``settings.url``; raises :class:`StoreError` on a bad URL."""
+    url = settings.url
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": settings.busy_timeout_ms / 1000})
+            _sqlite_setup(engine, settings.busy_timeout_ms)
+            if engine.url.database and engine.url.database != ":memory:":
+                Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"database.url: cannot use {settings.url!r}: {exc}") from exc
+    return engine
+
+
+def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own is deferred).
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL survives a killed process; only power loss can drop the last commits.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Deleted and overwritten content is zeroed on disk, so an erased address does
+        # not linger in free pages of the file (issue 12; right to erasure).
+        cur.execute("PRAGMA secure_delete=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        deferred = conn.get_execution_options().get("sqlite_deferred", False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (objects are handed to callers)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    Database errors surface as :class:`StoreError` with one readable line.
+    """
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise StoreError(f"database error: {_short(exc)}") from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Create or upgrade the schema to ``revision``; returns the revision now in place."""
+    try:
+        command.upgrade(_alembic_config(engine), revision)
+    except OperationalError as exc:
+        raise StoreError(f"cannot upgrade the database: {_short(exc)}") from exc
+    return current_revision(engine)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect().execution_options(sqlite_deferred=True) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    script = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://")))
+    return script.get_current_head()
+
+
+def require_current(engine: Engine) -> None:
+    """Raise :class:`StoreError` unless the schema is at the newest migration."""
+    try:
+        have = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the database: {_short(exc)}") from exc
+    if have != head_revision():
+        raise StoreError("the database schema is not current: run `mailer db upgrade`")
