@@ -8,6 +8,7 @@ states by hand.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from enum import StrEnum
 
 from mailer.domain.errors import WorkflowError
@@ -76,6 +77,64 @@ def require_release_move(src: ReleaseStatus, dst: ReleaseStatus) -> None:
     """Raise :class:`WorkflowError` unless ``src → dst`` is allowed."""
     if not release_can_move(src, dst):
         raise WorkflowError(f"a {src.value} release cannot become {dst.value}")
+
+
+class ReleaseAction(StrEnum):
+    """What a person can do to a release (the CLI, the staff pages and the API all ask
+    :func:`allowed_actions`; who may do it is :func:`mailer.accounts.users.permits`)."""
+
+    EDIT = "edit"
+    SUBMIT = "submit"
+    APPROVE = "approve"
+    SCHEDULE = "schedule"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    RETRY = "retry"
+
+
+#: Delivery states a staff retry may queue again (same Message-ID).
+RETRYABLE_DELIVERY = frozenset({DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED})
+
+#: Release states whose content can still change (a change after approval needs approval again).
+EDITABLE_RELEASE = frozenset({ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.APPROVED})
+
+#: Release states whose send time can change.
+SCHEDULABLE_RELEASE = frozenset(
+    {ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.APPROVED, ReleaseStatus.PAUSED}
+)
+
+#: Release states that have been approved (what is sent is what was approved).
+APPROVED_RELEASE = frozenset(
+    {ReleaseStatus.APPROVED, ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.SENT, ReleaseStatus.PARTIAL}
+)
+
+
+def allowed_actions(status: ReleaseStatus, counts: Mapping[str, int] | None = None) -> frozenset[ReleaseAction]:
+    """The actions the state machine allows on a release in ``status``. ``counts``
+    (deliveries by status) decides retry: without it, retry is offered wherever the state
+    allows it; with it, only when some delivery is in :data:`RETRYABLE_DELIVERY`."""
+    moves = _RELEASE_MOVES[status]
+    actions: set[ReleaseAction] = set()
+    if status in EDITABLE_RELEASE:
+        actions.add(ReleaseAction.EDIT)
+    if status in SCHEDULABLE_RELEASE:
+        actions.add(ReleaseAction.SCHEDULE)
+    if status is ReleaseStatus.DRAFT:
+        actions.add(ReleaseAction.SUBMIT)
+    if status is ReleaseStatus.SUBMITTED:
+        actions.add(ReleaseAction.APPROVE)
+    if status is ReleaseStatus.SENDING:
+        actions.add(ReleaseAction.PAUSE)
+    if status is ReleaseStatus.PAUSED:
+        actions.add(ReleaseAction.RESUME)
+    if ReleaseStatus.CANCELLED in moves:
+        actions.add(ReleaseAction.CANCEL)
+    if status in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED) or ReleaseStatus.SENDING in moves:
+        retryable = counts is None or any(counts.get(s.value, 0) for s in RETRYABLE_DELIVERY)
+        if retryable and status is not ReleaseStatus.APPROVED:
+            actions.add(ReleaseAction.RETRY)
+    return frozenset(actions)
 
 
 class OutletType(StrEnum):

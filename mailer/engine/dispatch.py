@@ -75,14 +75,22 @@ from mailer.engine import journal
 from mailer.engine.breaker import Breaker, sender_pause_reason
 from mailer.message import AsyncRenderer, Recipient, RenderCancelled, Renderer, RenderJob, RenderWorker
 from mailer.message.tokens import Tokens
-from mailer.releases import SendPlan, build_send_plan, holds, render_limits, renderer_for, require_approved_plan
+from mailer.releases import (
+    SendPlan,
+    build_send_plan,
+    holds,
+    render_limits,
+    renderer_for,
+    require_approved_plan,
+    workflow,
+)
 from mailer.releases.fence import SendFence
 from mailer.runtime import Runtime
 from mailer.smtp.transport import SendResult, Transport
 from mailer.store import deliveries as q
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
-from mailer.store.tables import Release, ReleaseEvent, Segment
+from mailer.store.tables import Release, Segment
 
 log = logging.getLogger("mailer.engine.dispatch")
 
@@ -195,17 +203,14 @@ class Dispatcher:
                 require_approved_plan(session, release_id, plan)
             except MailerError as exc:
                 # What would be sent is no longer what was approved: back to draft.
-                release.status = ReleaseStatus.DRAFT.value
-                release.updated_at = now
-                session.add(
-                    ReleaseEvent(
-                        release_id=release_id,
-                        from_status=ReleaseStatus.APPROVED.value,
-                        to_status=ReleaseStatus.DRAFT.value,
-                        actor="mailer",
-                        note=f"not sent: {exc}",
-                        at=now,
-                    )
+                workflow.try_move(
+                    session,
+                    release_id,
+                    ReleaseStatus.APPROVED,
+                    ReleaseStatus.DRAFT,
+                    actor="mailer",
+                    now=now,
+                    note=f"not sent: {exc}",
                 )
                 log.warning("release %s not sent: %s", release_id, exc)
                 return False
@@ -216,7 +221,15 @@ class Dispatcher:
                 if holds.hold(session, release, reason, now=now):
                     log.warning("release %s waits for a person: %s", release_id, reason)
                 return False
-            if not q.start_release(session, release_id, now):
+            if not workflow.try_move(
+                session,
+                release_id,
+                ReleaseStatus.APPROVED,
+                ReleaseStatus.SENDING,
+                actor=f"mailer ({self.owner})",
+                now=now,
+                note="planned",
+            ):
                 return False
             for segment_id in plan.segment_order:
                 segment = session.get(Segment, segment_id)
@@ -231,16 +244,6 @@ class Dispatcher:
                     message_id_domain=self.settings.sender.message_id_domain,
                     now=now,
                 )
-            session.add(
-                ReleaseEvent(
-                    release_id=release_id,
-                    from_status=ReleaseStatus.APPROVED.value,
-                    to_status=ReleaseStatus.SENDING.value,
-                    actor=f"mailer ({self.owner})",
-                    note="planned",
-                    at=now,
-                )
-            )
             session.flush()
             # Last before the commit, so before any message can go out: a fence that cannot
             # be written rolls the start back (the release stays approved and unsent).
@@ -599,20 +602,16 @@ class Dispatcher:
     def _pause(self, release_id: int, reason: str) -> None:
         now = self.rt.clock()
         with transaction(self.rt.sessions) as session:
-            release = session.get(Release, release_id)
-            if release is None or release.status != ReleaseStatus.SENDING.value:
+            if not workflow.try_move(
+                session,
+                release_id,
+                ReleaseStatus.SENDING,
+                ReleaseStatus.PAUSED,
+                actor="mailer (circuit breaker)",
+                now=now,
+                note=reason,
+            ):
                 return
-            q.set_release_status(session, release_id, ReleaseStatus.PAUSED, now, reason=reason)
-            session.add(
-                ReleaseEvent(
-                    release_id=release_id,
-                    from_status=ReleaseStatus.SENDING.value,
-                    to_status=ReleaseStatus.PAUSED.value,
-                    actor="mailer (circuit breaker)",
-                    note=reason,
-                    at=now,
-                )
-            )
         log.warning("release %s paused: %s", release_id, reason)
 
     # -- housekeeping ------------------------------------------------------------------
@@ -675,18 +674,11 @@ class Dispatcher:
                 counts = q.status_counts(session, release_id)
                 bad = counts.get(DeliveryStatus.FAILED.value, 0) + counts.get(DeliveryStatus.UNKNOWN.value, 0)
                 final = ReleaseStatus.PARTIAL if bad else ReleaseStatus.SENT
-                q.set_release_status(session, release_id, final, now)
-                session.add(
-                    ReleaseEvent(
-                        release_id=release_id,
-                        from_status=ReleaseStatus.SENDING.value,
-                        to_status=final.value,
-                        actor="mailer",
-                        note=", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-                        at=now,
-                    )
-                )
-                done.append(release_id)
+                note = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                if workflow.try_move(
+                    session, release_id, ReleaseStatus.SENDING, final, actor="mailer", now=now, note=note
+                ):
+                    done.append(release_id)
         for release_id in done:
             self._plans.pop(release_id, None)
         return done

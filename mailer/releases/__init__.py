@@ -70,7 +70,7 @@ from mailer.message import (
     check_header_value,
     fingerprint,
 )
-from mailer.releases import compliance, holds
+from mailer.releases import compliance, holds, workflow
 from mailer.releases.compliance import BLANK_RECIPIENT, ComplianceReport
 from mailer.smtp.client import send_one
 from mailer.store import contacts as contact_store
@@ -595,13 +595,8 @@ def update_release(
 def _move(
     session: Session, release: Release, to: ReleaseStatus, *, actor: str, note: str | None, now: datetime
 ) -> None:
-    """Set the status (legality checked by the caller) and record the event."""
-    src = release.status
-    release.status = to.value
-    release.updated_at = now
-    release_store.add_release_event(
-        session, release.id, from_status=src, to_status=to.value, actor=actor, note=note, now=now
-    )
+    """Move ``release`` (legality checked by the caller) through the workflow's one writer."""
+    workflow.move(session, release.id, to, actor=actor, now=now, note=note, src=ReleaseStatus(release.status))
 
 
 # ====================================================================== specs and hash

@@ -15,24 +15,16 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.domain.errors import InputError, NotFoundError, WorkflowError
-from mailer.domain.states import DeliveryStatus, ReleaseStatus, require_release_move
+from mailer.domain.states import DeliveryStatus, ReleaseStatus
+from mailer.releases import workflow
 from mailer.store import deliveries as q
-from mailer.store.tables import Release, ReleaseEvent
+from mailer.store.tables import Release
 
 RETRYABLE = (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED)
 
 
 def _move(session: Session, release_id: int, dst: ReleaseStatus, actor: str, now: datetime, note: str | None) -> str:
-    release = session.get(Release, release_id)
-    if release is None:
-        raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
-    src = ReleaseStatus(release.status)
-    require_release_move(src, dst)
-    q.set_release_status(session, release_id, dst, now, reason=note)
-    session.add(
-        ReleaseEvent(release_id=release_id, from_status=src.value, to_status=dst.value, actor=actor, note=note, at=now)
-    )
-    return src.value
+    return workflow.move(session, release_id, dst, actor=actor, now=now, note=note).value
 
 
 def pause(session: Session, release_id: int, *, actor: str, now: datetime, reason: str | None = None) -> None:

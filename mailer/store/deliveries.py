@@ -112,16 +112,6 @@ def due_release_ids(session: Session, now: datetime) -> list[int]:
     )
 
 
-def start_release(session: Session, release_id: int, now: datetime) -> bool:
-    """Writes: approved → sending, only if still approved. True for the one caller that won."""
-    result = session.execute(
-        update(Release)
-        .where(Release.id == release_id, Release.status == ReleaseStatus.APPROVED.value)
-        .values(status=ReleaseStatus.SENDING.value, planned_at=now, updated_at=now)
-    )
-    return _rowcount(result) == 1
-
-
 def plan_segment(
     session: Session,
     *,
@@ -231,24 +221,6 @@ def merge_breaker(session: Session, release_id: int, marks: str, *, keep: int) -
         .returning(Release.breaker_window, Release.breaker_streak)
     ).one_or_none()
     return (row.breaker_window or "", int(row.breaker_streak or 0)) if row else ("", 0)
-
-
-def set_release_status(
-    session: Session, release_id: int, status: ReleaseStatus, now: datetime, *, reason: str | None = None
-) -> None:
-    """Writes: a release's status (and pause reason); the caller checked legality."""
-    values: dict[str, Any] = {"status": status.value, "updated_at": now}
-    if status == ReleaseStatus.PAUSED:
-        values["pause_reason"] = reason
-    if status in (ReleaseStatus.SENT, ReleaseStatus.PARTIAL, ReleaseStatus.CANCELLED):
-        values["finished_at"] = now
-    if status == ReleaseStatus.SENDING:
-        # (re)started or resumed: the breaker starts from nothing
-        values["pause_reason"] = None
-        values["finished_at"] = None
-        values["breaker_window"] = ""
-        values["breaker_streak"] = 0
-    session.execute(update(Release).where(Release.id == release_id).values(**values))
 
 
 # --- claiming ---------------------------------------------------------------------------

@@ -301,3 +301,38 @@ def database_identity(session: Session) -> str:
     except IntegrityError:
         pass
     return session.scalars(select(MailerMeta.value).where(MailerMeta.key == _DATABASE_ID)).one()
+
+
+# --- release status ---------------------------------------------------------------------
+
+
+def move_release_status(
+    session: Session,
+    release_id: int,
+    *,
+    src: ReleaseStatus,
+    dst: ReleaseStatus,
+    now: datetime,
+    reason: str | None = None,
+) -> bool:
+    """Writes: ``src`` → ``dst`` only if the release is still in ``src`` (a guarded UPDATE,
+    so two processes racing for one move cannot both win), with the columns that go with
+    the new state. True for the one caller that won. Legality is the caller's business
+    (:func:`mailer.releases.workflow.move`)."""
+    values: dict[str, Any] = {"status": dst.value, "updated_at": now}
+    if dst == ReleaseStatus.PAUSED:
+        values["pause_reason"] = reason
+    if dst in (ReleaseStatus.SENT, ReleaseStatus.PARTIAL, ReleaseStatus.CANCELLED):
+        values["finished_at"] = now
+    if dst == ReleaseStatus.SENDING:
+        # (re)started or resumed: the breaker starts from nothing
+        values["pause_reason"] = None
+        values["finished_at"] = None
+        values["breaker_window"] = ""
+        values["breaker_streak"] = 0
+        if src == ReleaseStatus.APPROVED:
+            values["planned_at"] = now
+    result = session.execute(
+        update(Release).where(Release.id == release_id, Release.status == src.value).values(**values)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
