@@ -32,7 +32,7 @@ def move(
     src: ReleaseStatus | None = None,
 ) -> ReleaseStatus:
     """Writes: move release ``release_id`` to ``dst`` and record the event; returns the
-    state it left. ``src`` (when given) is the state the caller saw: the move happens only
+    state it left. ``dst`` equal to the current state records the event only (an edit). ``src`` (when given) is the state the caller saw: the move happens only
     from there. Raises NotFoundError (no such release), WorkflowError (an illegal move, or
     the release changed meanwhile)."""
     release = session.get(Release, release_id)
@@ -41,6 +41,13 @@ def move(
     current = ReleaseStatus(release.status)
     if src is not None and current is not src:
         raise WorkflowError(f"release {release_id} is {current.value}, not {src.value}")
+    if dst is current:
+        # not a move: an event in the release's history (an edit, a hold, a confirmation)
+        release.updated_at = now
+        release_store.add_release_event(
+            session, release_id, from_status=current.value, to_status=dst.value, actor=actor, note=note, now=now
+        )
+        return current
     require_release_move(current, dst)
     if not _write(session, release, current, dst, actor=actor, now=now, note=note):
         raise WorkflowError(f"release {release_id} changed while being moved to {dst.value}; look again")
