@@ -459,7 +459,8 @@ def releases_confirm_late(
     as_json: JsonOpt = False,
 ) -> None:
     """Let an approved release that waits (late past its not_after, or already started per
-    the send fence) start at the next `mailer run` tick."""
+    the send fence) start at the next `mailer run` tick; or let a release the send fence
+    paused mid-send (a restored copy?) go on sending the rows this database shows as unsent."""
     who = releases.check_actor(_whoami(actor))
     with runtime() as rt, transaction(rt.sessions) as session:
         release = holds.confirm_start(
@@ -469,7 +470,8 @@ def releases_confirm_late(
     if as_json:
         print_json({**summary, "confirmed_by": who, "resend_after_restore": resend_after_restore})
     else:
-        out.print(f"confirmed release {release_id}: `mailer run` starts it at its next tick")
+        verb = "goes on sending" if summary["status"] == ReleaseStatus.SENDING.value else "starts"
+        out.print(f"confirmed release {release_id}: `mailer run` {verb} it at its next tick")
 
 
 @releases_app.command("cancel")
@@ -523,7 +525,9 @@ def releases_resume(release_id: IdArg, actor: AsOpt = None, as_json: JsonOpt = F
 @releases_app.command("retry")
 def releases_retry(
     release_id: IdArg,
-    status: Annotated[list[str], typer.Option("--status", help="unknown, failed or deferred (repeat for several).")],
+    status: Annotated[
+        list[str], typer.Option("--status", help="unknown, failed, deferred or queued (repeat for several).")
+    ],
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -535,7 +539,7 @@ def releases_retry(
     try:
         chosen = [DeliveryStatus(s) for s in status]
     except ValueError as exc:
-        raise InputError(f"--status: {exc}; use unknown, failed or deferred") from exc
+        raise InputError(f"--status: {exc}; use unknown, failed, deferred or queued") from exc
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
         count = control.retry(session, release_id, chosen, actor=who, now=rt.clock())

@@ -130,6 +130,18 @@ def set_hold(session: Session, release_id: int, reason: str, *, now: datetime) -
     return bool(getattr(result, "rowcount", 0))
 
 
+def pause_held(session: Session, release_id: int, reason: str, *, now: datetime) -> bool:
+    """Writes: a ``sending`` release is paused to wait for a person (``reason`` as both its
+    pause and hold reason). False when it is no longer sending (someone else acted)."""
+    result = session.execute(
+        update(Release)
+        .where(Release.id == release_id, Release.status == ReleaseStatus.SENDING.value)
+        .values(status=ReleaseStatus.PAUSED.value, pause_reason=reason, hold_reason=reason, updated_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 # --- segments and variants --------------------------------------------------------------
 
 
