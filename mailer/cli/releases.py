@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mailer import control, holds, releases
-from mailer.cli.common import JsonOpt, err, out, print_json, runtime
+from mailer import control, holds, releases, users
+from mailer.cli.common import JsonOpt, ReleaseId, err, out, print_json, runtime
 from mailer.db import transaction
 from mailer.domain import DeliveryStatus, ReleaseStatus
 from mailer.errors import InputError, TemplateError, TransportError, WorkflowError
@@ -151,7 +151,7 @@ def releases_create(
 
 @releases_app.command("update")
 def releases_update(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     file: Annotated[Path, typer.Argument(help="The edited release file.")],
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -225,7 +225,7 @@ def _show_data(release_id: int) -> dict[str, Any]:
 
 
 @releases_app.command("show")
-def releases_show(release_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
+def releases_show(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     """A release: status, segments, variants, hash, approvals and history."""
     data = _show_data(release_id)
     if as_json:
@@ -289,7 +289,7 @@ def releases_list(
 
 @releases_app.command("preview")
 def releases_preview(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     segment: Annotated[str, typer.Option(help="The segment whose variant to render.")],
     contact: Annotated[str | None, typer.Option(help="Render for this contact (default: the segment's first).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, text or eml (the whole message).")] = "eml",
@@ -326,7 +326,7 @@ def releases_preview(
 
 @releases_app.command("proof")
 def releases_proof(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     to: Annotated[str, typer.Option("--to", help="Where to send the proof (you).")],
     segment: Annotated[str | None, typer.Option(help="The segment whose variant to send (default: the first).")] = None,
     as_json: JsonOpt = False,
@@ -363,12 +363,13 @@ def releases_proof(
 
 
 @releases_app.command("submit")
-def releases_submit(
-    release_id: Annotated[int, typer.Argument(metavar="ID")], actor: AsOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Run the checks and submit a draft for approval (every failure is listed)."""
-    who = _whoami(actor)
+def releases_submit(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the checks and submit a draft for approval (every failure is listed).
+
+    Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or publicist."""
+    given = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = users.cli_actor(session, given, users.Action.SUBMIT)
         report = releases.submit_release(
             session,
             release_id,
@@ -387,16 +388,27 @@ def releases_submit(
 
 @releases_app.command("approve")
 def releases_approve(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
-    actor: Annotated[str, typer.Option("--as", help="The approver (not the author).")],
+    release_id: ReleaseId,
+    actor: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="The approver: not the author, an editor or the submitter. Once user accounts exist"
+            " (mailer users list), an enabled admin or approver; with none, any name.",
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a submitted release as a second person; binds the approval to its content hash."""
+    """Approve a submitted release as a second person; binds the approval to its content hash.
+
+    Once user accounts exist, --as must name an enabled user whose role may approve (admin
+    or approver); on an install without any accounts any name is taken as given."""
     with runtime() as rt, transaction(rt.sessions) as session:
+        approver = users.cli_actor(session, actor, users.Action.APPROVE)
         result = releases.approve_release(
             session,
             release_id,
-            approver=actor,
+            approver=approver,
             renderer=releases.renderer_for(rt.settings),
             settings=rt.settings,
             now=rt.clock(),
@@ -404,14 +416,14 @@ def releases_approve(
     if result.refused is not None:
         raise WorkflowError(result.refused)
     if as_json:
-        print_json({"id": release_id, "status": "approved", "approver": actor, "content_hash": result.content_hash})
+        print_json({"id": release_id, "status": "approved", "approver": approver, "content_hash": result.content_hash})
     else:
         out.print(f"approved release {release_id} ({result.content_hash[:12]})")
 
 
 @releases_app.command("schedule")
 def releases_schedule(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     at: Annotated[
         str | None, typer.Option("--at", help="ISO 8601 with a zone, e.g. 2026-12-01T09:00:00-05:00.")
     ] = None,
@@ -447,7 +459,7 @@ def releases_schedule(
 
 @releases_app.command("confirm-late")
 def releases_confirm_late(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     resend_after_restore: Annotated[
         bool,
         typer.Option(
@@ -475,9 +487,7 @@ def releases_confirm_late(
 
 
 @releases_app.command("cancel")
-def releases_cancel(
-    release_id: Annotated[int, typer.Argument(metavar="ID")], actor: AsOpt = None, as_json: JsonOpt = False
-) -> None:
+def releases_cancel(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Cancel a release."""
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
@@ -490,12 +500,10 @@ def releases_cancel(
 
 # --- staff controls while sending -------------------------------------------------------
 
-IdArg = Annotated[int, typer.Argument(metavar="ID")]
-
 
 @releases_app.command("pause")
 def releases_pause(
-    release_id: IdArg,
+    release_id: ReleaseId,
     reason: Annotated[str | None, typer.Option(help="Why (shown to staff).")] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -511,7 +519,7 @@ def releases_pause(
 
 
 @releases_app.command("resume")
-def releases_resume(release_id: IdArg, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
+def releases_resume(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Resume a paused release."""
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
@@ -524,7 +532,7 @@ def releases_resume(release_id: IdArg, actor: AsOpt = None, as_json: JsonOpt = F
 
 @releases_app.command("retry")
 def releases_retry(
-    release_id: IdArg,
+    release_id: ReleaseId,
     status: Annotated[
         list[str], typer.Option("--status", help="unknown, failed, deferred or queued (repeat for several).")
     ],
