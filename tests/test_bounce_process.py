@@ -323,7 +323,7 @@ def _release_of(rt: Runtime, delivery_id: int) -> int:
     ],
 )
 def test_notice_about_our_sender_pauses_and_spares_the_recipient(rt: Runtime, status: str, diagnostic: str) -> None:
-    """A DSN whose fault is our sender records the event and pauses the sending release; nobody is scored or suppressed."""
+    """A DSN whose fault is our sender puts the row back in the queue (never bounced) and pauses the sending release; nobody is scored or suppressed."""
     sent = send_to(rt, "live.journalist@example.org")
     release_id = _release_of(rt, sent.delivery_id)
     _sending(rt, release_id)
@@ -335,7 +335,9 @@ def test_notice_about_our_sender_pauses_and_spares_the_recipient(rt: Runtime, st
     assert (result.outcome, result.suppressed) == (Outcome.SENDER_REFUSED, ())
     assert suppressions(rt) == {}
     assert contact(rt, sent.contact_id).soft_bounce_score == 0
-    assert [e.kind for e in events(rt, sent.delivery_id)] == ["bounced"]
+    assert [e.kind for e in events(rt, sent.delivery_id)] == ["requeued"]
+    row = delivery(rt, sent.delivery_id)
+    assert (row.status, row.sent_at, row.first_attempt_at) == ("queued", None, None)
     release = _release(rt, release_id)
     assert release.status == "paused"
     assert release.pause_reason is not None and "refuses our sender" in release.pause_reason

@@ -203,6 +203,40 @@ def test_rate_limit_and_full_mailbox_5xx_are_deferred() -> None:
     assert classify_reply(552, "5.2.2 Mailbox full", stage="data").outcome is Outcome.DEFERRED
 
 
+GMAIL_RATE_MULTILINE = [
+    # the reply as sent, every line with its codes
+    "550-5.2.1 The email account that you tried to reach is receiving mail at a rate that\n"
+    "550 5.2.1 prevents additional messages from being delivered.",
+    # as aiosmtplib hands it over: the basic code of each line dropped, the enhanced one kept
+    "5.2.1 The email account that you tried to reach is receiving mail at a rate that\n"
+    "5.2.1 prevents additional messages from being delivered.",
+    # a continuation line that starts with a bare enhanced code, the first without any
+    "The email account that you tried to reach is receiving mail at a rate that\n"
+    "5.2.1 prevents additional messages from being delivered.",
+    # unfolded into one line (a Diagnostic-Code field)
+    "550-5.2.1 The email account that you tried to reach is receiving mail at a rate that "
+    "5.2.1 prevents additional messages from being delivered.",
+]
+
+
+@pytest.mark.parametrize("text", GMAIL_RATE_MULTILINE, ids=["codes", "enhanced-only", "bare-continuation", "unfolded"])
+def test_gmail_multiline_rate_limit_is_not_a_disabled_mailbox(text: str) -> None:
+    """Gmail's 5.2.1 rate limit split over lines (codes repeated or bare) is a soft rate limit, never suppressed."""
+    verdict = classify_reply(550, text, stage=Stage.RCPT)
+    assert (verdict.outcome, verdict.reason, verdict.fault) == (Outcome.DEFERRED, Reason.RATE_LIMITED, Fault.REMOTE)
+    assert not verdict.hard
+    in_dsn = classify_dsn("5.2.1", f"smtp; {text}")
+    assert (in_dsn.reason, in_dsn.fault, in_dsn.hard) == (Reason.RATE_LIMITED, Fault.REMOTE, False)
+
+
+def test_bare_codes_on_continuation_lines_do_not_change_other_wordings() -> None:
+    """Stripping a continuation line's bare code keeps a disabled Gmail account disabled, and IPs intact."""
+    disabled = "5.2.1 The email account that you tried to reach is disabled. Learn more at\n5.2.1 https://example.com/x"
+    assert classify_reply(550, disabled, stage=Stage.RCPT).reason is Reason.MAILBOX_DISABLED
+    unknown = "5.1.1 The email account that you tried to reach does not exist. Please try\n5.1.1 double-checking"
+    assert classify_reply(550, unknown, stage=Stage.RCPT).hard
+
+
 def test_parse_code_skips_ip_addresses() -> None:
     """IP addresses and versions are not read as enhanced codes."""
     assert parse_code("host 192.0.2.5 said 550 no") == (5, 0, 0)

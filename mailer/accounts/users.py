@@ -41,7 +41,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.orm import Session
 
 from mailer.audience.contacts import normalize_email
-from mailer.domain.errors import InputError, NotFoundError
+from mailer.domain.errors import InputError, NotFoundError, WorkflowError
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.store import users as user_store
 from mailer.store.tables import User
@@ -59,6 +59,7 @@ __all__ = [
     "authenticate",
     "change_password",
     "check_password",
+    "cli_actor",
     "disable_user",
     "end_session",
     "hash_password",
@@ -169,6 +170,32 @@ def permits(user: StaffUser, action: Action, *, author: str | None = None, statu
     if user.role is Role.PUBLICIST and action is Action.CANCEL:
         return author is not None and author.casefold() == user.email.casefold() and status == ReleaseStatus.DRAFT.value
     return True
+
+
+def cli_actor(session: Session, name: str, action: Action) -> str:
+    """Who ``--as NAME`` is when ``action`` is taken on the command line.
+
+    With no user accounts at all (a single-person install) the name is taken as given.
+    Once accounts exist, NAME must be the address of an enabled user whose role permits
+    ``action`` (as on the staff pages); their address is returned, so the two-person rule
+    compares the same names whichever way a release was handled. Raises NotFoundError
+    for an unknown user, WorkflowError for a disabled one or a role that may not.
+    """
+    if not user_store.any_user(session):
+        return name
+    try:
+        user = user_store.find_user(session, normalize_email(name))
+    except InputError:
+        user = None
+    if user is None:
+        raise NotFoundError(f"no user '{name}' (mailer users list)")
+    if not user.active:
+        raise WorkflowError(f"user '{name}' is disabled and cannot {action.value}")
+    staff = _staff(user)
+    if not permits(staff, action):
+        article = "an" if staff.role.value[0] in "aeiou" else "a"
+        raise WorkflowError(f"user '{name}' is {article} {staff.role.value} and cannot {action.value}")
+    return staff.email
 
 
 def add_user(

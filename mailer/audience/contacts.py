@@ -121,6 +121,8 @@ def import_csv(
     when the file as a whole is unusable.
     """
     check_slug(list_slug, "list")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a CSV file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     chosen: Encoding = forced_encoding(encoding) if encoding else detect_encoding(path)

@@ -24,9 +24,14 @@ recorded once and acted on once. What happens depends on the verdict's *fault*
 * recipient, hard (user or domain unknown) → delivery ``bounced``; address suppressed
   everywhere (``hard_bounce``) when ``suppress_hard``.
 * sender (our envelope sender, IP, authentication, reputation: "Domain of sender
-  address ... does not exist") → delivery ``bounced`` with that reason, the recipient
-  untouched (no score, no suppression), and the release paused at once if it is still
-  sending, with a reason a person can act on.
+  address ... does not exist") → the recipient did not get it and it is not their
+  fault: the delivery goes back to the queue (``requeued`` event "reason: detail",
+  as the engine does when it hears the refusal itself; never bounced or failed), the
+  recipient untouched (no score, no suppression), and the release paused at once if it
+  is still sending, with a reason a person can act on; after ``resume`` the row gets
+  one copy. A release that already finished is left as it is (the row shows as
+  ``queued``; ``mailer releases retry ID --status queued`` sends such rows once the
+  sending setup is fixed).
 * message (size, spam, content) → delivery ``bounced``; nothing else.
 * recipient soft, remote, network → delivery ``bounced``; the contact's soft score counts
   it (at most once a day; stale after ``soft_reset_days``), except for refusals that say
@@ -356,6 +361,8 @@ class BounceProcessor:
             event, outcome = "complained", Outcome.COMPLAINT
         elif kind is Kind.FEEDBACK:
             event, outcome = "feedback", Outcome.FEEDBACK
+        elif recipient is not None and recipient.action == "failed" and recipient.fault is Fault.SENDER:
+            event, outcome = "requeued", Outcome.SENDER_REFUSED
         elif recipient is not None and recipient.action == "failed":
             event, outcome = "bounced", Outcome.BOUNCED
         elif recipient is not None and recipient.action == "delayed":
@@ -367,13 +374,18 @@ class BounceProcessor:
         detail = " ".join(p for p in (status, diagnostic) if p)[:_MAX_DETAIL] or None
         code = _reply_code(status, diagnostic)
         key = _dedupe_key(target.delivery_id, event, status, fingerprint)
+        if outcome is Outcome.SENDER_REFUSED and recipient is not None:
+            # Says whose fault it is, as the engine's requeued events do (the report counts it).
+            event_detail: str | None = f"{recipient.reason.value}: {detail or ''}"[:_MAX_DETAIL]
+        else:
+            event_detail = detail
         if not bounce_store.record_delivery_event(
             session,
             delivery_id=target.delivery_id,
             contact_id=target.contact_id,
             kind=event,
             code=code,
-            detail=detail,
+            detail=event_detail,
             dedupe_key=key,
             raw=self._kept(raw),
             at=now,
@@ -385,13 +397,17 @@ class BounceProcessor:
             return outcome, self._suppress(session, target, SuppressionReason.COMPLAINT, source, now)
         if outcome in (Outcome.DELAYED, Outcome.FEEDBACK) or recipient is None:
             return outcome, None
+        if outcome is Outcome.SENDER_REFUSED:
+            # About us, not the address: back to the queue, never score or suppress; stop
+            # the release (issue 11).
+            bounce_store.requeue_refused(
+                session, target.delivery_id, reason=recipient.reason.value, code=code, reply=detail, now=now
+            )
+            self._pause(session, target, detail or recipient.reason.value, now)
+            return outcome, None
         bounce_store.mark_delivery_bounced(
             session, target.delivery_id, reason=recipient.reason.value, code=code, reply=detail, now=now
         )
-        if recipient.fault is Fault.SENDER:
-            # About us, not the address: never score or suppress; stop the release.
-            self._pause(session, target, detail or recipient.reason.value, now)
-            return Outcome.SENDER_REFUSED, None
         if recipient.bounce_class is BounceClass.HARD:
             if self._policy.suppress_hard:
                 return outcome, self._suppress(session, target, SuppressionReason.HARD_BOUNCE, source, now)

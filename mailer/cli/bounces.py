@@ -17,7 +17,7 @@ from mailer.bounces.ingest import ImapOptions, ImapPoller, IngestSummary, connec
 from mailer.bounces.parse import parse_message, report_to_json
 from mailer.bounces.process import BounceProcessor
 from mailer.bounces.receive import BounceServer, serve_bounces
-from mailer.cli.common import JsonOpt, err, out, print_json, runtime
+from mailer.cli.common import JsonOpt, err, id_check, out, print_json, runtime
 from mailer.domain.errors import ConfigError, InputError, NotFoundError
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
@@ -163,7 +163,7 @@ def bounces_poll(
     once: Annotated[bool, typer.Option("--once", help="Poll once and exit.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Read returned mail from the IMAP mailbox in [bounces.imap] (until Ctrl-C / SIGTERM)."""
+    r"""Read returned mail from the IMAP mailbox in \[bounces.imap] (until Ctrl-C / SIGTERM)."""
     with runtime() as rt:
         imap = rt.settings.bounces.imap
         if not imap.host or not imap.username or imap.password is None:
@@ -205,7 +205,14 @@ def bounces_inbox(
         str | None,
         typer.Option(help="Only 'staff' (mail to postmaster@/abuse@/the feedback address) or 'review'."),
     ] = None,
-    show: Annotated[int | None, typer.Option("--show", help="Print the raw message kept with this id.")] = None,
+    show: Annotated[
+        int | None,
+        typer.Option(
+            "--show",
+            callback=id_check("kept message", see="mailer bounces inbox"),
+            help="Print the raw message kept with this id.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Most messages to list.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:

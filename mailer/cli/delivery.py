@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mailer.cli.common import JsonOpt, err, out, print_json, runtime
-from mailer.domain.states import DeliveryStatus
+from mailer.cli.common import JsonOpt, ReleaseId, err, id_check, out, print_json, runtime
+from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.engine.dispatch import Dispatcher
 from mailer.engine.dispatch import Progress as SendProgress
 from mailer.engine.scheduler import run_forever
@@ -19,6 +19,7 @@ from mailer.message.dkim import DkimSigner
 from mailer.smtp.client import make_transport
 from mailer.store import deliveries as q
 from mailer.store import ledger as staff_store
+from mailer.store import releases as release_store
 from mailer.store import reports
 from mailer.store.db import transaction
 from mailer.store.ledger import LogFilter, LogLine
@@ -37,6 +38,7 @@ def run(
     """Send approved releases when they are due (until stopped with Ctrl-C / SIGTERM)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("mailer").setLevel(logging.INFO)
+    paused: dict[int, str] = {}
     with runtime() as rt:
         signer = DkimSigner.from_settings(rt.settings.dkim)
         pool = make_transport(rt.settings.smtp)
@@ -74,13 +76,55 @@ def run(
         with bars:
             attempted = asyncio.run(main())
         finished = {rid: p.attempted for rid, p in dispatcher.progress.items()}
+        if once and not as_json:
+            with transaction(rt.sessions) as session:
+                paused = {
+                    rid: release.pause_reason or ""
+                    for rid in sorted(finished)
+                    if (release := release_store.get_release(session, rid)).status == ReleaseStatus.PAUSED.value
+                }
     if as_json:
         print_json({"attempted": attempted, "releases": finished})
     elif once:
-        out.print(f"attempted {attempted} messages" + (f" in releases {sorted(finished)}" if finished else ""))
+        for line in run_summary(attempted, dispatcher.progress, paused):
+            out.print(line, markup=False, highlight=False)
 
 
-def report(release_id: int, as_json: JsonOpt = False) -> None:
+#: How ``run --once`` names the state a tried message ended in.
+_RESULT_WORDS = {
+    DeliveryStatus.SENT.value: "sent",
+    DeliveryStatus.QUEUED.value: "requeued",
+    DeliveryStatus.DEFERRED.value: "deferred",
+    DeliveryStatus.FAILED.value: "failed",
+    DeliveryStatus.UNKNOWN.value: "unknown (may have arrived)",
+    DeliveryStatus.SUPPRESSED.value: "suppressed",
+    DeliveryStatus.CANCELLED.value: "cancelled",
+}
+
+
+def run_summary(claimed: int, progress: dict[int, SendProgress], paused: dict[int, str]) -> list[str]:
+    """What ``run --once`` did, in words: how the tried messages ended (one refused for our
+    own sender is requeued, not sent), how many claimed were never started (back in the
+    queue), and which releases paused and why."""
+    if claimed == 0 and not progress and not paused:
+        return ["nothing was due"]
+    counts: dict[str, int] = {}
+    for p in progress.values():
+        for status, n in p.by_status.items():
+            counts[status] = counts.get(status, 0) + n
+    parts = [f"{counts.pop(DeliveryStatus.SENT.value, 0)} sent"]
+    parts += [f"{n} {_RESULT_WORDS.get(status, status)}" for status, n in sorted(counts.items()) if n]
+    untried = claimed - sum(p.attempted for p in progress.values())
+    if untried > 0:
+        parts.append(f"{untried} not started (back in the queue)")
+    line = ", ".join(parts)
+    if progress:
+        noun = "release" if len(progress) == 1 else "releases"
+        line += f" in {noun} {', '.join(map(str, sorted(progress)))}"
+    return [line, *(f"release {rid} paused: {reason}" for rid, reason in paused.items())]
+
+
+def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     """Delivery report of one release: counts by status, by segment, by recipient domain;
     hard and soft bounces, complaints (rate against Gmail's 0.3% line) and refusals of
     our own sender, each apart."""
@@ -126,14 +170,24 @@ def problem_lines(problems: dict[str, Any]) -> list[str]:
 
 
 def log_cmd(
-    release: Annotated[int | None, typer.Option("--release", help="Only this release.")] = None,
+    release: Annotated[
+        int | None,
+        typer.Option("--release", callback=id_check("release", see="mailer releases list"), help="Only this release."),
+    ] = None,
     status: Annotated[str | None, typer.Option("--status", help="Only rows in this state.")] = None,
     segment: Annotated[str | None, typer.Option("--segment", help="Only this segment.")] = None,
     email: Annotated[
         str | None, typer.Option("--email", help="This address (with @), or addresses containing this text.")
     ] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="Only this recipient domain.")] = None,
-    after: Annotated[int | None, typer.Option("--after", help="Rows after this delivery id (paging).")] = None,
+    after: Annotated[
+        int | None,
+        typer.Option(
+            "--after",
+            callback=id_check("delivery", lowest=0, see="mailer log"),
+            help="Rows after this delivery id (paging).",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:

@@ -25,8 +25,8 @@ def capture(
         Path | None, typer.Option(help="Maildir to file messages in (default: paths.capture_maildir).")
     ] = None,
 ) -> None:
-    """Run a local SMTP server that accepts everything and files it in a Maildir (for trying
-    mailer without a relay: point [smtp] at it and run `mailer run`). Ctrl-C stops it."""
+    r"""Run a local SMTP server that accepts everything and files it in a Maildir (for trying
+    mailer without a relay: point \[smtp] at it and run `mailer run`). Ctrl-C stops it."""
     from mailer.smtp.capture import CaptureServer, serve_capture
 
     settings = STATE.settings

@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mailer import releases
-from mailer.cli.common import JsonOpt, err, out, print_json, runtime
+from mailer.accounts import users
+from mailer.cli.common import JsonOpt, ReleaseId, err, out, print_json, runtime
 from mailer.domain.errors import InputError, TemplateError, TransportError, WorkflowError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.releases import control, holds
@@ -152,7 +153,7 @@ def releases_create(
 
 @releases_app.command("update")
 def releases_update(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     file: Annotated[Path, typer.Argument(help="The edited release file.")],
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -226,7 +227,7 @@ def _show_data(release_id: int) -> dict[str, Any]:
 
 
 @releases_app.command("show")
-def releases_show(release_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOpt = False) -> None:
+def releases_show(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     """A release: status, segments, variants, hash, approvals and history."""
     data = _show_data(release_id)
     if as_json:
@@ -290,7 +291,7 @@ def releases_list(
 
 @releases_app.command("preview")
 def releases_preview(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     segment: Annotated[str, typer.Option(help="The segment whose variant to render.")],
     contact: Annotated[str | None, typer.Option(help="Render for this contact (default: the segment's first).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, text or eml (the whole message).")] = "eml",
@@ -327,7 +328,7 @@ def releases_preview(
 
 @releases_app.command("proof")
 def releases_proof(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     to: Annotated[str, typer.Option("--to", help="Where to send the proof (you).")],
     segment: Annotated[str | None, typer.Option(help="The segment whose variant to send (default: the first).")] = None,
     as_json: JsonOpt = False,
@@ -364,12 +365,13 @@ def releases_proof(
 
 
 @releases_app.command("submit")
-def releases_submit(
-    release_id: Annotated[int, typer.Argument(metavar="ID")], actor: AsOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Run the checks and submit a draft for approval (every failure is listed)."""
-    who = _whoami(actor)
+def releases_submit(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the checks and submit a draft for approval (every failure is listed).
+
+    Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or publicist."""
+    given = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = users.cli_actor(session, given, users.Action.SUBMIT)
         report = releases.submit_release(
             session,
             release_id,
@@ -388,16 +390,27 @@ def releases_submit(
 
 @releases_app.command("approve")
 def releases_approve(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
-    actor: Annotated[str, typer.Option("--as", help="The approver (not the author).")],
+    release_id: ReleaseId,
+    actor: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="The approver: not the author, an editor or the submitter. Once user accounts exist"
+            " (mailer users list), an enabled admin or approver; with none, any name.",
+        ),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a submitted release as a second person; binds the approval to its content hash."""
+    """Approve a submitted release as a second person; binds the approval to its content hash.
+
+    Once user accounts exist, --as must name an enabled user whose role may approve (admin
+    or approver); on an install without any accounts any name is taken as given."""
     with runtime() as rt, transaction(rt.sessions) as session:
+        approver = users.cli_actor(session, actor, users.Action.APPROVE)
         result = releases.approve_release(
             session,
             release_id,
-            approver=actor,
+            approver=approver,
             renderer=releases.renderer_for(rt.settings),
             settings=rt.settings,
             now=rt.clock(),
@@ -405,14 +418,14 @@ def releases_approve(
     if result.refused is not None:
         raise WorkflowError(result.refused)
     if as_json:
-        print_json({"id": release_id, "status": "approved", "approver": actor, "content_hash": result.content_hash})
+        print_json({"id": release_id, "status": "approved", "approver": approver, "content_hash": result.content_hash})
     else:
         out.print(f"approved release {release_id} ({result.content_hash[:12]})")
 
 
 @releases_app.command("schedule")
 def releases_schedule(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     at: Annotated[
         str | None, typer.Option("--at", help="ISO 8601 with a zone, e.g. 2026-12-01T09:00:00-05:00.")
     ] = None,
@@ -448,7 +461,7 @@ def releases_schedule(
 
 @releases_app.command("confirm-late")
 def releases_confirm_late(
-    release_id: Annotated[int, typer.Argument(metavar="ID")],
+    release_id: ReleaseId,
     resend_after_restore: Annotated[
         bool,
         typer.Option(
@@ -460,7 +473,8 @@ def releases_confirm_late(
     as_json: JsonOpt = False,
 ) -> None:
     """Let an approved release that waits (late past its not_after, or already started per
-    the send fence) start at the next `mailer run` tick."""
+    the send fence) start at the next `mailer run` tick; or let a release the send fence
+    paused mid-send (a restored copy?) go on sending the rows this database shows as unsent."""
     who = releases.check_actor(_whoami(actor))
     with runtime() as rt, transaction(rt.sessions) as session:
         release = holds.confirm_start(
@@ -470,13 +484,12 @@ def releases_confirm_late(
     if as_json:
         print_json({**summary, "confirmed_by": who, "resend_after_restore": resend_after_restore})
     else:
-        out.print(f"confirmed release {release_id}: `mailer run` starts it at its next tick")
+        verb = "goes on sending" if summary["status"] == ReleaseStatus.SENDING.value else "starts"
+        out.print(f"confirmed release {release_id}: `mailer run` {verb} it at its next tick")
 
 
 @releases_app.command("cancel")
-def releases_cancel(
-    release_id: Annotated[int, typer.Argument(metavar="ID")], actor: AsOpt = None, as_json: JsonOpt = False
-) -> None:
+def releases_cancel(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Cancel a release."""
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
@@ -489,12 +502,10 @@ def releases_cancel(
 
 # --- staff controls while sending -------------------------------------------------------
 
-IdArg = Annotated[int, typer.Argument(metavar="ID")]
-
 
 @releases_app.command("pause")
 def releases_pause(
-    release_id: IdArg,
+    release_id: ReleaseId,
     reason: Annotated[str | None, typer.Option(help="Why (shown to staff).")] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -510,7 +521,7 @@ def releases_pause(
 
 
 @releases_app.command("resume")
-def releases_resume(release_id: IdArg, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
+def releases_resume(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Resume a paused release."""
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
@@ -523,8 +534,10 @@ def releases_resume(release_id: IdArg, actor: AsOpt = None, as_json: JsonOpt = F
 
 @releases_app.command("retry")
 def releases_retry(
-    release_id: IdArg,
-    status: Annotated[list[str], typer.Option("--status", help="unknown, failed or deferred (repeat for several).")],
+    release_id: ReleaseId,
+    status: Annotated[
+        list[str], typer.Option("--status", help="unknown, failed, deferred or queued (repeat for several).")
+    ],
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -536,7 +549,7 @@ def releases_retry(
     try:
         chosen = [DeliveryStatus(s) for s in status]
     except ValueError as exc:
-        raise InputError(f"--status: {exc}; use unknown, failed or deferred") from exc
+        raise InputError(f"--status: {exc}; use unknown, failed, deferred or queued") from exc
     who = _whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
         count = control.retry(session, release_id, chosen, actor=who, now=rt.clock())

@@ -13,6 +13,12 @@ from enum import StrEnum
 
 from mailer.domain.errors import WorkflowError
 
+#: The largest row id: ids are 32-bit integer columns (SQLite's are wider, PostgreSQL's
+#: are not). A number outside 1..MAX_ID names nothing; the web routes and the command
+#: line answer "not found" for it without asking the database (which would fail with an
+#: overflow on SQLite, an out-of-range error on PostgreSQL).
+MAX_ID = 2**31 - 1
+
 
 class ReleaseStatus(StrEnum):
     DRAFT = "draft"
@@ -76,7 +82,8 @@ def release_can_move(src: ReleaseStatus, dst: ReleaseStatus) -> bool:
 def require_release_move(src: ReleaseStatus, dst: ReleaseStatus) -> None:
     """Raise :class:`WorkflowError` unless ``src → dst`` is allowed."""
     if not release_can_move(src, dst):
-        raise WorkflowError(f"a {src.value} release cannot become {dst.value}")
+        article = "an" if src.value[0] in "aeiou" else "a"
+        raise WorkflowError(f"{article} {src.value} release cannot become {dst.value}")
 
 
 class ReleaseAction(StrEnum):
@@ -93,8 +100,11 @@ class ReleaseAction(StrEnum):
     RETRY = "retry"
 
 
-#: Delivery states a staff retry may queue again (same Message-ID).
-RETRYABLE_DELIVERY = frozenset({DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED})
+#: Delivery states a staff retry may queue again (same Message-ID); ``queued``: rows a
+#: notice about our sender put back after the release finished.
+RETRYABLE_DELIVERY = frozenset(
+    {DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED, DeliveryStatus.QUEUED}
+)
 
 #: Release states whose content can still change (a change after approval needs approval again).
 EDITABLE_RELEASE = frozenset({ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.APPROVED})

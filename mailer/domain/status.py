@@ -18,16 +18,18 @@ recipient-hard → failed and suppressed; recipient-soft → deferred / scored; 
 never failed, never suppressed, never scored (the release pauses); message → failed for
 that message only.
 
-Order of evidence: the stage (a refusal of ``MAIL FROM`` is about the sender whatever its
-code says, RFC 5321 3.3), then **documented text rules** (below), then the RFC 3463
+Order of evidence: the stage (a refusal of ``MAIL FROM`` is about the sender whatever
+its code says, RFC 5321 3.3), then **documented text rules** (below), then the RFC 3463
 enhanced code, then the basic reply code. Text wins over the code where they disagree
 because big providers misuse codes: ``550 5.1.1 ... has sent to too many recipients this
 hour`` is a rate limit, Gmail's ``550-5.2.1 ... receiving mail at a rate that prevents
-additional messages`` too, and ``Status: 5.1.1`` over ``552 5.2.2 Over quota`` is a full
-mailbox. X.1.7 and X.1.8 are *sender* address problems (RFC 3463 3.2), never the
-recipient's. Weak wording (a bare "blocked", "policy", "expired", "timed out") does not
-outrank a specific code. Hard means the address is dead: ``user_unknown`` and
-``domain_unknown`` only; a disabled or suspended mailbox may come back and is scored.
+additional messages`` too (also split over lines that repeat the codes or start with a
+bare ``5.2.1``: reply codes inside a text are skipped by the text rules), and
+``Status: 5.1.1`` over ``552 5.2.2 Over quota`` is a full mailbox. X.1.7 and X.1.8 are *sender*
+address problems (RFC 3463 3.2), never the recipient's. Weak wording (a bare "blocked",
+"policy", "expired", "timed out") does not outrank a specific code. Hard means the
+address is dead: ``user_unknown`` and ``domain_unknown`` only; a disabled or suspended
+mailbox may come back and is scored.
 
 Text rules, with what each MTA really writes (the tests in ``tests/test_status.py``
 assert every row):
@@ -384,9 +386,14 @@ _TEXT_RULES: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
 )
 
 
-# Reply codes inside a text: the continuation lines of a multi-line reply, joined
+# Reply codes inside a text: the continuation lines of a multi-line reply, joined or not
 # ("... at a rate that 550 5.2.1 prevents additional messages"), split a wording apart.
-_INNER_CODE_RE = re.compile(r"(?<=\S)\s+[245]\d\d[- ](?:[245]\.\d{1,3}\.\d{1,3}\s+)?")
+# A continuation line may also start with a bare enhanced code: aiosmtplib drops the
+# basic code of each line ("... at a rate that\n5.2.1 prevents"), and so do folded
+# Diagnostic-Code fields. The codes themselves are read from the whole text.
+_INNER_CODE_RE = re.compile(
+    r"(?<=\S)\s+(?:[245]\d\d[- ](?:[245]\.\d{1,3}\.\d{1,3}(?![\d.]*\d)\s+)?|[245]\.\d{1,3}\.\d{1,3}(?![\d.]*\d)\s+)"
+)
 
 
 def reason_from_text(text: str) -> Reason | None:

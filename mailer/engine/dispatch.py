@@ -88,6 +88,7 @@ from mailer.releases.fence import SendFence
 from mailer.runtime import Runtime
 from mailer.smtp.transport import SendResult, Transport
 from mailer.store import deliveries as q
+from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
 from mailer.store.tables import Release, Segment
@@ -292,8 +293,14 @@ class Dispatcher:
             self._pause(release_id, f"cannot prepare the release: {exc}")
             return 0
         now = self.rt.clock()
+        marks = self.fence.ledger()  # before the database: see mailer.releases.fence
         with transaction(self.rt.sessions) as session:
             if q.release_status(session, release_id) != ReleaseStatus.SENDING.value:
+                return 0
+            held = holds.ledger_hold(session, release_id, marks, fence=self.fence)
+            if held is not None:
+                if holds.hold_sending(session, release_id, held, now=now):
+                    log.warning("release %s paused, waits for a person: %s", release_id, held)
                 return 0
             window, streak = q.breaker_state(session, release_id)
             claimed = q.claim_batch(
@@ -537,9 +544,13 @@ class Dispatcher:
             if res.hard and outcome.status is DeliveryStatus.FAILED:
                 hard[row.id] = (row.email, res.reply)
         shared: tuple[str, int] | None = None
+        ledger: tuple[str, int, str | None, int] | None = None
         with transaction(self.rt.sessions) as session:
             q.fast_commit(session)
             written = q.record_outcomes(session, outcomes, owner or self.owner, now)
+            if written:
+                key, sequence = q.advance_ledger(session, release_id, len(written))
+                ledger = (release_store.database_identity(session), release_id, key, sequence)
             if self.settings.bounces.suppress_hard:
                 for delivery_id, (email, reply) in hard.items():
                     if delivery_id in written:
@@ -549,6 +560,12 @@ class Dispatcher:
             if breaker is not None:
                 marks = breaker.take_pending()
                 shared = q.merge_breaker(session, release_id, marks, keep=self.settings.breaker.window)
+        if ledger is not None:
+            # After the commit: a crash in between only leaves the fence behind.
+            try:
+                self.fence.record_ledger(*ledger)
+            except StoreError as exc:
+                log.error("release %s: %s (a restored copy of the database may go unnoticed)", release_id, exc)
         if owner is None:
             progress = self.progress.setdefault(release_id, Progress())
             for o in outcomes:
@@ -565,9 +582,12 @@ class Dispatcher:
         """What ``res`` does to its row: the table in the module docstring."""
         first = row.first_attempt_at or now
         label = res.reason.value if res.reason else None
+        # A refusal of our sender says so in its event, whatever becomes of the row, so
+        # the report counts it after the row was sent (mailer.store.reports.sender_side).
+        detail = f"{label}: {res.reply}" if res.fault is Fault.SENDER and label else None
 
         def row_is(status: DeliveryStatus, reason: str | None, next_at: datetime | None = None) -> q.Outcome:
-            return q.Outcome(row.id, status, res.code, res.reply, reason, next_at, first, status.value)
+            return q.Outcome(row.id, status, res.code, res.reply, reason, next_at, first, status.value, detail=detail)
 
         if res.outcome == Result.SENT:
             return row_is(DeliveryStatus.SENT, None)
@@ -586,6 +606,7 @@ class Dispatcher:
                     row.first_attempt_at,
                     "requeued",
                     attempted=False,
+                    detail=detail,
                 )
             if res.hard:
                 return row_is(DeliveryStatus.FAILED, "hard_bounce")

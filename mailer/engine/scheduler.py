@@ -35,6 +35,25 @@ LEADER_LOCK_KEY = 0x6D61696C  # "mail"
 MAX_BACKOFF_SECONDS = 60.0
 
 
+class _SkippedRunFilter(logging.Filter):
+    """Drops APScheduler's "maximum number of running instances reached" warning. Each job
+    runs one instance at a time (``max_instances=1``) on purpose: a tick that finds the
+    send job still sending is expected, and the running one carries on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUNS = _SkippedRunFilter()
+
+
+def quiet_skipped_runs() -> None:
+    """Keep APScheduler's skipped-run warnings out of the log (idempotent)."""
+    logger = logging.getLogger("apscheduler.scheduler")
+    if _SKIPPED_RUNS not in logger.filters:
+        logger.addFilter(_SKIPPED_RUNS)
+
+
 class Backoff:
     """A growing delay after consecutive failures (doubling from 1 s), reset by a success."""
 
@@ -135,6 +154,7 @@ async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send
             return
         relay.succeeded()
 
+    quiet_skipped_runs()
     scheduler = AsyncIOScheduler()
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True}
     start = datetime.now().astimezone()

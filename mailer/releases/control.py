@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from mailer.domain.errors import InputError, NotFoundError, WorkflowError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.releases import workflow
+from mailer.releases.holds import FENCE_HOLD
 from mailer.store import deliveries as q
 from mailer.store.tables import Release
 
-RETRYABLE = (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED)
+#: ``queued``: rows a notice about our sender put back after the release finished.
+RETRYABLE = (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED, DeliveryStatus.DEFERRED, DeliveryStatus.QUEUED)
 
 
 def _move(session: Session, release_id: int, dst: ReleaseStatus, actor: str, now: datetime, note: str | None) -> str:
@@ -49,6 +51,8 @@ def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> N
             ReleaseStatus.PARTIAL: f"; to send failed or unknown rows again: `mailer releases retry {release_id}`",
         }.get(status, "")
         raise WorkflowError(f"release {release_id} is {status.value}, not paused: only a paused release resumes{hint}")
+    if (release.hold_reason or "").startswith(FENCE_HOLD):
+        raise WorkflowError(f"release {release_id} waits for a person: {release.hold_reason}")
     _move(session, release_id, ReleaseStatus.SENDING, actor, now, None)
 
 
@@ -64,7 +68,7 @@ def retry(session: Session, release_id: int, statuses: Sequence[DeliveryStatus],
     are checked again at claim time) and set the release sending. Returns rows re-queued."""
     bad = [s for s in statuses if s not in RETRYABLE]
     if bad or not statuses:
-        raise InputError("retry takes --status unknown, failed or deferred")
+        raise InputError("retry takes --status unknown, failed, deferred or queued")
     release = session.get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")

@@ -30,9 +30,12 @@ def move(
     now: datetime,
     note: str | None = None,
     src: ReleaseStatus | None = None,
+    reason: str | None = None,
 ) -> ReleaseStatus:
     """Writes: move release ``release_id`` to ``dst`` and record the event; returns the
-    state it left. ``dst`` equal to the current state records the event only (an edit). ``src`` (when given) is the state the caller saw: the move happens only
+    state it left. ``dst`` equal to the
+    current state records the event only (an edit). ``reason`` is the pause reason when
+    it differs from the event's ``note``. ``src`` (when given) is the state the caller saw: the move happens only
     from there. Raises NotFoundError (no such release), WorkflowError (an illegal move, or
     the release changed meanwhile)."""
     release = session.get(Release, release_id)
@@ -49,7 +52,7 @@ def move(
         )
         return current
     require_release_move(current, dst)
-    if not _write(session, release, current, dst, actor=actor, now=now, note=note):
+    if not _write(session, release, current, dst, actor=actor, now=now, note=note, reason=reason):
         raise WorkflowError(f"release {release_id} changed while being moved to {dst.value}; look again")
     return current
 
@@ -63,6 +66,7 @@ def try_move(
     actor: str,
     now: datetime,
     note: str | None = None,
+    reason: str | None = None,
 ) -> bool:
     """Writes: ``src`` → ``dst`` if the release is (still) in ``src``; False when it is not
     (another process moved it first, or it does not exist). For the engine's own moves
@@ -72,7 +76,7 @@ def try_move(
     release = session.get(Release, release_id)
     if release is None or release.status != src.value:
         return False
-    return _write(session, release, src, dst, actor=actor, now=now, note=note)
+    return _write(session, release, src, dst, actor=actor, now=now, note=note, reason=reason)
 
 
 def _write(
@@ -84,8 +88,11 @@ def _write(
     actor: str,
     now: datetime,
     note: str | None,
+    reason: str | None = None,
 ) -> bool:
-    won = release_store.move_release_status(session, release.id, src=src, dst=dst, now=now, reason=note)
+    won = release_store.move_release_status(
+        session, release.id, src=src, dst=dst, now=now, reason=note if reason is None else reason
+    )
     if not won:
         return False
     session.refresh(release)

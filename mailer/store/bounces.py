@@ -159,6 +159,36 @@ def mark_delivery_bounced(
     return bool(result.rowcount)
 
 
+def requeue_refused(
+    session: Session, delivery_id: int, *, reason: str, code: int | None, reply: str | None, now: datetime
+) -> bool:
+    """Writes: a delivery in a :data:`BOUNCEABLE` state that a receiving server refused
+    because of *our sender* (a notice after the relay took it) goes back to the queue, as
+    the engine does with a refusal it hears itself: never bounced, failed or suppressed;
+    the reason and reply kept for staff; the give-up clock starts again (the refusal was
+    not the recipient's), and the Message-ID is kept. Returns False when the row was in
+    another state."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status.in_([s.value for s in BOUNCEABLE]))
+        .values(
+            status=DeliveryStatus.QUEUED.value,
+            reason=reason[:40],
+            last_code=code,
+            last_reply=reply[:_MAX_REPLY] if reply else None,
+            next_attempt_at=None,
+            first_attempt_at=None,
+            sent_at=None,
+            in_data=False,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+    return bool(result.rowcount)
+
+
 @dataclass(frozen=True)
 class SoftScore:
     """A contact's soft-bounce state after one more soft bounce counted."""

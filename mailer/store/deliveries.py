@@ -223,6 +223,25 @@ def merge_breaker(session: Session, release_id: int, marks: str, *, keep: int) -
     return (row.breaker_window or "", int(row.breaker_streak or 0)) if row else ("", 0)
 
 
+def advance_ledger(session: Session, release_id: int, count: int) -> tuple[str | None, int]:
+    """Writes: raise the release's send ledger by ``count`` (results just recorded, in the
+    caller's transaction) in one atomic UPDATE; returns its (key, new sequence) for the
+    send fence (:mod:`mailer.releases.fence`), to be written after the commit."""
+    row = session.execute(
+        update(Release)
+        .where(Release.id == release_id)
+        .values(ledger_seq=Release.ledger_seq + count)
+        .returning(Release.ledger_key, Release.ledger_seq)
+    ).one()
+    return row.ledger_key, int(row.ledger_seq)
+
+
+def ledger_state(session: Session, release_id: int) -> tuple[str | None, int]:
+    """The release's send ledger: (key, sequence)."""
+    row = session.execute(select(Release.ledger_key, Release.ledger_seq).where(Release.id == release_id)).one()
+    return row.ledger_key, int(row.ledger_seq or 0)
+
+
 # --- claiming ---------------------------------------------------------------------------
 
 
@@ -440,6 +459,8 @@ class Outcome:
     event: str
     #: False for a row handed back to the queue without an attempt (our sender refused)
     attempted: bool = True
+    #: the event's text when it is not ``reply`` (a sender-side refusal: "reason: reply")
+    detail: str | None = None
 
 
 def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, now: datetime) -> set[int]:
@@ -507,7 +528,13 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome], owner: str, n
     conn.execute(
         insert(_EVENTS),
         [
-            {"delivery_id": o.delivery_id, "kind": o.event, "code": o.code, "detail": o.reply[:1000], "at": now}
+            {
+                "delivery_id": o.delivery_id,
+                "kind": o.event,
+                "code": o.code,
+                "detail": (o.detail or o.reply)[:1000],
+                "at": now,
+            }
             for o in outcomes
         ],
     )

@@ -130,6 +130,16 @@ def set_hold(session: Session, release_id: int, reason: str, *, now: datetime) -
     return bool(getattr(result, "rowcount", 0))
 
 
+def set_hold_reason(session: Session, release_id: int, reason: str | None) -> None:
+    """Writes: why a release waits for a person (None: it no longer waits)."""
+    session.execute(
+        update(Release)
+        .where(Release.id == release_id)
+        .values(hold_reason=reason)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
 # --- segments and variants --------------------------------------------------------------
 
 

@@ -12,14 +12,21 @@ from sqlalchemy.orm import Session
 
 from mailer.domain.errors import NotFoundError
 from mailer.domain.states import DeliveryStatus
+from mailer.domain.status import FAULT_OF, Fault
+from mailer.domain.status import HARD_REASONS as ADDRESS_DEAD
 from mailer.store.tables import Delivery, DeliveryEvent, Release, Segment
 
 #: Delivery reasons that mean the address is dead: the live SMTP path's ``hard_bounce``
-#: and the classifier's reasons (``mailer.domain.status.HARD_REASONS``) that bounce notices record.
-HARD_REASONS = ("hard_bounce", "user_unknown", "domain_unknown", "mailbox_disabled")
+#: and the classifier's reasons (:data:`mailer.domain.status.HARD_REASONS`, the one source: a
+#: disabled mailbox is soft) that bounce notices record.
+HARD_REASONS = ("hard_bounce", *sorted(r.value for r in ADDRESS_DEAD))
 #: Refusals that were our fault (our envelope sender, SPF/DKIM/DMARC, our IP's
-#: reputation, a relay that will not relay for us): never the recipient's.
-SENDER_REASONS = ("sender_rejected", "sender_auth", "reputation", "relay_denied")
+#: reputation, a relay that will not relay for us): never the recipient's. The reasons
+#: :data:`mailer.domain.status.FAULT_OF` puts on the sender.
+SENDER_REASONS = tuple(sorted(r.value for r, fault in FAULT_OF.items() if fault is Fault.SENDER))
+#: The event of a row handed back to the queue because a server refused our sender (the
+#: engine's, and the bounce processor's for a notice that says so).
+REQUEUED_EVENT = "requeued"
 #: Reasons that are our own failures before anything was sent, not bounces.
 NOT_BOUNCES = ("render_error",)
 #: Gmail's bulk-sender guidelines: keep the spam (complaint) rate below 0.3 %.
@@ -57,7 +64,11 @@ def problem_counts(session: Session, release_id: int) -> dict[str, Any]:
     undelivered = Delivery.status.in_(_UNDELIVERED)
     hard = and_(undelivered, reason.in_(HARD_REASONS))
     soft = and_(undelivered, not_(reason.in_(HARD_REASONS + NOT_BOUNCES)), not_(sender_side(reason)))
-    sender_event = or_(sender_side(DeliveryEvent.kind), sender_side(func.coalesce(DeliveryEvent.detail, "")))
+    sender_event = or_(
+        DeliveryEvent.kind == REQUEUED_EVENT,
+        sender_side(DeliveryEvent.kind),
+        sender_side(func.coalesce(DeliveryEvent.detail, "")),
+    )
     refused_event = exists(select(DeliveryEvent.id).where(DeliveryEvent.delivery_id == Delivery.id, sender_event))
 
     def count(condition: ColumnElement[bool]) -> int:

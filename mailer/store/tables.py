@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -168,6 +169,11 @@ class Release(Base):
     # results as "0"/"1" marks ("1": a counted refusal), and the refusals in a row.
     breaker_window: Mapped[str] = mapped_column(String(500), default="", server_default="")
     breaker_streak: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The send ledger (mailer.releases.fence): raised in every transaction that records send
+    # results, never lowered, so a database below the fence's value is a restored copy;
+    # the key is renewed when a person lets a restored copy send again (None: never).
+    ledger_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    ledger_key: Mapped[str | None] = mapped_column(String(32))
     planned_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -25,6 +25,11 @@ def user_by_token_hash(session: Session, token_hash: str) -> User | None:
     return session.scalar(select(User).where(User.api_token_hash == token_hash))
 
 
+def any_user(session: Session) -> bool:
+    """True when at least one user account exists (enabled or not)."""
+    return session.scalar(select(User.id).limit(1)) is not None
+
+
 def all_users(session: Session) -> list[User]:
     """Every user, by address."""
     return list(session.scalars(select(User).order_by(User.email)))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-#: Ids are 32-bit integer columns (SQLite's are wider, PostgreSQL's are not).
-MAX_ID = 2**31 - 1
+from mailer.domain.states import MAX_ID
+
+__all__ = ["MAX_ID", "PathNotFound", "path_ids"]
 
 
 class PathNotFound(Exception):
