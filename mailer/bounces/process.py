@@ -63,7 +63,8 @@ from enum import StrEnum
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailer.bounces.parse import BounceClass, BounceReport, Kind, RecipientStatus, parse_message
+from mailer.bounces.parse import parse_message
+from mailer.bounces.report import BounceClass, BounceReport, Kind, RecipientStatus
 from mailer.config import BounceSettings
 from mailer.domain.errors import StoreError
 from mailer.domain.states import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason, email_hash
