@@ -12,7 +12,7 @@ from bouncekit import CORPUS, arf, contact, delivery, dsn, events, inbox, proces
 from conftest import FIXED_NOW
 from sqlalchemy import update
 
-from mailer.audience.suppressions import erase_contact
+from mailer.audience.erasure import erase_contact
 from mailer.bounces.policy import BounceOutcome
 from mailer.bounces.process import BounceProcessor, split_address
 from mailer.message.tokens import Tokens
