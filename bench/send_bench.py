@@ -54,7 +54,7 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.message import Renderer
 from mailer.releases import build_send_plan
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
 
