@@ -18,7 +18,7 @@ from typing import Any
 from mailer.config import load_settings
 from mailer.engine import dispatch
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import deliveries as q
 
 

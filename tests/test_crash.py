@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from enginekit import (
-    CLIENTS,
     Clock,
     Variant,
     add_contacts,
@@ -21,34 +20,15 @@ from enginekit import (
     deliveries,
     engine_runtime,
     release_status,
-    with_client,
 )
 from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest) -> str:
-    """Each SMTP client in turn (``smtp.client``)."""
-    return str(request.param)
-
-
-@pytest.fixture
-def rt(rt: Runtime, client: str) -> Runtime:
-    """conftest's runtime (each backend) with each SMTP client."""
-    return with_client(rt, client)
-
-
-@pytest.fixture
-def pg_rt(pg_rt: Runtime, client: str) -> Runtime:
-    """conftest's PostgreSQL runtime with each SMTP client."""
-    return with_client(pg_rt, client)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +45,6 @@ def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
 
 def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
     env = {
-        "MAILER_SMTP__CLIENT": rt.settings.smtp.client,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "MAILER_DATABASE__URL": rt.settings.database.url,
         "MAILER_SMTP__PORT": str(port),

@@ -19,7 +19,7 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from mailer.bounces.process import Outcome
+from mailer.bounces.policy import BounceOutcome as Outcome
 from mailer.cli import app
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import WorkflowError
@@ -28,7 +28,7 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.releases import control, holds
 from mailer.releases.fence import FENCE_FILE, SendFence
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store import deliveries as q
 from mailer.store import releases as release_store

@@ -37,7 +37,7 @@ from mailer.message import (
     VariantSpec,
 )
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 
 REPO = Path(__file__).resolve().parent.parent

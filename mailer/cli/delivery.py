@@ -16,7 +16,7 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.engine.dispatch import Progress as SendProgress
 from mailer.engine.scheduler import run_forever
 from mailer.message.dkim import DkimSigner
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import deliveries as q
 from mailer.store import ledger as staff_store
 from mailer.store import releases as release_store

@@ -32,7 +32,7 @@ from mailer.releases import (
 )
 from mailer.runtime import Runtime
 from mailer.smtp.capture import CaptureServer
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.db import transaction
 from mailer.store.reports import release_report

@@ -72,7 +72,7 @@ from mailer.message import (
 )
 from mailer.releases import compliance, holds, workflow
 from mailer.releases.compliance import BLANK_RECIPIENT, ComplianceReport
-from mailer.smtp.client import send_one
+from mailer.smtp.factory import send_one
 from mailer.store import contacts as contact_store
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
