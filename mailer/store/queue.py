@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
@@ -235,16 +236,61 @@ _MARK_IN_DATA = (
 )
 
 
+#: DBAPI paramstyle → placeholder, for the driver-level path of :func:`mark_in_data`
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _driver_autocommit(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` when a statement sent to it directly commits
+    on its own (SQLite in driver autocommit, PostgreSQL in AUTOCOMMIT) and SQLAlchemy has
+    no transaction open on it; else None."""
+    if conn.in_transaction() or conn.dialect.paramstyle not in _PLACEHOLDERS:
+        return None
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:
+        return None
+    name = conn.dialect.name
+    if name == "sqlite" and getattr(dbapi, "isolation_level", "") is None and not dbapi.in_transaction:
+        return dbapi
+    if name == "postgresql" and getattr(dbapi, "autocommit", False) is True:
+        return dbapi
+    return None
+
+
 def mark_in_data(conn: Session | Connection, delivery_ids: Sequence[int], owner: str) -> set[int]:
     """Writes: these rows are now in the data exchange (a crash now leaves them unknown).
     Only rows ``owner`` still holds (leased to it and ``sending``) are marked; returns the
     ids that were. A row not marked was taken over by another worker and must not be sent.
 
-    Runs in the caller's transaction; the engine's writer thread marks the rows of all
-    its connections that wait for a mark in one statement and one commit."""
+    Called for every message (the engine's writer thread marks all the rows waiting for a
+    mark at once), so it must be cheap. Given a Connection in autocommit (the writer's
+    marks connection), the UPDATE goes straight to the driver: one statement committed
+    when it returns, without SQLAlchemy's BEGIN/COMMIT and statement machinery (see
+    bench/README.md for what it saves). Otherwise a Core statement runs in the caller's
+    transaction. Driver errors surface as DBAPIError either way."""
     if not delivery_ids:
         return set()
-    return set(conn.scalars(_MARK_IN_DATA, {"ids": list(delivery_ids), "owner": owner}))
+    dbapi = _driver_autocommit(conn) if isinstance(conn, Connection) else None
+    if dbapi is None:
+        return set(conn.scalars(_MARK_IN_DATA, {"ids": list(delivery_ids), "owner": owner}))
+    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
+    p = _PLACEHOLDERS[dialect.paramstyle]
+    t = DELIVERIES.c
+    sql = (
+        f"UPDATE {DELIVERIES.name} SET {t.in_data.name} = {p} "
+        f"WHERE {t.id.name} IN ({', '.join([p] * len(delivery_ids))}) AND {t.lease_owner.name} = {p}"
+        f" AND {t.status.name} = {p} RETURNING {t.id.name}"
+    )
+    params = (True, *delivery_ids, owner, DeliveryStatus.SENDING.value)
+    try:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql, params)
+            return {int(row[0]) for row in cursor.fetchall()}
+        finally:
+            cursor.close()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
 @dataclass(frozen=True)
