@@ -24,7 +24,7 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.releases import control
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
-from mailer.store import deliveries as q
+from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression, is_suppressed
 
@@ -87,7 +87,7 @@ async def test_replanning_and_second_run_add_nothing(rt: Runtime, tmp_path: Path
         from mailer.store.tables import Segment
 
         seg = session.query(Segment).filter_by(slug="press-all").one()
-        added = q.plan_segment(
+        added = delivery_store.plan_segment(
             session,
             release_id=rid,
             segment_id=seg.id,
