@@ -7,7 +7,6 @@ import hashlib
 import json
 
 import pytest
-from conftest import FIXED_NOW
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -27,6 +26,7 @@ from mailer.domain.states import Role
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import User
+from tests.support.constants import FIXED_NOW
 
 PASSWORD = "a long enough password"
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW, REPO
 from sqlalchemy import func, select
 
 from mailer import store
@@ -20,6 +19,7 @@ from mailer.domain.states import GLOBAL_SCOPE, email_hash
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Contact, ContactBeat, Suppression
+from tests.support.constants import FIXED_NOW, REPO
 
 HEADER = "email,first_name,last_name,outlet,outlet_type,beats,region,country,language,timezone,tags,desk\n"
 ROWS = [

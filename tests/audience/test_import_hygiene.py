@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXED_NOW, REPO
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -25,6 +24,7 @@ from mailer.domain.errors import InputError
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Contact
+from tests.support.constants import FIXED_NOW, REPO
 
 HEADER = b"email,first_name,last_name,outlet,beats,desk\r\n"
 

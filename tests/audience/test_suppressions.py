@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXED_NOW
 from sqlalchemy import event, func, select
-from test_unsubscribe_web import DANA, seed_delivery
 from typer.testing import CliRunner
 
 from mailer.audience import contacts, suppressions
@@ -35,6 +33,8 @@ from mailer.store.tables import (
     Suppression,
     SuppressionLog,
 )
+from tests.support.constants import FIXED_NOW
+from tests.support.web import DANA, seed_delivery
 
 HEADER = "email,first_name,last_name,outlet,beats,tags\n"
 DANA_ROW = f"{DANA},Dana,Reyes,Harbor Ledger,politics|business,staff\n"

@@ -3,14 +3,10 @@ releases that name a dropped topic leave them out (at planning and at claim time
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from fastapi.testclient import TestClient
-from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select
 
 from mailer.domain.errors import InputError
@@ -24,6 +20,9 @@ from mailer.store.db import transaction
 from mailer.store.suppressions import suppression_scopes
 from mailer.store.tables import Approval, Release, SuppressionLog
 from mailer.web import create_app
+from tests.support.constants import FIXED_NOW
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer
 
 RELEASE = """+++
 title = "T"
@@ -35,12 +34,6 @@ topics = {topics}
 +++
 Body.
 """
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
 
 
 def set_topics(rt: Runtime, release_id: int, topics: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""The written corpus (tests/bounces/corpus): one notice in the shape of each MTA and
+"""The written corpus (tests/bounces/data/corpus): one notice in the shape of each MTA and
 provider the bounce path must read, ARF reports of each feedback type, and auto-replies
 in five languages. Every file's label names the failed recipient, hard/soft, the reason
 and the fault; nothing else may be reported as a failed recipient."""
@@ -13,7 +13,7 @@ import pytest
 
 from mailer.bounces.parse import BounceClass, Kind, parse_message
 
-CORPUS = Path(__file__).parent / "bounces" / "corpus"
+CORPUS = Path(__file__).parent / "data" / "corpus"
 LABELS: list[dict[str, Any]] = json.loads((CORPUS / "labels.json").read_text())
 
 

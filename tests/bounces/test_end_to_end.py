@@ -4,13 +4,7 @@ later-bounced recipients come back through the LMTP receiver as DSNs."""
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from bouncekit import dsn, processor
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.bounces.receive import BounceServer
 from mailer.engine.dispatch import Dispatcher
@@ -18,12 +12,9 @@ from mailer.runtime import Runtime
 from mailer.smtp.aiosmtp import SmtpPool
 from mailer.store.db import transaction
 from mailer.store.suppressions import is_suppressed
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
+from tests.support.bounces import dsn, processor
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer
 
 
 async def _send(rt: Runtime) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bouncekit import CORPUS, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
 from mailer.bounces.ingest import ImapOptions, ImapPoller, SourceKind, detect_source, ingest_path
 from mailer.domain.errors import InputError
 from mailer.runtime import Runtime
+from tests.support.bounces import CORPUS, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
 HUMAN_REPLY = (CORPUS / "written" / "human-reply.eml").read_bytes()
 

@@ -1,7 +1,7 @@
 """Bounce parsing and classification against two labelled corpora.
 
-``tests/bounces/real``: notices produced by real Postfix, Exim, OpenSMTPD and Sendmail
-(see its README upstream in the shared corpus). ``tests/bounces/written``: notices written
+``tests/bounces/data/real``: notices produced by real Postfix, Exim, OpenSMTPD and Sendmail
+(see its README upstream in the shared corpus). ``tests/bounces/data/written``: notices written
 in the shapes of other MTAs and providers (qmail, Exchange/Office 365, Gmail, Yahoo,
 Outlook.com, old Postfix/Sendmail/Exim, SES), plus a complaint, auto-replies and a human
 reply.
@@ -26,7 +26,7 @@ from mailer.bounces.parse import (
 )
 from mailer.domain.status import Reason
 
-CORPORA = Path(__file__).parent / "bounces"
+CORPORA = Path(__file__).parent / "data"
 
 
 def _labels(corpus: str) -> list[dict[str, Any]]:

@@ -8,8 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from bouncekit import CORPUS, arf, contact, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
-from conftest import FIXED_NOW
 from sqlalchemy import update
 
 from mailer.audience.suppressions import erase_contact
@@ -18,6 +16,20 @@ from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Contact, Release
+from tests.support.bounces import (
+    CORPUS,
+    arf,
+    contact,
+    delivery,
+    dsn,
+    events,
+    inbox,
+    processor,
+    send_to,
+    suppressions,
+    verp,
+)
+from tests.support.constants import FIXED_NOW
 
 
 class Clock:

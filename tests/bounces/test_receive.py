@@ -7,13 +7,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from bouncekit import arf, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
 from mailer.bounces.process import BounceProcessor, ProcessResult
 from mailer.bounces.receive import BounceServer
 from mailer.domain.errors import StoreError
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
+from tests.support.bounces import arf, delivery, dsn, events, inbox, processor, send_to, suppressions, verp
 
 
 @pytest.fixture

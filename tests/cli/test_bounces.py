@@ -11,13 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bouncekit import CORPUS, delivery, dsn, send_to, verp
-from conftest import REPO
 from typer.testing import CliRunner
 
 from mailer.bounces.parse import parse_message, report_to_json
 from mailer.cli.root import app as cli_app
 from mailer.runtime import Runtime
+from tests.support.bounces import CORPUS, delivery, dsn, send_to, verp
+from tests.support.constants import REPO
 
 REAL = sorted((CORPUS / "real").glob("*.eml"))
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_releases import RELEASE, seed
 from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.config import Settings, WebSettings
 from mailer.demo.data import CLIENT_FILE
 from mailer.runtime import Runtime
+from tests.support.cli import run_json, run_proc
+from tests.support.releases import RELEASE, seed
 
-REPO = Path(__file__).resolve().parent.parent
 BASE_URL = "https://news.example.com"
 
 
@@ -29,41 +25,11 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"web": WebSettings(base_url=BASE_URL)})
 
 
-@pytest.fixture
-def env(rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """MAILER_* variables pointing the CLI at the test database; cwd without a mailer.toml."""
-    values = {
-        "MAILER_DATABASE__URL": rt.settings.database.url,
-        "MAILER_PATHS__TEMPLATES_DIR": str(REPO / "templates"),
-        "MAILER_WEB__BASE_URL": BASE_URL,
-        "MAILER_USER": "pat",
-    }
-    monkeypatch.delenv("MAILER_CONFIG", raising=False)
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)
-    return values
-
-
 def run(*args: str) -> object:
     """Invoke the CLI in-process; fail the test on a non-zero exit."""
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, (result.output, result.exception)
     return result
-
-
-def run_json(*args: str) -> object:
-    result = CliRunner().invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return json.loads(result.stdout)
-
-
-def run_proc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mailer`` as a user would (errors go through the real entry point)."""
-    full_env = {**os.environ, **env, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "mailer", *args], capture_output=True, text=True, env=full_env, timeout=60
-    )
 
 
 def test_clients_create_show_list_json(rt: Runtime, env: dict[str, str]) -> None:

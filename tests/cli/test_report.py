@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer
 
 
 def cli(rt: Runtime, *args: str) -> Any:

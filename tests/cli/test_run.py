@@ -6,22 +6,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
-from test_crash import worker_env
-
 from mailer.runtime import Runtime
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+    worker_env,
+)
+from tests.support.faultsmtp import FaultSMTPServer
 
 
 def test_run_sends_due_release_and_stops_on_sigterm(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW
-from enginekit import Variant, add_contacts, approved_release
 from sqlalchemy import select
 
 from mailer.domain.errors import WorkflowError
@@ -15,6 +13,8 @@ from mailer.releases import workflow
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Release, ReleaseEvent
+from tests.support.constants import FIXED_NOW
+from tests.support.engine import Variant, add_contacts, approved_release
 
 
 def test_each_action_matches_a_legal_move() -> None:

@@ -9,34 +9,31 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
-from test_crash import worker_env
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases import control
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
 from mailer.store.db import transaction
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+    worker_env,
+)
+from tests.support.faultsmtp import FaultSMTPServer
+
+pytestmark = pytest.mark.shared_smtp
 
 EVERYONE = [Variant("press-all", "list:press")]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
-    server.reset()
-    return server
 
 
 @pytest.mark.parametrize("action", ["pause", "cancel"])

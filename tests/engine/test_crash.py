@@ -3,16 +3,17 @@ and three worker processes sharing one PostgreSQL database."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from enginekit import (
+
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from tests.support.engine import (
     CLIENTS,
     Clock,
     Variant,
@@ -22,12 +23,11 @@ from enginekit import (
     engine_runtime,
     release_status,
     with_client,
+    worker_env,
 )
-from faultsmtp import FaultSMTPServer, running_fault_server
+from tests.support.faultsmtp import FaultSMTPServer
 
-from mailer.engine.dispatch import Dispatcher
-from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+pytestmark = pytest.mark.shared_smtp
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}
@@ -51,38 +51,6 @@ def pg_rt(pg_rt: Runtime, client: str) -> Runtime:
     return with_client(pg_rt, client)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
-    server.reset()
-    return server
-
-
-def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        "MAILER_SMTP__CLIENT": rt.settings.smtp.client,
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "MAILER_DATABASE__URL": rt.settings.database.url,
-        "MAILER_SMTP__PORT": str(port),
-        "MAILER_SMTP__HOST": "127.0.0.1",
-        "MAILER_SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-        "MAILER_PATHS__TEMPLATES_DIR": str(REPO / "templates"),
-        "MAILER_RETRY__LEASE_SECONDS": "30",
-        "MAILER_RETRY__BATCH_SIZE": "10",
-        "MAILER_SMTP__POOL_SIZE": "2",
-        "PYTHONPATH": str(REPO / "tests"),
-    }
-    if rt.settings.retry.journal_dir is not None:
-        env["MAILER_RETRY__JOURNAL_DIR"] = str(rt.settings.retry.journal_dir)
-    env.update(extra)
-    return env
-
-
 @pytest.mark.parametrize(
     ("point", "unknown_expected"),
     [("after_claim", 0), ("in_data", 1), ("after_accept", 0), ("mid_batch", 0)],
@@ -99,7 +67,7 @@ async def test_killed_worker_then_restart(
     add_contacts(ert, tmp_path, emails)
     rid = approved_release(ert, EVERYONE)
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "crashworker.py"), point],
+        [sys.executable, "-m", "tests.support.crashworker", point],
         env=worker_env(ert, smtp.port),
         capture_output=True,
         text=True,

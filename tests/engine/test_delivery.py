@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import (
+
+from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
+from mailer.engine.dispatch import Dispatcher
+from mailer.releases import control
+from mailer.runtime import Runtime
+from mailer.smtp.client import make_transport
+from mailer.store import deliveries as q
+from mailer.store.db import transaction
+from mailer.store.suppressions import add_suppression, is_suppressed
+from tests.support.engine import (
     CLIENTS,
     Clock,
     Variant,
@@ -19,16 +27,9 @@ from enginekit import (
     release_status,
     with_client,
 )
-from faultsmtp import FaultSMTPServer, running_fault_server
+from tests.support.faultsmtp import FaultSMTPServer
 
-from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
-from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control
-from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
-from mailer.store import deliveries as q
-from mailer.store.db import transaction
-from mailer.store.suppressions import add_suppression, is_suppressed
+pytestmark = pytest.mark.shared_smtp
 
 EVERYONE = [Variant("press-all", "list:press")]
 
@@ -43,18 +44,6 @@ def client(request: pytest.FixtureRequest) -> str:
 def rt(rt: Runtime, client: str) -> Runtime:
     """conftest's runtime (each backend) with each SMTP client."""
     return with_client(rt, client)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
-    server.reset()
-    return server
 
 
 def people(n: int, domain: str = "example.com") -> list[str]:

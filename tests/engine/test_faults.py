@@ -4,12 +4,9 @@ every worker; remote policy refusals never fail or suppress anybody before give-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import func, select
 
 from mailer.engine.dispatch import Dispatcher
@@ -19,20 +16,20 @@ from mailer.smtp.client import make_transport
 from mailer.store.db import transaction
 from mailer.store.reports import release_report
 from mailer.store.tables import Delivery, Suppression
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+)
+from tests.support.faultsmtp import FaultSMTPServer
+
+pytestmark = pytest.mark.shared_smtp
 
 EVERYONE = [Variant("press-all", "list:press")]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
-    server.reset()
-    return server
 
 
 async def run_once(rt: Runtime, *, owner: str | None = None) -> None:

@@ -15,17 +15,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from enginekit import (
-    CLIENTS,
-    Clock,
-    Variant,
-    add_contacts,
-    approved_release,
-    deliveries,
-    engine_runtime,
-    with_client,
-)
-from test_releases import BASE_URL, create, seed
 
 from mailer import releases
 from mailer.audience import contacts
@@ -40,6 +29,17 @@ from mailer.smtp.capture import BoundController, bind_listener
 from mailer.smtp.client import make_transport
 from mailer.store.db import transaction
 from mailer.store.suppressions import is_suppressed
+from tests.support.engine import (
+    CLIENTS,
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    with_client,
+)
+from tests.support.releases import BASE_URL, create, seed
 
 IDN_DOMAIN = "jose@bücher.example.com"  # domain in Unicode: fine without SMTPUTF8
 IDN_DOMAIN_ASCII = "jose@xn--bcher-kva.example.com"

@@ -8,35 +8,32 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, with_client
-from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select, update
-from test_crash import worker_env
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
 from mailer.store.db import transaction
 from mailer.store.tables import Delivery, DeliveryEvent
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    with_client,
+    worker_env,
+)
+from tests.support.faultsmtp import FaultSMTPServer
+
+pytestmark = pytest.mark.shared_smtp
 
 EVERYONE = [Variant("press-all", "list:press")]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
-    server.reset()
-    return server
 
 
 def in_id_order(rt: Runtime, release_id: int) -> list[str]:

@@ -4,24 +4,15 @@ planning, and stable for the delivery (a retry reuses it)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer
 
 SHAPE = re.compile(r"<m\.[0-9a-f]{32}@mail\.example\.com>")
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
 
 
 async def test_message_ids_are_random_and_stable(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:

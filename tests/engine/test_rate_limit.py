@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer
 
 
 async def _send_timed(rt: Runtime) -> float:

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import dkim
 import pytest
-from dkim import dknewkey
-from test_render import ANN, DATE, make_spec
 
 from mailer.config import DkimSettings
 from mailer.domain.errors import ConfigError
 from mailer.message import Renderer
 from mailer.message.dkim import DkimSigner
-
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-SELECTOR = "press2026"
-DOMAIN = "acme.example.com"
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    """A fresh 2048-bit RSA key (dkimpy's own key generator, which runs openssl) and its DNS TXT record."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to generate the DKIM test key")
-    folder = tmp_path_factory.mktemp("dkim")
-    key_file, dns_file = folder / "private.pem", folder / "dns.txt"
-    dknewkey.GenRSAKeys(str(key_file), verbose=False)
-    dknewkey.ExtractRSADnsPublicKey(str(key_file), str(dns_file), verbose=False)
-    return key_file, dns_file.read_bytes()
+from tests.support.constants import TEMPLATES
+from tests.support.dkim import DOMAIN, SELECTOR, stub_dns
+from tests.support.render import ANN, DATE, make_spec
 
 
 def rendered() -> bytes:
@@ -46,24 +29,15 @@ def rendered() -> bytes:
     )
 
 
-def stub_dns(record: bytes) -> Callable[..., bytes | None]:
-    """A DNS TXT lookup that knows only our selector's record."""
-
-    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
-        return record if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None
-
-    return lookup
-
-
 def signer_for(key_file: Path) -> DkimSigner:
     signer = DkimSigner.from_settings(DkimSettings(key_file=key_file, selector=SELECTOR, domain=DOMAIN))
     assert signer is not None
     return signer
 
 
-def test_signature_verifies_and_covers_list_unsubscribe(keys: tuple[Path, bytes]) -> None:
+def test_signature_verifies_and_covers_list_unsubscribe(dkim_keys: tuple[Path, bytes]) -> None:
     """A rendered release signed with the configured key verifies, and h= lists both List-Unsubscribe headers."""
-    key_file, record = keys
+    key_file, record = dkim_keys
     signed = signer_for(key_file).sign(rendered())
     assert signed.startswith(b"DKIM-Signature:")
     assert dkim.verify(signed, dnsfunc=stub_dns(record))
@@ -80,9 +54,9 @@ def test_signature_verifies_and_covers_list_unsubscribe(keys: tuple[Path, bytes]
     assert f"d={DOMAIN}" in sig.replace(" ", "") and f"s={SELECTOR}" in sig.replace(" ", "")
 
 
-def test_changed_unsubscribe_header_breaks_the_signature(keys: tuple[Path, bytes]) -> None:
+def test_changed_unsubscribe_header_breaks_the_signature(dkim_keys: tuple[Path, bytes]) -> None:
     """Someone who rewrites List-Unsubscribe after signing makes the signature fail."""
-    key_file, record = keys
+    key_file, record = dkim_keys
     signed = signer_for(key_file).sign(rendered())
     forged = signed.replace(b"https://news.acme.example.com/u/tok123", b"https://evil.example.net/u/tok123")
     assert forged != signed
@@ -110,9 +84,9 @@ def test_bad_configuration_is_a_config_error(tmp_path: Path, problem: str) -> No
     assert str(caught.value).startswith("dkim.")
 
 
-def test_alignment_with_from_domain(keys: tuple[Path, bytes]) -> None:
+def test_alignment_with_from_domain(dkim_keys: tuple[Path, bytes]) -> None:
     """The From domain aligns when it is the signing domain or below it (relaxed DMARC)."""
-    signer = signer_for(keys[0])
+    signer = signer_for(dkim_keys[0])
     assert signer.aligned_with("press@acme.example.com")
     assert signer.aligned_with("press@news.acme.example.com")
     assert not signer.aligned_with("press@notacme.example.com")

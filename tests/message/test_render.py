@@ -6,7 +6,6 @@ import dataclasses
 import email
 import email.policy
 import shutil
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,56 +16,12 @@ from mailer.message import (
     CompiledVariant,
     Recipient,
     Renderer,
-    Sender,
     Speaker,
-    VariantSpec,
     check_header_value,
     fingerprint,
 )
-
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-UNSUB = "https://news.acme.example.com/u/tok123"
-POSTAL = "1 Harbour Road\nSpringfield, ST 00001"
-DISCLOSURE = "This material is distributed by Acme PR on behalf of the Republic of Examplia."
-DATE = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
-
-SENDER = Sender(
-    name="Zoë Ångström PR",
-    address="press@acme.example.com",
-    reply_to="desk@acme.example.com",
-    postal_address=POSTAL,
-    disclosure=DISCLOSURE,
-)
-
-BODY = """\
-**What:** A briefing on the {{ outlet | default("press") }} results.
-
-**When:** Tuesday, 10:00
-
-Hello {{ first_name | default("there") }}, details on [the site](https://acme.example.com/r/42).
-"""
-
-
-def make_spec(**changes: object) -> VariantSpec:
-    """A press-release spec with every field set; ``changes`` override fields."""
-    spec = VariantSpec(
-        release_key="42",
-        template="press_release",
-        subject="{{ first_name | default('Hello') }}, embargoed briefing",
-        title="Acme announces results",
-        dateline="SPRINGFIELD, March 3, 2025",
-        intro="Dear {{ first_name | default('colleague') }},",
-        body_markdown=BODY,
-        sender=SENDER,
-        list_id="Acme Advisories <acme.lists.example.com>",
-        feedback_id="42:acme:mailer",
-        booking_contact="Pat Doe, +1 555 0100",
-        about="**About Acme**: Acme makes examples.",
-    )
-    return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
-
-
-ANN = Recipient("ann@example.org", "Ann", "Lee", "Daily Planet", {"beat": "science"})
+from tests.support.constants import TEMPLATES
+from tests.support.render import ANN, BODY, DATE, DISCLOSURE, SENDER, UNSUB, make_spec
 
 
 @pytest.fixture(scope="module")

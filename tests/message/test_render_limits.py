@@ -15,10 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
-from test_crash import worker_env
-from test_releases import RELEASE, create, seed
 
 from mailer import releases
 from mailer.config import RenderSettings, Settings, WebSettings
@@ -39,8 +35,20 @@ from mailer.message import (
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
 from mailer.store.db import transaction
+from tests.support.constants import REPO
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+    worker_env,
+)
+from tests.support.faultsmtp import FaultSMTPServer
+from tests.support.releases import RELEASE, create, seed
 
-REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
 sys.path.insert(0, str(REPO / "bench"))
 import render_bench  # noqa: E402
@@ -331,12 +339,6 @@ def test_cli_preview_and_submit_of_a_hanging_release_print_one_line(rt: Runtime,
 
 
 # ------------------------------------------------------------------------- sending
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
 
 
 async def send_all(rt: Runtime) -> Dispatcher:

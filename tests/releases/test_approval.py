@@ -1,24 +1,31 @@
 """Two-person approval: the approver is not the author, not anyone who edited the content,
-not the submitter — through the CLI (the staff pages: test_workflow_approval_web.py)."""
+not the submitter — through the CLI (the staff pages: tests/web/test_approval.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
-from test_release_cli import env, run_json, run_proc, settings  # noqa: F401  (fixtures)
-from test_releases import RELEASE, seed
 
-from mailer.config import DatabaseSettings
+from mailer.config import DatabaseSettings, Settings, WebSettings
 from mailer.runtime import Runtime
 from mailer.store import db
+from tests.support.cli import run_json, run_proc
+from tests.support.releases import BASE_URL, RELEASE, seed
 
 REFUSAL = "a second person, who did not write, edit or submit it, must approve it"
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings with an https unsubscribe base."""
+    return settings.model_copy(update={"web": WebSettings(base_url=BASE_URL)})
+
+
 def test_editor_submitter_and_author_cannot_approve_through_the_cli(
     rt: Runtime,
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """pat writes, erin edits, sam submits: each of them is refused in one line; quinn approves."""
@@ -42,7 +49,7 @@ def test_editor_submitter_and_author_cannot_approve_through_the_cli(
 
 def test_an_edit_before_an_earlier_submission_still_counts(
     rt: Runtime,
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     """An editor stays an editor after the release is submitted, sent back and submitted again by someone else."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from markupsafe import escape
-from test_releases import CLIENT, RELEASE, create, seed, submit
 
 from mailer import releases
 from mailer.config import DkimSettings, Settings, WebSettings
@@ -18,8 +17,9 @@ from mailer.releases.compliance import BLANK_RECIPIENT, check_release, sample_un
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
+from tests.support.constants import REPO
+from tests.support.releases import CLIENT, RELEASE, create, seed, submit
 
-REPO = Path(__file__).resolve().parent.parent
 BASE_URL = "https://news.example.com"
 ANN = Recipient("ann@daily.example.com", "Ann", "Lee", "Daily Planet")
 

@@ -9,13 +9,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW, REPO
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import delete, update
 
 from mailer.config import DatabaseSettings, Settings
@@ -27,14 +23,19 @@ from mailer.smtp.client import make_transport
 from mailer.store import db
 from mailer.store.db import transaction
 from mailer.store.tables import Delivery, DeliveryEvent, MailerMeta, Release
+from tests.support.constants import FIXED_NOW, REPO
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+)
+from tests.support.faultsmtp import FaultSMTPServer
 
 PEOPLE = ["ann@example.com", "bob@example.net", "cy@example.org"]
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
 
 
 def mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,15 +4,11 @@ it waits, with the reason shown, until a person runs `releases confirm-late`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXED_NOW
-from enginekit import Clock, Variant, add_contacts, approved_release, engine_runtime, release_status
-from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import update
 from typer.testing import CliRunner
 
@@ -24,14 +20,11 @@ from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
 from mailer.store.db import transaction
 from mailer.store.tables import Approval, Release, ReleaseEvent
+from tests.support.constants import FIXED_NOW
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, engine_runtime, release_status
+from tests.support.faultsmtp import FaultSMTPServer
 
 PEOPLE = ["ann@example.com", "bob@example.net", "cy@example.org"]
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
 
 
 def cli(rt: Runtime, *args: str, fails: type[MailerError] | None = None) -> Any:

@@ -7,27 +7,28 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, release_status
 from fastapi import FastAPI
-from faultsmtp import FaultSMTPServer, running_fault_server
-from test_staff_routes import app, csrf, seed_release, sign_in  # noqa: F401  (fixture)
 
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
-
-
-@pytest.fixture
-def smtp() -> Iterator[FaultSMTPServer]:
-    with running_fault_server() as srv:
-        yield srv
+from tests.support.constants import FIXED_NOW
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+)
+from tests.support.faultsmtp import FaultSMTPServer
+from tests.support.web import csrf, seed_release, sign_in
 
 
 def mailer(rt: Runtime, *args: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +77,7 @@ async def test_resume_of_a_sent_release_is_refused_and_retry_still_works(
 @pytest.mark.parametrize("status", [ReleaseStatus.APPROVED, ReleaseStatus.SENT, ReleaseStatus.SENDING])
 def test_web_resume_of_a_release_that_is_not_paused_is_409(
     rt: Runtime,
-    app: FastAPI,  # noqa: F811
+    app: FastAPI,
     tmp_path: Path,
     status: ReleaseStatus,
 ) -> None:

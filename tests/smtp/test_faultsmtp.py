@@ -16,7 +16,8 @@ from aiosmtplib import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
 )
-from faultsmtp import Accepted, FaultSMTPServer, running_fault_server
+
+from tests.support.faultsmtp import Accepted, FaultSMTPServer, running_fault_server
 
 SENDER = "bounces+tok@mailer.example.org"
 

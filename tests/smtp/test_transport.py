@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from enginekit import CLIENTS
-from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.config import Settings, SmtpSettings
 from mailer.domain.errors import TransportError
@@ -27,6 +25,8 @@ from mailer.smtp.aiosmtp import SmtpPool
 from mailer.smtp.capture import BoundController, bind_listener
 from mailer.smtp.client import PipelinedPool, dot_stuff, make_transport, parse_reply_line
 from mailer.smtp.transport import SendResult, Transport
+from tests.support.engine import CLIENTS
+from tests.support.faultsmtp import FaultSMTPServer, running_fault_server
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@example.org>\r\n\r\nHello.\r\n"
 SENDER = "bounces+x@example.org"

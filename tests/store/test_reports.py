@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from enginekit import Variant, add_contacts, approved_release
 from fastapi import FastAPI
 from sqlalchemy import select
-from test_staff_routes import app, sign_in  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from mailer.cli import app as cli_app
@@ -19,6 +17,8 @@ from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.reports import problem_counts
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
+from tests.support.engine import Variant, add_contacts, approved_release
+from tests.support.web import sign_in
 
 #: (status, reason, events as (kind, detail)) per contact
 ROWS: list[tuple[str, str | None, list[tuple[str, str]]]] = [
@@ -97,7 +97,7 @@ def test_complaint_rate_under_the_line_and_before_any_delivery(rt: Runtime, tmp_
     assert sum(v for k, v in empty.items() if k.endswith(("bounces", "complaints", "refusals"))) == 0
 
 
-def test_release_page_shows_the_problems(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:  # noqa: F811
+def test_release_page_shows_the_problems(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
     """The staff release page has the same counts in its context and flags the complaint rate."""
     rid = seed(rt, tmp_path)
     client = sign_in(app, Role.VIEWER)

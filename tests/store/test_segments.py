@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW
 from sqlalchemy import func, select
 
 from mailer import store
@@ -15,6 +14,7 @@ from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.segments import BoolOp, Not, Predicate, parse_rule
 from mailer.store.tables import Contact
+from tests.support.constants import FIXED_NOW
 
 CSV = """email,first_name,outlet,outlet_type,beats,region,tags,desk
 tv1@example.com,Tia,Channel Nine,tv,foreign-policy|tv-booking,us-east,booker,night

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXED_NOW
 from sqlalchemy import select
 
 from mailer.bounces.process import BounceProcessor
@@ -20,8 +19,9 @@ from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release, Suppression
+from tests.support.constants import FIXED_NOW
 
-CORPUS = Path(__file__).parent / "bounces"
+CORPUS = Path(__file__).resolve().parents[1] / "bounces" / "data"
 BOUNCE_DOMAIN = "bounces.example.com"
 _serial = itertools.count(1)
 

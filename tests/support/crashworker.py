@@ -1,6 +1,6 @@
 """A worker that runs one engine pass and kills itself (SIGKILL) at a named point.
 
-    python tests/crashworker.py POINT   (settings from MAILER_* environment variables)
+    python -m tests.support.crashworker POINT   (settings from MAILER_* environment variables)
 
 Points: after_claim (rows leased, nothing sent), in_data (one row marked as in the data
 exchange, its data not yet sent), after_accept (the server accepted a chunk, nothing

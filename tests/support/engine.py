@@ -1,14 +1,15 @@
 """Helpers for delivery-engine tests: contacts, a client, an approved release, a runtime
-pointed at a test SMTP server, and a clock the test moves."""
+pointed at a test SMTP server, a clock the test moves, and the environment of a worker
+process the test starts."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXED_NOW
 from sqlalchemy import select
 
 from mailer import store
@@ -20,6 +21,7 @@ from mailer.releases import build_send_plan
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment
+from tests.support.constants import FIXED_NOW, REPO, TEST_SECRET
 
 BODY = """Dear {{ first_name | default("colleague") }},
 
@@ -56,7 +58,7 @@ def engine_runtime(rt: Runtime, port: int, clock: Clock, **overrides: Any) -> Ru
     (``smtp__pool_size=2``, ``retry__batch_size=10``...)."""
     data = rt.settings.model_dump()
     data["smtp"].update(host="127.0.0.1", port=port, command_timeout=5, data_timeout=5, connect_timeout=5)
-    data["secret_key"] = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+    data["secret_key"] = TEST_SECRET
     data["old_secret_keys"] = []
     for key, value in overrides.items():
         section, _, name = key.partition("__")
@@ -158,3 +160,24 @@ def release_status(rt: Runtime, release_id: int) -> str:
         release = session.get(Release, release_id)
         assert release is not None
         return release.status
+
+
+def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a worker process on ``rt``'s database and the SMTP server at ``port``."""
+    env = {
+        "MAILER_SMTP__CLIENT": rt.settings.smtp.client,
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MAILER_DATABASE__URL": rt.settings.database.url,
+        "MAILER_SMTP__PORT": str(port),
+        "MAILER_SMTP__HOST": "127.0.0.1",
+        "MAILER_SECRET_KEY": TEST_SECRET,
+        "MAILER_PATHS__TEMPLATES_DIR": str(REPO / "templates"),
+        "MAILER_RETRY__LEASE_SECONDS": "30",
+        "MAILER_RETRY__BATCH_SIZE": "10",
+        "MAILER_SMTP__POOL_SIZE": "2",
+        "PYTHONPATH": str(REPO),
+    }
+    if rt.settings.retry.journal_dir is not None:
+        env["MAILER_RETRY__JOURNAL_DIR"] = str(rt.settings.retry.journal_dir)
+    env.update(extra)
+    return env

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailer.smtp.capture import BoundController, bind_listener
@@ -453,3 +454,27 @@ def running_fault_server() -> Iterator[FaultSMTPServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- fixtures (this module is registered as a pytest plugin) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[FaultSMTPServer]:
+    """One fault server for the whole module; ``smtp`` under ``shared_smtp`` hands it out reset."""
+    with running_fault_server() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(request: pytest.FixtureRequest) -> Iterator[FaultSMTPServer]:
+    """The fault server of this test: a fresh one, or under the ``shared_smtp`` marker
+    the module's server with every fault, record and counter forgotten (cheaper for
+    modules with many parametrized tests)."""
+    if request.node.get_closest_marker("shared_smtp") is not None:
+        server: FaultSMTPServer = request.getfixturevalue("fault_server")
+        server.reset()
+        yield server
+        return
+    with running_fault_server() as fresh:
+        yield fresh

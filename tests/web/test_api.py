@@ -6,21 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW
 from fastapi.testclient import TestClient
-from test_staff_routes import RAW_BOUNCE, app_for, seed_release
 
-from mailer.accounts.users import add_user, disable_user, issue_token
+from mailer.accounts.users import disable_user
 from mailer.domain.states import Role
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
-
-
-def api_token(rt: Runtime, email: str = "robot@example.com", role: Role = Role.VIEWER) -> str:
-    """A viewer account without a password, and its new API token."""
-    with transaction(rt.sessions) as session:
-        add_user(session, email, role=role, password=None, now=FIXED_NOW)
-        return issue_token(session, email)
+from tests.support.constants import FIXED_NOW
+from tests.support.web import RAW_BOUNCE, api_token, app_for, seed_release
 
 
 @pytest.fixture
@@ -46,7 +39,7 @@ def test_no_token_is_401(rt: Runtime) -> None:
 
 def test_session_cookie_is_not_an_api_credential(rt: Runtime) -> None:
     """A signed-in staff browser cannot call the API without a token (the API takes Bearer only)."""
-    from test_staff_routes import make_users, sign_in
+    from tests.support.web import make_users, sign_in
 
     make_users(rt, [Role.ADMIN])
     client = sign_in(app_for(rt), Role.ADMIN)

@@ -18,10 +18,9 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from test_api import api_token
-from test_staff_routes import app_for, seed_release
 
 from mailer.runtime import Runtime
+from tests.support.web import api_token, app_for, seed_release
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -6,18 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from test_staff_routes import EMAILS, app, csrf, seed_release, sign_in  # noqa: F401  (fixture)
 
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Release
+from tests.support.web import EMAILS, csrf, seed_release, sign_in
 
 REFUSAL = "a second person, who did not write, edit or submit it, must approve it"
 
 
-def test_web_approval_by_an_editor_is_409_with_the_reason(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:  # noqa: F811
+def test_web_approval_by_an_editor_is_409_with_the_reason(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
     """An approver recorded as an editor of the release gets 409 and the rule on the release page; nothing changes."""
     seeded = seed_release(rt, tmp_path, status=ReleaseStatus.SUBMITTED)
     with transaction(rt.sessions) as session:
@@ -32,7 +32,7 @@ def test_web_approval_by_an_editor_is_409_with_the_reason(rt: Runtime, app: Fast
         assert session.get(Release, seeded.release_id).status == "submitted"  # type: ignore[union-attr]
 
 
-def test_web_submitter_cannot_approve(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:  # noqa: F811
+def test_web_submitter_cannot_approve(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
     """An admin who submitted a release through the pages cannot approve it too (409); another approver can."""
     seeded = seed_release(rt, tmp_path, status=ReleaseStatus.DRAFT)
     admin = sign_in(app, Role.ADMIN)

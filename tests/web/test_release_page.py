@@ -6,19 +6,19 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from conftest import FIXED_NOW
 from fastapi import FastAPI
 from sqlalchemy import update
-from test_staff_routes import app, seed_release, sign_in  # noqa: F401  (fixture)
 
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.releases import holds
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Release
+from tests.support.constants import FIXED_NOW
+from tests.support.web import seed_release, sign_in
 
 
-def test_release_page_shows_why_a_release_waits(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:  # noqa: F811
+def test_release_page_shows_why_a_release_waits(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
     """An approved release held as late shows its not_after and the reason with the confirm command."""
     seeded = seed_release(rt, tmp_path, status=ReleaseStatus.APPROVED)
     with transaction(rt.sessions) as session:

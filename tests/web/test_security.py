@@ -25,12 +25,9 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 import uvicorn
-from conftest import FIXED_NOW, REPO
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.requests import Request
-from test_staff_routes import EMAILS, PASSWORD, csrf, make_users, seed_release, sign_in
-from test_unsubscribe_web import seed_delivery
 from typer.testing import CliRunner
 
 import mailer.accounts.users
@@ -47,6 +44,8 @@ from mailer.store.db import transaction
 from mailer.store.tables import Release, User, WebSession
 from mailer.web import create_app
 from mailer.web.limits import client_ip, parse_networks
+from tests.support.constants import FIXED_NOW, REPO
+from tests.support.web import EMAILS, PASSWORD, csrf, make_users, seed_delivery, seed_release, sign_in
 
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -18,12 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, engine_runtime
-from faultsmtp import FaultSMTPServer, running_fault_server
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import update
-from test_staff_routes import EMAILS, PASSWORD, make_users
-from test_unsubscribe_browser import base_url, browser, shot_path
 
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.engine.dispatch import Dispatcher
@@ -31,9 +27,12 @@ from mailer.runtime import Runtime
 from mailer.smtp.aiosmtp import SmtpPool
 from mailer.store.db import transaction
 from mailer.store.tables import Release
+from tests.support.browser import shot_path
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer, running_fault_server
+from tests.support.web import EMAILS, PASSWORD, make_users
 
 pytestmark = pytest.mark.browser
-__all__ = ["base_url", "browser"]  # fixtures used by name below
 
 DEAD = "dead@example.com"
 PEOPLE = ["ann@example.com", "bob@example.net", DEAD]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_staff_routes import EMAILS, app_for, csrf, make_users, seed_release, sign_in
 
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Release, ReleaseEvent
+from tests.support.web import EMAILS, app_for, csrf, make_users, seed_release, sign_in
 
 # action → (state it needs, form data)
 SETUP: dict[str, tuple[ReleaseStatus, dict[str, str | list[str]]]] = {

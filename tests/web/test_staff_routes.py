@@ -10,123 +10,23 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_NOW
-from enginekit import Variant, add_contacts, approved_release
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from mailer.accounts.users import add_user
-from mailer.domain.states import DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
+from mailer.domain.states import ReleaseStatus, Role, SuppressionReason
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
-from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release, Segment
-from mailer.web import create_app
-
-PASSWORD = "correct horse battery staple"
-EMAILS = {role: f"{role.value}@staff.example.com" for role in Role}
-RAW_BOUNCE = "From: MAILER-DAEMON\nSubject: Undelivered\n\n<script>alert('raw')</script> 550 5.1.1 user unknown"
-
-
-def make_users(rt: Runtime, roles: Sequence[Role] = tuple(Role)) -> None:
-    """One user per role in ``roles`` (``admin@staff.example.com``...), password :data:`PASSWORD`."""
-    with transaction(rt.sessions) as session:
-        for role in roles:
-            add_user(
-                session, EMAILS[role], role=role, name=f"{role.value.title()} User", password=PASSWORD, now=FIXED_NOW
-            )
-
-
-def app_for(rt: Runtime) -> FastAPI:
-    return create_app(rt.settings, clock=rt.clock)
-
-
-@pytest.fixture
-def app(rt: Runtime) -> Iterator[FastAPI]:
-    """The app on the test database, with one user per role."""
-    make_users(rt)
-    yield app_for(rt)
-
-
-def csrf(client: TestClient) -> str:
-    """The client's CSRF cookie (what a form carries as ``csrftoken``)."""
-    token = client.cookies.get("csrftoken")
-    assert token, "no csrftoken cookie yet: GET a page first"
-    return token
-
-
-def sign_in(app: FastAPI, role: Role) -> TestClient:
-    """A test client signed in as the user of ``role``."""
-    client = TestClient(app, follow_redirects=False)
-    client.get("/login")
-    response = client.post(
-        "/login", data={"email": EMAILS[role], "password": PASSWORD, "next": "/", "csrftoken": csrf(client)}
-    )
-    assert response.status_code == 303, response.text
-    return client
-
-
-@dataclass(frozen=True)
-class Seeded:
-    release_id: int
-    bounced: str
-    sent: str
-
-
-def seed_release(rt: Runtime, tmp_path: Path, *, status: ReleaseStatus = ReleaseStatus.SENT) -> Seeded:
-    """An approved release (author ``author@example.com``) to three contacts, with
-    delivery rows (two sent a minute apart, one failed 550 5.1.1 with a bounce event
-    and raw message, and a hard-bounce suppression), moved to ``status``."""
-    emails = ["ann@example.com", "bob@example.net", "gone@example.org"]
-    add_contacts(rt, tmp_path, emails)
-    rid = approved_release(rt, [Variant("press-all", "list:press")])
-    with transaction(rt.sessions) as session:
-        segment_id = session.scalar(select(Segment.id).where(Segment.slug == "press-all"))
-        contacts = {c.email: c for c in session.scalars(select(Contact))}
-        for i, email in enumerate(emails):
-            gone = email.startswith("gone")
-            row = Delivery(
-                release_id=rid,
-                contact_id=contacts[email].id,
-                segment_id=segment_id,
-                email=email,
-                email_hash=email_hash(email),
-                domain=email.split("@")[1],
-                status=DeliveryStatus.FAILED.value if gone else DeliveryStatus.SENT.value,
-                message_id=f"<{rid}.{i}@mail.example.com>",
-                attempts=1,
-                last_code=550 if gone else 250,
-                last_reply="5.1.1 No such user" if gone else "2.0.0 OK",
-                reason="hard_bounce" if gone else None,
-                sent_at=None if gone else FIXED_NOW + timedelta(minutes=i),
-                updated_at=FIXED_NOW + timedelta(minutes=i),
-            )
-            session.add(row)
-            session.flush()
-            if gone:
-                session.add(
-                    DeliveryEvent(
-                        delivery_id=row.id,
-                        contact_id=row.contact_id,
-                        kind="bounced",
-                        code=550,
-                        detail="5.1.1 <b>user unknown</b>",
-                        raw=RAW_BOUNCE,
-                        at=FIXED_NOW,
-                    )
-                )
-                add_suppression(session, email, reason=SuppressionReason.HARD_BOUNCE, source="bounce", now=FIXED_NOW)
-        session.execute(update(Release).where(Release.id == rid).values(status=status.value))
-    return Seeded(rid, "gone@example.org", "ann@example.com")
-
+from mailer.store.tables import Delivery, Release
+from tests.support.constants import FIXED_NOW
+from tests.support.engine import Variant, approved_release
+from tests.support.web import EMAILS, PASSWORD, csrf, seed_release, sign_in
 
 # ============================================================================ sign-in
 

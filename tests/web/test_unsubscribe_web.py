@@ -7,114 +7,21 @@ GET/HEAD only read; POST (one-click or the page's form) suppresses before answer
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from conftest import FIXED_NOW
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mailer.config import Settings
-from mailer.domain.states import GLOBAL_SCOPE, DeliveryStatus, ReleaseStatus, email_hash
+from mailer.domain.states import GLOBAL_SCOPE, DeliveryStatus
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
-from mailer.store.tables import Client, Contact, Delivery, DeliveryEvent, Release, Suppression
+from mailer.store.tables import DeliveryEvent, Suppression
 from mailer.web import create_app
-
-DANA = "dana@harborledger.example.com"
-
-
-@dataclass(frozen=True)
-class Seeded:
-    delivery_id: int
-    contact_id: int
-    release_id: int
-    client_slug: str
-
-
-def seed_delivery(
-    rt: Runtime,
-    *,
-    email: str = DANA,
-    client_slug: str = "acme",
-    client_name: str = "Acme Examplia Trade Office",
-    status: DeliveryStatus = DeliveryStatus.SENT,
-) -> Seeded:
-    """One client (created when missing), a new release for it, the contact (created when
-    missing) and one delivery of that release to the contact."""
-    with transaction(rt.sessions) as s:
-        client = s.scalar(select(Client).where(Client.slug == client_slug))
-        if client is None:
-            client = Client(
-                slug=client_slug,
-                name=client_name,
-                from_name=client_name,
-                from_address=f"press@{client_slug}.example.com",
-                reply_to=None,
-                postal_address="1 Harbour Road, Springfield",
-                disclosure=None,
-                created_at=FIXED_NOW,
-            )
-            s.add(client)
-        contact = s.scalar(select(Contact).where(Contact.email == email))
-        if contact is None:
-            contact = Contact(
-                email=email,
-                email_hash=email_hash(email),
-                first_name="Dana",
-                last_name="Reyes",
-                outlet="Harbor Ledger",
-                attributes={"desk": "metro"},
-                created_at=FIXED_NOW,
-                updated_at=FIXED_NOW,
-            )
-            s.add(contact)
-        s.flush()
-        release = Release(
-            client_id=client.id,
-            title="Results",
-            subject="Results",
-            template="press_release",
-            body="Body",
-            extra={},
-            status=ReleaseStatus.SENDING.value,
-            author="pat@firm.example.com",
-            created_at=FIXED_NOW,
-            updated_at=FIXED_NOW,
-        )
-        s.add(release)
-        s.flush()
-        delivery = Delivery(
-            release_id=release.id,
-            contact_id=contact.id,
-            email=email,
-            email_hash=email_hash(email),
-            domain=email.rpartition("@")[2],
-            status=status.value,
-            message_id=f"<d{release.id}.{contact.id}@mail.example.com>",
-            updated_at=FIXED_NOW,
-        )
-        s.add(delivery)
-        s.flush()
-        return Seeded(delivery.id, contact.id, release.id, client_slug)
-
-
-def snapshot(rt: Runtime) -> dict[str, Any]:
-    """Everything an unsubscribe could change: suppressions, events, delivery states."""
-    with transaction(rt.sessions) as s:
-        return {
-            "suppressions": s.execute(select(Suppression.email_hash, Suppression.scope, Suppression.reason)).all(),
-            "events": s.scalar(select(func.count()).select_from(DeliveryEvent)),
-            "deliveries": s.execute(select(Delivery.id, Delivery.status).order_by(Delivery.id)).all(),
-        }
-
-
-def scopes(rt: Runtime, email: str = DANA) -> set[str]:
-    with transaction(rt.sessions) as s:
-        return set(s.scalars(select(Suppression.scope).where(Suppression.email_hash == email_hash(email))))
+from tests.support.constants import FIXED_NOW
+from tests.support.web import DANA, scopes, seed_delivery, snapshot
 
 
 def client_for(settings: Settings) -> Iterator[TestClient]:
