@@ -79,9 +79,11 @@ def imports_of(path: Path, root: Path = REPO) -> list[Import]:
     found: list[Import] = []
     for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
         targets: list[str] = []
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        else:
             if node.level:
                 base = module.split(".")
                 base = base[: len(base) - node.level + (1 if is_package else 0)]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from typer.testing import CliRunner
 
 from mailer.audience import contacts, suppressions
@@ -132,7 +132,7 @@ def test_erase_leaves_a_suppression_and_no_personal_data(rt: Runtime, tmp_path: 
     queued = seed_delivery(rt, status=DeliveryStatus.QUEUED)
     with transaction(rt.sessions) as s:
         s.execute(
-            Delivery.__table__.update()
+            update(Delivery)
             .where(Delivery.id == sent.delivery_id)
             .values(last_reply=f"250 2.0.0 OK for <{DANA.upper()}>")
         )
@@ -199,7 +199,7 @@ def test_erase_scrubs_the_address_from_suppression_sources(rt: Runtime, tmp_path
         suppressions.erase_contact(s, hb, actor="dpo", now=FIXED_NOW)
     with transaction(rt.sessions) as s:
         assert s.scalars(select(Suppression.source)).one().startswith("SMTP 550 5.1.1 <[erased]> user unknown")
-        assert s.scalar(select(func.count()).select_from(SuppressionLog)) >= 2
+        assert (s.scalar(select(func.count()).select_from(SuppressionLog)) or 0) >= 2
         everything = " ".join(
             str(v)
             for t in (Contact, Suppression, SuppressionLog)

@@ -95,7 +95,7 @@ def test_smtp_mode(rt: Runtime) -> None:
 class BrokenProcessor(BounceProcessor):
     """A processor whose database is down."""
 
-    def process(self, raw: bytes, *, envelope_recipients: object = ()) -> ProcessResult:  # type: ignore[override]
+    def process(self, raw: bytes, *, envelope_recipients: object = ()) -> ProcessResult:
         raise StoreError("database error: connection refused")
 
 

@@ -62,7 +62,7 @@ def test_release_lifecycle_through_the_cli(rt: Runtime, env: dict[str, str], tmp
     path.write_text(RELEASE, "utf-8")
     created = run_json("releases", "create", str(path))
     assert created == {"id": created["id"], "title": "Acme briefing on harbour policy", "status": "draft"}  # type: ignore[index]
-    rid = str(created["id"])  # type: ignore[index]
+    rid = str(created["id"])
     submitted = run_json("releases", "submit", rid)
     assert submitted == {"id": int(rid), "status": "submitted", "warnings": []}
     approved = run_json("releases", "approve", rid, "--as", "quinn")

@@ -13,13 +13,13 @@ import pytest
 
 from mailer.domain.errors import HeaderInjectionError, InputError, TemplateError
 from mailer.message import (
-    CompiledVariant,
     Recipient,
     Renderer,
     Speaker,
     check_header_value,
     fingerprint,
 )
+from mailer.message.spec import Variant
 from tests.support.constants import TEMPLATES
 from tests.support.render import ANN, BODY, DATE, DISCLOSURE, SENDER, UNSUB, make_spec
 
@@ -29,7 +29,7 @@ def renderer() -> Renderer:
     return Renderer(TEMPLATES)
 
 
-def render(variant: CompiledVariant, rcpt: Recipient = ANN, **kw: object) -> bytes:
+def render(variant: Variant, rcpt: Recipient = ANN, **kw: object) -> bytes:
     args: dict[str, object] = {
         "to_addr": rcpt.email,
         "message_id": "<d1.42@acme.example.com>",

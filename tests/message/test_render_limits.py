@@ -34,6 +34,7 @@ from mailer.message import (
 )
 from mailer.runtime import Runtime
 from mailer.smtp.client import make_transport
+from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from tests.support.constants import REPO
 from tests.support.engine import (
@@ -301,7 +302,7 @@ def test_attack_is_refused_at_submit(rt: Runtime, renderer: IsolatedRenderer, tm
     # Two segments, two sample recipients each: at most four waits for the limit.
     assert time.monotonic() - start < 4 * TIME_LIMIT + 10
     with transaction(rt.sessions) as session:
-        assert releases.release_store.get_release(session, rid).status == "draft"
+        assert release_store.get_release(session, rid).status == "draft"
 
 
 def test_cli_preview_and_submit_of_a_hanging_release_print_one_line(rt: Runtime, tmp_path: Path) -> None:

@@ -98,6 +98,7 @@ def test_migration_records_the_editors_of_existing_releases(tmp_path: Path) -> N
             )
     db.upgrade(engine)
     with engine.begin() as conn:
-        rows = conn.execute(text("SELECT actor_key FROM release_editors ORDER BY actor_key")).scalars().all()
+        result = conn.execute(text("SELECT actor_key FROM release_editors ORDER BY actor_key"))
+        rows = [str(row[0]) for row in result]
     engine.dispose()
     assert rows == ["erin", "pat"]

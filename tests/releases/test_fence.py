@@ -57,7 +57,7 @@ def test_restored_sqlite_copy_does_not_mail_anyone_twice(tmp_path: Path, smtp: F
     engine = db.make_engine(DatabaseSettings(url=url))
     db.upgrade(engine)
     engine.dispose()
-    settings = Settings(database=DatabaseSettings(url=url), paths={"templates_dir": REPO / "templates"})  # type: ignore[arg-type]
+    settings = Settings(database=DatabaseSettings(url=url), paths={"templates_dir": REPO / "templates"})
     seeding = Runtime.open(settings, clock=lambda: FIXED_NOW)
     add_contacts(seeding, tmp_path, PEOPLE)
     rid = approved_release(seeding, [Variant("press-all", "list:press")])

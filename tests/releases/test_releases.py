@@ -463,7 +463,7 @@ def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
     rt: Runtime, renderer: Renderer, tmp_path: Path
 ) -> None:
     """A proof goes through SMTP with "[PROOF]" and X-Mailer-Proof, is recorded in proofs, and creates no delivery."""
-    from faultsmtp import running_fault_server
+    from tests.support.faultsmtp import running_fault_server
 
     seed(rt, tmp_path)
     rid = create(rt, renderer)

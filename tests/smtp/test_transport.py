@@ -159,9 +159,9 @@ async def scripted_server(steps: list[Step]) -> AsyncIterator[tuple[int, list[st
                         seen.append(line.decode())
                 else:
                     for prefix in step.expect:
-                        line = (await reader.readline()).decode()
-                        seen.append(line.rstrip("\r\n"))
-                        assert line.upper().startswith(prefix), (prefix, line)
+                        text = (await reader.readline()).decode()
+                        seen.append(text.rstrip("\r\n"))
+                        assert text.upper().startswith(prefix), (prefix, text)
                 if not step.replies:
                     return  # hang up without a word
                 writer.write("".join(f"{r}\r\n" for r in step.replies).encode())

@@ -89,7 +89,7 @@ def pg_rt(pg_url: str, tmp_path: Path) -> Iterator[Runtime]:
             "templates_dir": TEMPLATES,
             "capture_maildir": tmp_path / "capture",
             "data_dir": tmp_path / "data",
-        },  # type: ignore[arg-type]
+        },
     )
     runtime = Runtime.open(settings, clock=lambda: FIXED_NOW)
     try:
@@ -106,7 +106,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
             "templates_dir": TEMPLATES,
             "capture_maildir": tmp_path / "capture",
             "data_dir": tmp_path / "data",
-        },  # type: ignore[arg-type]
+        },
     )
 
 

@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 import mailer.accounts.users
 from mailer import releases
-from mailer.accounts.users import TokenScope, add_user, issue_token
+from mailer.accounts.users import LoginCandidate, StaffUser, TokenScope, add_user, issue_token
 from mailer.cli.root import app as cli
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import InputError
@@ -240,10 +240,15 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
             "/login", data={"email": f"x{i}@example.org", "password": "guess", "csrftoken": csrf(client)}
         )
         assert failed.status_code == 401
-    checks = []
+    checks: list[tuple[LoginCandidate, str]] = []
     original = mailer.accounts.users.check_password
+
+    def counting(candidate: LoginCandidate, password: str) -> tuple[StaffUser | None, str | None]:
+        checks.append((candidate, password))
+        return original(candidate, password)
+
     try:
-        mailer.accounts.users.check_password = lambda *a: checks.append(a) or original(*a)  # type: ignore[assignment]
+        mailer.accounts.users.check_password = counting
         for forged in ("203.0.113.7", "198.51.100.9"):
             blocked = client.post(
                 "/login",
@@ -253,7 +258,7 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
             assert blocked.status_code == 429
             assert "from this network" in blocked.context["error"]  # type: ignore[attr-defined]
     finally:
-        mailer.accounts.users.check_password = original  # type: ignore[assignment]
+        mailer.accounts.users.check_password = original
     assert checks == []
 
 
@@ -297,7 +302,7 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
 def test_trusted_proxies_setting_is_validated() -> None:
     """A trusted proxy that is not an address or network is a one-line settings error."""
     with pytest.raises(ValueError, match="not an IP address or network"):
-        Settings(web={"trusted_proxies": ["proxy.example.com"]})  # type: ignore[arg-type]
+        Settings(web={"trusted_proxies": ["proxy.example.com"]})
 
 
 @pytest.fixture
@@ -309,8 +314,8 @@ def sqlite_rt(tmp_path: Path) -> Iterator[Runtime]:
     engine.dispose()
     settings = Settings(
         database=DatabaseSettings(url=url),
-        secret_key="test-secret-key-of-enough-length-0123456789",  # type: ignore[arg-type]
-        paths={"templates_dir": REPO / "templates", "capture_maildir": tmp_path / "capture"},  # type: ignore[arg-type]
+        secret_key="test-secret-key-of-enough-length-0123456789",
+        paths={"templates_dir": REPO / "templates", "capture_maildir": tmp_path / "capture"},
     )
     runtime = Runtime.open(settings, clock=lambda: FIXED_NOW)
     try:
@@ -364,7 +369,7 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
         ):
             client.post("/login", data={"email": email, "password": password, "csrftoken": csrf(client)})
     finally:
-        mailer.accounts.users._HASHER = original  # type: ignore[assignment]
+        mailer.accounts.users._HASHER = original
     assert outcomes == ["free", "free", "free"]
     assert client.get("/").status_code == 200
 
@@ -383,10 +388,12 @@ def test_login_flood_does_not_block_one_click_unsubscribes(sqlite_rt: Runtime, t
     tokens = Tokens.from_settings(sqlite_rt.settings)
     links = [f"/u/{tokens.unsubscribe(s.delivery_id)}" for s in seeded]
     port = _free_port()
+    secret = sqlite_rt.settings.secret_key
+    assert secret is not None
     env = {
         **os.environ,
         "MAILER_DATABASE__URL": sqlite_rt.settings.database.url,
-        "MAILER_SECRET_KEY": sqlite_rt.settings.secret_key.get_secret_value(),
+        "MAILER_SECRET_KEY": secret.get_secret_value(),
         "MAILER_WEB__HOST": "127.0.0.1",
         "MAILER_WEB__PORT": str(port),
         "MAILER_WEB__BASE_URL": f"http://127.0.0.1:{port}",
@@ -487,7 +494,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    releases.preview_release = hanging_preview  # type: ignore[assignment]
+    releases.preview_release = hanging_preview
     try:
         while not server.started:
             time.sleep(0.02)
@@ -513,7 +520,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
             codes = [f.result().status_code for f in pending]
     finally:
         gate.set()
-        releases.preview_release = real_preview  # type: ignore[assignment]
+        releases.preview_release = real_preview
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
