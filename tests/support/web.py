@@ -138,6 +138,16 @@ def api_token(rt: Runtime, email: str = "robot@example.com", role: Role = Role.V
 DANA = "dana@harborledger.example.com"
 
 
+@dataclass(frozen=True)
+class SeededDelivery:
+    """The rows :func:`seed_delivery` made."""
+
+    delivery_id: int
+    contact_id: int
+    release_id: int
+    client_slug: str
+
+
 def seed_delivery(
     rt: Runtime,
     *,
@@ -218,13 +228,3 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
 def scopes(rt: Runtime, email: str = DANA) -> set[str]:
     with transaction(rt.sessions) as s:
         return set(s.scalars(select(Suppression.scope).where(Suppression.email_hash == email_hash(email))))
-
-
-@dataclass(frozen=True)
-class SeededDelivery:
-    """The rows :func:`seed_delivery` made."""
-
-    delivery_id: int
-    contact_id: int
-    release_id: int
-    client_slug: str

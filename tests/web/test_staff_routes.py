@@ -1,8 +1,8 @@
 """Staff pages through the test client, on SQLite and PostgreSQL: sign-in, sessions,
 CSRF, rate limit, templates and their context, escaping, exports, the sandboxed preview.
 
-The helpers at the top (users, a signed-in client, a seeded release with deliveries and
-a bounce) are shared by the role, API and browser tests.
+The helpers (users, a signed-in client, a seeded release with deliveries and a bounce)
+live in tests/support/web.py, shared with the role, API, browser and workflow tests.
 """
 
 from __future__ import annotations
