@@ -186,6 +186,7 @@ def _import_peak_rss_kb(rt: Runtime, tmp_path: Path, rows: int) -> int:
     return int(proc.stderr.split("MAXRSS")[-1].split()[0])
 
 
+@pytest.mark.slow
 def test_large_file_imports_in_bounded_memory(rt: Runtime, tmp_path: Path) -> None:
     """Ten times the rows costs (almost) no more memory: 4,000 vs 40,000 rows, peak RSS measured."""
     small = _import_peak_rss_kb(rt, tmp_path, 4_000)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from mailer.bounces.parse import parse_message, report_to_json
@@ -92,6 +93,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 def test_serve_receives_over_lmtp_and_stops_on_sigterm(rt: Runtime, tmp_path: Path) -> None:
     """`bounces serve` accepts a genuine bounce over LMTP, records it, and exits cleanly on SIGTERM."""
     sent = send_to(rt, "gone@example.org")

@@ -119,6 +119,7 @@ def test_preview_writes_eml_html_and_text(rt: Runtime, env: dict[str, str], tmp_
     assert "MEDIA ADVISORY" in text.stdout and "Dear Ann," in text.stdout  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "code", "fragment"),
     [

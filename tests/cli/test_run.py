@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from mailer.runtime import Runtime
 from tests.support.engine import (
     Clock,
@@ -21,6 +23,8 @@ from tests.support.engine import (
     worker_env,
 )
 from tests.support.faultsmtp import FaultSMTPServer
+
+pytestmark = pytest.mark.slow
 
 
 def test_run_sends_due_release_and_stops_on_sigterm(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:

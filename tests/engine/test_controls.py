@@ -67,6 +67,7 @@ async def test_pause_or_cancel_stops_the_claimed_batch_within_a_second(
     assert release_status(ert, rid) == ("paused" if action == "pause" else "cancelled")
 
 
+@pytest.mark.slow
 def test_relay_down_backs_off_with_one_line_per_try(rt: Runtime, tmp_path: Path) -> None:
     """`mailer run` with nothing listening on the relay port for 6 s: a few one-line warnings with a
     growing delay, no traceback, and every row still queued."""

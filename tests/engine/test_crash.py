@@ -27,7 +27,7 @@ from tests.support.engine import (
 )
 from tests.support.faultsmtp import FaultSMTPServer
 
-pytestmark = pytest.mark.shared_smtp
+pytestmark = [pytest.mark.shared_smtp, pytest.mark.slow]
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}

@@ -43,6 +43,7 @@ def in_id_order(rt: Runtime, release_id: int) -> list[str]:
         )
 
 
+@pytest.mark.slow
 def test_slow_relay_and_short_lease_send_no_duplicate(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """The red team's repro: 60 recipients, the relay answers the data of 4 only after 12 s;
     worker A `run --once` with a 6 s lease, a 30 s DATA timeout and batches of 50; at t=9 s

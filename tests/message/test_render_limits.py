@@ -305,6 +305,7 @@ def test_attack_is_refused_at_submit(rt: Runtime, renderer: IsolatedRenderer, tm
         assert release_store.get_release(session, rid).status == "draft"
 
 
+@pytest.mark.slow
 def test_cli_preview_and_submit_of_a_hanging_release_print_one_line(rt: Runtime, tmp_path: Path) -> None:
     """`mailer releases preview` and `submit` of a release that hangs exit non-zero with one line, no traceback."""
     seed(rt, tmp_path)
@@ -398,6 +399,7 @@ async def test_a_release_that_hangs_for_everyone_fails_row_by_row(
     assert {r.status for r in deliveries(ert, good).values()} == {"sent"}
 
 
+@pytest.mark.slow
 def test_run_stops_on_sigterm_during_a_hanging_render_and_does_not_hang_after_restart(
     rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer
 ) -> None:
@@ -473,6 +475,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_a_hanging_render_does_not_outlive_a_killed_worker(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """SIGKILL of `mailer run` while its render process hangs: the render processes go too."""
     ert = engine_runtime(rt, smtp.port, Clock(datetime.now(UTC)))

@@ -134,6 +134,7 @@ def test_a_short_key_file_is_one_clear_error(tmp_path: Path) -> None:
     assert SECRET_FILE in str(info.value) and "32 bytes" in str(info.value)
 
 
+@pytest.mark.slow
 def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
     """Processes starting together without a key all end up with the same generated key."""
     code = (

@@ -231,6 +231,7 @@ async def test_message_id_folded_and_missing(server: FaultSMTPServer, client: ai
     assert [a.message_id for a in server.accepted] == ["<f@x.org>", None]
 
 
+@pytest.mark.slow
 async def test_many_connections_and_messages(server: FaultSMTPServer) -> None:
     """200 concurrent connections sending 10 messages each are all recorded quickly."""
 

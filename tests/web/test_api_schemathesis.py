@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
@@ -23,6 +24,8 @@ from schemathesis.core.result import Ok
 
 from mailer.runtime import Runtime
 from tests.support.web import api_token, app_for, seed_release
+
+pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

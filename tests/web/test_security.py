@@ -380,6 +380,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_login_flood_does_not_block_one_click_unsubscribes(sqlite_rt: Runtime, tmp_path: Path) -> None:
     """SQLite, a real `mailer web`: 24 threads post random addresses (and forged client
     addresses through a trusted proxy) to /login for 6 s while one-click POSTs run; every

@@ -32,7 +32,7 @@ from tests.support.engine import Clock, Variant, add_contacts, approved_release,
 from tests.support.faultsmtp import FaultSMTPServer, running_fault_server
 from tests.support.web import EMAILS, PASSWORD, make_users
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEAD = "dead@example.com"
 PEOPLE = ["ann@example.com", "bob@example.net", DEAD]

@@ -14,7 +14,7 @@ from mailer.runtime import Runtime
 from tests.support.browser import shot_path
 from tests.support.web import DANA, scopes, seed_delivery, snapshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_unsubscribe_from_everyone_in_the_browser(rt: Runtime, browser: Browser, base_url: str) -> None:
