@@ -136,6 +136,7 @@ class FaultSMTPServer:
         self._rcpt_attempts: Counter[str] = Counter()
         self._connections = 0
         self._controller: BoundController | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -160,10 +161,19 @@ class FaultSMTPServer:
             self._connections = 0
 
     def stop(self) -> None:
-        """Stop serving; pending stalls and open connections are cancelled."""
+        """Stop serving; pending stalls and open connections are cancelled and closed."""
         controller, self._controller = self._controller, None
         if controller is not None:
+            # Close what is still open (a stalled or dropped client) on the server's loop,
+            # so no transport is left to the garbage collector.
+            asyncio.run_coroutine_threadsafe(self._close_transports(), controller.loop).result(timeout=5)
             controller.stop()
+
+    async def _close_transports(self) -> None:
+        for transport in list(self._transports):
+            transport.close()
+        self._transports.clear()
+        await asyncio.sleep(0)
 
     def _make_smtp(self, handler: object, **kwargs: Any) -> SMTP:
         return _FaultSMTP(self, handler, **kwargs)
@@ -436,6 +446,15 @@ class _FaultSMTP(SMTP):
     def __init__(self, owner: FaultSMTPServer, handler: object, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._own_transport = transport
+        self._owner._transports.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._transports.discard(self._own_transport)
+        super().connection_lost(exc)
 
     async def _handle_client(self) -> None:
         self._owner._count_connection()
