@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean help
+.PHONY: demo test check lint bench clean help
 
 help:
 	@echo "make demo   - install and run the main job end to end (SQLite + local capture SMTP)"
-	@echo "make test   - install what the tests need and run lint + the whole suite"
-	@echo "make lint   - ruff + mypy --strict on mailer/"
+	@echo "make test   - install what the tests need and run lint + the whole suite (what CI runs)"
+	@echo "make check  - the fast lane: lint + the tests not marked slow (no browser, crash or big runs)"
+	@echo "make lint   - ruff + mypy --strict on mailer/ and tests/"
 	@echo "make bench  - benchmarks (numbers, not pass/fail)"
 
 $(BIN)/python:
@@ -35,10 +36,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check mailer tests bench
 	$(BIN)/ruff format --check mailer tests bench
-	$(BIN)/mypy mailer
+	$(BIN)/mypy mailer tests
 
 test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything but the tests marked `slow` (browser, kill -9 crash
+# tests, subprocess-heavy and big-volume ones); `make test` runs those too.
+check: $(STAMP) lint
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/render_bench.py

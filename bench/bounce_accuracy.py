@@ -1,8 +1,8 @@
 """Accuracy of mailer.bounces over the labelled corpora, per reason.
 
 Corpora: the real MTA notices in ``/work/shared/bounces`` (or its copy in
-``tests/bounces/real``; Postfix, Exim, OpenSMTPD, Sendmail), ``tests/bounces/written``
-and ``tests/bounces/corpus`` (written in the shapes of many more MTAs and providers).
+``tests/bounces/data/real``; Postfix, Exim, OpenSMTPD, Sendmail), ``tests/bounces/data/written``
+and ``tests/bounces/data/corpus`` (written in the shapes of many more MTAs and providers).
 
 Per labelled reason (the ``reason`` of a label, else its ``scenario``):
 
@@ -33,9 +33,9 @@ from mailer.bounces.parse import parse_message  # noqa: E402
 
 SHARED = Path("/work/shared/bounces")
 CORPORA = {
-    "real": SHARED if (SHARED / "labels.json").exists() else ROOT / "tests" / "bounces" / "real",
-    "written": ROOT / "tests" / "bounces" / "written",
-    "corpus": ROOT / "tests" / "bounces" / "corpus",
+    "real": SHARED if (SHARED / "labels.json").exists() else ROOT / "tests" / "bounces" / "data" / "real",
+    "written": ROOT / "tests" / "bounces" / "data" / "written",
+    "corpus": ROOT / "tests" / "bounces" / "data" / "corpus",
 }
 OUTPUT = ROOT / "bench" / "BOUNCE_ACCURACY.md"
 _NOT_NOTICE = ("auto_reply", "not_bounce")

@@ -16,8 +16,7 @@ import pytest
 
 from mailer.config import RETIRED_DEFAULT_SECRET, load_settings
 from mailer.domain.errors import ConfigError
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.constants import REPO
 
 
 def test_example_config_loads_with_safe_defaults() -> None:

@@ -187,6 +187,9 @@ class Dispatcher:
             yield
         finally:
             await self.writer.stop()
+            # The marks' connection is detached from the pool: closed here, so a
+            # dispatcher dropped without release_leases() leaks no connection.
+            self.writer.close()
 
     def _recorded(self, recording: Recording) -> None:
         progress = self.progress.setdefault(recording.release_id, SendProgress())

@@ -1,0 +1,42 @@
+"""Message-IDs expose no sequential id: random per delivery, drawn by the database at
+planning, and stable for the delivery (a retry reuses it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from mailer.smtp.factory import make_transport
+from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
+from tests.support.faultsmtp import FaultSMTPServer
+
+SHAPE = re.compile(r"<m\.[0-9a-f]{32}@mail\.example\.com>")
+
+
+async def test_message_ids_are_random_and_stable(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
+    """Two releases to the same people: every Message-ID is 128 random bits, none shared or
+    derived from ids; a deferred recipient's retry carries the Message-ID of its first attempt."""
+    clock = Clock()
+    ert = engine_runtime(rt, smtp.port, clock, paths__data_dir=tmp_path / "data")
+    people = [f"p{i}@example.com" for i in range(6)]
+    add_contacts(ert, tmp_path, people)
+    smtp.fail_rcpt("p3@example.com", "452 4.2.2 Mailbox full, try later")
+    first = approved_release(ert, [Variant("press-all", "list:press")])
+    second = approved_release(ert, [Variant("press-all", "list:press")])
+    pool = make_transport(ert.settings.smtp)
+    await Dispatcher(ert, pool).run_once()
+    planned = {rid: {e: r.message_id for e, r in deliveries(ert, rid).items()} for rid in (first, second)}
+    ids = [m for rows in planned.values() for m in rows.values()]
+    assert len(ids) == 12 and len(set(ids)) == 12
+    assert all(SHAPE.fullmatch(m) for m in ids), ids
+    hex_parts = [m[3:35] for m in ids]
+    assert len({h[:8] for h in hex_parts}) == 12  # no shared prefix that a counter or a hash of ids would leave
+
+    clock.advance(3600)
+    await Dispatcher(ert, pool).run_once()
+    await pool.close()
+    retried = [a for a in smtp.accepted if a.recipient == "p3@example.com"]
+    assert sorted(a.message_id or "" for a in retried) == sorted(planned[rid]["p3@example.com"] for rid in planned)
+    assert {rid: {e: r.message_id for e, r in deliveries(ert, rid).items()} for rid in planned} == planned

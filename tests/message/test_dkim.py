@@ -1,0 +1,92 @@
+"""DKIM signing: a rendered message signs and verifies with dkimpy, covering both List-Unsubscribe headers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dkim
+import pytest
+
+from mailer.config import DkimSettings
+from mailer.domain.errors import ConfigError
+from mailer.message import Renderer
+from mailer.message.dkim import DkimSigner
+from tests.support.constants import TEMPLATES
+from tests.support.dkim import DOMAIN, SELECTOR, stub_dns
+from tests.support.render import ANN, DATE, make_spec
+
+
+def rendered() -> bytes:
+    variant = Renderer(TEMPLATES).compile(make_spec())
+    return variant.render(
+        ANN,
+        to_addr=ANN.email,
+        message_id="<d7.42@mail.acme.example.com>",
+        unsubscribe_url="https://news.acme.example.com/u/tok123",
+        unsubscribe_mailto="mailto:unsubscribe+7-0123456789abcdef@bounces.acme.example.com",
+        date=DATE,
+    )
+
+
+def signer_for(key_file: Path) -> DkimSigner:
+    signer = DkimSigner.from_settings(DkimSettings(key_file=key_file, selector=SELECTOR, domain=DOMAIN))
+    assert signer is not None
+    return signer
+
+
+def test_signature_verifies_and_covers_list_unsubscribe(dkim_keys: tuple[Path, bytes]) -> None:
+    """A rendered release signed with the configured key verifies, and h= lists both List-Unsubscribe headers."""
+    key_file, record = dkim_keys
+    signed = signer_for(key_file).sign(rendered())
+    assert signed.startswith(b"DKIM-Signature:")
+    assert dkim.verify(signed, dnsfunc=stub_dns(record))
+    header = signed.split(b"\r\n\r\n", 1)[0].decode()
+    unfolded = re.sub(r"\r\n[ \t]+", " ", header)
+    sig = next(line for line in unfolded.split("\r\n") if line.startswith("DKIM-Signature:"))
+    h = re.search(r"\bh=([^;]+)", sig)
+    assert h is not None
+    signed_headers = {name.strip().lower() for name in h.group(1).split(":")}
+    for name in ("from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"):
+        assert name in signed_headers
+    assert "c=relaxed/relaxed" in sig.replace(" ", "")
+    assert "a=rsa-sha256" in sig.replace(" ", "")
+    assert f"d={DOMAIN}" in sig.replace(" ", "") and f"s={SELECTOR}" in sig.replace(" ", "")
+
+
+def test_changed_unsubscribe_header_breaks_the_signature(dkim_keys: tuple[Path, bytes]) -> None:
+    """Someone who rewrites List-Unsubscribe after signing makes the signature fail."""
+    key_file, record = dkim_keys
+    signed = signer_for(key_file).sign(rendered())
+    forged = signed.replace(b"https://news.acme.example.com/u/tok123", b"https://evil.example.net/u/tok123")
+    assert forged != signed
+    assert not dkim.verify(forged, dnsfunc=stub_dns(record))
+
+
+def test_no_key_file_means_no_signer() -> None:
+    """Without dkim.key_file nothing is signed."""
+    assert DkimSigner.from_settings(DkimSettings()) is None
+
+
+@pytest.mark.parametrize("problem", ["missing", "not a key", "no domain"])
+def test_bad_configuration_is_a_config_error(tmp_path: Path, problem: str) -> None:
+    """A missing or unusable key file, or no domain, stops with a ConfigError naming the key."""
+    key_file = tmp_path / "private.pem"
+    domain: str | None = DOMAIN
+    if problem == "not a key":
+        key_file.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    elif problem == "no domain":
+        key_file.write_text("irrelevant")
+        domain = None
+    with pytest.raises(ConfigError) as caught:
+        DkimSigner.from_settings(DkimSettings(key_file=key_file, selector=SELECTOR, domain=domain))
+    assert caught.value.key == ("dkim.domain" if problem == "no domain" else "dkim.key_file")
+    assert str(caught.value).startswith("dkim.")
+
+
+def test_alignment_with_from_domain(dkim_keys: tuple[Path, bytes]) -> None:
+    """The From domain aligns when it is the signing domain or below it (relaxed DMARC)."""
+    signer = signer_for(dkim_keys[0])
+    assert signer.aligned_with("press@acme.example.com")
+    assert signer.aligned_with("press@news.acme.example.com")
+    assert not signer.aligned_with("press@notacme.example.com")

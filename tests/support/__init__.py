@@ -1,0 +1,1 @@
+"""Test support: fixtures, fakes and servers, registered as a pytest plugin from tests/conftest.py."""
