@@ -34,7 +34,6 @@ from test_unsubscribe_web import seed_delivery
 from typer.testing import CliRunner
 
 import mailer.accounts.users
-from mailer import releases
 from mailer.accounts.users import TokenScope, add_user, issue_token
 from mailer.cli.root import app as cli
 from mailer.config import DatabaseSettings, Settings
@@ -47,6 +46,7 @@ from mailer.store.db import transaction
 from mailer.store.tables import Release, User, WebSession
 from mailer.web import create_app
 from mailer.web.limits import client_ip, parse_networks
+from mailer.web.staff import pages as staff_pages
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -474,7 +474,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     delivery = seed_delivery(rt, email="night.desk@example.org")
     make_users(rt, [Role.VIEWER])
     app = app_with(rt, previews_per_minute=100)
-    real_preview = releases.preview_release
+    real_preview = staff_pages.preview_release
     gate = threading.Event()
 
     def hanging_preview(*args: Any, **kwargs: Any) -> Any:
@@ -488,7 +488,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    releases.preview_release = hanging_preview  # type: ignore[assignment]
+    staff_pages.preview_release = hanging_preview  # type: ignore[assignment]
     try:
         while not server.started:
             time.sleep(0.02)
@@ -514,7 +514,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
             codes = [f.result().status_code for f in pending]
     finally:
         gate.set()
-        releases.preview_release = real_preview  # type: ignore[assignment]
+        staff_pages.preview_release = real_preview  # type: ignore[assignment]
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()

@@ -74,7 +74,7 @@ from mailer.domain.errors import StoreError
 from mailer.domain.states import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason, email_hash
 from mailer.domain.status import Fault, Reason, parse_code
 from mailer.message.tokens import Tokens
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.store import bounces as bounce_store
 from mailer.store import suppressions as suppression_store
 from mailer.store.bounces import BounceTarget
@@ -455,7 +455,7 @@ class BounceProcessor:
         release = session.get(Release, target.release_id, with_for_update=True)
         if release is None or release.status != ReleaseStatus.SENDING.value:
             return
-        control.pause(
+        workflow.pause(
             session,
             target.release_id,
             actor="bounce processor",

@@ -75,16 +75,9 @@ from mailer.engine import journal
 from mailer.engine.breaker import Breaker, sender_pause_reason
 from mailer.message import AsyncRenderer, Recipient, RenderCancelled, Renderer, RenderJob, RenderWorker
 from mailer.message.tokens import Tokens
-from mailer.releases import (
-    SendPlan,
-    build_send_plan,
-    holds,
-    render_limits,
-    renderer_for,
-    require_approved_plan,
-    workflow,
-)
+from mailer.releases import holds, workflow
 from mailer.releases.fence import SendFence
+from mailer.releases.plan import SendPlan, build_send_plan, render_limits, renderer_for, require_approved_plan
 from mailer.runtime import Runtime
 from mailer.smtp.transport import SendResult, Transport
 from mailer.store import deliveries as q
@@ -299,7 +292,7 @@ class Dispatcher:
                 return 0
             held = holds.ledger_hold(session, release_id, marks, fence=self.fence)
             if held is not None:
-                if holds.hold_sending(session, release_id, held, now=now):
+                if workflow.hold_sending(session, release_id, held, now=now):
                     log.warning("release %s paused, waits for a person: %s", release_id, held)
                 return 0
             window, streak = q.breaker_state(session, release_id)
