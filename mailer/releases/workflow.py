@@ -195,8 +195,12 @@ def schedule(
 
 
 def pause(session: Session, release_id: int, *, actor: str, now: datetime, reason: str | None = None) -> None:
-    """Writes: stop claiming new messages; messages in flight finish."""
-    move(session, release_id, ReleaseStatus.PAUSED, actor=actor, now=now, note=reason or f"paused by {actor}")
+    """Writes: stop claiming new messages; messages in flight finish. WorkflowError unless
+    the release is sending (pausing a paused release is refused, not recorded again)."""
+    status = ReleaseStatus(release_store.get_release(session, release_id).status)
+    require_release_move(status, ReleaseStatus.PAUSED)
+    note = reason or f"paused by {actor}"
+    move(session, release_id, ReleaseStatus.PAUSED, actor=actor, now=now, note=note, src=status)
 
 
 def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> None:
