@@ -41,16 +41,6 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-#: Both SMTP clients (``smtp.client``); the engine tests run on each.
-CLIENTS = ("pipelined", "aiosmtplib")
-
-
-def with_client(rt: Runtime, client: str) -> Runtime:
-    """The runtime with ``smtp.client`` set to ``client``."""
-    smtp = rt.settings.smtp.model_copy(update={"client": client})
-    return replace(rt, settings=rt.settings.model_copy(update={"smtp": smtp}))
-
-
 def engine_runtime(rt: Runtime, port: int, clock: Clock, **overrides: Any) -> Runtime:
     """The test runtime with SMTP pointed at 127.0.0.1:port and settings overrides
     (``smtp__pool_size=2``, ``retry__batch_size=10``...)."""

@@ -15,7 +15,8 @@ from bouncekit import CORPUS, delivery, dsn, send_to, verp
 from conftest import REPO
 from typer.testing import CliRunner
 
-from mailer.bounces.parse import parse_message, report_to_json
+from mailer.bounces.parse import parse_message
+from mailer.bounces.report import report_to_json
 from mailer.cli.root import app as cli_app
 from mailer.runtime import Runtime
 

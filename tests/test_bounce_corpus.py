@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from mailer.bounces.parse import BounceClass, Kind, parse_message
+from mailer.bounces.parse import parse_message
+from mailer.bounces.report import BounceClass, Kind
 
 CORPUS = Path(__file__).parent / "bounces" / "corpus"
 LABELS: list[dict[str, Any]] = json.loads((CORPUS / "labels.json").read_text())

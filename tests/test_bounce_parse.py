@@ -15,15 +15,8 @@ from typing import Any
 
 import pytest
 
-from mailer.bounces.parse import (
-    BounceClass,
-    BounceReport,
-    Kind,
-    RecipientStatus,
-    extract_token,
-    parse_message,
-    report_to_json,
-)
+from mailer.bounces.parse import extract_token, parse_message
+from mailer.bounces.report import BounceClass, BounceReport, Kind, RecipientStatus, report_to_json
 from mailer.domain.status import Reason
 
 CORPORA = Path(__file__).parent / "bounces"

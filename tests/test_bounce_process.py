@@ -12,8 +12,9 @@ from bouncekit import CORPUS, arf, contact, delivery, dsn, events, inbox, proces
 from conftest import FIXED_NOW
 from sqlalchemy import update
 
-from mailer.audience.suppressions import erase_contact
-from mailer.bounces.process import BounceProcessor, Outcome, split_address
+from mailer.audience.erasure import erase_contact
+from mailer.bounces.policy import BounceOutcome
+from mailer.bounces.process import BounceProcessor, split_address
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
@@ -43,7 +44,7 @@ def test_hard_bounce_via_token_marks_bounced_and_suppresses(rt: Runtime) -> None
 
     result = processor(rt).process(raw)
 
-    assert result.outcome is Outcome.BOUNCED
+    assert result.outcome is BounceOutcome.BOUNCED
     assert result.suppressed == ("gone@example.org",)
     row = delivery(rt, sent.delivery_id)
     assert (row.status, row.reason, row.last_code) == ("bounced", "user_unknown", 550)
@@ -64,7 +65,7 @@ def test_forged_token_is_ignored_even_when_address_and_message_id_match(rt: Runt
     other_key = Tokens("some-other-secret").verp_address(sent.delivery_id, "bounces.example.com")
     for to in (forged, other_key, "bounces+123@bounces.example.com"):
         raw = dsn(sent.email, to=to, original_message_id=sent.message_id)
-        assert processor(rt).process(raw).outcome is Outcome.UNMATCHED
+        assert processor(rt).process(raw).outcome is BounceOutcome.UNMATCHED
     assert events(rt) == []
     assert suppressions(rt) == {}
     assert delivery(rt, sent.delivery_id).status == "sent"
@@ -78,7 +79,7 @@ def test_match_by_message_id_without_token_is_kept_for_review_only(rt: Runtime) 
 
     result = proc.process(raw)
 
-    assert (result.outcome, result.delivery_ids, result.suppressed) == (Outcome.REVIEW, (sent.delivery_id,), ())
+    assert (result.outcome, result.delivery_ids, result.suppressed) == (BounceOutcome.REVIEW, (sent.delivery_id,), ())
     assert result.handled
     assert suppressions(rt) == {}
     assert events(rt) == []
@@ -86,7 +87,7 @@ def test_match_by_message_id_without_token_is_kept_for_review_only(rt: Runtime) 
     [kept] = inbox(rt)
     assert (kept.category, kept.delivery_id) == ("review", sent.delivery_id)
     assert kept.summary is not None and "user_unknown" in kept.summary and "hard" in kept.summary
-    assert proc.process(raw).outcome is Outcome.DUPLICATE
+    assert proc.process(raw).outcome is BounceOutcome.DUPLICATE
     assert len(inbox(rt)) == 1
 
 
@@ -98,7 +99,7 @@ def test_match_by_address_picks_the_newest_delivery_for_review(rt: Runtime) -> N
 
     result = processor(rt).process(dsn("PAT@example.org", to="press@harbor.example.org"))
 
-    assert (result.outcome, result.delivery_ids) == (Outcome.REVIEW, (newer.delivery_id,))
+    assert (result.outcome, result.delivery_ids) == (BounceOutcome.REVIEW, (newer.delivery_id,))
     assert delivery(rt, newer.delivery_id).status == "sent"
     assert delivery(rt, older.delivery_id).status == "sent"
     assert suppressions(rt) == {}
@@ -109,7 +110,7 @@ def test_unmatched_notice_writes_nothing(rt: Runtime) -> None:
     """A notice about an address we never mailed is counted as unmatched and leaves no trace."""
     send_to(rt, "known@example.org")
     result = processor(rt).process(dsn("stranger@example.org", to="press@harbor.example.org"))
-    assert result.outcome is Outcome.UNMATCHED
+    assert result.outcome is BounceOutcome.UNMATCHED
     assert events(rt) == []
 
 
@@ -120,9 +121,9 @@ def test_soft_bounces_count_once_a_day_and_suppress_at_the_threshold(rt: Runtime
     first, second, third = (send_to(rt, "full@example.org") for _ in range(3))
     full = {"status": "5.2.2", "diagnostic": "smtp; 552 5.2.2 Mailbox full"}
 
-    assert proc.process(dsn(first.email, to=verp(rt, first.delivery_id), **full)).outcome is Outcome.BOUNCED
+    assert proc.process(dsn(first.email, to=verp(rt, first.delivery_id), **full)).outcome is BounceOutcome.BOUNCED
     clock.now = FIXED_NOW + timedelta(hours=2)
-    assert proc.process(dsn(second.email, to=verp(rt, second.delivery_id), **full)).outcome is Outcome.BOUNCED
+    assert proc.process(dsn(second.email, to=verp(rt, second.delivery_id), **full)).outcome is BounceOutcome.BOUNCED
     row = contact(rt, first.contact_id)
     assert (row.soft_bounce_score, row.soft_bounce_last_at) == (1, FIXED_NOW)
     assert delivery(rt, second.delivery_id).reason == "mailbox_full"
@@ -147,7 +148,7 @@ def test_stale_soft_score_starts_again(rt: Runtime) -> None:
         )
     raw = dsn(sent.email, to=verp(rt, sent.delivery_id), status="4.4.7", diagnostic="delivery time expired")
 
-    assert processor(rt, soft_threshold=5).process(raw).outcome is Outcome.BOUNCED
+    assert processor(rt, soft_threshold=5).process(raw).outcome is BounceOutcome.BOUNCED
 
     assert contact(rt, sent.contact_id).soft_bounce_score == 1
     assert suppressions(rt) == {}
@@ -163,7 +164,7 @@ def test_policy_block_never_suppresses(rt: Runtime) -> None:
     ):
         sent = send_to(rt, "journalist@example.org")
         result = proc.process(dsn(sent.email, to=verp(rt, sent.delivery_id), status="5.7.1", diagnostic=diagnostic))
-        assert result.outcome is Outcome.BOUNCED
+        assert result.outcome is BounceOutcome.BOUNCED
         assert delivery(rt, sent.delivery_id).reason == reason
     assert contact(rt, sent.contact_id).soft_bounce_score == 0
     assert suppressions(rt) == {}
@@ -173,7 +174,7 @@ def test_hard_bounce_without_suppress_hard_only_bounces(rt: Runtime) -> None:
     """With suppress_hard off, a hard bounce is recorded and the delivery bounced, and nobody is suppressed."""
     sent = send_to(rt, "gone@example.org")
     result = processor(rt, suppress_hard=False).process(dsn(sent.email, to=verp(rt, sent.delivery_id)))
-    assert result.outcome is Outcome.BOUNCED
+    assert result.outcome is BounceOutcome.BOUNCED
     assert delivery(rt, sent.delivery_id).status == "bounced"
     assert suppressions(rt) == {}
 
@@ -183,7 +184,7 @@ def test_delay_is_an_event_only(rt: Runtime) -> None:
     sent = send_to(rt, "slow@example.org")
     raw = dsn(sent.email, to=verp(rt, sent.delivery_id), action="delayed", status="4.4.1", diagnostic="timed out")
 
-    assert processor(rt, soft_threshold=1).process(raw).outcome is Outcome.DELAYED
+    assert processor(rt, soft_threshold=1).process(raw).outcome is BounceOutcome.DELAYED
 
     assert [e.kind for e in events(rt, sent.delivery_id)] == ["delayed"]
     assert delivery(rt, sent.delivery_id).status == "sent"
@@ -197,7 +198,7 @@ def test_complaint_suppresses_at_once(rt: Runtime) -> None:
 
     result = processor(rt).process(raw)
 
-    assert result.outcome is Outcome.COMPLAINT
+    assert result.outcome is BounceOutcome.COMPLAINT
     assert [e.kind for e in events(rt, sent.delivery_id)] == ["complained"]
     assert delivery(rt, sent.delivery_id).status == "sent"
     supp = suppressions(rt)[("jamie.reader@example.net", "*")]
@@ -211,7 +212,7 @@ def test_auto_reply_is_never_a_bounce(rt: Runtime) -> None:
 
     result = processor(rt, soft_threshold=1).process(raw)
 
-    assert result.outcome is Outcome.IGNORED
+    assert result.outcome is BounceOutcome.IGNORED
     assert not result.handled
     assert events(rt) == []
     assert delivery(rt, sent.delivery_id).status == "sent"
@@ -223,10 +224,10 @@ def test_same_bounce_twice_is_recorded_once(rt: Runtime) -> None:
     raw = dsn(sent.email, to=verp(rt, sent.delivery_id), status="5.2.2", diagnostic="smtp; 552 5.2.2 Mailbox full")
     proc = processor(rt)
 
-    assert proc.process(raw).outcome is Outcome.BOUNCED
+    assert proc.process(raw).outcome is BounceOutcome.BOUNCED
     second = proc.process(raw)
 
-    assert second.outcome is Outcome.DUPLICATE
+    assert second.outcome is BounceOutcome.DUPLICATE
     assert second.handled
     assert len(events(rt, sent.delivery_id)) == 1
     assert contact(rt, sent.contact_id).soft_bounce_score == 1
@@ -253,17 +254,17 @@ def test_mailto_unsubscribe_suppresses_for_the_client(rt: Runtime) -> None:
 
     result = proc.process(raw, envelope_recipients=[to])
 
-    assert result.outcome is Outcome.UNSUBSCRIBED
+    assert result.outcome is BounceOutcome.UNSUBSCRIBED
     supp = suppressions(rt)
     assert list(supp) == [("optout@example.org", "harbor")]
     assert (supp[("optout@example.org", "harbor")].reason, supp[("optout@example.org", "harbor")].source) == (
         "unsubscribed",
         "mailto",
     )
-    assert proc.process(raw).outcome is Outcome.DUPLICATE  # envelope read from To this time
+    assert proc.process(raw).outcome is BounceOutcome.DUPLICATE  # envelope read from To this time
     assert [e.kind for e in events(rt)] == ["unsubscribed"]
     forged = to.replace(to.split("-")[1][:4], "ffff")
-    assert proc.process(raw, envelope_recipients=[forged]).outcome is Outcome.UNMATCHED
+    assert proc.process(raw, envelope_recipients=[forged]).outcome is BounceOutcome.UNMATCHED
 
 
 def test_split_address_accepts_only_our_domain() -> None:
@@ -287,9 +288,9 @@ def test_real_corpus_notices_act_as_labelled(rt: Runtime, mta: str) -> None:
         sent = send_to(rt, label["original_recipient"])
         raw = _corpus(f"real/{label['file']}", rt, sent.delivery_id, label["token"])
         result = proc.process(raw)
-        expected = Outcome.DELAYED if label["expected"] == "delayed" else Outcome.BOUNCED
+        expected = BounceOutcome.DELAYED if label["expected"] == "delayed" else BounceOutcome.BOUNCED
         assert result.outcome is expected, label["file"]
-        assert delivery(rt, sent.delivery_id).status == ("sent" if expected is Outcome.DELAYED else "bounced")
+        assert delivery(rt, sent.delivery_id).status == ("sent" if expected is BounceOutcome.DELAYED else "bounced")
         hard = label["expected"] == "hard"
         assert (result.suppressed == (sent.email,)) is hard, label["file"]
 
@@ -332,7 +333,7 @@ def test_notice_about_our_sender_pauses_and_spares_the_recipient(rt: Runtime, st
         dsn(sent.email, to=verp(rt, sent.delivery_id), status=status, diagnostic=diagnostic)
     )
 
-    assert (result.outcome, result.suppressed) == (Outcome.SENDER_REFUSED, ())
+    assert (result.outcome, result.suppressed) == (BounceOutcome.SENDER_REFUSED, ())
     assert suppressions(rt) == {}
     assert contact(rt, sent.contact_id).soft_bounce_score == 0
     assert [e.kind for e in events(rt, sent.delivery_id)] == ["requeued"]
@@ -349,7 +350,7 @@ def test_notice_about_our_sender_leaves_a_finished_release_alone(rt: Runtime) ->
     raw = dsn(
         sent.email, to=verp(rt, sent.delivery_id), status="5.1.8", diagnostic="smtp; 501 5.1.8 Sender address rejected"
     )
-    assert processor(rt).process(raw).outcome is Outcome.SENDER_REFUSED
+    assert processor(rt).process(raw).outcome is BounceOutcome.SENDER_REFUSED
     assert _release(rt, _release_of(rt, sent.delivery_id)).status == "sent"
     assert suppressions(rt) == {}
 
@@ -374,7 +375,7 @@ def test_misused_codes_suppress_nobody(rt: Runtime, status: str, diagnostic: str
     """Codes that providers misuse (5.1.1 for a rate limit or a full mailbox) never suppress a live journalist."""
     sent = send_to(rt, "live@example.org")
     result = processor(rt).process(dsn(sent.email, to=verp(rt, sent.delivery_id), status=status, diagnostic=diagnostic))
-    assert result.outcome is Outcome.BOUNCED
+    assert result.outcome is BounceOutcome.BOUNCED
     assert result.suppressed == ()
     assert suppressions(rt) == {}
 
@@ -390,7 +391,7 @@ def test_arf_feedback_types(rt: Runtime, feedback_type: str, complaint: bool) ->
 
     result = processor(rt).process(raw)
 
-    assert result.outcome is (Outcome.COMPLAINT if complaint else Outcome.FEEDBACK)
+    assert result.outcome is (BounceOutcome.COMPLAINT if complaint else BounceOutcome.FEEDBACK)
     assert [e.kind for e in events(rt, sent.delivery_id)] == ["complained" if complaint else "feedback"]
     assert (("reader@example.net", "*") in suppressions(rt)) is complaint
     assert delivery(rt, sent.delivery_id).status == "sent"
@@ -400,7 +401,7 @@ def test_arf_matched_only_by_message_id_is_kept_for_review(rt: Runtime) -> None:
     """An abuse report whose original carries no VERP token, only our Message-ID, suppresses nobody and is kept for review."""
     sent = send_to(rt, "reader@example.net")
     result = processor(rt).process(arf(sent.email, original_message_id=sent.message_id))
-    assert result.outcome is Outcome.REVIEW
+    assert result.outcome is BounceOutcome.REVIEW
     assert suppressions(rt) == {}
     assert [(k.category, k.delivery_id) for k in inbox(rt)] == [("review", sent.delivery_id)]
 

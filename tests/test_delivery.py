@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from enginekit import (
-    CLIENTS,
     Clock,
     Variant,
     add_contacts,
@@ -17,7 +16,6 @@ from enginekit import (
     deliveries,
     engine_runtime,
     release_status,
-    with_client,
 )
 from faultsmtp import FaultSMTPServer, running_fault_server
 
@@ -25,24 +23,12 @@ from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReaso
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases import workflow
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
-from mailer.store import deliveries as q
+from mailer.smtp.factory import make_transport
+from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression, is_suppressed
 
 EVERYONE = [Variant("press-all", "list:press")]
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest) -> str:
-    """Each SMTP client in turn (``smtp.client``)."""
-    return str(request.param)
-
-
-@pytest.fixture
-def rt(rt: Runtime, client: str) -> Runtime:
-    """conftest's runtime (each backend) with each SMTP client."""
-    return with_client(rt, client)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +87,7 @@ async def test_replanning_and_second_run_add_nothing(rt: Runtime, tmp_path: Path
         from mailer.store.tables import Segment
 
         seg = session.query(Segment).filter_by(slug="press-all").one()
-        added = q.plan_segment(
+        added = delivery_store.plan_segment(
             session,
             release_id=rid,
             segment_id=seg.id,

@@ -21,7 +21,7 @@ from test_crash import worker_env
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases import workflow
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 
 EVERYONE = [Variant("press-all", "list:press")]

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases import workflow
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 from mailer.store.reports import release_report
 from mailer.store.tables import Delivery, Suppression

@@ -19,7 +19,7 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from mailer.bounces.process import Outcome
+from mailer.bounces.policy import BounceOutcome as Outcome
 from mailer.cli import app
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import WorkflowError
@@ -28,9 +28,8 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.releases import holds, workflow
 from mailer.releases.fence import FENCE_FILE, SendFence
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
-from mailer.store import deliveries as q
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Delivery, Release
@@ -141,7 +140,7 @@ async def test_mid_send_restore_is_held_on_each_backend(rt: Runtime, tmp_path: P
     assert await first.send_batch(rid) == 5
     half = {a.recipient for a in smtp.accepted}
     with transaction(ert.sessions) as session:
-        _, sequence = q.ledger_state(session, rid)
+        _, sequence = release_store.ledger_state(session, rid)
     unsent = [d.id for d in deliveries(ert, rid).values() if d.status == "queued"]
     assert sequence == 5 and len(unsent) == 5
 

@@ -590,7 +590,7 @@ def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
 
 def test_proof_with_smtp_unreachable_is_a_transport_error(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
     """With nothing listening, a proof raises TransportError (one line) and records nothing."""
-    from mailer.smtp.capture import bind_listener
+    from mailer.smtp.server import bind_listener
 
     seed(rt, tmp_path)
     rid = create(rt, renderer)

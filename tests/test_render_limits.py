@@ -39,7 +39,7 @@ from mailer.releases.approval import submit_release
 from mailer.releases.plan import renderer_for
 from mailer.releases.preview import preview_release
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 

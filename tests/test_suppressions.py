@@ -16,14 +16,14 @@ from sqlalchemy import event, func, select
 from test_unsubscribe_web import DANA, seed_delivery
 from typer.testing import CliRunner
 
-from mailer.audience import contacts, suppressions
+from mailer.audience import contacts, erasure, suppressions
 from mailer.cli.root import app as cli_app
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE, DeliveryStatus, SuppressionReason, email_hash
 from mailer.runtime import Runtime
 from mailer.store import db
-from mailer.store import suppressions as store
+from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
 from mailer.store.tables import (
     Contact,
@@ -70,10 +70,10 @@ def test_suppress_and_lift_are_logged_with_actor(rt: Runtime) -> None:
             note="asked by phone",
         )
         assert not suppressions.suppress(s, DANA, reason=SuppressionReason.MANUAL, source="cli", now=FIXED_NOW)
-        assert store.is_suppressed(s, DANA)
+        assert suppression_store.is_suppressed(s, DANA)
     with transaction(rt.sessions) as s:
         suppressions.lift(s, DANA, scope=GLOBAL_SCOPE, reason="re-subscribed in writing", actor="sam", now=FIXED_NOW)
-        assert not store.is_suppressed(s, DANA)
+        assert not suppression_store.is_suppressed(s, DANA)
         log = s.execute(
             select(SuppressionLog.action, SuppressionLog.actor, SuppressionLog.reason).order_by(SuppressionLog.id)
         ).all()
@@ -89,7 +89,7 @@ def test_lift_needs_a_reason_and_an_existing_suppression(rt: Runtime) -> None:
     with transaction(rt.sessions) as s, pytest.raises(NotFoundError):
         suppressions.lift(s, DANA, scope="acme", reason="wrong scope", actor="sam", now=FIXED_NOW)
     with transaction(rt.sessions) as s:
-        assert store.is_suppressed(s, DANA)
+        assert suppression_store.is_suppressed(s, DANA)
 
 
 def test_scope_must_name_a_client(rt: Runtime) -> None:
@@ -106,7 +106,7 @@ def test_reimport_never_lifts_a_suppression(rt: Runtime, tmp_path: Path) -> None
     result = import_rows(rt, tmp_path, DANA_ROW)
     assert result.updated == 1
     with transaction(rt.sessions) as s:
-        assert store.is_suppressed(s, DANA)
+        assert suppression_store.is_suppressed(s, DANA)
         assert s.scalar(select(Suppression.reason)) == "unsubscribed"
 
 
@@ -150,7 +150,7 @@ def test_erase_leaves_a_suppression_and_no_personal_data(rt: Runtime, tmp_path: 
             s, DANA, reason=SuppressionReason.UNSUBSCRIBED, source="one-click", now=FIXED_NOW, scope="acme"
         )
     with transaction(rt.sessions) as s:
-        result = suppressions.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
+        result = erasure.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
     assert (result.contact_id, result.deliveries, result.events) == (sent.contact_id, 2, 1)
     with transaction(rt.sessions) as s:
         contact = s.get(Contact, sent.contact_id)
@@ -171,7 +171,7 @@ def test_erase_leaves_a_suppression_and_no_personal_data(rt: Runtime, tmp_path: 
             (GLOBAL_SCOPE, "erased", None, email_hash(DANA)),
             ("acme", "unsubscribed", None, email_hash(DANA)),
         }
-        assert store.is_suppressed(s, DANA)
+        assert suppression_store.is_suppressed(s, DANA)
         everything = " ".join(
             str(v)
             for t in (Contact, Delivery, DeliveryEvent, Suppression)
@@ -196,7 +196,7 @@ def test_erase_scrubs_the_address_from_suppression_sources(rt: Runtime, tmp_path
             note=f"bounced; {hb} confirmed gone on the phone",
         )
     with transaction(rt.sessions) as s:
-        suppressions.erase_contact(s, hb, actor="dpo", now=FIXED_NOW)
+        erasure.erase_contact(s, hb, actor="dpo", now=FIXED_NOW)
     with transaction(rt.sessions) as s:
         assert s.scalars(select(Suppression.source)).one().startswith("SMTP 550 5.1.1 <[erased]> user unknown")
         assert s.scalar(select(func.count()).select_from(SuppressionLog)) >= 2
@@ -221,7 +221,7 @@ def test_erase_scrubs_the_ascii_form_of_an_idn_address(rt: Runtime, tmp_path: Pa
             source="SMTP 550 5.1.1 <jose@xn--bcher-kva.example.com>: no such user",
             now=FIXED_NOW,
         )
-        suppressions.erase_contact(s, idn, actor="dpo", now=FIXED_NOW)
+        erasure.erase_contact(s, idn, actor="dpo", now=FIXED_NOW)
     with transaction(rt.sessions) as s:
         source = s.scalars(select(Suppression.source)).one()
     assert source == "SMTP 550 5.1.1 <[erased]>: no such user"
@@ -251,7 +251,7 @@ def test_sqlite_erasure_leaves_no_bytes_in_the_file(tmp_path: Path) -> None:
         db.upgrade(own.engine)
         import_rows(own, tmp_path, f"{marker},Era,Sure,Harbor Ledger,politics,staff\n")
         with transaction(own.sessions) as s:
-            suppressions.erase_contact(s, marker, actor="dpo", now=FIXED_NOW)
+            erasure.erase_contact(s, marker, actor="dpo", now=FIXED_NOW)
     finally:
         own.close()
     with closing(sqlite3.connect(database)) as raw:
@@ -265,11 +265,11 @@ def test_reimport_after_erase_stays_suppressed(rt: Runtime, tmp_path: Path) -> N
     """Re-importing an erased address does not crash on the unique hash and the new contact is suppressed."""
     import_rows(rt, tmp_path, DANA_ROW)
     with transaction(rt.sessions) as s:
-        suppressions.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
+        erasure.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
     result = import_rows(rt, tmp_path, DANA_ROW)
     assert (result.accepted, result.rejected) == (1, [])
     with transaction(rt.sessions) as s:
-        assert store.is_suppressed(s, DANA)
+        assert suppression_store.is_suppressed(s, DANA)
         assert s.scalar(select(Suppression.reason).where(Suppression.scope == GLOBAL_SCOPE)) == "erased"
 
 
@@ -278,7 +278,7 @@ def test_erase_turns_an_existing_global_suppression_into_erased(rt: Runtime) -> 
     seed_delivery(rt)
     with transaction(rt.sessions) as s:
         suppressions.suppress(s, DANA, reason=SuppressionReason.UNSUBSCRIBED, source="page", now=FIXED_NOW)
-        suppressions.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
+        erasure.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
     with transaction(rt.sessions) as s:
         assert s.execute(select(Suppression.scope, Suppression.reason)).all() == [(GLOBAL_SCOPE, "erased")]
         assert s.execute(select(SuppressionLog.action, SuppressionLog.actor)).all() == [("erased", "dpo")]
@@ -287,7 +287,7 @@ def test_erase_turns_an_existing_global_suppression_into_erased(rt: Runtime) -> 
 def test_erase_of_an_unknown_address_is_not_found(rt: Runtime) -> None:
     """Erasing an address nothing is stored about says so instead of inventing a record."""
     with transaction(rt.sessions) as s, pytest.raises(NotFoundError):
-        suppressions.erase_contact(s, "nobody@example.org", actor="dpo", now=FIXED_NOW)
+        erasure.erase_contact(s, "nobody@example.org", actor="dpo", now=FIXED_NOW)
 
 
 def test_mask_email() -> None:
@@ -321,7 +321,7 @@ def test_cli_add_list_remove_export(rt: Runtime, tmp_path: Path, monkeypatch: py
     assert cli(rt, "suppressions", "remove", DANA)[0] == 2
     assert cli(rt, "suppressions", "remove", DANA, "--reason", "opted back in", "--as", "sam")[0] == 0
     with transaction(rt.sessions) as s:
-        assert not store.is_suppressed(s, DANA)
+        assert not suppression_store.is_suppressed(s, DANA)
         assert s.execute(select(SuppressionLog.action, SuppressionLog.actor)).all()[-1] == ("removed", "sam")
     out_file = tmp_path / "sup.csv"
     assert cli(rt, "suppressions", "export", "-o", str(out_file))[0] == 0
@@ -349,7 +349,7 @@ def test_unsubscribed_page_for_an_erased_contact(rt: Runtime) -> None:
     """An old link of an erased contact still resolves, shows no address, and reports suppressed everywhere."""
     seeded = seed_delivery(rt)
     with transaction(rt.sessions) as s:
-        suppressions.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
+        erasure.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
         page = suppressions.unsubscribe_page(s, seeded.delivery_id)
     assert page is not None
     assert (page.masked_email, page.everywhere) == ("your address", True)

@@ -20,7 +20,7 @@ from mailer.message.tokens import Tokens
 from mailer.releases.plan import build_send_plan
 from mailer.releases.source import parse_release
 from mailer.runtime import Runtime
-from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.pool import SmtpPool
 from mailer.store.db import transaction
 from mailer.store.suppressions import suppression_scopes
 from mailer.store.tables import Approval, Release, SuppressionLog

@@ -21,7 +21,7 @@ from mailer.domain.errors import InputError, MailerError, WorkflowError
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases.source import parse_release
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 from mailer.store.tables import Approval, Release, ReleaseEvent
 

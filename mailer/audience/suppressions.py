@@ -6,8 +6,6 @@ The operations the web pages, the CLI and bounce processing share:
   in a message (``/u/TOKEN``) or the ``mailto:`` unsubscribe address;
 * :func:`suppress` / :func:`lift` — staff (or bounce processing) adding and removing,
   every change by a person logged with who and why;
-* :func:`erase_contact` — the right to erasure: personal data goes, the address hash
-  stays in a global ``erased`` suppression so the address is never mailed again;
 * :func:`find` / :func:`export_csv` — reading the list.
 
 Every function takes an open session; the caller owns the transaction
@@ -29,11 +27,11 @@ from typing import IO
 
 from sqlalchemy.orm import Session
 
-from mailer.audience.contacts import neutralize, normalize_email
+from mailer.audience.contactfields import neutralize
+from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
-from mailer.store import erasure as erasure_store
-from mailer.store import suppressions as store
+from mailer.store import suppressions as suppression_store
 from mailer.store.tables import Suppression
 
 
@@ -104,14 +102,14 @@ def unsubscribe_page(session: Session, delivery_id: int) -> UnsubscribePage | No
 
     None when the delivery does not exist (deleted with its release).
     """
-    row = store.unsubscribe_row(session, delivery_id)
+    row = suppression_store.unsubscribe_row(session, delivery_id)
     if row is None:
         return None
-    scopes = store.suppression_scopes(session, [row.email_hash]).get(row.email_hash, set())
+    scopes = suppression_store.suppression_scopes(session, [row.email_hash]).get(row.email_hash, set())
     everywhere = GLOBAL_SCOPE in scopes
     topics = tuple(
         TopicChoice(t, topic_scope(t) not in scopes)
-        for t in store.delivery_topics(session, row.delivery_id, row.contact_id)
+        for t in suppression_store.delivery_topics(session, row.delivery_id, row.contact_id)
     )
     return UnsubscribePage(
         delivery_id=row.delivery_id,
@@ -158,11 +156,11 @@ def unsubscribe(
     the event once per (delivery, scope) through its dedupe key, so a double click or a
     mail client that posts twice changes nothing more.
     """
-    row = store.unsubscribe_row(session, delivery_id)
+    row = suppression_store.unsubscribe_row(session, delivery_id)
     if row is None:
         return None
     scope = GLOBAL_SCOPE if choice is UnsubscribeChoice.ALL else row.client_slug
-    added = store.suppress_hash(
+    added = suppression_store.suppress_hash(
         session,
         row.email_hash,
         email=row.email,
@@ -171,7 +169,7 @@ def unsubscribe(
         now=now,
         scope=scope,
     )
-    store.record_delivery_event(
+    suppression_store.record_delivery_event(
         session,
         delivery_id=delivery_id,
         contact_id=row.contact_id,
@@ -180,7 +178,7 @@ def unsubscribe(
         dedupe_key=f"unsubscribed:{delivery_id}:{scope}",
         now=now,
     )
-    stopped = store.suppress_pending_deliveries(
+    stopped = suppression_store.suppress_pending_deliveries(
         session, row.email_hash, scope=scope, reason=SuppressionReason.UNSUBSCRIBED.value, now=now
     )
     page = unsubscribe_page(session, delivery_id)
@@ -203,17 +201,17 @@ def set_topics(session: Session, delivery_id: int, keep: set[str], *, now: datet
     the topic leave the address out, checked again when rows are claimed); a kept topic
     that was dropped before is taken back (logged, actor "recipient"). Topics that were
     not offered are ignored. Returns None when the delivery does not exist."""
-    row = store.unsubscribe_row(session, delivery_id)
+    row = suppression_store.unsubscribe_row(session, delivery_id)
     if row is None:
         return None
-    offered = store.delivery_topics(session, delivery_id, row.contact_id)
+    offered = suppression_store.delivery_topics(session, delivery_id, row.contact_id)
     dropped: list[str] = []
     for topic in offered:
         scope = topic_scope(topic)
         if topic in keep:
-            existing = store.get_suppression(session, row.email_hash, scope)
+            existing = suppression_store.get_suppression(session, row.email_hash, scope)
             if existing is not None:
-                store.log_suppression_change(
+                suppression_store.log_suppression_change(
                     session,
                     row.email_hash,
                     scope=scope,
@@ -225,7 +223,7 @@ def set_topics(session: Session, delivery_id: int, keep: set[str], *, now: datet
                 session.delete(existing)
             continue
         dropped.append(topic)
-        store.suppress_hash(
+        suppression_store.suppress_hash(
             session,
             row.email_hash,
             email=row.email,
@@ -250,7 +248,7 @@ SOURCE_TOPICS = "preference page, topics"
 def _check_scope(session: Session, scope: str) -> str:
     if scope.startswith(TOPIC_PREFIX) and len(scope) > len(TOPIC_PREFIX):
         return scope
-    if scope != GLOBAL_SCOPE and not store.client_exists(session, scope):
+    if scope != GLOBAL_SCOPE and not suppression_store.client_exists(session, scope):
         raise NotFoundError(f"no client {scope!r}: a scope is '*' (every client), a client slug, or topic:NAME")
     return scope
 
@@ -278,12 +276,14 @@ def suppress(
     _check_scope(session, scope)
     hashed = email_hash(normalized)
     detail = f"{source}: {note}" if note else source
-    added = store.suppress_hash(session, hashed, email=normalized, reason=reason, source=detail, now=now, scope=scope)
+    added = suppression_store.suppress_hash(
+        session, hashed, email=normalized, reason=reason, source=detail, now=now, scope=scope
+    )
     if added and actor is not None:
-        store.log_suppression_change(
+        suppression_store.log_suppression_change(
             session, hashed, scope=scope, action="added", reason=note or reason.value, actor=actor, now=now
         )
-    store.suppress_pending_deliveries(session, hashed, scope=scope, reason=reason.value, now=now)
+    suppression_store.suppress_pending_deliveries(session, hashed, scope=scope, reason=reason.value, now=now)
     return added
 
 
@@ -297,7 +297,9 @@ def lift(session: Session, email: str, *, scope: str, reason: str, actor: str, n
     normalized = normalize_email(email)
     if not reason.strip():
         raise InputError("a reason is required to lift a suppression")
-    if not store.remove_suppression(session, normalized, scope=scope, reason=reason.strip(), actor=actor, now=now):
+    if not suppression_store.remove_suppression(
+        session, normalized, scope=scope, reason=reason.strip(), actor=actor, now=now
+    ):
         raise NotFoundError(f"{normalized} is not suppressed in scope {scope!r}")
 
 
@@ -311,7 +313,7 @@ def find(
     """Suppressions matching every filter given, oldest first. ``email`` matches by hash,
     so it finds erased addresses too. Raises InputError for a bad address."""
     hashed = email_hash(normalize_email(email)) if email is not None else None
-    return store.find_suppressions(session, reason=reason, scope=scope, hashed=hashed)
+    return suppression_store.find_suppressions(session, reason=reason, scope=scope, hashed=hashed)
 
 
 EXPORT_COLUMNS = ("email", "email_hash", "scope", "reason", "source", "created_at")
@@ -325,69 +327,8 @@ def export_csv(session: Session, out: IO[str]) -> int:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     count = 0
-    for s in store.find_suppressions(session):
+    for s in suppression_store.find_suppressions(session):
         cells = [s.email or "", s.email_hash, s.scope, s.reason, s.source, s.created_at.isoformat()]
         writer.writerow([neutralize(c) for c in cells])
         count += 1
     return count
-
-
-# --- erasure --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Erasure:
-    """What :func:`erase_contact` changed."""
-
-    email_hash: str
-    contact_id: int | None
-    deliveries: int
-    events: int
-    suppressions: int
-
-
-def erase_contact(session: Session, email: str, *, actor: str, now: datetime) -> Erasure:
-    """Writes: erase everything personal about ``email`` and keep it suppressed.
-
-    * the contact: address, names, outlet, region, country, language, time zone and
-      attributes cleared; beats, tags and list memberships deleted; ``erased_at`` set; its
-      ``email_hash`` replaced by ``erased-<id>`` (see
-      :func:`mailer.store.erasure.erase_contact_row`: a re-import then creates a new,
-      suppressed contact instead of failing on the unique hash);
-    * its deliveries: address cleared and cut out of the last SMTP reply; unclaimed ones
-      (queued, deferred) become ``suppressed``;
-    * their events: raw bounce messages dropped, address cut out of the details;
-    * suppressions: the address cleared, the hash kept;
-    * a global suppression with reason ``erased`` (an existing global one is kept and its
-      reason becomes ``erased``), logged with ``actor``.
-
-    Suppressions match on the hash, so the address stays suppressed however it comes
-    back. Raises InputError for a bad address, NotFoundError when nothing is known
-    about it (no contact, delivery or suppression).
-    """
-    normalized = normalize_email(email)
-    hashed = email_hash(normalized)
-    contact = erasure_store.find_contact_by_hash(session, hashed)
-    contact_id = contact.id if contact is not None else None
-    deliveries = erasure_store.forget_delivery_addresses(
-        session, contact_id=contact_id, hashed=hashed, email=normalized, now=now
-    )
-    if contact is None and not deliveries and not store.suppression_scopes(session, [hashed]):
-        raise NotFoundError(f"nothing is stored about {normalized}")
-    events = erasure_store.forget_event_details(
-        session, delivery_ids=deliveries, contact_id=contact_id, email=normalized
-    )
-    if contact_id is not None:
-        erasure_store.erase_contact_row(session, contact_id, now=now)
-    forgotten = erasure_store.forget_suppression_addresses(session, hashed, email=normalized)
-    source = f"erased by {actor}"
-    if not store.suppress_hash(
-        session, hashed, email=None, reason=SuppressionReason.ERASED, source=source, now=now, scope=GLOBAL_SCOPE
-    ):
-        store.set_suppression_reason(session, hashed, scope=GLOBAL_SCOPE, reason=SuppressionReason.ERASED)
-    store.log_suppression_change(
-        session, hashed, scope=GLOBAL_SCOPE, action="erased", reason="contact erased", actor=actor, now=now
-    )
-    return Erasure(
-        email_hash=hashed, contact_id=contact_id, deliveries=len(deliveries), events=events, suppressions=forgotten
-    )

@@ -27,7 +27,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from mailer.bounces.process import BounceProcessor, Outcome, ProcessResult
+from mailer.bounces.policy import BounceOutcome
+from mailer.bounces.process import BounceProcessor, ProcessResult
 from mailer.domain.errors import InputError, TransportError
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,17 @@ class IngestSummary:
         """Count one message's outcome."""
         self.processed += 1
         attribute = {
-            Outcome.BOUNCED: "bounced",
-            Outcome.DELAYED: "delayed",
-            Outcome.COMPLAINT: "complaints",
-            Outcome.FEEDBACK: "feedback",
-            Outcome.SENDER_REFUSED: "sender_refused",
-            Outcome.REVIEW: "review",
-            Outcome.KEPT: "kept",
-            Outcome.UNSUBSCRIBED: "unsubscribed",
-            Outcome.IGNORED: "ignored",
-            Outcome.UNMATCHED: "unmatched",
-            Outcome.DUPLICATE: "duplicates",
+            BounceOutcome.BOUNCED: "bounced",
+            BounceOutcome.DELAYED: "delayed",
+            BounceOutcome.COMPLAINT: "complaints",
+            BounceOutcome.FEEDBACK: "feedback",
+            BounceOutcome.SENDER_REFUSED: "sender_refused",
+            BounceOutcome.REVIEW: "review",
+            BounceOutcome.KEPT: "kept",
+            BounceOutcome.UNSUBSCRIBED: "unsubscribed",
+            BounceOutcome.IGNORED: "ignored",
+            BounceOutcome.UNMATCHED: "unmatched",
+            BounceOutcome.DUPLICATE: "duplicates",
         }[result.outcome]
         setattr(self, attribute, getattr(self, attribute) + 1)
 

@@ -14,9 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mailer.bounces.ingest import ImapOptions, ImapPoller, IngestSummary, connect_imap, detect_source, ingest_path
-from mailer.bounces.parse import parse_message, report_to_json
+from mailer.bounces.parse import parse_message
 from mailer.bounces.process import BounceProcessor
 from mailer.bounces.receive import BounceServer, serve_bounces
+from mailer.bounces.report import report_to_json
 from mailer.cli.common import JsonOpt, err, id_check, out, print_json, runtime
 from mailer.domain.errors import ConfigError, InputError, NotFoundError
 from mailer.message.tokens import Tokens

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailer.audience import suppressions
+from mailer.audience import erasure, suppressions
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.cli.contacts import contacts_app
 from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason
@@ -135,7 +135,7 @@ def contacts_erase(email: str, actor: ActorOpt = None, as_json: JsonOpt = False)
     """Erase a contact's personal data (irreversible); the address stays suppressed by its hash."""
     who = actor or suppressions.default_actor()
     with runtime() as rt, transaction(rt.sessions) as session:
-        result = suppressions.erase_contact(session, email, actor=who, now=rt.clock())
+        result = erasure.erase_contact(session, email, actor=who, now=rt.clock())
     if as_json:
         print_json(
             {

@@ -28,7 +28,7 @@ from mailer.releases.plan import renderer_for
 from mailer.releases.preview import preview_release
 from mailer.runtime import Runtime
 from mailer.smtp.capture import CaptureServer
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.db import transaction
 from mailer.store.reports import release_report

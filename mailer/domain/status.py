@@ -1,5 +1,9 @@
 """The one place that decides what an SMTP reply or a DSN status means.
 
+Over 400 lines on purpose: the reasons, both rule tables and the order of evidence that
+weighs them are one decision, and the tables need :class:`Reason` defined here (a
+``status_rules`` module would have to move ``Reason``, imported by smtp and engine).
+
 Used by the live SMTP path (:func:`classify_reply`, through :mod:`mailer.smtp.transport`) and
 by the bounce path (:func:`classify_dsn`, through :mod:`mailer.bounces`). A verdict says:
 

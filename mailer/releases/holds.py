@@ -47,7 +47,6 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.domain.states import ReleaseStatus
 from mailer.releases.fence import NO_LEDGER_KEY, LedgerMarks, SendFence
-from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.store.tables import Release
 
@@ -111,7 +110,7 @@ def ledger_hold(session: Session, release_id: int, marks: LedgerMarks, *, fence:
     fence's (``marks``, read from ``fence`` *before* this call, so that the database's
     value read here is at least as new as every committed value the fence was seen to
     hold), or None."""
-    key, sequence = delivery_store.ledger_state(session, release_id)
+    key, sequence = release_store.ledger_state(session, release_id)
     database_id = release_store.database_identity(session)
     highest = marks.get((database_id, release_id, key or NO_LEDGER_KEY), 0)
     if highest <= sequence:

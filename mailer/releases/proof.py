@@ -32,7 +32,7 @@ from mailer.releases.plan import (
     segment_rule,
     variant_specs,
 )
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.smtp.transport import SendResult, Transport
 from mailer.store import releases as release_store
 from mailer.store.db import transaction

@@ -1,7 +1,7 @@
 """Queries that remove a person's data (right to erasure) and keep only the address hash.
 
 Callers own the transaction (:func:`mailer.store.db.transaction`); nothing here commits. Every
-function here writes. :func:`mailer.audience.suppressions.erase_contact` runs them in order.
+function here writes. :func:`mailer.audience.erasure.erase_contact` runs them in order.
 """
 
 from __future__ import annotations
