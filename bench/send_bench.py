@@ -52,7 +52,7 @@ from mailer.config import DatabaseSettings, Settings
 from mailer.domain.states import ReleaseStatus, email_hash
 from mailer.engine.dispatch import Dispatcher
 from mailer.message import Renderer
-from mailer.releases import build_send_plan
+from mailer.releases.plan import build_send_plan
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from mailer.store import db

@@ -35,7 +35,8 @@ from mailer.engine.sender import Batch, Sender, SendProgress, Signer
 from mailer.engine.writer import Writer, pause_release
 from mailer.message import AsyncRenderer, Renderer, RenderWorker
 from mailer.message.tokens import Tokens
-from mailer.releases import holds, render_limits, renderer_for
+from mailer.releases import holds, workflow
+from mailer.releases.plan import render_limits, renderer_for
 from mailer.runtime import Runtime
 from mailer.smtp.transport import Transport
 from mailer.store import deliveries as delivery_store
@@ -139,7 +140,7 @@ class Dispatcher:
                 return 0
             held = holds.ledger_hold(session, release_id, marks, fence=self.planner.fence)
             if held is not None:
-                if holds.hold_sending(session, release_id, held, now=now):
+                if workflow.hold_sending(session, release_id, held, now=now):
                     log.warning("release %s paused, waits for a person: %s", release_id, held)
                 return 0
             window, streak = delivery_queue.breaker_state(session, release_id)

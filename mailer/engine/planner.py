@@ -17,8 +17,9 @@ from mailer.config import Settings
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
-from mailer.releases import SendPlan, build_send_plan, holds, require_approved_plan, workflow
+from mailer.releases import holds, workflow
 from mailer.releases.fence import SendFence
+from mailer.releases.plan import SendPlan, build_send_plan, require_approved_plan
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction

@@ -28,7 +28,7 @@ from mailer.accounts.users import Action, ApiCaller, TokenScope, permits, token_
 from mailer.audience.contacts import normalize_email
 from mailer.domain.errors import InputError, NotFoundError, WorkflowError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
 from mailer.store import ledger as q
 from mailer.store import releases as release_store
@@ -457,9 +457,9 @@ class ApiRoutes:
                 if not permits(user, action, author=release.author, status=release.status):
                     raise HTTPException(403, f"role {user.role.value} may not {action.value}")
                 if action is Action.PAUSE:
-                    control.pause(session, release_id, actor=user.email, now=now)
+                    workflow.pause(session, release_id, actor=user.email, now=now)
                 else:
-                    control.resume(session, release_id, actor=user.email, now=now)
+                    workflow.resume(session, release_id, actor=user.email, now=now)
                 status = release_store.get_release(session, release_id).status
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from None

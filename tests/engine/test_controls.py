@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
@@ -51,9 +51,9 @@ async def test_pause_or_cancel_stops_the_claimed_batch_within_a_second(
     assert await asyncio.to_thread(smtp.wait_for_accepted, 60, timeout=30)
     with transaction(ert.sessions) as session:
         if action == "pause":
-            control.pause(session, rid, actor="staff@example.com", now=ert.clock())
+            workflow.pause(session, rid, actor="staff@example.com", now=ert.clock())
         else:
-            control.cancel_sending(session, rid, actor="staff@example.com", now=ert.clock())
+            workflow.cancel(session, rid, actor="staff@example.com", now=ert.clock())
     stopped_at = time.monotonic()
     at_stop = len(smtp.accepted)
     await sending

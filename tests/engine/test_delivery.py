@@ -10,7 +10,7 @@ import pytest
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from mailer.store import deliveries as delivery_store
@@ -290,7 +290,7 @@ async def test_connection_lost_after_data_is_unknown_and_never_resent(
     # staff decide: retry the unknown rows, with the same Message-ID
     before = rows["dropped@example.com"].message_id
     with transaction(ert.sessions) as session:
-        assert control.retry(session, rid, [DeliveryStatus.UNKNOWN], actor="staff", now=ert.clock()) == 2
+        assert workflow.retry(session, rid, [DeliveryStatus.UNKNOWN], actor="staff", now=ert.clock()) == 2
     await send_all(ert)
     after = deliveries(ert, rid)
     assert after["dropped@example.com"].status == "sent" and after["dropped@example.com"].message_id == before
@@ -307,14 +307,14 @@ async def test_pause_resume_and_cancel_mid_send(rt: Runtime, tmp_path: Path, smt
     dispatcher.plan_due()
     await dispatcher.send_batch(rid)
     with transaction(ert.sessions) as session:
-        control.pause(session, rid, actor="staff", now=ert.clock())
+        workflow.pause(session, rid, actor="staff", now=ert.clock())
     await dispatcher.run_once()
     assert len(smtp.accepted) == 4 and release_status(ert, rid) == "paused"
     with transaction(ert.sessions) as session:
-        control.resume(session, rid, actor="staff", now=ert.clock())
+        workflow.resume(session, rid, actor="staff", now=ert.clock())
     await dispatcher.send_batch(rid)
     with transaction(ert.sessions) as session:
-        assert control.cancel_sending(session, rid, actor="staff", now=ert.clock()) == 4
+        assert workflow.cancel(session, rid, actor="staff", now=ert.clock()).pending == 4
     await dispatcher.run_once()
     await pool.close()
     counts = {s: sum(1 for r in deliveries(ert, rid).values() if r.status == s) for s in ("sent", "cancelled")}

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailer import releases
 from mailer.audience import contacts
 from mailer.config import Settings, SmtpSettings, WebSettings
 from mailer.domain.addresses import ascii_domain, needs_smtputf8, smtp_envelope
@@ -24,6 +23,8 @@ from mailer.domain.errors import WorkflowError
 from mailer.domain.states import Outcome
 from mailer.engine.dispatch import Dispatcher
 from mailer.message.headers import encode_address
+from mailer.releases.approval import submit_release
+from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from mailer.smtp.server import BoundController, bind_listener
@@ -231,9 +232,7 @@ def add_person(rt: Runtime, tmp_path: Path, email: str) -> None:
 def try_submit(rt: Runtime, rid: int, smtputf8: str) -> None:
     settings = rt.settings.model_copy(update={"smtp": rt.settings.smtp.model_copy(update={"smtputf8": smtputf8})})
     with transaction(rt.sessions) as session:
-        releases.submit_release(
-            session, rid, actor="pat", renderer=releases.renderer_for(settings), settings=settings, now=rt.clock()
-        )
+        submit_release(session, rid, actor="pat", renderer=renderer_for(settings), settings=settings, now=rt.clock())
 
 
 @pytest.mark.parametrize("setting", ["auto", "no"])
@@ -243,7 +242,7 @@ def test_submit_refuses_non_ascii_local_parts_unless_the_relay_offers_smtputf8(
     """An audience with josé@... fails submit with the reason while smtp.smtputf8 is not "yes"."""
     seed(rt, tmp_path)
     add_person(rt, tmp_path, "josé@daily.example.com")
-    rid = create(rt, releases.renderer_for(rt.settings))
+    rid = create(rt, renderer_for(rt.settings))
     with pytest.raises(WorkflowError) as info:
         try_submit(rt, rid, setting)
     message = str(info.value)
@@ -255,7 +254,7 @@ def test_submit_accepts_them_when_the_relay_offers_smtputf8(rt: Runtime, tmp_pat
     """With smtp.smtputf8 = "yes" the same audience submits."""
     seed(rt, tmp_path)
     add_person(rt, tmp_path, "josé@daily.example.com")
-    rid = create(rt, releases.renderer_for(rt.settings))
+    rid = create(rt, renderer_for(rt.settings))
     try_submit(rt, rid, "yes")
 
 
@@ -263,5 +262,5 @@ def test_submit_accepts_idn_domains(rt: Runtime, tmp_path: Path) -> None:
     """An IDN domain alone needs no SMTPUTF8: submit passes with the default setting."""
     seed(rt, tmp_path)
     add_person(rt, tmp_path, IDN_DOMAIN)
-    rid = create(rt, releases.renderer_for(rt.settings))
+    rid = create(rt, renderer_for(rt.settings))
     try_submit(rt, rid, "auto")

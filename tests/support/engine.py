@@ -17,7 +17,7 @@ from mailer.audience import contacts
 from mailer.config import Settings
 from mailer.domain.states import ReleaseStatus
 from mailer.message import Renderer
-from mailer.releases import build_send_plan
+from mailer.releases.plan import build_send_plan
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment

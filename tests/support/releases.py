@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailer import releases, store
+from mailer import store
 from mailer.audience import contacts
 from mailer.message import Renderer
+from mailer.releases.approval import submit_release
+from mailer.releases.authoring import create_release
+from mailer.releases.clients import client_fields, create_client
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 
@@ -70,16 +73,14 @@ def seed(rt: Runtime, tmp_path: Path, *, client: dict[str, str] | None = None) -
         store.save_segment(session, "foreign-policy-print", "beat:foreign-policy", description=None, now=rt.clock())
         store.save_segment(session, "broadcast-bookers", "beat:tv-booking", description=None, now=rt.clock())
         store.save_segment(session, "nobody", "beat:astrology", description=None, now=rt.clock())
-        releases.create_client(session, releases.client_fields(client or CLIENT), now=rt.clock())
+        create_client(session, client_fields(client or CLIENT), now=rt.clock())
 
 
 def create(rt: Runtime, renderer: Renderer, text: str = RELEASE, *, author: str = "pat") -> int:
     with transaction(rt.sessions) as session:
-        return releases.create_release(session, text, author=author, renderer=renderer, now=rt.clock()).id
+        return create_release(session, text, author=author, renderer=renderer, now=rt.clock()).id
 
 
 def submit(rt: Runtime, renderer: Renderer, release_id: int, *, actor: str = "pat") -> None:
     with transaction(rt.sessions) as session:
-        releases.submit_release(
-            session, release_id, actor=actor, renderer=renderer, settings=rt.settings, now=rt.clock()
-        )
+        submit_release(session, release_id, actor=actor, renderer=renderer, settings=rt.settings, now=rt.clock())

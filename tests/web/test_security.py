@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,6 @@ from starlette.requests import Request
 from typer.testing import CliRunner
 
 import mailer.accounts.users
-from mailer import releases
 from mailer.accounts.users import LoginCandidate, StaffUser, TokenScope, add_user, issue_token
 from mailer.cli.root import app as cli
 from mailer.config import DatabaseSettings, Settings
@@ -44,6 +44,7 @@ from mailer.store.db import transaction
 from mailer.store.tables import Release, User, WebSession
 from mailer.web import create_app
 from mailer.web.limits import client_ip, parse_networks
+from mailer.web.staff import pages as staff_pages
 from tests.support.constants import FIXED_NOW, REPO
 from tests.support.web import EMAILS, PASSWORD, csrf, make_users, seed_delivery, seed_release, sign_in
 
@@ -481,7 +482,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     delivery = seed_delivery(rt, email="night.desk@example.org")
     make_users(rt, [Role.VIEWER])
     app = app_with(rt, previews_per_minute=100)
-    real_preview = releases.preview_release
+    real_preview = getattr(staff_pages, "preview_release")  # noqa: B009  (the name the page calls)
     gate = threading.Event()
 
     def hanging_preview(*args: Any, **kwargs: Any) -> Any:
@@ -495,11 +496,12 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    releases.preview_release = hanging_preview
+    setattr(staff_pages, "preview_release", hanging_preview)  # noqa: B010
+    stack = ExitStack()
     try:
         while not server.started:
             time.sleep(0.02)
-        staff = httpx.Client(base_url=base, timeout=120, limits=httpx.Limits(max_connections=100))
+        staff = stack.enter_context(httpx.Client(base_url=base, timeout=120, limits=httpx.Limits(max_connections=100)))
         staff.get("/login")
         staff.post(
             "/login", data={"email": EMAILS[Role.VIEWER], "password": PASSWORD, "csrftoken": staff.cookies["csrftoken"]}
@@ -521,7 +523,8 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
             codes = [f.result().status_code for f in pending]
     finally:
         gate.set()
-        releases.preview_release = real_preview
+        stack.close()
+        setattr(staff_pages, "preview_release", real_preview)  # noqa: B010
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()

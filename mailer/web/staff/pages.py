@@ -2,7 +2,7 @@
 contact history, bounces, suppressions, CSV exports.
 
 Routes are thin: parse, check the role (:func:`mailer.accounts.users.permits`), call one
-function of ``mailer.releases`` / ``mailer.releases.control`` / ``mailer.store.ledger``, render.
+function of ``mailer.releases.*`` / ``mailer.store.ledger``, render.
 Every state change is a POST reached from a confirmation page, carries the CSRF token
 (checked by middleware, see :mod:`mailer.web.auth`), and answers with a redirect to
 the release (303) and a one-line message. Workflow refusals come back as 409 with the
@@ -31,19 +31,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from anyio import from_thread
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from mailer import releases
 from mailer.accounts.users import Action, StaffUser, permits
 from mailer.audience.contacts import normalize_email
 from mailer.domain.errors import InputError, MailerError, NotFoundError, WorkflowError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason, release_can_move
 from mailer.message import Renderer
-from mailer.releases import control, holds
+from mailer.releases import holds, workflow
+from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.plan import renderer_for, variant_specs
+from mailer.releases.preview import Preview, preview_release
+from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.runtime import Runtime
 from mailer.store import ledger as q
 from mailer.store import releases as release_store
@@ -210,7 +214,7 @@ class StaffRoutes:
         self.preview_slots = ThreadSlots(web.preview_concurrency)
         # One warning per kind of refusal per 10 s: a flood must not become a log flood.
         self._refusal_log = RateLimiter(1, timedelta(seconds=10))
-        self.renderer: Renderer = releases.renderer_for(runtime.settings)
+        self.renderer: Renderer = renderer_for(runtime.settings)
 
     def router(self) -> APIRouter:
         """The staff routes (kept out of the API's OpenAPI document)."""
@@ -516,13 +520,13 @@ class StaffRoutes:
 
     def _preview(
         self, session: Session, release_id: int, segment: str | None, contact: str | None
-    ) -> tuple[list[str], str, releases.Preview]:
+    ) -> tuple[list[str], str, Preview]:
         """(segment slugs, the chosen one, its preview): the asked segment when the release
         has it, else the first; the asked contact, else the segment's first."""
-        specs = releases.variant_specs(session, release_id, self.runtime.settings)
+        specs = variant_specs(session, release_id, self.runtime.settings)
         slugs = [slug for _, slug, _ in specs]
         chosen = segment if segment in slugs else (slugs[0] if slugs else "")
-        preview = releases.preview_release(
+        preview = preview_release(
             session,
             release_id,
             segment_slug=chosen,
@@ -623,26 +627,19 @@ class StaffRoutes:
         """Run one action in its own transaction; returns the line to show."""
         rt, now, actor = self.runtime, self.runtime.clock(), user.email
         if action is Action.PROOF:
-            result = releases.send_proof(
-                rt.sessions,
-                release_id,
-                to_address=user.email,
-                segment_slug=segment or None,
-                renderer=self.renderer,
-                settings=rt.settings,
-                now=now,
-            )
+            # this route runs in a worker thread: the proof's SMTP exchange runs on the server's loop
+            result = from_thread.run(self._send_proof, release_id, user.email, segment or None, now)
             state = "sent" if result.sent else "refused by the server"
             return f"proof of {result.segment_slug} to {result.to_address}: {state} ({result.reply})"
         with transaction(rt.sessions) as session:
             if action is Action.SUBMIT:
-                report = releases.submit_release(
+                report = submit_release(
                     session, release_id, actor=actor, renderer=self.renderer, settings=rt.settings, now=now
                 )
                 warnings = "".join(f"; warning: {w}" for w in report.warnings)
                 return f"submitted for approval{warnings}"
             if action is Action.APPROVE:
-                approval = releases.approve_release(
+                approval = approve_release(
                     session, release_id, approver=actor, renderer=self.renderer, settings=rt.settings, now=now
                 )
                 # The refusal (back to draft) is committed by leaving this block normally.
@@ -653,26 +650,38 @@ class StaffRoutes:
                 at = parse_when(send_at, "send_at")
                 if at is None:
                     raise InputError("send_at: give a date and time")
-                releases.schedule_release(session, release_id, at=at, actor=actor, now=now)
+                workflow.schedule(session, release_id, at=at, actor=actor, now=now)
                 return f"scheduled for {at:%Y-%m-%d %H:%M} UTC"
             if action is Action.PAUSE:
-                control.pause(session, release_id, actor=actor, now=now)
+                workflow.pause(session, release_id, actor=actor, now=now)
                 return "paused: no new messages are claimed"
             if action is Action.RESUME:
-                control.resume(session, release_id, actor=actor, now=now)
+                workflow.resume(session, release_id, actor=actor, now=now)
                 return "resumed"
             if action is Action.RETRY:
                 chosen = [DeliveryStatus(s) for s in statuses or [] if s in {r.value for r in RETRY_STATUSES}]
-                count = control.retry(session, release_id, chosen, actor=actor, now=now)
+                count = workflow.retry(session, release_id, chosen, actor=actor, now=now)
                 return f"{count} deliveries queued again"
             if action is Action.CANCEL:
-                current = ReleaseStatus(release_store.get_release(session, release_id).status)
-                if current in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
-                    count = control.cancel_sending(session, release_id, actor=actor, now=now)
-                    return f"cancelled; {count} pending deliveries will not be sent"
-                releases.cancel_release(session, release_id, actor=actor, now=now)
+                cancelled = workflow.cancel(session, release_id, actor=actor, now=now)
+                if cancelled.was_sending:
+                    return f"cancelled; {cancelled.pending} pending deliveries will not be sent"
                 return "cancelled"
         raise InputError(f"unknown action {action.value}")
+
+    async def _send_proof(self, release_id: int, to_address: str, segment: str | None, now: datetime) -> ProofResult:
+        """Send one proof through a connection of its own."""
+        async with proof_transport(self.runtime.settings) as transport:
+            return await send_proof(
+                self.runtime.sessions,
+                release_id,
+                to_address=to_address,
+                segment_slug=segment,
+                renderer=self.renderer,
+                settings=self.runtime.settings,
+                now=now,
+                transport=transport,
+            )
 
     # ------------------------------------------------------------------ delivery log
 
