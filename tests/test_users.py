@@ -11,16 +11,10 @@ from conftest import FIXED_NOW
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from mailer.accounts.users import (
-    Action,
-    StaffUser,
-    add_user,
-    authenticate,
-    disable_user,
-    issue_token,
-    permits,
-    user_for_token,
-)
+from mailer.accounts.api_tokens import issue_token, user_for_token
+from mailer.accounts.permits import Action, permits
+from mailer.accounts.signin import authenticate
+from mailer.accounts.users import StaffUser, add_user, disable_user
 from mailer.cli.root import app as cli
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import Role
