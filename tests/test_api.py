@@ -10,7 +10,8 @@ from conftest import FIXED_NOW
 from fastapi.testclient import TestClient
 from test_staff_routes import RAW_BOUNCE, app_for, seed_release
 
-from mailer.accounts.users import add_user, disable_user, issue_token
+from mailer.accounts.api_tokens import issue_token
+from mailer.accounts.users import add_user, disable_user
 from mailer.domain.states import Role
 from mailer.runtime import Runtime
 from mailer.store.db import transaction

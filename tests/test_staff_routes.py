@@ -295,7 +295,7 @@ def test_release_list_and_detail(rt: Runtime, app: FastAPI, tmp_path: Path) -> N
     detail = client.get(f"/releases/{seeded.release_id}")
     assert detail.template.name == "staff/release.html"  # type: ignore[attr-defined]
     ctx = detail.context  # type: ignore[attr-defined]
-    assert ctx["report"]["segments"] == {"press-all": {"sent": 2, "failed": 1}}
+    assert ctx["report"].segments == {"press-all": {"sent": 2, "failed": 1}}
     assert ctx["progress"].percent == 100
     assert ctx["actions"] == []
     assert ctx["chart"] is not None and ctx["chart"].total == 2 and len(ctx["chart"].bars) == 2
@@ -348,10 +348,10 @@ def test_log_filters_and_keyset_pages(rt: Runtime, app: FastAPI, tmp_path: Path)
     bad = client.get("/log?since=yesterday&status=nonsense")
     assert bad.status_code == 200 and "since" in bad.context["error"]  # type: ignore[attr-defined]
 
-    import mailer.web.staff.pages as pages
+    import mailer.web.staff.log as log_pages
 
-    pages_size = pages.PAGE_SIZE
-    pages.PAGE_SIZE = 2
+    pages_size = log_pages.PAGE_SIZE
+    log_pages.PAGE_SIZE = 2
     try:
         first = client.get("/log").context["page"]  # type: ignore[attr-defined]
         assert len(first.rows) == 2 and first.next_after == first.rows[-1].id and first.prev_before is None
@@ -360,7 +360,7 @@ def test_log_filters_and_keyset_pages(rt: Runtime, app: FastAPI, tmp_path: Path)
         back = client.get(f"/log?before={second.prev_before}").context["page"]  # type: ignore[attr-defined]
         assert [r.id for r in back.rows] == [r.id for r in first.rows]
     finally:
-        pages.PAGE_SIZE = pages_size
+        log_pages.PAGE_SIZE = pages_size
 
 
 def test_contact_history_escapes_the_raw_bounce(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:

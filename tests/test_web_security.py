@@ -33,9 +33,11 @@ from test_staff_routes import EMAILS, PASSWORD, csrf, make_users, seed_release, 
 from test_unsubscribe_web import seed_delivery
 from typer.testing import CliRunner
 
-import mailer.accounts.users
+import mailer.accounts.passwords
+import mailer.accounts.signin
 from mailer import releases
-from mailer.accounts.users import TokenScope, add_user, issue_token
+from mailer.accounts.api_tokens import TokenScope, issue_token
+from mailer.accounts.users import add_user
 from mailer.cli.root import app as cli
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import InputError
@@ -242,9 +244,9 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
         )
         assert failed.status_code == 401
     checks = []
-    original = mailer.accounts.users.check_password
+    original = mailer.accounts.signin.check_password
     try:
-        mailer.accounts.users.check_password = lambda *a: checks.append(a) or original(*a)  # type: ignore[assignment]
+        mailer.accounts.signin.check_password = lambda *a: checks.append(a) or original(*a)  # type: ignore[assignment]
         for forged in ("203.0.113.7", "198.51.100.9"):
             blocked = client.post(
                 "/login",
@@ -254,7 +256,7 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
             assert blocked.status_code == 429
             assert "from this network" in blocked.context["error"]  # type: ignore[attr-defined]
     finally:
-        mailer.accounts.users.check_password = original  # type: ignore[assignment]
+        mailer.accounts.signin.check_password = original  # type: ignore[assignment]
     assert checks == []
 
 
@@ -353,8 +355,8 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
             self._probe()
             return self.inner.verify_and_update(*args)
 
-    original = mailer.accounts.users._HASHER
-    mailer.accounts.users._HASHER = Probe(original)  # type: ignore[assignment]
+    original = mailer.accounts.passwords._HASHER
+    mailer.accounts.passwords._HASHER = Probe(original)  # type: ignore[assignment]
     try:
         client = TestClient(app, follow_redirects=False)
         client.get("/login")
@@ -365,7 +367,7 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
         ):
             client.post("/login", data={"email": email, "password": password, "csrftoken": csrf(client)})
     finally:
-        mailer.accounts.users._HASHER = original  # type: ignore[assignment]
+        mailer.accounts.passwords._HASHER = original  # type: ignore[assignment]
     assert outcomes == ["free", "free", "free"]
     assert client.get("/").status_code == 200
 
