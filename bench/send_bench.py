@@ -52,9 +52,9 @@ from mailer.config import DatabaseSettings, Settings
 from mailer.domain.states import ReleaseStatus, email_hash
 from mailer.engine.dispatch import Dispatcher
 from mailer.message import Renderer
-from mailer.releases import build_send_plan
+from mailer.releases.plan import build_send_plan
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.tables import Approval, Client, Contact, Delivery, DeliveryEvent, ListMember, Release, ReleaseSegment
 
@@ -319,9 +319,7 @@ def prepare(settings: Settings, n: int) -> int:
 # --- running and measuring the workers --------------------------------------------------------
 
 
-def worker_env(
-    settings: Settings, pool_size: int | None, batch_size: int | None, client: str | None = None
-) -> dict[str, str]:
+def worker_env(settings: Settings, pool_size: int | None, batch_size: int | None) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -335,8 +333,6 @@ def worker_env(
         env["MAILER_SMTP__POOL_SIZE"] = str(pool_size)
     if batch_size is not None:
         env["MAILER_RETRY__BATCH_SIZE"] = str(batch_size)
-    if client is not None:
-        env["MAILER_SMTP__CLIENT"] = client
     return env
 
 
@@ -471,7 +467,7 @@ def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, ar
         log(f"  {backend}: {n} contacts inserted and planned in {time.perf_counter() - t:.1f}s (not measured)")
         before = reference_rate(sink.port, args.reference_n)
         sink_before = sink.count()
-        result = run_workers(worker_env(settings, args.pool_size, args.batch_size, args.client), workers, workdir)
+        result = run_workers(worker_env(settings, args.pool_size, args.batch_size), workers, workdir)
         time.sleep(0.3)  # let the sink flush its counter
         sink_count = sink.count() - sink_before
         after = reference_rate(sink.port, args.reference_n)
@@ -540,12 +536,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run SQLite, 1 worker, with N recipients to compare memory (0: skip)",
     )
     p.add_argument("--pool-size", type=int, default=None, help="MAILER_SMTP__POOL_SIZE (default: the setting's)")
-    p.add_argument(
-        "--client",
-        choices=["pipelined", "aiosmtplib"],
-        default=None,
-        help="MAILER_SMTP__CLIENT (default: the setting's)",
-    )
     p.add_argument("--batch-size", type=int, default=None, help="MAILER_RETRY__BATCH_SIZE (default: the setting's)")
     p.add_argument("--reference-n", type=int, default=20_000, help="messages per smtp-source reference run")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")

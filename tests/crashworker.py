@@ -16,10 +16,10 @@ import sys
 from typing import Any
 
 from mailer.config import load_settings
-from mailer.engine import dispatch
+from mailer.engine import dispatch, sender, writer
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
-from mailer.store import deliveries as q
+from mailer.smtp.factory import make_transport
+from mailer.store import queue as delivery_queue
 
 
 def die() -> None:
@@ -30,30 +30,30 @@ def main(point: str) -> None:
     calls = {"record": 0}
     if point == "after_claim":
 
-        async def send_one(self: Any, prepared: Any, row: Any) -> Any:
+        async def send_one(self: Any, prepared: Any, row: Any, stop: Any) -> Any:
             die()
 
-        dispatch.Dispatcher._send_one = send_one  # type: ignore[method-assign]
+        sender.Sender._send_one = send_one  # type: ignore[method-assign]
     elif point == "in_data":
-        real_mark = q.mark_in_data
+        real_mark = delivery_queue.mark_in_data
 
-        def mark(session: Any, ids: Any, owner: str) -> int:
-            marked = real_mark(session, ids, owner)
-            session.commit()
+        def mark(conn: Any, ids: Any, owner: str) -> set[int]:
+            marked = real_mark(conn, ids, owner)
+            conn.commit()
             die()
             return marked
 
-        q.mark_in_data = mark  # type: ignore[assignment]
+        delivery_queue.mark_in_data = mark  # type: ignore[assignment]
     elif point in ("after_accept", "mid_batch"):
-        real_record = dispatch.Dispatcher._record
+        real_record = writer.record_results
 
-        def record(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def record(*args: Any, **kwargs: Any) -> Any:
             calls["record"] += 1
             if point == "after_accept" or calls["record"] == 2:
                 die()
-            return real_record(self, *args, **kwargs)
+            return real_record(*args, **kwargs)
 
-        dispatch.Dispatcher._record = record  # type: ignore[method-assign]
+        writer.record_results = record  # type: ignore[assignment]
     else:
         raise SystemExit(f"unknown point {point}")
     rt = Runtime.open(load_settings())

@@ -16,7 +16,7 @@ from mailer.audience import contacts
 from mailer.config import Settings
 from mailer.domain.states import ReleaseStatus
 from mailer.message import Renderer
-from mailer.releases import build_send_plan
+from mailer.releases.plan import build_send_plan
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment
@@ -39,16 +39,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-#: Both SMTP clients (``smtp.client``); the engine tests run on each.
-CLIENTS = ("pipelined", "aiosmtplib")
-
-
-def with_client(rt: Runtime, client: str) -> Runtime:
-    """The runtime with ``smtp.client`` set to ``client``."""
-    smtp = rt.settings.smtp.model_copy(update={"client": client})
-    return replace(rt, settings=rt.settings.model_copy(update={"smtp": smtp}))
 
 
 def engine_runtime(rt: Runtime, port: int, clock: Clock, **overrides: Any) -> Runtime:

@@ -46,7 +46,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailer.smtp.capture import BoundController, bind_listener
+from mailer.smtp.server import BoundController, bind_listener
 
 HOST = "127.0.0.1"
 SERVER_HOSTNAME = "faultsmtp.test"

@@ -15,7 +15,7 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from mailer.bounces.receive import BounceServer
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.pool import SmtpPool
 from mailer.store.db import transaction
 from mailer.store.suppressions import is_suppressed
 

@@ -35,6 +35,15 @@ def test_lmtp_valid_token_is_recorded_before_250(rt: Runtime, lmtp: BounceServer
     assert [r.outcome.value for r in lmtp.handler.results] == ["bounced"]
 
 
+def test_receiver_greets_as_itself_with_its_size_limit(lmtp: BounceServer) -> None:
+    """The receiver greets as bounces.mailer.invalid and offers SIZE of 50 MB (not the capture server's)."""
+    with smtplib.LMTP("127.0.0.1", lmtp.port) as client:
+        client.ehlo_or_helo_if_needed()
+        assert client.esmtp_features.get("size") == str(50 * 1024 * 1024)
+    with socket.create_connection(("127.0.0.1", lmtp.port), timeout=10) as sock:
+        assert sock.makefile("rb").readline().startswith(b"220 bounces.mailer.invalid")
+
+
 def test_lmtp_refuses_forged_and_foreign_recipients(rt: Runtime, lmtp: BounceServer) -> None:
     """RCPT for a forged token, another domain or a plain address is refused with 550 5.1.1; nothing is written."""
     sent = send_to(rt, "gone@example.org")

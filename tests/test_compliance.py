@@ -10,11 +10,12 @@ import pytest
 from markupsafe import escape
 from test_releases import CLIENT, RELEASE, create, seed, submit
 
-from mailer import releases
 from mailer.config import DkimSettings, Settings, WebSettings
 from mailer.domain.errors import WorkflowError
 from mailer.message import Recipient, Renderer, Sender, VariantSpec
+from mailer.releases.approval import submit_release
 from mailer.releases.compliance import BLANK_RECIPIENT, check_release, sample_unsubscribe_url
+from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
@@ -51,7 +52,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def renderer(settings: Settings) -> Renderer:
-    return releases.renderer_for(settings)
+    return renderer_for(settings)
 
 
 def check(renderer: Renderer, settings: Settings, *specs: VariantSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -176,9 +177,7 @@ def test_submit_records_warnings_in_the_history(rt: Runtime, renderer: Renderer,
     rid = create(rt, renderer)
     settings = rt.settings.model_copy(update={"dkim": DkimSettings(domain="agency.example.net")})
     with transaction(rt.sessions) as session:
-        report = releases.submit_release(
-            session, rid, actor="pat", renderer=renderer, settings=settings, now=rt.clock()
-        )
+        report = submit_release(session, rid, actor="pat", renderer=renderer, settings=settings, now=rt.clock())
     assert report.ok and len(report.warnings) == 1
     with transaction(rt.sessions) as session:
         event = release_store.release_events(session, rid)[-1]

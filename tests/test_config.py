@@ -53,6 +53,7 @@ def test_mailer_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
         ("[smtpp]\nhost = 'x'\n", "unknown key 'smtpp'"),
         ("[smtp]\nhots = 'x'\n", "unknown key 'smtp.hots'"),
         ("[smtp]\ntls = 'maybe'\n", "smtp.tls"),
+        ("[smtp]\nclient = 'smtplib'\n", "smtp.client"),
         ("[database]\nurl = 'mysql://x'\n", "database.url"),
         ("[smtp\nport=1\n", "not valid TOML"),
     ],
@@ -88,6 +89,31 @@ def test_cli_reports_config_error_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "smtp.port" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_retired_aiosmtplib_client_warns_and_uses_pipelined(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """smtp.client = "aiosmtplib" (the removed client) loads as "pipelined" with one warning line."""
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('[smtp]\nclient = "aiosmtplib"\n')
+    with caplog.at_level("WARNING", logger="mailer.config"):
+        s = load_settings(cfg)
+    assert s.smtp.client == "pipelined"
+    [record] = caplog.records
+    assert "aiosmtplib" in record.getMessage() and "deprecated" in record.getMessage()
+    assert "\n" not in record.getMessage()
+
+
+def test_cli_warns_once_for_the_retired_client(tmp_path: Path) -> None:
+    """The CLI with smtp.client = "aiosmtplib" runs the command and prints one warning line, no traceback."""
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('[smtp]\nclient = "aiosmtplib"\n')
+    proc = _cli(tmp_path, "--config", str(cfg), "db", "upgrade")
+    assert proc.returncode == 0, proc.stderr
+    assert "at revision" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        'smtp.client = "aiosmtplib" is deprecated and ignored: using the pipelined client'
+    ]
 
 
 # --- the signing key and other one-line errors (issue 12, items 3 and 14) ---------------

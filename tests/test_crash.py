@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from enginekit import (
-    CLIENTS,
     Clock,
     Variant,
     add_contacts,
@@ -21,34 +20,15 @@ from enginekit import (
     deliveries,
     engine_runtime,
     release_status,
-    with_client,
 )
 from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 
 EVERYONE = [Variant("press-all", "list:press")]
 TERMINAL = {"sent", "failed", "unknown", "suppressed", "cancelled", "bounced"}
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest) -> str:
-    """Each SMTP client in turn (``smtp.client``)."""
-    return str(request.param)
-
-
-@pytest.fixture
-def rt(rt: Runtime, client: str) -> Runtime:
-    """conftest's runtime (each backend) with each SMTP client."""
-    return with_client(rt, client)
-
-
-@pytest.fixture
-def pg_rt(pg_rt: Runtime, client: str) -> Runtime:
-    """conftest's PostgreSQL runtime with each SMTP client."""
-    return with_client(pg_rt, client)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +45,6 @@ def smtp(server: FaultSMTPServer) -> FaultSMTPServer:
 
 def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
     env = {
-        "MAILER_SMTP__CLIENT": rt.settings.smtp.client,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "MAILER_DATABASE__URL": rt.settings.database.url,
         "MAILER_SMTP__PORT": str(port),
@@ -85,14 +64,17 @@ def worker_env(rt: Runtime, port: int, **extra: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("point", "unknown_expected"),
-    [("after_claim", 0), ("in_data", 1), ("after_accept", 0), ("mid_batch", 0)],
+    # Two connections: at most one row each can be inside the data exchange at the kill.
+    [("after_claim", (0, 0)), ("in_data", (1, 2)), ("after_accept", (0, 2)), ("mid_batch", (0, 2))],
 )
 async def test_killed_worker_then_restart(
-    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, point: str, unknown_expected: int
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, point: str, unknown_expected: tuple[int, int]
 ) -> None:
     """SIGKILL at each point, restart after the lease expired: every row terminal, no
-    recipient twice at the sink, `unknown` only for the row caught in the data exchange
-    (results heard but not yet recorded come back from the dead worker's journal)."""
+    recipient twice at the sink, `unknown` only for rows caught in the data exchange (at
+    most one a connection; killed at a mark, the writer commits both connections' marks
+    together, so one or two), while results heard but not recorded come back from the
+    dead worker's journal."""
     journal_dir = tmp_path / "heard"
     ert = engine_runtime(rt, smtp.port, Clock(datetime.now(UTC)), retry__journal_dir=journal_dir)
     emails = [f"k{i:03d}@example.com" for i in range(25)]
@@ -121,7 +103,7 @@ async def test_killed_worker_then_restart(
     assert {r.status for r in rows.values()} <= TERMINAL
     assert smtp.duplicates() == []
     unknown = [e for e, r in rows.items() if r.status == "unknown"]
-    assert len(unknown) == unknown_expected
+    assert unknown_expected[0] <= len(unknown) <= unknown_expected[1]
     for e, r in rows.items():
         copies = smtp.copies_of(e)
         if r.status == "sent":

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from enginekit import (
-    CLIENTS,
     Clock,
     Variant,
     add_contacts,
@@ -17,32 +16,19 @@ from enginekit import (
     deliveries,
     engine_runtime,
     release_status,
-    with_client,
 )
 from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
-from mailer.store import deliveries as q
+from mailer.smtp.factory import make_transport
+from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression, is_suppressed
 
 EVERYONE = [Variant("press-all", "list:press")]
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest) -> str:
-    """Each SMTP client in turn (``smtp.client``)."""
-    return str(request.param)
-
-
-@pytest.fixture
-def rt(rt: Runtime, client: str) -> Runtime:
-    """conftest's runtime (each backend) with each SMTP client."""
-    return with_client(rt, client)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +87,7 @@ async def test_replanning_and_second_run_add_nothing(rt: Runtime, tmp_path: Path
         from mailer.store.tables import Segment
 
         seg = session.query(Segment).filter_by(slug="press-all").one()
-        added = q.plan_segment(
+        added = delivery_store.plan_segment(
             session,
             release_id=rid,
             segment_id=seg.id,
@@ -315,7 +301,7 @@ async def test_connection_lost_after_data_is_unknown_and_never_resent(
     # staff decide: retry the unknown rows, with the same Message-ID
     before = rows["dropped@example.com"].message_id
     with transaction(ert.sessions) as session:
-        assert control.retry(session, rid, [DeliveryStatus.UNKNOWN], actor="staff", now=ert.clock()) == 2
+        assert workflow.retry(session, rid, [DeliveryStatus.UNKNOWN], actor="staff", now=ert.clock()) == 2
     await send_all(ert)
     after = deliveries(ert, rid)
     assert after["dropped@example.com"].status == "sent" and after["dropped@example.com"].message_id == before
@@ -332,14 +318,14 @@ async def test_pause_resume_and_cancel_mid_send(rt: Runtime, tmp_path: Path, smt
     dispatcher.plan_due()
     await dispatcher.send_batch(rid)
     with transaction(ert.sessions) as session:
-        control.pause(session, rid, actor="staff", now=ert.clock())
+        workflow.pause(session, rid, actor="staff", now=ert.clock())
     await dispatcher.run_once()
     assert len(smtp.accepted) == 4 and release_status(ert, rid) == "paused"
     with transaction(ert.sessions) as session:
-        control.resume(session, rid, actor="staff", now=ert.clock())
+        workflow.resume(session, rid, actor="staff", now=ert.clock())
     await dispatcher.send_batch(rid)
     with transaction(ert.sessions) as session:
-        assert control.cancel_sending(session, rid, actor="staff", now=ert.clock()) == 4
+        assert workflow.cancel(session, rid, actor="staff", now=ert.clock()).pending == 4
     await dispatcher.run_once()
     await pool.close()
     counts = {s: sum(1 for r in deliveries(ert, rid).values() if r.status == s) for s in ("sent", "cancelled")}

@@ -18,7 +18,7 @@ from mailer.config import DkimSettings
 from mailer.engine.dispatch import Dispatcher
 from mailer.message.dkim import DkimSigner
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 
 DOMAIN = "acme.example.com"
 SELECTOR = "press2026"

@@ -19,9 +19,9 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from test_crash import worker_env
 
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 
 EVERYONE = [Variant("press-all", "list:press")]
@@ -54,9 +54,9 @@ async def test_pause_or_cancel_stops_the_claimed_batch_within_a_second(
     assert await asyncio.to_thread(smtp.wait_for_accepted, 60, timeout=30)
     with transaction(ert.sessions) as session:
         if action == "pause":
-            control.pause(session, rid, actor="staff@example.com", now=ert.clock())
+            workflow.pause(session, rid, actor="staff@example.com", now=ert.clock())
         else:
-            control.cancel_sending(session, rid, actor="staff@example.com", now=ert.clock())
+            workflow.cancel(session, rid, actor="staff@example.com", now=ert.clock())
     stopped_at = time.monotonic()
     at_stop = len(smtp.accepted)
     await sending

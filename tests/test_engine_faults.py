@@ -13,9 +13,9 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import func, select
 
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 from mailer.store.ledger.report import release_report
 from mailer.store.tables import Delivery, Suppression
@@ -96,7 +96,7 @@ async def test_relay_refusing_our_sender_pauses_and_costs_nothing_else(
     assert refusal[:40] in reason and f"mailer releases resume {rid}" in reason
     smtp.reset()
     with transaction(ert.sessions) as session:
-        control.resume(session, rid, actor="staff@example.com", now=ert.clock())
+        workflow.resume(session, rid, actor="staff@example.com", now=ert.clock())
     await run_once(ert)
     assert release_status(ert, rid) == "sent"
     assert smtp.duplicates() == [] and sorted(a.recipient for a in smtp.accepted) == emails
@@ -200,7 +200,7 @@ async def test_policy_refused_rows_are_retried_after_resume_and_fail_only_at_giv
     smtp.rcpt_reply.clear()
     smtp.rcpt_reply[refused[0]] = "550 5.7.1 Delivery not authorized, message refused"
     with transaction(ert.sessions) as session:
-        control.resume(session, rid, actor="staff@example.com", now=clock())
+        workflow.resume(session, rid, actor="staff@example.com", now=clock())
     for _ in range(12):
         clock.advance(61)
         await run_once(ert)

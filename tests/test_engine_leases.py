@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime, with_client
+from enginekit import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import select, update
 from test_crash import worker_env
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 from mailer.store.tables import Delivery, DeliveryEvent
 
@@ -97,13 +97,10 @@ def test_slow_relay_and_short_lease_send_no_duplicate(rt: Runtime, tmp_path: Pat
         assert session.scalars(select(DeliveryEvent.kind).where(DeliveryEvent.kind == "unknown")).all() == []
 
 
-@pytest.mark.parametrize("client", ["pipelined", "aiosmtplib"])
-async def test_row_taken_over_during_a_stall_is_never_sent(
-    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, client: str
-) -> None:
+async def test_row_taken_over_during_a_stall_is_never_sent(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """While the worker waits on a slow reply, its other rows are taken over by another worker:
     the in-data mark fails for them, so they are not sent and not recorded by this worker."""
-    ert = engine_runtime(with_client(rt, client), smtp.port, Clock(), smtp__pool_size=1, retry__batch_size=5)
+    ert = engine_runtime(rt, smtp.port, Clock(), smtp__pool_size=1, retry__batch_size=5)
     add_contacts(ert, tmp_path, [f"t{i}@example.com" for i in range(5)])
     rid = approved_release(ert, EVERYONE)
     pool = make_transport(ert.settings.smtp)

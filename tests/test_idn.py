@@ -16,18 +16,15 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from enginekit import (
-    CLIENTS,
     Clock,
     Variant,
     add_contacts,
     approved_release,
     deliveries,
     engine_runtime,
-    with_client,
 )
 from test_releases import BASE_URL, create, seed
 
-from mailer import releases
 from mailer.audience import contacts
 from mailer.config import Settings, SmtpSettings, WebSettings
 from mailer.domain.addresses import ascii_domain, needs_smtputf8, smtp_envelope
@@ -35,9 +32,11 @@ from mailer.domain.errors import WorkflowError
 from mailer.domain.states import Outcome
 from mailer.engine.dispatch import Dispatcher
 from mailer.message.headers import encode_address
+from mailer.releases.approval import submit_release
+from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
-from mailer.smtp.capture import BoundController, bind_listener
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
+from mailer.smtp.server import BoundController, bind_listener
 from mailer.store.db import transaction
 from mailer.store.suppressions import is_suppressed
 
@@ -91,15 +90,9 @@ async def relay(*, smtputf8: bool) -> AsyncIterator[tuple[int, Recorder]]:
         await asyncio.to_thread(controller.stop)
 
 
-def smtp_settings(port: int, client: str, **extra: Any) -> SmtpSettings:
-    base = {"host": "127.0.0.1", "port": port, "client": client, "command_timeout": 5, "data_timeout": 5}
+def smtp_settings(port: int, **extra: Any) -> SmtpSettings:
+    base = {"host": "127.0.0.1", "port": port, "command_timeout": 5, "data_timeout": 5}
     return Settings.model_validate({"smtp": base | extra}).smtp
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest) -> str:
-    """Each SMTP client in turn."""
-    return str(request.param)
 
 
 # --- the address forms -------------------------------------------------------------------
@@ -121,10 +114,10 @@ def test_address_forms() -> None:
 # --- the transports against real servers ---------------------------------------------------
 
 
-async def test_idn_domain_goes_as_idna_without_smtputf8(client: str) -> None:
+async def test_idn_domain_goes_as_idna_without_smtputf8() -> None:
     """To a relay without SMTPUTF8, jose@bücher.example.com is sent as jose@xn--bcher-kva.example.com."""
     async with relay(smtputf8=False) as (port, recorder):
-        pool = make_transport(smtp_settings(port, client))
+        pool = make_transport(smtp_settings(port))
         try:
             result = await pool.send(SENDER, IDN_DOMAIN, MESSAGE)
         finally:
@@ -134,10 +127,10 @@ async def test_idn_domain_goes_as_idna_without_smtputf8(client: str) -> None:
     assert got.recipients == [IDN_DOMAIN_ASCII] and "SMTPUTF8" not in got.mail_options
 
 
-async def test_non_ascii_local_part_without_smtputf8_fails_with_the_reason(client: str) -> None:
+async def test_non_ascii_local_part_without_smtputf8_fails_with_the_reason() -> None:
     """A relay that does not offer SMTPUTF8 never sees josé@...: the send fails naming SMTPUTF8, and the connection goes on."""
     async with relay(smtputf8=False) as (port, recorder):
-        pool = make_transport(smtp_settings(port, client))
+        pool = make_transport(smtp_settings(port))
         try:
             refused = await pool.send(SENDER, UTF8_LOCAL, MESSAGE)
             after = await pool.send(SENDER, "ann@example.com", MESSAGE)
@@ -149,10 +142,10 @@ async def test_non_ascii_local_part_without_smtputf8_fails_with_the_reason(clien
     assert [m.recipients for m in recorder.messages] == [["ann@example.com"]]
 
 
-async def test_non_ascii_local_part_goes_with_smtputf8(client: str) -> None:
+async def test_non_ascii_local_part_goes_with_smtputf8() -> None:
     """A relay offering SMTPUTF8 gets MAIL FROM ... SMTPUTF8 and zoë@xn--bcher-kva.example.com."""
     async with relay(smtputf8=True) as (port, recorder):
-        pool = make_transport(smtp_settings(port, client))
+        pool = make_transport(smtp_settings(port))
         try:
             result = await pool.send(SENDER, BOTH, MESSAGE)
         finally:
@@ -162,10 +155,10 @@ async def test_non_ascii_local_part_goes_with_smtputf8(client: str) -> None:
     assert got.recipients == [BOTH_ASCII_DOMAIN] and "SMTPUTF8" in got.mail_options
 
 
-async def test_smtputf8_no_never_uses_it(client: str) -> None:
+async def test_smtputf8_no_never_uses_it() -> None:
     """With smtp.smtputf8 = "no" a non-ASCII local part fails even where the relay offers SMTPUTF8."""
     async with relay(smtputf8=True) as (port, recorder):
-        pool = make_transport(smtp_settings(port, client, smtputf8="no"))
+        pool = make_transport(smtp_settings(port, smtputf8="no"))
         try:
             result = await pool.send(SENDER, UTF8_LOCAL, MESSAGE)
         finally:
@@ -177,8 +170,8 @@ async def test_smtputf8_no_never_uses_it(client: str) -> None:
 # --- end to end: the engine, the ledger, the To header ----------------------------------------
 
 
-async def run_release(rt: Runtime, tmp_path: Path, port: int, *, smtputf8: str, client: str) -> dict[str, Any]:
-    ert = engine_runtime(with_client(rt, client), port, Clock(datetime.now(UTC)), smtp__smtputf8=smtputf8)
+async def run_release(rt: Runtime, tmp_path: Path, port: int, *, smtputf8: str) -> dict[str, Any]:
+    ert = engine_runtime(rt, port, Clock(datetime.now(UTC)), smtp__smtputf8=smtputf8)
     add_contacts(ert, tmp_path, [IDN_DOMAIN, UTF8_LOCAL, "ann@example.com"])
     rid = approved_release(ert, [Variant("press-all", "list:press")])
     pool = make_transport(ert.settings.smtp)
@@ -189,10 +182,10 @@ async def run_release(rt: Runtime, tmp_path: Path, port: int, *, smtputf8: str, 
     return {"rt": ert, "rows": deliveries(ert, rid)}
 
 
-async def test_release_to_idn_addresses_through_an_smtputf8_relay(rt: Runtime, tmp_path: Path, client: str) -> None:
+async def test_release_to_idn_addresses_through_an_smtputf8_relay(rt: Runtime, tmp_path: Path) -> None:
     """All three recipients get their message; the To headers carry the xn-- domain and the UTF-8 local part."""
     async with relay(smtputf8=True) as (port, recorder):
-        done = await run_release(rt, tmp_path, port, smtputf8="yes", client=client)
+        done = await run_release(rt, tmp_path, port, smtputf8="yes")
     assert {e: r.status for e, r in done["rows"].items()} == {
         IDN_DOMAIN: "sent",
         UTF8_LOCAL: "sent",
@@ -209,10 +202,10 @@ async def test_release_to_idn_addresses_through_an_smtputf8_relay(rt: Runtime, t
     assert "SMTPUTF8" not in by_rcpt[IDN_DOMAIN_ASCII].mail_options
 
 
-async def test_release_through_a_relay_without_smtputf8(rt: Runtime, tmp_path: Path, client: str) -> None:
+async def test_release_through_a_relay_without_smtputf8(rt: Runtime, tmp_path: Path) -> None:
     """Without SMTPUTF8 the IDN domain still goes; josé@... fails with the reason and is not suppressed."""
     async with relay(smtputf8=False) as (port, recorder):
-        done = await run_release(rt, tmp_path, port, smtputf8="auto", client=client)
+        done = await run_release(rt, tmp_path, port, smtputf8="auto")
     rows = done["rows"]
     assert (rows[IDN_DOMAIN].status, rows["ann@example.com"].status) == ("sent", "sent")
     assert rows[UTF8_LOCAL].status == "failed" and "SMTPUTF8" in (rows[UTF8_LOCAL].last_reply or "")
@@ -239,9 +232,7 @@ def add_person(rt: Runtime, tmp_path: Path, email: str) -> None:
 def try_submit(rt: Runtime, rid: int, smtputf8: str) -> None:
     settings = rt.settings.model_copy(update={"smtp": rt.settings.smtp.model_copy(update={"smtputf8": smtputf8})})
     with transaction(rt.sessions) as session:
-        releases.submit_release(
-            session, rid, actor="pat", renderer=releases.renderer_for(settings), settings=settings, now=rt.clock()
-        )
+        submit_release(session, rid, actor="pat", renderer=renderer_for(settings), settings=settings, now=rt.clock())
 
 
 @pytest.mark.parametrize("setting", ["auto", "no"])
@@ -251,7 +242,7 @@ def test_submit_refuses_non_ascii_local_parts_unless_the_relay_offers_smtputf8(
     """An audience with josé@... fails submit with the reason while smtp.smtputf8 is not "yes"."""
     seed(rt, tmp_path)
     add_person(rt, tmp_path, "josé@daily.example.com")
-    rid = create(rt, releases.renderer_for(rt.settings))
+    rid = create(rt, renderer_for(rt.settings))
     with pytest.raises(WorkflowError) as info:
         try_submit(rt, rid, setting)
     message = str(info.value)
@@ -263,7 +254,7 @@ def test_submit_accepts_them_when_the_relay_offers_smtputf8(rt: Runtime, tmp_pat
     """With smtp.smtputf8 = "yes" the same audience submits."""
     seed(rt, tmp_path)
     add_person(rt, tmp_path, "josé@daily.example.com")
-    rid = create(rt, releases.renderer_for(rt.settings))
+    rid = create(rt, renderer_for(rt.settings))
     try_submit(rt, rid, "yes")
 
 
@@ -271,5 +262,5 @@ def test_submit_accepts_idn_domains(rt: Runtime, tmp_path: Path) -> None:
     """An IDN domain alone needs no SMTPUTF8: submit passes with the default setting."""
     seed(rt, tmp_path)
     add_person(rt, tmp_path, IDN_DOMAIN)
-    rid = create(rt, releases.renderer_for(rt.settings))
+    rid = create(rt, renderer_for(rt.settings))
     try_submit(rt, rid, "auto")

@@ -19,18 +19,17 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from mailer.bounces.process import Outcome
+from mailer.bounces.policy import BounceOutcome as Outcome
 from mailer.cli import app
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import WorkflowError
 from mailer.domain.states import DeliveryStatus
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import control, holds
+from mailer.releases import holds, workflow
 from mailer.releases.fence import FENCE_FILE, SendFence
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
-from mailer.store import deliveries as q
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Delivery, Release
@@ -55,7 +54,7 @@ def _release(rt: Runtime, release_id: int) -> Release:
 
 def _confirm(rt: Runtime, release_id: int) -> None:
     with transaction(rt.sessions) as session:
-        holds.confirm_start(session, release_id, actor=STAFF, resend_after_restore=True, now=rt.clock())
+        workflow.confirm_start(session, release_id, actor=STAFF, resend_after_restore=True, now=rt.clock())
 
 
 def _assert_held_mid_send(rt: Runtime, release_id: int) -> None:
@@ -67,7 +66,7 @@ def _assert_held_mid_send(rt: Runtime, release_id: int) -> None:
     assert "it may be a restored copy" in (release.hold_reason or "")
     assert f"mailer releases confirm-late {release_id} --resend-after-restore" in (release.hold_reason or "")
     with transaction(rt.sessions) as session, pytest.raises(WorkflowError, match="waits for a person: already started"):
-        control.resume(session, release_id, actor=STAFF, now=rt.clock())
+        workflow.resume(session, release_id, actor=STAFF, now=rt.clock())
 
 
 # --- 1. the send fence and a copy taken mid-send ----------------------------------------
@@ -141,7 +140,7 @@ async def test_mid_send_restore_is_held_on_each_backend(rt: Runtime, tmp_path: P
     assert await first.send_batch(rid) == 5
     half = {a.recipient for a in smtp.accepted}
     with transaction(ert.sessions) as session:
-        _, sequence = q.ledger_state(session, rid)
+        _, sequence = release_store.ledger_state(session, rid)
     unsent = [d.id for d in deliveries(ert, rid).values() if d.status == "queued"]
     assert sequence == 5 and len(unsent) == 5
 
@@ -266,7 +265,7 @@ async def test_report_counts_a_refused_mail_from_before_and_after_resume(
 
     smtp.reset()  # the bounce domain's DNS is fixed
     with transaction(ert.sessions) as session:
-        control.resume(session, rid, actor=STAFF, now=ert.clock())
+        workflow.resume(session, rid, actor=STAFF, now=ert.clock())
     await Dispatcher(ert, pool).run_once()
     await pool.close()
     assert release_status(ert, rid) == "sent" and len(smtp.accepted) == 3
@@ -336,7 +335,7 @@ async def test_sender_fault_notice_requeues_a_sent_row_for_exactly_one_copy(
     assert processor(ert).process(raw).outcome is Outcome.DUPLICATE  # the same notice acts once
 
     with transaction(ert.sessions) as session:
-        control.resume(session, rid, actor=STAFF, now=ert.clock())
+        workflow.resume(session, rid, actor=STAFF, now=ert.clock())
     await Dispatcher(ert, pool).run_once()
     await pool.close()
     assert {p: smtp.copies_of(p) for p in PEOPLE[:3]} == {p: 2 if p == refused else 1 for p in PEOPLE[:3]}
@@ -360,7 +359,7 @@ async def test_sender_fault_notice_after_the_release_finished_is_sent_again_by_r
     assert release_status(ert, rid) == "sent" and deliveries(ert, rid)[refused].status == "queued"
 
     with transaction(ert.sessions) as session:
-        assert control.retry(session, rid, [DeliveryStatus.QUEUED], actor=STAFF, now=ert.clock()) == 1
+        assert workflow.retry(session, rid, [DeliveryStatus.QUEUED], actor=STAFF, now=ert.clock()) == 1
     await Dispatcher(ert, pool).run_once()
     await pool.close()
     assert (smtp.copies_of(PEOPLE[0]), smtp.copies_of(PEOPLE[1])) == (2, 1)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.pool import SmtpPool
 
 
 @pytest.fixture

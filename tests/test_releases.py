@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import shutil
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from mailer import releases, store
+from mailer import store
 from mailer.audience import contacts
 from mailer.config import Settings, SmtpSettings, WebSettings
 from mailer.demo.data import CLIENT_FILE, RELEASE_FILE
 from mailer.domain.errors import InputError, NotFoundError, TransportError, WorkflowError
 from mailer.message import Renderer
+from mailer.releases import workflow
+from mailer.releases.approval import ApprovalResult, approve_release, submit_release
+from mailer.releases.authoring import create_release, update_release
+from mailer.releases.clients import client_fields, create_client, load_client_file
+from mailer.releases.plan import (
+    build_send_plan,
+    recipient_for,
+    release_content_hash,
+    renderer_for,
+    require_approved_plan,
+    variant_specs,
+)
+from mailer.releases.preview import preview_release
+from mailer.releases.proof import ProofResult, proof_transport, send_proof
+from mailer.releases.source import parse_release, parse_time, read_text_file
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
@@ -78,7 +96,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def renderer(settings: Settings) -> Renderer:
-    return releases.renderer_for(settings)
+    return renderer_for(settings)
 
 
 def seed(rt: Runtime, tmp_path: Path, *, client: dict[str, str] | None = None) -> None:
@@ -90,31 +108,29 @@ def seed(rt: Runtime, tmp_path: Path, *, client: dict[str, str] | None = None) -
         store.save_segment(session, "foreign-policy-print", "beat:foreign-policy", description=None, now=rt.clock())
         store.save_segment(session, "broadcast-bookers", "beat:tv-booking", description=None, now=rt.clock())
         store.save_segment(session, "nobody", "beat:astrology", description=None, now=rt.clock())
-        releases.create_client(session, releases.client_fields(client or CLIENT), now=rt.clock())
+        create_client(session, client_fields(client or CLIENT), now=rt.clock())
 
 
 def create(rt: Runtime, renderer: Renderer, text: str = RELEASE, *, author: str = "pat") -> int:
     with transaction(rt.sessions) as session:
-        return releases.create_release(session, text, author=author, renderer=renderer, now=rt.clock()).id
+        return create_release(session, text, author=author, renderer=renderer, now=rt.clock()).id
 
 
 def submit(rt: Runtime, renderer: Renderer, release_id: int, *, actor: str = "pat") -> None:
     with transaction(rt.sessions) as session:
-        releases.submit_release(
-            session, release_id, actor=actor, renderer=renderer, settings=rt.settings, now=rt.clock()
-        )
+        submit_release(session, release_id, actor=actor, renderer=renderer, settings=rt.settings, now=rt.clock())
 
 
-def approve(rt: Runtime, renderer: Renderer, release_id: int, *, approver: str = "quinn") -> releases.ApprovalResult:
+def approve(rt: Runtime, renderer: Renderer, release_id: int, *, approver: str = "quinn") -> ApprovalResult:
     with transaction(rt.sessions) as session:
-        return releases.approve_release(
+        return approve_release(
             session, release_id, approver=approver, renderer=renderer, settings=rt.settings, now=rt.clock()
         )
 
 
 def current_hash(rt: Runtime, renderer: Renderer, release_id: int) -> str:
     with transaction(rt.sessions) as session:
-        return releases.release_content_hash(session, release_id, renderer, rt.settings)
+        return release_content_hash(session, release_id, renderer, rt.settings)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -176,7 +192,7 @@ def test_front_matter_errors_name_the_key(old: str, new: str, key: str) -> None:
     text = RELEASE.replace(old, new, 1)
     assert text != RELEASE
     with pytest.raises(InputError) as info:
-        releases.parse_release(text)
+        parse_release(text)
     assert str(info.value).startswith(key), str(info.value)
     assert "\n" not in str(info.value)
 
@@ -210,14 +226,14 @@ def test_unknown_client_segment_or_template_is_named(
 def test_client_fields_are_validated() -> None:
     """Client input: bad address, CR/LF in the From name and unknown keys are refused, naming the key."""
     with pytest.raises(InputError, match=r"^from_address: "):
-        releases.client_fields({**CLIENT, "from_address": "not an address"})
+        client_fields({**CLIENT, "from_address": "not an address"})
     with pytest.raises(InputError, match=r"^from_name: "):
-        releases.client_fields({**CLIENT, "from_name": "Acme\r\nBcc: all@example.com"})
+        client_fields({**CLIENT, "from_name": "Acme\r\nBcc: all@example.com"})
     with pytest.raises(InputError, match=r"^postal_address: required"):
-        releases.client_fields({**CLIENT, "postal_address": "  "})
+        client_fields({**CLIENT, "postal_address": "  "})
     with pytest.raises(InputError, match=r"^phone: unknown key"):
-        releases.client_fields({**CLIENT, "phone": "555"})
-    fields = releases.client_fields({**CLIENT, "from_address": "Press@ACME.example.com", "reply_to": None})
+        client_fields({**CLIENT, "phone": "555"})
+    fields = client_fields({**CLIENT, "from_address": "Press@ACME.example.com", "reply_to": None})
     assert fields.from_address == "press@acme.example.com"
     assert fields.reply_to is None
 
@@ -237,10 +253,8 @@ def test_hash_changes_with_every_content_change_and_nothing_else(
 
     # Not content: identical upload, send time, contacts.
     with transaction(rt.sessions) as session:
-        releases.update_release(session, rid, RELEASE, actor="pat", renderer=renderer, now=rt.clock())
-        releases.schedule_release(
-            session, rid, at=releases.parse_time("2027-01-01T00:00:00Z", "--at"), actor="pat", now=rt.clock()
-        )
+        update_release(session, rid, RELEASE, actor="pat", renderer=renderer, now=rt.clock())
+        workflow.schedule(session, rid, at=parse_time("2027-01-01T00:00:00Z", "--at"), actor="pat", now=rt.clock())
     csv = tmp_path / "more.csv"
     csv.write_text("email,first_name,beats\ncy@example.org,Cy,foreign-policy\n", "utf-8")
     contacts.import_csv(rt.sessions, csv, list_slug="press", now=rt.clock())
@@ -257,14 +271,12 @@ def test_hash_changes_with_every_content_change_and_nothing_else(
     ]
     for old, new in edits:
         with transaction(rt.sessions) as session:
-            releases.update_release(
-                session, rid, RELEASE.replace(old, new, 1), actor="pat", renderer=renderer, now=rt.clock()
-            )
+            update_release(session, rid, RELEASE.replace(old, new, 1), actor="pat", renderer=renderer, now=rt.clock())
         changed = current_hash(rt, renderer, rid)
         assert changed not in seen, (old, new)
         seen.add(changed)
     with transaction(rt.sessions) as session:
-        releases.update_release(session, rid, RELEASE, actor="pat", renderer=renderer, now=rt.clock())
+        update_release(session, rid, RELEASE, actor="pat", renderer=renderer, now=rt.clock())
     assert current_hash(rt, renderer, rid) == base
 
     for column, value in [
@@ -310,8 +322,8 @@ def test_submit_approve_records_hash_approval_and_history(rt: Runtime, renderer:
         assert approval is not None and (approval.approver, approval.content_hash) == ("quinn", rel.content_hash)
         events = [(e.from_status, e.to_status, e.actor) for e in release_store.release_events(session, rid)]
         assert events == [(None, "draft", "pat"), ("draft", "submitted", "pat"), ("submitted", "approved", "quinn")]
-        plan = releases.build_send_plan(session, rid, renderer, rt.settings)
-        releases.require_approved_plan(session, rid, plan)
+        plan = build_send_plan(session, rid, renderer, rt.settings)
+        require_approved_plan(session, rid, plan)
 
 
 def test_approval_by_the_author_is_refused(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
@@ -343,7 +355,7 @@ def test_edit_after_approval_returns_to_draft_and_the_plan_is_refused(
     submit(rt, renderer, rid)
     approve(rt, renderer, rid)
     with transaction(rt.sessions) as session:
-        rel = releases.update_release(
+        rel = update_release(
             session, rid, RELEASE.replace("today.", "this morning."), actor="pat", renderer=renderer, now=rt.clock()
         )
         assert rel.status == "draft" and rel.content_hash is None
@@ -351,13 +363,13 @@ def test_edit_after_approval_returns_to_draft_and_the_plan_is_refused(
         last = release_store.release_events(session, rid)[-1]
         assert (last.from_status, last.to_status, last.actor) == ("approved", "draft", "pat")
         assert last.note is not None and "approval needed again" in last.note
-        plan = releases.build_send_plan(session, rid, renderer, rt.settings)
+        plan = build_send_plan(session, rid, renderer, rt.settings)
         with pytest.raises(WorkflowError, match="not approved"):
-            releases.require_approved_plan(session, rid, plan)
+            require_approved_plan(session, rid, plan)
         # Even forced back to approved, the old approval does not match the new content.
         session.execute(update(Release).where(Release.id == rid).values(status="approved"))
         with pytest.raises(WorkflowError, match="changed since quinn approved it"):
-            releases.require_approved_plan(session, rid, plan)
+            require_approved_plan(session, rid, plan)
 
 
 def test_template_change_between_submit_and_approve_sends_back_to_draft(
@@ -384,21 +396,21 @@ def test_schedule_and_cancel(rt: Runtime, renderer: Renderer, tmp_path: Path) ->
     seed(rt, tmp_path)
     rid = create(rt, renderer)
     with pytest.raises(InputError, match=r"^--at: "):
-        releases.parse_time("2026-12-02T10:00:00", "--at")
+        parse_time("2026-12-02T10:00:00", "--at")
     with transaction(rt.sessions) as session:
-        rel = releases.schedule_release(
-            session, rid, at=releases.parse_time("2026-12-02T10:00:00+01:00", "--at"), actor="pat", now=rt.clock()
+        rel = workflow.schedule(
+            session, rid, at=parse_time("2026-12-02T10:00:00+01:00", "--at"), actor="pat", now=rt.clock()
         )
         assert rel.send_at is not None and rel.send_at.isoformat() == "2026-12-02T09:00:00+00:00"
     with transaction(rt.sessions) as session:
-        releases.cancel_release(session, rid, actor="sam", now=rt.clock())
+        workflow.cancel(session, rid, actor="sam", now=rt.clock())
     with transaction(rt.sessions) as session:
         events = [(e.from_status, e.to_status, e.actor) for e in release_store.release_events(session, rid)]
         assert events[-2:] == [("draft", "draft", "pat"), ("draft", "cancelled", "sam")]
         with pytest.raises(WorkflowError):
-            releases.cancel_release(session, rid, actor="sam", now=rt.clock())
+            workflow.cancel(session, rid, actor="sam", now=rt.clock())
         with pytest.raises(WorkflowError, match="can no longer"):
-            releases.update_release(session, rid, RELEASE, actor="pat", renderer=renderer, now=rt.clock())
+            update_release(session, rid, RELEASE, actor="pat", renderer=renderer, now=rt.clock())
 
 
 # ----------------------------------------------------------------- plan and variants
@@ -409,9 +421,9 @@ def test_variants_applied_per_segment(rt: Runtime, renderer: Renderer, tmp_path:
     seed(rt, tmp_path)
     rid = create(rt, renderer)
     with transaction(rt.sessions) as session:
-        plan = releases.build_send_plan(session, rid, renderer, rt.settings)
-        specs = releases.variant_specs(session, rid, rt.settings)
-        ann = releases.recipient_for(store.get_contact(session, "ann@daily.example.com"))
+        plan = build_send_plan(session, rid, renderer, rt.settings)
+        specs = variant_specs(session, rid, rt.settings)
+        ann = recipient_for(store.get_contact(session, "ann@daily.example.com"))
     assert plan.content_hash == current_hash(rt, renderer, rid)
     assert [slug for _, slug, _ in specs] == ["foreign-policy-print", "broadcast-bookers"]
     assert plan.segment_order == tuple(sid for sid, _, _ in specs)
@@ -445,7 +457,7 @@ def test_recipient_for_turns_attributes_into_strings(rt: Runtime, renderer: Rend
     with transaction(rt.sessions) as session:
         contact = store.get_contact(session, "ann@daily.example.com")
         contact.attributes = {"desk": "world", "rank": 3, "none": None}
-        rcpt = releases.recipient_for(contact)
+        rcpt = recipient_for(contact)
     assert (rcpt.email, rcpt.first_name, rcpt.last_name, rcpt.outlet) == (
         "ann@daily.example.com",
         "Ann",
@@ -458,7 +470,7 @@ def test_recipient_for_turns_attributes_into_strings(rt: Runtime, renderer: Rend
 def test_send_plan_of_unknown_release_is_not_found(rt: Runtime, renderer: Renderer) -> None:
     """build_send_plan for a release that does not exist raises NotFoundError."""
     with transaction(rt.sessions) as session, pytest.raises(NotFoundError):
-        releases.build_send_plan(session, 999, renderer, rt.settings)
+        build_send_plan(session, 999, renderer, rt.settings)
 
 
 # ------------------------------------------------------------------ previews, proofs
@@ -469,7 +481,7 @@ def test_preview_eml_parses_back_with_the_expected_headers(rt: Runtime, renderer
     seed(rt, tmp_path)
     rid = create(rt, renderer)
     with transaction(rt.sessions) as session:
-        preview = releases.preview_release(
+        preview = preview_release(
             session,
             rid,
             segment_slug="broadcast-bookers",
@@ -495,7 +507,7 @@ def test_preview_for_a_named_contact_and_for_an_empty_segment(rt: Runtime, rende
     seed(rt, tmp_path)
     rid = create(rt, renderer, RELEASE.replace('"broadcast-bookers"]', '"broadcast-bookers", "nobody"]'))
     with transaction(rt.sessions) as session:
-        named = releases.preview_release(
+        named = preview_release(
             session,
             rid,
             segment_slug="foreign-policy-print",
@@ -504,7 +516,7 @@ def test_preview_for_a_named_contact_and_for_an_empty_segment(rt: Runtime, rende
             settings=rt.settings,
             now=rt.clock(),
         )
-        empty = releases.preview_release(
+        empty = preview_release(
             session,
             rid,
             segment_slug="nobody",
@@ -514,7 +526,7 @@ def test_preview_for_a_named_contact_and_for_an_empty_segment(rt: Runtime, rende
             now=rt.clock(),
         )
         with pytest.raises(InputError, match=r"^--segment: "):
-            releases.preview_release(
+            preview_release(
                 session,
                 rid,
                 segment_slug="ghosts",
@@ -528,6 +540,16 @@ def test_preview_for_a_named_contact_and_for_an_empty_segment(rt: Runtime, rende
     assert empty.to_addr == "journalist@example.com"
 
 
+def send_proof_through_relay(rt_sessions: sessionmaker[Session], release_id: int, **kwargs: Any) -> ProofResult:
+    """Send a proof as the CLI does: a transport of its own, on a loop of its own."""
+
+    async def send() -> ProofResult:
+        async with proof_transport(kwargs["settings"]) as transport:
+            return await send_proof(rt_sessions, release_id, transport=transport, **kwargs)
+
+    return asyncio.run(send())
+
+
 def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
     rt: Runtime, renderer: Renderer, tmp_path: Path
 ) -> None:
@@ -538,7 +560,7 @@ def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
     rid = create(rt, renderer)
     with running_fault_server() as server:
         settings = rt.settings.model_copy(update={"smtp": SmtpSettings(host=server.host, port=server.port)})
-        result = releases.send_proof(
+        result = send_proof_through_relay(
             rt.sessions,
             rid,
             to_address="me@agency.example.com",
@@ -561,14 +583,14 @@ def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
         assert len(proofs) == 1
         assert (proofs[0].release_id, proofs[0].to_address) == (rid, "me@agency.example.com")
         assert proofs[0].message_id == accepted.message_id
-        assert proofs[0].content_hash == releases.release_content_hash(session, rid, renderer, rt.settings)
+        assert proofs[0].content_hash == release_content_hash(session, rid, renderer, rt.settings)
         assert proofs[0].result.startswith("sent: 250")
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
 
 
 def test_proof_with_smtp_unreachable_is_a_transport_error(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
     """With nothing listening, a proof raises TransportError (one line) and records nothing."""
-    from mailer.smtp.capture import bind_listener
+    from mailer.smtp.server import bind_listener
 
     seed(rt, tmp_path)
     rid = create(rt, renderer)
@@ -577,7 +599,7 @@ def test_proof_with_smtp_unreachable_is_a_transport_error(rt: Runtime, renderer:
     sock.close()  # a port that was just free: nothing listens there
     settings = rt.settings.model_copy(update={"smtp": SmtpSettings(port=port, connect_timeout=2)})
     with pytest.raises(TransportError) as info:
-        releases.send_proof(
+        send_proof_through_relay(
             rt.sessions,
             rid,
             to_address="me@agency.example.com",
@@ -598,10 +620,10 @@ def test_demo_client_and_release_create_and_pass_the_checks(rt: Runtime, rendere
     """The demo client and media advisory load, target the demo segments with a bookers variant, and submit cleanly."""
     seed(rt, tmp_path)
     with transaction(rt.sessions) as session:
-        fields = releases.client_fields(releases.load_client_file(CLIENT_FILE))
-        releases.create_client(session, fields, now=rt.clock())
-    text = releases.read_text_file(RELEASE_FILE)
-    parsed = releases.parse_release(text)
+        fields = client_fields(load_client_file(CLIENT_FILE))
+        create_client(session, fields, now=rt.clock())
+    text = read_text_file(RELEASE_FILE)
+    parsed = parse_release(text)
     assert parsed.segments == ("foreign-policy-print", "broadcast-bookers")
     assert set(parsed.variants) == {"broadcast-bookers"}
     assert parsed.speakers and parsed.questions and parsed.booking_contact
@@ -610,7 +632,7 @@ def test_demo_client_and_release_create_and_pass_the_checks(rt: Runtime, rendere
     result = approve(rt, renderer, rid, approver="approver")
     assert result.approval is not None
     with transaction(rt.sessions) as session:
-        print_preview = releases.preview_release(
+        print_preview = preview_release(
             session,
             rid,
             segment_slug="foreign-policy-print",
@@ -619,7 +641,7 @@ def test_demo_client_and_release_create_and_pass_the_checks(rt: Runtime, rendere
             settings=rt.settings,
             now=rt.clock(),
         )
-        bookers = releases.preview_release(
+        bookers = preview_release(
             session,
             rid,
             segment_slug="broadcast-bookers",
@@ -640,7 +662,7 @@ def test_update_of_a_draft_records_an_edit(rt: Runtime, renderer: Renderer, tmp_
         'segments = ["foreign-policy-print", "broadcast-bookers"]', 'segments = ["broadcast-bookers"]'
     )
     with transaction(rt.sessions) as session:
-        releases.update_release(session, rid, text, actor="pat", renderer=renderer, now=rt.clock())
+        update_release(session, rid, text, actor="pat", renderer=renderer, now=rt.clock())
     with transaction(rt.sessions) as session:
         rows = session.scalars(select(ReleaseSegment).where(ReleaseSegment.release_id == rid)).all()
         assert [(r.position, r.subject is not None) for r in rows] == [(0, True)]

@@ -6,7 +6,7 @@ import dataclasses
 import email
 import email.policy
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -286,6 +286,22 @@ EXPECTED_HEADERS = [
     ("Auto-Submitted", "auto-generated"),
     ("Feedback-ID", "42:acme:mailer"),
 ]
+
+
+def test_date_line_follows_the_second_and_the_zone_of_each_message(renderer: Renderer) -> None:
+    """The Date line is reused within one second only: a later second, another zone, or
+    another variant rendering meanwhile each give their own Date."""
+    a, b = renderer.compile_here(make_spec()), renderer.compile_here(make_spec(subject="Other"))
+
+    def date_of(variant: CompiledVariant, when: datetime) -> str:
+        return str(parse(render(variant, date=when))["Date"])
+
+    plus_two = timezone(timedelta(hours=2))
+    assert date_of(a, DATE.replace(microsecond=900)) == "Mon, 03 Mar 2025 09:30:00 +0000"
+    assert date_of(b, DATE + timedelta(days=1)) == "Tue, 04 Mar 2025 09:30:00 +0000"
+    assert date_of(a, DATE + timedelta(seconds=1)) == "Mon, 03 Mar 2025 09:30:01 +0000"
+    assert date_of(a, (DATE + timedelta(seconds=1)).astimezone(plus_two)) == "Mon, 03 Mar 2025 11:30:01 +0200"
+    assert date_of(b, DATE) == "Mon, 03 Mar 2025 09:30:00 +0000"
 
 
 def test_bytes_parse_back_with_exactly_the_expected_headers(renderer: Renderer) -> None:

@@ -20,7 +20,6 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from test_crash import worker_env
 from test_releases import RELEASE, create, seed
 
-from mailer import releases
 from mailer.config import RenderSettings, Settings, WebSettings
 from mailer.domain.errors import TemplateError, WorkflowError
 from mailer.engine.dispatch import Dispatcher
@@ -36,8 +35,12 @@ from mailer.message import (
     RenderWorker,
     VariantSpec,
 )
+from mailer.releases.approval import submit_release
+from mailer.releases.plan import renderer_for
+from mailer.releases.preview import preview_release
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
+from mailer.store import releases as release_store
 from mailer.store.db import transaction
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +97,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def renderer(settings: Settings) -> Iterator[IsolatedRenderer]:
-    r = releases.renderer_for(settings)
+    r = renderer_for(settings)
     assert isinstance(r, IsolatedRenderer)
     yield r
     r.close()
@@ -270,7 +273,7 @@ def test_attack_at_preview_is_one_error_within_the_limit(
     rid = create(rt, renderer, with_body(RELEASE, body))
     start = time.monotonic()
     with pytest.raises(TemplateError) as info, transaction(rt.sessions) as session:
-        releases.preview_release(
+        preview_release(
             session, rid, segment_slug="foreign-policy-print", contact_email=None,
             renderer=renderer, settings=rt.settings, now=rt.clock(),
         )  # fmt: skip
@@ -287,13 +290,13 @@ def test_attack_is_refused_at_submit(rt: Runtime, renderer: IsolatedRenderer, tm
     rid = create(rt, renderer, with_body(RELEASE, body))
     start = time.monotonic()
     with pytest.raises(WorkflowError) as info, transaction(rt.sessions) as session:
-        releases.submit_release(session, rid, actor="pat", renderer=renderer, settings=rt.settings, now=rt.clock())
+        submit_release(session, rid, actor="pat", renderer=renderer, settings=rt.settings, now=rt.clock())
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     # Two segments, two sample recipients each: at most four waits for the limit.
     assert time.monotonic() - start < 4 * TIME_LIMIT + 10
     with transaction(rt.sessions) as session:
-        assert releases.release_store.get_release(session, rid).status == "draft"
+        assert release_store.get_release(session, rid).status == "draft"
 
 
 def test_cli_preview_and_submit_of_a_hanging_release_print_one_line(rt: Runtime, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from test_unsubscribe_browser import base_url, browser, shot_path
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.pool import SmtpPool
 from mailer.store.db import transaction
 from mailer.store.tables import Release
 

@@ -23,12 +23,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from mailer.accounts.users import add_user
+from mailer.config import SmtpSettings
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
-from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release, Segment
+from mailer.store.tables import Contact, Delivery, DeliveryEvent, Proof, Release, Segment
 from mailer.web import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -461,3 +462,43 @@ def test_schedule_sets_send_time(rt: Runtime, app: FastAPI, tmp_path: Path) -> N
         release = session.get(Release, seeded.release_id)
         assert release is not None and release.send_at == FIXED_NOW.replace(month=12, day=1, hour=14, minute=30)
     assert client.post(url, data={"csrftoken": csrf(client), "send_at": "soon"}).status_code == 422
+
+
+def test_proof_action_sends_through_smtp_and_says_so(rt: Runtime, tmp_path: Path) -> None:
+    """A publicist's proof from the release page reaches a real SMTP server, is recorded, and is flashed."""
+    from faultsmtp import running_fault_server
+
+    make_users(rt, [Role.PUBLICIST])
+    seeded = seed_release(rt, tmp_path, status=ReleaseStatus.DRAFT)
+    with running_fault_server() as server:
+        smtp = SmtpSettings(host=server.host, port=server.port)
+        client = sign_in(create_app(rt.settings.model_copy(update={"smtp": smtp}), clock=rt.clock), Role.PUBLICIST)
+        url = f"/releases/{seeded.release_id}/actions/proof"
+        done = client.post(url, data={"csrftoken": csrf(client), "segment": "press-all"})
+        assert done.status_code == 303, done.text
+        assert server.wait_for_accepted(1, timeout=5)
+        accepted = server.accepted[0]
+    assert accepted.recipient == EMAILS[Role.PUBLICIST]
+    after = client.get(f"/releases/{seeded.release_id}")
+    level, text = after.context["flash"][0]  # type: ignore[attr-defined]
+    assert level == "ok" and text.startswith(f"proof of press-all to {EMAILS[Role.PUBLICIST]}: sent (250")
+    with transaction(rt.sessions) as session:
+        proof = session.scalars(select(Proof)).one()
+        assert (proof.release_id, proof.message_id) == (seeded.release_id, accepted.message_id)
+
+
+def test_cancel_of_a_sending_release_cancels_its_pending_rows(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
+    """Cancelling a sending release from its page cancels its queued rows and says how many."""
+    seeded = seed_release(rt, tmp_path, status=ReleaseStatus.SENDING)
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(Delivery).where(Delivery.email == seeded.sent).values(status=DeliveryStatus.QUEUED.value)
+        )
+    client = sign_in(app, Role.ADMIN)
+    done = client.post(f"/releases/{seeded.release_id}/actions/cancel", data={"csrftoken": csrf(client)})
+    assert done.status_code == 303, done.text
+    after = client.get(f"/releases/{seeded.release_id}")
+    assert after.context["release"].status == "cancelled"  # type: ignore[attr-defined]
+    assert after.context["flash"][0][1] == "cancelled; 1 pending deliveries will not be sent"  # type: ignore[attr-defined]
+    with transaction(rt.sessions) as session:
+        assert session.scalar(select(Delivery.status).where(Delivery.email == seeded.sent)) == "cancelled"

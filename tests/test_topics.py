@@ -17,9 +17,10 @@ from mailer.domain.errors import InputError
 from mailer.engine.dispatch import Dispatcher
 from mailer.message import Renderer
 from mailer.message.tokens import Tokens
-from mailer.releases import build_send_plan, parse_release
+from mailer.releases.plan import build_send_plan
+from mailer.releases.source import parse_release
 from mailer.runtime import Runtime
-from mailer.smtp.aiosmtp import SmtpPool
+from mailer.smtp.pool import SmtpPool
 from mailer.store.db import transaction
 from mailer.store.suppressions import suppression_scopes
 from mailer.store.tables import Approval, Release, SuppressionLog

@@ -1,6 +1,6 @@
-"""Both SMTP clients against real servers on random ports: aiosmtpd (plain, STARTTLS,
-implicit TLS, AUTH, the fault server) and a scripted line server that proves what goes
-out in one write."""
+"""The SMTP client and its pool against real servers on random ports: aiosmtpd (plain,
+STARTTLS, implicit TLS, AUTH, the fault server) and a scripted line server that proves what
+goes out in one write (pipelining on and off, refusals at each stage, timeouts)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from enginekit import CLIENTS
 from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.config import Settings, SmtpSettings
 from mailer.domain.errors import TransportError
 from mailer.domain.states import Outcome
 from mailer.domain.status import Fault
-from mailer.smtp.aiosmtp import SmtpPool
-from mailer.smtp.capture import BoundController, bind_listener
-from mailer.smtp.client import PipelinedPool, dot_stuff, make_transport, parse_reply_line
+from mailer.smtp.client import dot_stuff, parse_reply_line
+from mailer.smtp.factory import make_transport
+from mailer.smtp.pool import SmtpPool
+from mailer.smtp.server import BoundController, bind_listener
 from mailer.smtp.transport import SendResult, Transport
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\nMessage-ID: <m1@example.org>\r\n\r\nHello.\r\n"
@@ -45,12 +45,6 @@ def fault_server() -> Iterator[FaultSMTPServer]:
 def smtp(fault_server: FaultSMTPServer) -> FaultSMTPServer:
     fault_server.reset()
     return fault_server
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request: pytest.FixtureRequest) -> str:
-    """Each SMTP client in turn."""
-    return str(request.param)
 
 
 @dataclass(frozen=True)
@@ -113,9 +107,9 @@ async def aiosmtpd_server(**smtp_kwargs: Any) -> AsyncIterator[tuple[int, Record
         await asyncio.to_thread(controller.stop)
 
 
-def settings(port: int, client: str, **smtp: Any) -> SmtpSettings:
+def settings(port: int, **smtp: Any) -> SmtpSettings:
     return Settings.model_validate(
-        {"smtp": {"host": "127.0.0.1", "port": port, "client": client, "command_timeout": 5, "data_timeout": 5} | smtp}
+        {"smtp": {"host": "127.0.0.1", "port": port, "command_timeout": 5, "data_timeout": 5} | smtp}
     ).smtp
 
 
@@ -183,9 +177,9 @@ EHLO_PIPELINING = Step(["EHLO"], ["250-scripted", "250-PIPELINING", "250 8BITMIM
 # --- tests --------------------------------------------------------------------------------
 
 
-async def test_plain_send_arrives_once_per_recipient(smtp: FaultSMTPServer, client: str) -> None:
+async def test_plain_send_arrives_once_per_recipient(smtp: FaultSMTPServer) -> None:
     """Plain SMTP: three messages over one pooled connection arrive with their envelope."""
-    results = await send(settings(smtp.port, client, pool_size=1), "a@example.com", "b@example.com", "c@example.com")
+    results = await send(settings(smtp.port, pool_size=1), "a@example.com", "b@example.com", "c@example.com")
     assert [r.outcome for r in results] == [Outcome.SENT] * 3
     assert results[0].reply == "250 2.0.0 OK" and results[0].stage == "data"
     assert [a.recipient for a in smtp.accepted] == ["a@example.com", "b@example.com", "c@example.com"]
@@ -194,10 +188,10 @@ async def test_plain_send_arrives_once_per_recipient(smtp: FaultSMTPServer, clie
     assert smtp.connections == 1
 
 
-async def test_before_data_runs_once_between_rcpt_and_data(smtp: FaultSMTPServer, client: str) -> None:
+async def test_before_data_runs_once_between_rcpt_and_data(smtp: FaultSMTPServer) -> None:
     """before_data runs once for an accepted recipient, never for a refused one."""
     smtp.rcpt_reply["gone@example.com"] = "550 5.1.1 No such user"
-    pool = make_transport(settings(smtp.port, client))
+    pool = make_transport(settings(smtp.port))
     calls: list[int] = []
 
     async def mark() -> None:
@@ -212,12 +206,12 @@ async def test_before_data_runs_once_between_rcpt_and_data(smtp: FaultSMTPServer
     assert calls == [0]
 
 
-async def test_dot_stuffing_keeps_lines_that_start_with_a_dot(smtp: FaultSMTPServer, client: str) -> None:
+async def test_dot_stuffing_keeps_lines_that_start_with_a_dot(smtp: FaultSMTPServer) -> None:
     """Body lines ".", ".." and ".hidden" (and a bare-LF message) arrive exactly as written."""
     body = MESSAGE + b".\r\n..\r\n.hidden\r\nend\r\n"
     bare_lf = body.replace(b"\r\n", b"\n")
-    results = await send(settings(smtp.port, client), "dots@example.com", "lf@example.com", data=body)
-    results += await send(settings(smtp.port, client), "lf@example.com", data=bare_lf)
+    results = await send(settings(smtp.port), "dots@example.com", "lf@example.com", data=body)
+    results += await send(settings(smtp.port), "lf@example.com", data=bare_lf)
     assert [r.outcome for r in results] == [Outcome.SENT] * 3
     assert smtp.raw == [body, body, body]
 
@@ -250,7 +244,7 @@ async def test_pipelining_groups_mail_rcpt_and_owed_rset_with_multiline_replies(
         Step(["QUIT"], ["221 2.0.0 bye"]),
     ]
     async with scripted_server(steps) as (port, seen):
-        gone, ok = await send(settings(port, "pipelined", command_timeout=2), "gone@example.com", "ok@example.com")
+        gone, ok = await send(settings(port, command_timeout=2), "gone@example.com", "ok@example.com")
     assert (gone.outcome, gone.fault, gone.hard, gone.stage) == (Outcome.FAILED, Fault.RECIPIENT, True, "rcpt")
     assert gone.reply == "550 5.1.1 No such user\n5.1.1 here, sorry" and gone.status == "5.1.1"
     assert (ok.outcome, ok.reply) == (Outcome.SENT, "250 2.0.0 queued as 1\n2.0.0 thanks")
@@ -269,9 +263,7 @@ async def test_refused_mail_keeps_the_pipelined_stream_in_step() -> None:
         Step(["QUIT"], ["221 2.0.0 bye"]),
     ]
     async with scripted_server(steps) as (port, _):
-        first, second = await send(
-            settings(port, "pipelined", command_timeout=2), "first@example.com", "second@example.com"
-        )
+        first, second = await send(settings(port, command_timeout=2), "first@example.com", "second@example.com")
     assert (first.outcome, first.stage, first.code) == (Outcome.DEFERRED, "mail", 451)
     assert (second.outcome, second.reply) == (Outcome.SENT, "250 2.0.0 queued")
 
@@ -292,40 +284,40 @@ async def test_server_without_pipelining_gets_one_command_at_a_time() -> None:
         Step(["QUIT"], ["221 bye"]),
     ]
     async with scripted_server(steps) as (port, seen):
-        full, ok = await send(settings(port, "pipelined", command_timeout=2), "full@example.com", "ok@example.com")
+        full, ok = await send(settings(port, command_timeout=2), "full@example.com", "ok@example.com")
     assert (full.outcome, full.stage, full.status) == (Outcome.DEFERRED, "rcpt", "4.2.2")
     assert ok.outcome == Outcome.SENT
     assert seen[-1] == "QUIT"
 
 
-async def test_aiosmtpd_without_pipelining(client: str) -> None:
+async def test_aiosmtpd_without_pipelining() -> None:
     """A stock aiosmtpd (no PIPELINING offered): two messages over one connection arrive."""
     async with aiosmtpd_server() as (port, recorder):
-        results = await send(settings(port, client), "a@example.com", "b@example.com")
+        results = await send(settings(port), "a@example.com", "b@example.com")
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
     assert [m[1] for m in recorder.messages] == [["a@example.com"], ["b@example.com"]]
 
 
-async def test_starttls_trusts_the_ca_file_and_only_it(cert: Cert, client: str) -> None:
+async def test_starttls_trusts_the_ca_file_and_only_it(cert: Cert) -> None:
     """STARTTLS to a self-signed server: trusted through ca_file; without it, TransportError."""
     async with aiosmtpd_server(tls_context=cert.server_context(), require_starttls=True) as (port, recorder):
-        results = await send(settings(port, client, tls="starttls", ca_file=str(cert.cert)), "tls@example.com")
+        results = await send(settings(port, tls="starttls", ca_file=str(cert.cert)), "tls@example.com")
         with pytest.raises(TransportError, match=r"(?i)certificate"):
-            await send(settings(port, client, tls="starttls"), "never@example.com")
+            await send(settings(port, tls="starttls"), "never@example.com")
     assert [r.outcome for r in results] == [Outcome.SENT]
     assert [m[1] for m in recorder.messages] == [["tls@example.com"]]
 
 
-async def test_implicit_tls_with_ca_file(cert: Cert, client: str) -> None:
+async def test_implicit_tls_with_ca_file(cert: Cert) -> None:
     """TLS from the first byte (port 465 style), the certificate trusted through ca_file."""
     async with aiosmtpd_server(ssl_context=cert.server_context()) as (port, recorder):
-        results = await send(settings(port, client, tls="implicit", ca_file=str(cert.cert)), "tls@example.com")
+        results = await send(settings(port, tls="implicit", ca_file=str(cert.cert)), "tls@example.com")
     assert [r.outcome for r in results] == [Outcome.SENT]
     assert len(recorder.messages) == 1
 
 
 @pytest.mark.parametrize("exclude", [[], ["PLAIN"]], ids=["plain", "login"])
-async def test_auth_after_starttls_right_and_wrong_password(cert: Cert, client: str, exclude: list[str]) -> None:
+async def test_auth_after_starttls_right_and_wrong_password(cert: Cert, exclude: list[str]) -> None:
     """AUTH PLAIN / LOGIN after STARTTLS: the right password sends; a wrong one raises
     TransportError with one line naming the refusal."""
     async with aiosmtpd_server(
@@ -335,22 +327,22 @@ async def test_auth_after_starttls_right_and_wrong_password(cert: Cert, client: 
         auth_exclude_mechanism=exclude,
     ) as (port, recorder):
         base = {"tls": "starttls", "ca_file": str(cert.cert), "username": "mailer"}
-        results = await send(settings(port, client, **base, password="s3cret"), "auth@example.com")
+        results = await send(settings(port, **base, password="s3cret"), "auth@example.com")
         with pytest.raises(TransportError) as refused:
-            await send(settings(port, client, **base, password="wrong"), "never@example.com")
+            await send(settings(port, **base, password="wrong"), "never@example.com")
     assert [r.outcome for r in results] == [Outcome.SENT]
     assert [m[1] for m in recorder.messages] == [["auth@example.com"]]
     assert "login refused" in str(refused.value) and "5.7.8" in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
-async def test_nothing_listening_raises_transport_error(client: str) -> None:
+async def test_nothing_listening_raises_transport_error() -> None:
     """No server on the port: TransportError, one line."""
     sock = bind_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     sock.close()
     with pytest.raises(TransportError, match="cannot connect") as refused:
-        await send(settings(port, client, connect_timeout=2), "x@example.com")
+        await send(settings(port, connect_timeout=2), "x@example.com")
     assert "\n" not in str(refused.value)
 
 
@@ -369,7 +361,7 @@ async def test_nothing_listening_raises_transport_error(client: str) -> None:
     ],
 )
 async def test_every_fault_maps_to_its_result(
-    smtp: FaultSMTPServer, client: str, fault: str, outcome: Outcome, stage: str, who: Fault | None, hard: bool
+    smtp: FaultSMTPServer, fault: str, outcome: Outcome, stage: str, who: Fault | None, hard: bool
 ) -> None:
     """Each fault of the fault server gives the right SendResult; the next message on the
     same pool is sent (a closed connection is replaced, a refused one is reset)."""
@@ -385,7 +377,7 @@ async def test_every_fault_maps_to_its_result(
         smtp.fail_rcpt(victim, reply)
     else:
         smtp.fail_data(victim, reply)
-    result, after = await send(settings(smtp.port, client, data_timeout=0.5), victim, "after@example.com")
+    result, after = await send(settings(smtp.port, data_timeout=0.5), victim, "after@example.com")
     assert (result.outcome, result.stage, result.fault, result.hard) == (outcome, stage, who, hard)
     if reply:
         assert result.reply == reply and result.code == int(reply[:3])
@@ -407,9 +399,54 @@ async def test_connection_dropped_before_data_is_deferred(pipelining: bool) -> N
     ]  # fmt: skip
     for steps in cases:
         async with scripted_server(steps) as (port, _seen):
-            (result,) = await send(settings(port, "pipelined"), "x@example.com")
+            (result,) = await send(settings(port), "x@example.com")
         assert result.outcome == Outcome.DEFERRED, (steps, result)
         assert result.reply == "connection lost: connection closed by the server"
+
+
+async def test_data_command_refused_owes_a_rset_and_sends_no_data() -> None:
+    """A 554 to the DATA command: the message fails at stage data, no byte of it is sent, and
+    the next message begins with the owed RSET."""
+    steps = [
+        Step(["EHLO"], ["250 scripted"]),
+        Step(["MAIL FROM:<"], ["250 OK"]),
+        Step(["RCPT TO:<NO@"], ["250 OK"]),
+        Step(["DATA"], ["554 5.7.1 Not from you"]),
+        Step(["RSET"], ["250 OK"]),
+        Step(["MAIL FROM:<"], ["250 OK"]),
+        Step(["RCPT TO:<OK@"], ["250 OK"]),
+        Step(["DATA"], ["354 go ahead"]),
+        Step([], ["250 queued"], data=True),
+        Step(["QUIT"], ["221 bye"]),
+    ]
+    async with scripted_server(steps) as (port, seen):
+        no, ok = await send(settings(port, command_timeout=2), "no@example.com", "ok@example.com")
+    assert (no.outcome, no.stage, no.code) == (Outcome.FAILED, "data", 554)
+    assert ok.outcome == Outcome.SENT
+    assert seen.count("Hello.\r\n") == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "sequential"])
+async def test_no_reply_to_mail_within_command_timeout_is_deferred(pipelining: bool) -> None:
+    """The server goes silent after EHLO: with no reply to MAIL within command_timeout the message is deferred
+    (its data was never handed over) and the connection is dropped."""
+    ehlo = b"250-scripted\r\n250 PIPELINING\r\n" if pipelining else b"250 scripted\r\n"
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 slow ESMTP\r\n")
+        await reader.readline()
+        writer.write(ehlo)
+        await writer.drain()
+        await reader.read()  # never answers again; returns when the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        (result,) = await send(settings(server.sockets[0].getsockname()[1], command_timeout=0.3), "x@example.com")
+    finally:
+        server.close()
+    assert (result.outcome, result.stage) == (Outcome.DEFERRED, "mail")
+    assert result.reply == "connection lost: no reply within 0.3s"
 
 
 async def test_greeting_refused_raises_transport_error() -> None:
@@ -423,14 +460,15 @@ async def test_greeting_refused_raises_transport_error() -> None:
     server = await asyncio.start_server(refuse, "127.0.0.1", 0)
     try:
         with pytest.raises(TransportError, match=re.escape("554 5.7.1 go away")):
-            await send(settings(server.sockets[0].getsockname()[1], "pipelined"), "x@example.com")
+            await send(settings(server.sockets[0].getsockname()[1]), "x@example.com")
     finally:
         server.close()
 
 
-def test_make_transport_follows_smtp_client() -> None:
-    """smtp.client picks the implementation; the default is the pipelined client."""
-    assert isinstance(make_transport(SmtpSettings()), PipelinedPool)
-    assert isinstance(make_transport(SmtpSettings(client="aiosmtplib")), SmtpPool)
+def test_make_transport_is_the_pool_also_for_the_retired_client() -> None:
+    """make_transport gives the pool of pipelining connections, also when smtp.client names
+    the removed aiosmtplib client."""
+    assert isinstance(make_transport(SmtpSettings()), SmtpPool)
+    assert isinstance(make_transport(SmtpSettings(client="aiosmtplib")), SmtpPool)  # type: ignore[arg-type]
     transport: Transport = make_transport(SmtpSettings())
     assert transport is not None

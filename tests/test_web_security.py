@@ -35,7 +35,6 @@ from typer.testing import CliRunner
 
 import mailer.accounts.passwords
 import mailer.accounts.signin
-from mailer import releases
 from mailer.accounts.api_tokens import TokenScope, issue_token
 from mailer.accounts.users import add_user
 from mailer.cli.root import app as cli
@@ -49,6 +48,7 @@ from mailer.store.db import transaction
 from mailer.store.tables import Release, User, WebSession
 from mailer.web import create_app
 from mailer.web.limits import client_ip, parse_networks
+from mailer.web.staff import preview as staff_preview
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -476,7 +476,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     delivery = seed_delivery(rt, email="night.desk@example.org")
     make_users(rt, [Role.VIEWER])
     app = app_with(rt, previews_per_minute=100)
-    real_preview = releases.preview_release
+    real_preview = staff_preview.preview_release
     gate = threading.Event()
 
     def hanging_preview(*args: Any, **kwargs: Any) -> Any:
@@ -490,7 +490,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    releases.preview_release = hanging_preview  # type: ignore[assignment]
+    staff_preview.preview_release = hanging_preview  # type: ignore[assignment]
     try:
         while not server.started:
             time.sleep(0.02)
@@ -516,7 +516,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
             codes = [f.result().status_code for f in pending]
     finally:
         gate.set()
-        releases.preview_release = real_preview  # type: ignore[assignment]
+        staff_preview.preview_release = real_preview  # type: ignore[assignment]
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()

@@ -23,7 +23,7 @@ from mailer.domain.errors import StoreError
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases.fence import FENCE_FILE
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.db import transaction
 from mailer.store.tables import Delivery, DeliveryEvent, MailerMeta, Release

@@ -16,12 +16,12 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from mailer import releases
 from mailer.cli import app
 from mailer.domain.errors import InputError, MailerError, WorkflowError
 from mailer.engine.dispatch import Dispatcher
+from mailer.releases.source import parse_release
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
 from mailer.store.tables import Approval, Release, ReleaseEvent
 
@@ -133,11 +133,7 @@ async def test_release_own_not_after_from_schedule(rt: Runtime, tmp_path: Path, 
 def test_front_matter_not_after_is_checked_and_kept() -> None:
     """The front matter's not_after is parsed with its zone; one not after send_at is refused naming the key."""
     head = '+++\ntitle = "t"\nclient = "c"\nsubject = "s"\ntemplate = "press_release"\nsegments = ["a"]\n'
-    good = releases.parse_release(
-        head + 'send_at = "2026-12-01T09:00:00-05:00"\nnot_after = 2026-12-01T18:00:00Z\n+++\nBody.\n'
-    )
+    good = parse_release(head + 'send_at = "2026-12-01T09:00:00-05:00"\nnot_after = 2026-12-01T18:00:00Z\n+++\nBody.\n')
     assert good.not_after is not None and good.not_after.isoformat() == "2026-12-01T18:00:00+00:00"
     with pytest.raises(InputError, match=r"^not_after: not_after 2026-12-01T13:00:00"):
-        releases.parse_release(
-            head + 'send_at = "2026-12-01T09:00:00-05:00"\nnot_after = 2026-12-01T13:00:00Z\n+++\nBody.\n'
-        )
+        parse_release(head + 'send_at = "2026-12-01T09:00:00-05:00"\nnot_after = 2026-12-01T13:00:00Z\n+++\nBody.\n')

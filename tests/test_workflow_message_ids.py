@@ -13,7 +13,7 @@ from faultsmtp import FaultSMTPServer, running_fault_server
 
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 
 SHAPE = re.compile(r"<m\.[0-9a-f]{32}@mail\.example\.com>")
 

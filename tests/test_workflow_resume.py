@@ -21,7 +21,7 @@ from test_staff_routes import app, csrf, seed_release, sign_in  # noqa: F401  (f
 from mailer.domain.states import ReleaseStatus, Role
 from mailer.engine.dispatch import Dispatcher
 from mailer.runtime import Runtime
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.bounces.process import BounceProcessor, ProcessResult
 from mailer.domain.errors import MailerError
-from mailer.smtp.capture import BackgroundSMTPServer
+from mailer.smtp.server import BackgroundSMTPServer
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class BounceServer(BackgroundSMTPServer):
     false. After :meth:`start`, ``.port`` is the real port (also when 0 was asked for)."""
 
     what = "bounce receiver"
+    server_hostname = SERVER_HOSTNAME
+    data_size_limit = DATA_SIZE_LIMIT
 
     def __init__(self, processor: BounceProcessor, *, host: str = "127.0.0.1", port: int = 0, lmtp: bool = True):
         self.lmtp = lmtp

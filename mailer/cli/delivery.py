@@ -14,11 +14,10 @@ from rich.table import Table
 from mailer.cli.common import JsonOpt, ReleaseId, err, id_check, out, print_json, runtime
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.engine.dispatch import Dispatcher
-from mailer.engine.dispatch import Progress as SendProgress
 from mailer.engine.scheduler import run_forever
+from mailer.engine.sender import SendProgress
 from mailer.message.dkim import DkimSigner
-from mailer.smtp.client import make_transport
-from mailer.store import deliveries as delivery_store
+from mailer.smtp.factory import make_transport
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.ledger.log import LogFilter, LogLine, delivery_log
@@ -55,10 +54,9 @@ def run(
         tasks: dict[int, TaskID] = {}
 
         def on_progress(release_id: int, progress: SendProgress) -> None:
+            # Called on the event loop: no database work here (the engine counted the total).
             if release_id not in tasks:
-                with transaction(rt.sessions) as session:
-                    total = sum(delivery_store.status_counts(session, release_id).values())
-                tasks[release_id] = bars.add_task("send", total=total, release=release_id, detail="")
+                tasks[release_id] = bars.add_task("send", total=progress.total, release=release_id, detail="")
             detail = ", ".join(f"{k} {v}" for k, v in sorted(progress.by_status.items()))
             bars.update(tasks[release_id], completed=progress.attempted, detail=detail)
 

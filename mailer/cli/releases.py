@@ -1,9 +1,13 @@
-"""Commands for clients and releases: authoring, preview, proof and the approval workflow."""
+"""Commands for releases: authoring, preview, proof and the approval workflow.
+
+``register`` adds the ``releases`` group (with the controls of
+:mod:`mailer.cli.release_controls` after these commands) and the ``clients`` group of
+:mod:`mailer.cli.clients`.
+"""
 
 from __future__ import annotations
 
-import getpass
-import os
+import asyncio
 import sys
 from functools import partial
 from pathlib import Path
@@ -13,125 +17,37 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mailer import releases
 from mailer.accounts import permits
+from mailer.cli import release_controls
+from mailer.cli.actor import AsOpt, whoami
+from mailer.cli.clients import clients_app
 from mailer.cli.common import JsonOpt, ReleaseId, err, out, print_json, runtime
+from mailer.cli.release_controls import release_summary
 from mailer.domain.errors import InputError, TemplateError, TransportError, WorkflowError
-from mailer.domain.states import DeliveryStatus, ReleaseStatus
-from mailer.releases import control, holds
+from mailer.domain.states import ReleaseStatus
+from mailer.releases import holds, workflow
+from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.authoring import create_release, update_release
+from mailer.releases.plan import release_content_hash, renderer_for
+from mailer.releases.preview import preview_release
+from mailer.releases.proof import ProofResult, proof_transport, send_proof
+from mailer.releases.source import parse_time, read_text_file
+from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.ledger.release_detail import release_detail
-from mailer.store.tables import Client, Release
 
 releases_app = typer.Typer(help="Write, preview, proof, submit, approve and schedule releases.", no_args_is_help=True)
-clients_app = typer.Typer(help="The organisations releases are sent for.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's command groups to the root app."""
+    release_controls.add_commands(releases_app)
     app.add_typer(releases_app, name="releases")
     app.add_typer(clients_app, name="clients")
 
 
-def _whoami(given: str | None) -> str:
-    """``--as``, else ``$MAILER_USER``, else the OS login name."""
-    if given:
-        return given
-    if os.environ.get("MAILER_USER"):
-        return os.environ["MAILER_USER"]
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError) as exc:
-        raise InputError("--as: cannot tell who you are; pass --as USER or set MAILER_USER") from exc
-
-
-AsOpt = Annotated[str | None, typer.Option("--as", help="Who does this (default: $MAILER_USER or your login).")]
-
-
-# --- clients ----------------------------------------------------------------------------
-
-
-def _client_json(c: Client) -> dict[str, Any]:
-    return {
-        "slug": c.slug,
-        "name": c.name,
-        "from_name": c.from_name,
-        "from_address": c.from_address,
-        "reply_to": c.reply_to,
-        "postal_address": c.postal_address,
-        "disclosure": c.disclosure,
-        "created_at": c.created_at.isoformat(),
-    }
-
-
-@clients_app.command("create")
-def clients_create(
-    slug: Annotated[str | None, typer.Argument(help="Short name, e.g. valdoria-mission (or from --file).")] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="A client TOML file (options below override it).")] = None,
-    name: Annotated[str | None, typer.Option(help="The organisation's name.")] = None,
-    from_name: Annotated[str | None, typer.Option(help="Display name in From.")] = None,
-    from_address: Annotated[str | None, typer.Option(help="Address in From.")] = None,
-    reply_to: Annotated[str | None, typer.Option(help="Reply-To address.")] = None,
-    postal_address: Annotated[str | None, typer.Option(help="Postal address for the footer (may span lines).")] = None,
-    disclosure: Annotated[str | None, typer.Option(help="Disclosure statement every message must carry.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a client: sender identity, reply-to, postal address, disclosure."""
-    data: dict[str, Any] = releases.load_client_file(file) if file is not None else {}
-    given = {
-        "slug": slug,
-        "name": name,
-        "from_name": from_name,
-        "from_address": from_address,
-        "reply_to": reply_to,
-        "postal_address": postal_address,
-        "disclosure": disclosure,
-    }
-    data.update({k: v for k, v in given.items() if v is not None})
-    fields = releases.client_fields(data)
-    with runtime() as rt, transaction(rt.sessions) as session:
-        client = releases.create_client(session, fields, now=rt.clock())
-    if as_json:
-        print_json(_client_json(client))
-    else:
-        out.print(f"created client {client.slug} ({client.from_name} <{client.from_address}>)", highlight=False)
-
-
-@clients_app.command("show")
-def clients_show(slug: str, as_json: JsonOpt = False) -> None:
-    """One client with every field."""
-    with runtime() as rt, transaction(rt.sessions) as session:
-        client = release_store.get_client(session, slug)
-    data = _client_json(client)
-    if as_json:
-        print_json(data)
-        return
-    table = Table(show_header=False, box=None)
-    for key, value in data.items():
-        table.add_row(f"[bold]{key}[/]", "" if value is None else str(value))
-    out.print(table)
-
-
-@clients_app.command("list")
-def clients_list(as_json: JsonOpt = False) -> None:
-    """Every client."""
-    with runtime() as rt, transaction(rt.sessions) as session:
-        clients = release_store.all_clients(session)
-    if as_json:
-        print_json([_client_json(c) for c in clients])
-        return
-    table = Table("client", "name", "from")
-    for c in clients:
-        table.add_row(c.slug, c.name, f"{c.from_name} <{c.from_address}>")
-    out.print(table if clients else "no clients yet: `mailer clients create SLUG ...`")
-
-
 # --- releases: authoring ----------------------------------------------------------------
-
-
-def _summary(release: Release) -> dict[str, Any]:
-    return {"id": release.id, "title": release.title, "status": release.status}
 
 
 @releases_app.command("create")
@@ -141,14 +57,12 @@ def releases_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a draft release from a file."""
-    text = releases.read_text_file(file)
-    author = _whoami(actor)
+    text = read_text_file(file)
+    author = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
-        release = releases.create_release(
-            session, text, author=author, renderer=releases.renderer_for(rt.settings), now=rt.clock()
-        )
+        release = create_release(session, text, author=author, renderer=renderer_for(rt.settings), now=rt.clock())
     if as_json:
-        print_json(_summary(release))
+        print_json(release_summary(release))
     else:
         out.print(f"created release {release.id} (draft): {release.title}", highlight=False)
 
@@ -161,14 +75,14 @@ def releases_update(
     as_json: JsonOpt = False,
 ) -> None:
     """Replace a release's content; a submitted or approved release returns to draft."""
-    text = releases.read_text_file(file)
-    who = _whoami(actor)
+    text = read_text_file(file)
+    who = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
-        release = releases.update_release(
-            session, release_id, text, actor=who, renderer=releases.renderer_for(rt.settings), now=rt.clock()
+        release = update_release(
+            session, release_id, text, actor=who, renderer=renderer_for(rt.settings), now=rt.clock()
         )
     if as_json:
-        print_json(_summary(release))
+        print_json(release_summary(release))
     else:
         out.print(f"updated release {release.id} (now {release.status})", highlight=False)
 
@@ -178,9 +92,7 @@ def _show_data(release_id: int) -> dict[str, Any]:
         detail = release_detail(session, release_id, not_after=partial(holds.effective_not_after, settings=rt.settings))
         current: str | None
         try:
-            current = releases.release_content_hash(
-                session, release_id, releases.renderer_for(rt.settings), rt.settings
-            )
+            current = release_content_hash(session, release_id, renderer_for(rt.settings), rt.settings)
         except (InputError, TemplateError):  # a broken template must not hide the release
             current = None
     return {
@@ -296,12 +208,12 @@ def releases_preview(
     if fmt not in ("html", "text", "eml"):
         raise InputError(f"--format: {fmt!r} is not one of html, text, eml")
     with runtime() as rt, transaction(rt.sessions) as session:
-        preview = releases.preview_release(
+        preview = preview_release(
             session,
             release_id,
             segment_slug=segment,
             contact_email=contact,
-            renderer=releases.renderer_for(rt.settings),
+            renderer=renderer_for(rt.settings),
             settings=rt.settings,
             now=rt.clock(),
         )
@@ -329,16 +241,22 @@ def releases_proof(
     as_json: JsonOpt = False,
 ) -> None:
     """Send a proof through the configured SMTP relay: subject marked as a proof, recorded, never a delivery."""
+
+    async def send(rt: Runtime) -> ProofResult:
+        async with proof_transport(rt.settings) as transport:
+            return await send_proof(
+                rt.sessions,
+                release_id,
+                to_address=to,
+                segment_slug=segment,
+                renderer=renderer_for(rt.settings),
+                settings=rt.settings,
+                now=rt.clock(),
+                transport=transport,
+            )
+
     with runtime() as rt:
-        result = releases.send_proof(
-            rt.sessions,
-            release_id,
-            to_address=to,
-            segment_slug=segment,
-            renderer=releases.renderer_for(rt.settings),
-            settings=rt.settings,
-            now=rt.clock(),
-        )
+        result = asyncio.run(send(rt))
     if as_json:
         print_json(
             {
@@ -364,14 +282,14 @@ def releases_submit(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt
     """Run the checks and submit a draft for approval (every failure is listed).
 
     Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or publicist."""
-    given = _whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
         who = permits.cli_actor(session, given, permits.Action.SUBMIT)
-        report = releases.submit_release(
+        report = submit_release(
             session,
             release_id,
             actor=who,
-            renderer=releases.renderer_for(rt.settings),
+            renderer=renderer_for(rt.settings),
             settings=rt.settings,
             now=rt.clock(),
         )
@@ -402,11 +320,11 @@ def releases_approve(
     or approver); on an install without any accounts any name is taken as given."""
     with runtime() as rt, transaction(rt.sessions) as session:
         approver = permits.cli_actor(session, actor, permits.Action.APPROVE)
-        result = releases.approve_release(
+        result = approve_release(
             session,
             release_id,
             approver=approver,
-            renderer=releases.renderer_for(rt.settings),
+            renderer=renderer_for(rt.settings),
             settings=rt.settings,
             now=rt.clock(),
         )
@@ -432,17 +350,17 @@ def releases_schedule(
     as_json: JsonOpt = False,
 ) -> None:
     """Set when an approved release goes out, and/or the latest time it may start unattended."""
-    when = releases.parse_time(at, "--at") if at is not None else None
-    limit = releases.parse_time(not_after, "--not-after") if not_after is not None else None
-    who = _whoami(actor)
+    when = parse_time(at, "--at") if at is not None else None
+    limit = parse_time(not_after, "--not-after") if not_after is not None else None
+    who = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
-        release = releases.schedule_release(session, release_id, at=when, not_after=limit, actor=who, now=rt.clock())
+        release = workflow.schedule(session, release_id, at=when, not_after=limit, actor=who, now=rt.clock())
         # the times as given (with their zone), else as stored (UTC)
         send_at, limit_at = when or release.send_at, limit or release.not_after
     if as_json:
         print_json(
             {
-                **_summary(release),
+                **release_summary(release),
                 "send_at": send_at.isoformat() if send_at else None,
                 "not_after": limit_at.isoformat() if limit_at else None,
             }
@@ -452,103 +370,3 @@ def releases_schedule(
         out.print(f"release {release_id} ({release.status}) will go out at {when.isoformat()}")
     if limit is not None:
         out.print(f"release {release_id} waits for a person if not started by {limit.isoformat()}")
-
-
-@releases_app.command("confirm-late")
-def releases_confirm_late(
-    release_id: ReleaseId,
-    resend_after_restore: Annotated[
-        bool,
-        typer.Option(
-            "--resend-after-restore",
-            help="Send even though the send fence says this database already started it (a restored copy?).",
-        ),
-    ] = False,
-    actor: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Let an approved release that waits (late past its not_after, or already started per
-    the send fence) start at the next `mailer run` tick; or let a release the send fence
-    paused mid-send (a restored copy?) go on sending the rows this database shows as unsent."""
-    who = releases.check_actor(_whoami(actor))
-    with runtime() as rt, transaction(rt.sessions) as session:
-        release = holds.confirm_start(
-            session, release_id, actor=who, resend_after_restore=resend_after_restore, now=rt.clock()
-        )
-        summary = _summary(release)
-    if as_json:
-        print_json({**summary, "confirmed_by": who, "resend_after_restore": resend_after_restore})
-    else:
-        verb = "goes on sending" if summary["status"] == ReleaseStatus.SENDING.value else "starts"
-        out.print(f"confirmed release {release_id}: `mailer run` {verb} it at its next tick")
-
-
-@releases_app.command("cancel")
-def releases_cancel(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Cancel a release."""
-    who = _whoami(actor)
-    with runtime() as rt, transaction(rt.sessions) as session:
-        release = releases.cancel_release(session, release_id, actor=who, now=rt.clock())
-    if as_json:
-        print_json(_summary(release))
-    else:
-        out.print(f"cancelled release {release_id}")
-
-
-# --- staff controls while sending -------------------------------------------------------
-
-
-@releases_app.command("pause")
-def releases_pause(
-    release_id: ReleaseId,
-    reason: Annotated[str | None, typer.Option(help="Why (shown to staff).")] = None,
-    actor: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Pause a release that is being sent: nothing more is claimed; messages in flight finish."""
-    who = _whoami(actor)
-    with runtime() as rt, transaction(rt.sessions) as session:
-        control.pause(session, release_id, actor=who, now=rt.clock(), reason=reason)
-    if as_json:
-        print_json({"id": release_id, "status": "paused"})
-    else:
-        out.print(f"paused release {release_id}")
-
-
-@releases_app.command("resume")
-def releases_resume(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Resume a paused release."""
-    who = _whoami(actor)
-    with runtime() as rt, transaction(rt.sessions) as session:
-        control.resume(session, release_id, actor=who, now=rt.clock())
-    if as_json:
-        print_json({"id": release_id, "status": "sending"})
-    else:
-        out.print(f"resumed release {release_id}")
-
-
-@releases_app.command("retry")
-def releases_retry(
-    release_id: ReleaseId,
-    status: Annotated[
-        list[str], typer.Option("--status", help="unknown, failed, deferred or queued (repeat for several).")
-    ],
-    actor: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Re-queue the release's rows in these states; they keep their Message-ID.
-
-    `unknown` rows may already have been delivered: retrying them can send a second copy.
-    Suppressed addresses are checked again before anything is sent.
-    """
-    try:
-        chosen = [DeliveryStatus(s) for s in status]
-    except ValueError as exc:
-        raise InputError(f"--status: {exc}; use unknown, failed, deferred or queued") from exc
-    who = _whoami(actor)
-    with runtime() as rt, transaction(rt.sessions) as session:
-        count = control.retry(session, release_id, chosen, actor=who, now=rt.clock())
-    if as_json:
-        print_json({"id": release_id, "requeued": count})
-    else:
-        out.print(f"re-queued {count} deliveries of release {release_id}; `mailer run` sends them")

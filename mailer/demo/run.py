@@ -20,19 +20,15 @@ from mailer import store
 from mailer.audience import contacts
 from mailer.audience.contacts import ImportResult
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases import (
-    approve_release,
-    client_fields,
-    create_client,
-    create_release,
-    preview_release,
-    renderer_for,
-    schedule_release,
-    submit_release,
-)
+from mailer.releases import workflow
+from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.authoring import create_release
+from mailer.releases.clients import client_fields, create_client
+from mailer.releases.plan import renderer_for
+from mailer.releases.preview import preview_release
 from mailer.runtime import Runtime
 from mailer.smtp.capture import CaptureServer
-from mailer.smtp.client import make_transport
+from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.db import transaction
 from mailer.store.ledger.report import release_report
@@ -107,7 +103,7 @@ def prepare_release(rt: Runtime, preview_dir: Path) -> tuple[int, list[Path]]:
             create_client(session, client_fields(data), now=now)
         release = create_release(session, _demo_text("release.md"), author=PUBLICIST, renderer=renderer, now=now)
         release_id = release.id
-        schedule_release(session, release_id, at=now, actor=PUBLICIST, now=now)
+        workflow.schedule(session, release_id, at=now, actor=PUBLICIST, now=now)
     previews: list[Path] = []
     preview_dir.mkdir(parents=True, exist_ok=True)
     with transaction(rt.sessions) as session:

@@ -11,7 +11,7 @@ The breaker trips on a **streak** (``streak`` counted refusals in a row) or on a
 (at least ``rate`` of the last ``window`` results, once ``min_results`` are in). It is
 decided per result in the process that hears it (:class:`Breaker`), and its state is
 shared by all worker processes through two columns of the release, merged atomically at
-each recording (:func:`mailer.store.deliveries.merge_breaker`): after every merge a
+each recording (:func:`mailer.store.queue.merge_breaker`): after every merge a
 process continues from the shared state, so the window and the streak cover every
 worker's results as of its last recording plus its own results since.
 """
@@ -92,9 +92,13 @@ class Breaker:
         return marks
 
     def merged(self, window: str, streak: int) -> None:
-        """Continue from the shared state returned by a merge."""
-        self.window = window[-self.settings.window :]
-        self.streak = streak
+        """Continue from the shared state returned by a merge, plus this process's results
+        counted since the marks of that merge were taken (recording runs off the event
+        loop, so results keep coming while it does)."""
+        since = "".join(self.pending)
+        self.window = (window + since)[-self.settings.window :]
+        trailing = len(since) - len(since.rstrip(REFUSED))
+        self.streak = streak + trailing if trailing == len(since) else trailing
 
     def tripped(self) -> str | None:
         """The pause reason if the streak or the rate is reached, else None."""

@@ -1,14 +1,17 @@
 """The heard-results journal: what the server answered to a message's data, kept until
 the result is recorded in the database.
 
-A worker records results in groups (one transaction every ~100 results or 0.5 s). A
+A worker records results in groups (one transaction every ~100 results or 0.5 s, in its
+database writer thread, :mod:`mailer.engine.writer`). A
 result heard but not yet recorded would be lost by ``kill -9``, and its row — marked as
 in the data exchange — would become ``unknown`` although the server's answer was known.
 So the moment the reply to a message's data is heard, one line goes to an append-only
 file of this worker process (``<dir>/<owner>.heard``) with a single ``os.write``: once
 ``write`` returns the kernel holds it, and killing the process loses nothing (no fsync:
 a crash of the *machine* may lose the tail, and those rows stay ``unknown`` as before).
-After each recording the file is truncated. A later worker on the same host replays the
+When a recording covers every line written so far, the file is truncated (lines of
+results already recorded are harmless: a replay records only rows the dead worker still
+held). A later worker on the same host replays the
 file of a dead worker (:func:`dead_journals`), before that worker's leases are swept.
 
 One line: ``id TAB outcome TAB code TAB stage TAB fault TAB reason TAB hard TAB reply``.
@@ -97,6 +100,8 @@ class Journal:
         self.path = directory / f"{owner}{SUFFIX}"
         self._fd: int | None = None
         self._unsettled = False
+        #: lines appended since this journal was opened
+        self.lines = 0
 
     def heard(self, delivery_id: int, res: SendResult) -> None:
         """Append one result (one ``write`` system call)."""
@@ -104,10 +109,14 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         os.write(self._fd, _line(delivery_id, res))
+        self.lines += 1
         self._unsettled = True
 
-    def settled(self) -> None:
-        """Everything appended so far is recorded in the database: empty the file."""
+    def settled(self, upto: int | None = None) -> None:
+        """The first ``upto`` lines (default all) are recorded in the database: empty the
+        file if no line was appended since."""
+        if upto is not None and upto != self.lines:
+            return
         if self._fd is not None and self._unsettled:
             os.ftruncate(self._fd, 0)
             self._unsettled = False

@@ -7,7 +7,7 @@ process sends. If the leader dies its connection closes, the lock is freed, and 
 process takes over at its next tick.
 
 Leases are renewed by the dispatcher itself while it holds rows (see
-:mod:`mailer.engine.dispatch`). When the relay cannot be reached the send job backs off — 1 s,
+:mod:`mailer.engine.leases`). When the relay cannot be reached the send job backs off — 1 s,
 2 s, 4 s ... up to ``MAX_BACKOFF_SECONDS`` — and logs one line per failed try.
 """
 

@@ -8,28 +8,30 @@ content is rendered in a render process under a time limit, a size cap and a mem
 limit (:mod:`mailer.message.isolated`): :class:`IsolatedRenderer` for previews, checks
 and proofs, :class:`AsyncRenderer` for the delivery engine.
 
-    spec         inputs: VariantSpec, Sender, Speaker, Recipient, RenderedParts, Variant
+    spec         inputs and outputs: VariantSpec, Sender, Speaker, Recipient, RenderJob,
+                 Rendered, RenderedParts; Variant (render / render_parts over run(job))
     sandbox      the Jinja environment: names in scope, filters, intercepted operators
     origins      template errors with the author's template and line
-    templates    Renderer (read templates, compile a variant), fingerprint
-    message      CompiledVariant: Jinja renders + MIME assembly, bytes out
-    isolated     the render process: RenderLimits, RenderWorker, IsolatedRenderer, AsyncRenderer
+    templates    Renderer (read templates, compile a variant)
+    fingerprint  fingerprint(spec, renderer), RENDER_VERSION
+    mime         CompiledVariant: Jinja renders + MIME assembly, bytes out
+    headers      header encoding and the header-injection check
+    isolated     the faces of the render process: IsolatedRenderer, IsolatedVariant, AsyncRenderer
+    worker       RenderWorker: starts, feeds and kills the render process
+    child        the render process (``python -m mailer.message.child``)
+    exchange     what passes between worker and child
+    limits       RenderLimits, RenderLimitError, RenderCancelled
+    tokens, dkim unsubscribe/VERP tokens; DKIM signing
 """
 
+from mailer.message.fingerprint import RENDER_VERSION, fingerprint
 from mailer.message.headers import check_header_value
-from mailer.message.isolated import (
-    AsyncRenderer,
-    IsolatedRenderer,
-    IsolatedVariant,
-    RenderCancelled,
-    RenderJob,
-    RenderLimitError,
-    RenderLimits,
-    RenderWorker,
-)
+from mailer.message.isolated import AsyncRenderer, IsolatedRenderer, IsolatedVariant
+from mailer.message.limits import RenderCancelled, RenderLimitError, RenderLimits
 from mailer.message.mime import LOCAL_HTTP_PREFIXES, CompiledVariant
-from mailer.message.spec import Recipient, RenderedParts, Sender, Speaker, Variant, VariantSpec
-from mailer.message.templates import RENDER_VERSION, Renderer, fingerprint
+from mailer.message.spec import Recipient, RenderedParts, RenderJob, Sender, Speaker, Variant, VariantSpec
+from mailer.message.templates import Renderer
+from mailer.message.worker import RenderWorker
 
 __all__ = [
     "LOCAL_HTTP_PREFIXES",

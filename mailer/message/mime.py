@@ -32,7 +32,7 @@ from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.sandbox import MISSING
-from mailer.message.spec import Recipient, RenderedParts, VariantSpec
+from mailer.message.spec import Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
 
 _concat = "".join
 
@@ -92,22 +92,6 @@ def _check_url(field_name: str, url: str, scheme: str) -> str:
     return url
 
 
-_last_date: tuple[datetime, str] | None = None
-
-
-def _date_line(date: datetime) -> str:
-    """``Date: ...`` CRLF; the last one is kept (the same second in every message sent
-    within it, so ``format_datetime`` runs about once a second, not once a message)."""
-    global _last_date
-    second = date.replace(microsecond=0)
-    last = _last_date
-    if last is not None and last[0] == second and last[0].tzinfo is second.tzinfo:
-        return last[1]
-    line = f"Date: {format_datetime(date)}\r\n"
-    _last_date = (second, line)
-    return line
-
-
 def _qp(text: str) -> bytes:
     """UTF-8 quoted-printable body with CRLF line ends (lines ≤ 76 octets)."""
     if "\r" in text:
@@ -124,11 +108,11 @@ _SUBJECT_CACHE_SIZE = 4096
 # ---------------------------------------------------------------- compiled variant
 
 
-class CompiledVariant:
+class CompiledVariant(Variant):
     """A variant ready to render; built by :meth:`Renderer.compile`, immutable after.
 
-    Safe to share between threads: rendering only reads it (the subject-encoding cache
-    tolerates races).
+    Safe to share between threads: rendering only reads it (the subject-encoding and
+    Date-line caches tolerate races).
     """
 
     def __init__(
@@ -151,6 +135,7 @@ class CompiledVariant:
         self._layouts = layouts
         self._headers = static_headers
         self._subject_lines: dict[str, str] = {}
+        self._last_date: tuple[datetime, str] | None = None
         self._base_ctx: dict[str, Any] = {
             **subject.globals,
             "title": spec.title,
@@ -207,25 +192,6 @@ class CompiledVariant:
         text = self._run(self._layouts[1], ctx)
         return RenderedParts(subject, text, html)
 
-    def render_parts(
-        self,
-        rcpt: Recipient,
-        *,
-        to_addr: str,
-        unsubscribe_url: str,
-        message_id: str | None = None,
-        unsubscribe_mailto: str | None = None,
-        date: datetime | None = None,
-    ) -> RenderedParts:
-        """Render subject, text and HTML for previews, with the same checks as render().
-
-        ``message_id``, ``unsubscribe_mailto`` and ``date`` are accepted (and ignored) so
-        that callers can pass the same keywords as to :meth:`render`.
-        Raises TemplateError, HeaderInjectionError.
-        """
-        self._check_recipient(rcpt, to_addr)
-        return self._render_parts(rcpt, to_addr, unsubscribe_url)
-
     @staticmethod
     def _check_recipient(rcpt: Recipient, to_addr: str) -> None:
         check_header_value("To", to_addr)
@@ -243,33 +209,34 @@ class CompiledVariant:
             self._subject_lines[subject] = line
         return line
 
-    def render(
-        self,
-        rcpt: Recipient,
-        *,
-        to_addr: str,
-        message_id: str,
-        unsubscribe_url: str,
-        unsubscribe_mailto: str | None,
-        date: datetime,
-    ) -> bytes:
-        """The complete message, CRLF line ends, ready for SMTP DATA (before dot-stuffing).
+    def _date_line(self, date: datetime) -> str:
+        """``Date: ...`` CRLF; the last one is kept (the same second in every message sent
+        within it, so ``format_datetime`` runs about once a second, not once a message)."""
+        second = date.replace(microsecond=0)
+        last = self._last_date
+        if last is not None and last[0] == second and last[0].tzinfo is second.tzinfo:
+            return last[1]
+        line = f"Date: {format_datetime(date)}\r\n"
+        self._last_date = (second, line)
+        return line
 
-        ``message_id`` is used as given (angle brackets added if missing) and also seeds
-        the MIME boundary, so the same arguments always give the same bytes.
-        Raises :class:`HeaderInjectionError` for a CR/LF/control character in a
-        recipient field, address, Message-ID or rendered subject; :class:`InputError`
-        for a non-https unsubscribe URL or a non-ASCII address; :class:`TemplateError`
-        when a template fails at render time.
-        """
+    def run(self, job: RenderJob) -> Rendered:
+        """Render what ``job`` asks, in this process (see :meth:`Variant.render` for what
+        it raises). A job with a ``message_id`` needs a ``date``."""
+        rcpt, to_addr, unsubscribe_url = job.recipient, job.to_addr, job.unsubscribe_url
         self._check_recipient(rcpt, to_addr)
+        if job.message_id is None:
+            return Rendered(None, self._render_parts(rcpt, to_addr, unsubscribe_url))
+        if job.date is None:
+            raise InputError("a message to send needs a Date")
         _check_url("List-Unsubscribe", unsubscribe_url, "https://")
         unsubscribe = f"<{unsubscribe_url}>"
+        unsubscribe_mailto = job.unsubscribe_mailto
         if unsubscribe_mailto:
             if not unsubscribe_mailto.startswith("mailto:"):
                 unsubscribe_mailto = "mailto:" + unsubscribe_mailto
             unsubscribe += f", <{_check_url('List-Unsubscribe', unsubscribe_mailto, 'mailto:')}>"
-        message_id = check_header_value("Message-ID", message_id).strip()
+        message_id = check_header_value("Message-ID", job.message_id).strip()
         if not message_id.isascii() or " " in message_id:
             raise InputError(f"Message-ID {message_id!r} must be ASCII without spaces")
         if not message_id.startswith("<"):
@@ -282,7 +249,7 @@ class CompiledVariant:
                 self._headers.from_reply_to,
                 header_line("To", encode_address(display, to_addr)),
                 self._subject_line(parts.subject),
-                _date_line(date),
+                self._date_line(job.date),
                 header_line("Message-ID", message_id),
                 "MIME-Version: 1.0\r\n",
                 'Content-Type: multipart/alternative; boundary="',
@@ -294,7 +261,7 @@ class CompiledVariant:
             )
         )
         delimiter = b"--" + boundary.encode("ascii")
-        return b"".join(
+        data = b"".join(
             (
                 head.encode("utf-8"),  # ASCII but for an SMTPUTF8 local part (RFC 6532)
                 delimiter,
@@ -309,3 +276,4 @@ class CompiledVariant:
                 b"--\r\n",
             )
         )
+        return Rendered(data, parts if job.parts else None)

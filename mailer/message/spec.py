@@ -1,16 +1,18 @@
-"""What a message is made from: the variant spec, the sender, a recipient; and what
-rendering gives back (:class:`RenderedParts`, or the bytes of a message).
+"""What a message is made from: the variant spec, the sender, a recipient, one message's
+:class:`RenderJob`; what rendering gives back (:class:`Rendered`: the bytes of a message
+and/or its :class:`RenderedParts`); and :class:`Variant`, the face every compiled variant
+shows.
 
-Plain frozen values: they cross into the render process (:mod:`mailer.message.isolated`)
+Plain frozen values: they cross into the render process (:mod:`mailer.message.worker`)
 by pickling, and a spec is hashed there to find its compiled form.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,38 @@ class RenderedParts:
     html: str
 
 
-class Variant(Protocol):
-    """A variant ready to render: :class:`~mailer.message.mime.CompiledVariant` in this
-    process, or :class:`~mailer.message.isolated.IsolatedVariant` in the render process."""
+@dataclass(frozen=True)
+class RenderJob:
+    """One message to render. Without ``message_id`` only the parts are rendered (a
+    preview whose unsubscribe link cannot be real); with ``parts`` both."""
 
-    @property
-    def spec(self) -> VariantSpec: ...
+    recipient: Recipient
+    to_addr: str
+    unsubscribe_url: str
+    message_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    date: datetime | None = None
+    parts: bool = False
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a job gave: the message bytes and/or the parts, as the job asked."""
+
+    data: bytes | None
+    parts: RenderedParts | None
+
+
+class Variant(ABC):
+    """A variant ready to render: :class:`~mailer.message.mime.CompiledVariant` in this
+    process, or :class:`~mailer.message.isolated.IsolatedVariant` in the render process.
+    Both implement :meth:`run`; :meth:`render` and :meth:`render_parts` are its two uses."""
+
+    spec: VariantSpec
+
+    @abstractmethod
+    def run(self, job: RenderJob) -> Rendered:
+        """Render what ``job`` asks (see :class:`RenderJob`). Raises what :meth:`render` raises."""
 
     def render(
         self,
@@ -100,7 +128,21 @@ class Variant(Protocol):
         unsubscribe_url: str,
         unsubscribe_mailto: str | None,
         date: datetime,
-    ) -> bytes: ...
+    ) -> bytes:
+        """The complete message, CRLF line ends, ready for SMTP DATA (before dot-stuffing).
+
+        ``message_id`` is used as given (angle brackets added if missing) and also seeds
+        the MIME boundary, so the same arguments always give the same bytes.
+        Raises :class:`~mailer.domain.errors.HeaderInjectionError` for a CR/LF/control
+        character in a recipient field, address, Message-ID or rendered subject;
+        :class:`~mailer.domain.errors.InputError` for a non-https unsubscribe URL or a
+        non-ASCII address; :class:`~mailer.domain.errors.TemplateError` when a template
+        fails at render time (in the render process also
+        :class:`~mailer.message.limits.RenderLimitError`).
+        """
+        data = self.run(RenderJob(rcpt, to_addr, unsubscribe_url, message_id, unsubscribe_mailto, date)).data
+        assert data is not None
+        return data
 
     def render_parts(
         self,
@@ -111,4 +153,13 @@ class Variant(Protocol):
         message_id: str | None = None,
         unsubscribe_mailto: str | None = None,
         date: datetime | None = None,
-    ) -> RenderedParts: ...
+    ) -> RenderedParts:
+        """Render subject, text and HTML for previews, with the same checks as :meth:`render`.
+
+        ``message_id``, ``unsubscribe_mailto`` and ``date`` are accepted (and ignored) so
+        that callers can pass the same keywords as to :meth:`render`.
+        Raises TemplateError, HeaderInjectionError.
+        """
+        parts = self.run(RenderJob(rcpt, to_addr, unsubscribe_url)).parts
+        assert parts is not None
+        return parts

@@ -1,4 +1,4 @@
-"""Templates, read once, compiled into variants: :class:`Renderer` and :func:`fingerprint`.
+"""Templates, read once, compiled into variants: :class:`Renderer`.
 
 ``Renderer.compile(spec)`` (once per variant, ~ms): Markdown → HTML (markdown-it,
 CommonMark, raw HTML off) → nh3 sanitizing → CSS inlining (css-inline, the ``<style>``
@@ -18,13 +18,10 @@ reported as an error).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import css_inline
@@ -39,10 +36,6 @@ from mailer.message.mime import CompiledVariant, static_headers
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.sandbox import LAYOUT_NAMES, SUBJECT_NAMES, USER_NAMES, Sandbox, make_sandbox
 from mailer.message.spec import Variant, VariantSpec
-
-#: Bump when a change here alters the bytes produced from the same spec and templates;
-#: it is part of :func:`fingerprint`, so approvals taken before the change are invalidated.
-RENDER_VERSION = "1"
 
 _TEMPLATE_SUFFIXES = (".html", ".txt")
 _BASE = "base"
@@ -400,38 +393,3 @@ def _read_sources(templates_dir: Path) -> dict[str, str]:
         }
     except OSError as exc:
         raise InputError(f"cannot read templates from {templates_dir}: {exc}") from exc
-
-
-# ------------------------------------------------------------------- fingerprint
-
-_VERSIONED = ("jinja2", "markdown-it-py", "nh3", "css-inline")
-_library_versions: dict[str, str] = {}
-
-
-def _versions() -> dict[str, str]:
-    if not _library_versions:
-        for dist in _VERSIONED:
-            try:
-                _library_versions[dist] = version(dist)
-            except PackageNotFoundError:
-                _library_versions[dist] = "?"
-    return _library_versions
-
-
-def fingerprint(spec: VariantSpec, renderer: Renderer) -> str:
-    """SHA-256 hex of the spec, the sources of the templates it uses and the renderer.
-
-    Canonical JSON (sorted keys, no whitespace) over every field of ``spec``, the text
-    of ``{template}.html``/``.txt`` and every file they extend or include, plus
-    :data:`RENDER_VERSION` and the versions of the libraries that shape the bytes. Same
-    inputs give the same hash; a change to any of them gives a different one.
-    Raises TemplateError if a template is missing or does not parse.
-    """
-    payload = {
-        "render_version": RENDER_VERSION,
-        "libraries": _versions(),
-        "spec": dataclasses.asdict(spec),
-        "templates": {name: renderer.sources[name] for name in renderer.referenced_templates(spec.template)},
-    }
-    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

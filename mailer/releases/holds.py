@@ -18,17 +18,19 @@ Two gates are checked by the engine just before it starts an approved release
 
 A held release stays ``approved`` with a ``hold_reason`` that the CLI and the staff page
 show; the scheduler skips it. ``mailer releases confirm-late ID`` (and, for the second
-gate, ``--resend-after-restore``) is the person's decision: it is recorded in the
-release's history and the release starts at the next tick. A new approval or a new send
+gate, ``--resend-after-restore``) is the person's decision
+(:func:`mailer.releases.workflow.confirm_start`): it is recorded in the release's history
+and the release starts at the next tick. A new approval or a new send
 time clears the hold and the confirmations (the decision was about the old ones).
 
 **A restored copy taken mid-send.** Before each batch of a ``sending`` release is
 claimed, the engine compares the release's send ledger in the database with the highest
 value the fence holds for it (:func:`ledger_hold`). When the database is behind, rows it
 believes queued may already have been sent: nothing is claimed, and the release is
-**paused** with the reason in both ``pause_reason`` and ``hold_reason`` (FENCE_HOLD
-prefix), so it shows as paused, and ``mailer releases resume`` refuses it (a resume
-would only be paused again). The person's decision is the same command as above:
+**paused** (:func:`mailer.releases.workflow.hold_sending`) with the reason in both
+``pause_reason`` and ``hold_reason`` (FENCE_HOLD prefix), so it shows as paused, and
+``mailer releases resume`` refuses it (a resume would only be paused again). The
+person's decision is the same command as above:
 ``mailer releases confirm-late ID --resend-after-restore`` records it, gives the release
 a new ledger key (the fence's lines of the history it chose to ignore no longer match)
 and resumes it: the rows this database believes unsent go out at the next tick (those
@@ -38,17 +40,13 @@ nothing more, cancel the release instead.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
-from mailer.domain.errors import WorkflowError
 from mailer.domain.states import ReleaseStatus
-from mailer.releases import workflow
 from mailer.releases.fence import NO_LEDGER_KEY, LedgerMarks, SendFence
-from mailer.store import deliveries as q
 from mailer.store import releases as release_store
 from mailer.store.tables import Release
 
@@ -56,10 +54,8 @@ __all__ = [
     "FENCE_HOLD",
     "LATE_HOLD",
     "clear",
-    "confirm_start",
     "effective_not_after",
     "hold",
-    "hold_sending",
     "ledger_hold",
     "record_start",
     "start_hold",
@@ -114,7 +110,7 @@ def ledger_hold(session: Session, release_id: int, marks: LedgerMarks, *, fence:
     fence's (``marks``, read from ``fence`` *before* this call, so that the database's
     value read here is at least as new as every committed value the fence was seen to
     hold), or None."""
-    key, sequence = q.ledger_state(session, release_id)
+    key, sequence = release_store.ledger_state(session, release_id)
     database_id = release_store.database_identity(session)
     highest = marks.get((database_id, release_id, key or NO_LEDGER_KEY), 0)
     if highest <= sequence:
@@ -126,24 +122,6 @@ def ledger_hold(session: Session, release_id: int, marks: LedgerMarks, *, fence:
         "to send the rows this database shows as unsent anyway: "
         f"`mailer releases confirm-late {release_id} --resend-after-restore`; or cancel it"
     )
-
-
-def hold_sending(session: Session, release_id: int, reason: str, *, now: datetime) -> bool:
-    """Writes: a ``sending`` release is paused to wait for a person, for ``reason`` (a
-    fence hold), recorded in its history. False when it is no longer sending."""
-    if not workflow.try_move(
-        session,
-        release_id,
-        ReleaseStatus.SENDING,
-        ReleaseStatus.PAUSED,
-        actor="mailer (send fence)",
-        now=now,
-        note=f"held: {reason}",
-        reason=reason,
-    ):
-        return False
-    release_store.set_hold_reason(session, release_id, reason)
-    return True
 
 
 def hold(session: Session, release: Release, reason: str, *, now: datetime) -> bool:
@@ -170,52 +148,6 @@ def record_start(
     the transaction that starts the release, so a fence that cannot be written (StoreError)
     leaves the release approved and unsent."""
     fence.record(release_store.database_identity(session), release.id, content_hash, at=now, worker=worker)
-
-
-def confirm_start(
-    session: Session, release_id: int, *, actor: str, resend_after_restore: bool, now: datetime
-) -> Release:
-    """Writes: a person lets an approved release start although it is late (and, with
-    ``resend_after_restore``, although the send fence says it was started before), or
-    lets a release the fence paused mid-send go on (``resend_after_restore``; it resumes).
-
-    Raises WorkflowError when the release is neither approved nor paused by the fence,
-    or when it is held by the fence and ``resend_after_restore`` is not given. Allowed
-    before a hold too (a person who knows the engine was down may confirm ahead).
-    """
-    release = release_store.get_release(session, release_id, for_update=True)
-    status = ReleaseStatus(release.status)
-    held = release.hold_reason or ""
-    fence_paused = status is ReleaseStatus.PAUSED and held.startswith(FENCE_HOLD)
-    if status is not ReleaseStatus.APPROVED and not fence_paused:
-        raise WorkflowError(
-            f"release {release_id} is {status.value}: only an approved release waiting to start, "
-            "or one the send fence paused, can be confirmed"
-        )
-    if held.startswith(FENCE_HOLD) and not resend_after_restore:
-        raise WorkflowError(
-            f"release {release_id} may already have been sent (see `mailer releases show {release_id}`): "
-            "to send it again anyway, add --resend-after-restore"
-        )
-    what = "sending again after a database restore" if resend_after_restore else "a late start"
-    to_status = ReleaseStatus.SENDING if fence_paused else status
-    release.late_confirmed_at = now
-    if resend_after_restore:
-        release.resend_confirmed_at = now
-        # The fence's lines of the history the person chose to ignore no longer match.
-        release.ledger_key = secrets.token_hex(8)
-    release.hold_reason = None
-    release.updated_at = now
-    workflow.move(
-        session,
-        release_id,
-        to_status,
-        actor=actor,
-        now=now,
-        note=f"confirmed {what}" + (f" (was held: {held})" if held else ""),
-        src=status,
-    )
-    return release
 
 
 def clear(release: Release) -> None:

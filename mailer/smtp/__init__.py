@@ -1,2 +1,9 @@
-"""SMTP: the transport interface the engine sends through, the client and its pool, and the
-background aiosmtpd server base (capture and bounce receiver)."""
+"""SMTP, as the engine sees it and as the tests and the demo serve it.
+
+transport   the Transport interface, SendResult, reply_result, tls_context
+client      one SMTP session (Connection): pipelining when offered, else one command at a time
+pool        SmtpPool: connections opened lazily and reused (the Transport the engine uses)
+factory     make_transport(settings), send_one (a proof)
+server      the background aiosmtpd server base: bind_listener, BoundController, BackgroundSMTPServer
+capture     the capture server (``mailer capture``, the demo): every message into a Maildir
+"""

@@ -1,6 +1,7 @@
-"""A pipelining SMTP client on asyncio streams, and a pool of its connections.
+"""The SMTP client: one session on asyncio streams (:class:`Connection`), pipelining
+when the server offers it. :mod:`mailer.smtp.pool` keeps several of them open.
 
-Why it exists: aiosmtplib waits for every reply before the next command, four round
+Why our own: aiosmtplib waits for every reply before the next command, four round
 trips per message (MAIL, RCPT, DATA, the data). When the server advertises PIPELINING
 (RFC 2920) this client sends ``MAIL FROM`` and ``RCPT TO`` in one write and reads both
 replies, so a message costs three round trips: MAIL+RCPT, DATA, the data. A refusal at
@@ -8,8 +9,8 @@ MAIL/RCPT leaves a ``RSET`` owed; it goes out in the same write as the next mess
 MAIL+RCPT. Without PIPELINING every command waits for its reply (RFC 5321 as written).
 
 One recipient per transaction, so every reply belongs to exactly one delivery. The
-outcomes are the same values, decided by the same function
-(:func:`mailer.domain.status.classify_reply`), as :class:`mailer.smtp.aiosmtp.SmtpPool` gives:
+outcomes are :class:`mailer.smtp.transport.SendResult` values, decided by
+:func:`mailer.domain.status.classify_reply`:
 
 * a reply to MAIL, RCPT, DATA or to the message data: ``classify_reply`` with that stage;
 * the connection lost, a reply that is not SMTP, or a timeout *before the message data
@@ -21,7 +22,7 @@ outcomes are the same values, decided by the same function
   connection is closed.
 
 The final ``.`` is not pipelined with the next message's MAIL/RCPT: the reply to the
-data must be known before :meth:`PipelinedPool.send` returns (and before the next row's
+data must be known before :meth:`Connection.send` returns (and before the next row's
 ``before_data`` mark), so that ``unknown`` keeps meaning exactly "this row's data was
 handed over and its fate was not heard".
 
@@ -34,18 +35,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from mailer.config import SmtpSettings
 from mailer.domain.addresses import SmtpEnvelope, smtp_envelope
 from mailer.domain.errors import TransportError
 from mailer.domain.states import Outcome
-from mailer.smtp.aiosmtp import SmtpPool
-from mailer.smtp.transport import SendResult, Transport, reply_result, tls_context
+from mailer.smtp.transport import SendResult, reply_result, tls_context
 
 #: Longest reply line accepted (RFC 5321 4.5.3.1.5 allows 512 octets; be lenient).
 _LINE_LIMIT = 64 * 1024
@@ -397,83 +396,3 @@ def _b64(text: str) -> str:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-class PipelinedPool:
-    """Up to ``settings.pool_size`` :class:`Connection` s, opened lazily and reused; a
-    connection that broke or was closed (421) is replaced on next use. Implements
-    :class:`mailer.smtp.transport.Transport`."""
-
-    def __init__(self, settings: SmtpSettings) -> None:
-        self.settings = settings
-        self._idle: asyncio.Queue[Connection] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(settings.pool_size)
-        self._all: set[Connection] = set()
-        self._local_name: str | None = settings.helo_name
-
-    async def _connect(self) -> Connection:
-        if self._local_name is None:
-            self._local_name = await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
-        conn = await Connection.open(self.settings, local_name=self._local_name)
-        self._all.add(conn)
-        return conn
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        async with self._slots:
-            conn: Connection | None = None
-            while not self._idle.empty():
-                candidate = self._idle.get_nowait()
-                if candidate.usable:
-                    conn = candidate
-                    break
-                candidate.abort()
-                self._all.discard(candidate)
-            if conn is None:
-                conn = await self._connect()
-            try:
-                yield conn
-            finally:
-                if conn.usable:
-                    self._idle.put_nowait(conn)
-                else:
-                    self._all.discard(conn)
-
-    async def send(
-        self,
-        sender: str,
-        recipient: str,
-        data: bytes,
-        *,
-        before_data: Callable[[], Awaitable[None]] | None = None,
-    ) -> SendResult:
-        """Send one message to one recipient over a pooled connection. ``before_data``
-        runs just before the DATA command. Raises :class:`TransportError` when no
-        connection can be opened."""
-        async with self._connection() as conn:
-            return await conn.send(sender, recipient, data, before_data=before_data)
-
-    async def close(self) -> None:
-        """QUIT every open connection."""
-        connections, self._all = list(self._all), set()
-        while not self._idle.empty():
-            self._idle.get_nowait()
-        await asyncio.gather(*(conn.quit() for conn in connections))
-
-
-def make_transport(settings: SmtpSettings) -> Transport:
-    """The transport ``settings.client`` names: ``pipelined`` (:class:`PipelinedPool`)
-    or ``aiosmtplib`` (:class:`mailer.smtp.aiosmtp.SmtpPool`). Opens nothing; connections open on first use."""
-    if settings.client == "aiosmtplib":
-        return SmtpPool(settings)
-    return PipelinedPool(settings)
-
-
-async def send_one(settings: SmtpSettings, sender: str, recipient: str, data: bytes) -> SendResult:
-    """Open a connection, send one message (a proof, say), close. Raises TransportError
-    when SMTP cannot be reached."""
-    pool = make_transport(settings.model_copy(update={"pool_size": 1}))
-    try:
-        return await pool.send(sender, recipient, data)
-    finally:
-        await pool.close()

@@ -1,7 +1,7 @@
 """What dispatch needs from SMTP: the :class:`Transport` interface and its per-message
-result, :class:`SendResult`, plus what both SMTP clients share (:func:`reply_result`,
-:func:`tls_context`). The clients: :mod:`mailer.smtp.client` (pipelining, the default) and
-:mod:`mailer.smtp.aiosmtp` (aiosmtplib); :func:`mailer.smtp.client.make_transport` picks one.
+result, :class:`SendResult`, plus :func:`reply_result` and :func:`tls_context`. The
+implementation: :class:`mailer.smtp.pool.SmtpPool` of :mod:`mailer.smtp.client` connections,
+built by :func:`mailer.smtp.factory.make_transport`.
 
 Per-message outcomes come back as :class:`SendResult` values; only "SMTP cannot be used
 at all" (cannot connect, TLS or authentication refused) raises :class:`TransportError`.

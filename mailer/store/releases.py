@@ -346,3 +346,25 @@ def move_release_status(
         update(Release).where(Release.id == release_id, Release.status == src.value).values(**values)
     )
     return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+# --- send ledger (mailer.releases.fence) -------------------------------------------------
+
+
+def advance_ledger(session: Session, release_id: int, count: int) -> tuple[str | None, int]:
+    """Writes: raise the release's send ledger by ``count`` (results just recorded, in the
+    caller's transaction) in one atomic UPDATE; returns its (key, new sequence) for the
+    send fence (:mod:`mailer.releases.fence`), to be written after the commit."""
+    row = session.execute(
+        update(Release)
+        .where(Release.id == release_id)
+        .values(ledger_seq=Release.ledger_seq + count)
+        .returning(Release.ledger_key, Release.ledger_seq)
+    ).one()
+    return row.ledger_key, int(row.ledger_seq)
+
+
+def ledger_state(session: Session, release_id: int) -> tuple[str | None, int]:
+    """The release's send ledger: (key, sequence)."""
+    row = session.execute(select(Release.ledger_key, Release.ledger_seq).where(Release.id == release_id)).one()
+    return row.ledger_key, int(row.ledger_seq or 0)

@@ -12,7 +12,7 @@ from mailer.accounts.api_tokens import ApiCaller
 from mailer.accounts.permits import Action, permits
 from mailer.domain.errors import NotFoundError, WorkflowError
 from mailer.domain.states import ReleaseStatus
-from mailer.releases import control
+from mailer.releases import workflow
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
@@ -169,9 +169,9 @@ class ReleaseRoutes:
                 if not permits(user, action, author=release.author, status=release.status):
                     raise HTTPException(403, f"role {user.role.value} may not {action.value}")
                 if action is Action.PAUSE:
-                    control.pause(session, release_id, actor=user.email, now=now)
+                    workflow.pause(session, release_id, actor=user.email, now=now)
                 else:
-                    control.resume(session, release_id, actor=user.email, now=now)
+                    workflow.resume(session, release_id, actor=user.email, now=now)
                 status = release_store.get_release(session, release_id).status
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from None

@@ -22,7 +22,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.templating import Jinja2Templates
 
-from mailer.releases import renderer_for
+from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.web.limits import LoginLimiter
 from mailer.web.paths import path_ids

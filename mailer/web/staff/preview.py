@@ -18,10 +18,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from mailer import releases
 from mailer.accounts.users import StaffUser
 from mailer.domain.errors import MailerError, NotFoundError
 from mailer.message import Renderer
+from mailer.releases.plan import variant_specs
+from mailer.releases.preview import Preview, preview_release
 from mailer.store import releases as release_store
 from mailer.web.limits import RateLimiter, ThreadSlots
 from mailer.web.staff.forms import form_text
@@ -117,13 +118,13 @@ class PreviewPages:
 
     def _preview(
         self, session: Session, release_id: int, segment: str | None, contact: str | None
-    ) -> tuple[list[str], str, releases.Preview]:
+    ) -> tuple[list[str], str, Preview]:
         """(segment slugs, the chosen one, its preview): the asked segment when the release
         has it, else the first; the asked contact, else the segment's first."""
-        specs = releases.variant_specs(session, release_id, self.runtime.settings)
+        specs = variant_specs(session, release_id, self.runtime.settings)
         slugs = [slug for _, slug, _ in specs]
         chosen = segment if segment in slugs else (slugs[0] if slugs else "")
-        preview = releases.preview_release(
+        preview = preview_release(
             session,
             release_id,
             segment_slug=chosen,

@@ -12,14 +12,15 @@ with the reason on the release page.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from mailer import releases
 from mailer.accounts.permits import Action, permits
 from mailer.accounts.users import StaffUser
 from mailer.domain.errors import InputError, MailerError, NotFoundError, WorkflowError
@@ -31,7 +32,9 @@ from mailer.domain.states import (
     allowed_actions,
 )
 from mailer.message import Renderer
-from mailer.releases import control, holds
+from mailer.releases import holds, workflow
+from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.ledger.dashboard import ReleaseProgress, release_progress
@@ -203,26 +206,19 @@ class ReleasePages:
         """Run one action in its own transaction; returns the line to show."""
         rt, now, actor = self.runtime, self.runtime.clock(), user.email
         if action is Action.PROOF:
-            result = releases.send_proof(
-                rt.sessions,
-                release_id,
-                to_address=user.email,
-                segment_slug=segment or None,
-                renderer=self.renderer,
-                settings=rt.settings,
-                now=now,
-            )
+            # this route runs in a worker thread: the proof's SMTP exchange runs on the server's loop
+            result = from_thread.run(self._send_proof, release_id, user.email, segment or None, now)
             state = "sent" if result.sent else "refused by the server"
             return f"proof of {result.segment_slug} to {result.to_address}: {state} ({result.reply})"
         with transaction(rt.sessions) as session:
             if action is Action.SUBMIT:
-                report = releases.submit_release(
+                report = submit_release(
                     session, release_id, actor=actor, renderer=self.renderer, settings=rt.settings, now=now
                 )
                 warnings = "".join(f"; warning: {w}" for w in report.warnings)
                 return f"submitted for approval{warnings}"
             if action is Action.APPROVE:
-                approval = releases.approve_release(
+                approval = approve_release(
                     session, release_id, approver=actor, renderer=self.renderer, settings=rt.settings, now=now
                 )
                 # The refusal (back to draft) is committed by leaving this block normally.
@@ -233,23 +229,35 @@ class ReleasePages:
                 at = parse_when(send_at, "send_at")
                 if at is None:
                     raise InputError("send_at: give a date and time")
-                releases.schedule_release(session, release_id, at=at, actor=actor, now=now)
+                workflow.schedule(session, release_id, at=at, actor=actor, now=now)
                 return f"scheduled for {at:%Y-%m-%d %H:%M} UTC"
             if action is Action.PAUSE:
-                control.pause(session, release_id, actor=actor, now=now)
+                workflow.pause(session, release_id, actor=actor, now=now)
                 return "paused: no new messages are claimed"
             if action is Action.RESUME:
-                control.resume(session, release_id, actor=actor, now=now)
+                workflow.resume(session, release_id, actor=actor, now=now)
                 return "resumed"
             if action is Action.RETRY:
                 chosen = [DeliveryStatus(s) for s in statuses or [] if s in {r.value for r in RETRYABLE_DELIVERY}]
-                count = control.retry(session, release_id, chosen, actor=actor, now=now)
+                count = workflow.retry(session, release_id, chosen, actor=actor, now=now)
                 return f"{count} deliveries queued again"
             if action is Action.CANCEL:
-                current = ReleaseStatus(release_store.get_release(session, release_id).status)
-                if current in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
-                    count = control.cancel_sending(session, release_id, actor=actor, now=now)
-                    return f"cancelled; {count} pending deliveries will not be sent"
-                releases.cancel_release(session, release_id, actor=actor, now=now)
+                cancelled = workflow.cancel(session, release_id, actor=actor, now=now)
+                if cancelled.was_sending:
+                    return f"cancelled; {cancelled.pending} pending deliveries will not be sent"
                 return "cancelled"
         raise InputError(f"unknown action {action.value}")
+
+    async def _send_proof(self, release_id: int, to_address: str, segment: str | None, now: datetime) -> ProofResult:
+        """Send one proof through a connection of its own."""
+        async with proof_transport(self.runtime.settings) as transport:
+            return await send_proof(
+                self.runtime.sessions,
+                release_id,
+                to_address=to_address,
+                segment_slug=segment,
+                renderer=self.renderer,
+                settings=self.runtime.settings,
+                now=now,
+                transport=transport,
+            )

@@ -1,0 +1,289 @@
+"""The engine's one database writer while a batch is sent: a thread fed by the senders
+through a queue, so the event loop never waits on the database.
+
+What goes through it (:class:`Writer`, the :class:`mailer.engine.sender.Ledger` and the
+:class:`mailer.engine.leases.LeaseKeeper` of the sender's loop):
+
+- **in-data marks** (:meth:`Writer.mark_in_data`): the sender awaits an asyncio future
+  that the writer resolves once the mark is *committed*, with whether the row was still
+  this worker's; only then is the message data sent. Marks jump the queue, and all the
+  marks waiting when the writer turns to them are written in one UPDATE and one commit
+  (at most one a connection, so a kill still leaves at most one ``unknown`` a connection);
+- **results** (:meth:`Writer.record`): a group of decided results per transaction, with
+  the hard bounces' suppressions and the merge of the release's breaker state;
+- the lease renewal, the "is the release still sending" check and a pause.
+
+Everything else is first in, first out. A job's error comes back through its future as
+the exception (database errors as :class:`StoreError`). The thread lives from
+:meth:`Writer.start` to :meth:`Writer.stop` (one drain of the queue); the marks'
+connection is kept across and closed by :meth:`Writer.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from mailer.domain.errors import StoreError
+from mailer.domain.states import ReleaseStatus, SuppressionReason
+from mailer.engine.outcomes import Recording
+from mailer.releases import workflow
+from mailer.releases.fence import SendFence
+from mailer.runtime import Runtime
+from mailer.store import deliveries as delivery_store
+from mailer.store import queue as delivery_queue
+from mailer.store import releases as release_store
+from mailer.store.db import transaction
+from mailer.store.suppressions import add_suppression
+
+log = logging.getLogger("mailer.engine.writer")
+
+T = TypeVar("T")
+
+
+def record_results(
+    rt: Runtime, owner: str, recording: Recording, breaker_marks: str | None, *, fence: SendFence | None = None
+) -> tuple[str, int] | None:
+    """Record one group of results in one transaction: the rows ``owner`` still holds,
+    their events, the hard bounces' suppressions (``bounces.suppress_hard``), the
+    release's send ledger and, given ``breaker_marks``, the release's merged breaker state,
+    which is returned. After the commit the ledger goes to the send fence."""
+    settings = rt.settings
+    now = rt.clock()
+    shared: tuple[str, int] | None = None
+    ledger: tuple[str, int, str | None, int] | None = None
+    with transaction(rt.sessions) as session:
+        delivery_queue.fast_commit(session)
+        written = delivery_queue.record_decisions(session, recording.decisions, owner, now)
+        if written:
+            key, sequence = release_store.advance_ledger(session, recording.release_id, len(written))
+            ledger = (release_store.database_identity(session), recording.release_id, key, sequence)
+        if settings.bounces.suppress_hard:
+            for delivery_id, (email, reply) in recording.hard_bounces.items():
+                if delivery_id in written:
+                    add_suppression(
+                        session, email, reason=SuppressionReason.HARD_BOUNCE, source=f"SMTP {reply[:200]}", now=now
+                    )
+        if breaker_marks is not None:
+            shared = delivery_queue.merge_breaker(
+                session, recording.release_id, breaker_marks, keep=settings.breaker.window
+            )
+    if ledger is not None:
+        # After the commit: a crash in between only leaves the fence behind.
+        try:
+            (fence or SendFence(settings.paths.data_dir)).record_ledger(*ledger)
+        except StoreError as exc:
+            log.error("release %s: %s (a restored copy of the database may go unnoticed)", ledger[1], exc)
+    return shared
+
+
+def pause_release(rt: Runtime, release_id: int, reason: str) -> None:
+    """Pause a sending release (the breaker, our sender refused, an unusable plan)."""
+    with transaction(rt.sessions) as session:
+        if not workflow.try_move(
+            session,
+            release_id,
+            ReleaseStatus.SENDING,
+            ReleaseStatus.PAUSED,
+            actor="mailer (circuit breaker)",
+            now=rt.clock(),
+            note=reason,
+        ):
+            return
+    log.warning("release %s paused: %s", release_id, reason)
+
+
+@dataclass
+class _Mark:
+    delivery_id: int
+    future: asyncio.Future[bool]
+
+
+@dataclass
+class _Call:
+    work: Callable[[], Any]
+    future: asyncio.Future[Any]
+
+
+class Writer:
+    """The database writer thread of one worker (``owner``); see the module docstring."""
+
+    def __init__(self, rt: Runtime, owner: str, *, lease: timedelta) -> None:
+        self.rt = rt
+        self.owner = owner
+        self.lease = lease
+        self._jobs: queue.SimpleQueue[_Mark | _Call | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._marker: Connection | None = None
+
+    # -- on the event loop ---------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        """Start the thread; jobs may be submitted from the running loop until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=f"mailer-writer-{self.owner}", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Let every job submitted so far finish, then end the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        done = self._submit(lambda: None)
+        self._jobs.put(None)
+        try:
+            await done
+        finally:
+            thread.join()  # it is past its last job: returns at once
+            self._thread = None
+
+    def close(self) -> None:
+        """Close the marks' connection (not while the thread runs)."""
+        if self._thread is None:
+            self._close_marker()
+
+    def mark_in_data(self, delivery_id: int) -> asyncio.Future[bool]:
+        """Commit "this row is in the data exchange"; the future says whether the row was
+        still this worker's (False: do not send it)."""
+        future = self._future()
+        self._jobs.put(_Mark(delivery_id, future))
+        return future
+
+    def record(self, recording: Recording, breaker_marks: str) -> asyncio.Future[tuple[str, int] | None]:
+        """Record a group of results (see :func:`record_results`); the future gives the
+        release's merged breaker state."""
+        return self._submit(lambda: record_results(self.rt, self.owner, recording, breaker_marks))
+
+    def pause(self, release_id: int, reason: str) -> asyncio.Future[None]:
+        return self._submit(lambda: pause_release(self.rt, release_id, reason))
+
+    def renew_leases(self) -> asyncio.Future[int]:
+        """Extend the leases of every row this worker holds; the future gives how many."""
+        return self._submit(lambda: renew_leases(self.rt, self.owner, self.lease))
+
+    def release_status(self, release_id: int) -> asyncio.Future[str | None]:
+        return self._submit(lambda: release_status(self.rt, release_id))
+
+    def _future(self) -> asyncio.Future[Any]:
+        if self._thread is None or self._loop is None:
+            raise RuntimeError("the database writer is not running")
+        return self._loop.create_future()
+
+    def _submit(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self._future()
+        self._jobs.put(_Call(work, future))
+        return future
+
+    # -- on the writer thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        marks: list[_Mark] = []
+        calls: deque[_Call | None] = deque()
+        while True:
+            try:
+                job = self._jobs.get(block=not (marks or calls))
+                while True:
+                    if isinstance(job, _Mark):
+                        marks.append(job)
+                    else:
+                        calls.append(job)
+                    job = self._jobs.get_nowait()
+            except queue.Empty:
+                pass
+            if marks:
+                self._mark(marks)
+                marks = []
+                continue
+            call = calls.popleft()
+            if call is None:
+                return
+            try:
+                value = call.work()
+            except BaseException as exc:  # handed to the awaiting coroutine
+                self._resolve([(call.future, None, exc)])
+            else:
+                self._resolve([(call.future, value, None)])
+
+    def _mark(self, marks: list[_Mark]) -> None:
+        try:
+            conn = self._marker_connection()
+            marked = delivery_queue.mark_in_data(conn, [m.delivery_id for m in marks], self.owner)
+            conn.commit()
+        except DBAPIError as exc:
+            self._close_marker()
+            error = StoreError(f"database error: {exc.orig or exc}".splitlines()[0])
+            error.__cause__ = exc
+            self._resolve([(m.future, None, error) for m in marks])
+        except BaseException as exc:
+            self._resolve([(m.future, None, exc) for m in marks])
+        else:
+            self._resolve([(m.future, m.delivery_id in marked, None) for m in marks])
+
+    def _resolve(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("database writer: the event loop closed before a result was handed back")
+
+    def _marker_connection(self) -> Connection:
+        """A connection kept for marks: no pool checkout or ping per mark; on PostgreSQL
+        in autocommit with ``synchronous_commit = off`` (safe against a killed worker;
+        only a server crash can drop the last marks), so a mark is one round trip."""
+        if self._marker is None or self._marker.closed or self._marker.invalidated:
+            conn = self.rt.engine.connect()
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("SET synchronous_commit = off")
+                conn.commit()
+            conn.detach()  # its session settings must not go back into the pool
+            self._marker = conn
+        return self._marker
+
+    def _close_marker(self) -> None:
+        if self._marker is not None:
+            marker, self._marker = self._marker, None
+            try:
+                marker.close()
+            except DBAPIError:
+                log.debug("closing the in-data marker connection failed", exc_info=True)
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.done():  # its awaiting coroutine was cancelled
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+
+def renew_leases(rt: Runtime, owner: str, lease: timedelta) -> int:
+    """Extend the leases of every row ``owner`` holds; returns how many."""
+    with transaction(rt.sessions) as session:
+        return delivery_queue.renew_leases(session, owner, rt.clock(), lease)
+
+
+def release_status(rt: Runtime, release_id: int) -> str | None:
+    """The release's status, read without taking SQLite's write lock."""
+    with rt.sessions() as session:
+        session.connection(execution_options={"sqlite_deferred": True})
+        return delivery_store.release_status(session, release_id)

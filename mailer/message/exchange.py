@@ -1,0 +1,58 @@
+"""What passes between the engine's side of a render process (:mod:`mailer.message.worker`)
+and the process itself (:mod:`mailer.message.child`).
+
+Over a socket (``multiprocessing.connection`` framing, pickled values): first
+``(templates_dir, sources, limits)``, answered ``"ready"``; then each request
+``(forget, [(spec_id, spec)], [(spec_id, job or None)])`` (None: compile only; ``forget``:
+drop every spec sent before), answered ``(healthy, [Rendered | packed error])``, one entry a
+job, ``healthy`` False asking for a fresh process (after a MemoryError).
+
+Through shared memory, three doubles the child writes before each step and the parent
+reads while it waits: the job's index in the batch, :data:`COMPILE` while compiling, and
+the monotonic start time of the step (0.0 between steps). From them the parent knows
+which job ran past the time limit when it kills the child.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from mailer.domain.errors import HeaderInjectionError, InputError, MailerError, TemplateError
+from mailer.message.limits import RenderCancelled, RenderLimitError
+from mailer.message.spec import Rendered
+
+#: Most jobs sent to the render process in one request.
+MAX_BATCH = 200
+
+#: The progress slots (indexes into the shared doubles), and the phase value for compiling.
+INDEX, PHASE, STARTED = 0, 1, 2
+COMPILE = 1.0
+PROGRESS_BYTES = 3 * ctypes.sizeof(ctypes.c_double)
+
+#: The answer for one job: what it gave, or the error it raised.
+RenderOutcome = Rendered | MailerError
+
+#: An error as it travels: ("error", class name, message, the instance's fields).
+PackedError = tuple[str, str, str, dict[str, Any]]
+
+_ERROR_TYPES: dict[str, type[MailerError]] = {
+    cls.__name__: cls
+    for cls in (MailerError, TemplateError, RenderLimitError, InputError, HeaderInjectionError, RenderCancelled)
+}
+
+
+def pack_error(exc: MailerError) -> PackedError:
+    """An error as plain data: the classes' keyword-only constructors do not unpickle."""
+    name = type(exc).__name__ if type(exc).__name__ in _ERROR_TYPES else "MailerError"
+    return ("error", name, str(exc), dict(vars(exc)))
+
+
+def unpack_error(packed: PackedError) -> MailerError:
+    """The error :func:`pack_error` packed (a plain MailerError for an unknown class)."""
+    _, name, message, fields = packed
+    cls = _ERROR_TYPES.get(name, MailerError)
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(fields)
+    return error

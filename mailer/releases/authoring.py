@@ -1,0 +1,129 @@
+"""Authoring: a release file becomes a draft release, or replaces a release's content.
+
+The file is parsed by :mod:`mailer.releases.source`; here its client, segments and
+templates are looked up. Editing a submitted or approved release returns it to draft (a
+change after approval needs approval again); every edit is recorded in the history.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from mailer.domain.errors import InputError, WorkflowError
+from mailer.domain.states import ReleaseAction, ReleaseStatus, allowed_actions
+from mailer.message import Renderer
+from mailer.releases import holds, workflow
+from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
+from mailer.store import releases as release_store
+from mailer.store.tables import Client, Release, ReleaseSegment
+
+__all__ = ["create_release", "update_release"]
+
+_TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
+
+
+def _check_template(renderer: Renderer, name: str, key: str) -> None:
+    if (
+        not _TEMPLATE_NAME.fullmatch(name)
+        or name == "base"
+        or not all(f"{name}{suffix}" in renderer.sources for suffix in (".html", ".txt"))
+    ):
+        have = sorted(
+            n.removesuffix(".html")
+            for n in renderer.sources
+            if n.endswith(".html") and "/" not in n and n != "base.html"
+        )
+        raise InputError(f"{key}: no template {name!r} in {renderer.templates_dir} (have: {', '.join(have)})")
+
+
+def _resolve(session: Session, parsed: ReleaseFile, renderer: Renderer) -> tuple[Client, list[ReleaseSegment]]:
+    """Look up the client, segments and templates the file names; InputError naming the key."""
+    client = release_store.find_client(session, parsed.client)
+    if client is None:
+        raise InputError(f"client: no client {parsed.client!r} (see `mailer clients list`)")
+    _check_template(renderer, parsed.template, "template")
+    found = release_store.find_segments(session, parsed.segments)
+    rows: list[ReleaseSegment] = []
+    for position, slug in enumerate(parsed.segments):
+        if slug not in found:
+            raise InputError(f"segments: no segment {slug!r} (see `mailer segments list`)")
+        variant = parsed.variants.get(slug, VariantOverride())
+        if variant.template is not None:
+            _check_template(renderer, variant.template, f"variants.{slug}.template")
+        rows.append(
+            ReleaseSegment(
+                segment_id=found[slug].id,
+                position=position,
+                subject=variant.subject,
+                intro=variant.intro,
+                template=variant.template,
+            )
+        )
+    return client, rows
+
+
+def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
+    release.client_id = client.id
+    release.title = parsed.title
+    release.subject = parsed.subject
+    release.template = parsed.template
+    release.body = parsed.body
+    release.extra = parsed.extra()
+    release.send_at = parsed.send_at.astimezone(UTC) if parsed.send_at else None
+    release.not_after = parsed.not_after.astimezone(UTC) if parsed.not_after else None
+    release.embargo_at = parsed.embargo.astimezone(UTC) if parsed.embargo else None
+
+
+def create_release(session: Session, text: str, *, author: str, renderer: Renderer, now: datetime) -> Release:
+    """Writes: a new draft release from a release file, its segments and a creation event.
+
+    Raises InputError (naming the key) for a bad file or an unknown client, segment or
+    template.
+    """
+    author = workflow.check_actor(author)
+    parsed = parse_release(text)
+    client, rows = _resolve(session, parsed, renderer)
+    release = Release(status=ReleaseStatus.DRAFT.value, author=author, created_at=now, updated_at=now)
+    _apply(release, parsed, client)
+    release_store.insert_release(session, release)
+    for row in rows:
+        row.release_id = release.id
+    release_store.replace_release_segments(session, release.id, rows)
+    release_store.add_editor(session, release.id, author, now=now)
+    release_store.add_release_event(
+        session, release.id, from_status=None, to_status=release.status, actor=author, note="created", now=now
+    )
+    return release
+
+
+def update_release(
+    session: Session, release_id: int, text: str, *, actor: str, renderer: Renderer, now: datetime
+) -> Release:
+    """Writes: replace the release's content with a release file.
+
+    A submitted or approved release returns to draft (its stored hash is cleared and the
+    approval no longer matches); the move is recorded. Releases that are sending or
+    finished cannot be edited (WorkflowError). Raises InputError as :func:`create_release`.
+    """
+    actor = workflow.check_actor(actor)
+    release = release_store.get_release(session, release_id, for_update=True)
+    status = ReleaseStatus(release.status)
+    if ReleaseAction.EDIT not in allowed_actions(status):
+        raise WorkflowError(f"release {release_id} is {status.value}: it can no longer be edited")
+    parsed = parse_release(text)
+    client, rows = _resolve(session, parsed, renderer)
+    _apply(release, parsed, client)
+    for row in rows:
+        row.release_id = release.id
+    release_store.replace_release_segments(session, release.id, rows)
+    release_store.add_editor(session, release.id, actor, now=now)
+    note = "edited"
+    if status is not ReleaseStatus.DRAFT:
+        note = f"edited while {status.value}: back to draft, approval needed again"
+    workflow.move(session, release.id, ReleaseStatus.DRAFT, actor=actor, now=now, note=note, src=status)
+    release.content_hash = None
+    holds.clear(release)
+    return release

@@ -1,0 +1,248 @@
+"""What is sent: each segment's :class:`VariantSpec`, the content hash, and the send plan
+the delivery engine runs from.
+
+The content hash is SHA-256 over, in segment order, each segment's slug and
+:func:`mailer.message.fingerprint` of its :class:`VariantSpec` (and the release's topics):
+everything that shapes the bytes except the per-recipient fields (and the Date,
+Message-ID and unsubscribe token). An approval is bound to it; the engine sends only
+when the plan's hash equals the newest approval's (:func:`require_approved_plan`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.domain.errors import InputError, WorkflowError
+from mailer.domain.states import APPROVED_RELEASE, ReleaseStatus
+from mailer.message import (
+    IsolatedRenderer,
+    Recipient,
+    Renderer,
+    RenderLimits,
+    Sender,
+    Speaker,
+    Variant,
+    VariantSpec,
+    fingerprint,
+)
+from mailer.releases.compliance import BLANK_RECIPIENT
+from mailer.store import releases as release_store
+from mailer.store.tables import Client, Contact, Release, ReleaseSegment
+
+__all__ = [
+    "SendPlan",
+    "build_send_plan",
+    "content_hash",
+    "pick_segment",
+    "recipient_for",
+    "release_content_hash",
+    "release_topics",
+    "render_limits",
+    "renderer_for",
+    "require_approved_plan",
+    "sample_recipient",
+    "segment_rule",
+    "spec_for",
+    "variant_specs",
+]
+
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def render_limits(settings: Settings) -> RenderLimits:
+    """The ``[render]`` settings as the render process's limits."""
+    r = settings.render
+    return RenderLimits(
+        time_limit=r.time_limit, max_message_bytes=r.max_message_bytes, memory_limit_mb=r.memory_limit_mb
+    )
+
+
+def renderer_for(settings: Settings) -> Renderer:
+    """The renderer over ``settings.paths.templates_dir`` (read once, at construction);
+    its variants compile and render in a render process under ``settings.render``."""
+    return IsolatedRenderer(settings.paths.templates_dir, limits=render_limits(settings))
+
+
+def _embargo_text(iso: str | None) -> str | None:
+    """``2026-12-01T05:00:00-05:00`` → ``1 December 2026, 05:00 UTC-05:00`` (no locale)."""
+    if not iso:
+        return None
+    dt = datetime.fromisoformat(iso)
+    offset = dt.strftime("%z")
+    zone = "UTC" if offset in ("+0000", "-0000", "") else f"UTC{offset[:3]}:{offset[3:5]}"
+    return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year}, {dt:%H:%M} {zone}"
+
+
+def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Settings) -> VariantSpec:
+    """The VariantSpec of one segment of a release (the release with the segment's overrides)."""
+    extra = release.extra or {}
+    return VariantSpec(
+        release_key=str(release.id),
+        template=row.template or release.template,
+        subject=row.subject or release.subject,
+        title=release.title,
+        dateline=extra.get("dateline"),
+        intro=row.intro if row.intro is not None else extra.get("intro"),
+        body_markdown=release.body,
+        sender=Sender(client.from_name, client.from_address, client.reply_to, client.postal_address, client.disclosure),
+        list_id=f"{client.name} <{client.slug}.{settings.sender.message_id_domain}>",
+        feedback_id=f"{release.id}:{client.slug}:mailer",
+        speakers=tuple(Speaker(s["name"], s.get("title", ""), s.get("bio", "")) for s in extra.get("speakers", [])),
+        questions=tuple(extra.get("questions", [])),
+        booking_contact=extra.get("booking_contact"),
+        embargo=_embargo_text(extra.get("embargo")),
+        about=extra.get("about"),
+    )
+
+
+def variant_specs(session: Session, release_id: int, settings: Settings) -> list[tuple[int, str, VariantSpec]]:
+    """``(segment_id, segment_slug, spec)`` for each segment of the release, by position.
+
+    Raises NotFoundError for an unknown release.
+    """
+    release = release_store.get_release(session, release_id)
+    client = release_store.get_client_by_id(session, release.client_id)
+    return [
+        (seg.id, seg.slug, spec_for(release, client, row, settings))
+        for row, seg in release_store.release_segments(session, release_id)
+    ]
+
+
+def content_hash(specs: list[tuple[int, str, VariantSpec]], renderer: Renderer, topics: tuple[str, ...] = ()) -> str:
+    """SHA-256 hex over each segment's slug and the fingerprint of its spec, in order,
+    and the release's topics (they decide who is left out).
+
+    Raises TemplateError when a template is missing or does not parse.
+    """
+    digest = hashlib.sha256()
+    if topics:
+        digest.update(b"topics\x00" + "\x00".join(topics).encode("utf-8") + b"\n")
+    for _, slug, spec in specs:
+        digest.update(slug.encode("utf-8") + b"\x00" + fingerprint(spec, renderer).encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+def release_content_hash(session: Session, release_id: int, renderer: Renderer, settings: Settings) -> str:
+    """The content hash of the release as it would be sent now."""
+    return content_hash(variant_specs(session, release_id, settings), renderer, release_topics(session, release_id))
+
+
+def release_topics(session: Session, release_id: int) -> tuple[str, ...]:
+    """The topics a release names in its front matter (for topic opt-outs)."""
+    release = release_store.get_release(session, release_id)
+    return tuple((release.extra or {}).get("topics") or ())
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """Everything the delivery engine needs to render a release, compiled once."""
+
+    release_id: int
+    client_slug: str
+    sender_address: str  # client's from_address (the From header); envelope sender is VERP, not this
+    content_hash: str
+    variants: dict[int, Variant]  # segment_id -> compiled variant
+    segment_order: tuple[int, ...]  # segment ids by position
+    topics: tuple[str, ...] = ()  # journalists who opted out of one of these are left out
+
+
+def build_send_plan(session: Session, release_id: int, renderer: Renderer, settings: Settings) -> SendPlan:
+    """Compile every segment's variant and hash the release as it will be sent.
+
+    Does not check approval (see :func:`require_approved_plan`). Raises NotFoundError,
+    TemplateError, and InputError/HeaderInjectionError for sender fields unfit for a header.
+    """
+    release = release_store.get_release(session, release_id)
+    client = release_store.get_client_by_id(session, release.client_id)
+    specs = variant_specs(session, release_id, settings)
+    topics = release_topics(session, release_id)
+    return SendPlan(
+        release_id=release_id,
+        client_slug=client.slug,
+        sender_address=client.from_address,
+        topics=topics,
+        content_hash=content_hash(specs, renderer, topics),
+        variants={segment_id: renderer.compile(spec) for segment_id, _, spec in specs},
+        segment_order=tuple(segment_id for segment_id, _, _ in specs),
+    )
+
+
+def require_approved_plan(session: Session, release_id: int, plan: SendPlan) -> None:
+    """Raise WorkflowError unless the release stands approved (approved, sending, paused,
+    sent or partial) and its newest approval's hash equals ``plan.content_hash``.
+
+    Any edit returns a release to draft, so the status check voids approvals taken
+    before an edit even if the content is later edited back to the same bytes.
+    """
+    release = release_store.get_release(session, release_id)
+    if ReleaseStatus(release.status) not in APPROVED_RELEASE:
+        raise WorkflowError(f"release {release_id} is {release.status}, not approved: refusing to send")
+    approval = release_store.latest_approval(session, release_id)
+    if approval is None:
+        raise WorkflowError(f"release {release_id} has no approval: refusing to send")
+    if approval.content_hash != plan.content_hash:
+        raise WorkflowError(
+            f"release {release_id} changed since {approval.approver} approved it "
+            f"(approved {approval.content_hash[:12]}, now {plan.content_hash[:12]}): refusing to send"
+        )
+
+
+def recipient_for(contact: Contact) -> Recipient:
+    """The render recipient for a contact; attribute values become strings (None → "")."""
+    attributes = {
+        str(k): ("" if v is None else v if isinstance(v, str) else str(v))
+        for k, v in (contact.attributes or {}).items()
+    }
+    return Recipient(
+        email=contact.email or "",
+        first_name=contact.first_name or "",
+        last_name=contact.last_name or "",
+        outlet=contact.outlet or "",
+        attributes=attributes,
+    )
+
+
+def sample_recipient(session: Session, rule: str) -> Recipient:
+    """The recipient a check, preview or proof renders for: the first contact of the
+    segment ``rule`` selects, else a placeholder."""
+    contact = release_store.first_segment_contact(session, rule)
+    return recipient_for(contact) if contact is not None else BLANK_RECIPIENT
+
+
+def pick_segment(
+    specs: list[tuple[int, str, VariantSpec]], segment_slug: str | None, release_id: int
+) -> tuple[int, str, VariantSpec]:
+    """The entry of ``specs`` (see :func:`variant_specs`) for ``segment_slug``, the first
+    when None; InputError when the release has no segments or does not go to it."""
+    if not specs:
+        raise InputError(f"release {release_id} has no segments")
+    if segment_slug is None:
+        return specs[0]
+    for entry in specs:
+        if entry[1] == segment_slug:
+            return entry
+    have = ", ".join(slug for _, slug, _ in specs)
+    raise InputError(f"--segment: release {release_id} does not go to {segment_slug!r} (it goes to {have})")
+
+
+def segment_rule(session: Session, release_id: int, segment_id: int) -> str:
+    """The rule of segment ``segment_id`` of the release."""
+    return next(seg.rule for _, seg in release_store.release_segments(session, release_id) if seg.id == segment_id)

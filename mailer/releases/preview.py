@@ -1,0 +1,77 @@
+"""Previews: the exact message one recipient of one segment would get, rendered without
+sending (the CLI writes it out, the staff page shows it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mailer.audience.contacts import normalize_email
+from mailer.config import Settings
+from mailer.domain.errors import InputError, NotFoundError
+from mailer.message import RenderedParts, Renderer
+from mailer.releases import compliance
+from mailer.releases.plan import pick_segment, recipient_for, sample_recipient, segment_rule, variant_specs
+from mailer.store import releases as release_store
+
+__all__ = ["Preview", "preview_release"]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The message one recipient of one segment would get."""
+
+    segment_id: int
+    segment_slug: str
+    to_addr: str
+    parts: RenderedParts
+    eml: bytes | None  # None when ``web.base_url`` cannot make a real unsubscribe link ...
+    eml_problem: str | None = None  # ... and this says why
+
+
+def preview_release(
+    session: Session,
+    release_id: int,
+    *,
+    segment_slug: str,
+    contact_email: str | None,
+    renderer: Renderer,
+    settings: Settings,
+    now: datetime,
+) -> Preview:
+    """Render the exact message a recipient of ``segment_slug`` would get.
+
+    The recipient is the contact ``contact_email``, else the segment's first contact,
+    else a placeholder. The unsubscribe link has the real shape but reads as invalid
+    (see :func:`mailer.releases.compliance.sample_unsubscribe_url`); when ``web.base_url`` is not
+    https no real message can be built and ``eml`` is None. Raises NotFoundError,
+    InputError, TemplateError.
+    """
+    specs = variant_specs(session, release_id, settings)
+    segment_id, slug, spec = pick_segment(specs, segment_slug, release_id)
+    if contact_email is not None:
+        email = normalize_email(contact_email)
+        contact = release_store.find_contact(session, email)
+        if contact is None:
+            raise NotFoundError(f"no contact {email!r}")
+        rcpt = recipient_for(contact)
+    else:
+        rcpt = sample_recipient(session, segment_rule(session, release_id, segment_id))
+    variant = renderer.compile(spec)
+    try:
+        unsubscribe_url = compliance.sample_unsubscribe_url(settings)
+    except InputError as exc:
+        parts = variant.render_parts(rcpt, to_addr=rcpt.email, unsubscribe_url="https://unsubscribe.invalid/u/preview")
+        return Preview(segment_id, slug, rcpt.email, parts, None, str(exc))
+    kwargs: dict[str, Any] = {
+        "to_addr": rcpt.email,
+        "message_id": compliance.sample_message_id(settings, f"preview.{release_id}.{segment_id}"),
+        "unsubscribe_url": unsubscribe_url,
+        "unsubscribe_mailto": None,
+        "date": now,
+    }
+    parts = variant.render_parts(rcpt, **kwargs)
+    return Preview(segment_id, slug, rcpt.email, parts, variant.render(rcpt, **kwargs))

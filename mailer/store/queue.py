@@ -1,0 +1,459 @@
+"""The delivery queue: what worker processes do to single rows. The database is the
+queue and the ledger.
+
+Row life: ``queued`` → (claim) ``sending`` with a lease → (``in_data`` set just before the
+message data, only while the worker still holds the lease) → ``sent`` | ``deferred`` |
+``failed`` | ``unknown`` (or back to ``queued`` when the relay refused our sender, which
+is not an attempt). Leases are renewed on a timer by a live worker; an expired lease
+means a dead worker: rows that were in the data exchange become ``unknown`` (never resent
+automatically; the lease owner is kept, so a result the worker did hear may still be
+recorded over it), the others return to the queue.
+
+Also here: the release's circuit-breaker columns, merged at each recording. Planning and
+the release-wide counts are in :mod:`mailer.store.deliveries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from mailer.domain.states import DeliveryStatus
+from mailer.store.deliveries import rowcount, suppressed_in
+from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
+
+#: the deliveries table for Core statements (typed as a Table for mypy)
+DELIVERIES = cast(Table, Delivery.__table__)
+_EVENTS = cast(Table, DeliveryEvent.__table__)
+_SYNC_OFF = text("SET LOCAL synchronous_commit = off")
+
+
+def fast_commit(session: Session | Connection) -> None:
+    """On PostgreSQL, let this transaction's commit return before the WAL flush: safe
+    against a killed worker (only a server crash can lose it), and several times faster."""
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
+        session.execute(_SYNC_OFF)
+
+
+# --- the release's circuit breaker ------------------------------------------------------
+
+
+def breaker_state(session: Session, release_id: int) -> tuple[str, int]:
+    """The release's shared circuit-breaker state: (window marks, streak)."""
+    row = session.execute(
+        select(Release.breaker_window, Release.breaker_streak).where(Release.id == release_id)
+    ).one_or_none()
+    return (row.breaker_window or "", int(row.breaker_streak or 0)) if row else ("", 0)
+
+
+def merge_breaker(session: Session, release_id: int, marks: str, *, keep: int) -> tuple[str, int]:
+    """Writes: add this process's newest results (``marks``: ``0``/``1`` each, ``1`` a
+    counted refusal) to the release's breaker state in one atomic UPDATE; returns the
+    merged (window of the last ``keep`` marks, streak of refusals in a row)."""
+    if not marks:
+        return breaker_state(session, release_id)
+    joined = func.coalesce(Release.breaker_window, "") + marks
+    if session.get_bind().dialect.name == "postgresql":
+        window: ColumnElement[str] = func.right(joined, keep)
+    else:
+        window = func.substr(joined, -keep)
+    trailing = len(marks) - len(marks.rstrip("1"))
+    streak = Release.breaker_streak + trailing if trailing == len(marks) else literal(trailing)
+    row = session.execute(
+        update(Release)
+        .where(Release.id == release_id)
+        .values(breaker_window=window, breaker_streak=streak)
+        .returning(Release.breaker_window, Release.breaker_streak)
+    ).one_or_none()
+    return (row.breaker_window or "", int(row.breaker_streak or 0)) if row else ("", 0)
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed delivery with what rendering needs."""
+
+    id: int
+    release_id: int
+    segment_id: int | None
+    contact_id: int
+    email: str
+    message_id: str
+    attempts: int
+    first_attempt_at: datetime | None
+    first_name: str | None
+    last_name: str | None
+    outlet: str | None
+    attributes: dict[str, Any]
+
+
+def claim_batch(
+    session: Session,
+    *,
+    release_id: int,
+    scopes: Sequence[str],
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[Claimed]:
+    """Writes: lease up to ``limit`` due rows (queued, or deferred whose retry time came).
+
+    One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING on
+    PostgreSQL; on SQLite the same statement inside the ``BEGIN IMMEDIATE`` transaction.
+    Rows whose address was suppressed since planning become ``suppressed`` here, so an
+    unsubscribe is honored for every message claimed after it was recorded.
+    """
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.release_id == release_id,
+            or_(
+                Delivery.status == DeliveryStatus.QUEUED.value,
+                and_(Delivery.status == DeliveryStatus.DEFERRED.value, Delivery.next_attempt_at <= now),
+            ),
+        )
+        .order_by(Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed_ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.SENDING.value,
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                in_data=False,
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+        )
+    )
+    if not claimed_ids:
+        return []
+    newly_suppressed = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(claimed_ids), suppressed_in(Delivery.email_hash, scopes))
+            .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
+            .returning(Delivery.id)
+        )
+    )
+    if newly_suppressed:
+        session.execute(
+            insert(DeliveryEvent),
+            [
+                {"delivery_id": i, "kind": "suppressed", "detail": "suppressed before sending", "at": now}
+                for i in newly_suppressed
+            ],
+        )
+    return _claimed_rows(session, Delivery.id.in_(claimed_ids), Delivery.status == DeliveryStatus.SENDING.value)
+
+
+def held_rows(session: Session, owner: str, delivery_ids: Sequence[int]) -> list[Claimed]:
+    """Rows among ``delivery_ids`` still leased by ``owner`` (sending, or swept to
+    ``unknown``): what a replayed journal of that worker may still record."""
+    return _claimed_rows(
+        session,
+        Delivery.id.in_(list(delivery_ids)),
+        Delivery.lease_owner == owner,
+        Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+    )
+
+
+def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed]:
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.release_id,
+            Delivery.segment_id,
+            Delivery.contact_id,
+            Delivery.email,
+            Delivery.message_id,
+            Delivery.attempts,
+            Delivery.first_attempt_at,
+            Contact.first_name,
+            Contact.last_name,
+            Contact.outlet,
+            Contact.attributes,
+        )
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .where(*where, Delivery.email.is_not(None))
+        .order_by(Delivery.id)
+    )
+    return [
+        Claimed(
+            r.id,
+            r.release_id,
+            r.segment_id,
+            r.contact_id,
+            r.email,
+            r.message_id,
+            r.attempts,
+            r.first_attempt_at,
+            r.first_name,
+            r.last_name,
+            r.outlet,
+            dict(r.attributes or {}),
+        )
+        for r in rows
+    ]
+
+
+_MARK_IN_DATA = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+        DELIVERIES.c.lease_owner == bindparam("owner"),
+        DELIVERIES.c.status == DeliveryStatus.SENDING.value,
+    )
+    .values(in_data=True)
+    .returning(DELIVERIES.c.id)
+)
+
+
+#: DBAPI paramstyle → placeholder, for the driver-level path of :func:`mark_in_data`
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _driver_autocommit(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` when a statement sent to it directly commits
+    on its own (SQLite in driver autocommit, PostgreSQL in AUTOCOMMIT) and SQLAlchemy has
+    no transaction open on it; else None."""
+    if conn.in_transaction() or conn.dialect.paramstyle not in _PLACEHOLDERS:
+        return None
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:
+        return None
+    name = conn.dialect.name
+    if name == "sqlite" and getattr(dbapi, "isolation_level", "") is None and not dbapi.in_transaction:
+        return dbapi
+    if name == "postgresql" and getattr(dbapi, "autocommit", False) is True:
+        return dbapi
+    return None
+
+
+def mark_in_data(conn: Session | Connection, delivery_ids: Sequence[int], owner: str) -> set[int]:
+    """Writes: these rows are now in the data exchange (a crash now leaves them unknown).
+    Only rows ``owner`` still holds (leased to it and ``sending``) are marked; returns the
+    ids that were. A row not marked was taken over by another worker and must not be sent.
+
+    Called for every message (the engine's writer thread marks all the rows waiting for a
+    mark at once), so it must be cheap. Given a Connection in autocommit (the writer's
+    marks connection), the UPDATE goes straight to the driver: one statement committed
+    when it returns, without SQLAlchemy's BEGIN/COMMIT and statement machinery (see
+    bench/README.md for what it saves). Otherwise a Core statement runs in the caller's
+    transaction. Driver errors surface as DBAPIError either way."""
+    if not delivery_ids:
+        return set()
+    dbapi = _driver_autocommit(conn) if isinstance(conn, Connection) else None
+    if dbapi is None:
+        return set(conn.scalars(_MARK_IN_DATA, {"ids": list(delivery_ids), "owner": owner}))
+    dialect = conn.get_bind().dialect if isinstance(conn, Session) else conn.dialect
+    p = _PLACEHOLDERS[dialect.paramstyle]
+    t = DELIVERIES.c
+    sql = (
+        f"UPDATE {DELIVERIES.name} SET {t.in_data.name} = {p} "
+        f"WHERE {t.id.name} IN ({', '.join([p] * len(delivery_ids))}) AND {t.lease_owner.name} = {p}"
+        f" AND {t.status.name} = {p} RETURNING {t.id.name}"
+    )
+    params = (True, *delivery_ids, owner, DeliveryStatus.SENDING.value)
+    try:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql, params)
+            return {int(row[0]) for row in cursor.fetchall()}
+        finally:
+            cursor.close()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one attempt does to its row, ready to record (decided by
+    :func:`mailer.engine.outcomes.decide`)."""
+
+    delivery_id: int
+    status: DeliveryStatus
+    code: int | None
+    reply: str
+    reason: str | None
+    next_attempt_at: datetime | None
+    first_attempt_at: datetime | None
+    #: the kind of the delivery event written with it
+    event: str
+    #: False for a row handed back to the queue without an attempt (our sender refused)
+    attempted: bool = True
+    #: the event's text when it is not ``reply`` (a sender-side refusal: "reason: reply")
+    detail: str | None = None
+
+
+def record_decisions(session: Session, decisions: Sequence[Decision], owner: str, now: datetime) -> set[int]:
+    """Writes: the results of a batch, in one executemany UPDATE plus one INSERT of events.
+
+    Only rows still leased by ``owner`` and ``sending`` (or swept to ``unknown`` meanwhile:
+    the heard result is better than "unknown") are written, and only they get events: a
+    worker whose lease was taken over never overwrites the new owner's state. Returns the
+    ids written.
+    """
+    if not decisions:
+        return set()
+    t = DELIVERIES.c
+    mine = set(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.id.in_([d.delivery_id for d in decisions]),
+                Delivery.lease_owner == owner,
+                Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+            )
+            .with_for_update()
+        )
+    )
+    decisions = [d for d in decisions if d.delivery_id in mine]
+    if not decisions:
+        return set()
+    # Core UPDATE (not the ORM's bulk path): one executemany with a guard per row.
+    stmt = (
+        update(DELIVERIES)
+        .where(t.id == bindparam("b_id"), t.lease_owner == bindparam("b_owner"))
+        .values(
+            status=bindparam("b_status"),
+            last_code=bindparam("b_code"),
+            last_reply=bindparam("b_reply"),
+            reason=bindparam("b_reason"),
+            next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
+            first_attempt_at=bindparam("b_first", type_=Delivery.first_attempt_at.type),
+            sent_at=bindparam("b_sent", type_=Delivery.sent_at.type),
+            attempts=t.attempts + bindparam("b_inc"),
+            in_data=False,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {
+            "b_id": o.delivery_id,
+            "b_owner": owner,
+            "b_status": o.status.value,
+            "b_code": o.code,
+            "b_reply": o.reply[:1000],
+            "b_reason": o.reason,
+            "b_next": o.next_attempt_at,
+            "b_first": o.first_attempt_at,
+            "b_sent": now if o.status == DeliveryStatus.SENT else None,
+            "b_inc": 1 if o.attempted else 0,
+        }
+        for o in decisions
+    ]
+    # Core on the session's connection (same transaction): no ORM bulk-insert machinery.
+    conn = session.connection()
+    conn.execute(stmt, params)
+    conn.execute(
+        insert(_EVENTS),
+        [
+            {
+                "delivery_id": o.delivery_id,
+                "kind": o.event,
+                "code": o.code,
+                "detail": (o.detail or o.reply)[:1000],
+                "at": now,
+            }
+            for o in decisions
+        ],
+    )
+    return mine
+
+
+def release_leases(session: Session, owner: str, now: datetime) -> int:
+    """Writes: on a clean stop, hand rows claimed but not in the data exchange back to the queue."""
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.lease_owner == owner,
+                Delivery.status == DeliveryStatus.SENDING.value,
+                Delivery.in_data.is_(False),
+            )
+            .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
+        )
+    )
+
+
+def renew_leases(session: Session, owner: str, now: datetime, lease: timedelta) -> int:
+    """Writes: a live worker extends the leases of everything it holds."""
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.lease_owner == owner, Delivery.status == DeliveryStatus.SENDING.value)
+            .values(lease_expires_at=now + lease)
+        )
+    )
+
+
+def sweep_expired_leases(session: Session, now: datetime) -> tuple[int, int]:
+    """Writes: rows of dead workers. In the data exchange → ``unknown``; else → ``queued``.
+
+    Returns (requeued, unknown).
+    """
+    expired = and_(
+        Delivery.status == DeliveryStatus.SENDING.value,
+        Delivery.lease_expires_at.is_not(None),
+        Delivery.lease_expires_at < now,
+    )
+    unknown_ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(expired, Delivery.in_data.is_(True))
+            .values(
+                status=DeliveryStatus.UNKNOWN.value,
+                reason="worker died during the data exchange",
+                in_data=False,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(Delivery.id)
+        )
+    )
+    if unknown_ids:
+        session.execute(
+            insert(DeliveryEvent),
+            [
+                {"delivery_id": i, "kind": "unknown", "detail": "lease expired during the data exchange", "at": now}
+                for i in unknown_ids
+            ],
+        )
+    requeued = rowcount(
+        session.execute(
+            update(Delivery)
+            .where(expired, Delivery.in_data.is_(False))
+            .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
+        )
+    )
+    return requeued, len(unknown_ids)
