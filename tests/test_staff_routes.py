@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 
 from mailer.accounts.users import add_user
 from mailer.config import SmtpSettings
-from mailer.domain.states import DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
+from mailer.domain.states import RETRYABLE_DELIVERY, DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
@@ -502,3 +502,22 @@ def test_cancel_of_a_sending_release_cancels_its_pending_rows(rt: Runtime, app: 
     assert after.context["flash"][0][1] == "cancelled; 1 pending deliveries will not be sent"  # type: ignore[attr-defined]
     with transaction(rt.sessions) as session:
         assert session.scalar(select(Delivery.status).where(Delivery.email == seeded.sent)) == "cancelled"
+
+
+def test_retry_offers_every_retryable_delivery_state(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
+    """The retry confirmation offers exactly the states a retry may requeue (deferred included), and requeues a deferred row."""
+    seeded = seed_release(rt, tmp_path)
+    with transaction(rt.sessions) as session:
+        row = session.scalars(select(Delivery).where(Delivery.email == seeded.sent)).one()
+        row.status = DeliveryStatus.DEFERRED.value
+    client = sign_in(app, Role.ADMIN)
+    page = client.get(f"/releases/{seeded.release_id}/confirm/retry")
+    offered = page.context["retry_statuses"]  # type: ignore[attr-defined]
+    assert sorted(offered) == sorted(s.value for s in RETRYABLE_DELIVERY)
+    done = client.post(
+        f"/releases/{seeded.release_id}/actions/retry",
+        data={"statuses": ["deferred"], "csrftoken": csrf(client)},
+    )
+    assert done.status_code == 303
+    with transaction(rt.sessions) as session:
+        assert session.scalars(select(Delivery.status).where(Delivery.email == seeded.sent)).one() == "queued"
