@@ -38,7 +38,8 @@ from sqlalchemy import Engine, func, insert, select, text
 from mailer.config import DatabaseSettings
 from mailer.domain.states import email_hash
 from mailer.store import db
-from mailer.store import ledger as q
+from mailer.store.ledger.log import LogFilter, delivery_log
+from mailer.store.ledger.paging import read_only
 from mailer.store.tables import Client, Contact, Delivery, Release, Segment
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -194,29 +195,29 @@ def timed(engine: Engine, repeat: int, fn: Callable[..., object]) -> float:
     sessions = db.session_factory(engine)
     times = []
     for _ in range(repeat):
-        with q.read_only(sessions) as session:
+        with read_only(sessions) as session:
             started = time.perf_counter()
             fn(session)
             times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 
 
-def scenarios(deep: int) -> list[tuple[str, q.LogFilter, int | None]]:
+def scenarios(deep: int) -> list[tuple[str, LogFilter, int | None]]:
     """(name, filters, after) of each page timed."""
     target = DOMAINS[7]
     return [
-        ("no filter, page 1", q.LogFilter(), None),
-        ("no filter, deep page", q.LogFilter(), deep),
-        ("status=bounced, page 1", q.LogFilter(status="bounced"), None),
-        ("status=bounced, deep page", q.LogFilter(status="bounced"), deep),
-        (f"status=bounced domain={target}, page 1", q.LogFilter(status="bounced", domain=target), None),
-        (f"status=bounced domain={target}, deep page", q.LogFilter(status="bounced", domain=target), deep),
-        ("release=5 status=failed, page 1", q.LogFilter(release_id=5, status="failed"), None),
+        ("no filter, page 1", LogFilter(), None),
+        ("no filter, deep page", LogFilter(), deep),
+        ("status=bounced, page 1", LogFilter(status="bounced"), None),
+        ("status=bounced, deep page", LogFilter(status="bounced"), deep),
+        (f"status=bounced domain={target}, page 1", LogFilter(status="bounced", domain=target), None),
+        (f"status=bounced domain={target}, deep page", LogFilter(status="bounced", domain=target), deep),
+        ("release=5 status=failed, page 1", LogFilter(release_id=5, status="failed"), None),
         ("release=5 status=failed segment=seg-1, page 1",
-         q.LogFilter(release_id=5, status="failed", segment="seg-1"), None),
-        ("email exact, page 1", q.LogFilter(email=f"j000123@{DOMAINS[123]}"), None),
-        ("email contains 'j00012', page 1", q.LogFilter(email="j00012"), None),
-        ("since (last 10%), status=failed, page 1", q.LogFilter(status="failed", since=NOW + timedelta(hours=5)), None),
+         LogFilter(release_id=5, status="failed", segment="seg-1"), None),
+        ("email exact, page 1", LogFilter(email=f"j000123@{DOMAINS[123]}"), None),
+        ("email contains 'j00012', page 1", LogFilter(email="j00012"), None),
+        ("since (last 10%), status=failed, page 1", LogFilter(status="failed", since=NOW + timedelta(hours=5)), None),
     ]  # fmt: skip
 
 
@@ -238,7 +239,7 @@ def run(engine: Engine, backend: str, args: argparse.Namespace) -> None:
                 conn.execute(text("ANALYZE"))
         print(f"  {label}:")
         for name, filters, after in scenarios(deep):
-            ms = timed(engine, args.repeat, lambda s, f=filters, a=after: q.delivery_log(s, f, after=a, limit=50))
+            ms = timed(engine, args.repeat, lambda s, f=filters, a=after: delivery_log(s, f, after=a, limit=50))
             print(f"    {name:<50} {ms:9.1f} ms/page")
 
 

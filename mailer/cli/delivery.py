@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -17,11 +18,10 @@ from mailer.engine.scheduler import run_forever
 from mailer.engine.sender import SendProgress
 from mailer.message.dkim import DkimSigner
 from mailer.smtp.factory import make_transport
-from mailer.store import ledger as staff_store
 from mailer.store import releases as release_store
-from mailer.store import reports
 from mailer.store.db import transaction
-from mailer.store.ledger import LogFilter, LogLine
+from mailer.store.ledger.log import LogFilter, LogLine, delivery_log
+from mailer.store.ledger.report import ProblemCounts, release_report
 
 
 def register(app: typer.Typer) -> None:
@@ -127,41 +127,41 @@ def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     hard and soft bounces, complaints (rate against Gmail's 0.3% line) and refusals of
     our own sender, each apart."""
     with runtime() as rt, transaction(rt.sessions) as session:
-        data = reports.release_report(session, release_id)
+        data = release_report(session, release_id)
     if as_json:
-        print_json(data)
+        print_json(asdict(data))
         return
-    out.print(f"[bold]release {data['release']}[/]: {data['title']} — {data['status']}", highlight=False)
-    if data["pause_reason"]:
-        out.print(f"paused: {data['pause_reason']}", highlight=False)
-    statuses = [s.value for s in DeliveryStatus if s.value in data["counts"]]
+    out.print(f"[bold]release {data.release}[/]: {data.title} — {data.status}", highlight=False)
+    if data.pause_reason:
+        out.print(f"paused: {data.pause_reason}", highlight=False)
+    statuses = [s.value for s in DeliveryStatus if s.value in data.counts]
     table = Table("", *statuses, "total")
-    table.add_row("[bold]all[/]", *(str(data["counts"][s]) for s in statuses), str(data["total"]))
-    for name, counts in sorted(data["segments"].items()):
+    table.add_row("[bold]all[/]", *(str(data.counts[s]) for s in statuses), str(data.total))
+    for name, counts in sorted(data.segments.items()):
         table.add_row(f"segment {name}", *(str(counts.get(s, 0)) for s in statuses), str(sum(counts.values())))
     out.print(table)
     dom = Table("domain", *statuses)
-    for name, counts in data["domains"].items():
+    for name, counts in data.domains.items():
         dom.add_row(name, *(str(counts.get(s, 0)) for s in statuses))
     out.print(dom)
-    for line in problem_lines(data["problems"]):
+    for line in problem_lines(data.problems):
         out.print(line, highlight=False)
 
 
-def problem_lines(problems: dict[str, Any]) -> list[str]:
+def problem_lines(problems: ProblemCounts) -> list[str]:
     """The report's problem counts as lines (rich markup)."""
-    rate = problems["complaint_rate"]
+    rate = problems.complaint_rate
     shown = "-" if rate is None else f"{rate:.2%}"
-    complaint = f"complaints: {problems['complaints']} ({shown} of {problems['delivered']} delivered"
-    if problems["complaint_rate_high"]:
+    complaint = f"complaints: {problems.complaints} ({shown} of {problems.delivered} delivered"
+    if problems.complaint_rate_high:
         complaint += "; [bold red]above Gmail's 0.3% line[/]"
     refusals = (
-        f"sender-side refusals (our fault, no recipient blamed): {problems['sender_refusals']} deliveries, "
-        f"{problems['sender_refusal_events']} refusals"
+        f"sender-side refusals (our fault, no recipient blamed): {problems.sender_refusals} deliveries, "
+        f"{problems.sender_refusal_events} refusals"
     )
     return [
-        f"hard bounces: {problems['hard_bounces']}",
-        f"soft bounces: {problems['soft_bounces']}",
+        f"hard bounces: {problems.hard_bounces}",
+        f"soft bounces: {problems.soft_bounces}",
         complaint + ")",
         refusals,
     ]
@@ -194,7 +194,7 @@ def log_cmd(
         raise typer.BadParameter(f"unknown status {status!r}", param_hint="--status")
     filters = LogFilter(release_id=release, status=status, segment=segment, domain=domain, email=email)
     with runtime() as rt, transaction(rt.sessions) as session:
-        page = staff_store.delivery_log(session, filters, after=after, limit=limit)
+        page = delivery_log(session, filters, after=after, limit=limit)
     if as_json:
         print_json([_log_json(r) for r in page.rows])
         return

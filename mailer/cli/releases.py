@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mailer.accounts import users
+from mailer.accounts import permits
 from mailer.cli import release_controls
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.clients import clients_app
@@ -34,6 +35,7 @@ from mailer.releases.source import parse_time, read_text_file
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
+from mailer.store.ledger.release_detail import release_detail
 
 releases_app = typer.Typer(help="Write, preview, proof, submit, approve and schedule releases.", no_args_is_help=True)
 
@@ -87,54 +89,47 @@ def releases_update(
 
 def _show_data(release_id: int) -> dict[str, Any]:
     with runtime() as rt, transaction(rt.sessions) as session:
-        release = release_store.get_release(session, release_id)
-        client = release_store.get_client_by_id(session, release.client_id)
-        rows = release_store.release_segments(session, release_id)
-        approvals = release_store.release_approvals(session, release_id)
-        events = release_store.release_events(session, release_id)
-        proofs = release_store.release_proofs(session, release_id)
-        editors = release_store.release_editors(session, release_id)
-        not_after = holds.effective_not_after(session, release, rt.settings)
+        detail = release_detail(session, release_id, not_after=partial(holds.effective_not_after, settings=rt.settings))
         current: str | None
         try:
             current = release_content_hash(session, release_id, renderer_for(rt.settings), rt.settings)
         except (InputError, TemplateError):  # a broken template must not hide the release
             current = None
     return {
-        "id": release.id,
-        "title": release.title,
-        "client": client.slug,
-        "status": release.status,
-        "author": release.author,
-        "subject": release.subject,
-        "template": release.template,
-        "send_at": release.send_at.isoformat() if release.send_at else None,
-        "not_after": not_after.isoformat() if not_after else None,
-        "waiting": release.hold_reason if release.status == ReleaseStatus.APPROVED.value else None,
-        "embargo_at": release.embargo_at.isoformat() if release.embargo_at else None,
-        "editors": editors,
-        "submitted_hash": release.content_hash,
+        "id": detail.id,
+        "title": detail.title,
+        "client": detail.client,
+        "status": detail.status,
+        "author": detail.author,
+        "subject": detail.subject,
+        "template": detail.template,
+        "send_at": detail.send_at.isoformat() if detail.send_at else None,
+        "not_after": detail.not_after.isoformat() if detail.not_after else None,
+        "waiting": detail.waiting,
+        "embargo_at": detail.embargo_at.isoformat() if detail.embargo_at else None,
+        "editors": detail.editors,
+        "submitted_hash": detail.content_hash,
         "current_hash": current,
-        "segments": [seg.slug for _, seg in rows],
+        "segments": [seg.slug for seg in detail.segments],
         "variants": {
-            seg.slug: {"subject": rs.subject, "intro": rs.intro, "template": rs.template}
-            for rs, seg in rows
-            if rs.subject is not None or rs.intro is not None or rs.template is not None
+            seg.slug: {"subject": seg.subject, "intro": seg.intro, "template": seg.template}
+            for seg in detail.segments
+            if seg.overrides
         },
         "approvals": [
             {"approver": a.approver, "content_hash": a.content_hash, "approved_at": a.approved_at.isoformat()}
-            for a in approvals
+            for a in detail.approvals
         ],
         "history": [
             {"from": e.from_status, "to": e.to_status, "actor": e.actor, "at": e.at.isoformat(), "note": e.note}
-            for e in events
+            for e in detail.history
         ],
         "proofs": [
             {"to": p.to_address, "result": p.result, "content_hash": p.content_hash, "sent_at": p.sent_at.isoformat()}
-            for p in proofs
+            for p in detail.proofs
         ],
-        "created_at": release.created_at.isoformat(),
-        "updated_at": release.updated_at.isoformat(),
+        "created_at": detail.created_at.isoformat(),
+        "updated_at": detail.updated_at.isoformat(),
     }
 
 
@@ -289,7 +284,7 @@ def releases_submit(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt
     Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or publicist."""
     given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
-        who = users.cli_actor(session, given, users.Action.SUBMIT)
+        who = permits.cli_actor(session, given, permits.Action.SUBMIT)
         report = submit_release(
             session,
             release_id,
@@ -324,7 +319,7 @@ def releases_approve(
     Once user accounts exist, --as must name an enabled user whose role may approve (admin
     or approver); on an install without any accounts any name is taken as given."""
     with runtime() as rt, transaction(rt.sessions) as session:
-        approver = users.cli_actor(session, actor, users.Action.APPROVE)
+        approver = permits.cli_actor(session, actor, permits.Action.APPROVE)
         result = approve_release(
             session,
             release_id,

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mailer.accounts import users
+from mailer.accounts import api_tokens, passwords, permits, signin, users
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
 from mailer.store.db import transaction
@@ -46,7 +46,7 @@ def users_add(
 ) -> None:
     """Add a user. On a terminal the password is prompted for; without a terminal and
     without --password-stdin the account can use an API token but cannot sign in."""
-    parsed_role = users.parse_role(role)
+    parsed_role = permits.parse_role(role)
     password = _read_password(password_stdin)
     with runtime() as rt, transaction(rt.sessions) as session:
         user = users.add_user(session, email, role=parsed_role, name=name, password=password, now=rt.clock())
@@ -105,12 +105,12 @@ def users_token(
     ] = 90,
 ) -> None:
     """Print a new API token (shown once; any earlier token stops working)."""
-    parsed_scope = users.parse_scope(scope)
+    parsed_scope = api_tokens.parse_scope(scope)
     if not 0 <= expires_in <= 3650:
         raise InputError("--expires-in: give 0 (never) or 1 to 3650 days")
     with runtime() as rt, transaction(rt.sessions) as session:
         expires_at = rt.clock() + timedelta(days=expires_in) if expires_in else None
-        token = users.issue_token(session, email, scope=parsed_scope, expires_at=expires_at)
+        token = api_tokens.issue_token(session, email, scope=parsed_scope, expires_at=expires_at)
     sys.stdout.write(token + "\n")
     until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "with no expiry"
     err.print(
@@ -131,9 +131,9 @@ def users_passwd(
     password = _read_password(password_stdin)
     if password is None:
         raise InputError("no password: run on a terminal or pass --password-stdin")
-    hashed = users.hash_password(password)
+    hashed = passwords.hash_password(password)
     with runtime() as rt, transaction(rt.sessions) as session:
-        ended = users.change_password(session, email, hashed, now=rt.clock())
+        ended = signin.change_password(session, email, hashed, now=rt.clock())
     out.print(f"password changed for {escape(email)}; {ended} open session(s) ended", highlight=False)
 
 

@@ -9,7 +9,7 @@ in a Maildir, and returns the delivery report.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from mailer.smtp.capture import CaptureServer
 from mailer.smtp.factory import make_transport
 from mailer.store import db
 from mailer.store.db import transaction
-from mailer.store.reports import release_report
+from mailer.store.ledger.report import release_report
 from mailer.store.tables import Client
 
 SAMPLE_LISTS = {
@@ -151,5 +151,5 @@ def run_demo(rt: Runtime, lists_dir: Path, work_dir: Path) -> DemoResult:
         asyncio.run(_send(sending))
         captured = capture.count
     with transaction(rt.sessions) as session:
-        report = release_report(session, release_id)
+        report = asdict(release_report(session, release_id))
     return DemoResult(imports, release_id, previews, maildir, captured, report)

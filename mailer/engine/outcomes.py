@@ -52,7 +52,7 @@ def decide(res: SendResult, row: Claimed, now: datetime, retry: RetrySettings) -
     first = row.first_attempt_at or now
     label = res.reason.value if res.reason else None
     # A refusal of our sender says so in its event, whatever becomes of the row, so the
-    # report counts it after the row was sent (mailer.store.reports.sender_side).
+    # report counts it after the row was sent (mailer.store.ledger.report.sender_side).
     detail = f"{label}: {res.reply}" if res.fault is Fault.SENDER and label else None
 
     def row_is(status: DeliveryStatus, reason: str | None, next_at: datetime | None = None) -> Decision:

@@ -26,10 +26,10 @@ from mailer.config import Settings
 from mailer.message.tokens import Tokens
 from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
-from mailer.web.api import ApiRoutes
+from mailer.web.api import api_router
 from mailer.web.paths import PathNotFound
 from mailer.web.public import PublicRoutes
-from mailer.web.staff import StaffRoutes
+from mailer.web.staff import staff_router
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -97,10 +97,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.runtime = runtime
     app.state.auth = auth.Auth(runtime)
     page_templates = templates()
-    staff = StaffRoutes(runtime, page_templates)
     app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
-    app.include_router(ApiRoutes(runtime).router())
-    app.include_router(staff.router())
+    app.include_router(api_router(runtime))
+    app.include_router(staff_router(runtime, page_templates))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     async def not_signed_in(request: Request, exc: Exception) -> Response:

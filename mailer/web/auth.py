@@ -1,6 +1,6 @@
 """Staff sign-in: sessions, CSRF, the Origin check, security headers.
 
-* **Sessions** are server-side (``web_sessions``, see :mod:`mailer.accounts.users`). The browser
+* **Sessions** are server-side (``web_sessions``, see :mod:`mailer.accounts.web_sessions`). The browser
   holds a random session id inside Starlette's signed cookie (``SessionMiddleware``,
   keyed by a key derived from ``secret_key``; HttpOnly, SameSite=Lax, Secure when
   ``web.base_url`` is https), next to one-shot flash messages. Every request looks the
@@ -45,18 +45,10 @@ from starlette.datastructures import Headers
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailer.accounts.users import (
-    StaffUser,
-    change_password,
-    check_password,
-    end_session,
-    hash_password,
-    login_candidate,
-    save_rehash,
-    session_owner,
-    start_session,
-    touch_session,
-)
+from mailer.accounts.passwords import hash_password
+from mailer.accounts.signin import change_password, check_password, login_candidate, save_rehash
+from mailer.accounts.users import StaffUser
+from mailer.accounts.web_sessions import end_session, session_owner, start_session, touch_session
 from mailer.message.tokens import signing_secret
 from mailer.runtime import Runtime
 from mailer.store.db import transaction

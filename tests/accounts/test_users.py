@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from mailer.accounts.users import (
-    Action,
-    StaffUser,
-    add_user,
-    authenticate,
-    disable_user,
-    issue_token,
-    permits,
-    user_for_token,
-)
+from mailer.accounts.api_tokens import issue_token, user_for_token
+from mailer.accounts.permits import Action, permits
+from mailer.accounts.signin import authenticate
+from mailer.accounts.users import StaffUser, add_user, disable_user
 from mailer.cli.root import app as cli
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import Role
@@ -110,3 +106,17 @@ def test_users_cli(rt: Runtime) -> None:
     assert runner.invoke(cli, ["users", "disable", "ed@example.com"], env=env).exit_code == 0
     bad = runner.invoke(cli, ["users", "add", "x@example.com", "--role", "boss"], env=env)
     assert bad.exit_code != 0
+
+
+def test_importing_the_app_does_no_argon2_work() -> None:
+    """Importing the CLI and the web app hashes nothing: the dummy hash for unknown addresses is made on first use."""
+    probe = (
+        "import pwdlib.hashers.argon2 as a\n"
+        "calls = []\n"
+        "real = a.Argon2Hasher.hash\n"
+        "a.Argon2Hasher.hash = lambda self, *args, **kw: calls.append(1) or real(self, *args, **kw)\n"
+        "import mailer.cli.root, mailer.web, mailer.accounts.signin\n"
+        "print(len(calls))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "0"

@@ -259,13 +259,13 @@ async def test_policy_refusal_burst_pauses_the_release(rt: Runtime, tmp_path: Pa
     rid = approved_release(ert, EVERYONE)
     await send_all(ert)
     assert release_status(ert, rid) == "paused"
-    from mailer.store.reports import release_report
+    from mailer.store.ledger.report import release_report
 
     with transaction(ert.sessions) as session:
         report = release_report(session, rid)
-    assert "5.7.1" in (report["pause_reason"] or "") and "policy_blocked" in (report["pause_reason"] or "")
-    assert f"mailer releases resume {rid}" in (report["pause_reason"] or "")
-    assert report["counts"] == {"deferred": 5, "queued": 25}
+    assert "5.7.1" in (report.pause_reason or "") and "policy_blocked" in (report.pause_reason or "")
+    assert f"mailer releases resume {rid}" in (report.pause_reason or "")
+    assert report.counts == {"deferred": 5, "queued": 25}
     with transaction(ert.sessions) as session:
         assert not any(is_suppressed(session, e) for e in emails)
 

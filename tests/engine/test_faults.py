@@ -14,7 +14,7 @@ from mailer.releases import workflow
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from mailer.store.db import transaction
-from mailer.store.reports import release_report
+from mailer.store.ledger.report import release_report
 from mailer.store.tables import Delivery, Suppression
 from tests.support.engine import (
     Clock,
@@ -47,7 +47,7 @@ def suppressed_count(rt: Runtime) -> int:
 
 def pause_reason(rt: Runtime, release_id: int) -> str:
     with transaction(rt.sessions) as session:
-        return str(release_report(session, release_id)["pause_reason"] or "")
+        return str(release_report(session, release_id).pause_reason or "")
 
 
 def ids_in_order(rt: Runtime, release_id: int) -> list[str]:
@@ -132,7 +132,7 @@ async def test_temporary_refusal_of_our_sender_defers_and_the_breaker_counts_it(
 
 def release_report_counts(rt: Runtime, release_id: int) -> dict[str, int]:
     with transaction(rt.sessions) as session:
-        return dict(release_report(session, release_id)["counts"])
+        return dict(release_report(session, release_id).counts)
 
 
 async def test_relay_refusing_58_percent_with_5_7_1_pauses(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:

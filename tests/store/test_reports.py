@@ -5,6 +5,7 @@ sender apart."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,7 +16,7 @@ from mailer.cli import app as cli_app
 from mailer.domain.states import Role, email_hash
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
-from mailer.store.reports import problem_counts
+from mailer.store.ledger.report import problem_counts
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 from tests.support.engine import Variant, add_contacts, approved_release
 from tests.support.web import sign_in
@@ -93,8 +94,8 @@ def test_complaint_rate_under_the_line_and_before_any_delivery(rt: Runtime, tmp_
     rid = approved_release(rt, [Variant("press-all", "list:press")])
     with transaction(rt.sessions) as session:
         empty = problem_counts(session, rid)
-    assert empty["complaint_rate"] is None and empty["complaint_rate_high"] is False
-    assert sum(v for k, v in empty.items() if k.endswith(("bounces", "complaints", "refusals"))) == 0
+    assert empty.complaint_rate is None and empty.complaint_rate_high is False
+    assert sum(v for k, v in asdict(empty).items() if k.endswith(("bounces", "complaints", "refusals"))) == 0
 
 
 def test_release_page_shows_the_problems(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
@@ -103,6 +104,6 @@ def test_release_page_shows_the_problems(rt: Runtime, app: FastAPI, tmp_path: Pa
     client = sign_in(app, Role.VIEWER)
     page = client.get(f"/releases/{rid}")
     assert page.status_code == 200
-    assert page.context["problems"] == EXPECTED  # type: ignore[attr-defined]
+    assert asdict(page.context["problems"]) == EXPECTED  # type: ignore[attr-defined]
     assert 'id="complaint-rate-high"' in page.text
     assert "25.00% of 4 delivered" in page.text

@@ -17,8 +17,9 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import func, select, update
 
-import mailer.accounts.users
-from mailer.accounts.users import add_user, issue_token
+import mailer.accounts.passwords
+from mailer.accounts.api_tokens import issue_token
+from mailer.accounts.users import add_user
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, Role, SuppressionReason, email_hash
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
@@ -43,7 +44,7 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     of 0.3 s): the same algorithm and code paths, fast enough for the many users and
     sign-ins of the web tests. CLI and server subprocesses keep the real parameters."""
     cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(mailer.accounts.users, "_HASHER", cheap)
+    monkeypatch.setattr(mailer.accounts.passwords, "_HASHER", cheap)
 
 
 def make_users(rt: Runtime, roles: Sequence[Role] = tuple(Role)) -> None:

@@ -31,8 +31,11 @@ from sqlalchemy import select
 from starlette.requests import Request
 from typer.testing import CliRunner
 
-import mailer.accounts.users
-from mailer.accounts.users import LoginCandidate, StaffUser, TokenScope, add_user, issue_token
+import mailer.accounts.passwords
+import mailer.accounts.signin
+from mailer.accounts.api_tokens import TokenScope, issue_token
+from mailer.accounts.signin import LoginCandidate
+from mailer.accounts.users import StaffUser, add_user
 from mailer.cli.root import app as cli
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import InputError
@@ -44,7 +47,7 @@ from mailer.store.db import transaction
 from mailer.store.tables import Release, User, WebSession
 from mailer.web import create_app
 from mailer.web.limits import client_ip, parse_networks
-from mailer.web.staff import pages as staff_pages
+from mailer.web.staff import preview as staff_preview
 from tests.support.constants import FIXED_NOW, REPO
 from tests.support.web import EMAILS, PASSWORD, csrf, make_users, seed_delivery, seed_release, sign_in
 
@@ -242,14 +245,14 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
         )
         assert failed.status_code == 401
     checks: list[tuple[LoginCandidate, str]] = []
-    original = mailer.accounts.users.check_password
+    original = mailer.accounts.signin.check_password
 
     def counting(candidate: LoginCandidate, password: str) -> tuple[StaffUser | None, str | None]:
         checks.append((candidate, password))
         return original(candidate, password)
 
     try:
-        mailer.accounts.users.check_password = counting
+        mailer.accounts.signin.check_password = counting
         for forged in ("203.0.113.7", "198.51.100.9"):
             blocked = client.post(
                 "/login",
@@ -259,7 +262,7 @@ def test_random_addresses_from_one_ip_hit_the_per_ip_limit(rt: Runtime) -> None:
             assert blocked.status_code == 429
             assert "from this network" in blocked.context["error"]  # type: ignore[attr-defined]
     finally:
-        mailer.accounts.users.check_password = original
+        mailer.accounts.signin.check_password = original
     assert checks == []
 
 
@@ -358,8 +361,8 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
             self._probe()
             return self.inner.verify_and_update(*args)
 
-    original = mailer.accounts.users._HASHER
-    mailer.accounts.users._HASHER = Probe(original)  # type: ignore[assignment]
+    original = mailer.accounts.passwords._HASHER
+    mailer.accounts.passwords._HASHER = Probe(original)  # type: ignore[assignment]
     try:
         client = TestClient(app, follow_redirects=False)
         client.get("/login")
@@ -370,7 +373,7 @@ def test_no_write_lock_is_held_while_the_password_is_checked(sqlite_rt: Runtime,
         ):
             client.post("/login", data={"email": email, "password": password, "csrftoken": csrf(client)})
     finally:
-        mailer.accounts.users._HASHER = original
+        mailer.accounts.passwords._HASHER = original
     assert outcomes == ["free", "free", "free"]
     assert client.get("/").status_code == 200
 
@@ -482,7 +485,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     delivery = seed_delivery(rt, email="night.desk@example.org")
     make_users(rt, [Role.VIEWER])
     app = app_with(rt, previews_per_minute=100)
-    real_preview = getattr(staff_pages, "preview_release")  # noqa: B009  (the name the page calls)
+    real_preview = getattr(staff_preview, "preview_release")  # noqa: B009  (the name the page calls)
     gate = threading.Event()
 
     def hanging_preview(*args: Any, **kwargs: Any) -> Any:
@@ -496,7 +499,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    setattr(staff_pages, "preview_release", hanging_preview)  # noqa: B010
+    setattr(staff_preview, "preview_release", hanging_preview)  # noqa: B010
     stack = ExitStack()
     try:
         while not server.started:
@@ -524,7 +527,7 @@ def test_slow_previews_do_not_starve_one_click_unsubscribes(rt: Runtime, tmp_pat
     finally:
         gate.set()
         stack.close()
-        setattr(staff_pages, "preview_release", real_preview)  # noqa: B010
+        setattr(staff_preview, "preview_release", real_preview)  # noqa: B010
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()

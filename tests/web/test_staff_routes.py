@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from mailer.config import SmtpSettings
-from mailer.domain.states import DeliveryStatus, ReleaseStatus, Role, SuppressionReason
+from mailer.domain.states import RETRYABLE_DELIVERY, DeliveryStatus, ReleaseStatus, Role, SuppressionReason
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
@@ -198,7 +198,7 @@ def test_release_list_and_detail(rt: Runtime, app: FastAPI, tmp_path: Path) -> N
     detail = client.get(f"/releases/{seeded.release_id}")
     assert detail.template.name == "staff/release.html"  # type: ignore[attr-defined]
     ctx = detail.context  # type: ignore[attr-defined]
-    assert ctx["report"]["segments"] == {"press-all": {"sent": 2, "failed": 1}}
+    assert ctx["report"].segments == {"press-all": {"sent": 2, "failed": 1}}
     assert ctx["progress"].percent == 100
     assert ctx["actions"] == []
     assert ctx["chart"] is not None and ctx["chart"].total == 2 and len(ctx["chart"].bars) == 2
@@ -251,10 +251,10 @@ def test_log_filters_and_keyset_pages(rt: Runtime, app: FastAPI, tmp_path: Path)
     bad = client.get("/log?since=yesterday&status=nonsense")
     assert bad.status_code == 200 and "since" in bad.context["error"]  # type: ignore[attr-defined]
 
-    import mailer.web.staff.pages as pages
+    import mailer.web.staff.log as log_pages
 
-    pages_size = pages.PAGE_SIZE
-    pages.PAGE_SIZE = 2
+    pages_size = getattr(log_pages, "PAGE_SIZE")  # noqa: B009  (the name the log page reads)
+    setattr(log_pages, "PAGE_SIZE", 2)  # noqa: B010
     try:
         first = client.get("/log").context["page"]  # type: ignore[attr-defined]
         assert len(first.rows) == 2 and first.next_after == first.rows[-1].id and first.prev_before is None
@@ -263,7 +263,7 @@ def test_log_filters_and_keyset_pages(rt: Runtime, app: FastAPI, tmp_path: Path)
         back = client.get(f"/log?before={second.prev_before}").context["page"]  # type: ignore[attr-defined]
         assert [r.id for r in back.rows] == [r.id for r in first.rows]
     finally:
-        pages.PAGE_SIZE = pages_size
+        setattr(log_pages, "PAGE_SIZE", pages_size)  # noqa: B010
 
 
 def test_contact_history_escapes_the_raw_bounce(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
@@ -402,3 +402,22 @@ def test_cancel_of_a_sending_release_cancels_its_pending_rows(rt: Runtime, app: 
     assert after.context["flash"][0][1] == "cancelled; 1 pending deliveries will not be sent"  # type: ignore[attr-defined]
     with transaction(rt.sessions) as session:
         assert session.scalar(select(Delivery.status).where(Delivery.email == seeded.sent)) == "cancelled"
+
+
+def test_retry_offers_every_retryable_delivery_state(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
+    """The retry confirmation offers exactly the states a retry may requeue (deferred included), and requeues a deferred row."""
+    seeded = seed_release(rt, tmp_path)
+    with transaction(rt.sessions) as session:
+        row = session.scalars(select(Delivery).where(Delivery.email == seeded.sent)).one()
+        row.status = DeliveryStatus.DEFERRED.value
+    client = sign_in(app, Role.ADMIN)
+    page = client.get(f"/releases/{seeded.release_id}/confirm/retry")
+    offered = page.context["retry_statuses"]  # type: ignore[attr-defined]
+    assert sorted(offered) == sorted(s.value for s in RETRYABLE_DELIVERY)
+    done = client.post(
+        f"/releases/{seeded.release_id}/actions/retry",
+        data={"statuses": ["deferred"], "csrftoken": csrf(client)},
+    )
+    assert done.status_code == 303
+    with transaction(rt.sessions) as session:
+        assert session.scalars(select(Delivery.status).where(Delivery.email == seeded.sent)).one() == "queued"

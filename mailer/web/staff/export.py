@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.audience.contacts import neutralize
-from mailer.store.ledger import Page, read_only
+from mailer.store.ledger.paging import Page, read_only
 
 T = TypeVar("T")
 CHUNK = 500
@@ -54,3 +55,12 @@ def csv_rows(
         if page.next_after is None:
             return
         after = page.next_after
+
+
+def csv_response(filename: str, body: Iterator[str]) -> Response:
+    """A streamed CSV download named ``filename`` (never cached)."""
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )

@@ -1,10 +1,12 @@
 """Release reports: counts by status, by segment and by recipient domain, and the
 problems staff act on — hard and soft bounces, complaints and their rate, refusals of our
-own sender — counted apart (read only).
+own sender — counted apart; and messages sent per minute (read only).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, distinct, exists, func, not_, or_, select
@@ -47,7 +49,21 @@ def sender_side(text: Any) -> ColumnElement[bool]:
     )
 
 
-def problem_counts(session: Session, release_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ProblemCounts:
+    """A release's problems, each counted apart (see :func:`problem_counts`)."""
+
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+    delivered: int
+    complaint_rate: float | None
+    complaint_rate_high: bool
+    sender_refusals: int
+    sender_refusal_events: int
+
+
+def problem_counts(session: Session, release_id: int) -> ProblemCounts:
     """The release's problems, each counted apart (deliveries, not notices):
 
     * ``hard_bounces`` — failed or bounced with a reason that means the address is dead;
@@ -87,21 +103,37 @@ def problem_counts(session: Session, release_id: int) -> dict[str, Any]:
     delivered = count(Delivery.status == DeliveryStatus.SENT.value)
     complaints = events(DeliveryEvent.kind == "complained", distinct_rows=True)
     rate = complaints / delivered if delivered else None
-    return {
-        "hard_bounces": count(hard),
-        "soft_bounces": count(soft),
-        "complaints": complaints,
-        "delivered": delivered,
-        "complaint_rate": rate,
-        "complaint_rate_high": rate is not None and rate > COMPLAINT_RATE_LINE,
-        "sender_refusals": count(or_(sender_side(reason), refused_event)),
-        "sender_refusal_events": events(sender_event, distinct_rows=False),
-    }
+    return ProblemCounts(
+        hard_bounces=count(hard),
+        soft_bounces=count(soft),
+        complaints=complaints,
+        delivered=delivered,
+        complaint_rate=rate,
+        complaint_rate_high=rate is not None and rate > COMPLAINT_RATE_LINE,
+        sender_refusals=count(or_(sender_side(reason), refused_event)),
+        sender_refusal_events=events(sender_event, distinct_rows=False),
+    )
 
 
-def release_report(session: Session, release_id: int, *, top_domains: int = 20) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReleaseReport:
+    """One release's deliveries by status (``counts``), per segment slug and per
+    recipient domain (the largest; ``""`` for erased rows), and its problems."""
+
+    release: int
+    title: str
+    status: str
+    pause_reason: str | None
+    total: int
+    counts: dict[str, int]
+    segments: dict[str, dict[str, int]]
+    domains: dict[str, dict[str, int]]
+    problems: ProblemCounts
+
+
+def release_report(session: Session, release_id: int, *, top_domains: int = 20) -> ReleaseReport:
     """Counts by status, by segment and by recipient domain for one release, and its
-    problems (:func:`problem_counts`) under ``problems``."""
+    problems (:func:`problem_counts`). NotFoundError when there is no such release."""
     release = session.get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
@@ -133,14 +165,34 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         .group_by(Delivery.domain, Delivery.status)
     ):
         domains.setdefault(domain or "", {})[status] = int(n)
-    return {
-        "release": release.id,
-        "title": release.title,
-        "status": release.status,
-        "pause_reason": release.pause_reason,
-        "total": sum(counts.values()),
-        "counts": counts,
-        "segments": segments,
-        "domains": domains,
-        "problems": problem_counts(session, release_id),
-    }
+    return ReleaseReport(
+        release=release.id,
+        title=release.title,
+        status=release.status,
+        pause_reason=release.pause_reason,
+        total=sum(counts.values()),
+        counts=counts,
+        segments=segments,
+        domains=domains,
+        problems=problem_counts(session, release_id),
+    )
+
+
+def sent_per_minute(session: Session, release_id: int) -> list[tuple[datetime, int]]:
+    """``(minute, messages sent in it)`` from ``deliveries.sent_at``, in time order."""
+    if session.get_bind().dialect.name == "postgresql":
+        minute: ColumnElement[Any] = func.date_trunc("minute", Delivery.sent_at)
+    else:
+        minute = func.strftime("%Y-%m-%dT%H:%M:00", Delivery.sent_at)
+    query = (
+        select(minute.label("minute"), func.count().label("n"))
+        .where(Delivery.release_id == release_id, Delivery.sent_at.is_not(None))
+        .group_by(minute)
+        .order_by(minute)
+    )
+    out: list[tuple[datetime, int]] = []
+    for row in session.execute(query):
+        value, n = row[0], row[1]
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        out.append((at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC), int(n)))
+    return out
