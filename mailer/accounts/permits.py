@@ -29,6 +29,7 @@ class Action(StrEnum):
     """Things a staff user may do; reading (lists, logs, previews, exports) is ``view``."""
 
     VIEW = "view"
+    WRITE = "write"  # create or edit a release
     SUBMIT = "submit"
     APPROVE = "approve"
     SCHEDULE = "schedule"
@@ -41,7 +42,7 @@ class Action(StrEnum):
 
 _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.PUBLICIST: frozenset({Action.VIEW, Action.SUBMIT, Action.SCHEDULE, Action.PROOF, Action.CANCEL}),
+    Role.PUBLICIST: frozenset({Action.VIEW, Action.WRITE, Action.SUBMIT, Action.SCHEDULE, Action.PROOF, Action.CANCEL}),
     Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE}),
     Role.VIEWER: frozenset({Action.VIEW}),
 }

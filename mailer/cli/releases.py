@@ -56,10 +56,13 @@ def releases_create(
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a draft release from a file."""
+    """Create a draft release from a file.
+
+    Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or publicist."""
     text = read_text_file(file)
-    author = whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        author = permits.cli_actor(session, given, permits.Action.WRITE)
         release = create_release(session, text, author=author, renderer=renderer_for(rt.settings), now=rt.clock())
     if as_json:
         print_json(release_summary(release))
@@ -74,10 +77,13 @@ def releases_update(
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replace a release's content; a submitted or approved release returns to draft."""
+    """Replace a release's content; a submitted or approved release returns to draft.
+
+    Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or publicist."""
     text = read_text_file(file)
-    who = whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, given, permits.Action.WRITE)
         release = update_release(
             session, release_id, text, actor=who, renderer=renderer_for(rt.settings), now=rt.clock()
         )

@@ -141,7 +141,12 @@ def allowed_actions(status: ReleaseStatus, counts: Mapping[str, int] | None = No
     if ReleaseStatus.CANCELLED in moves:
         actions.add(ReleaseAction.CANCEL)
     if status in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED) or ReleaseStatus.SENDING in moves:
-        retryable = counts is None or any(counts.get(s.value, 0) for s in RETRYABLE_DELIVERY)
+        # Queued rows of a release still sending go anyway; after it finished they are
+        # rows a notice about our sender put back, and only a retry sends them.
+        wanted = RETRYABLE_DELIVERY
+        if status in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
+            wanted = RETRYABLE_DELIVERY - {DeliveryStatus.QUEUED}
+        retryable = counts is None or any(counts.get(s.value, 0) for s in wanted)
         if retryable and status is not ReleaseStatus.APPROVED:
             actions.add(ReleaseAction.RETRY)
     return frozenset(actions)

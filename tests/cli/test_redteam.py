@@ -184,6 +184,31 @@ def test_submitter_must_be_a_user_who_may_submit(
     assert run_json("releases", "submit", rid, "--as", "paul@example.com")["status"] == "submitted"  # type: ignore[index]
 
 
+def test_author_must_be_a_user_who_may_write(
+    rt: Runtime,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """With accounts, create/update --as an unknown name or an approver is refused; a publicist writes."""
+    seed(rt, tmp_path)
+    path = tmp_path / "release.md"
+    path.write_text(RELEASE, "utf-8")
+    add_user(rt, "quinn@example.com", Role.APPROVER)
+    add_user(rt, "paul@example.com", Role.PUBLICIST)
+    result = run_proc(env, "releases", "create", str(path), "--as", "someone-else")
+    assert (result.returncode, result.stderr.strip()) == (3, "error: no user 'someone-else' (mailer users list)")
+    result = run_proc(env, "releases", "create", str(path), "--as", "quinn@example.com")
+    assert (result.returncode, result.stderr.strip()) == (
+        4,
+        "error: user 'quinn@example.com' is an approver and cannot write",
+    )
+    created = run_json("releases", "create", str(path), "--as", "Paul@Example.com")
+    rid = str(created["id"])  # type: ignore[index]
+    result = run_proc(env, "releases", "update", rid, str(path), "--as", "ghost@example.com")
+    assert (result.returncode, result.stderr.strip()) == (3, "error: no user 'ghost@example.com' (mailer users list)")
+    assert run_json("releases", "show", rid)["author"] == "paul@example.com"  # type: ignore[index]
+
+
 def test_without_accounts_any_name_approves_and_help_says_so(
     rt: Runtime,
     env: dict[str, str],

@@ -72,3 +72,10 @@ def test_workflow_move_is_guarded_and_records_history(rt: Runtime, tmp_path: Pat
         assert moves[-2:] == [("approved", "sending", "w1"), ("sending", "paused", "w1")]
         with pytest.raises(WorkflowError):
             workflow.move(session, rid, ReleaseStatus.SUBMITTED, actor="x", now=FIXED_NOW)
+
+
+def test_queued_rows_make_retry_useful_only_after_the_release_finished() -> None:
+    """Queued rows go anyway while sending; after the release finished only a retry sends them."""
+    assert ReleaseAction.RETRY not in allowed_actions(ReleaseStatus.SENDING, {"queued": 40, "sent": 10})
+    assert ReleaseAction.RETRY not in allowed_actions(ReleaseStatus.PAUSED, {"queued": 40})
+    assert ReleaseAction.RETRY in allowed_actions(ReleaseStatus.SENT, {"queued": 1, "sent": 49})
