@@ -40,6 +40,7 @@ from mailer.releases.plan import render_limits, renderer_for
 from mailer.runtime import Runtime
 from mailer.smtp.transport import Transport
 from mailer.store import deliveries as delivery_store
+from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store.db import transaction
 
@@ -206,7 +207,7 @@ class Dispatcher:
     def renew_leases(self) -> int:
         """Extend the leases of every row this worker holds; returns how many."""
         with transaction(self.rt.sessions) as session:
-            return delivery_queue.renew_leases(session, self.owner, self.rt.clock(), self.lease)
+            return lease_store.renew_leases(session, self.owner, self.rt.clock(), self.lease)
 
     def sweep(self) -> tuple[int, int]:
         """Dead workers' journals, then expired leases (see :func:`leases.sweep`).

@@ -29,6 +29,7 @@ from mailer.engine import journal
 from mailer.engine.outcomes import Recording
 from mailer.engine.writer import record_results
 from mailer.runtime import Runtime
+from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store.db import transaction
 
@@ -71,7 +72,7 @@ def release_leases(rt: Runtime, owner: str) -> int:
     """Hand the rows ``owner`` claimed but has not started (not in the data exchange) back
     to the queue; returns how many."""
     with transaction(rt.sessions) as session:
-        return delivery_queue.release_leases(session, owner, rt.clock())
+        return lease_store.release_leases(session, owner, rt.clock())
 
 
 def sweep(rt: Runtime, journal_dir: Path) -> tuple[int, int]:
@@ -80,7 +81,7 @@ def sweep(rt: Runtime, journal_dir: Path) -> tuple[int, int]:
     Returns (requeued, unknown)."""
     replay_journals(rt, journal_dir)
     with transaction(rt.sessions) as session:
-        return delivery_queue.sweep_expired_leases(session, rt.clock())
+        return lease_store.sweep_expired_leases(session, rt.clock())
 
 
 def replay_journals(rt: Runtime, journal_dir: Path) -> int:

@@ -41,6 +41,7 @@ from mailer.releases import workflow
 from mailer.releases.fence import SendFence
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
+from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
@@ -279,7 +280,7 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 def renew_leases(rt: Runtime, owner: str, lease: timedelta) -> int:
     """Extend the leases of every row ``owner`` holds; returns how many."""
     with transaction(rt.sessions) as session:
-        return delivery_queue.renew_leases(session, owner, rt.clock(), lease)
+        return lease_store.renew_leases(session, owner, rt.clock(), lease)
 
 
 def release_status(rt: Runtime, release_id: int) -> str | None:

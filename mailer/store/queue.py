@@ -9,7 +9,8 @@ means a dead worker: rows that were in the data exchange become ``unknown`` (nev
 automatically; the lease owner is kept, so a result the worker did hear may still be
 recorded over it), the others return to the queue.
 
-Also here: the release's circuit-breaker columns, merged at each recording. Planning and
+Also here: the release's circuit-breaker columns, merged at each recording. Renewing,
+releasing and sweeping leases are in :mod:`mailer.store.leases`; planning and
 the release-wide counts are in :mod:`mailer.store.deliveries`.
 """
 
@@ -38,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
-from mailer.store.deliveries import rowcount, suppressed_in
+from mailer.store.deliveries import suppressed_in
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 
 #: the deliveries table for Core statements (typed as a Table for mypy)
@@ -389,71 +390,3 @@ def record_decisions(session: Session, decisions: Sequence[Decision], owner: str
         ],
     )
     return mine
-
-
-def release_leases(session: Session, owner: str, now: datetime) -> int:
-    """Writes: on a clean stop, hand rows claimed but not in the data exchange back to the queue."""
-    return rowcount(
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.lease_owner == owner,
-                Delivery.status == DeliveryStatus.SENDING.value,
-                Delivery.in_data.is_(False),
-            )
-            .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
-        )
-    )
-
-
-def renew_leases(session: Session, owner: str, now: datetime, lease: timedelta) -> int:
-    """Writes: a live worker extends the leases of everything it holds."""
-    return rowcount(
-        session.execute(
-            update(Delivery)
-            .where(Delivery.lease_owner == owner, Delivery.status == DeliveryStatus.SENDING.value)
-            .values(lease_expires_at=now + lease)
-        )
-    )
-
-
-def sweep_expired_leases(session: Session, now: datetime) -> tuple[int, int]:
-    """Writes: rows of dead workers. In the data exchange → ``unknown``; else → ``queued``.
-
-    Returns (requeued, unknown).
-    """
-    expired = and_(
-        Delivery.status == DeliveryStatus.SENDING.value,
-        Delivery.lease_expires_at.is_not(None),
-        Delivery.lease_expires_at < now,
-    )
-    unknown_ids = list(
-        session.scalars(
-            update(Delivery)
-            .where(expired, Delivery.in_data.is_(True))
-            .values(
-                status=DeliveryStatus.UNKNOWN.value,
-                reason="worker died during the data exchange",
-                in_data=False,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            .returning(Delivery.id)
-        )
-    )
-    if unknown_ids:
-        session.execute(
-            insert(DeliveryEvent),
-            [
-                {"delivery_id": i, "kind": "unknown", "detail": "lease expired during the data exchange", "at": now}
-                for i in unknown_ids
-            ],
-        )
-    requeued = rowcount(
-        session.execute(
-            update(Delivery)
-            .where(expired, Delivery.in_data.is_(False))
-            .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
-        )
-    )
-    return requeued, len(unknown_ids)
