@@ -162,3 +162,20 @@ def test_relative_lazy_and_package_imports_resolve(tmp_path: Path) -> None:
     )
     found = [(imp.line, imp.target) for imp in imports_of(probe, tmp_path)]
     assert found == [(1, "mailer.store"), (2, "mailer"), (2, "mailer.web"), (5, "mailer.engine.dispatch")]
+
+
+def test_one_writer_of_release_status_and_history() -> None:
+    """Release status changes only in releases.workflow; history is appended only in releases.history."""
+    owners = {
+        "move_release_status(": {"mailer/releases/workflow.py", "mailer/store/releases.py"},
+        "add_release_event(": {"mailer/releases/history.py", "mailer/store/releases.py"},
+        "ReleaseEvent(": {"mailer/store/releases.py", "mailer/store/tables.py"},
+    }
+    offenders = []
+    for path in sorted((REPO / "mailer").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for call, allowed in owners.items():
+            if call in text and rel not in allowed:
+                offenders.append(f"{rel} calls {call}")
+    assert offenders == []

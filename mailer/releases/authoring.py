@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import ReleaseAction, ReleaseStatus, allowed_actions
 from mailer.message import Renderer
-from mailer.releases import holds, workflow
+from mailer.releases import history, holds, workflow
 from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
 from mailer.store import releases as release_store
 from mailer.store.tables import Client, Release, ReleaseSegment
@@ -93,7 +93,7 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
         row.release_id = release.id
     release_store.replace_release_segments(session, release.id, rows)
     release_store.add_editor(session, release.id, author, now=now)
-    release_store.add_release_event(
+    history.record(
         session, release.id, from_status=None, to_status=release.status, actor=author, note="created", now=now
     )
     return release

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.domain.states import ReleaseStatus
+from mailer.releases import history
 from mailer.releases.fence import NO_LEDGER_KEY, LedgerMarks, SendFence
 from mailer.store import releases as release_store
 from mailer.store.tables import Release
@@ -129,7 +130,7 @@ def hold(session: Session, release: Release, reason: str, *, now: datetime) -> b
     history. False when it is no longer approved or already held (someone else acted)."""
     if not release_store.set_hold(session, release.id, reason, now=now):
         return False
-    release_store.add_release_event(
+    history.record(
         session,
         release.id,
         from_status=ReleaseStatus.APPROVED.value,

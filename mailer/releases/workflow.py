@@ -39,7 +39,7 @@ from mailer.domain.states import (
     require_release_move,
 )
 from mailer.message import check_header_value
-from mailer.releases import holds
+from mailer.releases import history, holds
 from mailer.releases.source import check_not_after
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
@@ -97,7 +97,7 @@ def move(
     if dst is current:
         # not a move: an event in the release's history (an edit, a hold, a confirmation)
         release.updated_at = now
-        release_store.add_release_event(
+        history.record(
             session, release_id, from_status=current.value, to_status=dst.value, actor=actor, note=note, now=now
         )
         return current
@@ -146,9 +146,7 @@ def _write(
     if not won:
         return False
     session.refresh(release)
-    release_store.add_release_event(
-        session, release.id, from_status=src.value, to_status=dst.value, actor=actor, note=note, now=now
-    )
+    history.record(session, release.id, from_status=src.value, to_status=dst.value, actor=actor, note=note, now=now)
     return True
 
 
