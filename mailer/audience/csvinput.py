@@ -17,6 +17,7 @@ are valid multi-byte UTF-8 is rejected too, since as Windows-1252 it would be mo
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
@@ -141,6 +142,11 @@ def read_rows(fh: IO[bytes], encoding: Encoding) -> Iterator[tuple[int, list[str
             line = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise InputError(f"the file is not valid {encoding.label}: {exc.reason}") from exc
+    finally:
+        # The caller owns (and closes) the byte stream: hand it back instead of leaving
+        # the wrapper to close it, or to warn about it, when collected.
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 def _chain(first: str, rest: IO[str]) -> Iterator[str]:
