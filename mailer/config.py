@@ -38,9 +38,9 @@ class _Section(BaseModel):
 
 
 class DatabaseSettings(_Section):
-    #: SQLAlchemy URL. ``sqlite:///mailer.store.db`` (relative to the working directory) or
+    #: SQLAlchemy URL. ``sqlite:///mailer.db`` (relative to the working directory) or
     #: ``postgresql+psycopg://user@host/dbname``.
-    url: str = "sqlite:///mailer.store.db"
+    url: str = "sqlite:///mailer.db"
     #: SQLite only: how long a writer waits for the lock, in milliseconds.
     busy_timeout_ms: int = Field(default=10_000, ge=0)
 
@@ -157,7 +157,7 @@ class RetrySettings(_Section):
     #: where each worker process appends the SMTP results it heard before recording them
     #: (one small file per process), so that a killed worker's accepted messages are
     #: recorded as sent instead of ``unknown``; empty: beside an SQLite database file
-    #: (``mailer.store.db.heard``), else ``var/heard``. Replayed by the next worker on this host.
+    #: (``mailer.db.heard``), else ``var/heard``. Replayed by the next worker on this host.
     journal_dir: Path | None = None
 
 

@@ -83,7 +83,7 @@ def _assert_held_mid_send(rt: Runtime, release_id: int) -> None:
 async def test_restored_sqlite_copy_taken_mid_send_mails_nobody_twice(tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """Copy the SQLite file with half a release sent, finish, restore the copy, run again: no message
     goes out and the release is held; after --resend-after-restore only the rows the copy shows unsent go."""
-    db_file = tmp_path / "db" / "mailer.store.db"
+    db_file = tmp_path / "db" / "mailer.db"
     db_file.parent.mkdir()
     url = f"sqlite:///{db_file}"
     engine = db.make_engine(DatabaseSettings(url=url))

@@ -51,7 +51,7 @@ def mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_restored_sqlite_copy_does_not_mail_anyone_twice(tmp_path: Path, smtp: FaultSMTPServer) -> None:
     """Copy the SQLite file while approved, `mailer run`, restore the copy, run again: nobody gets a
     second copy, the release waits with the reason; only --resend-after-restore sends it again."""
-    db_file = tmp_path / "db" / "mailer.store.db"
+    db_file = tmp_path / "db" / "mailer.db"
     db_file.parent.mkdir()
     url = f"sqlite:///{db_file}"
     engine = db.make_engine(DatabaseSettings(url=url))

@@ -51,7 +51,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.store.db'}"
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'mailer.db'}"
 
 
 _ENGINES: dict[str, Engine] = {}

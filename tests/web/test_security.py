@@ -312,7 +312,7 @@ def test_trusted_proxies_setting_is_validated() -> None:
 @pytest.fixture
 def sqlite_rt(tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on a fresh SQLite file (for tests about SQLite's write lock)."""
-    url = f"sqlite:///{tmp_path / 'mailer.store.db'}"
+    url = f"sqlite:///{tmp_path / 'mailer.db'}"
     engine = db.make_engine(DatabaseSettings(url=url))
     db.upgrade(engine)
     engine.dispose()
