@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-dev
 help:
 	@echo "make demo   - install and run the main job end to end (SQLite + local capture SMTP)"
 	@echo "make test   - install what the tests need and run lint + the whole suite (what CI runs)"
-	@echo "make check  - the fast lane: lint + the tests not marked slow (no browser, crash or big runs)"
+	@echo "make check  - the fast lane (~1.5 min): lint + the tests not marked slow, SQLite, two processes"
 	@echo "make lint   - ruff + mypy --strict on mailer/ and tests/"
 	@echo "make bench  - benchmarks (numbers, not pass/fail)"
 
@@ -41,10 +41,11 @@ lint: $(STAMP)
 test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest -q
 
-# The edit-test loop: everything but the tests marked `slow` (browser, kill -9 crash
-# tests, subprocess-heavy and big-volume ones); `make test` runs those too.
+# The edit-test loop (~1.5 min here): the tests not marked `slow` (browser, kill -9 crash
+# tests, subprocess-heavy and big-volume ones) on SQLite, two processes; `make test` runs
+# everything on both databases (what CI runs).
 check: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not postgres"
 
 bench: $(STAMP)
 	$(BIN)/python bench/render_bench.py
