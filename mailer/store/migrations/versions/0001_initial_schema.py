@@ -1,5 +1,8 @@
 """initial schema
 
+Over 400 lines on purpose: the whole first schema (every table, index and constraint) in one
+revision, as Alembic applies it; later changes are revisions of their own.
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-25 10:20:17.380010
