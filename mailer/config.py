@@ -256,6 +256,25 @@ class PathSettings(_Section):
     data_dir: Path = Path("var")
 
 
+#: the long-running processes that write heartbeats
+ProcessKind = Literal["sender", "inbound"]
+
+
+class OpsSettings(_Section):
+    """Health, readiness and metrics (mailer.ops)."""
+
+    #: seconds between two heartbeats that `mailer run` and `mailer bounces serve` write
+    #: to the database (each also pushes its counters for GET /metrics then)
+    heartbeat_seconds: float = Field(default=15, gt=0)
+    #: GET /readyz answers 503 when the newest heartbeat of a required process is older
+    heartbeat_stale_seconds: float = Field(default=90, gt=0)
+    #: the processes whose heartbeats GET /readyz requires: "sender" (`mailer run`) and
+    #: "inbound" (`mailer bounces serve`); drop "inbound" when bounces come by IMAP only
+    ready_requires: list[ProcessKind] = Field(default_factory=lambda: list[ProcessKind](["sender", "inbound"]))
+    #: when set (MAILER_OPS__METRICS_TOKEN), GET /metrics requires "Authorization: Bearer TOKEN"
+    metrics_token: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     """Everything configurable. Build with :func:`load_settings`."""
 
@@ -282,6 +301,7 @@ class Settings(BaseSettings):
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     @field_validator("secret_key")
     @classmethod

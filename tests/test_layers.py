@@ -29,6 +29,8 @@ LAYERS: list[set[str]] = [
     # bounce processing acts on what a notice says: it pauses a release (releases.workflow)
     {"bounces"},
     {"engine"},
+    # running it as a service: health, heartbeats, metrics, doctor, webhooks, backups
+    {"ops"},
     {"web", "cli", "demo", "__main__"},
 ]
 

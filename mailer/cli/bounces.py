@@ -21,6 +21,7 @@ from mailer.bounces.report import report_to_json
 from mailer.cli.common import JsonOpt, err, id_check, out, print_json, runtime
 from mailer.domain.errors import ConfigError, InputError, NotFoundError
 from mailer.message.tokens import Tokens
+from mailer.ops.heartbeat import HeartbeatThread
 from mailer.runtime import Runtime
 from mailer.store import bounces as bounce_store
 from mailer.store.db import transaction
@@ -141,6 +142,9 @@ def bounces_serve(
         settings = rt.settings.bounces
         lmtp = settings.lmtp and not smtp
 
+        # Beats (GET /readyz's inbound heartbeat) from the moment the port is bound.
+        beats = HeartbeatThread(rt, "inbound")
+
         def ready(server: BounceServer) -> None:
             protocol = "LMTP" if server.lmtp else "SMTP"
             err.print(
@@ -148,14 +152,19 @@ def bounces_serve(
                 f"for {rt.settings.sender.bounce_domain} (Ctrl-C to stop)",
                 highlight=False,
             )
+            beats.start()
 
-        serve_bounces(
-            _processor(rt),
-            host=host if host is not None else settings.listen_host,
-            port=port if port is not None else settings.listen_port,
-            lmtp=lmtp,
-            on_ready=ready,
-        )
+        try:
+            serve_bounces(
+                _processor(rt),
+                host=host if host is not None else settings.listen_host,
+                port=port if port is not None else settings.listen_port,
+                lmtp=lmtp,
+                on_ready=ready,
+            )
+        finally:
+            if beats.is_alive():
+                beats.stop()
     err.print("stopped")
 
 

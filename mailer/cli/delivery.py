@@ -17,6 +17,8 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.engine.scheduler import run_forever
 from mailer.engine.sender import SendProgress
 from mailer.message.dkim import DkimSigner
+from mailer.ops import heartbeat
+from mailer.ops.service import sender_jobs
 from mailer.smtp.factory import make_transport
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
@@ -66,7 +68,8 @@ def run(
             try:
                 if once:
                     return await dispatcher.run_once()
-                await run_forever(dispatcher)
+                await run_forever(dispatcher, extra_jobs=sender_jobs(rt))
+                heartbeat.forget(rt, "sender")
                 return 0
             finally:
                 await pool.close()

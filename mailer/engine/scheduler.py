@@ -17,7 +17,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -109,8 +109,21 @@ class Leadership:
                 self.is_leader = self.rt.engine.dialect.name != "postgresql"
 
 
-async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send_seconds: float = 1.0) -> None:
-    """Run until SIGINT/SIGTERM; then stop claiming, finish in-flight messages, release leases."""
+#: A job of the caller's that runs beside the engine's: (name, every N seconds, coroutine).
+PeriodicJob = tuple[str, float, Callable[[], Awaitable[None]]]
+
+
+async def run_forever(
+    dispatcher: Dispatcher,
+    *,
+    tick_seconds: float = 5.0,
+    send_seconds: float = 1.0,
+    extra_jobs: Sequence[PeriodicJob] = (),
+) -> None:
+    """Run until SIGINT/SIGTERM; then stop claiming, finish in-flight messages, release leases.
+
+    ``extra_jobs`` run on the same scheduler (the heartbeat, webhook deliveries), one
+    instance at a time each, their failures logged like the engine's."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -160,6 +173,8 @@ async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send
     start = datetime.now().astimezone()
     scheduler.add_job(tracked("tick", tick), "interval", seconds=tick_seconds, next_run_time=start, **common)
     scheduler.add_job(tracked("send", send), "interval", seconds=send_seconds, next_run_time=start, **common)
+    for name, seconds, body in extra_jobs:
+        scheduler.add_job(tracked(name, body), "interval", seconds=seconds, next_run_time=start, **common)
     # Results a dead worker of this host heard (the leader also does it before each sweep).
     try:
         dispatcher.replay_journals()

@@ -371,3 +371,29 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class Heartbeat(Base):
+    """The last sign of life of one long-running process (``mailer run``, the inbound
+    server): GET /readyz reads the newest per kind."""
+
+    __tablename__ = "heartbeats"
+    #: kind:host:pid, unique per process
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+
+
+class OpsCounter(Base):
+    """Counters pushed by the sender and inbound processes (summed over all processes,
+    never lowered), served by GET /metrics of ``mailer web``."""
+
+    __tablename__ = "ops_counters"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: the labels as sorted ``key=value`` pairs joined by ``,`` ("" for none)
+    labels: Mapped[str] = mapped_column(String(400), primary_key=True)
+    value: Mapped[float]
+    updated_at: Mapped[datetime]
