@@ -256,6 +256,16 @@ class PathSettings(_Section):
     data_dir: Path = Path("var")
 
 
+class LogSettings(_Section):
+    """The logs of `mailer run`, `mailer bounces serve` and `mailer web` (stderr)."""
+
+    #: "text" (human-readable lines) or "json" (one object per line: time, level, logger,
+    #: message, and release, delivery, event when the line is about one)
+    format: Literal["text", "json"] = "text"
+    #: the level of mailer's own loggers (libraries log warnings and above)
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
 #: the long-running processes that write heartbeats
 ProcessKind = Literal["sender", "inbound"]
 
@@ -302,6 +312,7 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("secret_key")
     @classmethod

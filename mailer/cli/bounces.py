@@ -18,10 +18,11 @@ from mailer.bounces.parse import parse_message
 from mailer.bounces.process import BounceProcessor
 from mailer.bounces.receive import BounceServer, serve_bounces
 from mailer.bounces.report import report_to_json
-from mailer.cli.common import JsonOpt, err, id_check, out, print_json, runtime
+from mailer.cli.common import STATE, JsonOpt, err, id_check, out, print_json, runtime
 from mailer.domain.errors import ConfigError, InputError, NotFoundError
 from mailer.message.tokens import Tokens
 from mailer.ops.heartbeat import HeartbeatThread
+from mailer.ops.logs import configure_logging
 from mailer.runtime import Runtime
 from mailer.store import bounces as bounce_store
 from mailer.store.db import transaction
@@ -136,8 +137,7 @@ def bounces_serve(
     Only bounces+TOKEN@ and unsubscribe+TOKEN@ addresses at sender.bounce_domain with a
     genuine token are accepted; each message is committed before the 250 reply.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("mailer").setLevel(logging.INFO)
+    configure_logging(STATE.settings.log)
     with runtime() as rt:
         settings = rt.settings.bounces
         lmtp = settings.lmtp and not smtp

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import asdict
 from typing import Annotated
 
@@ -11,13 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mailer.cli.common import JsonOpt, ReleaseId, err, id_check, out, print_json, runtime
+from mailer.cli.common import STATE, JsonOpt, ReleaseId, err, id_check, out, print_json, runtime
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.engine.dispatch import Dispatcher
 from mailer.engine.scheduler import run_forever
 from mailer.engine.sender import SendProgress
 from mailer.message.dkim import DkimSigner
 from mailer.ops import heartbeat
+from mailer.ops.logs import configure_logging
 from mailer.ops.service import sender_jobs
 from mailer.smtp.factory import make_transport
 from mailer.store import releases as release_store
@@ -37,8 +37,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Send approved releases when they are due (until stopped with Ctrl-C / SIGTERM)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("mailer").setLevel(logging.INFO)
+    configure_logging(STATE.settings.log)
     paused: dict[int, str] = {}
     with runtime() as rt:
         signer = DkimSigner.from_settings(rt.settings.dkim)

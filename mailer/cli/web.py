@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 
 from mailer.cli.common import STATE, err
+from mailer.ops.logs import configure_logging, uvicorn_log_config
 
 
 def register(app: typer.Typer) -> None:
@@ -33,4 +35,13 @@ def web(
     err.print(f"serving on http://{bind_host}:{bind_port} (public URL {settings.web.base_url})", highlight=False)
     # The app reads X-Forwarded-For itself, and only from web.trusted_proxies: uvicorn's
     # own handling would believe any local peer.
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False)
+    configure_logging(settings.log)
+    logging.getLogger("uvicorn").setLevel(logging.INFO)
+    uvicorn.run(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=uvicorn_log_config(settings.log),
+    )

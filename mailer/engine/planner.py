@@ -74,14 +74,21 @@ class Planner:
                     now=now,
                     note=f"not sent: {exc}",
                 )
-                log.warning("release %s not sent: %s", release_id, exc)
+                log.warning(
+                    "release %s not sent: %s", release_id, exc, extra={"release": release_id, "event": "refused"}
+                )
                 return False
             reason = holds.start_hold(
                 session, release, content_hash=plan.content_hash, now=now, settings=self.settings, fence=self.fence
             )
             if reason is not None:
                 if holds.hold(session, release, reason, now=now):
-                    log.warning("release %s waits for a person: %s", release_id, reason)
+                    log.warning(
+                        "release %s waits for a person: %s",
+                        release_id,
+                        reason,
+                        extra={"release": release_id, "event": "held"},
+                    )
                 return False
             if not workflow.try_move(
                 session,

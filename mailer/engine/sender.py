@@ -284,7 +284,11 @@ class Sender:
                 self.tokens.verp_address(row.id, sender.bounce_domain), row.email, data, before_data=mark_in_data
             )
         except LeaseLost:
-            log.warning("delivery %s was taken over by another worker: not sent by this one", row.id)
+            log.warning(
+                "delivery %s was taken over by another worker: not sent by this one",
+                row.id,
+                extra={"release": row.release_id, "delivery": row.id, "event": "lease_lost"},
+            )
             return None
         if marked:
             self.journal.heard(row.id, result)

@@ -101,7 +101,7 @@ def pause_release(rt: Runtime, release_id: int, reason: str) -> None:
             note=reason,
         ):
             return
-    log.warning("release %s paused: %s", release_id, reason)
+    log.warning("release %s paused: %s", release_id, reason, extra={"release": release_id, "event": "paused"})
 
 
 @dataclass
