@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailer.bounces.process import BounceProcessor, ProcessResult
 from mailer.domain.errors import MailerError
 from mailer.smtp.server import BackgroundSMTPServer
+from mailer.store import counters
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class BounceHandler:
             return TRY_LATER
         with self._lock:
             self._results.append(result)
+        counters.bump("inbound_messages", kind=result.kind.value if result.kind is not None else "other")
         return ACCEPTED
 
 

@@ -29,6 +29,7 @@ from mailer.engine import journal
 from mailer.engine.outcomes import Recording
 from mailer.engine.writer import record_results
 from mailer.runtime import Runtime
+from mailer.store import counters
 from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store.db import transaction
@@ -81,7 +82,12 @@ def sweep(rt: Runtime, journal_dir: Path) -> tuple[int, int]:
     Returns (requeued, unknown)."""
     replay_journals(rt, journal_dir)
     with transaction(rt.sessions) as session:
-        return lease_store.sweep_expired_leases(session, rt.clock())
+        requeued, unknown = lease_store.sweep_expired_leases(session, rt.clock())
+    if requeued or unknown:  # GET /metrics (pushed with the heartbeat)
+        counters.bump("lease_sweeps")
+        counters.bump("lease_expiries", requeued, outcome="requeued")
+        counters.bump("lease_expiries", unknown, outcome="unknown")
+    return requeued, unknown
 
 
 def replay_journals(rt: Runtime, journal_dir: Path) -> int:

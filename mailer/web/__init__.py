@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
 from mailer.message.tokens import Tokens
+from mailer.ops.metrics import RequestLatency
 from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
 from mailer.web.api import api_router
@@ -99,7 +100,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.auth = auth.Auth(runtime)
     page_templates = templates()
     app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
-    app.include_router(OpsRoutes(runtime).router())
+    ops = OpsRoutes(runtime)
+    app.include_router(ops.router())
     app.include_router(api_router(runtime))
     app.include_router(staff_router(runtime, page_templates))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -121,4 +123,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.add_exception_handler(PathNotFound, path_not_found)
     auth.install(app, runtime)
     app.add_middleware(NoIndex)
+    app.add_middleware(RequestLatency, histogram=ops.metrics.latency, routes=app.router.routes)
     return app

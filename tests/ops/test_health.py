@@ -53,16 +53,16 @@ def test_ready_with_fresh_heartbeats_and_not_when_the_sender_is_stale(rt: Runtim
 def test_beat_pushes_counters_and_forget_removes_the_heartbeat(rt: Runtime) -> None:
     """A beat writes the process's heartbeat and adds its counts to the shared rows."""
     counters.take_pending()
-    counters.bump("lease_sweeps_total")
-    counters.bump("inbound_messages_total", kind="bounce")
+    counters.bump("lease_sweeps")
+    counters.bump("inbound_messages", kind="bounce")
     heartbeat.beat(rt, "inbound", name="inbound:a:1")
-    counters.bump("inbound_messages_total", 2, kind="bounce")
+    counters.bump("inbound_messages", 2, kind="bounce")
     heartbeat.beat(rt, "inbound", name="inbound:b:2")
     with transaction(rt.sessions) as session:
         assert heartbeat_store.latest_beats(session) == {"inbound": FIXED_NOW}
         counts = {(name, tuple(labels.items())): value for name, labels, value in counters.all_counts(session)}
-    assert counts[("inbound_messages_total", (("kind", "bounce"),))] == 3
-    assert counts[("lease_sweeps_total", ())] == 1
+    assert counts[("inbound_messages", (("kind", "bounce"),))] == 3
+    assert counts[("lease_sweeps", ())] == 1
     heartbeat.forget(rt, "inbound", name="inbound:a:1")
     heartbeat.forget(rt, "inbound", name="inbound:b:2")
     with transaction(rt.sessions) as session:
