@@ -31,6 +31,7 @@ from mailer.audience.contactfields import neutralize
 from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
+from mailer.store import audit
 from mailer.store import suppressions as suppression_store
 from mailer.store.tables import Suppression
 
@@ -301,6 +302,14 @@ def lift(session: Session, email: str, *, scope: str, reason: str, actor: str, n
         session, normalized, scope=scope, reason=reason.strip(), actor=actor, now=now
     ):
         raise NotFoundError(f"{normalized} is not suppressed in scope {scope!r}")
+    audit.record(
+        session,
+        actor=actor,
+        action="suppression.remove",
+        target=normalized,
+        detail=f"scope {scope}: {reason.strip()}",
+        now=now,
+    )
 
 
 def find(

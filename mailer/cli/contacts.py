@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mailer import store
 from mailer.audience import contacts
+from mailer.cli.audit import note as audit_note
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
 from mailer.store import db
@@ -122,6 +123,7 @@ def contacts_export(
 ) -> None:
     """Export contacts as CSV; cells that would run as spreadsheet formulas are neutralized."""
     with runtime() as rt:
+        audit_note(rt, "export", target=f"contacts (list {list_slug})" if list_slug else "contacts")
         if output is None:
             contacts.export_csv(rt.sessions, sys.stdout, list_slug=list_slug)
             return

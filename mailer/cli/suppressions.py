@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from mailer.audience import erasure, suppressions
+from mailer.cli.audit import note as audit_note
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.cli.contacts import contacts_app
 from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason
@@ -119,6 +120,8 @@ def suppressions_export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Export every suppression as CSV; cells that would run as spreadsheet formulas are neutralized."""
+    with runtime() as rt:
+        audit_note(rt, "export", target="suppressions")
     with runtime() as rt, transaction(rt.sessions) as session:
         if output is None:
             suppressions.export_csv(session, sys.stdout)

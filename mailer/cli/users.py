@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from mailer.accounts import api_tokens, passwords, permits, signin, users
+from mailer.cli.actor import AsOpt
+from mailer.cli.audit import note as audit_note
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
 from mailer.store.db import transaction
@@ -43,6 +45,7 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
     ] = False,
+    as_user: AsOpt = None,
 ) -> None:
     """Add a user. On a terminal the password is prompted for; without a terminal and
     without --password-stdin the account can use an API token but cannot sign in."""
@@ -50,6 +53,7 @@ def users_add(
     password = _read_password(password_stdin)
     with runtime() as rt, transaction(rt.sessions) as session:
         user = users.add_user(session, email, role=parsed_role, name=name, password=password, now=rt.clock())
+    audit_note(rt, "user.add", target=user.email, detail=f"role {user.role.value}", as_user=as_user)
     note = "" if password is not None else " (no password: API token only)"
     out.print(f"added {escape(user.email)} as {user.role.value}{note}", highlight=False)
 
@@ -103,6 +107,7 @@ def users_token(
     expires_in: Annotated[
         int, typer.Option("--expires-in", help="Days until the token stops working (0: it never expires).")
     ] = 90,
+    as_user: AsOpt = None,
 ) -> None:
     """Print a new API token (shown once; any earlier token stops working)."""
     parsed_scope = api_tokens.parse_scope(scope)
@@ -111,6 +116,7 @@ def users_token(
     with runtime() as rt, transaction(rt.sessions) as session:
         expires_at = rt.clock() + timedelta(days=expires_in) if expires_in else None
         token = api_tokens.issue_token(session, email, scope=parsed_scope, expires_at=expires_at)
+    audit_note(rt, "user.token", target=email, detail=f"{parsed_scope.value} token", as_user=as_user)
     sys.stdout.write(token + "\n")
     until = f"until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "with no expiry"
     err.print(
@@ -126,6 +132,7 @@ def users_passwd(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
     ] = False,
+    as_user: AsOpt = None,
 ) -> None:
     """Set a user's password (prompted on a terminal); every open session of theirs ends."""
     password = _read_password(password_stdin)
@@ -134,12 +141,14 @@ def users_passwd(
     hashed = passwords.hash_password(password)
     with runtime() as rt, transaction(rt.sessions) as session:
         ended = signin.change_password(session, email, hashed, now=rt.clock())
+    audit_note(rt, "user.password", target=email, as_user=as_user)
     out.print(f"password changed for {escape(email)}; {ended} open session(s) ended", highlight=False)
 
 
 @users_app.command("disable")
-def users_disable(email: Annotated[str, typer.Argument(help="The user's address.")]) -> None:
+def users_disable(email: Annotated[str, typer.Argument(help="The user's address.")], as_user: AsOpt = None) -> None:
     """Disable a user: no sign-in, no API token; their open sessions end at once."""
     with runtime() as rt, transaction(rt.sessions) as session:
         ended = users.disable_user(session, email, now=rt.clock())
+    audit_note(rt, "user.disable", target=email, as_user=as_user)
     out.print(f"disabled {escape(email)}; {ended} open session(s) ended", highlight=False)

@@ -21,6 +21,7 @@ from mailer.message import Renderer
 from mailer.releases import compliance, holds, workflow
 from mailer.releases.compliance import ComplianceReport
 from mailer.releases.plan import content_hash, release_content_hash, release_topics, sample_recipient, variant_specs
+from mailer.store import audit
 from mailer.store import contacts as contact_store
 from mailer.store import releases as release_store
 from mailer.store.tables import Approval, Release
@@ -119,6 +120,9 @@ def approve_release(
     release_store.database_identity(session)
     note = f"approved {current[:12]}"
     workflow.move(session, release_id, ReleaseStatus.APPROVED, actor=approver, now=now, note=note, src=status)
+    audit.record(
+        session, actor=approver, action="release.approve", target=f"release {release_id}", detail=note, now=now
+    )
     return ApprovalResult(approval, current)
 
 

@@ -41,6 +41,7 @@ from mailer.domain.states import (
 from mailer.message import check_header_value
 from mailer.releases import history, holds
 from mailer.releases.source import check_not_after
+from mailer.store import audit
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.store.tables import Release
@@ -189,6 +190,14 @@ def schedule(
         notes.append(f"not_after set to {not_after.isoformat()}")
     holds.clear(release)
     move(session, release_id, status, actor=actor, now=now, note="; ".join(notes), src=status)
+    audit.record(
+        session,
+        actor=actor,
+        action="release.schedule",
+        target=f"release {release_id}",
+        detail="; ".join(notes),
+        now=now,
+    )
     return release
 
 

@@ -397,3 +397,20 @@ class OpsCounter(Base):
     labels: Mapped[str] = mapped_column(String(400), primary_key=True)
     value: Mapped[float]
     updated_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """A staff action: who did what to what, when and from where (append-only)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    #: the staff address (or the name given to the command line)
+    actor: Mapped[str] = mapped_column(String(320), index=True)
+    #: what was done, e.g. ``signin``, ``signin_failed``, ``export``, ``user.add``, ``release.approve``
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    #: what it was done to (a release, an address, an export's path), if anything
+    target: Mapped[str | None] = mapped_column(Text)
+    #: the client's address for web requests; None on the command line
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -27,7 +27,9 @@ from mailer.message.tokens import Tokens
 from mailer.ops.metrics import RequestLatency
 from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
+from mailer.web.admin import admin_router
 from mailer.web.api import api_router
+from mailer.web.audit import AuditContext
 from mailer.web.ops import OpsRoutes
 from mailer.web.paths import PathNotFound
 from mailer.web.public import PublicRoutes
@@ -104,6 +106,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(ops.router())
     app.include_router(api_router(runtime))
     app.include_router(staff_router(runtime, page_templates))
+    app.include_router(admin_router(runtime, page_templates))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     async def not_signed_in(request: Request, exc: Exception) -> Response:
@@ -121,6 +124,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     app.add_exception_handler(auth.NotSignedIn, not_signed_in)
     app.add_exception_handler(PathNotFound, path_not_found)
+    # Inside the session middleware: sees the signed-in user of each request.
+    app.add_middleware(AuditContext, runtime=runtime)
     auth.install(app, runtime)
     app.add_middleware(NoIndex)
     app.add_middleware(RequestLatency, histogram=ops.metrics.latency, routes=app.router.routes)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailer.accounts.users import StaffUser
 from mailer.domain.errors import InputError
+from mailer.web.audit import record_web
 from mailer.web.auth import Auth, safe_next
 from mailer.web.limits import LoginLimiter, LoginRefusal, RateLimiter, ThreadSlots, client_ip, parse_networks
 from mailer.web.staff.view import CurrentUser, StaffView
@@ -81,9 +82,11 @@ class AccountPages:
             return self.view.page(request, "staff/login.html", context, user=None, status_code=429)
         if result is None:
             log.warning("login failed for %r from %s", email, ip)
+            await run_in_threadpool(record_web, self.runtime, actor=email.strip()[:320], action="signin_failed", ip=ip)
             context["error"] = "Wrong address or password."
             return self.view.page(request, "staff/login.html", context, user=None, status_code=401)
         await run_in_threadpool(self.auth.start, request, result)
+        await run_in_threadpool(record_web, self.runtime, actor=result.email, action="signin", ip=ip)
         log.info("login %s (%s) from %s", result.email, result.role.value, ip)
         return RedirectResponse(safe_next(next), status_code=303)
 
@@ -133,6 +136,9 @@ class AccountPages:
         if error is not None:
             return self.view.page(request, "staff/password.html", {"error": error}, user=user, status_code=status)
         await run_in_threadpool(self.auth.start, request, user)
+        await run_in_threadpool(
+            record_web, self.runtime, actor=user.email, action="user.password", target=user.email, ip=ip
+        )
         log.info("%s changed their password from %s; their other sessions ended", user.email, ip)
         self.view.flash(request, "ok", "Password changed. Your other sessions were signed out.")
         return RedirectResponse("/", status_code=303)

@@ -1,4 +1,5 @@
-"""Running it as a service: process heartbeats and pushed counters (readiness, metrics).
+"""Running it as a service: process heartbeats and pushed counters (readiness, metrics),
+the audit log of staff actions.
 
 Revision ID: 0013_operations
 Revises: 0007
@@ -36,9 +37,27 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", "labels", name=op.f("pk_ops_counters")),
     )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("actor", sa.String(length=320), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("target", sa.Text(), nullable=True),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    op.create_index(op.f("ix_audit_log_at"), "audit_log", ["at"], unique=False)
+    op.create_index(op.f("ix_audit_log_actor"), "audit_log", ["actor"], unique=False)
+    op.create_index(op.f("ix_audit_log_action"), "audit_log", ["action"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_audit_log_action"), table_name="audit_log")
+    op.drop_index(op.f("ix_audit_log_actor"), table_name="audit_log")
+    op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
+    op.drop_table("audit_log")
     op.drop_table("ops_counters")
     op.drop_index(op.f("ix_heartbeats_kind"), table_name="heartbeats")
     op.drop_table("heartbeats")
