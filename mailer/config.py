@@ -266,6 +266,22 @@ class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class WebhookSettings(_Section):
+    """Outgoing webhooks (mailer.ops.webhooks), POSTed by `mailer run`."""
+
+    #: seconds between two looks at the outbox
+    poll_seconds: float = Field(default=5, gt=0)
+    #: seconds one POST may take (connect and answer)
+    timeout: float = Field(default=10, gt=0, le=300)
+    #: seconds to wait before each retry of a failed POST; the last repeats
+    retry_schedule: list[int] = Field(default_factory=lambda: [10, 60, 300, 900, 3600, 7200])
+    #: give up (state failed, `mailer webhooks retry` puts it back) this many hours
+    #: after the event was queued
+    give_up_after_hours: float = Field(default=72, gt=0)
+    #: POSTs per look at the outbox
+    batch_size: int = Field(default=50, ge=1, le=1000)
+
+
 #: the long-running processes that write heartbeats
 ProcessKind = Literal["sender", "inbound"]
 
@@ -313,6 +329,7 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("secret_key")
     @classmethod

@@ -31,7 +31,7 @@ from mailer.audience.contactfields import neutralize
 from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
-from mailer.store import audit
+from mailer.store import audit, webhooks
 from mailer.store import suppressions as suppression_store
 from mailer.store.tables import Suppression
 
@@ -184,6 +184,9 @@ def unsubscribe(
     )
     page = unsubscribe_page(session, delivery_id)
     assert page is not None  # the row was there a moment ago, in this transaction
+    if added:
+        data = {"delivery_id": delivery_id, "email": row.email, "client": row.client_slug, "scope": scope}
+        webhooks.emit(session, "contact.unsubscribed", {**data, "via": source}, now=now)
     return Unsubscribed(page=page, scope=scope, added=added, stopped=stopped)
 
 

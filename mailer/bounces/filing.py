@@ -17,6 +17,7 @@ from mailer.domain.states import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason
 from mailer.releases import workflow
 from mailer.store import bounces as bounce_store
 from mailer.store import suppressions as suppression_store
+from mailer.store import webhooks
 from mailer.store.bounces import BounceTarget
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ def file_notice(
     ):
         return BounceOutcome.DUPLICATE, None
 
+    if decision.event in ("bounced", "complained"):
+        data = {"delivery_id": target.delivery_id, "release_id": target.release_id, "email": target.email}
+        webhooks.emit(session, f"delivery.{decision.event}", {**data, "code": code, "detail": detail}, now=now)
     source = f"{'complaint' if kind is Kind.COMPLAINT else 'bounce'} {fingerprint}"
     if recipient is not None and decision.requeue:
         bounce_store.requeue_refused(
@@ -152,6 +156,8 @@ def unsubscribe(
     if not recorded:
         return BounceOutcome.DUPLICATE, None
     address = suppress(session, target, SuppressionReason.UNSUBSCRIBED, "mailto", now, scope=target.client_slug)
+    data = {"delivery_id": target.delivery_id, "release_id": target.release_id, "email": target.email}
+    webhooks.emit(session, "contact.unsubscribed", {**data, "scope": target.client_slug, "via": "mailto"}, now=now)
     return BounceOutcome.UNSUBSCRIBED, address
 
 

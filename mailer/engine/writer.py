@@ -35,7 +35,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from mailer.domain.errors import StoreError
-from mailer.domain.states import ReleaseStatus, SuppressionReason
+from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
 from mailer.engine.outcomes import Recording
 from mailer.releases import workflow
 from mailer.releases.fence import SendFence
@@ -44,7 +44,9 @@ from mailer.store import deliveries as delivery_store
 from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store import releases as release_store
+from mailer.store import webhooks
 from mailer.store.db import transaction
+from mailer.store.queue import Decision
 from mailer.store.suppressions import add_suppression
 
 log = logging.getLogger("mailer.engine.writer")
@@ -66,6 +68,8 @@ def record_results(
     with transaction(rt.sessions) as session:
         delivery_queue.fast_commit(session)
         written = delivery_queue.record_decisions(session, recording.decisions, owner, now)
+        sent = [d for d in recording.decisions if d.delivery_id in written and d.status is DeliveryStatus.SENT]
+        webhooks.emit_many(session, "delivery.sent", [_sent_event(recording.release_id, d) for d in sent], now=now)
         if written:
             key, sequence = release_store.advance_ledger(session, recording.release_id, len(written))
             ledger = (release_store.database_identity(session), recording.release_id, key, sequence)
@@ -86,6 +90,16 @@ def record_results(
         except StoreError as exc:
             log.error("release %s: %s (a restored copy of the database may go unnoticed)", ledger[1], exc)
     return shared
+
+
+def _sent_event(release_id: int, decision: Decision) -> dict[str, object]:
+    """The data of a ``delivery.sent`` webhook."""
+    return {
+        "delivery_id": decision.delivery_id,
+        "release_id": release_id,
+        "code": decision.code,
+        "reply": decision.reply,
+    }
 
 
 def pause_release(rt: Runtime, release_id: int, reason: str) -> None:

@@ -1,5 +1,5 @@
 """What a long-running ``mailer run`` process does besides sending: its heartbeat (with
-its counters) and, later, other periodic jobs of the operator's side. Handed to
+its counters) and the webhook outbox's POSTs. Handed to
 :func:`mailer.engine.scheduler.run_forever` as ``extra_jobs``."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 
 from mailer.engine.scheduler import PeriodicJob
 from mailer.ops.heartbeat import beat, process_name
+from mailer.ops.webhooks import deliver_due
 from mailer.runtime import Runtime
 
 
@@ -18,4 +19,10 @@ def sender_jobs(rt: Runtime) -> list[PeriodicJob]:
     async def heartbeat() -> None:
         await asyncio.to_thread(beat, rt, "sender", name=name)
 
-    return [("heartbeat", rt.settings.ops.heartbeat_seconds, heartbeat)]
+    async def webhooks() -> None:
+        await asyncio.to_thread(deliver_due, rt)
+
+    return [
+        ("heartbeat", rt.settings.ops.heartbeat_seconds, heartbeat),
+        ("webhooks", rt.settings.webhooks.poll_seconds, webhooks),
+    ]

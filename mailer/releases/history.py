@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.store import releases as release_store
+from mailer.store import webhooks
 
 __all__ = ["record"]
 
@@ -26,7 +27,11 @@ def record(
     note: str | None,
     now: datetime,
 ) -> None:
-    """Writes: one event in the release's history (append-only)."""
+    """Writes: one event in the release's history (append-only); a change of status is
+    also queued as the webhook ``release.<to_status>``."""
     release_store.add_release_event(
         session, release_id, from_status=from_status, to_status=to_status, actor=actor, note=note, now=now
     )
+    if from_status != to_status:
+        data = {"release_id": release_id, "from": from_status, "to": to_status, "actor": actor, "note": note}
+        webhooks.emit(session, f"release.{to_status}", data, now=now)

@@ -414,3 +414,53 @@ class AuditEntry(Base):
     #: the client's address for web requests; None on the command line
     ip: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookEndpoint(Base):
+    """A URL an admin registered to receive events (signed POSTs, see mailer.ops.webhooks)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    #: event types or patterns, space-separated: ``delivery.sent release.*``
+    events: Mapped[str] = mapped_column(Text)
+    #: the HMAC-SHA256 key of the signatures (shown to the admin once, at registration)
+    secret: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+
+
+class WebhookOutbox(Base):
+    """One event for one endpoint: written in the transaction of what it reports (so
+    nothing is lost), POSTed and retried with backoff until delivered or given up."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(60))
+    #: the same for every endpoint the event goes to (receivers deduplicate on it)
+    event_id: Mapped[str] = mapped_column(String(40))
+    #: the exact bytes POSTed (JSON), so a retry sends, and signs, the same body
+    body: Mapped[str] = mapped_column(Text)
+    #: pending, delivered or failed (given up)
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One POST of an outbox row: the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("webhook_outbox.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int]

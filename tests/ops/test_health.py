@@ -85,7 +85,7 @@ def test_heartbeat_thread_beats_until_stopped(rt: Runtime) -> None:
 
 async def test_sender_jobs_beat_as_the_sender(rt: Runtime) -> None:
     """`mailer run`'s extra scheduler job writes a sender heartbeat."""
-    [(name, seconds, job)] = sender_jobs(rt)
+    (name, seconds, job), _ = sender_jobs(rt)
     assert name == "heartbeat" and seconds == rt.settings.ops.heartbeat_seconds
     await job()
     with transaction(rt.sessions) as session:
