@@ -26,7 +26,7 @@ app = typer.Typer(
 # Each command module adds its groups with register(app); listed in --help order.
 COMMAND_MODULES = ("demo", "contacts", "releases", "delivery", "suppressions", "bounces", "web", "users")
 # Running it as a service (issue 19): doctor, audit log, webhooks, db backup, purge.
-OPS_COMMAND_MODULES = ("doctor", "audit", "webhooks")
+OPS_COMMAND_MODULES = ("doctor", "audit", "webhooks", "maintenance")
 for _name in COMMAND_MODULES + OPS_COMMAND_MODULES:
     if importlib.util.find_spec(f"mailer.cli.{_name}") is not None:
         importlib.import_module(f"mailer.cli.{_name}").register(app)
