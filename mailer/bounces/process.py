@@ -44,7 +44,7 @@ from mailer.bounces.policy import BounceOutcome, decide, overall
 from mailer.bounces.report import BounceReport, Kind, RecipientStatus
 from mailer.config import BounceSettings
 from mailer.domain.errors import StoreError
-from mailer.domain.states import email_hash
+from mailer.domain.states import DeliveryStatus, email_hash
 from mailer.message.tokens import Tokens
 from mailer.store import bounces as bounce_store
 from mailer.store.bounces import BounceTarget
@@ -73,6 +73,11 @@ STAFF_LOCALPARTS = frozenset({"postmaster", "abuse"})
 
 # Where an envelope recipient survives in a delivered message's headers.
 _ENVELOPE_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To", "To")
+
+
+class SendResultPending(StoreError):
+    """A notice about a delivery whose send result is not recorded yet (still
+    ``sending``): nothing was written; process the message again later."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +167,9 @@ class BounceProcessor:
         headers. Never raises for bad input.
 
         Raises:
-            StoreError: the database failed; nothing of this message was written, and
-                processing it again later is safe.
+            StoreError: the database failed, or (:class:`SendResultPending`) the notice is
+                about a delivery whose send result is not recorded yet; nothing of this
+                message was written, and processing it again later is safe.
         """
         headers = inbox.read_headers(raw)
         own_id = inbox.header_text(headers, "Message-ID")
@@ -242,6 +248,13 @@ class BounceProcessor:
         if not pairs:
             log.info("unmatched %s notice %s", report.kind.value, fingerprint)
             return ProcessResult(BounceOutcome.UNMATCHED, report.kind)
+        pending = [t.delivery_id for t, _ in pairs if t.status == DeliveryStatus.SENDING.value]
+        if delivery_id is not None and pending:
+            # A relay can return its DSN before the worker records the relay's 250 (the
+            # Postfix end-to-end test catches this within a second): filing it now would
+            # be overwritten by "sent". Nothing is written; the MTA (451) or the next poll
+            # brings it again once the send result is in the ledger.
+            raise SendResultPending(f"delivery {pending[0]}: its send result is not recorded yet; try again later")
         outcomes: list[BounceOutcome] = []
         suppressed: list[str] = []
         for target, recipient in pairs:
