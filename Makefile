@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-dev
 
 help:
 	@echo "make demo   - install and run the main job end to end (SQLite + local capture SMTP)"
-	@echo "make test   - install what the tests need and run lint + the whole suite (what CI runs)"
+	@echo "make test   - install what the tests need (Chromium, Postfix) and run lint + the whole suite (what CI runs)"
 	@echo "make check  - the fast lane (~1.5 min): lint + the tests not marked slow, SQLite, two processes"
 	@echo "make lint   - ruff + mypy --strict on mailer/ and tests/"
 	@echo "make bench  - benchmarks (numbers, not pass/fail)"
@@ -30,6 +30,14 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# The relay end-to-end test (tests/test_postfix_relay.py) runs a private instance of
+# Debian's Postfix on loopback ports; the package's own daemon is left as installed.
+POSTFIX := /usr/sbin/postfix
+$(POSTFIX):
+	@command -v apt-get >/dev/null || { echo "install Postfix at $(POSTFIX) for the relay test"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+
 demo: $(STAMP)
 	$(BIN)/mailer --config config.example.toml demo
 
@@ -38,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mailer tests bench
 	$(BIN)/mypy mailer tests
 
-test: $(STAMP) $(CHROMIUM) lint
+test: $(STAMP) $(CHROMIUM) $(POSTFIX) lint
 	$(BIN)/python -m pytest -q
 
 # The edit-test loop (~1.5 min here): the tests not marked `slow` (browser, kill -9 crash
