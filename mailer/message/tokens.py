@@ -34,6 +34,8 @@ log = logging.getLogger("mailer.message.tokens")
 SECRET_FILE = "secret_key"
 
 _VERP = re.compile(r"([0-9]{1,18})-([0-9a-f]{16})")
+#: A proof's return path: ``p<proof id>-<mac>`` (purpose "proof": never a delivery's token).
+_PROOF = re.compile(r"p([0-9]{1,18})-([0-9a-f]{16})")
 
 
 class Tokens:
@@ -98,6 +100,21 @@ class Tokens:
         for key in self._keys:
             if hmac.compare_digest(self._mac(key, purpose, delivery_id), m.group(2)):
                 return delivery_id
+        return None
+
+    def proof_verp(self, proof_id: int) -> str:
+        """Lower-case token for a proof's return path ``bounces+p<id>-<mac>@``."""
+        return f"p{proof_id}-{self._mac(self._keys[0], 'proof', proof_id)}"
+
+    def read_proof_verp(self, token: str) -> int | None:
+        """The proof id of a genuine proof token, else None."""
+        m = _PROOF.fullmatch(token.strip().lower())
+        if m is None:
+            return None
+        proof_id = int(m.group(1))
+        for key in self._keys:
+            if hmac.compare_digest(self._mac(key, "proof", proof_id), m.group(2)):
+                return proof_id
         return None
 
     def verp_address(self, delivery_id: int, domain: str) -> str:
