@@ -12,9 +12,11 @@ import dkim
 
 from mailer.domain.alignment import aligned
 from mailer.engine.dispatch import Dispatcher
-from mailer.releases.clients import client_fields, create_client
+from mailer.releases.clients import client_changes, client_fields, create_client, update_client
+from mailer.releases.identity import identity_for
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
+from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from tests.support.dkim import stub_dns_for
 from tests.support.engine import Clock, Variant, add_contacts, approved_release, engine_runtime, release_status
@@ -93,3 +95,30 @@ async def test_a_client_key_that_cannot_be_read_pauses_its_release(
     await pool.close()
     assert smtp.raw == []
     assert release_status(ert, release_id) == "paused"
+
+
+async def test_key_rotation_signs_with_the_second_selector_after_the_switch(
+    rt: Runtime,
+    tmp_path: Path,
+    smtp: FaultSMTPServer,
+    dkim_keys: tuple[Path, bytes],
+    other_dkim_keys: tuple[Path, bytes],
+) -> None:
+    """A second key given with its selector signs from then on; the first stays published (listed) until retired."""
+    ert = engine_runtime(rt, smtp.port, Clock())
+    _client(ert, "north", "north.example.org", dkim_keys[0], "n1")
+    with transaction(ert.sessions) as session:
+        client = release_store.get_client(session, "north")
+        changes = client_changes(
+            client, {"dkim_selector": "n2", "dkim_key_file": str(other_dkim_keys[0])}, now=ert.clock()
+        )
+        update_client(session, client, changes)
+        assert [k.selector for k in identity_for(client, ert.settings).published_keys] == ["n2", "n1"]
+    add_contacts(ert, tmp_path, ["a@example.com"])
+    approved_release(ert, [Variant("press-all", "list:press")], client_slug="north")
+    pool = make_transport(ert.settings.smtp)
+    await Dispatcher(ert, pool).run_once()
+    await pool.close()
+    (raw,) = smtp.raw
+    assert dkim.verify(raw, dnsfunc=stub_dns_for({"n2._domainkey.north.example.org": other_dkim_keys[1]}))
+    assert not dkim.verify(raw, dnsfunc=stub_dns_for({"n2._domainkey.north.example.org": dkim_keys[1]}))
