@@ -31,6 +31,7 @@ from markupsafe import Markup
 from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
 from mailer.message.origins import Origin, to_template_error
+from mailer.message.plaintext import finish_text
 from mailer.message.sandbox import MISSING
 from mailer.message.spec import Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
 
@@ -189,7 +190,7 @@ class CompiledVariant(Variant):
         html_ctx["about"] = self._about_html
         ctx["about"] = self._about_text
         html = self._run(self._layouts[0], html_ctx)
-        text = self._run(self._layouts[1], ctx)
+        text = finish_text(self._run(self._layouts[1], ctx), dateline=self.spec.dateline)
         return RenderedParts(subject, text, html)
 
     @staticmethod

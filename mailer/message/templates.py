@@ -34,6 +34,7 @@ from markupsafe import Markup
 from mailer.domain.errors import InputError, TemplateError
 from mailer.message.mime import CompiledVariant, static_headers
 from mailer.message.origins import Origin, to_template_error
+from mailer.message.plaintext import markdown_to_text
 from mailer.message.sandbox import LAYOUT_NAMES, SUBJECT_NAMES, USER_NAMES, Sandbox, make_sandbox
 from mailer.message.spec import Variant, VariantSpec
 
@@ -53,7 +54,6 @@ _JINJA_RE = re.compile(
 )
 _STYLE_RE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
 _DOCUMENT_RE = re.compile(r"<html[\s>]", re.I)
-_MD_LINK_RE = re.compile(r"(?<!!)\[([^\]\n]+)\]\(([^)\s]+)\)")
 
 _SANITIZE_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}  # no remote resources
 
@@ -146,11 +146,11 @@ def _markdown_to_html(prot: _Protected, markdown: MarkdownIt, css: str) -> str:
     return css_inline.inline_fragment(html, css) if css else html
 
 
-def _markdown_to_text(source: str, kind: str) -> str:
-    """Markdown source as the plain-text part: kept as written, links spelled out."""
+def _markdown_to_text(source: str, kind: str, markdown: MarkdownIt) -> str:
+    """Markdown source (with Jinja) as the plain-text part, no markup left (see
+    :mod:`mailer.message.plaintext`); the Jinja constructs are kept."""
     prot = _protect(source, tags_as_comments=False)
-    text = _MD_LINK_RE.sub(r"\1 <\2>", prot.text)
-    restored, _ = _restore(text, prot, kind)
+    restored, _ = _restore(markdown_to_text(markdown, prot.text), prot, kind)
     return restored
 
 
@@ -322,7 +322,7 @@ class Renderer:
         html_src = _markdown_to_html(prot, self.markdown, self.css)
         restored, line_map = _restore(html_src, prot, kind)
         html_t = self._compile_user(source, kind, ".html", USER_NAMES, origins, processed=restored, line_map=line_map)
-        text_src = _markdown_to_text(source, kind)
+        text_src = _markdown_to_text(source, kind, self.markdown)
         text_t = self._compile_user(source, kind, ".txt", USER_NAMES, origins, processed=text_src)
         return html_t, text_t
 
@@ -373,7 +373,7 @@ class Renderer:
             subject=subject_t,
             body=(body_html, body_text),
             intro=intro,
-            about=(about_html, spec.about),
+            about=(about_html, markdown_to_text(self.markdown, spec.about) if spec.about else None),
             layouts=(layouts[0], layouts[1]),
             static_headers=static_headers(spec),
         )

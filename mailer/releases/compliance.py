@@ -111,6 +111,10 @@ def _links(text: str, html: str) -> list[str]:
     return found
 
 
+def _flat(value: str) -> str:
+    return " ".join(value.split())
+
+
 def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
@@ -183,10 +187,12 @@ def check_release(
             for part_name, part, quote in (("text", text, str), ("HTML", html, lambda s: str(escape(s)))):
                 if unsubscribe_url not in part and quote(unsubscribe_url) not in part:
                     fail(f"{where}: the {part_name} part has no unsubscribe link")
+                # Compared with whitespace runs as one space: the text part is wrapped at 78.
+                flat = _flat(part)
                 postal = _lines(spec.sender.postal_address)
-                if postal and not all(quote(line) in part for line in postal):
+                if postal and not all(_flat(quote(line)) in flat for line in postal):
                     fail(f"{where}: the {part_name} part lacks the postal address")
                 disclosure = _lines(spec.sender.disclosure or "")
-                if disclosure and not all(quote(line) in part for line in disclosure):
+                if disclosure and not all(_flat(quote(line)) in flat for line in disclosure):
                     fail(f"{where}: the {part_name} part lacks the disclosure statement")
     return ComplianceReport(tuple(failures), tuple(warnings))

@@ -188,7 +188,7 @@ def test_render_process_gives_the_same_bytes_as_before() -> None:
         digests.append(digest.hexdigest())
         if isinstance(renderer, IsolatedRenderer):
             renderer.close()
-    assert digests[0] == digests[1] == "38e4742b3b8502d70129ec42b6872f9d52a5396421003b870e2b4953c4c0ed2e"
+    assert digests[0] == digests[1] == "09d7b27dd321f198a87b73097d59f0981dfd09d7e74eb6c6551517bd7c556940"
 
 
 def _job(i: int, rcpt: Recipient) -> RenderJob:
