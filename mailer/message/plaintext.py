@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-__all__ = ["WIDTH", "finish_text", "markdown_to_text"]
+__all__ = ["WIDTH", "finish_text", "first_sentence", "markdown_to_text"]
 
 #: The longest line of the text part (RFC 5322 2.1.1: SHOULD be no more than 78).
 WIDTH = 78
@@ -171,3 +171,22 @@ def finish_text(text: str, *, dateline: str | None = None) -> str:
     while out and not out[-1]:
         out.pop()
     return "\n".join(out) + "\n"
+
+
+_SPELLED_URL = re.compile(r"[ \t]*<[a-zA-Z][a-zA-Z0-9+.\-]*:[^<>\s]*>")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+#: Inbox previews show 40-140 characters; a longer first sentence is cut at a word.
+PREHEADER_MAX = 140
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (plain text, spelled-out URLs left out) on one line, at most
+    :data:`PREHEADER_MAX` characters (cut at a word, with an ellipsis): the default
+    preheader."""
+    # A link's URL (``text <https://...>``) is no reading matter for an inbox preview.
+    flat = " ".join(_SPELLED_URL.sub("", text[:4000]).split())
+    end = _SENTENCE_END.search(flat, 20)
+    sentence = flat[: end.end()] if end else flat
+    if len(sentence) <= PREHEADER_MAX:
+        return sentence
+    return sentence[: PREHEADER_MAX - 1].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"

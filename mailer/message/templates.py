@@ -2,7 +2,10 @@
 
 ``Renderer.compile(spec)`` (once per variant, ~ms): Markdown → HTML (markdown-it,
 CommonMark, raw HTML off) → nh3 sanitizing → CSS inlining (css-inline, the ``<style>``
-block of ``base.html``). Jinja constructs in the body and in the ``.html`` templates are
+block of ``base.html``; its ``@media`` rules stay in the layout's ``<head>``); the
+``<div>`` sections of ``.html`` templates become one-cell tables for Outlook
+(:mod:`mailer.message.outlook`); the text part is rendered from the same Markdown
+(:mod:`mailer.message.plaintext`). Jinja constructs in the body and in the ``.html`` templates are
 swapped for opaque placeholders before that processing and restored after it, so the
 result is still one Jinja template per part, autoescaped, in which per-recipient values
 are escaped at render time. Names, filters, syntax and sandbox-forbidden attributes are
@@ -34,6 +37,7 @@ from markupsafe import Markup
 from mailer.domain.errors import InputError, TemplateError
 from mailer.message.mime import CompiledVariant, static_headers
 from mailer.message.origins import Origin, to_template_error
+from mailer.message.outlook import tables_for_divs
 from mailer.message.plaintext import markdown_to_text
 from mailer.message.sandbox import LAYOUT_NAMES, SUBJECT_NAMES, USER_NAMES, Sandbox, make_sandbox
 from mailer.message.spec import Variant, VariantSpec
@@ -56,6 +60,10 @@ _STYLE_RE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
 _DOCUMENT_RE = re.compile(r"<html[\s>]", re.I)
 
 _SANITIZE_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}  # no remote resources
+
+# A layout document keeps its @media rules (dark mode, narrow screens) in a <style> of its
+# own: they cannot be inlined. Nothing is fetched.
+_DOCUMENT_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True)
@@ -241,11 +249,12 @@ class Renderer:
         prot = _protect(source, tags_as_comments=True)
         try:
             if _DOCUMENT_RE.search(prot.text):
-                processed = css_inline.inline(prot.text)
+                processed = _DOCUMENT_INLINER.inline(prot.text)
             else:
                 processed = css_inline.inline_fragment(prot.text, self.css)
         except css_inline.InlineError as exc:
             raise TemplateError(f"CSS inlining failed: {exc}", template=name) from exc
+        processed = tables_for_divs(processed)
         restored, line_map = _restore(processed, prot, name)
         self._origins[name] = Origin(name, line_map)
         return restored, name, _always

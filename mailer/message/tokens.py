@@ -121,7 +121,9 @@ class Tokens:
         return f"bounces+{self.verp(delivery_id)}@{domain}"
 
     def mailto_unsubscribe(self, delivery_id: int, domain: str) -> str:
-        return f"mailto:unsubscribe+{self.verp(delivery_id, purpose='unsubscribe')}@{domain}?subject=unsubscribe"
+        """``mailto:unsubscribe+TOKEN@domain``. No ``?subject=``: the token alone acts, and
+        without it the List-Unsubscribe line still folds to 78 characters."""
+        return f"mailto:unsubscribe+{self.verp(delivery_id, purpose='unsubscribe')}@{domain}"
 
     def unsubscribe_url(self, base_url: str, delivery_id: int) -> str:
         return f"{base_url.rstrip('/')}/u/{self.unsubscribe(delivery_id)}"

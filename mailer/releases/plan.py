@@ -111,6 +111,7 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         booking_contact=extra.get("booking_contact"),
         embargo=_embargo_text(extra.get("embargo")),
         about=extra.get("about"),
+        preheader=extra.get("preheader"),
     )
 
 

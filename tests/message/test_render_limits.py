@@ -188,7 +188,7 @@ def test_render_process_gives_the_same_bytes_as_before() -> None:
         digests.append(digest.hexdigest())
         if isinstance(renderer, IsolatedRenderer):
             renderer.close()
-    assert digests[0] == digests[1] == "09d7b27dd321f198a87b73097d59f0981dfd09d7e74eb6c6551517bd7c556940"
+    assert digests[0] == digests[1] == "d5f5bab34927adc1c46591e9cb9eb00d752673287515094e8f9e3748b9ed6e07"
 
 
 def _job(i: int, rcpt: Recipient) -> RenderJob:
