@@ -47,7 +47,7 @@ from mailer.domain.errors import StoreError
 from mailer.domain.states import email_hash
 from mailer.message.tokens import Tokens
 from mailer.store import bounces as bounce_store
-from mailer.store import releases as release_store
+from mailer.store import proofs as proof_store
 from mailer.store.bounces import BounceTarget
 from mailer.store.db import transaction
 
@@ -233,7 +233,7 @@ class BounceProcessor:
         recorded = self._run(
             lambda session: ProcessResult(
                 BounceOutcome.PROOF
-                if release_store.record_proof_bounce(session, proof_id, summary, now=self._clock())
+                if proof_store.record_proof_bounce(session, proof_id, summary, now=self._clock())
                 else BounceOutcome.DUPLICATE,
                 report.kind,
             )

@@ -2,14 +2,13 @@
 
 ``Renderer.compile(spec)`` (once per variant, ~ms): Markdown → HTML (markdown-it,
 CommonMark, raw HTML off) → nh3 sanitizing → CSS inlining (css-inline, the ``<style>``
-block of ``base.html``; its ``@media`` rules stay in the layout's ``<head>``); the
-``<div>`` sections of ``.html`` templates become one-cell tables for Outlook
-(:mod:`mailer.message.outlook`); the text part is rendered from the same Markdown
-(:mod:`mailer.message.plaintext`). Jinja constructs in the body and in the ``.html`` templates are
-swapped for opaque placeholders before that processing and restored after it, so the
-result is still one Jinja template per part, autoescaped, in which per-recipient values
-are escaped at render time. Names, filters, syntax and sandbox-forbidden attributes are
-checked here, with template and line. The result is a
+of ``base.html``, whose ``@media`` rules stay in its head); ``<div>`` sections become
+tables (:mod:`~mailer.message.outlook`); text: :mod:`~mailer.message.plaintext`. Jinja
+constructs in the body and in the ``.html`` templates are swapped for opaque
+placeholders before that processing and restored after it, so the result is still one
+Jinja template per part, autoescaped, in which per-recipient values are escaped at
+render time. Names, filters, syntax and sandbox-forbidden attributes are checked here,
+with template and line. The result is a
 :class:`~mailer.message.mime.CompiledVariant`.
 
 Variant templates must extend ``base.html``/``base.txt``, whose footer (unsubscribe

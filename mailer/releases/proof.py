@@ -37,6 +37,7 @@ from mailer.releases.plan import (
 )
 from mailer.smtp.factory import make_transport
 from mailer.smtp.transport import SendResult, Transport
+from mailer.store import proofs as proof_store
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 
@@ -169,11 +170,11 @@ def _render(
 
 def _forget(sessions: sessionmaker[Session], proof_id: int) -> None:
     with transaction(sessions) as session:
-        release_store.delete_proof(session, proof_id)
+        proof_store.delete_proof(session, proof_id)
 
 
 def _record(sessions: sessionmaker[Session], proof: _Proof, result: SendResult) -> ProofResult:
     with transaction(sessions) as session:
-        release_store.set_proof_result(session, proof.proof_id, f"{result.outcome.value}: {result.reply}")
+        proof_store.set_proof_result(session, proof.proof_id, f"{result.outcome.value}: {result.reply}")
     sent = result.outcome is Outcome.SENT
     return ProofResult(proof.proof_id, proof.to_address, proof.segment_slug, proof.message_id, sent, result.reply)

@@ -293,36 +293,6 @@ def add_proof(
     return proof
 
 
-def set_proof_result(session: Session, proof_id: int, result: str) -> None:
-    """Writes: what the SMTP server answered to proof ``proof_id``."""
-    proof = session.get(Proof, proof_id)
-    if proof is not None:
-        proof.result = result
-
-
-def record_proof_bounce(session: Session, proof_id: int, bounce: str, *, now: datetime) -> bool:
-    """Writes: a returned proof on its row (the first notice only). Returns False when
-    there is no such proof or it was already recorded as bounced."""
-    proof = session.get(Proof, proof_id)
-    if proof is None or proof.bounced_at is not None:
-        return False
-    proof.bounced_at = now
-    proof.bounce = bounce
-    return True
-
-
-def delete_proof(session: Session, proof_id: int) -> None:
-    """Writes: removes the record of a proof that never reached an SMTP server."""
-    proof = session.get(Proof, proof_id)
-    if proof is not None:
-        session.delete(proof)
-
-
-def get_proof(session: Session, proof_id: int) -> Proof | None:
-    """The proof ``proof_id``, or None."""
-    return session.get(Proof, proof_id)
-
-
 def release_proofs(session: Session, release_id: int) -> list[Proof]:
     """The proofs sent for the release, oldest first."""
     return list(session.scalars(select(Proof).where(Proof.release_id == release_id).order_by(Proof.id)))

@@ -14,6 +14,7 @@ from mailer.bounces.policy import BounceOutcome
 from mailer.bounces.receive import BounceServer
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
+from mailer.store import proofs as proof_store
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from tests.support.bounces import delivery, dsn, events, processor, send_to, suppressions
@@ -101,7 +102,7 @@ def test_returned_proof_is_recorded_on_the_proof_and_suppresses_no_one(rt: Runti
     assert _deliver(lmtp.port, to, dsn("me@agency.example.com", to=to)) == {}
     assert [r.outcome for r in lmtp.handler.results] == [BounceOutcome.PROOF]
     with transaction(rt.sessions) as session:
-        stored = release_store.get_proof(session, proof_id)
+        stored = proof_store.get_proof(session, proof_id)
         assert stored is not None and stored.bounced_at is not None
         assert stored.bounce is not None and "me@agency.example.com: failed 5.1.1" in stored.bounce
     assert suppressions(rt) == {}
