@@ -96,10 +96,16 @@ class SmtpSettings(_Section):
 
 
 class SenderSettings(_Section):
-    #: domain of the VERP return path: bounces+TOKEN@bounce_domain
+    #: the instance's own return-path domain: the bounce receiver accepts it besides every
+    #: client's (a client without its own bounce domain sends from bounces.<From domain>)
     bounce_domain: str = "bounces.example.com"
-    #: domain used in Message-IDs and List-Id
-    message_id_domain: str = "mail.example.com"
+    #: domain of Message-IDs and List-Ids for clients without their own; empty: each
+    #: client's From domain
+    message_id_domain: str | None = None
+    #: SPF mechanisms of the relay that `mailer clients dns` prints for each return-path
+    #: domain (e.g. ["ip4:192.0.2.10", "include:_spf.relay.example.net"]); empty: derived
+    #: from smtp.host (ip4:/ip6: for an address, else a:HOST)
+    spf: list[str] = Field(default_factory=list)
     #: offer a mailto: unsubscribe (unsubscribe+TOKEN@bounce_domain) besides the https one
     mailto_unsubscribe: bool = False
     #: a scheduled release not started within this many hours after its send time (or
@@ -216,6 +222,9 @@ class BounceSettings(_Section):
     #: the feedback-loop address providers send ARF reports to (for example
     #: "fbl@bounces.example.com"); the receiver accepts it besides postmaster@ and abuse@
     feedback_address: str | None = None
+    #: the public host name of the MTA in front of `mailer bounces serve`: `mailer clients
+    #: dns` prints (and checks) it as the MX of every return-path domain
+    mx_host: str | None = None
     #: LMTP/SMTP receiver for bounces
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=2526, ge=1, le=65535)
@@ -231,6 +240,8 @@ class DkimSettings(_Section):
     selector: str = "mailer"
     #: the d= domain; align it with the From domain of your clients
     domain: str | None = None
+    #: where `mailer clients dkim-key` writes each client's keys (SLUG/SELECTOR.pem, mode 0600)
+    key_dir: Path = Path("var/dkim")
 
 
 class RenderSettings(_Section):

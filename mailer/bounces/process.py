@@ -47,6 +47,7 @@ from mailer.domain.errors import StoreError
 from mailer.domain.states import DeliveryStatus, email_hash
 from mailer.message.tokens import Tokens
 from mailer.store import bounces as bounce_store
+from mailer.store import proofs as proof_store
 from mailer.store.bounces import BounceTarget
 from mailer.store.db import transaction
 
@@ -65,6 +66,7 @@ HANDLED = frozenset(
         BounceOutcome.KEPT,
         BounceOutcome.UNSUBSCRIBED,
         BounceOutcome.DUPLICATE,
+        BounceOutcome.PROOF,
     }
 )
 
@@ -96,11 +98,13 @@ class ProcessResult:
         return self.outcome in HANDLED
 
 
-def split_address(address: str, bounce_domain: str) -> tuple[str, str] | None:
-    """``("bounces"|"unsubscribe", token)`` for ``bounces+TOKEN@bounce_domain`` or
-    ``unsubscribe+TOKEN@bounce_domain`` (any case, optionally in ``<>``), else None."""
+def split_address(address: str, bounce_domain: str | Callable[[str], bool]) -> tuple[str, str] | None:
+    """``("bounces"|"unsubscribe", token)`` for ``bounces+TOKEN@`` or ``unsubscribe+TOKEN@``
+    a bounce domain (any case, optionally in ``<>``), else None. ``bounce_domain`` is the
+    one domain, or a predicate saying whether a (lower-case) domain is ours."""
     local, at, domain = address.strip().strip("<>").strip().rpartition("@")
-    if not at or domain.lower() != bounce_domain.lower():
+    ours = bounce_domain if callable(bounce_domain) else (lambda d: d == bounce_domain.lower())
+    if not at or not ours(domain.lower().rstrip(".")):
         return None
     prefix, plus, token = local.partition("+")
     prefix = prefix.lower()
@@ -123,12 +127,22 @@ class BounceProcessor:
         tokens: Tokens,
         bounce_domain: str,
         clock: Callable[[], datetime],
+        client_domains: Callable[[str], bool] | None = None,
     ) -> None:
+        """``bounce_domain`` is the instance's own return-path domain; ``client_domains``
+        says whether a domain is one of the clients' (see
+        :class:`mailer.bounces.domains.ClientBounceDomains`)."""
         self._sessions = sessions
         self._policy = policy
         self._tokens = tokens
-        self._bounce_domain = bounce_domain
+        self._bounce_domain = bounce_domain.lower()
+        self._client_domains = client_domains
         self._clock = clock
+
+    def is_bounce_domain(self, domain: str) -> bool:
+        """True for the instance's return-path domain and every client's."""
+        domain = domain.lower().rstrip(".")
+        return domain == self._bounce_domain or (self._client_domains is not None and self._client_domains(domain))
 
     # --- the receiver's question ---------------------------------------------------
 
@@ -138,10 +152,12 @@ class BounceProcessor:
         (:meth:`is_staff_address`); the receiver refuses everything else."""
         if self.is_staff_address(address):
             return True
-        parts = split_address(address, self._bounce_domain)
+        parts = split_address(address, self.is_bounce_domain)
         if parts is None:
             return False
         prefix, token = parts
+        if prefix == "bounces" and self._tokens.read_proof_verp(token) is not None:
+            return True
         purpose = "bounce" if prefix == "bounces" else "unsubscribe"
         return self._tokens.read_verp(token, purpose=purpose) is not None
 
@@ -152,7 +168,7 @@ class BounceProcessor:
         local, at, domain = bare.rpartition("@")
         if not at:
             return False
-        if domain == self._bounce_domain.lower() and local in STAFF_LOCALPARTS:
+        if local in STAFF_LOCALPARTS and self.is_bounce_domain(domain):
             return True
         feedback = (self._policy.feedback_address or "").strip().strip("<>").lower()
         return bool(feedback) and bare == feedback
@@ -175,7 +191,7 @@ class BounceProcessor:
         own_id = inbox.header_text(headers, "Message-ID")
         fingerprint = own_id or "sha256:" + hashlib.sha256(raw).hexdigest()
         addresses = list(envelope_recipients) or _envelope_from_headers(headers)
-        ours = [p for p in (split_address(a, self._bounce_domain) for a in addresses) if p is not None]
+        ours = [p for p in (split_address(a, self.is_bounce_domain) for a in addresses) if p is not None]
 
         unsubscribe = next((token for prefix, token in ours if prefix == "unsubscribe"), None)
         if unsubscribe is not None:
@@ -183,6 +199,10 @@ class BounceProcessor:
         staff = next((a for a in envelope_recipients if self.is_staff_address(a)), None)
 
         report = parse_message(raw)
+        proof_token = next((t for prefix, t in ours if prefix == "bounces" and t.lower().startswith("p")), None)
+        proof_token = proof_token or (report.token if report.token and report.token.lower().startswith("p") else None)
+        if proof_token is not None:
+            return self._proof_returned(proof_token, report, fingerprint)
         result = self._file(report, ours, raw, fingerprint)
         if staff is not None and not result.handled:
             # RFC 5321 4.5.1: mail to postmaster@ (and abuse@, the feedback address)
@@ -202,6 +222,30 @@ class BounceProcessor:
                 log.warning("ignoring notice %s: forged or unsigned VERP token %r", fingerprint, token)
                 return ProcessResult(BounceOutcome.UNMATCHED, report.kind)
         return self._run(lambda session: self._act(session, report, delivery_id, raw, fingerprint))
+
+    def _proof_returned(self, token: str, report: BounceReport, fingerprint: str) -> ProcessResult:
+        """A returned proof: recorded on the proof, never against a contact (a proof goes
+        to a person on staff; its bounce must suppress no one)."""
+        proof_id = self._tokens.read_proof_verp(token)
+        if proof_id is None:
+            log.warning("ignoring notice %s: forged or unsigned proof token %r", fingerprint, token)
+            return ProcessResult(BounceOutcome.UNMATCHED, report.kind)
+        if report.kind in (Kind.AUTO_REPLY, Kind.NOT_BOUNCE):
+            return ProcessResult(BounceOutcome.IGNORED, report.kind)
+        said = "; ".join(
+            f"{r.address}: {r.action} {r.status or ''} {r.diagnostic or ''}".strip() for r in report.recipients
+        )
+        summary = f"{report.kind.value}: {said or 'no recipient reported'}"[:2000]
+        recorded = self._run(
+            lambda session: ProcessResult(
+                BounceOutcome.PROOF
+                if proof_store.record_proof_bounce(session, proof_id, summary, now=self._clock())
+                else BounceOutcome.DUPLICATE,
+                report.kind,
+            )
+        )
+        log.info("proof %s returned: %s", proof_id, summary)
+        return recorded
 
     def _keep(self, session: Session, staff: str, report: BounceReport, raw: bytes, fingerprint: str) -> ProcessResult:
         outcome = inbox.keep_for_staff(

@@ -1,9 +1,10 @@
 """The bounce receiver: an LMTP (default) or SMTP server that the MTA of the bounce
 domain delivers returned messages to.
 
-* ``RCPT`` is accepted only for ``bounces+TOKEN@`` and ``unsubscribe+TOKEN@`` at the
-  bounce domain with a genuine signature, and for the addresses a person must be able to
-  reach: ``postmaster@`` and ``abuse@`` the bounce domain (RFC 5321 4.5.1, RFC 2142) and
+* ``RCPT`` is accepted only for ``bounces+TOKEN@`` and ``unsubscribe+TOKEN@`` at a
+  bounce domain (the instance's or any client's return-path domain) with a genuine
+  signature (a proof's ``bounces+pID-MAC@`` too), and for the addresses a person must be
+  able to reach: ``postmaster@`` and ``abuse@`` a bounce domain (RFC 5321 4.5.1, RFC 2142) and
   the configured feedback-loop address (``bounces.feedback_address``). Anything else gets
   ``550 5.1.1``, so forged notices never reach the database. ARF reports at the staff
   addresses are matched through the enclosed original and filed; any other mail there

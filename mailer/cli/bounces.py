@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mailer.bounces.domains import ClientBounceDomains
 from mailer.bounces.ingest import ImapOptions, ImapPoller, IngestSummary, connect_imap, detect_source, ingest_path
 from mailer.bounces.parse import parse_message
 from mailer.bounces.process import BounceProcessor
@@ -45,6 +46,7 @@ def _processor(rt: Runtime) -> BounceProcessor:
         tokens=Tokens.from_settings(settings),
         bounce_domain=settings.sender.bounce_domain,
         clock=rt.clock,
+        client_domains=ClientBounceDomains(rt.sessions, settings),
     )
 
 
@@ -134,8 +136,9 @@ def bounces_serve(
 ) -> None:
     """Receive returned mail over LMTP (or SMTP) until Ctrl-C / SIGTERM.
 
-    Only bounces+TOKEN@ and unsubscribe+TOKEN@ addresses at sender.bounce_domain with a
-    genuine token are accepted; each message is committed before the 250 reply.
+    Only bounces+TOKEN@ and unsubscribe+TOKEN@ addresses with a genuine token, at
+    sender.bounce_domain or any client's return-path domain, are accepted (and
+    postmaster@/abuse@ there); each message is committed before the 250 reply.
     """
     configure_logging(STATE.settings.log)
     with runtime() as rt:
@@ -149,7 +152,7 @@ def bounces_serve(
             protocol = "LMTP" if server.lmtp else "SMTP"
             err.print(
                 f"receiving bounces over {protocol} on {server.host}:{server.port} "
-                f"for {rt.settings.sender.bounce_domain} (Ctrl-C to stop)",
+                f"for {rt.settings.sender.bounce_domain} and every client's return-path domain (Ctrl-C to stop)",
                 highlight=False,
             )
             beats.start()

@@ -40,7 +40,7 @@ def run(
     configure_logging(STATE.settings.log)
     paused: dict[int, str] = {}
     with runtime() as rt:
-        signer = DkimSigner.from_settings(rt.settings.dkim)
+        DkimSigner.from_settings(rt.settings.dkim)  # a broken instance key stops here, before any send
         pool = make_transport(rt.settings.smtp)
         show_bar = once and not as_json and err.is_terminal
         bars = Progress(
@@ -61,7 +61,8 @@ def run(
             detail = ", ".join(f"{k} {v}" for k, v in sorted(progress.by_status.items()))
             bars.update(tasks[release_id], completed=progress.attempted, detail=detail)
 
-        dispatcher = Dispatcher(rt, pool, signer=signer.sign if signer else None, on_progress=on_progress)
+        # Each release is signed with its client's key (else the instance [dkim] key).
+        dispatcher = Dispatcher(rt, pool, on_progress=on_progress)
 
         async def main() -> int:
             try:

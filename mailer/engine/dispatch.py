@@ -31,7 +31,7 @@ from mailer.engine import journal, leases
 from mailer.engine.breaker import Breaker
 from mailer.engine.outcomes import Recording
 from mailer.engine.planner import Planner
-from mailer.engine.sender import Batch, Sender, SendProgress, Signer
+from mailer.engine.sender import Batch, Sender, SendProgress
 from mailer.engine.writer import Writer, pause_release
 from mailer.message import AsyncRenderer, Renderer, RenderWorker
 from mailer.message.tokens import Tokens
@@ -61,7 +61,6 @@ class Dispatcher:
         transport: Transport,
         *,
         owner: str | None = None,
-        signer: Signer | None = None,
         on_progress: Callable[[int, SendProgress], None] | None = None,
     ) -> None:
         self.rt = rt
@@ -88,7 +87,6 @@ class Dispatcher:
             tokens=Tokens.from_settings(rt.settings),
             journal=self.journal,
             clock=rt.clock,
-            signer=signer,
             on_recorded=self._recorded,
         )
         self._stop: asyncio.Event | None = None

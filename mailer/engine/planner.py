@@ -11,6 +11,7 @@ row becomes ``sent`` or ``partial``; the pending rows of a cancelled release are
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailer.config import Settings
@@ -28,12 +29,25 @@ from mailer.store.tables import Release, Segment
 log = logging.getLogger("mailer.engine.planner")
 
 
+#: Signs a message (CRLF bytes) and gives it back with its DKIM-Signature.
+Signer = Callable[[bytes], bytes]
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """A release ready to send: its compiled plan and the suppression scopes it honours."""
+    """A release ready to send: its compiled plan, the suppression scopes it honours,
+    and the signer of its client's identity (None: unsigned)."""
 
     plan: SendPlan
     scopes: tuple[str, ...]
+    signer: Signer | None = None
+
+
+def prepare(plan: SendPlan) -> Prepared:
+    """``plan`` with its scopes and its identity's signer (the key is read now). Raises
+    ConfigError when the key cannot be used."""
+    signer = plan.identity.signer()
+    return Prepared(plan, send_scopes(plan.client_slug, plan.topics), signer.sign if signer else None)
 
 
 class Planner:
@@ -111,7 +125,7 @@ class Planner:
                     segment_id=segment_id,
                     rule=segment.rule,
                     scopes=scopes,
-                    message_id_domain=self.settings.sender.message_id_domain,
+                    message_id_domain=plan.identity.message_id_domain,
                     now=now,
                 )
             session.flush()
@@ -120,18 +134,22 @@ class Planner:
             holds.record_start(
                 session, release, content_hash=plan.content_hash, fence=self.fence, now=now, worker=self.owner
             )
-        self._plans[release_id] = Prepared(plan, scopes)
+        try:
+            self._plans[release_id] = prepare(plan)
+        except MailerError as exc:
+            # Started all the same: its first batch pauses it with this reason (prepared()).
+            log.warning("release %s cannot be signed: %s", release_id, exc)
         return True
 
     def prepared(self, release_id: int) -> Prepared:
         """The release's plan, compiled once per process (raises :class:`MailerError` when
-        it cannot be built or no longer matches its approval)."""
+        it cannot be built, no longer matches its approval, or its DKIM key is unusable)."""
         cached = self._plans.get(release_id)
         if cached is None:
             with transaction(self.rt.sessions) as session:
                 plan = build_send_plan(session, release_id, self.renderer, self.settings)
                 require_approved_plan(session, release_id, plan)
-            cached = self._plans[release_id] = Prepared(plan, send_scopes(plan.client_slug, plan.topics))
+            cached = self._plans[release_id] = prepare(plan)
         return cached
 
     def finish_releases(self) -> list[int]:

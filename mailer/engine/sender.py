@@ -35,7 +35,7 @@ from mailer.domain.errors import MailerError
 from mailer.engine.breaker import Breaker
 from mailer.engine.journal import Journal
 from mailer.engine.outcomes import Recording, judge
-from mailer.engine.planner import Prepared
+from mailer.engine.planner import Prepared, Signer
 from mailer.message import AsyncRenderer, Recipient, RenderCancelled, RenderJob
 from mailer.message.tokens import Tokens
 from mailer.runtime import Clock
@@ -49,7 +49,7 @@ FLUSH_RESULTS = 100
 #: ... or this many seconds after the previous hand-over, and at the end of each batch
 FLUSH_SECONDS = 0.5
 
-Signer = Callable[[bytes], bytes]
+__all__ = ["Batch", "LeaseLost", "Ledger", "SendProgress", "Sender", "Signer"]
 
 
 class Ledger(Protocol):
@@ -126,7 +126,6 @@ class Sender:
         tokens: Tokens,
         journal: Journal,
         clock: Clock,
-        signer: Signer | None = None,
         on_recorded: Callable[[Recording], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -136,7 +135,6 @@ class Sender:
         self.tokens = tokens
         self.journal = journal
         self.clock = clock
-        self.signer = signer
         self.on_recorded = on_recorded
         smtp = settings.smtp
         self._rate = AsyncLimiter(smtp.rate_per_second, 1) if smtp.rate_per_second > 0 else None
@@ -182,7 +180,8 @@ class Sender:
                     continue
                 batch.pending.add(row, result, self.clock(), self.settings.retry)
                 if isinstance(result, SendResult):
-                    reason = judge(batch.breaker, result, row, bounce_domain=self.settings.sender.bounce_domain)
+                    bounce_domain = prepared.plan.identity.bounce_domain
+                    reason = judge(batch.breaker, result, row, bounce_domain=bounce_domain)
                     if reason and batch.pause_reason is None:
                         batch.pause_reason = reason
                         batch.stopped = True
@@ -252,13 +251,15 @@ class Sender:
             attributes={k: str(v) for k, v in row.attributes.items()},
         )
         sender = self.settings.sender
+        # The client's own return-path domain (aligned with its From domain: SPF for DMARC).
+        bounce_domain = plan.identity.bounce_domain
         job = RenderJob(
             recipient,
             to_addr=row.email,
             message_id=row.message_id,
             unsubscribe_url=self.tokens.unsubscribe_url(self.settings.web.base_url, row.id),
             unsubscribe_mailto=(
-                self.tokens.mailto_unsubscribe(row.id, sender.bounce_domain) if sender.mailto_unsubscribe else None
+                self.tokens.mailto_unsubscribe(row.id, bounce_domain) if sender.mailto_unsubscribe else None
             ),
             date=self.clock(),
         )
@@ -268,8 +269,8 @@ class Sender:
             raise
         except MailerError as exc:
             return f"render error: {exc}"
-        if self.signer is not None:
-            data = self.signer(data)
+        if prepared.signer is not None:
+            data = prepared.signer(data)
         await self._throttle(row.email)
         marked = False
 
@@ -281,7 +282,7 @@ class Sender:
 
         try:
             result = await self.transport.send(
-                self.tokens.verp_address(row.id, sender.bounce_domain), row.email, data, before_data=mark_in_data
+                self.tokens.verp_address(row.id, bounce_domain), row.email, data, before_data=mark_in_data
             )
         except LeaseLost:
             log.warning(

@@ -3,12 +3,14 @@
 The signature covers the headers a receiver needs to trust the message and its
 unsubscribe offer: Gmail and Yahoo honour one-click unsubscribe only when
 ``List-Unsubscribe`` and ``List-Unsubscribe-Post`` are covered by a valid DKIM signature
-(RFC 8058 section 4). Canonicalization is relaxed/relaxed, which survives the header
+(RFC 8058 section 4); they and the other headers that matter are over-signed (see
+:data:`SIGNED_HEADERS`). Canonicalization is relaxed/relaxed, which survives the header
 re-folding and whitespace changes relays make; the algorithm is rsa-sha256.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dkim
@@ -16,8 +18,11 @@ import dkim
 from mailer.config import DkimSettings
 from mailer.domain.errors import ConfigError
 
-#: Headers signed in every message. A header the message lacks is still listed, which
-#: signs its absence: nobody can add one later without breaking the signature.
+#: Headers signed in every message, each over-signed (RFC 6376 8.15): listed in ``h=`` once
+#: more than the message has it. The extra entry signs the absence of a further copy, so
+#: a second ``Subject`` or ``List-Unsubscribe: <https://evil...>`` added (prepended or
+#: appended) after signing breaks the signature; a header the message lacks is listed
+#: once, which signs its absence the same way.
 SIGNED_HEADERS: tuple[bytes, ...] = (
     b"From",
     b"To",
@@ -32,6 +37,19 @@ SIGNED_HEADERS: tuple[bytes, ...] = (
     b"List-Id",
     b"Feedback-ID",
 )
+
+_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.M)
+
+
+def oversigned(message: bytes) -> list[bytes]:
+    """The ``h=`` list for ``message``: every name of :data:`SIGNED_HEADERS` as many times
+    as the message carries it, plus once."""
+    head = message.split(b"\r\n\r\n", 1)[0]
+    counts: dict[bytes, int] = {}
+    for m in _FIELD_NAME.finditer(head):
+        name = m.group(1).lower()
+        counts[name] = counts.get(name, 0) + 1
+    return [name for name in SIGNED_HEADERS for _ in range(counts.get(name.lower(), 0) + 1)]
 
 
 class DkimSigner:
@@ -85,7 +103,7 @@ class DkimSigner:
                 self._key,
                 canonicalize=(b"relaxed", b"relaxed"),
                 signature_algorithm=b"rsa-sha256",
-                include_headers=list(SIGNED_HEADERS),
+                include_headers=oversigned(message),
                 linesep=b"\r\n",
             )
         except dkim.DKIMException as exc:

@@ -14,7 +14,7 @@ from mailer.message.templates import Renderer
 #: Bump when a change in :mod:`mailer.message` alters the bytes produced from the same spec
 #: and templates; it is part of :func:`fingerprint`, so approvals taken before the change are
 #: invalidated.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"  # 2: text part rendered from Markdown and wrapped (issue 14)
 
 _VERSIONED = ("jinja2", "markdown-it-py", "nh3", "css-inline")
 _library_versions: dict[str, str] = {}

@@ -11,8 +11,8 @@ Contracts:
   character except TAB, DEL, the C1 controls and the Unicode line/paragraph separators
   raise :class:`~mailer.domain.errors.HeaderInjectionError`.
 - :func:`header_line` folds at spaces only (unfolding, RFC 5322 §2.2.3, restores the
-  value exactly), aiming at 78 characters a line (§2.1.1) and refusing to emit a line
-  over 998 octets.
+  value exactly), aiming at 78 characters a line (§2.1.1), also right after the colon
+  when the first word would not fit, and refusing to emit a line over 998 octets.
 - Non-ASCII text becomes base64 encoded-words (RFC 2047 §4.1), each at most 75
   characters (§2), split on character boundaries so each word decodes on its own.
 """
@@ -135,7 +135,9 @@ def header_line(name: str, value: str) -> str:
     has_content = False
     for part in parts:
         piece = " " + part
-        if has_content and part and len(cur) + len(piece) > TARGET_LINE:
+        # The first word too may start a line of its own (folding white space may follow
+        # the colon): "List-Unsubscribe:" CRLF " <https://...>" stays within 78.
+        if part and len(cur) + len(piece) > TARGET_LINE and (has_content or len(piece) <= TARGET_LINE):
             lines.append(cur)
             cur = piece
         else:

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
 from mailer.message.origins import Origin, to_template_error
+from mailer.message.plaintext import finish_text, first_sentence
 from mailer.message.sandbox import MISSING
 from mailer.message.spec import Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
 
@@ -188,8 +189,9 @@ class CompiledVariant(Variant):
             html_ctx["intro"] = ctx["intro"] = None
         html_ctx["about"] = self._about_html
         ctx["about"] = self._about_text
+        html_ctx["preheader"] = ctx["preheader"] = self.spec.preheader or first_sentence(ctx["body"])
         html = self._run(self._layouts[0], html_ctx)
-        text = self._run(self._layouts[1], ctx)
+        text = finish_text(self._run(self._layouts[1], ctx), dateline=self.spec.dateline)
         return RenderedParts(subject, text, html)
 
     @staticmethod
@@ -252,7 +254,8 @@ class CompiledVariant(Variant):
                 self._date_line(job.date),
                 header_line("Message-ID", message_id),
                 "MIME-Version: 1.0\r\n",
-                'Content-Type: multipart/alternative; boundary="',
+                # Folded: on one line it is 82 characters (RFC 5322 2.1.1: SHOULD be 78).
+                'Content-Type: multipart/alternative;\r\n boundary="',
                 boundary,
                 '"\r\n',
                 header_line("List-Unsubscribe", unsubscribe),

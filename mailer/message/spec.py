@@ -64,6 +64,8 @@ class VariantSpec:
     booking_contact: str | None = None
     embargo: str | None = None
     about: str | None = None
+    #: the inbox preview line (data, not a template); None: the body's first sentence
+    preheader: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 ``Renderer.compile(spec)`` (once per variant, ~ms): Markdown → HTML (markdown-it,
 CommonMark, raw HTML off) → nh3 sanitizing → CSS inlining (css-inline, the ``<style>``
-block of ``base.html``). Jinja constructs in the body and in the ``.html`` templates are
-swapped for opaque placeholders before that processing and restored after it, so the
-result is still one Jinja template per part, autoescaped, in which per-recipient values
-are escaped at render time. Names, filters, syntax and sandbox-forbidden attributes are
-checked here, with template and line. The result is a
+of ``base.html``, whose ``@media`` rules stay in its head); ``<div>`` sections become
+tables (:mod:`~mailer.message.outlook`); text: :mod:`~mailer.message.plaintext`. Jinja
+constructs in the body and in the ``.html`` templates are swapped for opaque
+placeholders before that processing and restored after it, so the result is still one
+Jinja template per part, autoescaped, in which per-recipient values are escaped at
+render time. Names, filters, syntax and sandbox-forbidden attributes are checked here,
+with template and line. The result is a
 :class:`~mailer.message.mime.CompiledVariant`.
 
 Variant templates must extend ``base.html``/``base.txt``, whose footer (unsubscribe
@@ -34,6 +36,8 @@ from markupsafe import Markup
 from mailer.domain.errors import InputError, TemplateError
 from mailer.message.mime import CompiledVariant, static_headers
 from mailer.message.origins import Origin, to_template_error
+from mailer.message.outlook import tables_for_divs
+from mailer.message.plaintext import markdown_to_text
 from mailer.message.sandbox import LAYOUT_NAMES, SUBJECT_NAMES, USER_NAMES, Sandbox, make_sandbox
 from mailer.message.spec import Variant, VariantSpec
 
@@ -53,9 +57,12 @@ _JINJA_RE = re.compile(
 )
 _STYLE_RE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
 _DOCUMENT_RE = re.compile(r"<html[\s>]", re.I)
-_MD_LINK_RE = re.compile(r"(?<!!)\[([^\]\n]+)\]\(([^)\s]+)\)")
 
 _SANITIZE_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}  # no remote resources
+
+# A layout document keeps its @media rules (dark mode, narrow screens) in a <style> of its
+# own: they cannot be inlined. Nothing is fetched.
+_DOCUMENT_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True)
@@ -146,11 +153,11 @@ def _markdown_to_html(prot: _Protected, markdown: MarkdownIt, css: str) -> str:
     return css_inline.inline_fragment(html, css) if css else html
 
 
-def _markdown_to_text(source: str, kind: str) -> str:
-    """Markdown source as the plain-text part: kept as written, links spelled out."""
+def _markdown_to_text(source: str, kind: str, markdown: MarkdownIt) -> str:
+    """Markdown source (with Jinja) as the plain-text part, no markup left (see
+    :mod:`mailer.message.plaintext`); the Jinja constructs are kept."""
     prot = _protect(source, tags_as_comments=False)
-    text = _MD_LINK_RE.sub(r"\1 <\2>", prot.text)
-    restored, _ = _restore(text, prot, kind)
+    restored, _ = _restore(markdown_to_text(markdown, prot.text), prot, kind)
     return restored
 
 
@@ -241,11 +248,12 @@ class Renderer:
         prot = _protect(source, tags_as_comments=True)
         try:
             if _DOCUMENT_RE.search(prot.text):
-                processed = css_inline.inline(prot.text)
+                processed = _DOCUMENT_INLINER.inline(prot.text)
             else:
                 processed = css_inline.inline_fragment(prot.text, self.css)
         except css_inline.InlineError as exc:
             raise TemplateError(f"CSS inlining failed: {exc}", template=name) from exc
+        processed = tables_for_divs(processed)
         restored, line_map = _restore(processed, prot, name)
         self._origins[name] = Origin(name, line_map)
         return restored, name, _always
@@ -322,7 +330,7 @@ class Renderer:
         html_src = _markdown_to_html(prot, self.markdown, self.css)
         restored, line_map = _restore(html_src, prot, kind)
         html_t = self._compile_user(source, kind, ".html", USER_NAMES, origins, processed=restored, line_map=line_map)
-        text_src = _markdown_to_text(source, kind)
+        text_src = _markdown_to_text(source, kind, self.markdown)
         text_t = self._compile_user(source, kind, ".txt", USER_NAMES, origins, processed=text_src)
         return html_t, text_t
 
@@ -373,7 +381,7 @@ class Renderer:
             subject=subject_t,
             body=(body_html, body_text),
             intro=intro,
-            about=(about_html, spec.about),
+            about=(about_html, markdown_to_text(self.markdown, spec.about) if spec.about else None),
             layouts=(layouts[0], layouts[1]),
             static_headers=static_headers(spec),
         )

@@ -34,6 +34,8 @@ log = logging.getLogger("mailer.message.tokens")
 SECRET_FILE = "secret_key"
 
 _VERP = re.compile(r"([0-9]{1,18})-([0-9a-f]{16})")
+#: A proof's return path: ``p<proof id>-<mac>`` (purpose "proof": never a delivery's token).
+_PROOF = re.compile(r"p([0-9]{1,18})-([0-9a-f]{16})")
 
 
 class Tokens:
@@ -100,11 +102,28 @@ class Tokens:
                 return delivery_id
         return None
 
+    def proof_verp(self, proof_id: int) -> str:
+        """Lower-case token for a proof's return path ``bounces+p<id>-<mac>@``."""
+        return f"p{proof_id}-{self._mac(self._keys[0], 'proof', proof_id)}"
+
+    def read_proof_verp(self, token: str) -> int | None:
+        """The proof id of a genuine proof token, else None."""
+        m = _PROOF.fullmatch(token.strip().lower())
+        if m is None:
+            return None
+        proof_id = int(m.group(1))
+        for key in self._keys:
+            if hmac.compare_digest(self._mac(key, "proof", proof_id), m.group(2)):
+                return proof_id
+        return None
+
     def verp_address(self, delivery_id: int, domain: str) -> str:
         return f"bounces+{self.verp(delivery_id)}@{domain}"
 
     def mailto_unsubscribe(self, delivery_id: int, domain: str) -> str:
-        return f"mailto:unsubscribe+{self.verp(delivery_id, purpose='unsubscribe')}@{domain}?subject=unsubscribe"
+        """``mailto:unsubscribe+TOKEN@domain``. No ``?subject=``: the token alone acts, and
+        without it the List-Unsubscribe line still folds to 78 characters."""
+        return f"mailto:unsubscribe+{self.verp(delivery_id, purpose='unsubscribe')}@{domain}"
 
     def unsubscribe_url(self, base_url: str, delivery_id: int) -> str:
         return f"{base_url.rstrip('/')}/u/{self.unsubscribe(delivery_id)}"

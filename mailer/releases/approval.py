@@ -20,6 +20,7 @@ from mailer.domain.states import ReleaseStatus, require_release_move
 from mailer.message import Renderer
 from mailer.releases import compliance, holds, workflow
 from mailer.releases.compliance import ComplianceReport
+from mailer.releases.identity import identity_for
 from mailer.releases.plan import content_hash, release_content_hash, release_topics, sample_recipient, variant_specs
 from mailer.store import audit
 from mailer.store import contacts as contact_store
@@ -50,6 +51,24 @@ def _check_smtputf8(
     return dataclasses.replace(report, failures=(*report.failures, failure))
 
 
+def _check_alignment(
+    session: Session, release: Release, settings: Settings, report: ComplianceReport
+) -> ComplianceReport:
+    """``report`` plus a failure when the client's From domain aligns with neither its
+    DKIM domain nor its return-path domain (DMARC fails: Gmail's and Yahoo's bulk-sender
+    rules), unless the client records an override (a warning then names it)."""
+    client = release_store.get_client_by_id(session, release.client_id)
+    identity = identity_for(client, settings)
+    problem = identity.alignment_problem()
+    if problem is None:
+        return report
+    if identity.alignment_override:
+        who = f" by {client.alignment_override_by}" if client.alignment_override_by else ""
+        note = f"client {client.slug} is not aligned (DMARC), waived{who}: {identity.alignment_override}"
+        return dataclasses.replace(report, warnings=(*report.warnings, note))
+    return dataclasses.replace(report, failures=(*report.failures, problem))
+
+
 def submit_release(
     session: Session, release_id: int, *, actor: str, renderer: Renderer, settings: Settings, now: datetime
 ) -> ComplianceReport:
@@ -67,6 +86,7 @@ def submit_release(
     checks = [(slug, spec, sample_recipient(session, segments[sid].rule)) for sid, slug, spec in specs]
     report = compliance.check_release(checks, renderer, settings)
     report = _check_smtputf8(session, [seg.rule for seg in segments.values()], settings, report)
+    report = _check_alignment(session, release, settings, report)
     report.require_ok(f"release {release_id}")
     release.content_hash = content_hash(specs, renderer, release_topics(session, release_id))
     note = "checks passed" + "".join(f"; warning: {w}" for w in report.warnings)

@@ -31,6 +31,7 @@ from mailer.message import (
     fingerprint,
 )
 from mailer.releases.compliance import BLANK_RECIPIENT
+from mailer.releases.identity import SendingIdentity, identity_for
 from mailer.store import releases as release_store
 from mailer.store.tables import Client, Contact, Release, ReleaseSegment
 
@@ -103,13 +104,14 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         intro=row.intro if row.intro is not None else extra.get("intro"),
         body_markdown=release.body,
         sender=Sender(client.from_name, client.from_address, client.reply_to, client.postal_address, client.disclosure),
-        list_id=f"{client.name} <{client.slug}.{settings.sender.message_id_domain}>",
+        list_id=f"{client.name} <{client.slug}.{identity_for(client, settings).message_id_domain}>",
         feedback_id=f"{release.id}:{client.slug}:mailer",
         speakers=tuple(Speaker(s["name"], s.get("title", ""), s.get("bio", "")) for s in extra.get("speakers", [])),
         questions=tuple(extra.get("questions", [])),
         booking_contact=extra.get("booking_contact"),
         embargo=_embargo_text(extra.get("embargo")),
         about=extra.get("about"),
+        preheader=extra.get("preheader"),
     )
 
 
@@ -161,6 +163,7 @@ class SendPlan:
     content_hash: str
     variants: dict[int, Variant]  # segment_id -> compiled variant
     segment_order: tuple[int, ...]  # segment ids by position
+    identity: SendingIdentity  # who signs, the return-path and Message-ID domains
     topics: tuple[str, ...] = ()  # journalists who opted out of one of these are left out
 
 
@@ -182,6 +185,7 @@ def build_send_plan(session: Session, release_id: int, renderer: Renderer, setti
         content_hash=content_hash(specs, renderer, topics),
         variants={segment_id: renderer.compile(spec) for segment_id, _, spec in specs},
         segment_order=tuple(segment_id for segment_id, _, _ in specs),
+        identity=identity_for(client, settings),
     )
 
 

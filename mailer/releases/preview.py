@@ -68,7 +68,7 @@ def preview_release(
         return Preview(segment_id, slug, rcpt.email, parts, None, str(exc))
     kwargs: dict[str, Any] = {
         "to_addr": rcpt.email,
-        "message_id": compliance.sample_message_id(settings, f"preview.{release_id}.{segment_id}"),
+        "message_id": compliance.sample_message_id(spec, f"preview.{release_id}.{segment_id}"),
         "unsubscribe_url": unsubscribe_url,
         "unsubscribe_mailto": None,
         "date": now,

@@ -21,9 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.audience.contacts import normalize_email
 from mailer.config import Settings
+from mailer.domain.errors import TransportError
 from mailer.domain.states import Outcome
 from mailer.message import Renderer
+from mailer.message.tokens import Tokens
 from mailer.releases import compliance
+from mailer.releases.identity import identity_for
 from mailer.releases.plan import (
     content_hash,
     pick_segment,
@@ -34,6 +37,7 @@ from mailer.releases.plan import (
 )
 from mailer.smtp.factory import make_transport
 from mailer.smtp.transport import SendResult, Transport
+from mailer.store import proofs as proof_store
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 
@@ -57,8 +61,9 @@ class ProofResult:
 
 @dataclass(frozen=True)
 class _Proof:
-    """A rendered proof, ready to send."""
+    """A rendered (and signed) proof, recorded, ready to send."""
 
+    proof_id: int
     release_id: int
     segment_id: int
     segment_slug: str
@@ -94,18 +99,26 @@ async def send_proof(
     """Writes (own transactions): send one proof through ``transport`` and record it.
 
     The message is the one the segment's first contact would get, addressed to
-    ``to_address``, its subject prefixed ``[PROOF] `` and marked ``X-Mailer-Proof: yes``.
-    It is recorded in ``proofs`` (never as a delivery). The envelope sender is
-    ``bounces@{sender.bounce_domain}`` with no VERP token, so a bounce of a proof can
-    suppress no one. No database transaction is held during SMTP. Raises
-    TransportError when SMTP cannot be reached (nothing is recorded), InputError,
-    NotFoundError, TemplateError; a refusal by the server is recorded and returned.
-    The caller owns ``transport`` (and closes it).
+    ``to_address``, its subject prefixed ``[PROOF] `` and marked ``X-Mailer-Proof: yes``,
+    sent like the release: signed with the client's DKIM key (or the instance one), from
+    its return-path domain, with a Message-ID at its Message-ID domain. It is recorded
+    in ``proofs`` (never as a delivery) before it is sent: the envelope sender
+    ``bounces+p<proof id>-<mac>@<client bounce domain>`` carries a signed proof token, so
+    the bounce receiver accepts a returned proof and records it on the proof, never
+    against a contact (a proof's bounce suppresses no one). No database transaction is
+    held during SMTP. Raises TransportError when SMTP cannot be reached (the proof's
+    record is removed again), InputError, NotFoundError, TemplateError, ConfigError (an
+    unusable DKIM key); a refusal by the server is recorded and returned. The caller
+    owns ``transport`` (and closes it).
     """
     to = normalize_email(to_address)
     proof = await asyncio.to_thread(_render, sessions, release_id, to, segment_slug, renderer, settings, now)
-    result = await transport.send(proof.envelope_sender, proof.to_address, PROOF_HEADER + proof.data)
-    return await asyncio.to_thread(_record, sessions, proof, result, now)
+    try:
+        result = await transport.send(proof.envelope_sender, proof.to_address, proof.data)
+    except TransportError:
+        await asyncio.to_thread(_forget, sessions, proof.proof_id)
+        raise
+    return await asyncio.to_thread(_record, sessions, proof, result)
 
 
 def _render(
@@ -122,32 +135,46 @@ def _render(
         segment_id, slug, spec = pick_segment(specs, segment_slug, release_id)
         rcpt = sample_recipient(session, segment_rule(session, release_id, segment_id))
         digest = content_hash(specs, renderer, release_topics(session, release_id))
-    proof_spec = dataclasses.replace(spec, subject=PROOF_SUBJECT_PREFIX + spec.subject)
-    message_id = compliance.sample_message_id(settings, f"proof.{release_id}.{segment_id}.{uuid.uuid4().hex}")
-    raw = renderer.compile(proof_spec).render(
-        rcpt,
-        to_addr=to,
-        message_id=message_id,
-        unsubscribe_url=compliance.sample_unsubscribe_url(settings),
-        unsubscribe_mailto=None,
-        date=now,
-    )
-    envelope_sender = f"bounces@{settings.sender.bounce_domain}"
-    return _Proof(release_id, segment_id, slug, to, digest, message_id, envelope_sender, raw)
-
-
-def _record(sessions: sessionmaker[Session], proof: _Proof, result: SendResult, now: datetime) -> ProofResult:
-    with transaction(sessions) as session:
+        release = release_store.get_release(session, release_id)
+        identity = identity_for(release_store.get_client_by_id(session, release.client_id), settings)
+        signer = identity.signer()
+        label = f"proof.{release_id}.{segment_id}.{uuid.uuid4().hex}"
+        message_id = f"<{label}@{identity.message_id_domain}>"
+        proof_spec = dataclasses.replace(spec, subject=PROOF_SUBJECT_PREFIX + spec.subject)
+        raw = renderer.compile(proof_spec).render(
+            rcpt,
+            to_addr=to,
+            message_id=message_id,
+            unsubscribe_url=compliance.sample_unsubscribe_url(settings),
+            unsubscribe_mailto=None,
+            date=now,
+        )
+        # The proof marker is part of what is signed: a proof cannot pass for a release.
+        data = PROOF_HEADER + raw
+        if signer is not None:
+            data = signer.sign(data)
         row = release_store.add_proof(
             session,
-            proof.release_id,
-            segment_id=proof.segment_id,
-            to_address=proof.to_address,
-            content_hash=proof.content_hash,
-            message_id=proof.message_id,
-            result=f"{result.outcome.value}: {result.reply}",
+            release_id,
+            segment_id=segment_id,
+            to_address=to,
+            content_hash=digest,
+            message_id=message_id,
+            result="sending",
             now=now,
         )
         proof_id = row.id
+    envelope_sender = f"bounces+{Tokens.from_settings(settings).proof_verp(proof_id)}@{identity.bounce_domain}"
+    return _Proof(proof_id, release_id, segment_id, slug, to, digest, message_id, envelope_sender, data)
+
+
+def _forget(sessions: sessionmaker[Session], proof_id: int) -> None:
+    with transaction(sessions) as session:
+        proof_store.delete_proof(session, proof_id)
+
+
+def _record(sessions: sessionmaker[Session], proof: _Proof, result: SendResult) -> ProofResult:
+    with transaction(sessions) as session:
+        proof_store.set_proof_result(session, proof.proof_id, f"{result.outcome.value}: {result.reply}")
     sent = result.outcome is Outcome.SENT
-    return ProofResult(proof_id, proof.to_address, proof.segment_slug, proof.message_id, sent, result.reply)
+    return ProofResult(proof.proof_id, proof.to_address, proof.segment_slug, proof.message_id, sent, result.reply)

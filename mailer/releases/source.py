@@ -91,6 +91,8 @@ class ReleaseFile:
     questions: tuple[str, ...] = ()
     speakers: tuple[Speaker, ...] = ()
     topics: tuple[str, ...] = ()
+    #: the inbox preview line (hidden in the HTML); default: the body's first sentence
+    preheader: str | None = None
 
     def extra(self) -> dict[str, Any]:
         """What goes into ``Release.extra`` (JSON)."""
@@ -103,6 +105,7 @@ class ReleaseFile:
             "speakers": [dataclasses.asdict(s) for s in self.speakers],
             "embargo": self.embargo.isoformat() if self.embargo else None,
             "topics": list(self.topics),
+            "preheader": self.preheader,
         }
 
 
@@ -119,6 +122,7 @@ _OPTIONAL = (
     "questions",
     "speakers",
     "topics",
+    "preheader",
 )
 _VARIANT_KEYS = ("subject", "intro", "template")
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9\-]{0,63}")
@@ -289,4 +293,5 @@ def parse_release(text: str) -> ReleaseFile:
         questions=tuple(questions),
         speakers=tuple(speakers),
         topics=tuple(dict.fromkeys(topics)),
+        preheader=_string(data, "preheader", "preheader", max_len=200),
     )

@@ -71,6 +71,14 @@ def all_clients(session: Session) -> list[Client]:
     return list(session.scalars(select(Client).order_by(Client.slug)))
 
 
+def update_client(session: Session, client: Client, values: dict[str, Any]) -> Client:
+    """Writes: the given (validated) columns of ``client``."""
+    for key, value in values.items():
+        setattr(client, key, value)
+    session.flush()
+    return client
+
+
 # --- releases ---------------------------------------------------------------------------
 
 

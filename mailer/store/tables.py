@@ -73,6 +73,18 @@ class Client(Base):
     postal_address: Mapped[str] = mapped_column(Text)
     disclosure: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # The sending identity (mailer.releases.identity); NULL means the default.
+    dkim_domain: Mapped[str | None] = mapped_column(String(253))
+    dkim_selector: Mapped[str | None] = mapped_column(String(63))
+    dkim_key_file: Mapped[str | None] = mapped_column(Text)
+    #: selector -> key file of keys published but not signing (key rotation)
+    dkim_other_keys: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bounce_domain: Mapped[str | None] = mapped_column(String(253))
+    message_id_domain: Mapped[str | None] = mapped_column(String(253))
+    #: why submit may skip the DMARC alignment check (e.g. the relay signs), who said so, when
+    alignment_override: Mapped[str | None] = mapped_column(Text)
+    alignment_override_by: Mapped[str | None] = mapped_column(String(320))
+    alignment_override_at: Mapped[datetime | None]
 
 
 class Contact(Base):
@@ -342,6 +354,9 @@ class Proof(Base):
     message_id: Mapped[str] = mapped_column(String(255))
     result: Mapped[str] = mapped_column(Text)
     sent_at: Mapped[datetime]
+    #: a returned proof (its tokenized return path), as the notice said; never a suppression
+    bounced_at: Mapped[datetime | None]
+    bounce: Mapped[str | None] = mapped_column(Text)
 
 
 class User(Base):

@@ -48,6 +48,24 @@ def test_clients_create_show_list_json(rt: Runtime, env: dict[str, str]) -> None
         "postal_address": "1 Harbour Road\nSpringfield",
         "disclosure": "Paid for by Acme.",
         "created_at": created["created_at"],  # type: ignore[index]
+        "dkim_domain": None,
+        "dkim_selector": None,
+        "dkim_key_file": None,
+        "dkim_other_keys": {},
+        "bounce_domain": None,
+        "message_id_domain": None,
+        "alignment_override": None,
+        "alignment_override_by": None,
+        "alignment_override_at": None,
+        "identity": {
+            "from_domain": "acme.example.com",
+            "dkim": "none",
+            "dkim_domain": None,
+            "dkim_selector": None,
+            "bounce_domain": "bounces.acme.example.com",
+            "message_id_domain": "acme.example.com",
+            "aligned_by": ["spf"],
+        },
     }
     from_file = run_json("clients", "create", "--file", str(CLIENT_FILE))
     assert from_file["slug"] == "valdoria-mission"  # type: ignore[index]

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import dkim
 
-from mailer.config import DkimSettings
 from mailer.engine.dispatch import Dispatcher
-from mailer.message.dkim import DkimSigner
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from tests.support.dkim import stub_dns
@@ -24,16 +22,17 @@ SELECTOR = "press2026"
 async def test_engine_signs_every_message(
     rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, dkim_keys: tuple[Path, bytes]
 ) -> None:
-    """With a DKIM key configured, every message at the relay carries a signature that
-    verifies and whose h= covers From, List-Unsubscribe and List-Unsubscribe-Post."""
+    """With the instance [dkim] key configured (the default of a client without its own), every
+    message at the relay carries a signature that verifies and whose h= covers From,
+    List-Unsubscribe and List-Unsubscribe-Post."""
     key_file, record = dkim_keys
-    ert = engine_runtime(rt, smtp.port, Clock())
+    ert = engine_runtime(
+        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
+    )
     add_contacts(ert, tmp_path, [f"d{i}@example.com" for i in range(4)])
     approved_release(ert, [Variant("press-all", "list:press")])
-    signer = DkimSigner.from_settings(DkimSettings(key_file=key_file, selector=SELECTOR, domain=DOMAIN))
-    assert signer is not None
     pool = make_transport(ert.settings.smtp)
-    await Dispatcher(ert, pool, signer=signer.sign).run_once()
+    await Dispatcher(ert, pool).run_once()
     await pool.close()
     assert len(smtp.raw) == 4
     for raw in smtp.raw:

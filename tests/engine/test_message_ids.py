@@ -12,7 +12,8 @@ from mailer.smtp.factory import make_transport
 from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from tests.support.faultsmtp import FaultSMTPServer
 
-SHAPE = re.compile(r"<m\.[0-9a-f]{32}@mail\.example\.com>")
+# The Message-ID domain defaults to the client's From domain (its own identity).
+SHAPE = re.compile(r"<m\.[0-9a-f]{32}@harbor\.example\.org>")
 
 
 async def test_message_ids_are_random_and_stable(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:

@@ -90,3 +90,39 @@ def test_alignment_with_from_domain(dkim_keys: tuple[Path, bytes]) -> None:
     assert signer.aligned_with("press@acme.example.com")
     assert signer.aligned_with("press@news.acme.example.com")
     assert not signer.aligned_with("press@notacme.example.com")
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        b"Subject: Urgent: wire the fee today\r\n",
+        b"List-Unsubscribe: <https://evil.example.net/u/x>\r\n",
+        b"From: Someone Else <ceo@evil.example.net>\r\n",
+        b"Reply-To: grab@evil.example.net\r\n",
+    ],
+)
+@pytest.mark.parametrize("where", ["prepended", "appended"])
+def test_an_added_copy_of_a_signed_header_breaks_the_signature(
+    dkim_keys: tuple[Path, bytes], added: bytes, where: str
+) -> None:
+    """Over-signing: a second Subject, List-Unsubscribe, From or Reply-To added anywhere in the header fails to verify."""
+    key_file, record = dkim_keys
+    signed = signer_for(key_file).sign(rendered())
+    assert dkim.verify(signed, dnsfunc=stub_dns(record))
+    head, body = signed.split(b"\r\n\r\n", 1)
+    forged = added + signed if where == "prepended" else head + b"\r\n" + added.rstrip(b"\r\n") + b"\r\n\r\n" + body
+    assert not dkim.verify(forged, dnsfunc=stub_dns(record))
+
+
+def test_h_lists_each_present_header_once_more_than_it_occurs(dkim_keys: tuple[Path, bytes]) -> None:
+    """h= names Subject twice (one present + one absent) and List-Unsubscribe-Post twice; a missing header once."""
+    signed = signer_for(dkim_keys[0]).sign(rendered())
+    header = re.sub(r"\r\n[ \t]+", " ", signed.split(b"\r\n\r\n", 1)[0].decode())
+    sig = next(line for line in header.split("\r\n") if line.startswith("DKIM-Signature:"))
+    h = re.search(r"\bh=([^;]+)", sig)
+    assert h is not None
+    names = [n.strip().lower() for n in h.group(1).split(":")]
+    for name in ("from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"):
+        assert names.count(name) == 2, name
+    for name in ("reply-to", "mime-version", "content-type", "list-id", "feedback-id"):
+        assert names.count(name) == 2, name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -298,9 +299,11 @@ def test_reply_to_and_disclosure_are_optional(renderer: Renderer) -> None:
 
 
 def test_html_has_inlined_css_and_no_external_resources(renderer: Renderer) -> None:
-    """The style block is inlined into style attributes; no remote images or stylesheets."""
+    """The style block is inlined into style attributes (only the @media rules stay in a <style>); no remote
+    images or stylesheets."""
     _, html = parts(parse(render(renderer.compile(make_spec()))))
-    assert "<style" not in html
+    styles = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert len(styles) == 1 and styles[0].strip().startswith("@media (prefers-color-scheme: dark)")
     assert 'style="' in html and "max-width: 640px" in html
     assert "<img" not in html and "<link" not in html
 

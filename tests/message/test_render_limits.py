@@ -188,7 +188,7 @@ def test_render_process_gives_the_same_bytes_as_before() -> None:
         digests.append(digest.hexdigest())
         if isinstance(renderer, IsolatedRenderer):
             renderer.close()
-    assert digests[0] == digests[1] == "38e4742b3b8502d70129ec42b6872f9d52a5396421003b870e2b4953c4c0ed2e"
+    assert digests[0] == digests[1] == "d5f5bab34927adc1c46591e9cb9eb00d752673287515094e8f9e3748b9ed6e07"
 
 
 def _job(i: int, rcpt: Recipient) -> RenderJob:

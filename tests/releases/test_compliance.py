@@ -13,6 +13,7 @@ from mailer.config import DkimSettings, Settings, WebSettings
 from mailer.domain.errors import WorkflowError
 from mailer.message import Recipient, Renderer, Sender, VariantSpec
 from mailer.releases.approval import submit_release
+from mailer.releases.clients import client_changes, update_client
 from mailer.releases.compliance import BLANK_RECIPIENT, check_release, sample_unsubscribe_url
 from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
@@ -133,18 +134,6 @@ def test_local_http_base_url_is_a_warning(renderer: Renderer, settings: Settings
     assert any("local development server" in w for w in warnings)
 
 
-def test_unaligned_from_domain_is_a_warning_not_a_failure(renderer: Renderer, settings: Settings) -> None:
-    """With DKIM for another domain the From address draws a warning; an aligned subdomain draws none."""
-    other = settings.model_copy(update={"dkim": DkimSettings(domain="agency.example.net")})
-    failures, warnings = check(renderer, other, SPEC)
-    assert failures == ()
-    assert warnings == (
-        "From 'press@acme.example.com' is not aligned with the DKIM domain 'agency.example.net' (DMARC may fail)",
-    )
-    aligned = settings.model_copy(update={"dkim": DkimSettings(domain="example.com")})
-    assert check(renderer, aligned, SPEC) == ((), ())
-
-
 def test_templates_must_cope_with_a_recipient_without_fields(renderer: Renderer, settings: Settings) -> None:
     """A subject that only works when the recipient has a first name fails for the blank recipient."""
     spec = dataclasses.replace(SPEC, subject="{{ first_name }}")
@@ -171,15 +160,51 @@ def test_submit_lists_every_failure_and_stays_draft(rt: Runtime, renderer: Rende
         assert (rel.status, rel.content_hash) == ("draft", None)
 
 
-def test_submit_records_warnings_in_the_history(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
-    """A DMARC-alignment warning does not block submit and is kept in the submit event's note."""
-    seed(rt, tmp_path)
+def test_submit_fails_for_a_client_aligned_by_neither_dkim_nor_return_path(
+    rt: Runtime, renderer: Renderer, tmp_path: Path
+) -> None:
+    """A client whose return path is another firm's domain, with no key of its own, fails submit naming the fixes."""
+    seed(rt, tmp_path, client={**CLIENT, "bounce_domain": "bounces.agency.example.net"})
     rid = create(rt, renderer)
     settings = rt.settings.model_copy(update={"dkim": DkimSettings(domain="agency.example.net")})
+    with pytest.raises(WorkflowError) as info, transaction(rt.sessions) as session:
+        submit_release(session, rid, actor="pat", renderer=renderer, settings=settings, now=rt.clock())
+    message = str(info.value)
+    assert "the From domain acme.example.com is aligned with neither" in message
+    assert "return-path domain bounces.agency.example.net" in message
+    assert "mailer clients dkim-key acme" in message and "--alignment-override" in message
+    assert "\n" not in message
     with transaction(rt.sessions) as session:
-        report = submit_release(session, rid, actor="pat", renderer=renderer, settings=settings, now=rt.clock())
+        assert release_store.get_release(session, rid).status == "draft"
+
+
+def test_recorded_alignment_override_lets_submit_pass_with_a_warning(
+    rt: Runtime, renderer: Renderer, tmp_path: Path
+) -> None:
+    """With an override recorded on the client (the relay signs), submit passes and its note names the override."""
+    seed(rt, tmp_path, client={**CLIENT, "bounce_domain": "bounces.agency.example.net"})
+    rid = create(rt, renderer)
+    with transaction(rt.sessions) as session:
+        client = release_store.get_client(session, "acme")
+        changes = client_changes(
+            client, {}, alignment_override="the relay signs with d=acme.example.com", actor="lee", now=rt.clock()
+        )
+        update_client(session, client, changes)
+    with transaction(rt.sessions) as session:
+        report = submit_release(session, rid, actor="pat", renderer=renderer, settings=rt.settings, now=rt.clock())
     assert report.ok and len(report.warnings) == 1
     with transaction(rt.sessions) as session:
         event = release_store.release_events(session, rid)[-1]
         assert event.to_status == "submitted"
-        assert event.note is not None and "not aligned with the DKIM domain" in event.note
+        assert event.note is not None and "waived by lee: the relay signs with d=acme.example.com" in event.note
+
+
+def test_default_identity_is_aligned_and_submits_without_warning(
+    rt: Runtime, renderer: Renderer, tmp_path: Path
+) -> None:
+    """A client with no identity settings returns to bounces.<From domain>: aligned, no alignment warning."""
+    seed(rt, tmp_path)
+    rid = create(rt, renderer)
+    with transaction(rt.sessions) as session:
+        report = submit_release(session, rid, actor="pat", renderer=renderer, settings=rt.settings, now=rt.clock())
+    assert report.ok and not any("align" in w for w in report.warnings)

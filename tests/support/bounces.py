@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mailer.bounces.domains import ClientBounceDomains
 from mailer.bounces.process import BounceProcessor
 from mailer.config import BounceSettings
 from mailer.domain.states import email_hash
@@ -104,6 +105,7 @@ def processor(rt: Runtime, *, clock: Callable[[], datetime] | None = None, **pol
         tokens=Tokens.from_settings(rt.settings),
         bounce_domain=rt.settings.sender.bounce_domain,
         clock=clock or rt.clock,
+        client_domains=ClientBounceDomains(rt.sessions, rt.settings),
     )
 
 

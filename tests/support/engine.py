@@ -81,11 +81,14 @@ def approved_release(
     subject: str = "Harbor Institute report: embargoed until Tuesday",
     body: str = BODY,
     send_at: datetime | None = None,
+    client_slug: str = "harbor",
 ) -> int:
-    """An approved release of a test client to these segments (created as needed)."""
+    """An approved release of a test client to these segments (created as needed; a
+    ``client_slug`` other than harbor must exist)."""
     with transaction(rt.sessions) as session:
-        client = session.scalar(select(Client).where(Client.slug == "harbor"))
+        client = session.scalar(select(Client).where(Client.slug == client_slug))
         if client is None:
+            assert client_slug == "harbor", f"create client {client_slug} first"
             client = Client(
                 slug="harbor",
                 name="Harbor Institute",

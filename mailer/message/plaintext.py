@@ -1,0 +1,192 @@
+"""The text/plain part a journalist reads: Markdown rendered to clean text, wrapped.
+
+Two steps, because per-recipient values change line lengths:
+
+* :func:`markdown_to_text` (once per variant, on the body and intro with their Jinja
+  swapped for opaque tokens): no markup characters are left. Emphasis and code marks
+  go; a link becomes its text followed by its URL once (``text <https://...>``; an
+  autolink, or a link whose text is its URL, is the URL alone); lists become ``- item``
+  and ``1. item`` (nested ones indented by the marker's width); headings and paragraphs
+  are blocks separated by a blank line; a quote or code block is indented by four
+  spaces; an image is its alt text; a rule is a line of ten dashes.
+* :func:`finish_text` (per message, after Jinja): every line is wrapped at 78 columns
+  (RFC 5322 2.1.1's SHOULD, and what plain-text readers expect), at spaces only, never
+  inside a word or URL; a wrapped list item or indented line continues under its text
+  (hanging indent). A dateline standing alone on its line (``DATELINE —``) leads the
+  paragraph after it. A line of only ``=`` or ``-`` under a heading (an underline) is
+  cut to the heading's width. Trailing spaces go, except in the signature separator
+  ``-- `` (RFC 3676 4.3), and runs of blank lines become one.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Sequence
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+__all__ = ["WIDTH", "finish_text", "first_sentence", "markdown_to_text"]
+
+#: The longest line of the text part (RFC 5322 2.1.1: SHOULD be no more than 78).
+WIDTH = 78
+
+_SIGNATURE = "-- "
+_MARKER = re.compile(r"(\s*)((?:[-*\u2022]|\d{1,3}[.)])\s+)?")
+_UNDERLINE = re.compile(r"[=\-]{3,}")
+
+
+def _inline(children: Sequence[Token] | None) -> str:
+    out: list[str] = []
+    href: list[str] = []
+    start: list[int] = []
+    for tok in children or ():
+        kind = tok.type
+        if kind in ("text", "code_inline"):
+            out.append(tok.content)
+        elif kind == "softbreak":
+            out.append(" ")
+        elif kind == "hardbreak":
+            out.append("\n")
+        elif kind == "image":
+            out.append(tok.content)
+        elif kind == "link_open":
+            href.append(str(tok.attrGet("href") or ""))
+            start.append(len(out))
+        elif kind == "link_close" and href:
+            url, begin = href.pop(), start.pop()
+            text = "".join(out[begin:]).strip()
+            if url and text not in (url, url.removeprefix("mailto:")):
+                out.append(f" <{url}>")
+    return "".join(out).strip()
+
+
+def markdown_to_text(markdown: MarkdownIt, source: str) -> str:
+    """``source`` (Markdown) as plain text; see the module docstring."""
+    blocks: list[str] = []  # text blocks, joined by blank lines
+    prefixes: list[str] = []  # indentation of quotes and list item bodies
+    numbers: list[int | None] = []  # per open list: the next number (None: bullets)
+    marker: str | None = None  # the marker the item's first line starts with
+    joinable = False  # the next tight-list paragraph continues the block before it
+
+    tokens = markdown.parse(source)
+    for i, tok in enumerate(tokens):
+        kind = tok.type
+        if kind == "inline" and i and tokens[i - 1].type in ("paragraph_open", "heading_open"):
+            hidden = tokens[i - 1].hidden
+            pad = "".join(prefixes)
+            first = ("".join(prefixes[:-1]) + marker) if marker is not None else pad
+            marker = None
+            lines = _inline(tok.children).split("\n")
+            text = "\n".join([first + lines[0], *(pad + line for line in lines[1:])])
+            if hidden and joinable and blocks:
+                blocks[-1] += "\n" + text  # tight list: items on consecutive lines
+            else:
+                blocks.append(text)
+            joinable = hidden
+        elif kind in ("bullet_list_open", "ordered_list_open"):
+            start = tok.attrGet("start")
+            numbers.append((int(start) if start is not None else 1) if kind == "ordered_list_open" else None)
+            if len(numbers) == 1:
+                joinable = False
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            numbers.pop()
+            if not numbers:
+                joinable = False
+        elif kind == "list_item_open":
+            number = numbers[-1]
+            if number is None:
+                marker = "- "
+            else:
+                marker = f"{number}. "
+                numbers[-1] = number + 1
+            prefixes.append(" " * len(marker))
+        elif kind == "list_item_close":
+            prefixes.pop()
+            marker = None
+        elif kind == "blockquote_open":
+            prefixes.append("    ")
+            joinable = False
+        elif kind == "blockquote_close":
+            prefixes.pop()
+        elif kind in ("fence", "code_block"):
+            pad = "".join(prefixes) + "    "
+            blocks.append("\n".join(pad + line for line in tok.content.rstrip("\n").split("\n")))
+            joinable = False
+        elif kind == "hr":
+            blocks.append("".join(prefixes) + "-" * 10)
+            joinable = False
+    return "\n\n".join(blocks)
+
+
+#: A line longer than this is left as it is: no release has such a paragraph, and wrapping
+#: a runaway template's megabytes would only delay the size limit that refuses it.
+_WRAP_AT_MOST = 100_000
+
+
+def _wrap(line: str) -> list[str]:
+    if len(line) <= WIDTH or len(line) > _WRAP_AT_MOST:
+        return [line]
+    m = _MARKER.match(line)
+    assert m is not None
+    lead, mark = m.group(1), m.group(2) or ""
+    text = line[len(lead) :]
+    wrapped = textwrap.wrap(
+        text,
+        width=WIDTH,
+        initial_indent=lead,
+        subsequent_indent=lead + " " * len(mark),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return wrapped or [line]
+
+
+def finish_text(text: str, *, dateline: str | None = None) -> str:
+    """The rendered text part made fit to read; see the module docstring."""
+    if dateline:
+        # The dateline leads the first paragraph (wire style), not a line of its own.
+        text = re.sub(rf"(?m)^({re.escape(dateline)} [\u2014\u2013-]+)[ \t]*\n(?=\S)", r"\1 ", text, count=1)
+    out: list[str] = []
+    blank = False
+    for raw in text.split("\n"):
+        line = raw if raw == _SIGNATURE else raw.rstrip()
+        if not line:
+            if out and not blank:
+                out.append("")
+            blank = True
+            continue
+        blank = False
+        if _UNDERLINE.fullmatch(line) and out and out[-1] and not _UNDERLINE.fullmatch(out[-1]):
+            heading = []
+            for previous in reversed(out):
+                if not previous:
+                    break
+                heading.append(len(previous))
+            line = line[0] * min(max(heading), WIDTH)
+            out.append(line)
+            continue
+        out.extend(_wrap(line))
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+_SPELLED_URL = re.compile(r"[ \t]*<[a-zA-Z][a-zA-Z0-9+.\-]*:[^<>\s]*>")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+#: Inbox previews show 40-140 characters; a longer first sentence is cut at a word.
+PREHEADER_MAX = 140
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (plain text, spelled-out URLs left out) on one line, at most
+    :data:`PREHEADER_MAX` characters (cut at a word, with an ellipsis): the default
+    preheader."""
+    # A link's URL (``text <https://...>``) is no reading matter for an inbox preview.
+    flat = " ".join(_SPELLED_URL.sub("", text[:4000]).split())
+    end = _SENTENCE_END.search(flat, 20)
+    sentence = flat[: end.end()] if end else flat
+    if len(sentence) <= PREHEADER_MAX:
+        return sentence
+    return sentence[: PREHEADER_MAX - 1].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"
