@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_client_identity"
-down_revision = "0007"
+down_revision = "0013_operations"
 branch_labels = None
 depends_on = None
 
