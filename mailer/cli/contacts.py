@@ -17,6 +17,7 @@ from mailer.audience import contacts
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
 from mailer.store import db
+from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
 from mailer.store.segments import parse_rule
 
@@ -143,7 +144,7 @@ def contacts_show(email: str, as_json: JsonOpt = False) -> None:
         normalized = contacts.normalize_email(email)
         contact = store.get_contact(session, normalized)
         beats, tags, lists = store.contact_labels(session, contact.id)
-        suppressed = bool(store.suppressed_hashes(session, [contact.email_hash]))
+        suppressed = suppression_store.is_suppressed(session, contact.email or "")
     data = {
         "email": contact.email,
         "first_name": contact.first_name,

@@ -315,6 +315,10 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # A domain suppression (``email`` is "@domain" or "*.domain", ``email_hash`` its hash):
+    # the domain, and whether its subdomains are covered too. NULL for one address.
+    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    subdomains: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class SuppressionLog(Base):
