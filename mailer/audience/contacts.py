@@ -267,10 +267,13 @@ def _attribute_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str | None = None) -> int:
+def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str | None = None, bom: bool = False) -> int:
     """Write live contacts as CSV (formula-safe) to ``out``: the known columns, then one
-    column per free attribute, so that importing the file again changes nothing.
-    Returns the number of rows."""
+    column per free attribute, so that importing the file again changes nothing. ``bom``
+    starts the file with a UTF-8 byte-order mark (U+FEFF), without which Excel reads UTF-8
+    as Windows-1252 (mojibake); the import skips it. Returns the number of rows."""
+    if bom:
+        out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     count = 0
     with transaction(factory) as session:

@@ -120,16 +120,20 @@ def contacts_import(
 def contacts_export(
     list_slug: Annotated[str | None, typer.Option("--list", help="Only members of this list.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    bom: Annotated[
+        bool, typer.Option("--bom", help="Start with a UTF-8 byte-order mark so that Excel shows accents right.")
+    ] = False,
 ) -> None:
-    """Export contacts as CSV; cells that would run as spreadsheet formulas are neutralized."""
+    """Export contacts as CSV, one column per attribute; re-imports unchanged. Cells that
+    would run as spreadsheet formulas are neutralized."""
     with runtime() as rt:
         if output is None:
-            contacts.export_csv(rt.sessions, sys.stdout, list_slug=list_slug)
+            contacts.export_csv(rt.sessions, sys.stdout, list_slug=list_slug, bom=bom)
             return
         tmp = output.with_name(output.name + ".part")
         try:
             with tmp.open("w", encoding="utf-8", newline="") as fh:
-                count = contacts.export_csv(rt.sessions, fh, list_slug=list_slug)
+                count = contacts.export_csv(rt.sessions, fh, list_slug=list_slug, bom=bom)
             tmp.replace(output)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
