@@ -13,13 +13,14 @@ import json
 import re
 import unicodedata
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError
-from mailer.domain.states import OutletType
+from mailer.domain.states import DEFAULT_OUTLET_TYPES
 
 KNOWN_COLUMNS = (
     "email",
@@ -117,16 +118,18 @@ def unneutralize(cell: str) -> str:
     return cell[1:] if _NEUTRALIZED.match(cell) else cell
 
 
-def _clean(column: str, value: str) -> Any:
+def clean_field(column: str, value: str, *, outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES) -> Any:
+    """One known column's cell (not email, beats or tags) cleaned as stored; None when
+    empty. InputError naming the column for a bad value."""
     refuse_controls(column, value, FORBIDDEN_IN_FIELD)
     value = value.strip()
     if not value:
         return None
     if column == "outlet_type":
         low = value.lower()
-        if low not in {t.value for t in OutletType}:
-            allowed = ", ".join(t.value for t in OutletType)
-            raise InputError(f"outlet_type {value!r}: must be one of {allowed}")
+        if low not in outlet_types:
+            allowed = ", ".join(outlet_types)
+            raise InputError(f"outlet_type {value!r}: must be one of {allowed} (see [contacts] outlet_types)")
         return low
     if column == "timezone":
         if value not in _timezones():
@@ -141,7 +144,14 @@ def _clean(column: str, value: str) -> Any:
     return value[:200]
 
 
-def parse_row(line: int, header: list[str], cells: list[str], *, blank_clears: bool = False) -> ParsedRow:
+def parse_row(
+    line: int,
+    header: list[str],
+    cells: list[str],
+    *,
+    blank_clears: bool = False,
+    outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES,
+) -> ParsedRow:
     """Validate one data row against the header; raises InputError with the reason.
 
     Our export's formula mark (a ``'`` before ``= + - @``) is removed first. An empty
@@ -168,7 +178,7 @@ def parse_row(line: int, header: list[str], cells: list[str], *, blank_clears: b
             else:
                 tags = labels
         elif key in KNOWN_COLUMNS:
-            values[key] = _clean(key, cell)
+            values[key] = clean_field(key, cell, outlet_types=outlet_types)
         elif key == LEGACY_ATTRIBUTES_COLUMN and cell.strip().startswith("{"):
             attributes.update(_legacy_attributes(cell))
         elif key:

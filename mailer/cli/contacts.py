@@ -19,7 +19,7 @@ from mailer.domain.errors import InputError
 from mailer.store import db
 from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
-from mailer.store.segments import parse_rule
+from mailer.store.segments import check_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export and inspect contacts (journalists).", no_args_is_help=True)
@@ -77,7 +77,7 @@ def contacts_import(
 ) -> None:
     """Import contacts from a CSV file: bad rows are reported, good rows always land.
 
-    Columns: email, first_name, last_name, outlet, outlet_type, beats, region, country,
+    Columns: email, first_name, last_name, outlet, outlet_type (setting contacts.outlet_types), beats, region, country,
     language, timezone, tags; any other column becomes a free attribute. Counts:
     accepted = new contacts, updated = contacts that already existed. The encoding is
     decided per file (BOM, else UTF-8 unless most non-ASCII lines are not, else
@@ -85,7 +85,13 @@ def contacts_import(
     """
     with runtime() as rt:
         run = partial(
-            contacts.import_csv, rt.sessions, file, list_slug=list_slug, encoding=encoding, blank_clears=blank_clears
+            contacts.import_csv,
+            rt.sessions,
+            file,
+            list_slug=list_slug,
+            encoding=encoding,
+            blank_clears=blank_clears,
+            outlet_types=rt.settings.contacts.outlet_types,
         )
         if as_json or not err.is_terminal:
             result = run(now=rt.clock())
@@ -234,8 +240,8 @@ def segments_create(
 ) -> None:
     """Create (or replace the rule of) a segment. The rule is checked before it is saved."""
     contacts.check_slug(slug, "segment")
-    parse_rule(rule)
     with runtime() as rt, transaction(rt.sessions) as session:
+        check_rule(rule, outlet_types=rt.settings.contacts.outlet_types)
         store.save_segment(session, slug, rule, description=description, now=rt.clock())
         count = store.segment_count(session, rule)
     if as_json:
