@@ -61,7 +61,7 @@ def test_config_file_sets_and_checks_outlet_types(tmp_path: Path, monkeypatch: p
     assert load_settings(good).contacts.outlet_types == ["print", "zine"]
     bad = tmp_path / "bad.toml"
     bad.write_text('[contacts]\noutlet_types = ["Not OK!"]\n')
-    with pytest.raises(ConfigError, match="contacts.outlet_types"):
+    with pytest.raises(ConfigError, match=r"contacts\.outlet_types"):
         load_settings(bad)
     with pytest.raises(ValidationError):
         ContactSettings(outlet_types=[])
