@@ -57,7 +57,7 @@ _ALIASES = {
 # They would fail only at send, in a header (issue 12, item 18): refuse them at import.
 FORBIDDEN_IN_FIELD = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # Free attributes may hold a TAB; CR, LF, NUL and the rest stay out.
-_FORBIDDEN_IN_ATTRIBUTE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+FORBIDDEN_IN_ATTRIBUTE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # What :func:`neutralize` puts before a cell; removed again on import (round trip).
 _NEUTRALIZED = re.compile(r"'(?=[=+\-@\t\r])")
 #: The column older exports put every free attribute in, as one JSON object.
@@ -88,7 +88,8 @@ def header_key(raw: str) -> str:
     return _ALIASES.get(key, key)
 
 
-def _labels(value: str) -> list[str]:
+def labels(value: str) -> list[str]:
+    """Beats or tags from one cell: split on ``|``, ``;`` or ``,``, lower-cased, spaces as ``-``."""
     out: list[str] = []
     for part in _LABEL_SPLIT.split(value):
         label = re.sub(r"\s+", "-", part.strip().lower())
@@ -172,17 +173,17 @@ def parse_row(
             email = normalize_email(cell)
         elif key in ("beats", "tags"):
             refuse_controls(key, cell, FORBIDDEN_IN_FIELD)
-            labels = _labels(cell) if cell.strip() or blank_clears else None
+            found = labels(cell) if cell.strip() or blank_clears else None
             if key == "beats":
-                beats = labels
+                beats = found
             else:
-                tags = labels
+                tags = found
         elif key in KNOWN_COLUMNS:
             values[key] = clean_field(key, cell, outlet_types=outlet_types)
         elif key == LEGACY_ATTRIBUTES_COLUMN and cell.strip().startswith("{"):
             attributes.update(_legacy_attributes(cell))
         elif key:
-            refuse_controls(key, cell, _FORBIDDEN_IN_ATTRIBUTE)
+            refuse_controls(key, cell, FORBIDDEN_IN_ATTRIBUTE)
             if cell.strip():
                 attributes[key] = cell.strip()
             else:
@@ -203,7 +204,7 @@ def _legacy_attributes(cell: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in data.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        refuse_controls(key, key + text, _FORBIDDEN_IN_ATTRIBUTE)
+        refuse_controls(key, key + text, FORBIDDEN_IN_ATTRIBUTE)
         name = header_key(key)
         if name and name not in KNOWN_COLUMNS and text.strip():
             out[name] = text.strip()

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from mailer.cli.common import JsonOpt, out, print_json, runtime
-from mailer.releases.clients import client_fields, create_client, load_client_file
+from mailer.releases.clients import client_fields, create_client, load_client_file, update_client
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Client
@@ -62,6 +62,36 @@ def clients_create(
         print_json(_client_json(client))
     else:
         out.print(f"created client {client.slug} ({client.from_name} <{client.from_address}>)", highlight=False)
+
+
+@clients_app.command("update")
+def clients_update(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="The organisation's name.")] = None,
+    from_name: Annotated[str | None, typer.Option(help="Display name in From.")] = None,
+    from_address: Annotated[str | None, typer.Option(help="Address in From.")] = None,
+    reply_to: Annotated[str | None, typer.Option(help='Reply-To address ("" removes it).')] = None,
+    postal_address: Annotated[str | None, typer.Option(help="Postal address for the footer.")] = None,
+    disclosure: Annotated[str | None, typer.Option(help='Disclosure statement ("" removes it).')] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a client's fields (validated as at creation; the slug stays). Approved
+    releases of the client go back through approval when what they send changes."""
+    changes = {
+        "name": name,
+        "from_name": from_name,
+        "from_address": from_address,
+        "reply_to": reply_to,
+        "postal_address": postal_address,
+        "disclosure": disclosure,
+    }
+    with runtime() as rt, transaction(rt.sessions) as session:
+        client = update_client(session, slug, changes)
+        data = _client_json(client)
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"updated client {slug}", highlight=False)
 
 
 @clients_app.command("show")

@@ -16,7 +16,7 @@ from mailer import store
 from mailer.audience import contacts
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
-from mailer.store import db
+from mailer.store import contact_journal, db
 from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
 from mailer.store.segments import check_rule
@@ -155,6 +155,7 @@ def contacts_show(email: str, as_json: JsonOpt = False) -> None:
         contact = store.get_contact(session, normalized)
         beats, tags, lists = store.contact_labels(session, contact.id)
         suppressed = suppression_store.is_suppressed(session, contact.email or "")
+        notes = [f"{n.at:%Y-%m-%d %H:%M} {n.author}: {n.body}" for n in contact_journal.notes(session, contact.id)]
     data = {
         "email": contact.email,
         "first_name": contact.first_name,
@@ -170,6 +171,7 @@ def contacts_show(email: str, as_json: JsonOpt = False) -> None:
         "attributes": contact.attributes,
         "lists": lists,
         "suppressed": suppressed,
+        "notes": notes,
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat(),
     }

@@ -20,7 +20,7 @@ from mailer.releases.source import read_text_file
 from mailer.store import releases as release_store
 from mailer.store.tables import Client
 
-__all__ = ["ClientFields", "client_fields", "create_client", "load_client_file"]
+__all__ = ["ClientFields", "client_fields", "create_client", "load_client_file", "update_client"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,20 @@ def load_client_file(path: Path) -> dict[str, Any]:
 def create_client(session: Session, fields: ClientFields, *, now: datetime) -> Client:
     """Writes: a new client. Raises InputError when the slug is taken."""
     return release_store.insert_client(session, fields.values(), now=now)
+
+
+def update_client(session: Session, slug: str, changes: Mapping[str, str | None]) -> Client:
+    """Writes: change the given fields of client ``slug`` (None: leave as is; "" clears an
+    optional field), validated as at creation. The slug stays (suppression scopes and
+    releases name it). An approved release of the client no longer matches its approval
+    hash when the sender identity, address or disclosure changes, and goes back through
+    approval. Raises InputError, NotFoundError."""
+    client = release_store.get_client(session, slug)
+    current = {key: getattr(client, key) for key in _CLIENT_REQUIRED + _CLIENT_OPTIONAL}
+    wanted = {k: v for k, v in changes.items() if v is not None}
+    if "slug" in wanted:
+        raise InputError("slug: a client's slug cannot change")
+    fields = client_fields({**current, **wanted})
+    release_store.update_client(session, client.id, {k: v for k, v in fields.values().items() if k != "slug"})
+    session.refresh(client)
+    return client

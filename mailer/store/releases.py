@@ -66,6 +66,11 @@ def insert_client(session: Session, values: dict[str, Any], *, now: datetime) ->
     return client
 
 
+def update_client(session: Session, client_id: int, values: dict[str, Any]) -> None:
+    """Writes: the given (validated) columns of one client."""
+    session.execute(update(Client).where(Client.id == client_id).values(**values))
+
+
 def all_clients(session: Session) -> list[Client]:
     """Every client by slug."""
     return list(session.scalars(select(Client).order_by(Client.slug)))

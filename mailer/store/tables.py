@@ -116,6 +116,30 @@ class ContactTag(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
+class ContactNote(Base):
+    """A staff note on a contact: what was said, by whom, when (erased with the contact)."""
+
+    __tablename__ = "contact_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class ContactChange(Base):
+    """One field of a contact changed by a person (contact edit): who, when, from what to what."""
+
+    __tablename__ = "contact_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    field: Mapped[str] = mapped_column(String(80))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
 class MailingList(Base):
     __tablename__ = "lists"
     id: Mapped[int] = mapped_column(primary_key=True)
