@@ -30,7 +30,7 @@ from mailer.audience.contactfields import (
 from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError
 from mailer.domain.states import DEFAULT_OUTLET_TYPES
-from mailer.store import contact_journal
+from mailer.store import contact_journal, contact_search
 from mailer.store.tables import ContactBeat, ContactTag
 
 #: The fields an edit may set (the known columns but the address).
@@ -116,6 +116,7 @@ def edit_contact(
         changed["updated_at"] = now
         contact_journal.update_contact_fields(session, contact.id, changed)
         contact_journal.record_changes(session, contact.id, log)
+        contact_search.reindex_contacts(session, [contact.id])
     return EditResult(contact.email or email, tuple(log))
 
 

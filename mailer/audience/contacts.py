@@ -36,6 +36,7 @@ from mailer.domain.addresses import mailbox_key, variant_reason
 from mailer.domain.addresses import normalize_email as normalize_email
 from mailer.domain.errors import InputError
 from mailer.domain.states import DEFAULT_OUTLET_TYPES, email_hash
+from mailer.store import contact_search
 from mailer.store import contacts as contact_store
 from mailer.store.db import transaction
 from mailer.store.tables import ContactBeat, ContactTag
@@ -274,6 +275,7 @@ def _write_batch(
     store.replace_contact_labels(session, ContactBeat, {id_of[r.email]: r.beats for r in kept if r.beats is not None})
     store.replace_contact_labels(session, ContactTag, {id_of[r.email]: r.tags for r in kept if r.tags is not None})
     store.add_list_members(session, list_id, (id_of[r.email] for r in kept), now)
+    contact_search.reindex_contacts(session, [id_of[r.email] for r in kept])
     result.accepted += len(inserts)
     result.updated += len(updates)
 

@@ -22,6 +22,7 @@ from mailer.store.tables import (
     ContactChange,
     ContactNote,
     ContactTag,
+    ContactTerm,
     Delivery,
     DeliveryEvent,
     InboundMail,
@@ -68,9 +69,11 @@ def erase_contact_row(session: Session, contact_id: int, *, now: datetime) -> No
             import_line=None,
             erased_at=now,
             updated_at=now,
+            sort_name="",
+            sort_outlet="",
         )
     )
-    for table in (ContactBeat, ContactTag, ListMember, ContactNote, ContactChange):
+    for table in (ContactBeat, ContactTag, ListMember, ContactNote, ContactChange, ContactTerm):
         session.execute(delete(table).where(table.contact_id == contact_id))
 
 

@@ -77,6 +77,10 @@ class Client(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_sort_name", "sort_name", "id"),
+        Index("ix_contacts_sort_outlet", "sort_outlet", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     # NULL once erased; the hash keeps the address suppressed without keeping it.
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
@@ -101,7 +105,24 @@ class Contact(Base):
     import_line: Mapped[int | None]
     erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    # Sort keys of the staff contact list (mailer.domain.search_terms): folded "last first"
+    # and outlet, kept by mailer.store.contact_search.reindex_contacts.
+    sort_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    sort_outlet: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+# Byte order on PostgreSQL too (as SQLite's BINARY), so a prefix is one range scan.
+_TERM = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class ContactTerm(Base):
+    """A word a contact is found by in the staff search (mailer.domain.search_terms)."""
+
+    __tablename__ = "contact_terms"
+    __table_args__ = (Index("ix_contact_terms_contact_term", "contact_id", "term"),)
+    term: Mapped[str] = mapped_column(_TERM, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
 
 
 class ContactBeat(Base):

@@ -1,4 +1,5 @@
-"""The media list (issue 15): domain suppressions, contact notes and the log of contact edits.
+"""The media list (issue 15): domain suppressions, contact notes and the log of contact
+edits, the staff search's words and the contact list's sort keys.
 
 Revision ID: 0009_media_list
 Revises: 0007
@@ -49,9 +50,42 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_contact_changes"),
     )
     op.create_index("ix_contact_changes_contact_id", "contact_changes", ["contact_id"])
+    with op.batch_alter_table("contacts") as batch:
+        batch.add_column(sa.Column("sort_name", sa.String(length=200), nullable=False, server_default=""))
+        batch.add_column(sa.Column("sort_outlet", sa.String(length=200), nullable=False, server_default=""))
+        batch.create_index("ix_contacts_sort_name", ["sort_name", "id"])
+        batch.create_index("ix_contacts_sort_outlet", ["sort_outlet", "id"])
+        batch.create_index("ix_contacts_updated_at", ["updated_at"])
+    op.create_table(
+        "contact_terms",
+        sa.Column("term", sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql")),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name="fk_contact_terms_contact_id_contacts", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("term", "contact_id", name="pk_contact_terms"),
+    )
+    op.create_index("ix_contact_terms_contact_term", "contact_terms", ["contact_id", "term"])
+    _index_existing_contacts()
+
+
+def _index_existing_contacts() -> None:
+    """Sort keys and search words of the contacts already stored (in pages, by id)."""
+    from sqlalchemy.orm import Session
+
+    from mailer.store.contact_search import reindex_all
+
+    reindex_all(Session(bind=op.get_bind()))
 
 
 def downgrade() -> None:
+    op.drop_table("contact_terms")
+    with op.batch_alter_table("contacts") as batch:
+        batch.drop_index("ix_contacts_updated_at")
+        batch.drop_index("ix_contacts_sort_outlet")
+        batch.drop_index("ix_contacts_sort_name")
+        batch.drop_column("sort_outlet")
+        batch.drop_column("sort_name")
     op.drop_table("contact_changes")
     op.drop_table("contact_notes")
     with op.batch_alter_table("suppressions") as batch:
