@@ -50,6 +50,16 @@ _ALIASES = {
     "tag": "tags",
     "time_zone": "timezone",
     "tz": "timezone",
+    # common headers of media-database and CRM exports
+    "e_mail_address": "email",
+    "email_addr": "email",
+    "publication": "outlet",
+    "media_outlet": "outlet",
+    "outlet_name": "outlet",
+    "media_type": "outlet_type",
+    "beats_topics": "beats",
+    "topics": "beats",
+    "state/region": "region",
 }
 # Refused in names, addresses and the other known columns: every C0 control (TAB too),
 # DEL, the C1 controls (U+0085 NEL among them), U+2028/U+2029 (line breaks to some
@@ -84,6 +94,8 @@ def neutralize(cell: str) -> str:
 
 
 def header_key(raw: str) -> str:
+    """A header cell as a column key: lower-case, spaces and dashes as ``_`` ("E-mail
+    Address" → ``e_mail_address``), known aliases resolved to their column (``email``)."""
     key = re.sub(r"[\s\-]+", "_", raw.strip().lstrip("\ufeff").lower())
     return _ALIASES.get(key, key)
 

@@ -148,6 +148,11 @@ def get_suppression(session: Session, hashed: str, scope: str) -> Suppression | 
     return session.scalar(select(Suppression).where(Suppression.email_hash == hashed, Suppression.scope == scope))
 
 
+def suppression_by_id(session: Session, suppression_id: int) -> Suppression | None:
+    """One suppression by id, or None."""
+    return session.get(Suppression, suppression_id)
+
+
 def log_suppression_change(
     session: Session, hashed: str, *, scope: str, action: str, reason: str, actor: str, now: datetime
 ) -> None:

@@ -96,7 +96,9 @@ def test_keyset_pages_cover_everything_once_whatever_drives(
 def test_edit_and_erasure_keep_the_index(rt: Runtime, imported: None) -> None:
     """An edited outlet is found by its new words at once; an erased contact is found by nothing."""
     with transaction(rt.sessions) as s:
-        contact_edit.edit_contact(s, "dana@harborledger.example.com", {"outlet": "Bay Courier"}, actor="pat", now=FIXED_NOW)
+        contact_edit.edit_contact(
+            s, "dana@harborledger.example.com", {"outlet": "Bay Courier"}, actor="pat", now=FIXED_NOW
+        )
     assert emails(rt, query="courier") == ["dana@harborledger.example.com"]
     assert emails(rt, query="ledger") == []
     with transaction(rt.sessions) as s:
