@@ -45,7 +45,8 @@ def suggestions(rule: str, values: Any) -> list[Suggestion]:
     head = rule[: found.start()]
     if colon:
         field = word.lower()
-        return [Suggestion(f"{field}:{v}", f"{head}{field}:{_quoted(v)}") for v in values(field, partial)]
+        offered = [v for v in values(field, partial) if v != partial]
+        return [Suggestion(f"{field}:{v}", f"{head}{field}:{_quoted(v)}") for v in offered]
     if word.upper() in {"AND", "OR", "NOT"} or (word and not rule.endswith(word)):
         return []
     names = [*FIELDS, "attr."]
