@@ -16,6 +16,7 @@ import io
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ _TOKEN = re.compile(r"[0-9a-f]{32}")
 #: Mapping choices besides the known columns.
 ATTRIBUTE, SKIP = "attr", "skip"
 PREVIEW_ROWS = 3
+#: Uploads (and finished imports' reports) are forgotten after this many seconds.
+KEEP_SECONDS = 6 * 3600
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ImportJob:
     finished: bool = False
     result: contacts.ImportResult | None = None
     error: str | None = None
+    created: float = field(default_factory=time.monotonic)
 
 
 def suggest(header: str) -> str:
@@ -135,8 +139,17 @@ class ContactImportPages:
         )
         job.header, job.total = header, size
         with self.lock:
+            self._forget_old()
             self.jobs[token] = job
         return self.view.go(request, f"/contacts/import/{token}/map")
+
+    def _forget_old(self) -> None:
+        """Drop uploads never started and reports of imports older than :data:`KEEP_SECONDS`."""
+        limit = time.monotonic() - KEEP_SECONDS
+        for token, job in list(self.jobs.items()):
+            if job.created < limit and (job.finished or not job.started):
+                job.path.unlink(missing_ok=True)
+                del self.jobs[token]
 
     def _upload_error(self, request: Request, message: str) -> Response:
         self.view.flash(request, "error", message)

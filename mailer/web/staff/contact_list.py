@@ -14,8 +14,8 @@ from fastapi.responses import Response
 
 from mailer.accounts.permits import Action, permits
 from mailer.domain.errors import InputError
-from mailer.store import contacts as contact_store
 from mailer.store.contact_search import SORTS, ContactFilters, contact_page
+from mailer.store.lists import list_slugs
 from mailer.web.staff.forms import query_string
 from mailer.web.staff.view import PAGE_SIZE, CurrentUser, StaffView
 
@@ -93,9 +93,7 @@ class ContactListPages:
             except InputError as exc:
                 error = str(exc)
                 page = contact_page(session, filters, sort=chosen, limit=PAGE_SIZE)
-            lists = (
-                [s.slug for s in contact_store.list_summaries(session)] if not request.headers.get("HX-Request") else []
-            )
+            lists = list_slugs(session) if not request.headers.get("HX-Request") else []
         form = filter_form(filters)
         form["list"] = form.pop("list_slug")
         context = {
