@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mailer.domain.errors import ConfigError
+from mailer.domain.states import DEFAULT_OUTLET_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,24 @@ class BounceSettings(_Section):
     imap: ImapSettings = Field(default_factory=ImapSettings)
 
 
+class ContactSettings(_Section):
+    #: the outlet types a contact may have: import, contact edit and segment rules accept
+    #: these and nothing else (lower-case letters, digits, '-' and '_', at most 20 each)
+    outlet_types: list[str] = Field(default_factory=lambda: list(DEFAULT_OUTLET_TYPES), min_length=1)
+
+    @field_validator("outlet_types")
+    @classmethod
+    def _slugs(cls, value: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for item in value:
+            name = item.strip().lower()
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]{0,19}", name):
+                raise ValueError(f"{item!r}: use lower-case letters, digits, '-' and '_' (at most 20)")
+            if name not in cleaned:
+                cleaned.append(name)
+        return cleaned
+
+
 class DkimSettings(_Section):
     #: sign outgoing mail when a key file is given
     key_file: Path | None = None
@@ -341,6 +360,7 @@ class Settings(BaseSettings):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    contacts: ContactSettings = Field(default_factory=ContactSettings)
 
     @field_validator("secret_key")
     @classmethod

@@ -6,8 +6,9 @@ decides whether the move is legal at all.
 
 Roles (``mailer.domain.states.Role``):
 
-    admin      everything
-    publicist  read, preview, submit, schedule, send proofs, cancel their own drafts
+    admin      everything (suppressions by hand included)
+    publicist  read, preview, submit, schedule, send proofs, cancel their own drafts;
+               edit contacts, lists and segments, import contacts
     approver   read, preview, approve
     viewer     read, preview
 """
@@ -38,11 +39,15 @@ class Action(StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     RETRY = "retry"
+    CONTACTS = "contacts"  # edit contacts, notes, lists and segments; import contacts
+    SUPPRESS = "suppress"  # add, lift and import suppressions
 
 
 _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.PUBLICIST: frozenset({Action.VIEW, Action.WRITE, Action.SUBMIT, Action.SCHEDULE, Action.PROOF, Action.CANCEL}),
+    Role.PUBLICIST: frozenset(
+        {Action.VIEW, Action.WRITE, Action.SUBMIT, Action.SCHEDULE, Action.PROOF, Action.CANCEL, Action.CONTACTS}
+    ),
     Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE}),
     Role.VIEWER: frozenset({Action.VIEW}),
 }

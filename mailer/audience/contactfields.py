@@ -13,13 +13,14 @@ import json
 import re
 import unicodedata
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError
-from mailer.domain.states import OutletType
+from mailer.domain.states import DEFAULT_OUTLET_TYPES
 
 KNOWN_COLUMNS = (
     "email",
@@ -49,6 +50,16 @@ _ALIASES = {
     "tag": "tags",
     "time_zone": "timezone",
     "tz": "timezone",
+    # common headers of media-database and CRM exports
+    "e_mail_address": "email",
+    "email_addr": "email",
+    "publication": "outlet",
+    "media_outlet": "outlet",
+    "outlet_name": "outlet",
+    "media_type": "outlet_type",
+    "beats_topics": "beats",
+    "topics": "beats",
+    "state/region": "region",
 }
 # Refused in names, addresses and the other known columns: every C0 control (TAB too),
 # DEL, the C1 controls (U+0085 NEL among them), U+2028/U+2029 (line breaks to some
@@ -56,7 +67,7 @@ _ALIASES = {
 # They would fail only at send, in a header (issue 12, item 18): refuse them at import.
 FORBIDDEN_IN_FIELD = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # Free attributes may hold a TAB; CR, LF, NUL and the rest stay out.
-_FORBIDDEN_IN_ATTRIBUTE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+FORBIDDEN_IN_ATTRIBUTE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # What :func:`neutralize` puts before a cell; removed again on import (round trip).
 _NEUTRALIZED = re.compile(r"'(?=[=+\-@\t\r])")
 #: The column older exports put every free attribute in, as one JSON object.
@@ -83,11 +94,14 @@ def neutralize(cell: str) -> str:
 
 
 def header_key(raw: str) -> str:
+    """A header cell as a column key: lower-case, spaces and dashes as ``_`` ("E-mail
+    Address" → ``e_mail_address``), known aliases resolved to their column (``email``)."""
     key = re.sub(r"[\s\-]+", "_", raw.strip().lstrip("\ufeff").lower())
     return _ALIASES.get(key, key)
 
 
-def _labels(value: str) -> list[str]:
+def labels(value: str) -> list[str]:
+    """Beats or tags from one cell: split on ``|``, ``;`` or ``,``, lower-cased, spaces as ``-``."""
     out: list[str] = []
     for part in _LABEL_SPLIT.split(value):
         label = re.sub(r"\s+", "-", part.strip().lower())
@@ -117,16 +131,18 @@ def unneutralize(cell: str) -> str:
     return cell[1:] if _NEUTRALIZED.match(cell) else cell
 
 
-def _clean(column: str, value: str) -> Any:
+def clean_field(column: str, value: str, *, outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES) -> Any:
+    """One known column's cell (not email, beats or tags) cleaned as stored; None when
+    empty. InputError naming the column for a bad value."""
     refuse_controls(column, value, FORBIDDEN_IN_FIELD)
     value = value.strip()
     if not value:
         return None
     if column == "outlet_type":
         low = value.lower()
-        if low not in {t.value for t in OutletType}:
-            allowed = ", ".join(t.value for t in OutletType)
-            raise InputError(f"outlet_type {value!r}: must be one of {allowed}")
+        if low not in outlet_types:
+            allowed = ", ".join(outlet_types)
+            raise InputError(f"outlet_type {value!r}: must be one of {allowed} (see [contacts] outlet_types)")
         return low
     if column == "timezone":
         if value not in _timezones():
@@ -141,7 +157,14 @@ def _clean(column: str, value: str) -> Any:
     return value[:200]
 
 
-def parse_row(line: int, header: list[str], cells: list[str], *, blank_clears: bool = False) -> ParsedRow:
+def parse_row(
+    line: int,
+    header: list[str],
+    cells: list[str],
+    *,
+    blank_clears: bool = False,
+    outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES,
+) -> ParsedRow:
     """Validate one data row against the header; raises InputError with the reason.
 
     Our export's formula mark (a ``'`` before ``= + - @``) is removed first. An empty
@@ -162,17 +185,17 @@ def parse_row(line: int, header: list[str], cells: list[str], *, blank_clears: b
             email = normalize_email(cell)
         elif key in ("beats", "tags"):
             refuse_controls(key, cell, FORBIDDEN_IN_FIELD)
-            labels = _labels(cell) if cell.strip() or blank_clears else None
+            found = labels(cell) if cell.strip() or blank_clears else None
             if key == "beats":
-                beats = labels
+                beats = found
             else:
-                tags = labels
+                tags = found
         elif key in KNOWN_COLUMNS:
-            values[key] = _clean(key, cell)
+            values[key] = clean_field(key, cell, outlet_types=outlet_types)
         elif key == LEGACY_ATTRIBUTES_COLUMN and cell.strip().startswith("{"):
             attributes.update(_legacy_attributes(cell))
         elif key:
-            refuse_controls(key, cell, _FORBIDDEN_IN_ATTRIBUTE)
+            refuse_controls(key, cell, FORBIDDEN_IN_ATTRIBUTE)
             if cell.strip():
                 attributes[key] = cell.strip()
             else:
@@ -193,7 +216,7 @@ def _legacy_attributes(cell: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in data.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        refuse_controls(key, key + text, _FORBIDDEN_IN_ATTRIBUTE)
+        refuse_controls(key, key + text, FORBIDDEN_IN_ATTRIBUTE)
         name = header_key(key)
         if name and name not in KNOWN_COLUMNS and text.strip():
             out[name] = text.strip()

@@ -12,7 +12,7 @@ import csv
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +35,8 @@ from mailer.audience.csvinput import Encoding, detect_encoding, forced_encoding,
 from mailer.domain.addresses import mailbox_key, variant_reason
 from mailer.domain.addresses import normalize_email as normalize_email
 from mailer.domain.errors import InputError
-from mailer.domain.states import email_hash
+from mailer.domain.states import DEFAULT_OUTLET_TYPES, email_hash
+from mailer.store import contact_search
 from mailer.store import contacts as contact_store
 from mailer.store.db import transaction
 from mailer.store.tables import ContactBeat, ContactTag
@@ -99,6 +100,28 @@ def check_slug(slug: str, what: str = "slug") -> str:
 # --- importing -------------------------------------------------------------------------
 
 
+#: What a mapped column may say besides a known column or an attribute name: leave it out.
+SKIP_COLUMN = ""
+
+
+def apply_mapping(raw_header: list[str], header: list[str], mapping: dict[str, str]) -> list[str]:
+    """The header with the user's choices applied: ``mapping`` is keyed by the file's own
+    header text (as in the file) and gives a known column, ``attr:NAME`` or "" (skip);
+    unmapped columns keep their automatic key. A skipped column reads as no column."""
+    out: list[str] = []
+    for raw, key in zip(raw_header, header, strict=True):
+        choice = mapping.get(raw.strip().lstrip("\ufeff"))
+        if choice is None:
+            out.append(key)
+        elif choice == SKIP_COLUMN:
+            out.append("")
+        elif choice.startswith("attr:"):
+            out.append(header_key(choice.removeprefix("attr:")))
+        else:
+            out.append(choice)
+    return out
+
+
 def import_csv(
     factory: sessionmaker[Session],
     path: Path,
@@ -108,6 +131,8 @@ def import_csv(
     progress: Progress | None = None,
     encoding: str | None = None,
     blank_clears: bool = False,
+    outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES,
+    mapping: dict[str, str] | None = None,
 ) -> ImportResult:
     """Import ``path`` into the contacts and the list ``list_slug`` (created when missing).
 
@@ -115,6 +140,9 @@ def import_csv(
     (:func:`mailer.audience.csvinput.detect_encoding`). A row with bytes the encoding cannot read,
     a control character or line separator in a field, or a bad value is rejected alone.
     An empty cell keeps the stored value of an existing contact unless ``blank_clears``.
+    ``outlet_types`` are the accepted outlet types (``[contacts] outlet_types``).
+    ``mapping`` renames header columns before they are read (the browser's column-mapping
+    step: file header → a known column, an attribute name, or "" to skip the column).
 
     Returns counts: ``accepted`` new contacts, ``updated`` existing ones, ``rejected`` rows
     with line and reason, ``warnings`` (likely mailbox variants). Raises InputError only
@@ -135,6 +163,8 @@ def import_csv(
             rows = read_rows(fh, chosen)
             _, header_cells, _ = next(rows)
             header = [header_key(unneutralize(h)) for h in header_cells or []]
+            if mapping is not None:
+                header = apply_mapping([unneutralize(h) for h in header_cells or []], header, mapping)
             if "email" not in header:
                 raise InputError("no 'email' column in the header row")
             for name in header:
@@ -147,7 +177,9 @@ def import_csv(
                     continue  # blank lines are not rows
                 else:
                     try:
-                        pending.append(parse_row(line, header, cells, blank_clears=blank_clears))
+                        pending.append(
+                            parse_row(line, header, cells, blank_clears=blank_clears, outlet_types=outlet_types)
+                        )
                     except InputError as exc:
                         result.reject(line, str(exc))
                 if len(pending) >= BATCH:
@@ -243,6 +275,7 @@ def _write_batch(
     store.replace_contact_labels(session, ContactBeat, {id_of[r.email]: r.beats for r in kept if r.beats is not None})
     store.replace_contact_labels(session, ContactTag, {id_of[r.email]: r.tags for r in kept if r.tags is not None})
     store.add_list_members(session, list_id, (id_of[r.email] for r in kept), now)
+    contact_search.reindex_contacts(session, [id_of[r.email] for r in kept])
     result.accepted += len(inserts)
     result.updated += len(updates)
 
@@ -267,10 +300,13 @@ def _attribute_cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str | None = None) -> int:
+def export_csv(factory: sessionmaker[Session], out: IO[str], *, list_slug: str | None = None, bom: bool = False) -> int:
     """Write live contacts as CSV (formula-safe) to ``out``: the known columns, then one
-    column per free attribute, so that importing the file again changes nothing.
-    Returns the number of rows."""
+    column per free attribute, so that importing the file again changes nothing. ``bom``
+    starts the file with a UTF-8 byte-order mark (U+FEFF), without which Excel reads UTF-8
+    as Windows-1252 (mojibake); the import skips it. Returns the number of rows."""
+    if bom:
+        out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     count = 0
     with transaction(factory) as session:

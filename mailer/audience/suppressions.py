@@ -28,7 +28,7 @@ from typing import IO
 from sqlalchemy.orm import Session
 
 from mailer.audience.contactfields import neutralize
-from mailer.domain.addresses import normalize_email
+from mailer.domain.addresses import parse_suppression_target
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
 from mailer.store import audit, webhooks
@@ -249,12 +249,17 @@ SOURCE_TOPICS = "preference page, topics"
 # --- staff and bounce processing ------------------------------------------------------------
 
 
-def _check_scope(session: Session, scope: str) -> str:
+def check_scope(session: Session, scope: str) -> str:
     if scope.startswith(TOPIC_PREFIX) and len(scope) > len(TOPIC_PREFIX):
         return scope
     if scope != GLOBAL_SCOPE and not suppression_store.client_exists(session, scope):
         raise NotFoundError(f"no client {scope!r}: a scope is '*' (every client), a client slug, or topic:NAME")
     return scope
+
+
+#: Suppressions that say something about the address itself (it bounced, its owner
+#: complained): lifted only with a note of how the person agreed again (re-consent).
+NEEDS_RECONSENT = frozenset({SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_BOUNCE, SuppressionReason.COMPLAINT})
 
 
 def suppress(
@@ -268,49 +273,86 @@ def suppress(
     actor: str | None = None,
     note: str | None = None,
 ) -> bool:
-    """Writes: suppress ``email`` (normalized here) in ``scope`` and stop its unclaimed
-    deliveries there. With ``actor`` (a person, not a process) the addition is logged
-    with ``note`` in the suppression log.
+    """Writes: suppress ``email`` — an address (normalized here), ``@domain`` (everyone at
+    that domain) or ``*.domain`` (that domain and every domain under it) — in ``scope``,
+    and stop the unclaimed deliveries it covers there. With ``actor`` (a person, not a
+    process) the addition is logged with ``note`` in the suppression log.
 
-    Returns False when the address was already suppressed in that scope (the first
-    reason is kept). Raises InputError for a bad address, NotFoundError for a scope that
+    Returns False when it was already suppressed in that scope (the first reason is
+    kept). Raises InputError for anything that is not an address or a domain form (a
+    would-be pattern like ``*@example.com`` included), NotFoundError for a scope that
     names no client.
     """
-    normalized = normalize_email(email)
-    _check_scope(session, scope)
-    hashed = email_hash(normalized)
+    target = parse_suppression_target(email)
+    check_scope(session, scope)
+    hashed = email_hash(target.text)
     detail = f"{source}: {note}" if note else source
-    added = suppression_store.suppress_hash(
-        session, hashed, email=normalized, reason=reason, source=detail, now=now, scope=scope
-    )
+    if target.is_domain:
+        added = suppression_store.add_domain_suppression(
+            session, target, reason=reason, source=detail, now=now, scope=scope
+        )
+    else:
+        added = suppression_store.suppress_hash(
+            session, hashed, email=target.text, reason=reason, source=detail, now=now, scope=scope
+        )
     if added and actor is not None:
         suppression_store.log_suppression_change(
             session, hashed, scope=scope, action="added", reason=note or reason.value, actor=actor, now=now
         )
-    suppression_store.suppress_pending_deliveries(session, hashed, scope=scope, reason=reason.value, now=now)
+    if target.is_domain:
+        suppression_store.suppress_pending_at_domain(session, scope=scope, reason=reason.value, now=now)
+    else:
+        suppression_store.suppress_pending_deliveries(session, hashed, scope=scope, reason=reason.value, now=now)
     return added
 
 
-def lift(session: Session, email: str, *, scope: str, reason: str, actor: str, now: datetime) -> None:
-    """Writes: remove the suppression of ``email`` in ``scope``, logging ``actor`` and
-    ``reason``. Deliveries already marked suppressed stay so.
+def lift(
+    session: Session,
+    email: str,
+    *,
+    scope: str,
+    reason: str,
+    actor: str,
+    now: datetime,
+    reconsent: str | None = None,
+) -> None:
+    """Writes: remove the suppression of ``email`` (an address, ``@domain`` or
+    ``*.domain``) in ``scope``, logging ``actor`` and ``reason``. Deliveries already
+    marked suppressed stay so.
 
-    Raises InputError for a bad address or an empty reason, NotFoundError when there is
-    no such suppression (other scopes are never touched).
+    A bounce or complaint suppression (:data:`NEEDS_RECONSENT`) is lifted only with
+    ``reconsent``: a note of how the person asked for mail again (or confirmed the
+    address works); it is logged as ``removed (re-consent)``.
+
+    Raises InputError for a bad address, an empty reason, or a bounce/complaint without
+    a re-consent note; NotFoundError when there is no such suppression (other scopes
+    are never touched).
     """
-    normalized = normalize_email(email)
+    target = parse_suppression_target(email)
     if not reason.strip():
         raise InputError("a reason is required to lift a suppression")
-    if not suppression_store.remove_suppression(
-        session, normalized, scope=scope, reason=reason.strip(), actor=actor, now=now
-    ):
-        raise NotFoundError(f"{normalized} is not suppressed in scope {scope!r}")
+    found = suppression_store.get_suppression(session, email_hash(target.text), scope)
+    if found is None:
+        raise NotFoundError(f"{target.text} is not suppressed in scope {scope!r}")
+    note = reason.strip()
+    action = "removed"
+    if SuppressionReason(found.reason) in NEEDS_RECONSENT:
+        if reconsent is None or not reconsent.strip():
+            raise InputError(
+                f"{target.text} is suppressed because of a {found.reason.replace('_', ' ')}: it is lifted only with "
+                "a re-consent note saying how the person asked for mail again (--re-consent TEXT)"
+            )
+        note = f"{note} | re-consent: {reconsent.strip()}"
+        action = "removed (re-consent)"
+    suppression_store.remove_suppression(
+        session, target.text, scope=scope, reason=note[:2000], actor=actor, now=now, action=action
+    )
     audit.record(
         session,
         actor=actor,
         action="suppression.remove",
-        target=normalized,
-        detail=f"scope {scope}: {reason.strip()}",
+        target=target.text,
+        detail=f"scope {scope}: {note}"[:2000],
         now=now,
     )
 
@@ -324,7 +366,7 @@ def find(
 ) -> Iterator[Suppression]:
     """Suppressions matching every filter given, oldest first. ``email`` matches by hash,
     so it finds erased addresses too. Raises InputError for a bad address."""
-    hashed = email_hash(normalize_email(email)) if email is not None else None
+    hashed = email_hash(parse_suppression_target(email).text) if email is not None else None
     return suppression_store.find_suppressions(session, reason=reason, scope=scope, hashed=hashed)
 
 

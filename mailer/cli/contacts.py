@@ -17,9 +17,10 @@ from mailer.audience import contacts
 from mailer.cli.audit import note as audit_note
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
-from mailer.store import db
+from mailer.store import contact_journal, db
+from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
-from mailer.store.segments import parse_rule
+from mailer.store.segments import check_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Import, export and inspect contacts (journalists).", no_args_is_help=True)
@@ -77,7 +78,7 @@ def contacts_import(
 ) -> None:
     """Import contacts from a CSV file: bad rows are reported, good rows always land.
 
-    Columns: email, first_name, last_name, outlet, outlet_type, beats, region, country,
+    Columns: email, first_name, last_name, outlet, outlet_type (setting contacts.outlet_types), beats, region, country,
     language, timezone, tags; any other column becomes a free attribute. Counts:
     accepted = new contacts, updated = contacts that already existed. The encoding is
     decided per file (BOM, else UTF-8 unless most non-ASCII lines are not, else
@@ -85,7 +86,13 @@ def contacts_import(
     """
     with runtime() as rt:
         run = partial(
-            contacts.import_csv, rt.sessions, file, list_slug=list_slug, encoding=encoding, blank_clears=blank_clears
+            contacts.import_csv,
+            rt.sessions,
+            file,
+            list_slug=list_slug,
+            encoding=encoding,
+            blank_clears=blank_clears,
+            outlet_types=rt.settings.contacts.outlet_types,
         )
         if as_json or not err.is_terminal:
             result = run(now=rt.clock())
@@ -120,17 +127,21 @@ def contacts_import(
 def contacts_export(
     list_slug: Annotated[str | None, typer.Option("--list", help="Only members of this list.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    bom: Annotated[
+        bool, typer.Option("--bom", help="Start with a UTF-8 byte-order mark so that Excel shows accents right.")
+    ] = False,
 ) -> None:
-    """Export contacts as CSV; cells that would run as spreadsheet formulas are neutralized."""
+    """Export contacts as CSV, one column per attribute; re-imports unchanged. Cells that
+    would run as spreadsheet formulas are neutralized."""
     with runtime() as rt:
         audit_note(rt, "export", target=f"contacts (list {list_slug})" if list_slug else "contacts")
         if output is None:
-            contacts.export_csv(rt.sessions, sys.stdout, list_slug=list_slug)
+            contacts.export_csv(rt.sessions, sys.stdout, list_slug=list_slug, bom=bom)
             return
         tmp = output.with_name(output.name + ".part")
         try:
             with tmp.open("w", encoding="utf-8", newline="") as fh:
-                count = contacts.export_csv(rt.sessions, fh, list_slug=list_slug)
+                count = contacts.export_csv(rt.sessions, fh, list_slug=list_slug, bom=bom)
             tmp.replace(output)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -145,7 +156,8 @@ def contacts_show(email: str, as_json: JsonOpt = False) -> None:
         normalized = contacts.normalize_email(email)
         contact = store.get_contact(session, normalized)
         beats, tags, lists = store.contact_labels(session, contact.id)
-        suppressed = bool(store.suppressed_hashes(session, [contact.email_hash]))
+        suppressed = suppression_store.is_suppressed(session, contact.email or "")
+        notes = [f"{n.at:%Y-%m-%d %H:%M} {n.author}: {n.body}" for n in contact_journal.notes(session, contact.id)]
     data = {
         "email": contact.email,
         "first_name": contact.first_name,
@@ -161,6 +173,7 @@ def contacts_show(email: str, as_json: JsonOpt = False) -> None:
         "attributes": contact.attributes,
         "lists": lists,
         "suppressed": suppressed,
+        "notes": notes,
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat(),
     }
@@ -231,8 +244,8 @@ def segments_create(
 ) -> None:
     """Create (or replace the rule of) a segment. The rule is checked before it is saved."""
     contacts.check_slug(slug, "segment")
-    parse_rule(rule)
     with runtime() as rt, transaction(rt.sessions) as session:
+        check_rule(rule, outlet_types=rt.settings.contacts.outlet_types)
         store.save_segment(session, slug, rule, description=description, now=rt.clock())
         count = store.segment_count(session, rule)
     if as_json:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mailer.audience import erasure, suppressions
 from mailer.cli.audit import note as audit_note
+from mailer.audience.suppression_import import import_suppressions
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.cli.contacts import contacts_app
 from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason
@@ -83,7 +84,8 @@ def suppressions_add(
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Suppress an address (for every client, or one with --scope). Repeating is harmless."""
+    """Suppress an address, @domain.example (everyone there) or *.domain.example (it and its
+    subdomains), for every client or one with --scope. Repeating is harmless."""
     chosen = _reason(reason)
     assert chosen is not None
     if chosen is SuppressionReason.ERASED:
@@ -106,13 +108,48 @@ def suppressions_remove(
     email: str,
     reason: Annotated[str, typer.Option(help="Why the suppression is lifted (kept in the log).")],
     scope: ScopeOpt = GLOBAL_SCOPE,
+    reconsent: Annotated[
+        str | None,
+        typer.Option(
+            "--re-consent",
+            help="How the person asked for mail again: required to lift a bounce or complaint suppression.",
+        ),
+    ] = None,
     actor: ActorOpt = None,
 ) -> None:
-    """Lift a suppression in one scope. The reason and who did it are logged."""
+    """Lift a suppression in one scope. The reason and who did it are logged; a bounce or
+    complaint is lifted only with --re-consent."""
     who = actor or suppressions.default_actor()
     with runtime() as rt, transaction(rt.sessions) as session:
-        suppressions.lift(session, email, scope=scope, reason=reason, actor=who, now=rt.clock())
+        suppressions.lift(session, email, scope=scope, reason=reason, actor=who, now=rt.clock(), reconsent=reconsent)
     out.print(f"lifted the suppression of {email} in scope {scope}", highlight=False)
+
+
+@suppressions_app.command("import")
+def suppressions_import(
+    file: Annotated[Path, typer.Argument(help="CSV with an email column (or one address/@domain a line).")],
+    reason: Annotated[str, typer.Option(help="Reason where the file has none.")] = "manual",
+    scope: ScopeOpt = GLOBAL_SCOPE,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Suppress every address or domain form in a CSV file; bad lines are reported, the rest land.
+
+    Optional columns: reason, scope, note (our own export imports again)."""
+    chosen = _reason(reason)
+    assert chosen is not None
+    who = actor or suppressions.default_actor()
+    with runtime() as rt, transaction(rt.sessions) as session:
+        result = import_suppressions(session, file, reason=chosen, scope=scope, actor=who, now=rt.clock())
+    if as_json:
+        print_json(result.as_json())
+        return
+    out.print(
+        f"{file}: {result.added} suppressed, {result.existing} already were, {len(result.rejected)} rejected",
+        highlight=False,
+    )
+    for line, why in result.rejected[:50]:
+        out.print(f"  line {line}: {why}", markup=False, highlight=False)
 
 
 @suppressions_app.command("export")

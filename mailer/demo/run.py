@@ -79,7 +79,15 @@ def import_samples(rt: Runtime, lists_dir: Path) -> list[DemoImport]:
     done = []
     for slug, name in SAMPLE_LISTS.items():
         path = lists_dir / name
-        done.append(DemoImport(slug, path, contacts.import_csv(rt.sessions, path, list_slug=slug, now=rt.clock())))
+        done.append(
+            DemoImport(
+                slug,
+                path,
+                contacts.import_csv(
+                    rt.sessions, path, list_slug=slug, now=rt.clock(), outlet_types=rt.settings.contacts.outlet_types
+                ),
+            )
+        )
     with transaction(rt.sessions) as session:
         for slug, (rule, description) in DEMO_SEGMENTS.items():
             store.save_segment(session, slug, rule, description=description, now=rt.clock())

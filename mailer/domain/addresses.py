@@ -111,3 +111,71 @@ def smtp_envelope(sender: str, recipient: str, *, setting: str, offered: bool) -
                 return refusal
             envelope = SmtpEnvelope(envelope.sender, envelope.recipient, True)
     return envelope
+
+
+# --- suppression targets ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuppressionTarget:
+    """What one suppression covers: an ``address``, or a whole domain.
+
+    ``@example.com`` (``kind == "domain"``) covers every address at exactly example.com;
+    ``*.example.com`` (``kind == "subdomains"``) covers example.com and every domain under
+    it (news.example.com, a.b.example.com): a wildcard that misses the bare domain would
+    mail the very people it was meant to stop. ``text`` is the stored, displayed form
+    (the normalized address, ``@domain`` or ``*.domain``); ``domain`` is the domain part,
+    lower-case, in Unicode like :func:`normalize_email`'s.
+    """
+
+    kind: str  # "address" | "domain" | "subdomains"
+    text: str
+    domain: str
+
+    @property
+    def is_domain(self) -> bool:
+        return self.kind != "address"
+
+
+_WILDCARD = re.compile(r"[*?%]")
+
+
+def _normalize_domain(raw: str, shown: str) -> str:
+    try:
+        result = validate_email(f"x@{raw}", check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InputError(f"{shown!r}: not a valid domain ({exc})") from exc
+    return result.domain.lower()
+
+
+def parse_suppression_target(raw: str) -> SuppressionTarget:
+    """An address, ``@domain`` or ``*.domain`` as given to ``suppressions add``; InputError
+    for anything else, naming the form to use. ``*@example.com``, ``a*@x.example`` and other
+    would-be patterns are refused: they are legal local parts, so they used to be stored as
+    a literal address that nobody has, suppressing nobody."""
+    candidate = raw.strip()
+    if not candidate:
+        raise InputError("empty: give an address, @domain.example or *.domain.example")
+    if _CONTROL.search(candidate):
+        raise InputError("line breaks and control characters are not allowed")
+    if candidate.startswith("@"):
+        domain = _normalize_domain(candidate[1:], candidate)
+        return SuppressionTarget("domain", f"@{domain}", domain)
+    if candidate.startswith("*."):
+        domain = _normalize_domain(candidate[2:], candidate)
+        return SuppressionTarget("subdomains", f"*.{domain}", domain)
+    local, at, rest = candidate.rpartition("@")
+    if _WILDCARD.search(local if at else candidate):
+        hint = f"; for everyone at {rest} use '@{rest}' (or '*.{rest}' with its subdomains)" if at and rest else ""
+        raise InputError(f"{candidate!r}: wildcards are not addresses{hint}")
+    address = normalize_email(candidate)
+    return SuppressionTarget("address", address, address.rpartition("@")[2])
+
+
+def domain_matches(domain: str, target: SuppressionTarget) -> bool:
+    """True when an address at ``domain`` (normalized) is covered by the domain ``target``."""
+    if target.kind == "domain":
+        return domain == target.domain
+    if target.kind == "subdomains":
+        return domain == target.domain or domain.endswith("." + target.domain)
+    return False

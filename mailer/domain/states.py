@@ -160,6 +160,14 @@ class OutletType(StrEnum):
     WIRE = "wire"
     PODCAST = "podcast"
     NEWSLETTER = "newsletter"
+    MAGAZINE = "magazine"
+    BLOG = "blog"
+    TRADE = "trade"
+    AGENCY = "agency"
+
+
+#: The outlet types a fresh install accepts (``[contacts] outlet_types`` replaces them).
+DEFAULT_OUTLET_TYPES: tuple[str, ...] = tuple(t.value for t in OutletType)
 
 
 class SuppressionReason(StrEnum):

@@ -19,6 +19,7 @@ from mailer.domain.addresses import needs_smtputf8
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE
 from mailer.store.segments import compile_rule
+from mailer.store.suppression_match import email_domain, suppressed_in
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList, Segment, Suppression
 
 
@@ -81,9 +82,7 @@ def list_summaries(session: Session, slug: str | None = None) -> list[ListSummar
         .join(Contact, Contact.id == ListMember.contact_id)
         .where(
             ListMember.list_id == MailingList.id,
-            select(Suppression.id)
-            .where(Suppression.email_hash == Contact.email_hash, Suppression.scope == GLOBAL_SCOPE)
-            .exists(),
+            suppressed_in(Contact.email_hash, email_domain(session, Contact.email), [GLOBAL_SCOPE]),
         )
         .scalar_subquery()
     )
@@ -289,11 +288,7 @@ def addresses_needing_smtputf8(session: Session, rules: Sequence[str], *, limit:
         non_ascii = func.octet_length(Contact.email) != func.length(Contact.email)
     else:
         non_ascii = func.length(cast(Contact.email, LargeBinary)) != func.length(Contact.email)
-    suppressed = (
-        select(Suppression.id)
-        .where(Suppression.email_hash == Contact.email_hash, Suppression.scope == GLOBAL_SCOPE)
-        .exists()
-    )
+    suppressed = suppressed_in(Contact.email_hash, email_domain(session, Contact.email), [GLOBAL_SCOPE])
     query = (
         select(Contact.email)
         .where(or_(*(compile_rule(rule) for rule in rules)), non_ascii, ~suppressed)

@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     case,
     cast,
-    exists,
     func,
     insert,
     literal,
@@ -30,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.store.segments import compile_rule
-from mailer.store.tables import Contact, Delivery, Release, Suppression
+from mailer.store.suppression_match import email_domain, suppressed_in
+from mailer.store.tables import Contact, Delivery, Release
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
 
@@ -41,17 +41,8 @@ def rowcount(result: Any) -> int:
     return int(cursor.rowcount or 0)
 
 
-def suppressed_in(email_hash: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
-    """The address is suppressed in any of ``scopes`` (see :func:`mailer.domain.states.send_scopes`)."""
-    return exists(
-        select(Suppression.id).where(Suppression.email_hash == email_hash, Suppression.scope.in_(list(scopes)))
-    )
-
-
 def _domain_of(session: Session, email: Any) -> ColumnElement[str]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.split_part(email, "@", 2)
-    return func.substr(email, func.instr(email, "@") + 1)
+    return email_domain(session, email)
 
 
 def _random_hex(session: Session) -> ColumnElement[str]:
@@ -111,7 +102,10 @@ def plan_segment(
     """
     message_id = literal("<" + message_id_prefix + ".") + _random_hex(session) + literal("@" + message_id_domain + ">")
     status = case(
-        (suppressed_in(Contact.email_hash, scopes), literal(DeliveryStatus.SUPPRESSED.value)),
+        (
+            suppressed_in(Contact.email_hash, _domain_of(session, Contact.email), scopes),
+            literal(DeliveryStatus.SUPPRESSED.value),
+        ),
         else_=literal(DeliveryStatus.QUEUED.value),
     )
     select_rows = select(

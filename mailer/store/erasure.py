@@ -19,7 +19,10 @@ from mailer.domain.states import DeliveryStatus
 from mailer.store.tables import (
     Contact,
     ContactBeat,
+    ContactChange,
+    ContactNote,
     ContactTag,
+    ContactTerm,
     Delivery,
     DeliveryEvent,
     InboundMail,
@@ -38,8 +41,8 @@ def find_contact_by_hash(session: Session, hashed: str) -> Contact | None:
 
 
 def erase_contact_row(session: Session, contact_id: int, *, now: datetime) -> None:
-    """Writes: clear every personal field of the contact, its beats, tags and list
-    memberships, and set ``erased_at``.
+    """Writes: clear every personal field of the contact, its beats, tags, list
+    memberships, notes and edit log, and set ``erased_at``.
 
     The row keeps its id (deliveries and events point at it) but gives up its address
     hash: ``email_hash`` becomes ``erased-<id>``, which can never equal a SHA-256 hex. The
@@ -66,9 +69,11 @@ def erase_contact_row(session: Session, contact_id: int, *, now: datetime) -> No
             import_line=None,
             erased_at=now,
             updated_at=now,
+            sort_name="",
+            sort_outlet="",
         )
     )
-    for table in (ContactBeat, ContactTag, ListMember):
+    for table in (ContactBeat, ContactTag, ListMember, ContactNote, ContactChange, ContactTerm):
         session.execute(delete(table).where(table.contact_id == contact_id))
 
 

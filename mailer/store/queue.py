@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
-from mailer.store.deliveries import suppressed_in
+from mailer.store.suppression_match import suppressed_in
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 
 #: the deliveries table for Core statements (typed as a Table for mypy)
@@ -159,7 +159,7 @@ def claim_batch(
     newly_suppressed = list(
         session.scalars(
             update(Delivery)
-            .where(Delivery.id.in_(claimed_ids), suppressed_in(Delivery.email_hash, scopes))
+            .where(Delivery.id.in_(claimed_ids), suppressed_in(Delivery.email_hash, Delivery.domain, scopes))
             .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
             .returning(Delivery.id)
         )

@@ -23,7 +23,9 @@ lower-case) and exact for ``outlet`` and attributes.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Literal
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
@@ -72,6 +74,8 @@ class Token:
 class Predicate:
     field: str
     values: tuple[str, ...]
+    #: 1-based column of each value in the rule (for errors and warnings that point at it)
+    columns: tuple[int, ...] = dc_field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -168,13 +172,14 @@ class _Parser:
         tok = self.advance()
         if tok.kind != "word" or tok.text.upper() in {"AND", "OR", "NOT", "IN"}:
             raise self.error("expected a field name", tok)
-        field = tok.text.lower()
-        if field not in FIELDS and not _is_attr(field):
+        name = tok.text.lower()
+        if name not in FIELDS and not _is_attr(name):
             known = ", ".join((*FIELDS, "attr.NAME"))
             raise self.error(f"unknown field {tok.text!r} (known: {known})", tok)
         if self.peek().kind == "colon":
             self.advance()
-            return Predicate(field, (self.value(),))
+            value = self.value()
+            return Predicate(name, (value.text,), (value.column,))
         if self.keyword("IN"):
             if self.peek().kind != "lparen":
                 raise self.error("expected '(' after IN")
@@ -186,14 +191,14 @@ class _Parser:
             if self.peek().kind != "rparen":
                 raise self.error("expected ',' or ')'")
             self.advance()
-            return Predicate(field, tuple(values))
+            return Predicate(name, tuple(v.text for v in values), tuple(v.column for v in values))
         raise self.error(f"expected ':' or IN after {tok.text!r}")
 
-    def value(self) -> str:
+    def value(self) -> Token:
         tok = self.advance()
         if tok.kind not in ("word", "string"):
             raise self.error("expected a value", tok)
-        return tok.text
+        return tok
 
 
 def _is_attr(field: str) -> bool:
@@ -203,6 +208,31 @@ def _is_attr(field: str) -> bool:
 def parse_rule(rule: str) -> Node:
     """Parse ``rule``; raises :class:`SegmentSyntaxError` naming the column of the problem."""
     return _Parser(rule).parse()
+
+
+def predicates(node: Node) -> Iterator[Predicate]:
+    """Every predicate of ``node``, left to right."""
+    if isinstance(node, Predicate):
+        yield node
+    elif isinstance(node, Not):
+        yield from predicates(node.operand)
+    else:
+        for operand in node.operands:
+            yield from predicates(operand)
+
+
+def check_rule(rule: str, *, outlet_types: Collection[str]) -> Node:
+    """Parse ``rule`` and check the values the configuration fixes (``outlet_type`` must be
+    one of ``outlet_types``); SegmentSyntaxError pointing at the value otherwise."""
+    node = parse_rule(rule)
+    for p in predicates(node):
+        if p.field != "outlet_type":
+            continue
+        for value, column in zip(p.values, p.columns or (0,) * len(p.values), strict=True):
+            if value.lower() not in outlet_types:
+                allowed = ", ".join(outlet_types)
+                raise SegmentSyntaxError(f"outlet_type {value!r} is not one of {allowed}", rule=rule, column=column)
+    return node
 
 
 def to_sql(node: Node) -> ColumnElement[bool]:

@@ -1,7 +1,9 @@
 """Queries about suppressions: addresses that must never be mailed again (in a scope).
 
-Suppressions match on the address hash, so they outlive the erasure of the address.
-Scope ``*`` covers every client; a client slug covers that client's releases only.
+Suppressions match on the address hash, so they outlive the erasure of the address;
+domain suppressions (``@domain``, ``*.domain``) match on the domain of the address
+(:mod:`mailer.store.suppression_match`). Scope ``*`` covers every client; a client slug
+covers that client's releases only.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from mailer.domain.addresses import SuppressionTarget
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, DeliveryStatus, SuppressionReason, email_hash
 from mailer.store.contacts import insert_ignoring_conflicts
+from mailer.store.suppression_match import domain_suppressed_in
 from mailer.store.tables import Client, ContactBeat, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
 
 
@@ -46,23 +50,71 @@ def suppression_scopes(session: Session, hashes: Sequence[str]) -> dict[str, set
 
 
 def is_suppressed(session: Session, email: str, *, client_scope: str | None = None) -> bool:
-    """True when ``email`` is suppressed globally, or in ``client_scope`` when given."""
+    """True when ``email`` is suppressed globally, or in ``client_scope`` when given, by
+    its address or by a domain suppression."""
     scopes = suppression_scopes(session, [email_hash(email)]).get(email_hash(email), set())
-    return GLOBAL_SCOPE in scopes or (client_scope is not None and client_scope in scopes)
+    if GLOBAL_SCOPE in scopes or (client_scope is not None and client_scope in scopes):
+        return True
+    wanted = [GLOBAL_SCOPE] if client_scope is None else [GLOBAL_SCOPE, client_scope]
+    return bool(domain_suppressions_covering(session, email.rpartition("@")[2], wanted))
 
 
-def remove_suppression(session: Session, email: str, *, scope: str, reason: str, actor: str, now: datetime) -> bool:
-    """Writes: lift a suppression, logging who and why. Returns False when there was none."""
+def domain_suppressions_covering(
+    session: Session, domain: str, scopes: Sequence[str] | None = None
+) -> list[Suppression]:
+    """The domain suppressions (in ``scopes``, or any) that cover addresses at ``domain``."""
+    query = select(Suppression).where(
+        Suppression.domain.is_not(None),
+        or_(
+            Suppression.domain == domain,
+            Suppression.subdomains.is_(True) & literal(domain).like(literal("%.") + Suppression.domain),
+        ),
+    )
+    if scopes is not None:
+        query = query.where(Suppression.scope.in_(list(scopes)))
+    return list(session.scalars(query.order_by(Suppression.id)))
+
+
+def remove_suppression(
+    session: Session, email: str, *, scope: str, reason: str, actor: str, now: datetime, action: str = "removed"
+) -> bool:
+    """Writes: lift a suppression (of an address, or ``@domain`` / ``*.domain``), logging
+    who and why under ``action``. Returns False when there was none."""
     found = session.scalar(
         select(Suppression).where(Suppression.email_hash == email_hash(email), Suppression.scope == scope)
     )
     if found is None:
         return False
     session.add(
-        SuppressionLog(email_hash=found.email_hash, scope=scope, action="removed", reason=reason, actor=actor, at=now)
+        SuppressionLog(email_hash=found.email_hash, scope=scope, action=action, reason=reason, actor=actor, at=now)
     )
     session.delete(found)
     return True
+
+
+def add_domain_suppression(
+    session: Session,
+    target: SuppressionTarget,
+    *,
+    reason: SuppressionReason,
+    source: str,
+    now: datetime,
+    scope: str = GLOBAL_SCOPE,
+) -> bool:
+    """Writes: suppress every address at ``target.domain`` (and under it for ``*.domain``)
+    in ``scope``. Stored with ``email`` = the pattern and ``email_hash`` = its hash, so the
+    one-per-(hash, scope) rule holds for domains too. Returns False when it already was."""
+    stmt = insert_ignoring_conflicts(session, Suppression).values(
+        email=target.text,
+        email_hash=email_hash(target.text),
+        scope=scope,
+        reason=reason.value,
+        source=source[:500],
+        created_at=now,
+        domain=target.domain,
+        subdomains=target.kind == "subdomains",
+    )
+    return session.execute(stmt.returning(Suppression.id)).first() is not None
 
 
 def suppress_hash(
@@ -94,6 +146,11 @@ def suppress_hash(
 def get_suppression(session: Session, hashed: str, scope: str) -> Suppression | None:
     """The suppression of ``hashed`` in exactly ``scope``, if any."""
     return session.scalar(select(Suppression).where(Suppression.email_hash == hashed, Suppression.scope == scope))
+
+
+def suppression_by_id(session: Session, suppression_id: int) -> Suppression | None:
+    """One suppression by id, or None."""
+    return session.get(Suppression, suppression_id)
 
 
 def log_suppression_change(
@@ -206,7 +263,22 @@ def suppress_pending_deliveries(session: Session, hashed: str, *, scope: str, re
     already claimed (``sending``) are left alone. Returns how many rows changed."""
     if scope.startswith(TOPIC_PREFIX):
         return 0  # topic opt-outs are applied when rows are claimed (the scopes of each release)
-    query = update(Delivery).where(Delivery.email_hash == hashed, Delivery.status.in_(_PENDING))
+    return _suppress_pending(
+        session, update(Delivery).where(Delivery.email_hash == hashed), scope=scope, reason=reason, now=now
+    )
+
+
+def suppress_pending_at_domain(session: Session, *, scope: str, reason: str, now: datetime) -> int:
+    """Writes: queued and deferred deliveries whose domain a domain suppression in
+    ``scope`` now covers become ``suppressed`` (as :func:`suppress_pending_deliveries`)."""
+    if scope.startswith(TOPIC_PREFIX):
+        return 0
+    query = update(Delivery).where(Delivery.domain.is_not(None), domain_suppressed_in(Delivery.domain, [scope]))
+    return _suppress_pending(session, query, scope=scope, reason=reason, now=now)
+
+
+def _suppress_pending(session: Session, query: Any, *, scope: str, reason: str, now: datetime) -> int:
+    query = query.where(Delivery.status.in_(_PENDING))
     if scope != GLOBAL_SCOPE:
         query = query.where(
             Delivery.release_id.in_(

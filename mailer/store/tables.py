@@ -89,6 +89,10 @@ class Client(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_sort_name", "sort_name", "id"),
+        Index("ix_contacts_sort_outlet", "sort_outlet", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     # NULL once erased; the hash keeps the address suppressed without keeping it.
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
@@ -113,7 +117,24 @@ class Contact(Base):
     import_line: Mapped[int | None]
     erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    # Sort keys of the staff contact list (mailer.domain.search_terms): folded "last first"
+    # and outlet, kept by mailer.store.contact_search.reindex_contacts.
+    sort_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    sort_outlet: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+# Byte order on PostgreSQL too (as SQLite's BINARY), so a prefix is one range scan.
+_TERM = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class ContactTerm(Base):
+    """A word a contact is found by in the staff search (mailer.domain.search_terms)."""
+
+    __tablename__ = "contact_terms"
+    __table_args__ = (Index("ix_contact_terms_contact_term", "contact_id", "term"),)
+    term: Mapped[str] = mapped_column(_TERM, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
 
 
 class ContactBeat(Base):
@@ -126,6 +147,30 @@ class ContactTag(Base):
     __tablename__ = "contact_tags"
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ContactNote(Base):
+    """A staff note on a contact: what was said, by whom, when (erased with the contact)."""
+
+    __tablename__ = "contact_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class ContactChange(Base):
+    """One field of a contact changed by a person (contact edit): who, when, from what to what."""
+
+    __tablename__ = "contact_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    field: Mapped[str] = mapped_column(String(80))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
 
 
 class MailingList(Base):
@@ -327,6 +372,10 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # A domain suppression (``email`` is "@domain" or "*.domain", ``email_hash`` its hash):
+    # the domain, and whether its subdomains are covered too. NULL for one address.
+    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    subdomains: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class SuppressionLog(Base):

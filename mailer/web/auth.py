@@ -230,6 +230,33 @@ class SessionGuard:
         await self.app({**scope, "csrftoken": token}, receive, send_bound)
 
 
+class MultipartNeedsHeader:
+    """ASGI middleware outside asgi-csrf: an unsafe multipart/form-data request (a file
+    upload) that carries cookies must send its CSRF token in the ``x-csrftoken`` header
+    (the upload forms post through htmx with it), else 403. asgi-csrf's own reading of a
+    token from a multipart body fails with python-multipart >= 0.0.13 (a TypeError: a 500),
+    so it is never reached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and not _csrf_exempt(scope):
+            headers = Headers(scope=scope)
+            multipart = headers.get("content-type", "").lower().startswith("multipart/form-data")
+            if multipart and headers.get("cookie") and not headers.get("x-csrftoken"):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b"uploads carry the CSRF token in x-csrftoken"})
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI, runtime: Runtime) -> None:
     """Add the session, CSRF, Origin-check and security-header middleware to ``app``."""
     settings = runtime.settings
@@ -245,6 +272,7 @@ def install(app: FastAPI, runtime: Runtime) -> None:
         cookie_secure=https,
         cookie_samesite="Lax",
     )
+    app.add_middleware(MultipartNeedsHeader)
     app.add_middleware(
         SessionMiddleware,
         secret_key=derived_key(secret, "session"),

@@ -86,7 +86,7 @@ def test_broken_rows_are_reported_and_good_rows_land(rt: Runtime) -> None:
     assert result.accepted >= 5
     assert any("email is empty" in r for r in reasons.values())
     assert any("@-sign" in r for r in reasons.values())
-    assert any("outlet_type 'magazine'" in r for r in reasons.values())
+    assert any("outlet_type 'broadsheet'" in r for r in reasons.values())
     assert any("fields but the header has" in r for r in reasons.values())
     assert any("duplicate of line" in r for r in reasons.values())
     assert any("line breaks" in r for r in reasons.values())

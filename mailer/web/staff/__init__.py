@@ -4,11 +4,13 @@ One module per resource — :mod:`~mailer.web.staff.account` (sign-in, password)
 :mod:`~mailer.web.staff.dashboard`, :mod:`~mailer.web.staff.releases` (list, detail,
 actions), :mod:`~mailer.web.staff.preview`, :mod:`~mailer.web.staff.log`,
 :mod:`~mailer.web.staff.contacts`, :mod:`~mailer.web.staff.bounces`,
-:mod:`~mailer.web.staff.suppressions` — over :mod:`~mailer.web.staff.view` (the page
-renderer and the signed-in user) and :mod:`~mailer.web.staff.forms`. Charts are drawn
-server-side as SVG (:mod:`~mailer.web.staff.charts`); CSV exports are streamed
-(:mod:`~mailer.web.staff.export`). Sessions, CSRF and the Origin check:
-:mod:`mailer.web.auth`.
+:mod:`~mailer.web.staff.suppressions`; the media list's :mod:`~mailer.web.staff.contact_list`,
+:mod:`~mailer.web.staff.contact_import`, :mod:`~mailer.web.staff.lists`,
+:mod:`~mailer.web.staff.segments`, :mod:`~mailer.web.staff.suppression_admin` — over
+:mod:`~mailer.web.staff.view` (the page renderer and the signed-in user) and
+:mod:`~mailer.web.staff.forms`. Charts are drawn server-side as SVG
+(:mod:`~mailer.web.staff.charts`); CSV exports are streamed (:mod:`~mailer.web.staff.export`).
+Sessions, CSRF and the Origin check: :mod:`mailer.web.auth`.
 
 Routes are thin: parse, check the role, call one read model of
 :mod:`mailer.store.ledger` or one function of :mod:`mailer.releases`, render. A path id
@@ -28,11 +30,16 @@ from mailer.web.limits import LoginLimiter
 from mailer.web.paths import path_ids
 from mailer.web.staff.account import AccountPages
 from mailer.web.staff.bounces import BouncePages
+from mailer.web.staff.contact_import import ContactImportPages
+from mailer.web.staff.contact_list import ContactListPages
 from mailer.web.staff.contacts import ContactPages
 from mailer.web.staff.dashboard import DashboardPages
+from mailer.web.staff.lists import ListPages
 from mailer.web.staff.log import LogPages
 from mailer.web.staff.preview import PreviewPages
 from mailer.web.staff.releases import ReleasePages
+from mailer.web.staff.segments import SegmentPages
+from mailer.web.staff.suppression_admin import SuppressionAdminPages
 from mailer.web.staff.suppressions import SuppressionPages
 from mailer.web.staff.view import StaffView
 
@@ -52,6 +59,8 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     sups = SuppressionPages(view)
 
     r = APIRouter(include_in_schema=False, dependencies=[Depends(path_ids)])
+    # first: /contacts/import and /contacts are not /contacts/{email}
+    add_media_list_routes(r, view)
     r.add_api_route("/login", account.login_page, methods=["GET"], name="login")
     r.add_api_route("/login", account.login, methods=["POST"], name="login_post")
     r.add_api_route("/logout", account.logout, methods=["POST"], name="logout")
@@ -70,9 +79,47 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     r.add_api_route("/releases/{release_id}/actions/{action}", rel.act, methods=["POST"], name="act")
     r.add_api_route("/log", log.log_page, methods=["GET"], name="log")
     r.add_api_route("/log.csv", log.log_csv, methods=["GET"], name="log_csv")
-    r.add_api_route("/contacts/{email}", contacts.contact_page, methods=["GET"], name="contact")
     r.add_api_route("/bounces", bounces.bounces_page, methods=["GET"], name="bounces")
     r.add_api_route("/bounces.csv", bounces.bounces_csv, methods=["GET"], name="bounces_csv")
     r.add_api_route("/suppressions", sups.suppressions_page, methods=["GET"], name="suppressions")
     r.add_api_route("/suppressions.csv", sups.suppressions_csv, methods=["GET"], name="suppressions_csv")
+    r.add_api_route("/contacts/{email}", contacts.contact_page, methods=["GET"], name="contact")
+    r.add_api_route("/contacts/{email}/edit", contacts.edit, methods=["POST"], name="contact_edit")
+    r.add_api_route("/contacts/{email}/notes", contacts.add_note, methods=["POST"], name="contact_note")
     return r
+
+
+def add_media_list_routes(r: APIRouter, view: StaffView) -> None:
+    """The media list (issue 15): contacts, import, lists, segments, suppressions by hand."""
+    people = ContactListPages(view)
+    upload = ContactImportPages(view)
+    lists = ListPages(view)
+    segs = SegmentPages(view)
+    sup_admin = SuppressionAdminPages(view)
+    r.add_api_route("/contacts", people.contacts_page, methods=["GET"], name="contacts")
+    r.add_api_route("/contacts/import", upload.upload_page, methods=["GET"], name="contact_import")
+    r.add_api_route("/contacts/import", upload.upload, methods=["POST"], name="contact_import_post")
+    r.add_api_route("/contacts/import/{token}", upload.status_page, methods=["GET"], name="contact_import_status")
+    r.add_api_route("/contacts/import/{token}/map", upload.mapping_page, methods=["GET"], name="contact_import_map")
+    r.add_api_route("/contacts/import/{token}/run", upload.run, methods=["POST"], name="contact_import_run")
+    r.add_api_route("/contacts/import/{token}/rejects.csv", upload.rejects_csv, methods=["GET"], name="import_rejects")
+    r.add_api_route("/lists", lists.lists_page, methods=["GET"], name="lists")
+    r.add_api_route("/lists", lists.create, methods=["POST"], name="list_create")
+    r.add_api_route("/lists/add-from-search", lists.add_from_search, methods=["POST"], name="list_add_from_search")
+    r.add_api_route("/lists/{slug}", lists.list_page, methods=["GET"], name="list")
+    r.add_api_route("/lists/{slug}/rename", lists.rename, methods=["POST"], name="list_rename")
+    r.add_api_route("/lists/{slug}/delete", lists.delete, methods=["POST"], name="list_delete")
+    r.add_api_route("/lists/{slug}/add", lists.add, methods=["POST"], name="list_add")
+    r.add_api_route("/lists/{slug}/remove", lists.remove, methods=["POST"], name="list_remove")
+    r.add_api_route("/segments", segs.segments_page, methods=["GET"], name="segments")
+    r.add_api_route("/segments", segs.save, methods=["POST"], name="segment_save")
+    r.add_api_route("/segments/new", segs.new_editor, methods=["GET"], name="segment_new")
+    r.add_api_route("/segments/preview", segs.preview, methods=["GET"], name="segment_preview")
+    r.add_api_route("/segments/{slug}", segs.editor, methods=["GET"], name="segment")
+    r.add_api_route("/segments/{slug}/delete", segs.delete, methods=["POST"], name="segment_delete")
+    r.add_api_route("/suppressions/add", sup_admin.add, methods=["POST"], name="suppression_add")
+    r.add_api_route("/suppressions/import", sup_admin.import_file, methods=["POST"], name="suppression_import")
+    r.add_api_route(
+        "/suppressions/{suppression_id}/lift", sup_admin.lift_page, methods=["GET"], name="suppression_lift_page"
+    )
+    r.add_api_route("/suppressions/{suppression_id}/lift", sup_admin.lift, methods=["POST"], name="suppression_lift")

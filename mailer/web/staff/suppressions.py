@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import Query, Request
 from fastapi.responses import Response
 
+from mailer.accounts.permits import Action, permits
 from mailer.domain.states import SuppressionReason
 from mailer.store.ledger.suppressions import suppressions
 from mailer.web.staff.export import csv_response, csv_rows
 from mailer.web.staff.forms import query_string
+from mailer.web.staff.suppression_admin import HAND_REASONS
 from mailer.web.staff.view import PAGE_SIZE, CurrentUser, StaffView
 
 
@@ -66,6 +68,8 @@ class SuppressionPages:
             "form": form,
             "reasons": [r.value for r in SuppressionReason],
             "query": query_string(form),
+            "can_suppress": permits(user, Action.SUPPRESS),
+            "hand_reasons": HAND_REASONS,
         }
         return self.view.page(request, "staff/suppressions.html", context, user=user)
 

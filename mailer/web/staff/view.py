@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,14 @@ class StaffView:
     def flash(request: Request, level: str, text: str) -> None:
         """Show ``text`` on the next page this browser gets."""
         request.session["flash"] = [*request.session.get("flash", []), [level, text]]
+
+    @staticmethod
+    def go(request: Request, url: str) -> Response:
+        """Send the browser to ``url``: a 303, or for an htmx request (a file upload, which
+        posts through htmx to carry the CSRF token as a header) ``HX-Redirect``."""
+        if request.headers.get("HX-Request"):
+            return Response(status_code=200, headers={"HX-Redirect": url})
+        return RedirectResponse(url, status_code=303)
 
     def forbidden(self, request: Request, user: StaffUser, action: Action) -> Response:
         """The 403 page for a role that may not take ``action``."""

@@ -1,0 +1,50 @@
+"""The one SQL test of "is this address suppressed here?", shared by planning, claiming,
+list counts and the submit checks (read only).
+
+An address is suppressed in a set of scopes when its hash is, or when its domain is
+covered by a domain suppression (``@domain``: that domain; ``*.domain``: it and every
+domain under it) in one of those scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from mailer.store.tables import Suppression
+
+
+def email_domain(session: Session, email: Any) -> ColumnElement[str]:
+    """The domain part of the address column ``email``, computed by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.split_part(email, "@", 2)
+    return func.substr(email, func.instr(email, "@") + 1)
+
+
+def domain_suppressed_in(domain: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
+    """The domain column/expression ``domain`` is covered by a domain suppression in ``scopes``."""
+    if not scopes:
+        return false()
+    in_scope = Suppression.scope.in_(list(scopes))
+    exact = exists(select(Suppression.id).where(Suppression.domain == domain, in_scope))
+    under = exists(
+        select(Suppression.id).where(
+            Suppression.subdomains.is_(True),
+            Suppression.domain.is_not(None),
+            in_scope,
+            domain.like(literal("%.") + Suppression.domain),
+        )
+    )
+    return or_(exact, under)
+
+
+def suppressed_in(email_hash: Any, domain: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
+    """The address with hash ``email_hash`` at ``domain`` is suppressed in any of ``scopes``
+    (see :func:`mailer.domain.states.send_scopes`)."""
+    by_address = exists(
+        select(Suppression.id).where(Suppression.email_hash == email_hash, Suppression.scope.in_(list(scopes)))
+    )
+    return or_(by_address, and_(domain.is_not(None), domain_suppressed_in(domain, scopes)))
