@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from mailer.audience import erasure, suppressions
-from mailer.cli.audit import note as audit_note
 from mailer.audience.suppression_import import import_suppressions
+from mailer.cli.audit import note as audit_note
 from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.cli.contacts import contacts_app
 from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason
