@@ -57,6 +57,7 @@ class BounceOutcome(StrEnum):
     IGNORED = "ignored"  # auto-reply, human mail, a notice reporting no failure
     UNMATCHED = "unmatched"  # a notice for no known delivery, or a forged token
     DUPLICATE = "duplicate"  # already recorded earlier
+    REPLY = "reply"  # a reply or auto-reply to a delivery, recorded by mailer.inbound
 
 
 #: Soft-bounce reasons that say nothing about the address: the receiver refused this

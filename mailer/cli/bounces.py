@@ -20,8 +20,13 @@ from mailer.bounces.receive import BounceServer, serve_bounces
 from mailer.bounces.report import report_to_json
 from mailer.cli.common import JsonOpt, err, id_check, out, print_json, runtime
 from mailer.domain.errors import ConfigError, InputError, NotFoundError
+from mailer.inbound.capture import ReplyDesk
+from mailer.inbound.desk import InboundProcessor
+from mailer.inbound.forward import Forwarder
 from mailer.message.tokens import Tokens
+from mailer.releases.replyto import reply_domain
 from mailer.runtime import Runtime
+from mailer.smtp.factory import make_transport
 from mailer.store import bounces as bounce_store
 from mailer.store.db import transaction
 
@@ -35,15 +40,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bounces_app, name="bounces")
 
 
-def _processor(rt: Runtime) -> BounceProcessor:
+def _processor(rt: Runtime) -> InboundProcessor:
+    """Bounces, and replies when ``[replies] domain`` is set (:mod:`mailer.inbound`)."""
     settings = rt.settings
-    return BounceProcessor(
+    tokens = Tokens.from_settings(settings)
+    bounces = BounceProcessor(
         rt.sessions,
         policy=settings.bounces,
-        tokens=Tokens.from_settings(settings),
+        tokens=tokens,
         bounce_domain=settings.sender.bounce_domain,
         clock=rt.clock,
     )
+    replies = (
+        ReplyDesk(rt.sessions, settings=settings, tokens=tokens, clock=rt.clock)
+        if reply_domain(settings) is not None
+        else None
+    )
+    return InboundProcessor(bounces, replies, tokens=tokens, bounce_domain=settings.sender.bounce_domain)
 
 
 @bounces_app.command("parse")
@@ -133,7 +146,8 @@ def bounces_serve(
     """Receive returned mail over LMTP (or SMTP) until Ctrl-C / SIGTERM.
 
     Only bounces+TOKEN@ and unsubscribe+TOKEN@ addresses at sender.bounce_domain with a
-    genuine token are accepted; each message is committed before the 250 reply.
+    genuine token are accepted, and reply+TOKEN@ at replies.domain when it is set (replies
+    are then forwarded from here too); each message is committed before the 250 reply.
     """
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("mailer").setLevel(logging.INFO)
@@ -149,13 +163,30 @@ def bounces_serve(
                 highlight=False,
             )
 
-        serve_bounces(
-            _processor(rt),
-            host=host if host is not None else settings.listen_host,
-            port=port if port is not None else settings.listen_port,
-            lmtp=lmtp,
-            on_ready=ready,
-        )
+        stop = threading.Event()
+        forwarding = None
+        if reply_domain(rt.settings) is not None:
+            forwarder = Forwarder(rt.sessions, settings=rt.settings, clock=rt.clock)
+            forwarding = threading.Thread(
+                target=forwarder.run,
+                args=(lambda: make_transport(rt.settings.smtp),),
+                kwargs={"stop": stop},
+                name="reply-forwarder",
+                daemon=True,
+            )
+            forwarding.start()
+        try:
+            serve_bounces(
+                _processor(rt),
+                host=host if host is not None else settings.listen_host,
+                port=port if port is not None else settings.listen_port,
+                lmtp=lmtp,
+                on_ready=ready,
+            )
+        finally:
+            stop.set()
+            if forwarding is not None:
+                forwarding.join(timeout=30)
     err.print("stopped")
 
 
