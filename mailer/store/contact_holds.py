@@ -119,9 +119,10 @@ def _hold_rows(session: Session, *where: ColumnElement[bool], now: datetime) -> 
         )
     )
     if held:
-        reasons = dict(
-            session.execute(select(Delivery.id, Delivery.last_reply).where(Delivery.id.in_(held))).tuples().all()
-        )
+        reasons = {
+            int(i): str(reply or "held")
+            for i, reply in session.execute(select(Delivery.id, Delivery.last_reply).where(Delivery.id.in_(held)))
+        }
         session.execute(
             insert(DeliveryEvent),
             [{"delivery_id": i, "kind": HELD_EVENT, "detail": reasons.get(i) or "held", "at": now} for i in held],
