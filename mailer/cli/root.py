@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Each command module adds its groups with register(app); listed in --help order.
-COMMAND_MODULES = ("demo", "contacts", "releases", "delivery", "suppressions", "bounces", "web", "users")
+COMMAND_MODULES = ("demo", "contacts", "releases", "delivery", "suppressions", "bounces", "replies", "web", "users")
 for _name in COMMAND_MODULES:
     if importlib.util.find_spec(f"mailer.cli.{_name}") is not None:
         importlib.import_module(f"mailer.cli.{_name}").register(app)

@@ -234,9 +234,10 @@ def list_replies(
     release_id: int | None = None,
     contact_id: int | None = None,
     kind: str | None = None,
+    reply_id: int | None = None,
     limit: int = 500,
 ) -> list[ReplyRow]:
-    """Replies, newest first, filtered by release, contact and kind."""
+    """Replies, newest first, filtered by release, contact, kind (or one reply by id)."""
     stmt = (
         select(Reply, Contact.email, ReplyForward.recipient, ReplyForward.sent_at, ReplyForward.last_error)
         .outerjoin(Contact, Contact.id == Reply.contact_id)
@@ -250,6 +251,8 @@ def list_replies(
         stmt = stmt.where(Reply.contact_id == contact_id)
     if kind is not None:
         stmt = stmt.where(Reply.kind == kind)
+    if reply_id is not None:
+        stmt = stmt.where(Reply.id == reply_id)
     return [
         ReplyRow(
             id=r.id,

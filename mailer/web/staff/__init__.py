@@ -4,7 +4,8 @@ One module per resource — :mod:`~mailer.web.staff.account` (sign-in, password)
 :mod:`~mailer.web.staff.dashboard`, :mod:`~mailer.web.staff.releases` (list, detail,
 actions), :mod:`~mailer.web.staff.preview`, :mod:`~mailer.web.staff.log`,
 :mod:`~mailer.web.staff.contacts`, :mod:`~mailer.web.staff.bounces`,
-:mod:`~mailer.web.staff.suppressions` — over :mod:`~mailer.web.staff.view` (the page
+:mod:`~mailer.web.staff.suppressions`, :mod:`~mailer.web.staff.replies` (inbox, research
+queue) — over :mod:`~mailer.web.staff.view` (the page
 renderer and the signed-in user) and :mod:`~mailer.web.staff.forms`. Charts are drawn
 server-side as SVG (:mod:`~mailer.web.staff.charts`); CSV exports are streamed
 (:mod:`~mailer.web.staff.export`). Sessions, CSRF and the Origin check:
@@ -33,6 +34,7 @@ from mailer.web.staff.dashboard import DashboardPages
 from mailer.web.staff.log import LogPages
 from mailer.web.staff.preview import PreviewPages
 from mailer.web.staff.releases import ReleasePages
+from mailer.web.staff.replies import ReplyPages
 from mailer.web.staff.suppressions import SuppressionPages
 from mailer.web.staff.view import StaffView
 
@@ -50,6 +52,7 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     contacts = ContactPages(view)
     bounces = BouncePages(view)
     sups = SuppressionPages(view)
+    replies = ReplyPages(view)
 
     r = APIRouter(include_in_schema=False, dependencies=[Depends(path_ids)])
     r.add_api_route("/login", account.login_page, methods=["GET"], name="login")
@@ -75,4 +78,10 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     r.add_api_route("/bounces.csv", bounces.bounces_csv, methods=["GET"], name="bounces_csv")
     r.add_api_route("/suppressions", sups.suppressions_page, methods=["GET"], name="suppressions")
     r.add_api_route("/suppressions.csv", sups.suppressions_csv, methods=["GET"], name="suppressions_csv")
+    r.add_api_route("/replies", replies.replies_page, methods=["GET"], name="replies")
+    r.add_api_route("/releases/{release_id}/replies", replies.release_replies, methods=["GET"], name="release_replies")
+    r.add_api_route("/contacts/{email}/replies", replies.contact_replies, methods=["GET"], name="contact_replies")
+    r.add_api_route("/replies/{reply_id}/undo", replies.undo, methods=["POST"], name="reply_undo")
+    r.add_api_route("/research", replies.research_page, methods=["GET"], name="research")
+    r.add_api_route("/research/{item_id}/{decision}", replies.decide, methods=["POST"], name="research_decide")
     return r
