@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from email.message import Message
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -145,7 +145,9 @@ class ReplyDesk:
                 "raw": self._kept(raw),
                 "kind": reading.kind.value,
                 "evidence": reading.evidence or None,
-                "return_date": reading.return_date and datetime(*reading.return_date.timetuple()[:3]),
+                "return_date": (
+                    datetime.combine(reading.return_date, time(0), tzinfo=UTC) if reading.return_date else None
+                ),
                 "new_email": reading.new_email,
                 "new_outlet": reading.new_outlet,
                 "action": ReplyAction.NONE.value,

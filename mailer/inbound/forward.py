@@ -23,9 +23,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,20 +60,60 @@ def build_forward(
     settings: Settings,
     now: datetime,
 ) -> bytes:
-    """The forward of reply ``reply_id`` to ``recipient`` (see the module docstring)."""
-    journalist = sender_address(msg) or ctx.email or ""
-    name = sender_name(msg) or " ".join(p for p in (ctx.first_name, ctx.last_name) if p) or journalist
+    """The forward of reply ``reply_id`` to ``recipient`` (see the module docstring).
+    Never raises for what the journalist's message holds: a body that cannot be carried
+    as it came is attached as ``original.eml`` instead."""
+
+    def head() -> EmailMessage:
+        return _head(
+            msg,
+            ctx=ctx,
+            reading=reading,
+            reply_id=reply_id,
+            sender=sender,
+            recipient=recipient,
+            settings=settings,
+            now=now,
+        )
+
+    fwd = head()
+    try:
+        fwd.make_mixed()
+        fwd.attach(_original_body(raw))
+        return fwd.as_bytes()
+    except Exception:
+        # Untrusted MIME the email package cannot re-write: carry the bytes as they came.
+        log.warning("reply %s: original body attached as original.eml", reply_id, exc_info=True)
+        fwd = head()
+        fwd.add_attachment(raw, maintype="application", subtype="octet-stream", filename="original.eml")
+        return fwd.as_bytes()
+
+
+def _head(
+    msg: Message,
+    *,
+    ctx: ReplyContext,
+    reading: Reading,
+    reply_id: int,
+    sender: str,
+    recipient: str,
+    settings: Settings,
+    now: datetime,
+) -> EmailMessage:
+    """The forward's headers and its note (who, which release, the classification, the link)."""
+    journalist = _line(sender_address(msg) or ctx.email or "")
+    name = _line(sender_name(msg) or " ".join(p for p in (ctx.first_name, ctx.last_name) if p) or journalist)
     fwd = EmailMessage(policy=email.policy.SMTP)
-    fwd["From"] = formataddr((f"{name} (via {ctx.client_name} replies)", sender))
+    fwd["From"] = Address(display_name=f"{name} (via {_line(ctx.client_name)} replies)", addr_spec=sender)
     fwd["To"] = recipient
-    if journalist:
-        fwd["Reply-To"] = formataddr((name, journalist))
-    fwd["Subject"] = subject(msg) or f"Reply to {ctx.release_title}"
+    if "@" in journalist:
+        fwd["Reply-To"] = Address(display_name=name, addr_spec=journalist)
+    fwd["Subject"] = _line(subject(msg)) or f"Reply to {_line(ctx.release_title)}"
     fwd["Date"] = format_datetime(now)
     fwd["Message-ID"] = make_msgid("reply-" + str(reply_id), domain=sender.rpartition("@")[2] or None)
-    original_id = msg.get("Message-ID")
-    if original_id:
-        fwd["References"] = " ".join(str(original_id).split())
+    original_id = _line(str(msg.get("Message-ID") or ""))
+    if original_id.startswith("<") and original_id.endswith(">") and original_id.isascii():
+        fwd["References"] = original_id
     fwd["X-Mailer-Reply"] = f"{reply_id}; kind={reading.kind.value}"
     contact_url = f"{settings.web.base_url.rstrip('/')}/contacts/{quote(ctx.email or journalist, safe='@')}"
     outlet = f" ({ctx.outlet})" if ctx.outlet else ""
@@ -83,9 +124,12 @@ def build_forward(
         f"Reply to this message to answer {name} directly.\n"
     )
     fwd.set_content(note)
-    fwd.make_mixed()
-    fwd.attach(_original_body(raw))
-    return fwd.as_bytes()
+    return fwd
+
+
+def _line(text: str) -> str:
+    """``text`` on one line without control characters (fit for a header)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
 def _original_body(raw: bytes) -> EmailMessage:

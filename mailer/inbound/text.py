@@ -6,7 +6,7 @@ subject. No I/O."""
 from __future__ import annotations
 
 import re
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses
 
@@ -57,7 +57,7 @@ def sender_name(msg: Message) -> str | None:
         return None
     for name, address in getaddresses([value]):
         if "@" in address and name.strip():
-            return name.strip()
+            return _decoded(name).strip() or None
     return None
 
 
@@ -67,6 +67,11 @@ def subject(msg: Message) -> str:
     value = msg.get("Subject")
     if value is None:
         return ""
+    return " ".join(_decoded(value).split())
+
+
+def _decoded(value: Header | str) -> str:
+    """A header value with its RFC 2047 words (and raw UTF-8) decoded."""
     pieces: list[str] = []
     try:
         for chunk, charset in decode_header(value):
@@ -79,4 +84,4 @@ def subject(msg: Message) -> str:
                 pieces.append(chunk.decode("utf-8", "replace"))
     except (ValueError, UnicodeError):
         pieces = [str(value)]
-    return " ".join("".join(pieces).split())
+    return "".join(pieces)

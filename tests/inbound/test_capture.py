@@ -202,3 +202,26 @@ def test_an_out_of_office_sent_to_the_bounce_address_is_read_as_a_reply(rt: Runt
     [hold] = holds(rrt)
     assert hold.contact_id == sent.contact_id and hold.until.date().isoformat() == "2026-12-10"
     assert forwards(rrt) == []
+
+
+async def test_a_hostile_reply_is_still_recorded_and_forwarded(rt: Runtime, smtp: FaultSMTPServer) -> None:
+    """A subject whose encoded word hides CR/LF and a From with control characters: recorded, and the forward carries no injected header."""
+    rrt = _smtp_to(reply_runtime(rt), smtp.port)
+    sent = send_to(rrt, "ann.lee@daily.example.com")
+    to = address_of(rrt, sent.delivery_id)
+    raw = (
+        b"From: =?utf-8?q?Ann=0D=0ABcc=3A_victim=40example=2Ecom?= <ann.lee@daily.example.com>\r\n"
+        + f"To: {to}\r\n".encode()
+        + b"Subject: =?utf-8?q?Hello=0D=0ABcc=3A_victim=40example=2Ecom?=\r\n"
+        b"Message-ID: <hostile@daily.example.com>\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="never-closed"\r\n\r\n'
+        b"--never-closed\r\nContent-Type: text/plain\r\n\r\nInterested, call me.\r\n"
+    )
+    assert inbound(rrt).process(raw, envelope_recipients=[to]).outcome.value == "reply"
+    [reply] = replies(rrt)
+    assert reply.kind == "human" and "Interested" in (reply.text or "")
+    assert (await forward_once(rrt)).sent == 1
+    fwd = email.message_from_bytes(smtp.raw[0], policy=email.policy.default)
+    assert fwd["Bcc"] is None and str(fwd["Subject"]) == "Hello Bcc: victim@example.com"
+    assert [a.recipient for a in smtp.accepted] == [DESK]
