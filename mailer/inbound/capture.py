@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.bounces import inbox
 from mailer.config import Settings
-from mailer.domain.errors import StoreError
+from mailer.domain.errors import MailerError, StoreError
 from mailer.domain.replies import ReplyAction, ReplyKind
 from mailer.inbound import act
 from mailer.inbound.classify import Reading, classify
@@ -157,7 +157,13 @@ class ReplyDesk:
         )
         if reply_id is None:
             return Captured(None, ctx.delivery_id, reading.kind, duplicate=True)
-        action, detail = act.act(session, reply_id, ctx, reading, settings=settings, now=now)
+        try:
+            # A savepoint: a reply the actions trip on is still recorded and forwarded.
+            with session.begin_nested():
+                action, detail = act.act(session, reply_id, ctx, reading, settings=settings, now=now)
+        except (MailerError, ValueError, LookupError) as exc:
+            log.exception("reply #%s: could not act on it; recorded only", reply_id)
+            action, detail = ReplyAction.NONE, f"not acted on: {exc}"[:500]
         reply_store.set_reply_action(session, reply_id, action.value, detail)
         bounce_store.record_delivery_event(
             session,

@@ -14,6 +14,7 @@ import pytest
 
 from mailer.bounces.receive import BounceServer
 from mailer.engine.dispatch import Dispatcher
+from mailer.inbound import act
 from mailer.inbound.forward import ForwardSummary
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
@@ -225,3 +226,21 @@ async def test_a_hostile_reply_is_still_recorded_and_forwarded(rt: Runtime, smtp
     fwd = email.message_from_bytes(smtp.raw[0], policy=email.policy.default)
     assert fwd["Bcc"] is None and str(fwd["Subject"]) == "Hello Bcc: victim@example.com"
     assert [a.recipient for a in smtp.accepted] == [DESK]
+
+
+def test_a_reply_the_actions_trip_on_is_still_recorded_and_forwarded(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When acting fails (here: forced), the reply is still committed, marked not acted on, and forwarded."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("forced failure")
+
+    monkeypatch.setattr(act, "act", broken)
+    rrt = reply_runtime(rt)
+    sent = send_to(rrt, "nina.park@tabloid.example.com")
+    to = address_of(rrt, sent.delivery_id)
+    assert inbound(rrt).process(corpus_reply("remove-en.eml", to), envelope_recipients=[to]).outcome.value == "reply"
+    [reply] = replies(rrt)
+    assert (reply.kind, reply.action, reply.action_detail) == ("unsubscribe", "none", "not acted on: forced failure")
+    assert len(forwards(rrt)) == 1
