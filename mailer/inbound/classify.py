@@ -159,9 +159,13 @@ def _new_address(text: str, sender: str | None, own_domains: frozenset[str]) -> 
         after = phrases.EMAIL.search(text, cue.end(), cue.end() + 200)
         if after is not None and usable(after.group(0)):
             return after.group(0).lower().rstrip(".")
+    # Without a cue, only an address away from the old outlet's domain: "send releases to
+    # newsdesk@" the old outlet is the desk, not the journalist's new address.
+    old_domain = (sender or "").rpartition("@")[2]
     for found in phrases.EMAIL.finditer(text):
-        if usable(found.group(0)):
-            return found.group(0).lower().rstrip(".")
+        address = found.group(0).lower().rstrip(".")
+        if usable(address) and address.rpartition("@")[2] != old_domain:
+            return address
     return None
 
 

@@ -64,6 +64,12 @@ _RETURN_WORDS = re.compile(
     r"|hasta(?: el)?|regreso|regresaré|vuelvo|volveré|de vuelta|a partir del?|estaré de vuelta)\b",
     re.IGNORECASE,
 )
+#: what joins the two ends of a date range
+_RANGE = re.compile(
+    r"[ \t]*(?:-|–|—|to|until|till|through|thru|and|bis(?: zum| einschließlich)?|au|jusqu['’][ \t]*au|al|hasta(?: el)?"
+    r"|y el)[ \t]*(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?[ \t]*|(?:the|le|el|den)[ \t]+)?",
+    re.IGNORECASE,
+)
 #: characters after a return word within which its date must start
 _WINDOW = 60
 #: a date without a year may lie this far in the past and still mean this year
@@ -80,28 +86,46 @@ class FoundDate:
 
 def return_date(text: str, received: date) -> FoundDate | None:
     """The return date ``text`` gives (see the module docstring), or None."""
+    dates = _dates(text, received)
     for anchor in _RETURN_WORDS.finditer(text):
-        window = text[anchor.end() : anchor.end() + _WINDOW]
-        found = _first_date(window, received)
-        if found is not None:
-            phrase = " ".join(
-                text[anchor.start() : anchor.end() + window.find(found.phrase) + len(found.phrase)].split()
-            )
-            return FoundDate(found.day, phrase)
-    return _first_date(text, received, future_only=True)
+        for start, end, day in dates:
+            if anchor.end() <= start <= anchor.end() + _WINDOW:
+                end, day = _range_end(text, dates, end, day)
+                return FoundDate(day, " ".join(text[anchor.start() : end].split()))
+    for start, end, day in dates:
+        if day >= received - _SLACK:
+            end, day = _range_end(text, dates, end, day)
+            return FoundDate(day, " ".join(text[start:end].split()))
+    return None
 
 
-def _first_date(text: str, received: date, *, future_only: bool = False) -> FoundDate | None:
-    candidates: list[tuple[int, FoundDate]] = []
+def _dates(text: str, received: date) -> list[tuple[int, int, date]]:
+    """Every date written in ``text``: (start, end, day), by position; overlapping readings
+    of the same words (``3 December`` and ``December 3``) keep the first."""
+    found: list[tuple[int, int, date]] = []
     for pattern in (_ISO, _DAY_MONTH, _MONTH_DAY, _NUMERIC):
         for match in pattern.finditer(text):
-            found = _read(match, pattern, received)
-            if found is None or (future_only and found < received - _SLACK):
-                continue
-            candidates.append((match.start(), FoundDate(found, match.group(0).strip())))
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: c[0])[1]
+            day = _read(match, pattern, received)
+            if day is not None:
+                found.append((match.start(), match.end(), day))
+    found.sort()
+    kept: list[tuple[int, int, date]] = []
+    for entry in found:
+        if not kept or entry[0] >= kept[-1][1]:
+            kept.append(entry)
+    return kept
+
+
+def _range_end(text: str, dates: list[tuple[int, int, date]], end: int, day: date) -> tuple[int, date]:
+    """For "24 November to 2 December" (and its German, French, Spanish forms) the end of
+    the range: the day after the connector, when it is later; else ``(end, day)``."""
+    connector = _RANGE.match(text, end)
+    if connector is None:
+        return end, day
+    for start, next_end, next_day in dates:
+        if start == connector.end() and next_day >= day:
+            return next_end, next_day
+    return end, day
 
 
 def _read(match: re.Match[str], pattern: re.Pattern[str], received: date) -> date | None:

@@ -100,8 +100,11 @@ def test_the_quoted_release_never_counts() -> None:
 
 def _message(body: str, *, subject: str = "Re: Harbor report", **headers: str) -> Message:
     head = "".join(f"{k.replace('_', '-')}: {v}\n" for k, v in headers.items())
-    raw = f"From: X Y <x.y@paper.example.com>\nTo: reply@replies.example.com\nSubject: {subject}\n{head}\n{body}\n"
-    return email.message_from_string(raw, policy=email.policy.compat32)
+    raw = (
+        f"From: X Y <x.y@paper.example.com>\nTo: reply@replies.example.com\nSubject: {subject}\n{head}"
+        f"Content-Type: text/plain; charset=utf-8\n\n{body}\n"
+    )
+    return email.message_from_bytes(raw.encode(), policy=email.policy.compat32)
 
 
 @pytest.mark.parametrize(
@@ -158,3 +161,24 @@ def test_our_own_addresses_are_never_a_new_address() -> None:
     body = "I am no longer with the Paper. Write to reply+1-ab@replies.example.com? No: x.y@newpaper.example.org"
     reading = classify(_message(body), received=RECEIVED, own_domains=OURS)
     assert reading.new_email == "x.y@newpaper.example.org"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "new_email"),
+    [
+        ("Jane Doe has left the Herald. Releases to newsdesk@paper.example.com please.", ReplyKind.LEFT_OUTLET, None),
+        (
+            "I've moved to the Daily Planet, my new email is x.y@planet.example.org",
+            ReplyKind.LEFT_OUTLET,
+            "x.y@planet.example.org",
+        ),
+        ("Ich bin seit Oktober nicht mehr bei der Zeitung.", ReplyKind.LEFT_OUTLET, None),
+        ("He moved to Berlin last year but still covers energy for us. Thanks!", ReplyKind.HUMAN, None),
+        ("Bitte nehmen Sie mich aus dem Verteiler.", ReplyKind.UNSUBSCRIBE, None),
+        ("Por favor, no me envíen más comunicados.", ReplyKind.UNSUBSCRIBE, None),
+    ],
+)
+def test_more_wordings(body: str, kind: ReplyKind, new_email: str | None) -> None:
+    """Other ways people say they moved or want out; a colleague who moved city is not a leaver; the old outlet's desk is not a new address."""
+    reading = classify(_message(body), received=RECEIVED, own_domains=OURS)
+    assert (reading.kind, reading.new_email) == (kind, new_email)

@@ -32,6 +32,11 @@ RECEIVED = date(2026, 11, 25)
         ("Regreso el 7 de diciembre de 2026.", date(2026, 12, 7)),
         ("De vacaciones a partir del 2 de enero.", date(2027, 1, 2)),
         ("Back on 5 January.", date(2027, 1, 5)),  # no year, already past this year: next year
+        ("I am out of the office from 24 November to 2 December.", date(2026, 12, 2)),
+        ("Out of office 24/11 - 04/12, limited email.", date(2026, 12, 4)),
+        ("Ich bin vom 24.11. bis 04.12. nicht im Büro.", date(2026, 12, 4)),
+        ("Absente du 24 novembre au 2 décembre.", date(2026, 12, 2)),
+        ("Fuera de la oficina del 24 de noviembre al 4 de diciembre.", date(2026, 12, 4)),
     ],
 )
 def test_return_dates(text: str, expected: date) -> None:
