@@ -5,12 +5,13 @@ subject. No I/O."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses
 
-from mailer.bounces.notice import header, human_text
+from mailer.bounces.notice import decoded, header, parts
 
 __all__ = ["own_text", "sender_address", "sender_name", "subject"]
 
@@ -20,7 +21,7 @@ _QUOTE_START = re.compile(
     r"-{2,}\s*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original"
     r"|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado)\s*-{2,}"
     r"|_{5,}"
-    r"|(?:on|am|le|el)\s.{4,200}?(?:wrote|schrieb|a écrit|escribió)\s*:"
+    r"|(?:on|am|le|el)\s[^\n]{4,200}?(?:\n[^\n]{0,200}?)?(?:wrote|schrieb|a écrit|escribió)\s*:"
     r"|(?:from|von|de|envoyé par)\s*:\s.+\n\s*(?:sent|gesendet|envoyé|enviado|date|datum|fecha)\s*:"
     r")",
     re.IGNORECASE | re.MULTILINE,
@@ -28,15 +29,38 @@ _QUOTE_START = re.compile(
 _QUOTED_LINE = re.compile(r"^\s*>.*$\n?", re.MULTILINE)
 
 
+_HTML_DROP = re.compile(
+    r"<(head|style|script|blockquote)\b.*?</\1\s*>|<div[^>]*class=\"?(?:gmail_quote|OutlookMessageHeader)[^>]*>.*",
+    re.IGNORECASE | re.DOTALL,
+)
+_HTML_BREAK = re.compile(r"<(?:br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"<[^>]*>")
+
+
 def own_text(msg: Message) -> str:
-    """The reply's own text: text/plain (else text/html without tags), up to where it
-    starts quoting the message it answers, quoted ``>`` lines dropped."""
-    text = human_text(msg).replace("\r\n", "\n").replace("\r", "\n")
+    """The reply's own text: text/plain (else text/html as text: quoted blocks, styles
+    and tags dropped, entities read), up to where it starts quoting the message it
+    answers, quoted ``>`` lines dropped."""
+    text = _readable(msg).replace("\r\n", "\n").replace("\r", "\n")
     start = _QUOTE_START.search(text)
     if start is not None:
         text = text[: start.start()]
     text = _QUOTED_LINE.sub("", text)
     return text.strip()
+
+
+def _readable(msg: Message) -> str:
+    leaves = [p for p in parts(msg) if not p.is_multipart()]
+    plain = [decoded(p) for p in leaves if p.get_content_type() == "text/plain" and not _attachment(p)]
+    if plain:
+        return "\n".join(plain)
+    html = "\n".join(decoded(p) for p in leaves if p.get_content_type() == "text/html")
+    html = _HTML_BREAK.sub("\n", _HTML_DROP.sub(" ", html))
+    return html_lib.unescape(_HTML_TAG.sub(" ", html))
+
+
+def _attachment(part: Message) -> bool:
+    return (part.get("Content-Disposition") or "").strip().lower().startswith("attachment")
 
 
 def sender_address(msg: Message) -> str | None:

@@ -25,6 +25,8 @@ EXPECTED: dict[str, tuple[ReplyKind, str, date | None, str | None, str | None]] 
     "human-de-outlook.eml": (ReplyKind.HUMAN, "", None, None, None),
     "human-fr-question.eml": (ReplyKind.HUMAN, "", None, None, None),
     "human-es-html.eml": (ReplyKind.HUMAN, "", None, None, None),
+    "human-en-gmail-html.eml": (ReplyKind.HUMAN, "", None, None, None),
+    "ooo-fr-outlook-html.eml": (ReplyKind.OUT_OF_OFFICE, "jusqu’au 4 décembre", date(2026, 12, 4), None, None),
     "ooo-en-exchange.eml": (ReplyKind.OUT_OF_OFFICE, "back on 3 December", date(2026, 12, 3), None, None),
     "ooo-en-gmail-vacation.eml": (ReplyKind.OUT_OF_OFFICE, "December 7th 2026", date(2026, 12, 7), None, None),
     "ooo-en-nodate.eml": (ReplyKind.OUT_OF_OFFICE, "on leave", None, None, None),
