@@ -187,11 +187,16 @@ class Forwarder:
     async def forward_due(self, transport: Transport, *, limit: int = 50) -> ForwardSummary:
         """Send every forward due now (up to ``limit``); each result is committed as it comes."""
         sent = failed = 0
+        unreachable = False
         for forward in await asyncio.to_thread(self._claim, limit):
+            if unreachable:
+                # Not tried: the relay just failed; its lease brings it back in LEASE seconds.
+                continue
             try:
                 result = await transport.send(forward.sender, forward.recipient, forward.message)
             except MailerError as exc:  # the relay cannot be reached at all
                 error = f"relay unreachable: {exc}"
+                unreachable = True
             else:
                 if result.outcome is Outcome.SENT:
                     await asyncio.to_thread(self._sent, forward)
