@@ -21,7 +21,15 @@ from mailer.store.db import transaction
 from mailer.store.tables import Contact, ContactBeat, DeliveryEvent, ListMember, Segment, Suppression
 from tests.support.bounces import send_to, suppressions
 from tests.support.constants import FIXED_NOW
-from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
+from tests.support.engine import (
+    Clock,
+    Variant,
+    add_contacts,
+    approved_release,
+    deliveries,
+    engine_runtime,
+    release_status,
+)
 from tests.support.fake_transport import FakeTransport
 from tests.support.replies import address_of, corpus_reply, holds, inbound, replies, reply_runtime
 from tests.support.replies import research as research_items
@@ -77,6 +85,7 @@ async def test_out_of_office_in_four_languages_holds_the_contact_for_the_next_re
     await Dispatcher(ert, fake).run_once()
     rows = deliveries(ert, second)
     assert fake.recipients() == ["here@daily.example.com"]
+    assert release_status(ert, second) == "sent"  # held rows are done, not failures
     for address in AWAY:
         assert rows[address].status == "held" and rows[address].reason == "out_of_office"
         assert (rows[address].last_reply or "").startswith("out of office until 2026-12-03")
