@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from mailer.domain.errors import ConfigError
+from mailer.domain.replies import ReplyKind
 from mailer.domain.states import DEFAULT_OUTLET_TYPES
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,47 @@ class ContactSettings(_Section):
         return cleaned
 
 
+class ReplySettings(_Section):
+    """Replies to releases (:mod:`mailer.inbound`): each message's Reply-To is
+    ``reply+TOKEN@domain``; the inbound receiver (``mailer bounces serve``) records the
+    reply against its delivery, classifies it, acts, and forwards it to a person."""
+
+    #: the reply domain (its MX points at ``mailer bounces serve``); empty: replies are
+    #: not captured and the client's own Reply-To is used as before
+    domain: str | None = None
+    #: where replies are forwarded when neither the release (front matter ``reply_to``)
+    #: nor its client names a reply-to person; empty: such replies stay in the inbox only
+    forward_to: str | None = None
+    #: the From (and envelope sender) of forwarded replies; empty: ``replies@`` the reply domain
+    forward_from: str | None = None
+    #: reply kinds that are forwarded (out-of-office and other automatic mail stay in the inbox)
+    forward_kinds: list[str] = Field(default_factory=lambda: ["human", "left_outlet", "wrong_beat", "unsubscribe"])
+    #: seconds between tries of a forward that failed; the last repeats, a forward is never dropped
+    forward_retry: list[int] = Field(default_factory=lambda: [60, 300, 900, 3600])
+    #: days a contact is held after an out-of-office reply that gives no return date
+    default_hold_days: int = Field(default=14, ge=1, le=365)
+    #: a return date further away than this many days is cut to it
+    max_hold_days: int = Field(default=120, ge=1, le=3650)
+    #: characters of a reply's text kept for the inbox
+    keep_text_chars: int = Field(default=20_000, ge=100)
+
+    @field_validator("forward_kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        known = {k.value for k in ReplyKind}
+        for kind in value:
+            if kind not in known:
+                raise ValueError(f"unknown reply kind {kind!r} (one of: {', '.join(sorted(known))})")
+        return value
+
+    @field_validator("forward_retry")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("give at least one positive number of seconds")
+        return value
+
+
 class DkimSettings(_Section):
     #: sign outgoing mail when a key file is given
     key_file: Path | None = None
@@ -354,6 +396,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     bounces: BounceSettings = Field(default_factory=BounceSettings)
+    replies: ReplySettings = Field(default_factory=ReplySettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     paths: PathSettings = Field(default_factory=PathSettings)

@@ -26,8 +26,9 @@ LAYERS: list[set[str]] = [
     {"smtp"},
     {"audience", "accounts"},
     {"releases"},
-    # bounce processing acts on what a notice says: it pauses a release (releases.workflow)
-    {"bounces"},
+    # bounce processing acts on what a notice says: it pauses a release (releases.workflow);
+    # inbound (replies) is the concern bounces grows into, at the same layer
+    {"bounces", "inbound"},
     {"engine"},
     # running it as a service: health, heartbeats, metrics, doctor, webhooks, backups
     {"ops"},
@@ -40,6 +41,7 @@ SAME_LAYER = {
     ("cli", "web"),  # `mailer web` serves the app
     ("cli", "demo"),  # `mailer demo` runs the demo
     ("__main__", "cli"),  # `python -m mailer`
+    ("inbound", "bounces"),  # replies reuse the bounce reader's MIME anatomy and auto-reply detector
 }
 
 #: Known breaches (importer, imported), each with the reason it is tolerated; none today.

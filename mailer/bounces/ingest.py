@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailer.bounces.policy import BounceOutcome
-from mailer.bounces.process import BounceProcessor, ProcessResult
+from mailer.bounces.process import MessageProcessor, ProcessResult
 from mailer.domain.errors import InputError, TransportError
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class IngestSummary:
     ignored: int = 0
     unmatched: int = 0
     duplicates: int = 0
+    replies: int = 0
 
     def add(self, result: ProcessResult) -> None:
         """Count one message's outcome."""
@@ -78,6 +79,7 @@ class IngestSummary:
             BounceOutcome.IGNORED: "ignored",
             BounceOutcome.UNMATCHED: "unmatched",
             BounceOutcome.DUPLICATE: "duplicates",
+            BounceOutcome.REPLY: "replies",
         }[result.outcome]
         setattr(self, attribute, getattr(self, attribute) + 1)
 
@@ -101,6 +103,7 @@ class IngestSummary:
             "ignored": self.ignored,
             "unmatched": self.unmatched,
             "duplicates": self.duplicates,
+            "replies": self.replies,
         }
 
 
@@ -137,7 +140,7 @@ def detect_source(path: Path) -> SourceKind:
     raise InputError(f"{path}: no such file or directory")
 
 
-def ingest_path(processor: BounceProcessor, path: Path, *, progress: Progress | None = None) -> IngestSummary:
+def ingest_path(processor: MessageProcessor, path: Path, *, progress: Progress | None = None) -> IngestSummary:
     """Process every message at ``path`` (see :func:`detect_source`), committing each
     before acknowledging it; ``progress(done, total)`` is called after each message.
 
@@ -278,7 +281,7 @@ class ImapPoller:
     """Polls one IMAP folder. Remembers (per UIDVALIDITY) the unread messages it left
     alone, so that a human's mail is fetched once per process, not at every poll."""
 
-    def __init__(self, processor: BounceProcessor, options: ImapOptions) -> None:
+    def __init__(self, processor: MessageProcessor, options: ImapOptions) -> None:
         self._processor = processor
         self._options = options
         self._left_alone: set[int] = set()

@@ -58,6 +58,7 @@ class BounceOutcome(StrEnum):
     UNMATCHED = "unmatched"  # a notice for no known delivery, or a forged token
     DUPLICATE = "duplicate"  # already recorded earlier
     PROOF = "proof"  # a returned proof: recorded on the proof, suppresses no one
+    REPLY = "reply"  # a reply or auto-reply to a delivery, recorded by mailer.inbound
 
 
 #: Soft-bounce reasons that say nothing about the address: the receiver refused this

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from email.utils import getaddresses
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -67,6 +68,7 @@ HANDLED = frozenset(
         BounceOutcome.UNSUBSCRIBED,
         BounceOutcome.DUPLICATE,
         BounceOutcome.PROOF,
+        BounceOutcome.REPLY,
     }
 )
 
@@ -96,6 +98,19 @@ class ProcessResult:
     def handled(self) -> bool:
         """True when the message may be acknowledged: it is recorded in the ledger."""
         return self.outcome in HANDLED
+
+
+class MessageProcessor(Protocol):
+    """What the receiver and the ingest need: :class:`BounceProcessor`, or
+    :class:`mailer.inbound.desk.InboundProcessor`, which adds replies to it."""
+
+    def accepts_recipient(self, address: str) -> bool:
+        """True when mail to ``address`` is taken (the receiver refuses the rest)."""
+        ...
+
+    def process(self, raw: bytes, *, envelope_recipients: Sequence[str] = ()) -> ProcessResult:
+        """Record what ``raw`` says, committed before returning (StoreError otherwise)."""
+        ...
 
 
 def split_address(address: str, bounce_domain: str | Callable[[str], bool]) -> tuple[str, str] | None:

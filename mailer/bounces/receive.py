@@ -32,7 +32,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailer.bounces.process import BounceProcessor, ProcessResult
+from mailer.bounces.process import MessageProcessor, ProcessResult
 from mailer.domain.errors import MailerError
 from mailer.smtp.server import BackgroundSMTPServer
 from mailer.store import counters
@@ -56,7 +56,7 @@ class BounceHandler:
     tests and statistics); read it from any thread.
     """
 
-    def __init__(self, processor: BounceProcessor, *, lmtp: bool) -> None:
+    def __init__(self, processor: MessageProcessor, *, lmtp: bool) -> None:
         self._processor = processor
         self._lmtp = lmtp
         self._lock = threading.Lock()
@@ -113,14 +113,14 @@ class BounceServer(BackgroundSMTPServer):
     server_hostname = SERVER_HOSTNAME
     data_size_limit = DATA_SIZE_LIMIT
 
-    def __init__(self, processor: BounceProcessor, *, host: str = "127.0.0.1", port: int = 0, lmtp: bool = True):
+    def __init__(self, processor: MessageProcessor, *, host: str = "127.0.0.1", port: int = 0, lmtp: bool = True):
         self.lmtp = lmtp
         self.handler = BounceHandler(processor, lmtp=lmtp)
         super().__init__(self.handler, host=host, port=port, smtp_factory=LMTP if lmtp else SMTP)
 
 
 def serve_bounces(
-    processor: BounceProcessor,
+    processor: MessageProcessor,
     *,
     host: str,
     port: int,

@@ -21,10 +21,15 @@ from mailer.bounces.receive import BounceServer, serve_bounces
 from mailer.bounces.report import report_to_json
 from mailer.cli.common import STATE, JsonOpt, err, id_check, out, print_json, runtime
 from mailer.domain.errors import ConfigError, InputError, NotFoundError
+from mailer.inbound.capture import ReplyDesk
+from mailer.inbound.desk import InboundProcessor
+from mailer.inbound.forward import Forwarder
 from mailer.message.tokens import Tokens
 from mailer.ops.heartbeat import HeartbeatThread
 from mailer.ops.logs import configure_logging
+from mailer.releases.replyto import reply_domain
 from mailer.runtime import Runtime
+from mailer.smtp.factory import make_transport
 from mailer.store import bounces as bounce_store
 from mailer.store.db import transaction
 
@@ -38,16 +43,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bounces_app, name="bounces")
 
 
-def _processor(rt: Runtime) -> BounceProcessor:
+def _processor(rt: Runtime) -> InboundProcessor:
+    """Bounces, and replies when ``[replies] domain`` is set (:mod:`mailer.inbound`)."""
     settings = rt.settings
-    return BounceProcessor(
+    tokens = Tokens.from_settings(settings)
+    bounces = BounceProcessor(
         rt.sessions,
         policy=settings.bounces,
-        tokens=Tokens.from_settings(settings),
+        tokens=tokens,
         bounce_domain=settings.sender.bounce_domain,
         clock=rt.clock,
         client_domains=ClientBounceDomains(rt.sessions, settings),
     )
+    replies = (
+        ReplyDesk(rt.sessions, settings=settings, tokens=tokens, clock=rt.clock)
+        if reply_domain(settings) is not None
+        else None
+    )
+    return InboundProcessor(bounces, replies, tokens=tokens, bounce_domain=settings.sender.bounce_domain)
 
 
 @bounces_app.command("parse")
@@ -138,7 +151,8 @@ def bounces_serve(
 
     Only bounces+TOKEN@ and unsubscribe+TOKEN@ addresses with a genuine token, at
     sender.bounce_domain or any client's return-path domain, are accepted (and
-    postmaster@/abuse@ there); each message is committed before the 250 reply.
+    postmaster@/abuse@ there), and reply+TOKEN@ at replies.domain when it is set (replies
+    are then forwarded from here too); each message is committed before the 250 reply.
     """
     configure_logging(STATE.settings.log)
     with runtime() as rt:
@@ -157,6 +171,18 @@ def bounces_serve(
             )
             beats.start()
 
+        stop = threading.Event()
+        forwarding = None
+        if reply_domain(rt.settings) is not None:
+            forwarder = Forwarder(rt.sessions, settings=rt.settings, clock=rt.clock)
+            forwarding = threading.Thread(
+                target=forwarder.run,
+                args=(lambda: make_transport(rt.settings.smtp),),
+                kwargs={"stop": stop},
+                name="reply-forwarder",
+                daemon=True,
+            )
+            forwarding.start()
         try:
             serve_bounces(
                 _processor(rt),
@@ -168,6 +194,9 @@ def bounces_serve(
         finally:
             if beats.is_alive():
                 beats.stop()
+            stop.set()
+            if forwarding is not None:
+                forwarding.join(timeout=30)
     err.print("stopped")
 
 

@@ -21,6 +21,7 @@ from mailer.ops.logs import configure_logging
 from mailer.ops.service import sender_jobs
 from mailer.smtp.factory import make_transport
 from mailer.store import releases as release_store
+from mailer.store import replies as reply_store
 from mailer.store.db import transaction
 from mailer.store.ledger.log import LogFilter, LogLine, delivery_log
 from mailer.store.ledger.report import ProblemCounts, release_report
@@ -128,11 +129,12 @@ def run_summary(claimed: int, progress: dict[int, SendProgress], paused: dict[in
 def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     """Delivery report of one release: counts by status, by segment, by recipient domain;
     hard and soft bounces, complaints (rate against Gmail's 0.3% line) and refusals of
-    our own sender, each apart."""
+    our own sender, each apart; replies by kind (JSON: "replies")."""
     with runtime() as rt, transaction(rt.sessions) as session:
         data = release_report(session, release_id)
+        replies = reply_store.reply_counts(session, release_id)
     if as_json:
-        print_json(asdict(data))
+        print_json({**asdict(data), "replies": replies})
         return
     out.print(f"[bold]release {data.release}[/]: {data.title} — {data.status}", highlight=False)
     if data.pause_reason:
@@ -149,6 +151,8 @@ def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     out.print(dom)
     for line in problem_lines(data.problems):
         out.print(line, highlight=False)
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(replies.items()))
+    out.print(f"replies: {sum(replies.values())}" + (f" ({kinds})" if kinds else ""), highlight=False)
 
 
 def problem_lines(problems: ProblemCounts) -> list[str]:

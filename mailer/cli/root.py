@@ -24,7 +24,18 @@ app = typer.Typer(
 )
 
 # Each command module adds its groups with register(app); listed in --help order.
-COMMAND_MODULES = ("demo", "contacts", "medialist", "releases", "delivery", "suppressions", "bounces", "web", "users")
+COMMAND_MODULES = (
+    "demo",
+    "contacts",
+    "medialist",
+    "releases",
+    "delivery",
+    "suppressions",
+    "bounces",
+    "replies",
+    "web",
+    "users",
+)
 # Running it as a service (issue 19): doctor, audit log, webhooks, db backup, purge.
 OPS_COMMAND_MODULES = ("doctor", "audit", "webhooks", "maintenance")
 for _name in COMMAND_MODULES + OPS_COMMAND_MODULES:

@@ -41,6 +41,7 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     BOUNCED = "bounced"
+    HELD = "held"  # the contact is away (an out-of-office reply): never sent, with the reason
 
 
 #: Delivery states that no longer need work (the release may finish).
@@ -52,6 +53,7 @@ TERMINAL_DELIVERY = frozenset(
         DeliveryStatus.SUPPRESSED,
         DeliveryStatus.CANCELLED,
         DeliveryStatus.BOUNCED,
+        DeliveryStatus.HELD,
     }
 )
 
@@ -177,6 +179,7 @@ class SuppressionReason(StrEnum):
     COMPLAINT = "complaint"
     MANUAL = "manual"
     ERASED = "erased"
+    LEFT = "left"  # a reply said the journalist left the outlet (mailer.inbound)
 
 
 #: Suppression scope meaning "every client".

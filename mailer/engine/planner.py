@@ -22,6 +22,7 @@ from mailer.releases import holds, workflow
 from mailer.releases.fence import SendFence
 from mailer.releases.plan import SendPlan, build_send_plan, require_approved_plan
 from mailer.runtime import Runtime
+from mailer.store import contact_holds
 from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
 from mailer.store.tables import Release, Segment
@@ -128,6 +129,8 @@ class Planner:
                     message_id_domain=plan.identity.message_id_domain,
                     now=now,
                 )
+            # Out of office (mailer.inbound): a held contact's row is recorded, never sent.
+            contact_holds.hold_planned(session, release_id, now=now)
             session.flush()
             # Last before the commit, so before any message can go out: a fence that cannot
             # be written rolls the start back (the release stays approved and unsent).

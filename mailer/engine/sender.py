@@ -38,6 +38,7 @@ from mailer.engine.outcomes import Recording, judge
 from mailer.engine.planner import Prepared, Signer
 from mailer.message import AsyncRenderer, Recipient, RenderCancelled, RenderJob
 from mailer.message.tokens import Tokens
+from mailer.releases.replyto import reply_address
 from mailer.runtime import Clock
 from mailer.smtp.transport import SendResult, Transport
 from mailer.store.queue import Claimed
@@ -262,6 +263,7 @@ class Sender:
                 self.tokens.mailto_unsubscribe(row.id, bounce_domain) if sender.mailto_unsubscribe else None
             ),
             date=self.clock(),
+            reply_to=reply_address(self.tokens, self.settings, row.id, plan.client_slug),
         )
         try:
             data = await self.renders.render(variant.spec, job, stop=stop)

@@ -46,6 +46,8 @@ class _StaticHeaders:
 
     from_reply_to: str
     tail: str
+    #: the From line alone, for a message with a Reply-To of its own
+    from_only: str = ""
 
 
 def static_headers(spec: VariantSpec) -> _StaticHeaders:
@@ -53,7 +55,7 @@ def static_headers(spec: VariantSpec) -> _StaticHeaders:
     sender = spec.sender
     name = check_header_value("From", sender.name)
     address = check_header_value("From", sender.address)
-    lines = header_line("From", encode_address(name, address))
+    lines = from_only = header_line("From", encode_address(name, address))
     if sender.reply_to:
         reply_to = check_header_value("Reply-To", sender.reply_to)
         lines += header_line("Reply-To", encode_address("", reply_to))
@@ -73,7 +75,7 @@ def static_headers(spec: VariantSpec) -> _StaticHeaders:
         + "Auto-Submitted: auto-generated\r\n"
         + header_line("Feedback-ID", feedback)
     )
-    return _StaticHeaders(lines, tail)
+    return _StaticHeaders(lines, tail, from_only)
 
 
 _URL_BAD = re.compile(r"[\s<>\"\x00-\x1f\x7f]")
@@ -246,9 +248,13 @@ class CompiledVariant(Variant):
         parts = self._render_parts(rcpt, to_addr, unsubscribe_url)
         display = " ".join(n for n in (rcpt.first_name, rcpt.last_name) if n.strip())
         boundary = "=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
+        from_reply_to = self._headers.from_reply_to
+        if job.reply_to:
+            reply_to = check_header_value("Reply-To", job.reply_to)
+            from_reply_to = self._headers.from_only + header_line("Reply-To", encode_address("", reply_to))
         head = "".join(
             (
-                self._headers.from_reply_to,
+                from_reply_to,
                 header_line("To", encode_address(display, to_addr)),
                 self._subject_line(parts.subject),
                 self._date_line(job.date),

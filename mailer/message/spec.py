@@ -100,6 +100,8 @@ class RenderJob:
     unsubscribe_mailto: str | None = None
     date: datetime | None = None
     parts: bool = False
+    #: this message's own Reply-To (a tokenized reply address), instead of the sender's
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)

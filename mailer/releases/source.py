@@ -17,6 +17,7 @@ A release file::
     booking_contact = "..."
     questions = ["...", "..."]
     topics = ["foreign-policy"]       # optional; journalists who opted out of a topic are left out
+    reply_to = "pat@example.com"      # optional; who gets replies forwarded (else the client's reply_to)
     [[speakers]]
     name = "..."; title = "..."; bio = "..."
     [variants.seg-b]                  # optional per-segment overrides
@@ -93,6 +94,7 @@ class ReleaseFile:
     topics: tuple[str, ...] = ()
     #: the inbox preview line (hidden in the HTML); default: the body's first sentence
     preheader: str | None = None
+    reply_to: str | None = None
 
     def extra(self) -> dict[str, Any]:
         """What goes into ``Release.extra`` (JSON)."""
@@ -106,6 +108,7 @@ class ReleaseFile:
             "embargo": self.embargo.isoformat() if self.embargo else None,
             "topics": list(self.topics),
             "preheader": self.preheader,
+            "reply_to": self.reply_to,
         }
 
 
@@ -123,6 +126,7 @@ _OPTIONAL = (
     "speakers",
     "topics",
     "preheader",
+    "reply_to",
 )
 _VARIANT_KEYS = ("subject", "intro", "template")
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9\-]{0,63}")
@@ -294,4 +298,15 @@ def parse_release(text: str) -> ReleaseFile:
         speakers=tuple(speakers),
         topics=tuple(dict.fromkeys(topics)),
         preheader=_string(data, "preheader", "preheader", max_len=200),
+        reply_to=_reply_to(_string(data, "reply_to", "reply_to", max_len=320)),
     )
+
+
+def _reply_to(value: str | None) -> str | None:
+    """The person replies are forwarded to: one address, single line."""
+    if value is None or not value.strip():
+        return None
+    check_header_value("reply_to", value)
+    if "@" not in value or any(c.isspace() or c in "<>,;" for c in value.strip()):
+        raise InputError(f"reply_to: {value!r} is not one email address")
+    return value.strip()

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
+from mailer.store.contact_holds import hold_claimed
 from mailer.store.suppression_match import suppressed_in
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 
@@ -172,6 +173,7 @@ def claim_batch(
                 for i in newly_suppressed
             ],
         )
+    hold_claimed(session, claimed_ids, now=now)  # held since planning (an out-of-office reply)
     return _claimed_rows(session, Delivery.id.in_(claimed_ids), Delivery.status == DeliveryStatus.SENDING.value)
 
 

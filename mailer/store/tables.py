@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -528,3 +529,87 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int]
+
+
+class Reply(Base):
+    """One inbound message about a delivery that is not a bounce: a reply to
+    ``reply+TOKEN@``, or an auto-reply that reached ``bounces+TOKEN@`` (``channel``),
+    with its classification (:class:`mailer.domain.replies.ReplyKind`), the evidence (the
+    matched phrase) and what was done (:class:`mailer.domain.replies.ReplyAction`)."""
+
+    __tablename__ = "replies"
+    __table_args__ = (Index("ix_replies_release_id_id", "release_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    envelope_to: Mapped[str | None] = mapped_column(String(320))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    return_date: Mapped[datetime | None]
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    new_outlet: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))
+    action_detail: Mapped[str | None] = mapped_column(Text)
+    undone_at: Mapped[datetime | None]
+    undone_by: Mapped[str | None] = mapped_column(String(320))
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime]
+
+
+class ReplyForward(Base):
+    """The outbox of forwarded replies: the complete message, committed with the reply
+    and sent (and retried) by :mod:`mailer.inbound.forward`; never dropped."""
+
+    __tablename__ = "reply_forwards"
+    __table_args__ = (Index("ix_reply_forwards_due", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reply_id: Mapped[int] = mapped_column(ForeignKey("replies.id", ondelete="CASCADE"), unique=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class ContactHold(Base):
+    """A contact not to be mailed until ``until`` (an out-of-office reply); releases
+    planned or claimed before then record the delivery as ``held``."""
+
+    __tablename__ = "contact_holds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
+    until: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    lifted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class ResearchItem(Base):
+    """The research queue: a new outlet or address to confirm as a contact, or a topic
+    suppression to confirm, each from a reply (:class:`mailer.domain.replies.ResearchKind`)."""
+
+    __tablename__ = "research_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    old_email: Mapped[str | None] = mapped_column(String(320))
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    new_outlet: Mapped[str | None] = mapped_column(String(200))
+    topics: Mapped[str | None] = mapped_column(String(500))
+    note: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]

@@ -70,6 +70,7 @@ def test_maildir_moves_only_processed_bounces(rt: Runtime, tmp_path: Path) -> No
         "ignored": 1,
         "unmatched": 1,
         "duplicates": 0,
+        "replies": 0,
     }
     assert sorted(p.name for p in (box / "new").iterdir()) == ["2.human", "3.unmatched"]
     assert [p.name for p in (box / "cur").iterdir()] == ["1.bounce:2,S"]

@@ -82,6 +82,7 @@ def test_ingest_json_summary(rt: Runtime, tmp_path: Path) -> None:
         "ignored": 1,
         "unmatched": 0,
         "duplicates": 0,
+        "replies": 0,
     }
     assert json.loads(second.stdout)["duplicates"] == 1
     assert delivery(rt, sent.delivery_id).status == "bounced"

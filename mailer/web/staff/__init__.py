@@ -4,7 +4,8 @@ One module per resource — :mod:`~mailer.web.staff.account` (sign-in, password)
 :mod:`~mailer.web.staff.dashboard`, :mod:`~mailer.web.staff.releases` (list, detail,
 actions), :mod:`~mailer.web.staff.preview`, :mod:`~mailer.web.staff.log`,
 :mod:`~mailer.web.staff.contacts`, :mod:`~mailer.web.staff.bounces`,
-:mod:`~mailer.web.staff.suppressions`; the media list's :mod:`~mailer.web.staff.contact_list`,
+:mod:`~mailer.web.staff.suppressions`, :mod:`~mailer.web.staff.replies` (inbox, research
+queue); the media list's :mod:`~mailer.web.staff.contact_list`,
 :mod:`~mailer.web.staff.contact_import`, :mod:`~mailer.web.staff.lists`,
 :mod:`~mailer.web.staff.segments`, :mod:`~mailer.web.staff.suppression_admin` — over
 :mod:`~mailer.web.staff.view` (the page renderer and the signed-in user) and
@@ -38,6 +39,7 @@ from mailer.web.staff.lists import ListPages
 from mailer.web.staff.log import LogPages
 from mailer.web.staff.preview import PreviewPages
 from mailer.web.staff.releases import ReleasePages
+from mailer.web.staff.replies import ReplyPages
 from mailer.web.staff.segments import SegmentPages
 from mailer.web.staff.suppression_admin import SuppressionAdminPages
 from mailer.web.staff.suppressions import SuppressionPages
@@ -57,6 +59,7 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     contacts = ContactPages(view)
     bounces = BouncePages(view)
     sups = SuppressionPages(view)
+    replies = ReplyPages(view)
 
     r = APIRouter(include_in_schema=False, dependencies=[Depends(path_ids)])
     # first: /contacts/import and /contacts are not /contacts/{email}
@@ -86,6 +89,12 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     r.add_api_route("/contacts/{email}", contacts.contact_page, methods=["GET"], name="contact")
     r.add_api_route("/contacts/{email}/edit", contacts.edit, methods=["POST"], name="contact_edit")
     r.add_api_route("/contacts/{email}/notes", contacts.add_note, methods=["POST"], name="contact_note")
+    r.add_api_route("/replies", replies.replies_page, methods=["GET"], name="replies")
+    r.add_api_route("/releases/{release_id}/replies", replies.release_replies, methods=["GET"], name="release_replies")
+    r.add_api_route("/contacts/{email}/replies", replies.contact_replies, methods=["GET"], name="contact_replies")
+    r.add_api_route("/replies/{reply_id}/undo", replies.undo, methods=["POST"], name="reply_undo")
+    r.add_api_route("/research", replies.research_page, methods=["GET"], name="research")
+    r.add_api_route("/research/{item_id}/{decision}", replies.decide, methods=["POST"], name="research_decide")
     return r
 
 

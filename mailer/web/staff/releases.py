@@ -36,6 +36,7 @@ from mailer.releases import holds, workflow
 from mailer.releases.approval import approve_release, submit_release
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.store import releases as release_store
+from mailer.store import replies as reply_store
 from mailer.store.db import transaction
 from mailer.store.ledger.dashboard import ReleaseProgress, release_progress
 from mailer.store.ledger.release_detail import release_detail
@@ -117,6 +118,7 @@ class ReleasePages:
             "problems": report.problems,
             "not_after": detail.not_after,
             "waiting": detail.waiting,
+            "replies": reply_store.reply_counts(session, release_id),
         }
 
     def release_detail(self, request: Request, release_id: int, user: CurrentUser) -> Response:
