@@ -18,6 +18,7 @@ from mailer.cli.common import JsonOpt, err, out, print_json, runtime
 from mailer.domain.errors import InputError
 from mailer.store import db
 from mailer.store.db import transaction
+from mailer.store.segment_checks import unknown_names
 from mailer.store.segments import parse_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
@@ -233,10 +234,13 @@ def segments_create(
     with runtime() as rt, transaction(rt.sessions) as session:
         store.save_segment(session, slug, rule, description=description, now=rt.clock())
         count = store.segment_count(session, rule)
+        warnings = unknown_names(session, rule)
     if as_json:
-        print_json({"slug": slug, "rule": rule, "count": count})
+        print_json({"slug": slug, "rule": rule, "count": count, **({"warnings": warnings} if warnings else {})})
     else:
         out.print(f"segment {slug}: {count} contacts match now", highlight=False)
+        for warning in warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @segments_app.command("show")

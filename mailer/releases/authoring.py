@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import ReleaseAction, ReleaseStatus, allowed_actions
+from mailer.domain.when import require_future
 from mailer.message import Renderer
 from mailer.releases import history, holds, workflow
 from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
@@ -60,9 +61,24 @@ def _resolve(session: Session, parsed: ReleaseFile, renderer: Renderer) -> tuple
                 subject=variant.subject,
                 intro=variant.intro,
                 template=variant.template,
+                body=variant.body,
             )
         )
     return client, rows
+
+
+def _check_times(parsed: ReleaseFile, now: datetime) -> None:
+    """InputError when the file's send_at or not_after is already past (issue 21: a
+    mistyped date sent a release at once)."""
+    if parsed.send_at is not None:
+        require_future(
+            parsed.send_at,
+            now,
+            "send_at",
+            hint="leave send_at out and use `mailer releases schedule ID --now` to send at once",
+        )
+    if parsed.not_after is not None:
+        require_future(parsed.not_after, now, "not_after")
 
 
 def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
@@ -85,6 +101,7 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
     """
     author = workflow.check_actor(author)
     parsed = parse_release(text)
+    _check_times(parsed, now)
     client, rows = _resolve(session, parsed, renderer)
     release = Release(status=ReleaseStatus.DRAFT.value, author=author, created_at=now, updated_at=now)
     _apply(release, parsed, client)
@@ -114,6 +131,7 @@ def update_release(
     if ReleaseAction.EDIT not in allowed_actions(status):
         raise WorkflowError(f"release {release_id} is {status.value}: it can no longer be edited")
     parsed = parse_release(text)
+    _check_times(parsed, now)
     client, rows = _resolve(session, parsed, renderer)
     _apply(release, parsed, client)
     for row in rows:

@@ -29,6 +29,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
 
 from mailer.domain.errors import SegmentSyntaxError
+from mailer.domain.states import OutletType
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList
 
 FIELDS = (
@@ -44,6 +45,8 @@ FIELDS = (
     "domain",
     "email",
 )
+
+_OUTLET_TYPES = tuple(t.value for t in OutletType)
 
 _TOKEN = re.compile(
     r"""
@@ -174,30 +177,42 @@ class _Parser:
             raise self.error(f"unknown field {tok.text!r} (known: {known})", tok)
         if self.peek().kind == "colon":
             self.advance()
-            return Predicate(field, (self.value(),))
+            return Predicate(field, (self.value(field),))
         if self.keyword("IN"):
             if self.peek().kind != "lparen":
                 raise self.error("expected '(' after IN")
             self.advance()
-            values = [self.value()]
+            values = [self.value(field)]
             while self.peek().kind == "comma":
                 self.advance()
-                values.append(self.value())
+                values.append(self.value(field))
             if self.peek().kind != "rparen":
                 raise self.error("expected ',' or ')'")
             self.advance()
             return Predicate(field, tuple(values))
         raise self.error(f"expected ':' or IN after {tok.text!r}")
 
-    def value(self) -> str:
+    def value(self, field: str = "") -> str:
         tok = self.advance()
         if tok.kind not in ("word", "string"):
             raise self.error("expected a value", tok)
+        if field == "outlet_type" and tok.text.lower() not in _OUTLET_TYPES:
+            # the same values the contact import accepts (issue 21: magazine passed here, failed there)
+            raise self.error(f"unknown outlet_type {tok.text!r} (known: {', '.join(_OUTLET_TYPES)})", tok)
         return tok.text
 
 
 def _is_attr(field: str) -> bool:
     return field.startswith("attr.") and re.fullmatch(r"attr\.[a-z0-9_\-]{1,64}", field) is not None
+
+
+def predicates(node: Node) -> list[Predicate]:
+    """Every predicate of a parsed rule, in order."""
+    if isinstance(node, Predicate):
+        return [node]
+    if isinstance(node, Not):
+        return predicates(node.operand)
+    return [p for operand in node.operands for p in predicates(operand)]
 
 
 def parse_rule(rule: str) -> Node:

@@ -188,7 +188,8 @@ def test_render_process_gives_the_same_bytes_as_before() -> None:
         digests.append(digest.hexdigest())
         if isinstance(renderer, IsolatedRenderer):
             renderer.close()
-    assert digests[0] == digests[1] == "38e4742b3b8502d70129ec42b6872f9d52a5396421003b870e2b4953c4c0ed2e"
+    # retaken with issue 21 (single line breaks kept, the content templates' new sections)
+    assert digests[0] == digests[1] == "198ee6e01b43bb549d4734918c38c7476f263423236258e673cc59245b7ad782"
 
 
 def _job(i: int, rcpt: Recipient) -> RenderJob:
