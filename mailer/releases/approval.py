@@ -34,7 +34,7 @@ from mailer.store import releases as release_store
 from mailer.store.segment_checks import unknown_names
 from mailer.store.tables import Approval, Release
 
-__all__ = ["ApprovalResult", "approve_release", "request_changes", "submit_release"]
+__all__ = ["ApprovalResult", "approve_release", "request_changes", "second_person_problem", "submit_release"]
 
 
 def _check_smtputf8(
@@ -217,6 +217,14 @@ def request_changes(
 def _require_second_person(session: Session, release: Release, approver: str) -> None:
     """WorkflowError unless ``approver`` is none of: the author, anyone who edited the
     content, the person who submitted it (names compared case-insensitively)."""
+    problem = second_person_problem(session, release, approver)
+    if problem is not None:
+        raise WorkflowError(problem)
+
+
+def second_person_problem(session: Session, release: Release, approver: str) -> str | None:
+    """Why ``approver`` may not approve ``release`` under the two-person rule, or None
+    (the pages ask it to leave out the Approve button on one's own release)."""
     me = approver.casefold()
     roles = [("wrote", release.author)]
     roles += [("edited", editor) for editor in release_store.release_editors(session, release.id)]
@@ -227,7 +235,8 @@ def _require_second_person(session: Session, release: Release, approver: str) ->
     if "wrote" in done and "edited" in done:
         done.remove("edited")  # the author is recorded as the first editor
     if done:
-        raise WorkflowError(
+        return (
             f"{approver} {' and '.join(dict.fromkeys(done))} release {release.id}: "
             "a second person, who did not write, edit or submit it, must approve it"
         )
+    return None

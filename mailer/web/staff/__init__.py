@@ -22,11 +22,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.templating import Jinja2Templates
 
+from mailer.message import Renderer
 from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.web.limits import LoginLimiter
 from mailer.web.paths import path_ids
 from mailer.web.staff.account import AccountPages
+from mailer.web.staff.approval import ApprovalPages
 from mailer.web.staff.bounces import BouncePages
 from mailer.web.staff.contacts import ContactPages
 from mailer.web.staff.dashboard import DashboardPages
@@ -75,4 +77,14 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     r.add_api_route("/bounces.csv", bounces.bounces_csv, methods=["GET"], name="bounces_csv")
     r.add_api_route("/suppressions", sups.suppressions_page, methods=["GET"], name="suppressions")
     r.add_api_route("/suppressions.csv", sups.suppressions_csv, methods=["GET"], name="suppressions_csv")
+    add_desk_routes(r, view, renderer)
     return r
+
+
+def add_desk_routes(r: APIRouter, view: StaffView, renderer: Renderer) -> None:
+    """The publicist's desk (issue 21): the approval page."""
+    approval = ApprovalPages(view, renderer)
+    r.add_api_route("/releases/{release_id}/approval", approval.approval_page, methods=["GET"], name="approval")
+    r.add_api_route(
+        "/releases/{release_id}/approval/{decision}", approval.decide, methods=["POST"], name="approval_decide"
+    )
