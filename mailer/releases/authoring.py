@@ -8,6 +8,7 @@ change after approval needs approval again); every edit is recorded in the histo
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -19,9 +20,9 @@ from mailer.message import Renderer
 from mailer.releases import history, holds, workflow
 from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
 from mailer.store import releases as release_store
-from mailer.store.tables import Client, Release, ReleaseSegment
+from mailer.store.tables import Client, Release, ReleaseSegment, Segment
 
-__all__ = ["create_release", "update_release"]
+__all__ = ["DraftRelease", "create_release", "draft_release", "update_release"]
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 
@@ -91,6 +92,31 @@ def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
     release.send_at = parsed.send_at.astimezone(UTC) if parsed.send_at else None
     release.not_after = parsed.not_after.astimezone(UTC) if parsed.not_after else None
     release.embargo_at = parsed.embargo.astimezone(UTC) if parsed.embargo else None
+
+
+@dataclass(frozen=True)
+class DraftRelease:
+    """A release file checked like :func:`create_release` checks it, as objects that are
+    never added to the session (the web editor's live preview renders from them)."""
+
+    release: Release
+    client: Client
+    segments: list[tuple[ReleaseSegment, Segment]]
+
+
+def draft_release(
+    session: Session, text: str, *, renderer: Renderer, now: datetime, release_id: int | None = None
+) -> DraftRelease:
+    """Read-only: parse and resolve ``text`` with the checks of :func:`create_release`
+    (InputError naming the key), into a transient release numbered ``release_id`` (0 for
+    a new one). Nothing is written."""
+    parsed = parse_release(text)
+    _check_times(parsed, now)
+    client, rows = _resolve(session, parsed, renderer)
+    release = Release(id=release_id or 0, status=ReleaseStatus.DRAFT.value, author="", created_at=now, updated_at=now)
+    _apply(release, parsed, client)
+    found = release_store.find_segments(session, parsed.segments)
+    return DraftRelease(release, client, [(row, found[slug]) for row, slug in zip(rows, parsed.segments, strict=True)])
 
 
 def create_release(session: Session, text: str, *, author: str, renderer: Renderer, now: datetime) -> Release:

@@ -32,6 +32,7 @@ from mailer.web.staff.approval import ApprovalPages
 from mailer.web.staff.bounces import BouncePages
 from mailer.web.staff.contacts import ContactPages
 from mailer.web.staff.dashboard import DashboardPages
+from mailer.web.staff.editor import EditorPages
 from mailer.web.staff.log import LogPages
 from mailer.web.staff.preview import PreviewPages
 from mailer.web.staff.releases import ReleasePages
@@ -77,12 +78,21 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     r.add_api_route("/bounces.csv", bounces.bounces_csv, methods=["GET"], name="bounces_csv")
     r.add_api_route("/suppressions", sups.suppressions_page, methods=["GET"], name="suppressions")
     r.add_api_route("/suppressions.csv", sups.suppressions_csv, methods=["GET"], name="suppressions_csv")
-    add_desk_routes(r, view, renderer)
+    add_desk_routes(r, view, renderer, preview)
     return r
 
 
-def add_desk_routes(r: APIRouter, view: StaffView, renderer: Renderer) -> None:
-    """The publicist's desk (issue 21): the approval page."""
+def add_desk_routes(r: APIRouter, view: StaffView, renderer: Renderer, previews: PreviewPages) -> None:
+    """The publicist's desk (issue 21): the editor, the approval page."""
+    editor = EditorPages(view, renderer, previews)
+    r.add_api_route("/editor/new", editor.new_page, methods=["GET"], name="editor_new")
+    r.add_api_route("/releases/{release_id}/edit", editor.edit_page, methods=["GET"], name="editor_edit")
+    r.add_api_route("/editor/save", editor.save, methods=["POST"], name="editor_save")
+    r.add_api_route("/editor/autosave", editor.autosave, methods=["POST"], name="editor_autosave")
+    r.add_api_route("/editor/audience", editor.audience, methods=["POST"], name="editor_audience")
+    r.add_api_route("/editor/preview", editor.preview, methods=["POST"], name="editor_preview")
+    r.add_api_route("/editor/frame", editor.live_frame, methods=["GET"], name="editor_frame")
+    r.add_api_route("/editor/message.eml", editor.live_eml, methods=["GET"], name="editor_eml")
     approval = ApprovalPages(view, renderer)
     r.add_api_route("/releases/{release_id}/approval", approval.approval_page, methods=["GET"], name="approval")
     r.add_api_route(
