@@ -140,6 +140,7 @@ async def run_forever(dispatcher: Dispatcher, *, tick_seconds: float = 5.0, send
             dispatcher.sweep()
             dispatcher.plan_due()
             dispatcher.finish_releases()
+            await dispatcher.notify()
 
     relay = Backoff()
 

@@ -20,7 +20,7 @@ from mailer.releases.source import read_text_file
 from mailer.store import releases as release_store
 from mailer.store.tables import Client
 
-__all__ = ["ClientFields", "client_fields", "create_client", "load_client_file"]
+__all__ = ["ClientFields", "client_fields", "create_client", "load_client_file", "update_client"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,15 @@ def load_client_file(path: Path) -> dict[str, Any]:
 def create_client(session: Session, fields: ClientFields, *, now: datetime) -> Client:
     """Writes: a new client. Raises InputError when the slug is taken."""
     return release_store.insert_client(session, fields.values(), now=now)
+
+
+def update_client(session: Session, fields: ClientFields) -> Client:
+    """Writes: a client's fields (its slug stays). NotFoundError for an unknown slug.
+    Approved releases of the client whose bytes this changes are caught before they are
+    sent (:mod:`mailer.engine.planner`: back to draft, their author and approver told)."""
+    client = release_store.get_client(session, fields.slug)
+    for key, value in fields.values().items():
+        if key != "slug":
+            setattr(client, key, value)
+    session.flush()
+    return client

@@ -30,12 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailer.config import Settings
 from mailer.domain.states import Outcome, Role
+from mailer.releases.proof import proof_transport
 from mailer.smtp.transport import Transport
 from mailer.store import notifications as note_store
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 
-__all__ = ["deliver_pending", "tell", "tell_approvers", "tell_author"]
+__all__ = ["deliver_pending", "deliver_queued", "tell", "tell_approvers", "tell_author"]
 
 log = logging.getLogger("mailer.releases.notify")
 
@@ -143,3 +144,19 @@ async def deliver_pending(
         else:
             log.warning("notification %s to %s refused: %s", note_id, to_address, result.reply)
     return sent
+
+
+async def deliver_queued(sessions: sessionmaker[Session], settings: Settings, now: datetime) -> int:
+    """:func:`deliver_pending` over a connection of its own to ``[smtp]`` (the proof path),
+    opened only when something waits; 0 when notifications are off."""
+    if not settings.notify.enabled:
+        return 0
+
+    def waiting() -> bool:
+        with transaction(sessions) as session:
+            return bool(note_store.pending(session, limit=1))
+
+    if not await asyncio.to_thread(waiting):
+        return 0
+    async with proof_transport(settings) as transport:
+        return await deliver_pending(sessions, transport, settings, now)

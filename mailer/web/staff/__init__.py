@@ -28,6 +28,7 @@ from mailer.runtime import Runtime
 from mailer.web.limits import LoginLimiter
 from mailer.web.paths import path_ids
 from mailer.web.staff.account import AccountPages
+from mailer.web.staff.admin import AdminPages
 from mailer.web.staff.approval import ApprovalPages
 from mailer.web.staff.bounces import BouncePages
 from mailer.web.staff.contacts import ContactPages
@@ -93,6 +94,16 @@ def add_desk_routes(r: APIRouter, view: StaffView, renderer: Renderer, previews:
     r.add_api_route("/editor/preview", editor.preview, methods=["POST"], name="editor_preview")
     r.add_api_route("/editor/frame", editor.live_frame, methods=["GET"], name="editor_frame")
     r.add_api_route("/editor/message.eml", editor.live_eml, methods=["GET"], name="editor_eml")
+    admin = AdminPages(view)
+    r.add_api_route("/admin/users", admin.users_page, methods=["GET"], name="admin_users")
+    r.add_api_route("/admin/users/add", admin.add, methods=["POST"], name="admin_users_add")
+    r.add_api_route("/admin/users/{user_id}/{action}", admin.change, methods=["POST"], name="admin_users_change")
+    r.add_api_route("/admin/clients", admin.clients_page, methods=["GET"], name="admin_clients")
+    r.add_api_route("/admin/clients", admin.save_client, methods=["POST"], name="admin_clients_save")
+    r.add_api_route("/account", admin.account_page, methods=["GET"], name="account")
+    r.add_api_route("/account", admin.save_account, methods=["POST"], name="account_save")
+    r.add_api_route("/reset/{token}", admin.reset_page, methods=["GET"], name="reset")
+    r.add_api_route("/reset/{token}", admin.reset, methods=["POST"], name="reset_post")
     approval = ApprovalPages(view, renderer)
     r.add_api_route("/releases/{release_id}/approval", approval.approval_page, methods=["GET"], name="approval")
     r.add_api_route(
