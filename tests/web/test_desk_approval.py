@@ -78,3 +78,33 @@ def test_schedule_form_zones_past_and_send_now(rt: Runtime, app: FastAPI, tmp_pa
     now = client.post(url, data={"csrftoken": csrf(client), "now": "1", "confirm_now": "1"})
     assert now.status_code == 303
     assert "sending now to 2 contacts" in client.get(f"/releases/{seeded.release_id}").text
+
+
+def test_the_approval_page_diffs_against_the_last_approval(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
+    """Approved, then edited and submitted again: the page shows the changed subject line, old and new; times in the user's zone."""
+    from mailer.releases.approval import approve_release
+    from mailer.releases.authoring import update_release
+    from mailer.releases.plan import renderer_for
+    from tests.support.releases import RELEASE, create, seed, submit
+
+    renderer = renderer_for(rt.settings)
+    seed(rt, tmp_path)
+    rid = create(rt, renderer)
+    submit(rt, renderer, rid)
+    with transaction(rt.sessions) as session:
+        approve_release(session, rid, approver="quinn", renderer=renderer, settings=rt.settings, now=rt.clock())
+        edited = RELEASE.replace("Briefing for", "Invitation for")
+        update_release(session, rid, edited, actor="pat", renderer=renderer, now=rt.clock())
+    submit(rt, renderer, rid)
+    with transaction(rt.sessions) as session:
+        from mailer.store.user_admin import set_preferences
+        from mailer.store.users import find_user
+
+        me = find_user(session, EMAILS[Role.APPROVER])
+        assert me is not None
+        set_preferences(session, me.id, time_zone="America/New_York", notify=True)
+    page = sign_in(app, Role.APPROVER).get(f"/releases/{rid}/approval")
+    diff = page.context["diff"]  # type: ignore[attr-defined]
+    assert "-subject = \"Briefing for {{ first_name | default('you') }}\"" in diff
+    assert "+subject = \"Invitation for {{ first_name | default('you') }}\"" in diff
+    assert "2027-12-01 14:00 UTC" in page.text and "2027-12-01 09:00 EST (America/New_York) (your zone)" in page.text
