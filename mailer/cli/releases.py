@@ -86,7 +86,13 @@ def releases_update(
     with runtime() as rt, transaction(rt.sessions) as session:
         who = permits.cli_actor(session, given, permits.Action.WRITE)
         release = update_release(
-            session, release_id, text, actor=who, renderer=renderer_for(rt.settings), now=rt.clock()
+            session,
+            release_id,
+            text,
+            actor=who,
+            renderer=renderer_for(rt.settings),
+            now=rt.clock(),
+            settings=rt.settings,
         )
     if as_json:
         print_json(release_summary(release))

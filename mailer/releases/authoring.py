@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from mailer.config import Settings
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import ReleaseAction, ReleaseStatus, allowed_actions
 from mailer.domain.when import require_future
 from mailer.message import Renderer
-from mailer.releases import history, holds, workflow
+from mailer.releases import history, holds, notify, workflow
 from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
 from mailer.store import releases as release_store
 from mailer.store.tables import Client, Release, ReleaseSegment, Segment
@@ -143,7 +144,14 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
 
 
 def update_release(
-    session: Session, release_id: int, text: str, *, actor: str, renderer: Renderer, now: datetime
+    session: Session,
+    release_id: int,
+    text: str,
+    *,
+    actor: str,
+    renderer: Renderer,
+    now: datetime,
+    settings: Settings | None = None,
 ) -> Release:
     """Writes: replace the release's content with a release file.
 
@@ -170,4 +178,15 @@ def update_release(
     workflow.move(session, release.id, ReleaseStatus.DRAFT, actor=actor, now=now, note=note, src=status)
     release.content_hash = None
     holds.clear(release)
+    returned = status is not ReleaseStatus.DRAFT and release.author.casefold() != actor.casefold()
+    if settings is not None and settings.notify.enabled and returned:
+        notify.tell_author(
+            session,
+            release.id,
+            kind="returned-draft",
+            what="is back to draft",
+            text=f"{actor} edited release {release.id} while it was {status.value}: it is a draft again.",
+            settings=settings,
+            now=now,
+        )
     return release

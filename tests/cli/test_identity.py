@@ -68,3 +68,11 @@ def test_request_changes_sends_back_to_draft_with_the_note(rt: Runtime, draft: s
     assert back["status"] == "draft"  # type: ignore[index]
     shown = run_json("releases", "show", draft)
     assert shown["history"][-1]["note"] == "changes requested: Cut the second question."  # type: ignore[index]
+
+
+def test_schedule_now_names_the_audience_and_past_is_refused(draft: str) -> None:
+    """`schedule --now` says how many it goes to; `--at` in the past exits with one line saying so."""
+    now = run_json("releases", "schedule", draft, "--now")
+    assert now["audience"] == 2 and now["status"] == "draft"  # type: ignore[index]
+    error = refused("releases", "schedule", draft, "--at", "2020-01-01 09:00 Europe/London")
+    assert "is in the past" in str(error) and f"schedule {draft} --now" in str(error)

@@ -71,3 +71,25 @@ async def test_who_is_told_and_delivery(rt: Runtime, renderer: Renderer, tmp_pat
         waiting = [n.to_address for n in session.scalars(select(Notification).where(Notification.sent_at.is_(None)))]
     assert waiting == ["ada@example.com", "ada@example.com"]
     assert b"Auto-Submitted: auto-generated" in transport.sent[0].data
+
+
+def test_an_edit_by_someone_else_tells_the_author(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
+    """A submitted release edited by another user goes back to draft and its author is told; the author's own edit is not news."""
+    from mailer.releases.authoring import update_release
+    from tests.support.releases import RELEASE
+
+    seed(rt, tmp_path)
+    with transaction(rt.sessions) as session:
+        add_user(session, "pat@example.com", role=Role.PUBLICIST, password=None, now=FIXED_NOW)
+    rid = create(rt, renderer, author="pat@example.com")
+    submit(rt, renderer, rid, actor="pat@example.com")
+    with transaction(rt.sessions) as session:
+        update_release(
+            session, rid, RELEASE, actor="pat@example.com", renderer=renderer, now=FIXED_NOW, settings=rt.settings
+        )
+    submit(rt, renderer, rid, actor="pat@example.com")
+    with transaction(rt.sessions) as session:
+        update_release(
+            session, rid, RELEASE, actor="ed@example.com", renderer=renderer, now=FIXED_NOW, settings=rt.settings
+        )
+    assert queued(rt) == [("pat@example.com", "returned-draft")]

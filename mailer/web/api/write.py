@@ -129,7 +129,13 @@ class ReleaseWriteRoutes:
         try:
             with transaction(self.runtime.sessions) as session:
                 update_release(
-                    session, release_id, body.source, actor=actor, renderer=self.renderer, now=self.runtime.clock()
+                    session,
+                    release_id,
+                    body.source,
+                    actor=actor,
+                    renderer=self.renderer,
+                    now=self.runtime.clock(),
+                    settings=self.runtime.settings,
                 )
         except MailerError as exc:
             raise _http(exc) from None

@@ -161,7 +161,9 @@ class EditorPages:
             if release_id is None:
                 saved = create_release(session, text, author=user.email, renderer=self.renderer, now=now).id
             else:
-                update_release(session, release_id, text, actor=user.email, renderer=self.renderer, now=now)
+                update_release(
+                    session, release_id, text, actor=user.email, renderer=self.renderer, now=now, settings=rt.settings
+                )
                 saved = release_id
             editor_drafts.discard_draft(session, user.id, release_id)
         log.info("%s saved release %s in the editor", user.email, saved)
