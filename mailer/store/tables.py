@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -383,7 +384,7 @@ class User(Base):
     #: IANA zone the pages show times in; None: the firm's (web.time_zone)
     time_zone: Mapped[str | None] = mapped_column(String(64))
     #: False: no notification mail (mailer.releases.notify)
-    notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class WebSession(Base):
