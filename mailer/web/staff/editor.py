@@ -209,7 +209,7 @@ class EditorPages:
 
     async def preview(self, request: Request, user: CurrentUser) -> Response:
         """htmx: the unsaved release rendered for a segment and contact, or what is wrong."""
-        if self.previews._preview_refused(user):
+        if self.previews.refused(user):
             return self.view.page(
                 request,
                 "staff/_live_preview.html",
