@@ -80,7 +80,7 @@ def test_schedule_in_the_past_is_refused_and_now_is_explicit(rt: Runtime, render
     seed(rt, tmp_path)
     rid = create(rt, renderer, NO_TIME)
     with transaction(rt.sessions) as session:
-        with pytest.raises(InputError, match=r"^--at: .* is in the past .*schedule 1 --now"):
+        with pytest.raises(InputError, match=rf"^--at: .* is in the past .*schedule {rid} --now"):
             workflow.schedule(session, rid, at=FIXED_NOW - timedelta(hours=1), actor="pat", now=FIXED_NOW)
         with pytest.raises(InputError, match="give one of them"):
             workflow.schedule(session, rid, at=FIXED_NOW, send_now=True, actor="pat", now=FIXED_NOW)
