@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from mailer.domain.errors import ConfigError
+from mailer.domain.errors import ConfigError, MailerError
 from mailer.domain.replies import ReplyKind
 from mailer.domain.states import DEFAULT_OUTLET_TYPES
 
@@ -141,6 +141,19 @@ class WebSettings(_Section):
     #: previews rendering at once, in threads of their own (never the pool that serves
     #: the unsubscribe endpoints)
     preview_concurrency: int = Field(default=2, ge=1, le=64)
+    #: the firm's time zone (IANA name): the pages show times in it unless a user chose
+    #: their own, and a time typed without a zone is read in it
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from mailer.domain.when import zone
+
+        try:
+            return zone(value, "web.time_zone").key
+        except MailerError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -317,9 +330,21 @@ class RenderSettings(_Section):
     memory_limit_mb: int = Field(default=512, ge=64)
 
 
+class NotifySettings(_Section):
+    """Notification mail to staff (submitted, approved, changes requested, paused, sent),
+    through ``[smtp]``."""
+
+    #: send notifications at all
+    enabled: bool = True
+    #: the From (and envelope sender) of notifications
+    from_address: str = "mailer@example.com"
+
+
 class PathSettings(_Section):
-    #: email templates (Jinja2)
-    templates_dir: Path = Path("templates")
+    #: more email templates (Jinja2), beside those that ship with mailer: a file here
+    #: with the name of a shipped one replaces it; empty: only the shipped ones. Relative
+    #: paths in the config file are relative to the file.
+    templates_dir: Path | None = None
     #: where the demo's capture SMTP server writes received messages
     capture_maildir: Path = Path("var/capture")
     #: the data folder: local state of this machine that a database restore must not undo
@@ -404,6 +429,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     contacts: ContactSettings = Field(default_factory=ContactSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @field_validator("secret_key")
     @classmethod
@@ -464,6 +490,34 @@ def _env_name(message: str) -> str:
     return "MAILER_" + found.group(1).upper() if found else "a MAILER_* environment variable"
 
 
+#: Settings that name a file or folder: a relative value in the config file is relative
+#: to the file (issue 21: commands worked only from the folder the file was in).
+_PATH_KEYS = (
+    ("paths", "templates_dir"),
+    ("paths", "capture_maildir"),
+    ("paths", "data_dir"),
+    ("dkim", "key_file"),
+    ("smtp", "ca_file"),
+    ("retry", "journal_dir"),
+)
+
+
+def _relative_to(data: dict[str, Any], folder: Path) -> None:
+    """Make the file's relative paths (and a relative SQLite database) relative to ``folder``."""
+    for section, key in _PATH_KEYS:
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key].strip():
+            value = Path(table[key]).expanduser()
+            if not value.is_absolute():
+                table[key] = str(folder / value)
+    database = data.get("database")
+    if isinstance(database, dict) and isinstance(database.get("url"), str):
+        url = database["url"]
+        m = re.match(r"^(sqlite(?:\+\w+)?:///)(?!/)([^?]+)(\?.*)?$", url)
+        if m is not None and m.group(2) != ":memory:":
+            database["url"] = f"{m.group(1)}{folder / m.group(2)}{m.group(3) or ''}"
+
+
 def load_settings(path: Path | str | None = None) -> Settings:
     """Read settings from ``path`` (or ``$MAILER_CONFIG``, or ``./mailer.toml`` when present).
 
@@ -484,6 +538,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
             raise ConfigError(f"{chosen}: not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from exc
         except OSError as exc:
             raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from exc
+        _relative_to(data, chosen.resolve().parent)
     elif explicit:
         raise ConfigError(f"{chosen}: config file not found")
     try:

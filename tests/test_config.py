@@ -143,7 +143,7 @@ def test_example_config_ships_no_secret(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("MAILER_SECRET_KEY", raising=False)
     s = load_settings(REPO / "config.example.toml")
     assert s.secret_key is None and s.old_secret_keys == []
-    assert s.paths.data_dir == Path("var")
+    assert s.paths.data_dir == REPO / "var"  # relative to the file (issue 21)
     assert not re.search(r"^\s*secret_key\s*=", (REPO / "config.example.toml").read_text(), re.MULTILINE)
 
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from mailer.accounts.signin import authenticate
 from mailer.accounts.users import StaffUser, staff_user
 from mailer.audience.contacts import normalize_email
 from mailer.domain.errors import InputError, NotFoundError, WorkflowError
@@ -74,7 +75,9 @@ def permits(user: StaffUser, action: Action, *, author: str | None = None, statu
     return True
 
 
-def cli_actor(session: Session, name: str, action: Action) -> str:
+def cli_actor(
+    session: Session, name: str, action: Action, *, author: str | None = None, status: str | None = None
+) -> str:
     """Who ``--as NAME`` is when ``action`` is taken on the command line.
 
     With no user accounts at all (a single-person install) the name is taken as given.
@@ -94,7 +97,39 @@ def cli_actor(session: Session, name: str, action: Action) -> str:
     if not user.active:
         raise WorkflowError(f"user '{name}' is disabled and cannot {action.value}")
     staff = staff_user(user)
-    if not permits(staff, action):
+    if not permits(staff, action, author=author, status=status):
         article = "an" if staff.role.value[0] in "aeiou" else "a"
-        raise WorkflowError(f"user '{name}' is {article} {staff.role.value} and cannot {action.value}")
+        mine = " this release" if author is not None else ""
+        raise WorkflowError(f"user '{name}' is {article} {staff.role.value} and cannot {action.value}{mine}")
     return staff.email
+
+
+def accounts_exist(session: Session) -> bool:
+    """True once any user account exists (then ``--as`` must name one)."""
+    return user_store.any_user(session)
+
+
+def cli_approver(session: Session, name: str, password: str | None) -> str:
+    """Who approves with ``releases approve --as NAME`` on the command line.
+
+    With no user accounts the name is taken as given (a fresh demo). Once accounts exist,
+    NAME must be an enabled user who may approve **and** ``password`` must be theirs: a
+    name alone is not an identity (issue 21: anyone could approve as anyone). Raises
+    WorkflowError (no password, a wrong one, a disabled user or a role that may not) or
+    NotFoundError (no such user); a wrong password and an unknown user cost the same.
+    """
+    if not user_store.any_user(session):
+        return name
+    if not password:
+        raise WorkflowError(
+            f"--as {name}: user accounts exist, so approving needs {name}'s password "
+            "(--password-stdin, or type it when asked)"
+        )
+    try:
+        address = normalize_email(name)
+    except InputError:
+        address = name
+    user = authenticate(session, address, password)
+    if user is None:
+        raise WorkflowError(f"--as {name}: wrong password, or no such active user with a password")
+    return cli_actor(session, user.email, Action.APPROVE)

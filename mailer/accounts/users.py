@@ -29,6 +29,8 @@ class StaffUser:
     email: str
     name: str | None
     role: Role
+    #: the zone the pages show times in (None: the firm's, ``web.time_zone``)
+    time_zone: str | None = None
 
     @property
     def label(self) -> str:
@@ -38,7 +40,7 @@ class StaffUser:
 
 def staff_user(user: User) -> StaffUser:
     """The detached view of a user row."""
-    return StaffUser(user.id, user.email, user.name, Role(user.role))
+    return StaffUser(user.id, user.email, user.name, Role(user.role), user.time_zone)
 
 
 def add_user(

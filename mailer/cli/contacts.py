@@ -20,6 +20,7 @@ from mailer.domain.errors import InputError
 from mailer.store import contact_journal, db
 from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
+from mailer.store.segment_checks import unknown_names
 from mailer.store.segments import check_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
@@ -248,10 +249,13 @@ def segments_create(
         check_rule(rule, outlet_types=rt.settings.contacts.outlet_types)
         store.save_segment(session, slug, rule, description=description, now=rt.clock())
         count = store.segment_count(session, rule)
+        warnings = unknown_names(session, rule)
     if as_json:
-        print_json({"slug": slug, "rule": rule, "count": count})
+        print_json({"slug": slug, "rule": rule, "count": count, **({"warnings": warnings} if warnings else {})})
     else:
         out.print(f"segment {slug}: {count} contacts match now", highlight=False)
+        for warning in warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @segments_app.command("show")

@@ -24,6 +24,7 @@ from mailer.store import releases as release_store
 from mailer.store import replies as reply_store
 from mailer.store.db import transaction
 from mailer.store.ledger.log import LogFilter, LogLine, delivery_log
+from mailer.store.ledger.paging import MAX_PAGE
 from mailer.store.ledger.report import ProblemCounts, release_report
 
 
@@ -174,6 +175,10 @@ def problem_lines(problems: ProblemCounts) -> list[str]:
     ]
 
 
+#: The most rows one `mailer log` prints (it reads them page by page).
+MAX_LOG_ROWS = 10_000
+
+
 def log_cmd(
     release: Annotated[
         int | None,
@@ -193,27 +198,39 @@ def log_cmd(
             help="Rows after this delivery id (paging).",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many rows.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LOG_ROWS, help=f"How many rows (1 to {MAX_LOG_ROWS:,}).")
+    ] = 100,
     as_json: JsonOpt = False,
 ) -> None:
-    """The delivery ledger: who got what, who bounced and why, what is still queued."""
+    """The delivery ledger: who got what, who bounced and why, what is still queued.
+
+    --json prints {"rows": [...], "next_after": ID or null}: pass ID as --after for the next page."""
     if status is not None and status not in {s.value for s in DeliveryStatus}:
         raise typer.BadParameter(f"unknown status {status!r}", param_hint="--status")
     filters = LogFilter(release_id=release, status=status, segment=segment, domain=domain, email=email)
+    rows: list[LogLine] = []
+    next_after = after
     with runtime() as rt, transaction(rt.sessions) as session:
-        page = delivery_log(session, filters, after=after, limit=limit)
+        # The ledger's pages hold at most MAX_PAGE rows: read as many as --limit asks.
+        while len(rows) < limit:
+            page = delivery_log(session, filters, after=next_after, limit=min(MAX_PAGE, limit - len(rows)))
+            rows.extend(page.rows)
+            next_after = page.next_after
+            if next_after is None:
+                break
     if as_json:
-        print_json([_log_json(r) for r in page.rows])
+        print_json({"rows": [_log_json(r) for r in rows], "next_after": next_after})
         return
     table = Table("id", "release", "email", "segment", "status", "tries", "last reply")
-    for r in page.rows:
+    for r in rows:
         reply = (r.last_reply or r.reason or "")[:60]
         table.add_row(
             str(r.id), str(r.release_id), r.email or "(erased)", r.segment or "", r.status, str(r.attempts), reply
         )
     out.print(table)
-    if page.next_after is not None:
-        err.print(f"more: --after {page.next_after}")
+    if next_after is not None:
+        err.print(f"more: --after {next_after}")
 
 
 def _log_json(r: LogLine) -> dict[str, object]:

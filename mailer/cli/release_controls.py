@@ -8,11 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from mailer.accounts import permits
+from mailer.accounts.permits import Action
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.common import JsonOpt, ReleaseId, out, print_json, runtime
 from mailer.domain.errors import InputError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.releases import workflow
+from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Release
 
@@ -48,8 +51,9 @@ def releases_confirm_late(
     """Let an approved release that waits (late past its not_after, or already started per
     the send fence) start at the next `mailer run` tick; or let a release the send fence
     paused mid-send (a restored copy?) go on sending the rows this database shows as unsent."""
-    who = workflow.check_actor(whoami(actor))
+    given = workflow.check_actor(whoami(actor))
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, given, Action.SCHEDULE)
         release = workflow.confirm_start(
             session, release_id, actor=who, resend_after_restore=resend_after_restore, now=rt.clock()
         )
@@ -62,9 +66,13 @@ def releases_confirm_late(
 
 
 def releases_cancel(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Cancel a release."""
-    who = whoami(actor)
+    """Cancel a release.
+
+    Once user accounts exist, --as must name an enabled admin (a publicist: only their own draft)."""
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        release = release_store.get_release(session, release_id)
+        who = permits.cli_actor(session, given, Action.CANCEL, author=release.author, status=release.status)
         cancelled = workflow.cancel(session, release_id, actor=who, now=rt.clock())
     if as_json:
         print_json(release_summary(cancelled.release))
@@ -79,8 +87,9 @@ def releases_pause(
     as_json: JsonOpt = False,
 ) -> None:
     """Pause a release that is being sent: nothing more is claimed; messages in flight finish."""
-    who = whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, given, Action.PAUSE)
         workflow.pause(session, release_id, actor=who, now=rt.clock(), reason=reason)
     if as_json:
         print_json({"id": release_id, "status": "paused"})
@@ -90,8 +99,9 @@ def releases_pause(
 
 def releases_resume(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Resume a paused release."""
-    who = whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, given, Action.RESUME)
         workflow.resume(session, release_id, actor=who, now=rt.clock())
     if as_json:
         print_json({"id": release_id, "status": "sending"})
@@ -116,8 +126,9 @@ def releases_retry(
         chosen = [DeliveryStatus(s) for s in status]
     except ValueError as exc:
         raise InputError(f"--status: {exc}; use unknown, failed, deferred or queued") from exc
-    who = whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, given, Action.RETRY)
         count = workflow.retry(session, release_id, chosen, actor=who, now=rt.clock())
     if as_json:
         print_json({"id": release_id, "requeued": count})

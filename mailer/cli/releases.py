@@ -26,7 +26,8 @@ from mailer.cli.release_controls import release_summary
 from mailer.domain.errors import InputError, TemplateError, TransportError, WorkflowError
 from mailer.domain.states import ReleaseStatus
 from mailer.releases import holds, workflow
-from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.approval import approve_release, request_changes, submit_release
+from mailer.releases.audience import audience_size
 from mailer.releases.authoring import create_release, update_release
 from mailer.releases.plan import release_content_hash, renderer_for
 from mailer.releases.preview import preview_release
@@ -85,7 +86,13 @@ def releases_update(
     with runtime() as rt, transaction(rt.sessions) as session:
         who = permits.cli_actor(session, given, permits.Action.WRITE)
         release = update_release(
-            session, release_id, text, actor=who, renderer=renderer_for(rt.settings), now=rt.clock()
+            session,
+            release_id,
+            text,
+            actor=who,
+            renderer=renderer_for(rt.settings),
+            now=rt.clock(),
+            settings=rt.settings,
         )
     if as_json:
         print_json(release_summary(release))
@@ -315,17 +322,23 @@ def releases_approve(
         typer.Option(
             "--as",
             help="The approver: not the author, an editor or the submitter. Once user accounts exist"
-            " (mailer users list), an enabled admin or approver; with none, any name.",
+            " (mailer users list), an enabled admin or approver, with their password; with none, any name.",
         ),
     ],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the approver's password from the first line of standard input."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a submitted release as a second person; binds the approval to its content hash.
 
     Once user accounts exist, --as must name an enabled user whose role may approve (admin
-    or approver); on an install without any accounts any name is taken as given."""
+    or approver) and the password must be theirs (--password-stdin, or typed when asked
+    on a terminal); on an install without any accounts any name is taken as given."""
     with runtime() as rt, transaction(rt.sessions) as session:
-        approver = permits.cli_actor(session, actor, permits.Action.APPROVE)
+        password = read_password(password_stdin) if permits.accounts_exist(session) else None
+        approver = permits.cli_approver(session, actor, password)
         result = approve_release(
             session,
             release_id,
@@ -342,37 +355,95 @@ def releases_approve(
         out.print(f"approved release {release_id} ({result.content_hash[:12]})")
 
 
+def read_password(from_stdin: bool) -> str | None:
+    """The first line of standard input (``--password-stdin``), else a hidden prompt on a
+    terminal, else None."""
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise InputError("--password-stdin: no password on standard input")
+        return line
+    if sys.stdin.isatty():
+        value: str = typer.prompt("Password", hide_input=True)
+        return value
+    return None
+
+
+@releases_app.command("request-changes")
+def releases_request_changes(
+    release_id: ReleaseId,
+    note: Annotated[str, typer.Option("--note", help="What should change (the author is told).")],
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a submitted release back to draft with a note for its author.
+
+    Once user accounts exist, --as (or $MAILER_USER) must name an enabled admin or approver."""
+    given = whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, given, permits.Action.APPROVE)
+        request_changes(session, release_id, actor=who, note=note, settings=rt.settings, now=rt.clock())
+    if as_json:
+        print_json({"id": release_id, "status": "draft", "note": note})
+    else:
+        out.print(f"release {release_id} is back to draft with your note")
+
+
 @releases_app.command("schedule")
 def releases_schedule(
     release_id: ReleaseId,
     at: Annotated[
-        str | None, typer.Option("--at", help="ISO 8601 with a zone, e.g. 2026-12-01T09:00:00-05:00.")
+        str | None,
+        typer.Option(
+            "--at",
+            help="When: 2026-12-01 09:00 America/New_York, or ISO 8601 with an offset (2026-12-01T09:00:00-05:00)."
+            " Never in the past.",
+        ),
     ] = None,
+    now: Annotated[bool, typer.Option("--now", help="Send as soon as it is approved (or at once, if it is).")] = False,
     not_after: Annotated[
         str | None,
-        typer.Option("--not-after", help="Not started by then (ISO 8601 with a zone): wait for a person to confirm."),
+        typer.Option("--not-after", help="Not started by then (same forms as --at): wait for a person to confirm."),
     ] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set when an approved release goes out, and/or the latest time it may start unattended."""
+    """Set when a release goes out (--at, or --now), and/or the latest time it may start unattended.
+
+    Moving an approved release's send time earlier than the approved one sends it back
+    for approval. Once user accounts exist, --as (or $MAILER_USER) must name an enabled
+    admin or publicist."""
     when = parse_time(at, "--at") if at is not None else None
     limit = parse_time(not_after, "--not-after") if not_after is not None else None
-    who = whoami(actor)
+    given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
-        release = workflow.schedule(session, release_id, at=when, not_after=limit, actor=who, now=rt.clock())
+        who = permits.cli_actor(session, given, permits.Action.SCHEDULE)
+        before = release_store.get_release(session, release_id).status
+        release = workflow.schedule(
+            session, release_id, at=when, not_after=limit, actor=who, now=rt.clock(), send_now=now
+        )
         # the times as given (with their zone), else as stored (UTC)
         send_at, limit_at = when or release.send_at, limit or release.not_after
+        count = audience_size(session, release_id) if now else None
     if as_json:
         print_json(
             {
                 **release_summary(release),
                 "send_at": send_at.isoformat() if send_at else None,
                 "not_after": limit_at.isoformat() if limit_at else None,
+                **({"audience": count} if count is not None else {}),
             }
         )
         return
-    if when is not None:
+    if before == ReleaseStatus.APPROVED.value and release.status == ReleaseStatus.SUBMITTED.value:
+        err.print(
+            f"[yellow]note:[/] release {release_id} goes back to submitted: the new time is earlier than the "
+            "approved one, so it needs approval again",
+            highlight=False,
+        )
+    if now:
+        out.print(f"release {release_id} ({release.status}) goes out now to about {count} contacts", highlight=False)
+    elif when is not None:
         out.print(f"release {release_id} ({release.status}) will go out at {when.isoformat()}")
     if limit is not None:
         out.print(f"release {release_id} waits for a person if not started by {limit.isoformat()}")

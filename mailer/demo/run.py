@@ -111,7 +111,7 @@ def prepare_release(rt: Runtime, preview_dir: Path) -> tuple[int, list[Path]]:
             create_client(session, client_fields(data), now=now)
         release = create_release(session, _demo_text("release.md"), author=PUBLICIST, renderer=renderer, now=now)
         release_id = release.id
-        workflow.schedule(session, release_id, at=now, actor=PUBLICIST, now=now)
+        workflow.schedule(session, release_id, at=None, send_now=True, actor=PUBLICIST, now=now)
     previews: list[Path] = []
     preview_dir.mkdir(parents=True, exist_ok=True)
     with transaction(rt.sessions) as session:

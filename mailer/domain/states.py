@@ -60,7 +60,11 @@ TERMINAL_DELIVERY = frozenset(
 _RELEASE_MOVES: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
     ReleaseStatus.DRAFT: frozenset({ReleaseStatus.SUBMITTED, ReleaseStatus.CANCELLED}),
     ReleaseStatus.SUBMITTED: frozenset({ReleaseStatus.APPROVED, ReleaseStatus.DRAFT, ReleaseStatus.CANCELLED}),
-    ReleaseStatus.APPROVED: frozenset({ReleaseStatus.SENDING, ReleaseStatus.DRAFT, ReleaseStatus.CANCELLED}),
+    # approved → submitted: approval needed again, the content unchanged (the send time moved
+    # earlier, or the rendered bytes changed since approval: issue 21)
+    ReleaseStatus.APPROVED: frozenset(
+        {ReleaseStatus.SENDING, ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.CANCELLED}
+    ),
     ReleaseStatus.SENDING: frozenset(
         {
             ReleaseStatus.PAUSED,

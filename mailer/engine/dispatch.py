@@ -35,7 +35,7 @@ from mailer.engine.sender import Batch, Sender, SendProgress
 from mailer.engine.writer import Writer, pause_release
 from mailer.message import AsyncRenderer, Renderer, RenderWorker
 from mailer.message.tokens import Tokens
-from mailer.releases import holds, workflow
+from mailer.releases import holds, notify, workflow
 from mailer.releases.plan import render_limits, renderer_for
 from mailer.runtime import Runtime
 from mailer.smtp.transport import Transport
@@ -223,12 +223,21 @@ class Dispatcher:
         self.journal.close()
         return leases.release_leases(self.rt, self.owner)
 
+    async def notify(self) -> int:
+        """Send queued notification mail to staff (:mod:`mailer.releases.notify`) over a
+        connection of its own (never the bulk pool); returns how many went out."""
+        return await notify.deliver_queued(self.rt.sessions, self.rt.settings, self.rt.clock())
+
     async def run_once(self, *, stop: asyncio.Event | None = None) -> int:
-        """Everything due now: sweep, plan, send until nothing is due, finish. Returns
-        messages attempted."""
+        """Everything due now: sweep, plan, send until nothing is due, finish, notify.
+        Returns messages attempted."""
         self.sweep()
         self.plan_due()
         attempted = await self.drain(stop=stop)
         self.release_leases()
         self.finish_releases()
+        try:
+            await self.notify()
+        except MailerError as exc:  # notifications wait for the next run
+            log.warning("notifications not sent: %s", exc)
         return attempted

@@ -1,7 +1,9 @@
 """Starting and finishing releases: the ends of a send.
 
 Start (:meth:`Planner.plan_due`): for every approved release whose time has come, verify
-that what would be sent is what was approved (else back to ``draft``), check the holds
+that what would be sent is what was approved (changed content: back to ``draft``; the same
+content rendering to other bytes, e.g. after a library upgrade: back to ``submitted``; the
+author and approver are told either way), check the holds
 (:mod:`mailer.releases.holds`: a person must look first), move it to ``sending``, plan its
 deliveries (one INSERT ... SELECT per segment) and write the send fence, all in one
 transaction. Finish (:meth:`Planner.finish_releases`): a sending release with no pending
@@ -13,17 +15,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
-from mailer.releases import holds, workflow
+from mailer.releases import holds, notify, workflow
 from mailer.releases.fence import SendFence
-from mailer.releases.plan import SendPlan, build_send_plan, require_approved_plan
+from mailer.releases.plan import SendPlan, build_send_plan, render_digest, require_approved_plan, variant_specs
 from mailer.runtime import Runtime
 from mailer.store import contact_holds
 from mailer.store import deliveries as delivery_store
+from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Release, Segment
 
@@ -79,19 +85,15 @@ class Planner:
                 plan = build_send_plan(session, release_id, self.renderer, self.settings)
                 require_approved_plan(session, release_id, plan)
             except MailerError as exc:
-                # What would be sent is no longer what was approved: back to draft.
-                workflow.try_move(
-                    session,
-                    release_id,
-                    ReleaseStatus.APPROVED,
-                    ReleaseStatus.DRAFT,
-                    actor="mailer",
-                    now=now,
-                    note=f"not sent: {exc}",
-                )
-                log.warning(
-                    "release %s not sent: %s", release_id, exc, extra={"release": release_id, "event": "refused"}
-                )
+                # What would be sent is no longer what was approved (the templates or the
+                # client changed): back to draft, and the author and approver are told.
+                self._not_sent(session, release_id, ReleaseStatus.DRAFT, f"not sent: {exc}", now=now)
+                return False
+            changed = self._bytes_changed(session, release_id)
+            if changed is not None:
+                # Same content, other bytes (a library upgrade since approval): approval
+                # needed again for what would really go out (issue 21).
+                self._not_sent(session, release_id, ReleaseStatus.SUBMITTED, changed, now=now)
                 return False
             reason = holds.start_hold(
                 session, release, content_hash=plan.content_hash, now=now, settings=self.settings, fence=self.fence
@@ -144,6 +146,43 @@ class Planner:
             log.warning("release %s cannot be signed: %s", release_id, exc)
         return True
 
+    def _bytes_changed(self, session: Session, release_id: int) -> str | None:
+        """Why the release's sample renders no longer give the approved bytes, or None
+        (also None for an approval without a render digest)."""
+        approval = release_store.latest_approval(session, release_id)
+        if approval is None or approval.render_digest is None:
+            return None
+        try:
+            now_digest = render_digest(variant_specs(session, release_id, self.settings), self.renderer)
+        except MailerError as exc:
+            return f"not sent: the release no longer renders: {exc}"
+        if now_digest == approval.render_digest:
+            return None
+        return (
+            "not sent: the message would differ from the one approved although its content did not change "
+            f"(rendered {now_digest[:12]}, approved {approval.render_digest[:12]}; an upgrade of the libraries "
+            "that render it?): approval needed again"
+        )
+
+    def _not_sent(self, session: Session, release_id: int, dst: ReleaseStatus, note: str, *, now: datetime) -> None:
+        """Writes: an approved release that may not start goes back to ``dst``; its author
+        and approver are told (not silently: issue 21)."""
+        if not workflow.try_move(session, release_id, ReleaseStatus.APPROVED, dst, actor="mailer", now=now, note=note):
+            return
+        if self.settings.notify.enabled:
+            what = "is back to draft" if dst is ReleaseStatus.DRAFT else "needs approval again"
+            notify.tell_author(
+                session,
+                release_id,
+                kind=f"returned-{dst.value}",
+                what=what,
+                text=f"Release {release_id} was not sent and {what}. {note}",
+                settings=self.settings,
+                now=now,
+                also_approver=True,
+            )
+        log.warning("release %s not sent: %s", release_id, note, extra={"release": release_id, "event": "refused"})
+
     def prepared(self, release_id: int) -> Prepared:
         """The release's plan, compiled once per process (raises :class:`MailerError` when
         it cannot be built, no longer matches its approval, or its DKIM key is unusable)."""
@@ -175,6 +214,16 @@ class Planner:
                     session, release_id, ReleaseStatus.SENDING, final, actor="mailer", now=now, note=note
                 ):
                     done.append(release_id)
+                    if self.settings.notify.enabled:
+                        notify.tell_author(
+                            session,
+                            release_id,
+                            kind="finished",
+                            what=f"finished ({final.value})",
+                            text=f"Release {release_id} finished sending: {final.value}. Deliveries: {note}.",
+                            settings=self.settings,
+                            now=now,
+                        )
         for release_id in done:
             self._plans.pop(release_id, None)
         return done

@@ -153,6 +153,7 @@ async def run_forever(
             dispatcher.sweep()
             dispatcher.plan_due()
             dispatcher.finish_releases()
+            await dispatcher.notify()
 
     relay = Backoff()
 

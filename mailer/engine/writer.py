@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from mailer.domain.errors import StoreError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
 from mailer.engine.outcomes import Recording
-from mailer.releases import workflow
+from mailer.releases import notify, workflow
 from mailer.releases.fence import SendFence
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
@@ -115,6 +115,16 @@ def pause_release(rt: Runtime, release_id: int, reason: str) -> None:
             note=reason,
         ):
             return
+        if rt.settings.notify.enabled:
+            notify.tell_author(
+                session,
+                release_id,
+                kind="paused",
+                what="paused",
+                text=f"Release {release_id} was paused: {reason}",
+                settings=rt.settings,
+                now=rt.clock(),
+            )
     log.warning("release %s paused: %s", release_id, reason, extra={"release": release_id, "event": "paused"})
 
 

@@ -29,7 +29,19 @@ from mailer.message.headers import check_header_value
 from mailer.message.isolated import AsyncRenderer, IsolatedRenderer, IsolatedVariant
 from mailer.message.limits import RenderCancelled, RenderLimitError, RenderLimits
 from mailer.message.mime import LOCAL_HTTP_PREFIXES, CompiledVariant
-from mailer.message.spec import Recipient, RenderedParts, RenderJob, Sender, Speaker, Variant, VariantSpec
+from mailer.message.spec import (
+    Booking,
+    Recipient,
+    RelatedLink,
+    RenderedParts,
+    RenderJob,
+    Sender,
+    Speaker,
+    SpeakerGroup,
+    Variant,
+    VariantSpec,
+    paragraphs,
+)
 from mailer.message.templates import Renderer
 from mailer.message.worker import RenderWorker
 
@@ -37,10 +49,12 @@ __all__ = [
     "LOCAL_HTTP_PREFIXES",
     "RENDER_VERSION",
     "AsyncRenderer",
+    "Booking",
     "CompiledVariant",
     "IsolatedRenderer",
     "IsolatedVariant",
     "Recipient",
+    "RelatedLink",
     "RenderCancelled",
     "RenderJob",
     "RenderLimitError",
@@ -50,8 +64,10 @@ __all__ = [
     "Renderer",
     "Sender",
     "Speaker",
+    "SpeakerGroup",
     "Variant",
     "VariantSpec",
     "check_header_value",
     "fingerprint",
+    "paragraphs",
 ]

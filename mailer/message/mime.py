@@ -149,6 +149,12 @@ class CompiledVariant(Variant):
             "booking_contact": spec.booking_contact,
             "sender": spec.sender,
             "release_key": spec.release_key,
+            "preheader": spec.preheader,
+            "speaker_groups": spec.speaker_groups,
+            "questions_heading": spec.questions_heading,
+            "related": spec.related,
+            "booking": spec.booking,
+            "disclosure_placement": spec.disclosure_placement,
         }
         self._about_html = about[0]
         self._about_text = about[1]

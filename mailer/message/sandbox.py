@@ -50,6 +50,13 @@ VARIANT_NAMES = frozenset(
         "booking_contact",
         "sender",
         "release_key",
+        # issue 21: the publicist's desk
+        "preheader",
+        "speaker_groups",
+        "questions_heading",
+        "related",
+        "booking",
+        "disclosure_placement",
     }
 )
 SUBJECT_NAMES = RECIPIENT_NAMES | MESSAGE_NAMES | VARIANT_NAMES

@@ -33,11 +33,65 @@ class Sender:
 
 @dataclass(frozen=True)
 class Speaker:
-    """A person available for interview (media advisory)."""
+    """A person available for interview (media advisory). ``bio`` may hold several
+    paragraphs (blank lines between them) and single line breaks (kept)."""
 
     name: str
     title: str
     bio: str
+
+    @property
+    def paragraphs(self) -> tuple[tuple[str, ...], ...]:
+        """The bio as paragraphs of lines (see :func:`paragraphs`)."""
+        return paragraphs(self.bio)
+
+
+def paragraphs(text: str | None) -> tuple[tuple[str, ...], ...]:
+    """``text`` split into paragraphs at blank lines, each a tuple of its lines (single
+    line breaks are kept, not merged); empty text gives ()."""
+    if not text:
+        return ()
+    blocks: list[tuple[str, ...]] = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = tuple(line.strip() for line in block.split("\n") if line.strip())
+        if lines:
+            blocks.append(lines)
+    return tuple(blocks)
+
+
+@dataclass(frozen=True)
+class SpeakerGroup:
+    """A heading ("Speakers available", "Other speakers available") and its speakers
+    (bios optional)."""
+
+    heading: str
+    speakers: tuple[Speaker, ...]
+
+
+@dataclass(frozen=True)
+class RelatedLink:
+    """A related article or document: its title and https URL."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Booking:
+    """Whom journalists contact to book an interview; the templates link ``email``
+    (mailto:) and ``phone`` (tel:)."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    note: str | None = None
+
+    @property
+    def tel(self) -> str:
+        """``phone`` as a tel: URI body (digits and a leading +, RFC 3966)."""
+        phone = self.phone or ""
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        return ("+" if phone.strip().startswith("+") else "") + digits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +101,10 @@ class VariantSpec:
     ``subject``, ``intro`` and ``body_markdown`` are user-authored Jinja templates (the
     body and intro are Markdown); every other string is data and is never evaluated.
     ``about`` is the optional "About <client>" boilerplate, Markdown without Jinja.
+    ``speaker_groups``, ``questions_heading``, ``related``, ``booking`` and
+    ``disclosure_placement`` ("footer", or "block": the client's disclosure also stands
+    in a conspicuous block above the body) came later (issue 21): at their defaults
+    they are left out of the fingerprint.
     """
 
     release_key: str
@@ -66,6 +124,11 @@ class VariantSpec:
     about: str | None = None
     #: the inbox preview line (data, not a template); None: the body's first sentence
     preheader: str | None = None
+    speaker_groups: tuple[SpeakerGroup, ...] = ()
+    questions_heading: str | None = None
+    related: tuple[RelatedLink, ...] = ()
+    booking: Booking | None = None
+    disclosure_placement: str = "footer"
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,9 @@ class Renderer:
         self.sources: Mapping[str, str] = sources
         base = self.sources.get(f"{_BASE}.html", "")
         self.css = "\n".join(_STYLE_RE.findall(base))
-        self.markdown = MarkdownIt("commonmark", {"html": False})
+        # breaks: a single line break in the body is kept (issue 21: addresses and lists typed
+        # line by line merged into one line)
+        self.markdown = MarkdownIt("commonmark", {"html": False, "breaks": True})
         self._origins: dict[str, Origin] = {}
         self._checked: set[str] = set()
         self.env = make_sandbox(FunctionLoader(self._load))

@@ -15,19 +15,28 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
-from mailer.domain.errors import WorkflowError
+from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import ReleaseStatus, require_release_move
 from mailer.message import Renderer
-from mailer.releases import compliance, holds, workflow
+from mailer.releases import compliance, holds, notify, workflow
 from mailer.releases.compliance import ComplianceReport
 from mailer.releases.identity import identity_for
-from mailer.releases.plan import content_hash, release_content_hash, release_topics, sample_recipient, variant_specs
+from mailer.releases.plan import (
+    content_hash,
+    release_content_hash,
+    release_topics,
+    render_digest,
+    sample_recipient,
+    variant_specs,
+)
+from mailer.releases.release_text import release_file
 from mailer.store import audit
 from mailer.store import contacts as contact_store
 from mailer.store import releases as release_store
+from mailer.store.segment_checks import unknown_names
 from mailer.store.tables import Approval, Release
 
-__all__ = ["ApprovalResult", "approve_release", "submit_release"]
+__all__ = ["ApprovalResult", "approve_release", "request_changes", "second_person_problem", "submit_release"]
 
 
 def _check_smtputf8(
@@ -80,18 +89,42 @@ def submit_release(
     actor = workflow.check_actor(actor)
     release = release_store.get_release(session, release_id, for_update=True)
     status = ReleaseStatus(release.status)
-    require_release_move(status, ReleaseStatus.SUBMITTED)
+    if status is not ReleaseStatus.DRAFT:
+        # approved → submitted is the engine's and the scheduler's move (approval needed
+        # again), not a submission: a person submits drafts only
+        article = "an" if status.value[0] in "aeiou" else "a"
+        raise WorkflowError(f"{article} {status.value} release cannot become submitted")
     specs = variant_specs(session, release_id, settings)
     segments = {seg.id: seg for _, seg in release_store.release_segments(session, release_id)}
     checks = [(slug, spec, sample_recipient(session, segments[sid].rule)) for sid, slug, spec in specs]
     report = compliance.check_release(checks, renderer, settings)
     report = _check_smtputf8(session, [seg.rule for seg in segments.values()], settings, report)
     report = _check_alignment(session, release, settings, report)
+    report = _audience_warnings(session, [(slug, segments[sid].rule) for sid, slug, _ in specs], report)
     report.require_ok(f"release {release_id}")
     release.content_hash = content_hash(specs, renderer, release_topics(session, release_id))
     note = "checks passed" + "".join(f"; warning: {w}" for w in report.warnings)
     workflow.move(session, release_id, ReleaseStatus.SUBMITTED, actor=actor, now=now, note=note, src=status)
+    if settings.notify.enabled:
+        notify.tell_approvers(session, release_id, actor=actor, settings=settings, now=now)
     return report
+
+
+def _audience_warnings(session: Session, segments: list[tuple[str, str]], report: ComplianceReport) -> ComplianceReport:
+    """``report`` plus a warning for each segment that matches no contact now, each list,
+    beat or tag a rule names that nothing has (issue 21: a misspelt list selected nobody,
+    silently), and one when the release as a whole reaches nobody."""
+    warnings: list[str] = []
+    total = 0
+    for slug, rule in segments:
+        count = contact_store.segment_count(session, rule)
+        total += count
+        if count == 0:
+            warnings.append(f"segment {slug} matches 0 contacts now ({rule})")
+        warnings += [f"segment {slug}: {problem}" for problem in unknown_names(session, rule)]
+    if segments and total == 0:
+        warnings.append("the release reaches nobody: every segment is empty")
+    return dataclasses.replace(report, warnings=(*report.warnings, *warnings))
 
 
 @dataclass(frozen=True)
@@ -133,22 +166,89 @@ def approve_release(
         workflow.move(session, release_id, ReleaseStatus.DRAFT, actor=approver, now=now, note=reason, src=status)
         release.content_hash = None
         return ApprovalResult(None, current, reason)
-    approval = release_store.add_approval(session, release_id, approver=approver, content_hash=current, now=now)
+    digest = render_digest(variant_specs(session, release_id, settings), renderer)
+    approval = release_store.add_approval(
+        session,
+        release_id,
+        approver=approver,
+        content_hash=current,
+        now=now,
+        send_at=release.send_at,
+        render_digest=digest,
+        snapshot=release_file(session, release_id),
+    )
     holds.clear(release)
     # The identity must exist before any backup of an approved release can be taken (the
     # migration creates it; this covers a database whose meta row was lost).
     release_store.database_identity(session)
-    note = f"approved {current[:12]}"
+    when = f" to go at {release.send_at:%Y-%m-%d %H:%M} UTC" if release.send_at else " without a send time yet"
+    note = f"approved {current[:12]}{when}"
     workflow.move(session, release_id, ReleaseStatus.APPROVED, actor=approver, now=now, note=note, src=status)
     audit.record(
         session, actor=approver, action="release.approve", target=f"release {release_id}", detail=note, now=now
     )
+    if settings.notify.enabled:
+        schedule_hint = "" if release.send_at else " It has no send time yet: schedule it."
+        notify.tell_author(
+            session,
+            release_id,
+            kind="approved",
+            what="approved",
+            text=f"{approver} approved release {release_id}{when}.{schedule_hint}",
+            settings=settings,
+            now=now,
+        )
     return ApprovalResult(approval, current)
+
+
+def request_changes(
+    session: Session, release_id: int, *, actor: str, note: str, settings: Settings, now: datetime
+) -> None:
+    """Writes: ``submitted → draft`` with the approver's note (kept as a comment and in the
+    history); the author is told. Raises WorkflowError when the release is not
+    submitted, InputError for an empty note."""
+    actor = workflow.check_actor(actor)
+    text = note.strip()
+    if not text:
+        raise InputError("note: say what should change")
+    release = release_store.get_release(session, release_id, for_update=True)
+    status = ReleaseStatus(release.status)
+    if status is not ReleaseStatus.SUBMITTED:
+        raise WorkflowError(f"release {release_id} is {status.value}: changes can be requested only while submitted")
+    release_store.add_comment(session, release_id, author=actor, kind="changes", body=text[:10_000], now=now)
+    workflow.move(
+        session,
+        release_id,
+        ReleaseStatus.DRAFT,
+        actor=actor,
+        now=now,
+        note=f"changes requested: {text[:300]}",
+        src=status,
+    )
+    release.content_hash = None
+    if settings.notify.enabled:
+        notify.tell_author(
+            session,
+            release_id,
+            kind="changes",
+            what="needs changes",
+            text=f"{actor} asked for changes to release {release_id}:\n\n{text}",
+            settings=settings,
+            now=now,
+        )
 
 
 def _require_second_person(session: Session, release: Release, approver: str) -> None:
     """WorkflowError unless ``approver`` is none of: the author, anyone who edited the
     content, the person who submitted it (names compared case-insensitively)."""
+    problem = second_person_problem(session, release, approver)
+    if problem is not None:
+        raise WorkflowError(problem)
+
+
+def second_person_problem(session: Session, release: Release, approver: str) -> str | None:
+    """Why ``approver`` may not approve ``release`` under the two-person rule, or None
+    (the pages ask it to leave out the Approve button on one's own release)."""
     me = approver.casefold()
     roles = [("wrote", release.author)]
     roles += [("edited", editor) for editor in release_store.release_editors(session, release.id)]
@@ -159,7 +259,8 @@ def _require_second_person(session: Session, release: Release, approver: str) ->
     if "wrote" in done and "edited" in done:
         done.remove("edited")  # the author is recorded as the first editor
     if done:
-        raise WorkflowError(
+        return (
             f"{approver} {' and '.join(dict.fromkeys(done))} release {release.id}: "
             "a second person, who did not write, edit or submit it, must approve it"
         )
+    return None

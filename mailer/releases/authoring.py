@@ -8,19 +8,22 @@ change after approval needs approval again); every edit is recorded in the histo
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from mailer.config import Settings
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import ReleaseAction, ReleaseStatus, allowed_actions
+from mailer.domain.when import require_future
 from mailer.message import Renderer
-from mailer.releases import history, holds, workflow
+from mailer.releases import history, holds, notify, workflow
 from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
 from mailer.store import releases as release_store
-from mailer.store.tables import Client, Release, ReleaseSegment
+from mailer.store.tables import Client, Release, ReleaseSegment, Segment
 
-__all__ = ["create_release", "update_release"]
+__all__ = ["DraftRelease", "create_release", "draft_release", "update_release"]
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 
@@ -60,9 +63,24 @@ def _resolve(session: Session, parsed: ReleaseFile, renderer: Renderer) -> tuple
                 subject=variant.subject,
                 intro=variant.intro,
                 template=variant.template,
+                body=variant.body,
             )
         )
     return client, rows
+
+
+def _check_times(parsed: ReleaseFile, now: datetime) -> None:
+    """InputError when the file's send_at or not_after is already past (issue 21: a
+    mistyped date sent a release at once)."""
+    if parsed.send_at is not None:
+        require_future(
+            parsed.send_at,
+            now,
+            "send_at",
+            hint="leave send_at out and use `mailer releases schedule ID --now` to send at once",
+        )
+    if parsed.not_after is not None:
+        require_future(parsed.not_after, now, "not_after")
 
 
 def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
@@ -77,6 +95,31 @@ def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
     release.embargo_at = parsed.embargo.astimezone(UTC) if parsed.embargo else None
 
 
+@dataclass(frozen=True)
+class DraftRelease:
+    """A release file checked like :func:`create_release` checks it, as objects that are
+    never added to the session (the web editor's live preview renders from them)."""
+
+    release: Release
+    client: Client
+    segments: list[tuple[ReleaseSegment, Segment]]
+
+
+def draft_release(
+    session: Session, text: str, *, renderer: Renderer, now: datetime, release_id: int | None = None
+) -> DraftRelease:
+    """Read-only: parse and resolve ``text`` with the checks of :func:`create_release`
+    (InputError naming the key), into a transient release numbered ``release_id`` (0 for
+    a new one). Nothing is written."""
+    parsed = parse_release(text)
+    _check_times(parsed, now)
+    client, rows = _resolve(session, parsed, renderer)
+    release = Release(id=release_id or 0, status=ReleaseStatus.DRAFT.value, author="", created_at=now, updated_at=now)
+    _apply(release, parsed, client)
+    found = release_store.find_segments(session, parsed.segments)
+    return DraftRelease(release, client, [(row, found[slug]) for row, slug in zip(rows, parsed.segments, strict=True)])
+
+
 def create_release(session: Session, text: str, *, author: str, renderer: Renderer, now: datetime) -> Release:
     """Writes: a new draft release from a release file, its segments and a creation event.
 
@@ -85,6 +128,7 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
     """
     author = workflow.check_actor(author)
     parsed = parse_release(text)
+    _check_times(parsed, now)
     client, rows = _resolve(session, parsed, renderer)
     release = Release(status=ReleaseStatus.DRAFT.value, author=author, created_at=now, updated_at=now)
     _apply(release, parsed, client)
@@ -100,7 +144,14 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
 
 
 def update_release(
-    session: Session, release_id: int, text: str, *, actor: str, renderer: Renderer, now: datetime
+    session: Session,
+    release_id: int,
+    text: str,
+    *,
+    actor: str,
+    renderer: Renderer,
+    now: datetime,
+    settings: Settings | None = None,
 ) -> Release:
     """Writes: replace the release's content with a release file.
 
@@ -114,6 +165,7 @@ def update_release(
     if ReleaseAction.EDIT not in allowed_actions(status):
         raise WorkflowError(f"release {release_id} is {status.value}: it can no longer be edited")
     parsed = parse_release(text)
+    _check_times(parsed, now)
     client, rows = _resolve(session, parsed, renderer)
     _apply(release, parsed, client)
     for row in rows:
@@ -126,4 +178,15 @@ def update_release(
     workflow.move(session, release.id, ReleaseStatus.DRAFT, actor=actor, now=now, note=note, src=status)
     release.content_hash = None
     holds.clear(release)
+    returned = status is not ReleaseStatus.DRAFT and release.author.casefold() != actor.casefold()
+    if settings is not None and settings.notify.enabled and returned:
+        notify.tell_author(
+            session,
+            release.id,
+            kind="returned-draft",
+            what="is back to draft",
+            text=f"{actor} edited release {release.id} while it was {status.value}: it is a draft again.",
+            settings=settings,
+            now=now,
+        )
     return release

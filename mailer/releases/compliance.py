@@ -115,6 +115,31 @@ def _flat(value: str) -> str:
     return " ".join(value.split())
 
 
+def dropped(spec: VariantSpec, text: str) -> list[str]:
+    """What the release carries that the rendered text part does not show (issue 21: the
+    press_release template dropped speakers and questions, and submit passed)."""
+    flat = " ".join(text.split())
+    missing: list[str] = []
+
+    def shown(value: str) -> bool:
+        return " ".join(value.split()) in flat
+
+    people = [s for s in spec.speakers] + [s for g in spec.speaker_groups for s in g.speakers]
+    absent = [s.name for s in people if not shown(s.name)]
+    if absent:
+        missing.append(f"the speakers ({', '.join(absent)})")
+    if any(not shown(q) for q in spec.questions):
+        missing.append("the suggested questions")
+    if any(not shown(link.url) for link in spec.related):
+        missing.append("the related articles")
+    booking = spec.booking
+    if (booking is not None and any(v and not shown(v) for v in (booking.email, booking.phone))) or (
+        spec.booking_contact and booking is None and not shown(spec.booking_contact)
+    ):
+        missing.append("the booking contact")
+    return missing
+
+
 def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
@@ -177,10 +202,19 @@ def check_release(
                 fail(f"{where}: does not render for {rcpt.email}: {exc}")
                 continue
             subject, text, html = _parse(raw)
+            for missing in dropped(spec, text):
+                fail(
+                    f"{where}: template {spec.template!r} does not show {missing}: "
+                    "use a template that shows it, or leave it out"
+                )
             if not subject.strip():
                 fail(f"{where}: subject renders empty for {rcpt.email}")
             for link in _links(text, html):
-                if link.startswith(("https://", "mailto:", "#")) or link in seen_links or link == unsubscribe_url:
+                if (
+                    link.startswith(("https://", "mailto:", "tel:", "#"))
+                    or link in seen_links
+                    or link == unsubscribe_url
+                ):
                     continue
                 seen_links.add(link)
                 fail(f"{where}: link {link!r} is not https")

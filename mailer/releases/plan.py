@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -20,16 +20,20 @@ from mailer.config import Settings
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import APPROVED_RELEASE, ReleaseStatus
 from mailer.message import (
+    Booking,
     IsolatedRenderer,
     Recipient,
+    RelatedLink,
     Renderer,
     RenderLimits,
     Sender,
     Speaker,
+    SpeakerGroup,
     Variant,
     VariantSpec,
     fingerprint,
 )
+from mailer.message.shipped import template_sources
 from mailer.releases.compliance import BLANK_RECIPIENT
 from mailer.releases.identity import SendingIdentity, identity_for
 from mailer.store import releases as release_store
@@ -43,6 +47,7 @@ __all__ = [
     "recipient_for",
     "release_content_hash",
     "release_topics",
+    "render_digest",
     "render_limits",
     "renderer_for",
     "require_approved_plan",
@@ -77,9 +82,11 @@ def render_limits(settings: Settings) -> RenderLimits:
 
 
 def renderer_for(settings: Settings) -> Renderer:
-    """The renderer over ``settings.paths.templates_dir`` (read once, at construction);
-    its variants compile and render in a render process under ``settings.render``."""
-    return IsolatedRenderer(settings.paths.templates_dir, limits=render_limits(settings))
+    """The renderer over the shipped templates and ``settings.paths.templates_dir`` (read
+    once, at construction; :func:`mailer.message.shipped.template_sources`); its variants
+    compile and render in a render process under ``settings.render``."""
+    folder, sources = template_sources(settings.paths.templates_dir)
+    return IsolatedRenderer(folder, limits=render_limits(settings), sources=sources)
 
 
 def _embargo_text(iso: str | None) -> str | None:
@@ -92,9 +99,14 @@ def _embargo_text(iso: str | None) -> str | None:
     return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year}, {dt:%H:%M} {zone}"
 
 
+def _speakers(raw: list[dict[str, str]]) -> tuple[Speaker, ...]:
+    return tuple(Speaker(s["name"], s.get("title", ""), s.get("bio", "")) for s in raw)
+
+
 def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Settings) -> VariantSpec:
     """The VariantSpec of one segment of a release (the release with the segment's overrides)."""
     extra = release.extra or {}
+    booking = extra.get("booking")
     return VariantSpec(
         release_key=str(release.id),
         template=row.template or release.template,
@@ -102,16 +114,23 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         title=release.title,
         dateline=extra.get("dateline"),
         intro=row.intro if row.intro is not None else extra.get("intro"),
-        body_markdown=release.body,
+        body_markdown=row.body if row.body is not None else release.body,
         sender=Sender(client.from_name, client.from_address, client.reply_to, client.postal_address, client.disclosure),
         list_id=f"{client.name} <{client.slug}.{identity_for(client, settings).message_id_domain}>",
         feedback_id=f"{release.id}:{client.slug}:mailer",
-        speakers=tuple(Speaker(s["name"], s.get("title", ""), s.get("bio", "")) for s in extra.get("speakers", [])),
+        speakers=_speakers(extra.get("speakers", [])),
         questions=tuple(extra.get("questions", [])),
         booking_contact=extra.get("booking_contact"),
         embargo=_embargo_text(extra.get("embargo")),
         about=extra.get("about"),
         preheader=extra.get("preheader"),
+        speaker_groups=tuple(
+            SpeakerGroup(g["heading"], _speakers(g.get("speakers", []))) for g in extra.get("speaker_groups", [])
+        ),
+        questions_heading=extra.get("questions_heading"),
+        related=tuple(RelatedLink(r["title"], r["url"]) for r in extra.get("related", [])),
+        booking=Booking(**booking) if booking else None,
+        disclosure_placement=extra.get("disclosure_placement") or "footer",
     )
 
 
@@ -139,6 +158,34 @@ def content_hash(specs: list[tuple[int, str, VariantSpec]], renderer: Renderer, 
         digest.update(b"topics\x00" + "\x00".join(topics).encode("utf-8") + b"\n")
     for _, slug, spec in specs:
         digest.update(slug.encode("utf-8") + b"\x00" + fingerprint(spec, renderer).encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+#: What the render digest's sample messages carry instead of per-recipient values.
+_DIGEST_URL = "https://unsubscribe.invalid/u/digest"
+_DIGEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def render_digest(specs: list[tuple[int, str, VariantSpec]], renderer: Renderer) -> str:
+    """SHA-256 hex over the bytes of one sample message per segment (a recipient with
+    every optional field missing, a fixed date, Message-ID and unsubscribe link): what an
+    approval saw. The same spec and templates give the same digest unless the code that
+    renders them (nh3, Jinja2, css-inline, markdown-it, mailer) changed what it makes.
+
+    Raises TemplateError (and what rendering raises) when a segment does not render.
+    """
+    digest = hashlib.sha256()
+    for _, slug, spec in specs:
+        variant = renderer.compile(spec)
+        data = variant.render(
+            BLANK_RECIPIENT,
+            to_addr=BLANK_RECIPIENT.email,
+            message_id=f"<digest.{spec.release_key}@invalid>",
+            unsubscribe_url=_DIGEST_URL,
+            unsubscribe_mailto=None,
+            date=_DIGEST_DATE,
+        )
+        digest.update(slug.encode("utf-8") + b"\x00" + hashlib.sha256(data).hexdigest().encode("ascii") + b"\n")
     return digest.hexdigest()
 
 

@@ -12,12 +12,20 @@ from sqlalchemy.orm import Session
 from mailer.audience.contacts import normalize_email
 from mailer.config import Settings
 from mailer.domain.errors import InputError, NotFoundError
-from mailer.message import RenderedParts, Renderer
+from mailer.message import Recipient, RenderedParts, Renderer, VariantSpec
 from mailer.releases import compliance
-from mailer.releases.plan import pick_segment, recipient_for, sample_recipient, segment_rule, variant_specs
+from mailer.releases.authoring import DraftRelease
+from mailer.releases.plan import (
+    pick_segment,
+    recipient_for,
+    sample_recipient,
+    segment_rule,
+    spec_for,
+    variant_specs,
+)
 from mailer.store import releases as release_store
 
-__all__ = ["Preview", "preview_release"]
+__all__ = ["Preview", "preview_draft", "preview_release"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,20 @@ def preview_release(
         rcpt = recipient_for(contact)
     else:
         rcpt = sample_recipient(session, segment_rule(session, release_id, segment_id))
+    return _render(spec, rcpt, segment_id, slug, release_id, renderer=renderer, settings=settings, now=now)
+
+
+def _render(
+    spec: VariantSpec,
+    rcpt: Recipient,
+    segment_id: int,
+    slug: str,
+    release_id: int,
+    *,
+    renderer: Renderer,
+    settings: Settings,
+    now: datetime,
+) -> Preview:
     variant = renderer.compile(spec)
     try:
         unsubscribe_url = compliance.sample_unsubscribe_url(settings)
@@ -75,3 +97,28 @@ def preview_release(
     }
     parts = variant.render_parts(rcpt, **kwargs)
     return Preview(segment_id, slug, rcpt.email, parts, variant.render(rcpt, **kwargs))
+
+
+def preview_draft(
+    session: Session,
+    draft: DraftRelease,
+    *,
+    segment_slug: str | None,
+    contact_email: str | None,
+    renderer: Renderer,
+    settings: Settings,
+    now: datetime,
+) -> Preview:
+    """:func:`preview_release` for a release file not saved yet (the editor's live
+    preview; :func:`mailer.releases.authoring.draft_release`). Read-only."""
+    specs = [(seg.id, seg.slug, spec_for(draft.release, draft.client, row, settings)) for row, seg in draft.segments]
+    segment_id, slug, spec = pick_segment(specs, segment_slug, draft.release.id)
+    rule = next(seg.rule for _, seg in draft.segments if seg.id == segment_id)
+    if contact_email:
+        contact = release_store.find_contact(session, normalize_email(contact_email))
+        if contact is None:
+            raise NotFoundError(f"no contact {contact_email!r}")
+        rcpt = recipient_for(contact)
+    else:
+        rcpt = sample_recipient(session, rule)
+    return _render(spec, rcpt, segment_id, slug, draft.release.id, renderer=renderer, settings=settings, now=now)

@@ -8,20 +8,32 @@ A release file::
     subject = "..."                   # required; Jinja, single line
     template = "media_advisory"       # required; a file pair in templates/
     segments = ["seg-a", "seg-b"]     # required; order = position
-    send_at = 2026-12-01T14:00:00Z    # optional; ISO 8601 with a zone (TOML datetime or string)
+    send_at = 2026-12-01T14:00:00Z    # optional; a TOML datetime with an offset, or a string:
+                                      # "2026-12-01 09:00 America/New_York"; never in the past
     not_after = 2026-12-01T20:00:00Z  # optional; not started by then: waits for a person
     embargo = "2026-12-01T05:00:00-05:00"
     dateline = "WASHINGTON, Nov. 30, 2026"
     intro = "Dear {{ first_name | default('colleague') }},"
     about = "**About ...**"
-    booking_contact = "..."
+    booking_contact = "..."           # free text; or the table [booking] below (linked)
     questions = ["...", "..."]
+    questions_heading = "Questions we suggest"   # optional; default "Suggested questions"
+    preheader = "..."                 # optional; the line mail programs show after the subject
+    disclosure_placement = "block"    # "footer" (default) or "block": the client's disclosure
+                                      # also stands in a conspicuous block above the body
     topics = ["foreign-policy"]       # optional; journalists who opted out of a topic are left out
     reply_to = "pat@example.com"      # optional; who gets replies forwarded (else the client's reply_to)
-    [[speakers]]
+    [[speakers]]                      # "Available for interview"; bios may have paragraphs
     name = "..."; title = "..."; bio = "..."
+    [[speaker_groups]]                # more groups, each with its own heading
+    heading = "Other speakers available"
+    speakers = [{ name = "...", title = "..." }]      # bio optional
+    [[related]]                       # related articles (https)
+    title = "..."; url = "https://..."
+    [booking]                         # email becomes mailto:, phone tel:
+    name = "..."; email = "..."; phone = "..."; note = "..."
     [variants.seg-b]                  # optional per-segment overrides
-    subject = "..."; intro = "..."; template = "..."
+    subject = "..."; intro = "..."; template = "..."; body = "..."
     +++
     Markdown body (Jinja allowed)
 """
@@ -37,8 +49,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError
-from mailer.message import Speaker, check_header_value
+from mailer.domain.when import parse_when
+from mailer.message import Booking, RelatedLink, Speaker, SpeakerGroup, check_header_value
 
 __all__ = [
     "ReleaseFile",
@@ -69,6 +83,7 @@ class VariantOverride:
     subject: str | None = None
     intro: str | None = None
     template: str | None = None
+    body: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,12 +107,31 @@ class ReleaseFile:
     questions: tuple[str, ...] = ()
     speakers: tuple[Speaker, ...] = ()
     topics: tuple[str, ...] = ()
-    #: the inbox preview line (hidden in the HTML); default: the body's first sentence
     preheader: str | None = None
+    speaker_groups: tuple[SpeakerGroup, ...] = ()
+    questions_heading: str | None = None
+    related: tuple[RelatedLink, ...] = ()
+    booking: Booking | None = None
+    disclosure_placement: str = "footer"
     reply_to: str | None = None
 
     def extra(self) -> dict[str, Any]:
-        """What goes into ``Release.extra`` (JSON)."""
+        """What goes into ``Release.extra`` (JSON); keys of issue 21 only when used, so
+        releases that do not use them keep their stored shape."""
+        later: dict[str, Any] = {
+            "preheader": self.preheader,
+            "speaker_groups": [
+                {"heading": g.heading, "speakers": [dataclasses.asdict(s) for s in g.speakers]}
+                for g in self.speaker_groups
+            ],
+            "questions_heading": self.questions_heading,
+            "related": [dataclasses.asdict(r) for r in self.related],
+            "booking": dataclasses.asdict(self.booking) if self.booking else None,
+            "disclosure_placement": None if self.disclosure_placement == "footer" else self.disclosure_placement,
+        }
+        return {**self._first_extra(), **{k: v for k, v in later.items() if v}}
+
+    def _first_extra(self) -> dict[str, Any]:
         return {
             "dateline": self.dateline,
             "intro": self.intro,
@@ -127,8 +161,21 @@ _OPTIONAL = (
     "topics",
     "preheader",
     "reply_to",
+    "speaker_groups",
+    "questions_heading",
+    "related",
+    "booking",
+    "disclosure_placement",
 )
-_VARIANT_KEYS = ("subject", "intro", "template")
+_VARIANT_KEYS = ("subject", "intro", "template", "body")
+_BOOKING_KEYS = ("name", "email", "phone", "note")
+_PLACEMENTS = ("footer", "block")
+#: Labels an author may have typed before a booking contact that the templates print
+#: themselves ("To book an interview: To book an interview: ..." was issue 21's double prefix).
+_BOOKING_PREFIX = re.compile(
+    r"^\s*(?:to book an interview|to book|booking|bookings|media contact|contact)\s*:\s*", re.I
+)
+_PHONE = re.compile(r"\+?[0-9][0-9 ().\-]{3,30}")
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9\-]{0,63}")
 _SPEAKER_KEYS = ("name", "title", "bio")
 _FENCE = "+++"
@@ -167,14 +214,13 @@ def _subject(value: str | None, name: str) -> str | None:
 
 
 def _aware(value: Any, name: str) -> datetime | None:
-    """A TOML datetime or ISO 8601 string with a time zone; naive or bad → InputError."""
+    """A TOML datetime with an offset, or a string: ISO 8601 with an offset or a time in a
+    named zone (``"2026-12-01 09:00 America/New_York"``, :mod:`mailer.domain.when`);
+    naive or bad → InputError."""
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise InputError(f"{name}: {value!r} is not an ISO 8601 time (e.g. 2026-12-01T09:00:00-05:00)") from exc
+        return parse_when(value, name)
     if not isinstance(value, datetime):
         kind = "a date without a time" if isinstance(value, date) else type(value).__name__
         raise InputError(f"{name}: expected a date and time with a zone, got {kind}")
@@ -184,10 +230,9 @@ def _aware(value: Any, name: str) -> datetime | None:
 
 
 def parse_time(value: str, name: str) -> datetime:
-    """An ISO 8601 time with a zone, e.g. from ``--at``; InputError otherwise."""
-    parsed = _aware(value, name)
-    assert parsed is not None
-    return parsed
+    """A time with a zone, e.g. from ``--at``: ISO 8601 with an offset or a wall-clock
+    time in a named zone (:func:`mailer.domain.when.parse_when`); InputError otherwise."""
+    return parse_when(value, name)
 
 
 def check_not_after(send_at: datetime | None, not_after: datetime | None, name: str) -> None:
@@ -238,7 +283,7 @@ def parse_release(text: str) -> ReleaseFile:
         if slug not in segments:
             raise InputError(f"{name}: {slug!r} is not in segments")
         if not isinstance(table, dict):
-            raise InputError(f"{name}: expected a table with subject, intro or template")
+            raise InputError(f"{name}: expected a table with subject, intro, template or body")
         bad = sorted(set(table) - set(_VARIANT_KEYS))
         if bad:
             raise InputError(f"{name}.{bad[0]}: unknown key (known: {', '.join(_VARIANT_KEYS)})")
@@ -246,31 +291,12 @@ def parse_release(text: str) -> ReleaseFile:
             subject=_subject(_string(table, "subject", f"{name}.subject"), f"{name}.subject"),
             intro=_string(table, "intro", f"{name}.intro"),
             template=_string(table, "template", f"{name}.template", max_len=64),
+            body=_variant_body(table, name),
         )
     questions = data.get("questions", [])
     if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
         raise InputError("questions: expected a list of strings")
-    speakers: list[Speaker] = []
-    raw_speakers = data.get("speakers", [])
-    if not isinstance(raw_speakers, list):
-        raise InputError("speakers: expected an array of tables (speakers), each with name, title and bio")
-    for i, sp in enumerate(raw_speakers, 1):
-        name = f"speakers[{i}]"
-        if not isinstance(sp, dict):
-            raise InputError(f"{name}: expected a table with name, title and bio")
-        bad = sorted(set(sp) - set(_SPEAKER_KEYS))
-        if bad:
-            raise InputError(f"{name}.{bad[0]}: unknown key (known: {', '.join(_SPEAKER_KEYS)})")
-        sp_name = _string(sp, "name", f"{name}.name")
-        if not sp_name or not sp_name.strip():
-            raise InputError(f"{name}.name: required")
-        speakers.append(
-            Speaker(
-                name=sp_name.strip(),
-                title=(_string(sp, "title", f"{name}.title") or "").strip(),
-                bio=(_string(sp, "bio", f"{name}.bio") or "").strip(),
-            )
-        )
+    speakers = _speakers(data.get("speakers", []), "speakers")
     if not body.strip():
         raise InputError("body: the release has no text after the front matter")
     send_at = _aware(data.get("send_at"), "send_at")
@@ -293,11 +319,18 @@ def parse_release(text: str) -> ReleaseFile:
         dateline=_string(data, "dateline", "dateline"),
         intro=_string(data, "intro", "intro"),
         about=_string(data, "about", "about"),
-        booking_contact=_string(data, "booking_contact", "booking_contact"),
+        booking_contact=_booking_contact(_string(data, "booking_contact", "booking_contact")),
         questions=tuple(questions),
-        speakers=tuple(speakers),
+        speakers=speakers,
         topics=tuple(dict.fromkeys(topics)),
-        preheader=_string(data, "preheader", "preheader", max_len=200),
+        preheader=_one_line(_string(data, "preheader", "preheader", max_len=300), "preheader"),
+        speaker_groups=_speaker_groups(data.get("speaker_groups", [])),
+        questions_heading=_one_line(
+            _string(data, "questions_heading", "questions_heading", max_len=120), "questions_heading"
+        ),
+        related=_related(data.get("related", [])),
+        booking=_booking(data.get("booking")),
+        disclosure_placement=_placement(data.get("disclosure_placement", "footer")),
         reply_to=_reply_to(_string(data, "reply_to", "reply_to", max_len=320)),
     )
 
@@ -310,3 +343,121 @@ def _reply_to(value: str | None) -> str | None:
     if "@" not in value or any(c.isspace() or c in "<>,;" for c in value.strip()):
         raise InputError(f"reply_to: {value!r} is not one email address")
     return value.strip()
+
+
+def _variant_body(table: Mapping[str, Any], name: str) -> str | None:
+    body = _string(table, "body", f"{name}.body")
+    if body is not None and not body.strip():
+        raise InputError(f"{name}.body: empty (leave it out to use the release's body)")
+    return body.strip("\n") if body is not None else None
+
+
+def _one_line(value: str | None, name: str) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if "\n" in value or "\r" in value:
+        raise InputError(f"{name}: one line only")
+    return value.strip()
+
+
+def _speakers(raw: Any, key: str) -> tuple[Speaker, ...]:
+    """An array of ``{name, title, bio}`` tables; name required, title and bio optional."""
+    if not isinstance(raw, list):
+        raise InputError(f"{key}: expected an array of tables, each with name, title and bio")
+    speakers: list[Speaker] = []
+    for i, sp in enumerate(raw, 1):
+        name = f"{key}[{i}]"
+        if not isinstance(sp, dict):
+            raise InputError(f"{name}: expected a table with name, title and bio")
+        bad = sorted(set(sp) - set(_SPEAKER_KEYS))
+        if bad:
+            raise InputError(f"{name}.{bad[0]}: unknown key (known: {', '.join(_SPEAKER_KEYS)})")
+        sp_name = _string(sp, "name", f"{name}.name")
+        if not sp_name or not sp_name.strip():
+            raise InputError(f"{name}.name: required")
+        speakers.append(
+            Speaker(
+                name=sp_name.strip(),
+                title=(_string(sp, "title", f"{name}.title") or "").strip(),
+                bio=(_string(sp, "bio", f"{name}.bio") or "").strip(),
+            )
+        )
+    return tuple(speakers)
+
+
+def _speaker_groups(raw: Any) -> tuple[SpeakerGroup, ...]:
+    if not isinstance(raw, list):
+        raise InputError("speaker_groups: expected an array of tables, each with heading and speakers")
+    groups: list[SpeakerGroup] = []
+    for i, group in enumerate(raw, 1):
+        name = f"speaker_groups[{i}]"
+        if not isinstance(group, dict):
+            raise InputError(f"{name}: expected a table with heading and speakers")
+        bad = sorted(set(group) - {"heading", "speakers"})
+        if bad:
+            raise InputError(f"{name}.{bad[0]}: unknown key (known: heading, speakers)")
+        heading = _one_line(_string(group, "heading", f"{name}.heading", max_len=120), f"{name}.heading")
+        if heading is None:
+            raise InputError(f'{name}.heading: required (e.g. "Other speakers available")')
+        speakers = _speakers(group.get("speakers", []), f"{name}.speakers")
+        if not speakers:
+            raise InputError(f"{name}.speakers: at least one speaker")
+        groups.append(SpeakerGroup(heading, speakers))
+    return tuple(groups)
+
+
+def _related(raw: Any) -> tuple[RelatedLink, ...]:
+    if not isinstance(raw, list):
+        raise InputError("related: expected an array of tables, each with title and url")
+    links: list[RelatedLink] = []
+    for i, item in enumerate(raw, 1):
+        name = f"related[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{name}: expected a table with title and url")
+        bad = sorted(set(item) - {"title", "url"})
+        if bad:
+            raise InputError(f"{name}.{bad[0]}: unknown key (known: title, url)")
+        title = _one_line(_string(item, "title", f"{name}.title", max_len=300), f"{name}.title")
+        url = _one_line(_string(item, "url", f"{name}.url", max_len=2000), f"{name}.url")
+        if title is None or url is None:
+            raise InputError(f"{name}: title and url are required")
+        if not url.startswith("https://") or any(ch in url for ch in ' "<>'):
+            raise InputError(f"{name}.url: {url!r} is not an https link")
+        links.append(RelatedLink(title, url))
+    return tuple(links)
+
+
+def _booking(raw: Any) -> Booking | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InputError("booking: expected a table with name, email, phone and note")
+    bad = sorted(set(raw) - set(_BOOKING_KEYS))
+    if bad:
+        raise InputError(f"booking.{bad[0]}: unknown key (known: {', '.join(_BOOKING_KEYS)})")
+    values = {k: _one_line(_string(raw, k, f"booking.{k}", max_len=320), f"booking.{k}") for k in _BOOKING_KEYS}
+    if values["name"] is not None:
+        values["name"] = _BOOKING_PREFIX.sub("", values["name"]).strip() or None
+    if values["email"] is not None:
+        try:
+            values["email"] = normalize_email(values["email"])
+        except InputError as exc:
+            raise InputError(f"booking.{exc}") from None
+    if values["phone"] is not None and not _PHONE.fullmatch(values["phone"]):
+        raise InputError(f"booking.phone: {values['phone']!r} is not a phone number (digits, spaces, + - . ( ))")
+    if not any(values.values()):
+        return None
+    return Booking(**values)
+
+
+def _booking_contact(value: str | None) -> str | None:
+    """The free-text booking contact without a label the templates print themselves."""
+    if value is None:
+        return None
+    return _BOOKING_PREFIX.sub("", value).strip() or None
+
+
+def _placement(value: Any) -> str:
+    if value not in _PLACEMENTS:
+        raise InputError(f"disclosure_placement: {value!r} is not one of: {', '.join(_PLACEMENTS)}")
+    return str(value)

@@ -38,6 +38,7 @@ from mailer.domain.states import (
     allowed_actions,
     require_release_move,
 )
+from mailer.domain.when import require_future
 from mailer.message import check_header_value
 from mailer.releases import history, holds
 from mailer.releases.source import check_not_after
@@ -162,20 +163,35 @@ def schedule(
     actor: str,
     now: datetime,
     not_after: datetime | None = None,
+    send_now: bool = False,
 ) -> Release:
     """Writes: set ``send_at`` and/or ``not_after`` (recorded as an event that keeps the status).
 
     Allowed before sending starts (draft, submitted, approved) and while paused; a new
-    time clears a late hold (it is a new decision, see :mod:`mailer.releases.holds`). A naive
-    time, neither time given, or a ``not_after`` not after the send time is an
-    InputError; other states raise WorkflowError.
+    time clears a late hold (it is a new decision, see :mod:`mailer.releases.holds`).
+    ``send_now`` sets the send time to ``now`` (sending at once is explicit: issue 21).
+    A time in the past, a naive time, neither time given, or a ``not_after`` not after
+    the send time is an InputError; other states raise WorkflowError.
+
+    An approved release whose new send time is earlier than the one its approver saw (an
+    approval given without a send time takes any) goes back to ``submitted``: approval
+    needed again for the earlier time; the move is recorded and the author told by the
+    caller's notifications (:func:`mailer.releases.notify.tell_author`).
     """
     actor = check_actor(actor)
+    if send_now:
+        if at is not None:
+            raise InputError("--now and --at: give one of them")
+        at = now
     for name, value in (("--at", at), ("--not-after", not_after)):
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise InputError(f"{name}: give a time zone (e.g. 2026-12-01T09:00:00-05:00)")
     if at is None and not_after is None:
-        raise InputError("--at or --not-after: give a time")
+        raise InputError("--at, --now or --not-after: give a time")
+    if at is not None and not send_now:
+        require_future(at, now, "--at", hint=f"to send at once: `mailer releases schedule {release_id} --now`")
+    if not_after is not None:
+        require_future(not_after, now, "--not-after")
     release = release_store.get_release(session, release_id, for_update=True)
     status = ReleaseStatus(release.status)
     if ReleaseAction.SCHEDULE not in allowed_actions(status):
@@ -184,12 +200,21 @@ def schedule(
     notes = []
     if at is not None:
         release.send_at = at.astimezone(UTC)
-        notes.append(f"send_at set to {at.isoformat()}")
+        notes.append("send now" if send_now else f"send_at set to {at.isoformat()}")
     if not_after is not None:
         release.not_after = not_after.astimezone(UTC)
         notes.append(f"not_after set to {not_after.isoformat()}")
     holds.clear(release)
-    move(session, release_id, status, actor=actor, now=now, note="; ".join(notes), src=status)
+    dst = status
+    if status is ReleaseStatus.APPROVED and at is not None:
+        approval = release_store.latest_approval(session, release_id)
+        approved_at = approval.send_at if approval is not None else None
+        if approved_at is not None and at < approved_at:
+            dst = ReleaseStatus.SUBMITTED
+            notes.append(
+                f"earlier than the approved {approved_at:%Y-%m-%d %H:%M} UTC: back to submitted, approval needed again"
+            )
+    move(session, release_id, dst, actor=actor, now=now, note="; ".join(notes), src=status)
     audit.record(
         session,
         actor=actor,

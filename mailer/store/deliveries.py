@@ -21,7 +21,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     update,
 )
@@ -64,15 +63,18 @@ def _random_hex(session: Session) -> ColumnElement[str]:
 
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
-    """Approved releases whose send time has come (or that have none), oldest first;
-    not those waiting for a person (``hold_reason``, see :mod:`mailer.releases.holds`)."""
+    """Approved releases whose send time has come, oldest first; not those without a send
+    time (approved, waiting to be scheduled: sending at once is an explicit ``schedule
+    --now``, issue 21) nor those waiting for a person (``hold_reason``, see
+    :mod:`mailer.releases.holds`)."""
     return list(
         session.scalars(
             select(Release.id)
             .where(
                 Release.status == ReleaseStatus.APPROVED.value,
                 Release.hold_reason.is_(None),
-                or_(Release.send_at.is_(None), Release.send_at <= now),
+                Release.send_at.is_not(None),
+                Release.send_at <= now,
             )
             .order_by(Release.send_at, Release.id)
         )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -248,6 +249,8 @@ class ReleaseSegment(Base):
     subject: Mapped[str | None] = mapped_column(String(500))
     intro: Mapped[str | None] = mapped_column(Text)
     template: Mapped[str | None] = mapped_column(String(64))
+    #: the segment's own body (Markdown), replacing the release's (issue 21)
+    body: Mapped[str | None] = mapped_column(Text)
 
 
 class Approval(Base):
@@ -257,6 +260,26 @@ class Approval(Base):
     approver: Mapped[str] = mapped_column(String(320))
     content_hash: Mapped[str] = mapped_column(String(64))
     approved_at: Mapped[datetime]
+    #: the send time approved (None: approved without one); moving it earlier needs approval again
+    send_at: Mapped[datetime | None]
+    #: SHA-256 over sample renders of every segment (mailer.releases.plan.render_digest):
+    #: the bytes approved; None for approvals taken before issue 21
+    render_digest: Mapped[str | None] = mapped_column(String(64))
+    #: the release as a release file when approved (the approval page's diff)
+    snapshot: Mapped[str | None] = mapped_column(Text)
+
+
+class ReleaseComment(Base):
+    """A note on a release: a comment, or an approver's request for changes."""
+
+    __tablename__ = "release_comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(320))
+    #: "comment" or "changes" (changes requested: the release went back to draft)
+    kind: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
 
 
 class ReleaseEditor(Base):
@@ -423,6 +446,10 @@ class User(Base):
     api_token_expires_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    #: IANA zone the pages show times in; None: the firm's (web.time_zone)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    #: False: no notification mail (mailer.releases.notify)
+    notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class WebSession(Base):
@@ -613,3 +640,44 @@ class ResearchItem(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
+
+
+class PasswordReset(Base):
+    """A one-time password reset link; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "password_resets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """A notification mail to a staff user, queued in the transaction of what it reports
+    and sent through the configured SMTP relay (never the bulk path)."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(40))
+    release_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class EditorDraft(Base):
+    """What the web editor saved as the publicist typed (the release file's text), before
+    it is saved to the release; one per (user, release), release None for a new one."""
+
+    __tablename__ = "editor_drafts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
+from mailer.domain.when import format_in_zone
 from mailer.message.tokens import Tokens
 from mailer.ops.metrics import RequestLatency
 from mailer.runtime import Clock, Runtime, utc_now
@@ -70,6 +71,8 @@ def templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # times in a zone: {{ release.send_at | when(tz) }} (tz: the user's, else the firm's)
+    env.filters["when"] = lambda at, zone=None: format_in_zone(at, zone) if at is not None else ""
     return Jinja2Templates(env=env)
 
 

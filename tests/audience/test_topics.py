@@ -21,7 +21,7 @@ from mailer.store.db import transaction
 from mailer.store.suppressions import suppression_scopes
 from mailer.store.tables import Approval, Release, SuppressionLog
 from mailer.web import create_app
-from tests.support.constants import FIXED_NOW
+from tests.support.constants import FIXED_NOW, TEMPLATES
 from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from tests.support.faultsmtp import FaultSMTPServer
 
@@ -44,7 +44,7 @@ def set_topics(rt: Runtime, release_id: int, topics: list[str]) -> None:
         assert release is not None
         release.extra = {**(release.extra or {}), "topics": topics}
         session.flush()
-        plan = build_send_plan(session, release_id, Renderer(rt.settings.paths.templates_dir), rt.settings)
+        plan = build_send_plan(session, release_id, Renderer(TEMPLATES), rt.settings)
         approval = session.scalar(select(Approval).where(Approval.release_id == release_id))
         assert approval is not None
         approval.content_hash = plan.content_hash

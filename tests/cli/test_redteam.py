@@ -4,6 +4,7 @@ what `run --once` reports, and small wording (help texts, grammar, a directory g
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ from tests.support.engine import (
 )
 from tests.support.faultsmtp import FaultSMTPServer, running_fault_server
 from tests.support.releases import RELEASE, seed
+from tests.support.web import PASSWORD
 
 HUGE = "99999999999999999999"
 
@@ -118,9 +120,9 @@ def submitted(rt: Runtime, env: dict[str, str], tmp_path: Path) -> str:
     return rid
 
 
-def add_user(rt: Runtime, email: str, role: Role) -> None:
+def add_user(rt: Runtime, email: str, role: Role, *, password: str | None = None) -> None:
     with transaction(rt.sessions) as session:
-        users.add_user(session, email, role=role, password=None, now=datetime.now(UTC))
+        users.add_user(session, email, role=role, password=password, now=datetime.now(UTC))
 
 
 def test_approver_must_be_an_enabled_user_who_may_approve(
@@ -128,26 +130,45 @@ def test_approver_must_be_an_enabled_user_who_may_approve(
     env: dict[str, str],
     submitted: str,
 ) -> None:
-    """With accounts: an unknown name, a viewer, a publicist, a disabled approver are refused; an approver approves."""
-    add_user(rt, "vera@example.com", Role.VIEWER)
-    add_user(rt, "paul@example.com", Role.PUBLICIST)
-    add_user(rt, "dora@example.com", Role.APPROVER)
-    add_user(rt, "quinn@example.com", Role.APPROVER)
+    """With accounts, approve needs the approver's password: none, a wrong one, an unknown name, a viewer,
+    a publicist, a disabled approver are refused; an approver with their password approves (issue 21)."""
+    for email, role in (
+        ("vera@example.com", Role.VIEWER),
+        ("paul@example.com", Role.PUBLICIST),
+        ("dora@example.com", Role.APPROVER),
+        ("quinn@example.com", Role.APPROVER),
+    ):
+        add_user(rt, email, role, password=PASSWORD)
     with transaction(rt.sessions) as session:
         users.disable_user(session, "dora@example.com", now=datetime.now(UTC))
+    wrong = "error: --as {}: wrong password, or no such active user with a password"
     refusals = [
-        ("nobody", 3, "error: no user 'nobody' (mailer users list)"),
-        ("ghost@example.com", 3, "error: no user 'ghost@example.com' (mailer users list)"),
-        ("vera@example.com", 4, "error: user 'vera@example.com' is a viewer and cannot approve"),
-        ("paul@example.com", 4, "error: user 'paul@example.com' is a publicist and cannot approve"),
-        ("dora@example.com", 4, "error: user 'dora@example.com' is disabled and cannot approve"),
+        ("quinn@example.com", None, "error: --as quinn@example.com: user accounts exist, so approving needs"),
+        ("quinn@example.com", "not the password", wrong.format("quinn@example.com")),
+        ("nobody", PASSWORD, wrong.format("nobody")),
+        ("ghost@example.com", PASSWORD, wrong.format("ghost@example.com")),
+        ("vera@example.com", PASSWORD, "error: user 'vera@example.com' is a viewer and cannot approve"),
+        ("paul@example.com", PASSWORD, "error: user 'paul@example.com' is a publicist and cannot approve"),
+        ("dora@example.com", PASSWORD, wrong.format("dora@example.com")),
     ]
-    for who, code, line in refusals:
-        result = run_proc(env, "releases", "approve", submitted, "--as", who)
-        assert (result.returncode, result.stderr.strip()) == (code, line), result.stderr
+    for who, password, line in refusals:
+        args = ["releases", "approve", submitted, "--as", who] + (["--password-stdin"] if password else [])
+        result = run_proc(env, *args, stdin=f"{password}\n" if password else None)
+        assert result.returncode == 4 and result.stderr.strip().startswith(line), result.stderr
     assert run_json("releases", "show", submitted)["status"] == "submitted"  # type: ignore[index]
-    approved = run_json("releases", "approve", submitted, "--as", "Quinn@Example.com")
-    assert approved["status"] == "approved" and approved["approver"] == "quinn@example.com"  # type: ignore[index]
+    done = run_proc(
+        env,
+        "releases",
+        "approve",
+        submitted,
+        "--as",
+        "Quinn@Example.com",
+        "--password-stdin",
+        "--json",
+        stdin=PASSWORD + "\n",
+    )
+    approved = json.loads(done.stdout)
+    assert approved["status"] == "approved" and approved["approver"] == "quinn@example.com", done.stderr
 
 
 def test_the_two_person_rule_still_applies_to_a_user_who_may_approve(
@@ -156,8 +177,10 @@ def test_the_two_person_rule_still_applies_to_a_user_who_may_approve(
     submitted: str,
 ) -> None:
     """An admin who wrote and submitted the release may approve in general, but not this release."""
-    add_user(rt, "pat@example.com", Role.ADMIN)
-    result = run_proc(env, "releases", "approve", submitted, "--as", "pat@example.com")
+    add_user(rt, "pat@example.com", Role.ADMIN, password=PASSWORD)
+    result = run_proc(
+        env, "releases", "approve", submitted, "--as", "pat@example.com", "--password-stdin", stdin=PASSWORD + "\n"
+    )
     assert result.returncode == 4
     assert "pat@example.com wrote and submitted release" in result.stderr
 

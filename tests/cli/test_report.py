@@ -38,12 +38,15 @@ async def test_report_and_log_json(rt: Runtime, tmp_path: Path, smtp: FaultSMTPS
     assert report["segments"] == {"press-all": {"sent": 3, "failed": 1}}
     assert report["domains"]["example.com"] == {"sent": 2, "failed": 1}
 
-    failed = cli(ert, "log", "--release", str(rid), "--status", "failed", "--json")
+    failed = cli(ert, "log", "--release", str(rid), "--status", "failed", "--json")["rows"]
     assert [(r["email"], r["reason"], r["last_code"]) for r in failed] == [("gone@example.com", "hard_bounce", 550)]
     assert failed[0]["last_reply"].startswith("550 5.1.1")
 
-    first = cli(ert, "log", "--release", str(rid), "--limit", "2", "--json")
-    rest = cli(ert, "log", "--release", str(rid), "--after", str(first[-1]["id"]), "--json")
-    assert len(first) == 2 and len(rest) == 2
+    first_page = cli(ert, "log", "--release", str(rid), "--limit", "2", "--json")
+    first = first_page["rows"]
+    assert first_page["next_after"] == first[-1]["id"]  # the cursor of the next page
+    rest_page = cli(ert, "log", "--release", str(rid), "--after", str(first_page["next_after"]), "--json")
+    rest = rest_page["rows"]
+    assert len(first) == 2 and len(rest) == 2 and rest_page["next_after"] is None
     assert {r["email"] for r in first + rest} == {"a@example.com", "b@example.com", "c@example.org", "gone@example.com"}
-    assert cli(ert, "log", "--email", "example.org", "--json")[0]["email"] == "c@example.org"
+    assert cli(ert, "log", "--email", "example.org", "--json")["rows"][0]["email"] == "c@example.org"

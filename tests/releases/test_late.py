@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.domain.errors import InputError, MailerError, WorkflowError
 from mailer.engine.dispatch import Dispatcher
+from mailer.releases import workflow
 from mailer.releases.source import parse_release
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
@@ -103,14 +104,19 @@ async def test_on_time_and_unlimited_releases_are_not_held(rt: Runtime, tmp_path
 
 
 async def test_release_own_not_after_from_schedule(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
-    """`schedule --not-after` an hour after a send time two hours ago: held although the default window is 24 h."""
+    """A not_after set (when it was still ahead) an hour after a send time two hours ago: held
+    although the default window is 24 h; a --not-after already past is refused (issue 21)."""
     ert = engine_runtime(rt, smtp.port, Clock(), paths__data_dir=tmp_path / "data")
     add_contacts(ert, tmp_path, PEOPLE)
     rid = approved_release(ert, [Variant("press-all", "list:press")], send_at=FIXED_NOW - timedelta(hours=2))
     approved_at(ert, rid, FIXED_NOW - timedelta(days=1))
-    limit = (FIXED_NOW - timedelta(hours=1)).isoformat()
-    scheduled = cli(ert, "releases", "schedule", str(rid), "--not-after", limit, "--json")
-    assert scheduled["not_after"] == limit and scheduled["status"] == "approved"
+    limit = FIXED_NOW - timedelta(hours=1)
+    with transaction(ert.sessions) as session:
+        then = FIXED_NOW - timedelta(hours=3)
+        scheduled = workflow.schedule(session, rid, at=None, not_after=limit, actor="staff@example.com", now=then)
+        assert scheduled.not_after == limit and scheduled.status == "approved"
+    past = cli(ert, "releases", "schedule", str(rid), "--not-after", limit.isoformat(), fails=InputError)
+    assert "is in the past" in str(past)
     pool = make_transport(ert.settings.smtp)
     await Dispatcher(ert, pool).run_once()
     await pool.close()
@@ -118,9 +124,15 @@ async def test_release_own_not_after_from_schedule(rt: Runtime, tmp_path: Path, 
     with transaction(ert.sessions) as session:
         release = session.get(Release, rid)
         assert release is not None and (release.hold_reason or "").startswith("late: not started by 2026-11-25 08:00")
-    before = (FIXED_NOW - timedelta(hours=3)).isoformat()
-    bad = cli(ert, "releases", "schedule", str(rid), "--not-after", before, fails=InputError)
-    assert "is not after send_at" in str(bad)
+    with transaction(ert.sessions) as session, pytest.raises(InputError, match="is not after send_at"):
+        workflow.schedule(
+            session,
+            rid,
+            at=None,
+            not_after=FIXED_NOW - timedelta(hours=3),
+            actor="staff",
+            now=FIXED_NOW - timedelta(days=1),
+        )
 
 
 def test_front_matter_not_after_is_checked_and_kept() -> None:

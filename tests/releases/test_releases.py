@@ -86,7 +86,7 @@ def test_create_stores_columns_extra_segments_and_variants(rt: Runtime, renderer
         assert (rel.status, rel.author, rel.template) == ("draft", "pat", "media_advisory")
         assert rel.subject == "Briefing for {{ first_name | default('you') }}"
         assert rel.body.startswith("The institute publishes")
-        assert rel.send_at is not None and rel.send_at.isoformat() == "2026-12-01T14:00:00+00:00"
+        assert rel.send_at is not None and rel.send_at.isoformat() == "2027-12-01T14:00:00+00:00"
         assert rel.embargo_at is not None and rel.embargo_at.hour == 11
         assert rel.extra["dateline"] == "SPRINGFIELD, December 1, 2026"
         assert rel.extra["speakers"] == [{"name": "Dr. Ada Example", "title": "Director", "bio": "Studies harbours."}]
@@ -104,7 +104,7 @@ def test_create_stores_columns_extra_segments_and_variants(rt: Runtime, renderer
     [
         ('title = "Acme briefing on harbour policy"\n', "", "title"),
         ('dateline = "SPRINGFIELD', 'colour = "red"\ndateline = "SPRINGFIELD', "colour"),
-        ('send_at = "2026-12-01T09:00:00-05:00"', 'send_at = "2026-12-01T09:00:00"', "send_at"),
+        ('send_at = "2027-12-01T09:00:00-05:00"', 'send_at = "2027-12-01T09:00:00"', "send_at"),
         ("embargo = 2026-12-01T06:00:00-05:00", "embargo = 2026-12-01", "embargo"),
         (
             "subject = \"Briefing for {{ first_name | default('you') }}\"",
@@ -316,7 +316,7 @@ def test_template_change_between_submit_and_approve_sends_back_to_draft(
     templates = tmp_path / "templates"
     shutil.copytree(REPO / "templates", templates)
     (templates / "media_advisory.txt").write_text(
-        (templates / "media_advisory.txt").read_text("utf-8").replace("SUGGESTED QUESTIONS", "QUESTIONS"), "utf-8"
+        (templates / "media_advisory.txt").read_text("utf-8").replace("MEDIA ADVISORY", "ADVISORY"), "utf-8"
     )
     result = approve(rt, Renderer(templates), rid)
     assert result.approval is None and result.refused is not None and "submit it again" in result.refused

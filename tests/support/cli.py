@@ -40,9 +40,18 @@ def run_json(*args: str) -> object:
     return json.loads(result.stdout)
 
 
-def run_proc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m mailer`` as a user would (errors go through the real entry point)."""
+def run_proc(
+    env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mailer`` as a user would (errors go through the real entry point);
+    ``stdin`` is what it reads (a password), ``cwd`` where it runs."""
     full_env = {**os.environ, **env, "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "mailer", *args], capture_output=True, text=True, env=full_env, timeout=60
+        [sys.executable, "-m", "mailer", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        input=stdin if stdin is not None else "",
+        cwd=cwd,
     )

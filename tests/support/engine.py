@@ -84,7 +84,14 @@ def approved_release(
     client_slug: str = "harbor",
 ) -> int:
     """An approved release of a test client to these segments (created as needed; a
-    ``client_slug`` other than harbor must exist)."""
+    ``client_slug`` other than harbor must exist).
+
+    Without ``send_at`` it is due at once whatever the clock (as "approved without a send
+    time" was before issue 21: now such a release waits to be scheduled): its send time
+    is FIXED_NOW with no time limit, so a process on the real clock sends it too."""
+    not_after = None
+    if send_at is None:
+        send_at, not_after = FIXED_NOW, FIXED_NOW + timedelta(days=3650)
     with transaction(rt.sessions) as session:
         client = session.scalar(select(Client).where(Client.slug == client_slug))
         if client is None:
@@ -110,6 +117,7 @@ def approved_release(
             extra={"dateline": "PORTSMOUTH, N.H., Nov. 25, 2026"},
             status=ReleaseStatus.APPROVED.value,
             send_at=send_at,
+            not_after=not_after,
             author="author@example.com",
             created_at=FIXED_NOW,
             updated_at=FIXED_NOW,
@@ -129,7 +137,7 @@ def approved_release(
                 )
             )
         session.flush()
-        plan = build_send_plan(session, release.id, Renderer(rt.settings.paths.templates_dir), rt.settings)
+        plan = build_send_plan(session, release.id, Renderer(REPO / "templates"), rt.settings)
         release.content_hash = plan.content_hash
         session.add(
             Approval(

@@ -91,6 +91,9 @@ def test_contact_and_suppressions(rt: Runtime, tmp_path: Path, api: TestClient) 
     assert api.get("/api/suppressions", params={"email": seeded.bounced}).json()["items"][0]["scope"] == "*"
 
 
+WRITE_VERBS = ("submit", "approve", "request-changes", "schedule", "send-now", "cancel", "proof")
+
+
 def test_openapi_documents_only_the_api(rt: Runtime) -> None:
     """/api/openapi.json lists the API routes with Bearer security, and no staff or unsubscribe pages."""
     schema = TestClient(app_for(rt)).get("/api/openapi.json").json()
@@ -104,6 +107,8 @@ def test_openapi_documents_only_the_api(rt: Runtime) -> None:
         "/api/suppressions",
         "/api/releases/{release_id}/pause",
         "/api/releases/{release_id}/resume",
+        # the write API (issue 21)
+        *(f"/api/releases/{{release_id}}/{verb}" for verb in WRITE_VERBS),
     }
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "DeliveryPage" in schema["components"]["schemas"]

@@ -23,7 +23,9 @@ def test_release_page_shows_why_a_release_waits(rt: Runtime, app: FastAPI, tmp_p
     seeded = seed_release(rt, tmp_path, status=ReleaseStatus.APPROVED)
     with transaction(rt.sessions) as session:
         session.execute(
-            update(Release).where(Release.id == seeded.release_id).values(send_at=FIXED_NOW - timedelta(days=3))
+            update(Release)
+            .where(Release.id == seeded.release_id)
+            .values(send_at=FIXED_NOW - timedelta(days=3), not_after=None)
         )
         release = session.get(Release, seeded.release_id)
         assert release is not None

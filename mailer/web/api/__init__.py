@@ -31,6 +31,7 @@ from mailer.web.api.deliveries import DeliveryPage, DeliveryRoutes
 from mailer.web.api.params import Problem
 from mailer.web.api.releases import ReleaseDetail, ReleasePage, ReleaseRoutes, ReleaseState, ReportOut
 from mailer.web.api.suppressions import SuppressionPage, SuppressionRoutes
+from mailer.web.api.write import Changed, ProofOut, ReleaseWriteRoutes
 from mailer.web.paths import path_ids
 
 
@@ -86,4 +87,32 @@ def api_router(runtime: Runtime) -> APIRouter:
         response_model=ReleaseState,
         responses=acting,
     )
+    add_write_routes(r, runtime, acting)
     return r
+
+
+def add_write_routes(r: APIRouter, runtime: Runtime, acting: dict[int | str, dict[str, Any]]) -> None:
+    """The routes that write releases (:mod:`mailer.web.api.write`)."""
+    write = ReleaseWriteRoutes(runtime)
+    invalid: dict[int | str, dict[str, Any]] = {
+        **acting,
+        422: {"model": Problem, "description": "The release file or a time is not valid (the key is named)."},
+    }
+    r.add_api_route(
+        "/releases", write.create, methods=["POST"], response_model=Changed, responses=invalid, status_code=201
+    )
+    r.add_api_route("/releases/{release_id}", write.update, methods=["PUT"], response_model=Changed, responses=invalid)
+    for path, handler in (
+        ("submit", write.submit),
+        ("approve", write.approve),
+        ("request-changes", write.request_changes),
+        ("schedule", write.schedule),
+        ("send-now", write.send_now),
+        ("cancel", write.cancel),
+    ):
+        r.add_api_route(
+            f"/releases/{{release_id}}/{path}", handler, methods=["POST"], response_model=Changed, responses=invalid
+        )
+    r.add_api_route(
+        "/releases/{release_id}/proof", write.proof, methods=["POST"], response_model=ProofOut, responses=invalid
+    )

@@ -25,16 +25,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.templating import Jinja2Templates
 
+from mailer.message import Renderer
 from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.web.limits import LoginLimiter
 from mailer.web.paths import path_ids
 from mailer.web.staff.account import AccountPages
+from mailer.web.staff.admin import AdminPages
+from mailer.web.staff.approval import ApprovalPages
 from mailer.web.staff.bounces import BouncePages
 from mailer.web.staff.contact_import import ContactImportPages
 from mailer.web.staff.contact_list import ContactListPages
 from mailer.web.staff.contacts import ContactPages
 from mailer.web.staff.dashboard import DashboardPages
+from mailer.web.staff.editor import EditorPages
 from mailer.web.staff.lists import ListPages
 from mailer.web.staff.log import LogPages
 from mailer.web.staff.preview import PreviewPages
@@ -95,6 +99,7 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     r.add_api_route("/replies/{reply_id}/undo", replies.undo, methods=["POST"], name="reply_undo")
     r.add_api_route("/research", replies.research_page, methods=["GET"], name="research")
     r.add_api_route("/research/{item_id}/{decision}", replies.decide, methods=["POST"], name="research_decide")
+    add_desk_routes(r, view, renderer, preview)
     return r
 
 
@@ -132,3 +137,31 @@ def add_media_list_routes(r: APIRouter, view: StaffView) -> None:
         "/suppressions/{suppression_id}/lift", sup_admin.lift_page, methods=["GET"], name="suppression_lift_page"
     )
     r.add_api_route("/suppressions/{suppression_id}/lift", sup_admin.lift, methods=["POST"], name="suppression_lift")
+
+
+def add_desk_routes(r: APIRouter, view: StaffView, renderer: Renderer, previews: PreviewPages) -> None:
+    """The publicist's desk (issue 21): the editor, the approval page."""
+    editor = EditorPages(view, renderer, previews)
+    r.add_api_route("/editor/new", editor.new_page, methods=["GET"], name="editor_new")
+    r.add_api_route("/releases/{release_id}/edit", editor.edit_page, methods=["GET"], name="editor_edit")
+    r.add_api_route("/editor/save", editor.save, methods=["POST"], name="editor_save")
+    r.add_api_route("/editor/autosave", editor.autosave, methods=["POST"], name="editor_autosave")
+    r.add_api_route("/editor/audience", editor.audience, methods=["POST"], name="editor_audience")
+    r.add_api_route("/editor/preview", editor.preview, methods=["POST"], name="editor_preview")
+    r.add_api_route("/editor/frame", editor.live_frame, methods=["GET"], name="editor_frame")
+    r.add_api_route("/editor/message.eml", editor.live_eml, methods=["GET"], name="editor_eml")
+    admin = AdminPages(view)
+    r.add_api_route("/admin/users", admin.users_page, methods=["GET"], name="admin_users")
+    r.add_api_route("/admin/users/add", admin.add, methods=["POST"], name="admin_users_add")
+    r.add_api_route("/admin/users/{user_id}/{action}", admin.change, methods=["POST"], name="admin_users_change")
+    r.add_api_route("/admin/clients", admin.clients_page, methods=["GET"], name="admin_clients")
+    r.add_api_route("/admin/clients", admin.save_client, methods=["POST"], name="admin_clients_save")
+    r.add_api_route("/account", admin.account_page, methods=["GET"], name="account")
+    r.add_api_route("/account", admin.save_account, methods=["POST"], name="account_save")
+    r.add_api_route("/reset/{token}", admin.reset_page, methods=["GET"], name="reset")
+    r.add_api_route("/reset/{token}", admin.reset, methods=["POST"], name="reset_post")
+    approval = ApprovalPages(view, renderer)
+    r.add_api_route("/releases/{release_id}/approval", approval.approval_page, methods=["GET"], name="approval")
+    r.add_api_route(
+        "/releases/{release_id}/approval/{decision}", approval.decide, methods=["POST"], name="approval_decide"
+    )

@@ -55,6 +55,11 @@ class PreviewPages:
         # One warning per user per 10 s: a flood must not become a log flood.
         self._refusal_log = RateLimiter(1, timedelta(seconds=10))
 
+    def refused(self, user: StaffUser) -> bool:
+        """True (and logged) when ``user`` has used up this minute's previews (the editor's
+        live preview counts too)."""
+        return self._preview_refused(user)
+
     def _preview_refused(self, user: StaffUser) -> bool:
         """True (and logged) when ``user`` has used up this minute's previews."""
         if self.previews.take(user.id, self.runtime.clock()):

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from mailer.accounts.permits import Action, permits
 from mailer.accounts.users import StaffUser
+from mailer.domain import when
 from mailer.domain.errors import InputError, MailerError, NotFoundError, WorkflowError
 from mailer.domain.states import (
     RETRYABLE_DELIVERY,
@@ -33,7 +34,8 @@ from mailer.domain.states import (
 )
 from mailer.message import Renderer
 from mailer.releases import holds, workflow
-from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.approval import approve_release, second_person_problem, submit_release
+from mailer.releases.audience import audience_size
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.store import releases as release_store
 from mailer.store import replies as reply_store
@@ -43,7 +45,6 @@ from mailer.store.ledger.release_detail import release_detail
 from mailer.store.ledger.release_list import releases as release_page
 from mailer.store.ledger.report import release_report, sent_per_minute
 from mailer.web.staff.charts import status_parts, time_chart
-from mailer.web.staff.forms import parse_when
 from mailer.web.staff.view import PAGE_SIZE, CurrentUser, StaffView
 
 log = logging.getLogger("mailer.web.staff")
@@ -102,11 +103,13 @@ class ReleasePages:
         detail = release_detail(session, release_id, not_after=rule)
         report = release_report(session, release_id)
         status = ReleaseStatus(detail.status)
+        own = second_person_problem(session, release_store.get_release(session, release_id), user.email)
         actions = [
             a.value
             for a in RELEASE_ACTIONS
             if action_available(a, status, report.counts)
             and permits(user, a, author=detail.author, status=detail.status)
+            and not (a is Action.APPROVE and own is not None)  # no Approve button on one's own release
         ]
         return {
             "release": detail,
@@ -119,6 +122,8 @@ class ReleasePages:
             "not_after": detail.not_after,
             "waiting": detail.waiting,
             "replies": reply_store.reply_counts(session, release_id),
+            "audience": audience_size(session, release_id),
+            "editable": ReleaseAction.EDIT in allowed_actions(status) and permits(user, Action.WRITE),
         }
 
     def release_detail(self, request: Request, release_id: int, user: CurrentUser) -> Response:
@@ -163,7 +168,8 @@ class ReleasePages:
         release_id: int,
         action: str,
         user: CurrentUser,
-        send_at: Annotated[str, Form(max_length=64)] = "",
+        send_at: Annotated[str, Form(max_length=80)] = "",
+        now: Annotated[str, Form(max_length=8)] = "",
         statuses: Annotated[list[str] | None, Form()] = None,
         segment: Annotated[str, Form(max_length=64)] = "",
     ) -> Response:
@@ -184,7 +190,9 @@ class ReleasePages:
             log.warning("%s (%s) refused %s on release %s", user.email, user.role.value, chosen.value, release_id)
             return self.view.forbidden(request, user, chosen)
         try:
-            message = self._perform(chosen, release_id, user, send_at=send_at, statuses=statuses, segment=segment)
+            message = self._perform(
+                chosen, release_id, user, send_at=send_at, statuses=statuses, segment=segment, send_now=now == "1"
+            )
         except (WorkflowError, InputError, MailerError) as exc:
             code = 409 if isinstance(exc, WorkflowError) else 422
             with self.view.read() as session:
@@ -204,6 +212,7 @@ class ReleasePages:
         send_at: str,
         statuses: list[str] | None,
         segment: str,
+        send_now: bool = False,
     ) -> str:
         """Run one action in its own transaction; returns the line to show."""
         rt, now, actor = self.runtime, self.runtime.clock(), user.email
@@ -228,11 +237,19 @@ class ReleasePages:
                     return f"refused: {approval.refused}"
                 return f"approved (content {approval.content_hash[:12]})"
             if action is Action.SCHEDULE:
-                at = parse_when(send_at, "send_at")
-                if at is None:
-                    raise InputError("send_at: give a date and time")
-                workflow.schedule(session, release_id, at=at, actor=actor, now=now)
-                return f"scheduled for {at:%Y-%m-%d %H:%M} UTC"
+                before = release_store.get_release(session, release_id).status
+                if send_now:
+                    release = workflow.schedule(session, release_id, at=None, send_now=True, actor=actor, now=now)
+                    done = f"sending now to {audience_size(session, release_id)} contacts"
+                else:
+                    if not send_at.strip():
+                        raise InputError("send_at: give a date and time")
+                    at = when.parse_when(send_at, "send_at", default_zone=self.view.zone(user))
+                    release = workflow.schedule(session, release_id, at=at, actor=actor, now=now)
+                    done = f"scheduled for {when.format_in_zone(at, self.view.zone(user))}"
+                if before == ReleaseStatus.APPROVED.value and release.status == ReleaseStatus.SUBMITTED.value:
+                    done += "; earlier than the approved time, so it needs approval again"
+                return done
             if action is Action.PAUSE:
                 workflow.pause(session, release_id, actor=actor, now=now)
                 return "paused: no new messages are claimed"

@@ -47,8 +47,19 @@ class StaffView:
     ) -> Response:
         """The template ``name`` with the user, CSRF token, pending flash lines and ``context``."""
         flash = request.session.pop("flash", []) if user is not None else []
-        base = {"user": user, "csrf_token": csrf_token(request), "flash": flash, "error": None}
+        base = {
+            "user": user,
+            "csrf_token": csrf_token(request),
+            "flash": flash,
+            "error": None,
+            "tz": self.zone(user),
+            "firm_tz": self.runtime.settings.web.time_zone,
+        }
         return self.templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+
+    def zone(self, user: StaffUser | None) -> str:
+        """The zone ``user`` sees times in: their own, else the firm's (``web.time_zone``)."""
+        return (user.time_zone if user is not None else None) or self.runtime.settings.web.time_zone
 
     @staticmethod
     def flash(request: Request, level: str, text: str) -> None:
