@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailer.config import Settings
 from mailer.domain.errors import MailerError
 from mailer.message.dkim import DkimSigner
+from mailer.message.shipped import template_sources
 from mailer.message.templates import Renderer
 from mailer.message.tokens import SECRET_FILE
 from mailer.ops.checks import CheckResult, State, fail, ok, skip, warn
@@ -82,15 +83,17 @@ def check_database(settings: Settings) -> tuple[list[CheckResult], list[tuple[st
 def check_templates(settings: Settings) -> CheckResult:
     """Every template under ``paths.templates_dir`` parses in the sandbox."""
     try:
-        renderer = Renderer(settings.paths.templates_dir)
+        folder, sources = template_sources(settings.paths.templates_dir)
+        renderer = Renderer(folder, sources=sources)
         names = sorted(renderer.sources)
         if not names:
-            return fail("templates", f"no templates in {settings.paths.templates_dir}")
+            return fail("templates", f"no templates in {folder}")
         for name in names:
             renderer.env.get_template(name)
     except (MailerError, JinjaTemplateError) as exc:
         return fail("templates", str(exc))
-    return ok("templates", f"{len(names)} load from {settings.paths.templates_dir}")
+    where = "the package" + (f" and {settings.paths.templates_dir}" if settings.paths.templates_dir else "")
+    return ok("templates", f"{len(names)} load from {where}")
 
 
 def check_dkim(settings: Settings) -> CheckResult:

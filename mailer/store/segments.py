@@ -31,7 +31,6 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
 
 from mailer.domain.errors import SegmentSyntaxError
-from mailer.domain.states import OutletType
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList
 
 FIELDS = (
@@ -47,8 +46,6 @@ FIELDS = (
     "domain",
     "email",
 )
-
-_OUTLET_TYPES = tuple(t.value for t in OutletType)
 
 _TOKEN = re.compile(
     r"""
@@ -187,10 +184,10 @@ class _Parser:
             if self.peek().kind != "lparen":
                 raise self.error("expected '(' after IN")
             self.advance()
-            values = [self.value(field)]
+            values = [self.value()]
             while self.peek().kind == "comma":
                 self.advance()
-                values.append(self.value(field))
+                values.append(self.value())
             if self.peek().kind != "rparen":
                 raise self.error("expected ',' or ')'")
             self.advance()
@@ -206,15 +203,6 @@ class _Parser:
 
 def _is_attr(field: str) -> bool:
     return field.startswith("attr.") and re.fullmatch(r"attr\.[a-z0-9_\-]{1,64}", field) is not None
-
-
-def predicates(node: Node) -> list[Predicate]:
-    """Every predicate of a parsed rule, in order."""
-    if isinstance(node, Predicate):
-        return [node]
-    if isinstance(node, Not):
-        return predicates(node.operand)
-    return [p for operand in node.operands for p in predicates(operand)]
 
 
 def parse_rule(rule: str) -> Node:
