@@ -64,7 +64,7 @@ def test_the_sample_advisory_renders_everything_it_carries(rt: Runtime, renderer
         submit_release(session, rid, actor="pat", renderer=renderer, settings=rt.settings, now=rt.clock())
     text, html = _parts(rt, renderer, rid, "foreign-policy-print")
     assert "AVAILABLE FOR INTERVIEW" in text and "OTHER SPEAKERS AVAILABLE" in text
-    assert "* Ben Sample, Harbour pilot" in text and "* Cy Placeholder" in text
+    assert "- Ben Sample, Harbour pilot" in text and "- Cy Placeholder" in text
     assert "<h2>Other speakers available</h2>" in html.replace(
         ' style="margin: 28px 0 10px 0;font-size: 19px;line-height: 1.3;color: #111827;"', ""
     )

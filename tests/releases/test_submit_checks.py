@@ -12,13 +12,14 @@ from sqlalchemy import select
 from mailer import store
 from mailer.config import Settings, WebSettings
 from mailer.domain.errors import SegmentSyntaxError, WorkflowError
+from mailer.domain.states import DEFAULT_OUTLET_TYPES
 from mailer.message import Renderer
 from mailer.releases.approval import submit_release
 from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 from mailer.store.segment_checks import unknown_names
-from mailer.store.segments import parse_rule
+from mailer.store.segments import check_rule
 from mailer.store.tables import ReleaseEvent
 from tests.support.constants import REPO
 from tests.support.releases import BASE_URL, RELEASE, create, seed
@@ -65,10 +66,10 @@ def test_unknown_list_beat_and_tag_are_named(rt: Runtime, tmp_path: Path) -> Non
 
 
 def test_outlet_type_in_a_rule_is_checked_like_the_import() -> None:
-    """outlet_type:magazine is refused in a rule as it is at import, naming the known types."""
-    with pytest.raises(SegmentSyntaxError, match=r"unknown outlet_type 'magazine' \(known: print, tv, radio"):
-        parse_rule("outlet_type IN (tv, magazine)")
-    parse_rule("outlet_type IN (TV, radio)")
+    """A rule takes the outlet types the import takes (magazine now both), and names them for another."""
+    with pytest.raises(SegmentSyntaxError, match=r"outlet_type 'zine' is not one of print, tv, radio"):
+        check_rule("outlet_type IN (tv, zine)", outlet_types=DEFAULT_OUTLET_TYPES)
+    check_rule("outlet_type IN (TV, magazine)", outlet_types=DEFAULT_OUTLET_TYPES)
 
 
 def test_a_template_that_drops_speakers_and_questions_is_refused(
