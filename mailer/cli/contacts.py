@@ -19,6 +19,7 @@ from mailer.domain.errors import InputError
 from mailer.store import contact_journal, db
 from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
+from mailer.store.segment_help import unknown_values
 from mailer.store.segments import check_rule
 
 db_app = typer.Typer(help="Create or upgrade the database schema.", no_args_is_help=True)
@@ -243,13 +244,19 @@ def segments_create(
     """Create (or replace the rule of) a segment. The rule is checked before it is saved."""
     contacts.check_slug(slug, "segment")
     with runtime() as rt, transaction(rt.sessions) as session:
-        check_rule(rule, outlet_types=rt.settings.contacts.outlet_types)
+        node = check_rule(rule, outlet_types=rt.settings.contacts.outlet_types)
         store.save_segment(session, slug, rule, description=description, now=rt.clock())
         count = store.segment_count(session, rule)
+        unknown = [
+            f"{field}:{value} (column {at}) matches nothing stored"
+            for field, value, at in unknown_values(session, node)
+        ]
     if as_json:
-        print_json({"slug": slug, "rule": rule, "count": count})
+        print_json({"slug": slug, "rule": rule, "count": count, "warnings": unknown})
     else:
         out.print(f"segment {slug}: {count} contacts match now", highlight=False)
+        for line in unknown:
+            err.print(f"warning: {line}", highlight=False, markup=False)
 
 
 @segments_app.command("show")
