@@ -157,3 +157,10 @@ def test_contacts_note_is_kept_with_author_and_erased_with_the_contact(rt: Runti
         erasure.erase_contact(s, ANN, actor="pat", now=FIXED_NOW)
     with transaction(rt.sessions) as s:
         assert s.scalars(select(ContactNote)).all() == [] and s.scalars(select(ContactChange)).all() == []
+
+
+def test_segments_create_warns_of_values_no_contact_has(rt: Runtime, people: None) -> None:
+    """`segments create` with beat:politcs (a typo) saves and warns, pointing at the value's column."""
+    code, output = cli(rt, "segments", "create", "typo", "--rule", "list:press AND beat:politcs", "--json")
+    assert code == 0
+    assert json.loads(output)["warnings"] == ["beat:politcs (column 21) matches nothing stored"]
