@@ -163,4 +163,4 @@ def test_segments_create_warns_of_values_no_contact_has(rt: Runtime, people: Non
     """`segments create` with beat:politcs (a typo) saves and warns, pointing at the value's column."""
     code, output = cli(rt, "segments", "create", "typo", "--rule", "list:press AND beat:politcs", "--json")
     assert code == 0
-    assert json.loads(output)["warnings"] == ["beat:politcs (column 21) matches nothing stored"]
+    assert json.loads(output)["warnings"] == ["no contact has beat 'politcs' (column 21)"]

@@ -46,7 +46,7 @@ def test_zero_audience_and_unknown_names_are_warned_at_submit(rt: Runtime, rende
     with transaction(rt.sessions) as session:
         report = submit_release(session, rid, actor="pat", renderer=renderer, settings=rt.settings, now=rt.clock())
     assert "segment nobody matches 0 contacts now (beat:astrology)" in report.warnings
-    assert "segment nobody: no contact has beat 'astrology'" in report.warnings
+    assert "segment nobody: no contact has beat 'astrology' (column 6)" in report.warnings
     assert "the release reaches nobody: every segment is empty" in report.warnings
     with transaction(rt.sessions) as session:
         history = [e.note or "" for e in session.scalars(select(ReleaseEvent).where(ReleaseEvent.release_id == rid))]
@@ -59,9 +59,9 @@ def test_unknown_list_beat_and_tag_are_named(rt: Runtime, tmp_path: Path) -> Non
     with transaction(rt.sessions) as session:
         found = unknown_names(session, "list:press AND (list:natonal-press OR beat:foreign-policy OR beat:x OR tag:y)")
     assert found == [
-        "list 'natonal-press' does not exist (see `mailer lists list`)",
-        "no contact has beat 'x'",
-        "no contact has tag 'y'",
+        "list 'natonal-press' does not exist (see `mailer lists list`) (column 22)",
+        "no contact has beat 'x' (column 67)",
+        "no contact has tag 'y' (column 76)",
     ]
 
 
