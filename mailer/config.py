@@ -245,6 +245,28 @@ class RenderSettings(_Section):
     memory_limit_mb: int = Field(default=512, ge=64)
 
 
+class ConversationSettings(_Section):
+    """Corrections, withdrawals and follow-ups (``mailer releases correct|withdraw|follow-up``)."""
+
+    #: put in front of a correction's subject (and of its per-segment subjects)
+    correction_prefix: str = Field(default="CORRECTION:", max_length=60)
+    #: put in front of a withdrawal's subject
+    withdrawal_prefix: str = Field(default="WITHDRAWN:", max_length=60)
+    #: put in front of a follow-up's subject; empty: the follow-up's own subject
+    follow_up_prefix: str = Field(default="", max_length=60)
+
+
+class CadenceSettings(_Section):
+    """A firm-wide limit of messages per journalist, over every release and client.
+    A row held back is recorded as ``capped`` with the reason; an approver may lift the
+    cap for one release; corrections and withdrawals are never capped."""
+
+    #: messages one contact may get within window_hours; 0 means no cap
+    max_per_contact: int = Field(default=0, ge=0)
+    #: the sliding window, in hours
+    window_hours: float = Field(default=24, gt=0, le=24 * 366)
+
+
 class PathSettings(_Section):
     #: email templates (Jinja2)
     templates_dir: Path = Path("templates")
@@ -281,6 +303,8 @@ class Settings(BaseSettings):
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
+    cadence: CadenceSettings = Field(default_factory=CadenceSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
 
     @field_validator("secret_key")

@@ -38,11 +38,25 @@ class Action(StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     RETRY = "retry"
+    # answering a release that went out (mailer.releases.threads): writing a new release
+    CORRECT = "correct"
+    WITHDRAW = "withdraw"
 
 
 _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.PUBLICIST: frozenset({Action.VIEW, Action.WRITE, Action.SUBMIT, Action.SCHEDULE, Action.PROOF, Action.CANCEL}),
+    Role.PUBLICIST: frozenset(
+        {
+            Action.VIEW,
+            Action.WRITE,
+            Action.SUBMIT,
+            Action.SCHEDULE,
+            Action.PROOF,
+            Action.CANCEL,
+            Action.CORRECT,
+            Action.WITHDRAW,
+        }
+    ),
     Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE}),
     Role.VIEWER: frozenset({Action.VIEW}),
 }

@@ -41,6 +41,8 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     BOUNCED = "bounced"
+    #: held back by the firm-wide cadence cap (never sent; the reason says which cap)
+    CAPPED = "capped"
 
 
 #: Delivery states that no longer need work (the release may finish).
@@ -52,6 +54,7 @@ TERMINAL_DELIVERY = frozenset(
         DeliveryStatus.SUPPRESSED,
         DeliveryStatus.CANCELLED,
         DeliveryStatus.BOUNCED,
+        DeliveryStatus.CAPPED,
     }
 )
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.domain.conversations import ReleaseKind, audience_statuses, cancels_parent
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
@@ -94,19 +98,10 @@ class Planner:
             ):
                 return False
             scopes = send_scopes(plan.client_slug, plan.topics)
-            for segment_id in plan.segment_order:
-                segment = session.get(Segment, segment_id)
-                if segment is None:
-                    continue
-                delivery_store.plan_segment(
-                    session,
-                    release_id=release_id,
-                    segment_id=segment_id,
-                    rule=segment.rule,
-                    scopes=scopes,
-                    message_id_domain=self.settings.sender.message_id_domain,
-                    now=now,
-                )
+            if release.kind is not None and release.parent_id is not None:
+                self._plan_thread(session, release, scopes, now)
+            else:
+                self._plan_segments(session, release_id, plan, scopes, now)
             session.flush()
             # Last before the commit, so before any message can go out: a fence that cannot
             # be written rolls the start back (the release stays approved and unsent).
@@ -115,6 +110,42 @@ class Planner:
             )
         self._plans[release_id] = Prepared(plan, scopes)
         return True
+
+    def _plan_segments(
+        self, session: Session, release_id: int, plan: SendPlan, scopes: tuple[str, ...], now: datetime
+    ) -> None:
+        """Writes: one INSERT ... SELECT per segment of the release, in order."""
+        for segment_id in plan.segment_order:
+            segment = session.get(Segment, segment_id)
+            if segment is None:
+                continue
+            delivery_store.plan_segment(
+                session,
+                release_id=release_id,
+                segment_id=segment_id,
+                rule=segment.rule,
+                scopes=scopes,
+                message_id_domain=self.settings.sender.message_id_domain,
+                now=now,
+            )
+
+    def _plan_thread(self, session: Session, release: Release, scopes: tuple[str, ...], now: datetime) -> None:
+        """Writes: a correction, withdrawal or follow-up is planned from its parent's
+        ledger (see :mod:`mailer.domain.conversations`); a correction or withdrawal first
+        cancels whatever of the parent is still pending (put back in the queue since)."""
+        assert release.kind is not None and release.parent_id is not None
+        kind = ReleaseKind(release.kind)
+        if cancels_parent(kind):
+            delivery_store.cancel_pending(session, release.parent_id, now)
+        delivery_store.plan_thread(
+            session,
+            release_id=release.id,
+            parent_id=release.parent_id,
+            statuses=audience_statuses(kind),
+            scopes=scopes,
+            message_id_domain=self.settings.sender.message_id_domain,
+            now=now,
+        )
 
     def prepared(self, release_id: int) -> Prepared:
         """The release's plan, compiled once per process (raises :class:`MailerError` when

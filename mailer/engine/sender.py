@@ -261,6 +261,7 @@ class Sender:
                 self.tokens.mailto_unsubscribe(row.id, sender.bounce_domain) if sender.mailto_unsubscribe else None
             ),
             date=self.clock(),
+            in_reply_to=row.in_reply_to,
         )
         try:
             data = await self.renders.render(variant.spec, job, stop=stop)

@@ -98,6 +98,9 @@ class RenderJob:
     unsubscribe_mailto: str | None = None
     date: datetime | None = None
     parts: bool = False
+    #: the Message-ID this message answers (a correction, withdrawal or follow-up):
+    #: written as ``In-Reply-To`` and ``References`` (RFC 5322 section 3.6.4)
+    in_reply_to: str | None = None
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,10 @@ def check_not_after(send_at: datetime | None, not_after: datetime | None, name: 
         raise InputError(f"{name}: not_after {not_after.isoformat()} is not after send_at {send_at.isoformat()}")
 
 
-def parse_release(text: str) -> ReleaseFile:
-    """Parse and validate a release file (see the module docstring).
+def parse_release(text: str, *, defaults: Mapping[str, Any] | None = None) -> ReleaseFile:
+    """Parse and validate a release file (see the module docstring). ``defaults`` fills
+    keys the front matter leaves out (a correction's client, template and segments come
+    from the release it corrects).
 
     Raises InputError naming the key: missing fences, bad TOML, unknown or missing keys,
     wrong types, naive times, CR/LF in a subject, a duplicate segment, a variant for a
@@ -202,6 +204,8 @@ def parse_release(text: str) -> ReleaseFile:
         data = tomllib.loads(head)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"front matter: not valid TOML: {exc}") from exc
+    for key, value in (defaults or {}).items():
+        data.setdefault(key, value)
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise InputError(f"{unknown[0]}: unknown key in the front matter")

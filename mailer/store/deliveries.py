@@ -26,7 +26,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import Select
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.store.segments import compile_rule
@@ -70,6 +71,19 @@ def _random_hex(session: Session) -> ColumnElement[str]:
 
 
 # --- planning ---------------------------------------------------------------------------
+
+_PLAN_COLUMNS = (
+    "release_id",
+    "contact_id",
+    "segment_id",
+    "email",
+    "email_hash",
+    "domain",
+    "status",
+    "message_id",
+    "attempts",
+    "updated_at",
+)
 
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
@@ -126,18 +140,12 @@ def plan_segment(
         literal(0),
         literal(now, type_=Delivery.updated_at.type),
     ).where(compile_rule(rule))
-    columns = [
-        "release_id",
-        "contact_id",
-        "segment_id",
-        "email",
-        "email_hash",
-        "domain",
-        "status",
-        "message_id",
-        "attempts",
-        "updated_at",
-    ]
+    return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows)
+
+
+def _insert_planned(session: Session, release_id: int, columns: list[str], select_rows: Select[Any]) -> int:
+    """Writes: INSERT ... SELECT ... ON CONFLICT DO NOTHING of the release's new rows;
+    returns the rows added."""
     stmt = insert(Delivery).from_select(columns, select_rows)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -153,6 +161,55 @@ def plan_segment(
     session.execute(stmt)
     # rowcount of INSERT ... SELECT ... ON CONFLICT is not reported by every driver.
     return _release_rows(session, release_id) - before
+
+
+def plan_thread(
+    session: Session,
+    *,
+    release_id: int,
+    parent_id: int,
+    statuses: Sequence[DeliveryStatus],
+    scopes: Sequence[str],
+    message_id_domain: str,
+    now: datetime,
+    leave_out: Sequence[Select[Any]] = (),
+) -> int:
+    """Writes: a linked release's rows (correction, withdrawal, follow-up), in one
+    INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
+    ``statuses`` whose contact is still live and in none of the ``leave_out`` selects (each
+    a SELECT of contact ids: who replied, who is held...). Each row keeps the parent row's
+    segment (its variant) and answers its Message-ID (``in_reply_to``); addresses
+    suppressed since get a ``suppressed`` row. Returns rows added."""
+    parent = aliased(Delivery)
+    message_id = literal("<m.") + _random_hex(session) + literal("@" + message_id_domain + ">")
+    status = case(
+        (suppressed_in(Contact.email_hash, scopes), literal(DeliveryStatus.SUPPRESSED.value)),
+        else_=literal(DeliveryStatus.QUEUED.value),
+    )
+    select_rows = (
+        select(
+            literal(release_id),
+            Contact.id,
+            parent.segment_id,
+            Contact.email,
+            Contact.email_hash,
+            _domain_of(session, Contact.email),
+            status,
+            message_id,
+            literal(0),
+            literal(now, type_=Delivery.updated_at.type),
+            parent.message_id,
+        )
+        .join(Contact, Contact.id == parent.contact_id)
+        .where(
+            parent.release_id == parent_id,
+            parent.status.in_([s.value for s in statuses]),
+            Contact.email.is_not(None),
+            *(Contact.id.not_in(excluded) for excluded in leave_out),
+        )
+    )
+    columns = [*_PLAN_COLUMNS, "in_reply_to"]
+    return _insert_planned(session, release_id, columns, select_rows)
 
 
 def _release_rows(session: Session, release_id: int) -> int:

@@ -108,6 +108,8 @@ class Claimed:
     last_name: str | None
     outlet: str | None
     attributes: dict[str, Any]
+    #: the Message-ID this message answers (a linked release), else None
+    in_reply_to: str | None = None
 
 
 def claim_batch(
@@ -201,6 +203,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             Contact.last_name,
             Contact.outlet,
             Contact.attributes,
+            Delivery.in_reply_to,
         )
         .join(Contact, Contact.id == Delivery.contact_id)
         .where(*where, Delivery.email.is_not(None))
@@ -220,6 +223,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             r.last_name,
             r.outlet,
             dict(r.attributes or {}),
+            r.in_reply_to,
         )
         for r in rows
     ]

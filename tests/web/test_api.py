@@ -104,6 +104,8 @@ def test_openapi_documents_only_the_api(rt: Runtime) -> None:
         "/api/suppressions",
         "/api/releases/{release_id}/pause",
         "/api/releases/{release_id}/resume",
+        "/api/releases/{release_id}/correct",
+        "/api/releases/{release_id}/withdraw",
     }
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "DeliveryPage" in schema["components"]["schemas"]

@@ -1,0 +1,108 @@
+"""``mailer releases`` commands that answer a release that went out: correct, withdraw,
+follow-up (new draft releases linked to it, see :mod:`mailer.releases.threads`), and
+lift-cap (an approver lets one release past the cadence cap). :func:`add_commands` puts
+them on the ``releases`` group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mailer.accounts import permits
+from mailer.cli.actor import AsOpt, whoami
+from mailer.cli.common import JsonOpt, ReleaseId, out, print_json, runtime
+from mailer.releases import threads
+from mailer.releases.plan import renderer_for
+from mailer.releases.source import read_text_file
+from mailer.store.db import transaction
+from mailer.store.tables import Release
+
+__all__ = ["add_commands"]
+
+
+def add_commands(group: typer.Typer) -> None:
+    """Add these commands to ``group`` (the ``releases`` group), in --help order."""
+    group.command("correct")(releases_correct)
+    group.command("withdraw")(releases_withdraw)
+
+
+def _summary(release: Release) -> dict[str, Any]:
+    return {
+        "id": release.id,
+        "title": release.title,
+        "status": release.status,
+        "kind": release.kind,
+        "parent": release.parent_id,
+        "subject": release.subject,
+    }
+
+
+def _said(release: Release, what: str) -> None:
+    out.print(
+        f"created release {release.id} (draft): {what} of release {release.parent_id}; "
+        f"submit and approve it as any release",
+        highlight=False,
+    )
+
+
+def releases_correct(
+    release_id: ReleaseId,
+    file: Annotated[
+        Path,
+        typer.Argument(help="The correction: Markdown with TOML front matter (client, template, segments optional)."),
+    ],
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a correction of a release that went out: to exactly those who got it (sent or
+    unknown), minus anyone suppressed since, each threaded under the message they got; the
+    original's pending rows are cancelled now. The subject starts with CORRECTION:
+    (config: conversations.correction_prefix)."""
+    text = read_text_file(file)
+    given = whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        author = permits.cli_actor(session, given, permits.Action.WRITE)
+        release = threads.correct(
+            session,
+            release_id,
+            text,
+            author=author,
+            renderer=renderer_for(rt.settings),
+            settings=rt.settings,
+            now=rt.clock(),
+        )
+        summary = _summary(release)
+    if as_json:
+        print_json(summary)
+    else:
+        _said(release, "correction")
+
+
+def releases_withdraw(
+    release_id: ReleaseId,
+    note: Annotated[str, typer.Option("--note", help="Why it is withdrawn: the message's text (Markdown).")],
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a withdrawal of a release that went out: the note, to exactly those who got it
+    (sent or unknown), threaded under the message they got; the original's pending rows
+    are cancelled now. The subject starts with WITHDRAWN: (config: conversations.withdrawal_prefix)."""
+    given = whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        author = permits.cli_actor(session, given, permits.Action.WRITE)
+        release = threads.withdraw(
+            session,
+            release_id,
+            note,
+            author=author,
+            renderer=renderer_for(rt.settings),
+            settings=rt.settings,
+            now=rt.clock(),
+        )
+        summary = _summary(release)
+    if as_json:
+        print_json(summary)
+    else:
+        _said(release, "withdrawal")

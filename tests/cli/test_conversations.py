@@ -1,0 +1,58 @@
+"""`mailer releases correct|withdraw` as spelled in issue 18: --json prints the new release's
+id; the correction reaches exactly the original's sent + unknown rows (both databases)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mailer.cli import app
+from mailer.engine.dispatch import Dispatcher
+from mailer.runtime import Runtime
+from tests.support.cli import run_json, run_proc
+from tests.support.conversations import CORRECTION, GOT, MAYBE, approve, messages_to, sent_original
+from tests.support.engine import Clock, deliveries, engine_runtime
+from tests.support.fake_transport import FakeTransport
+
+
+async def test_correct_and_withdraw_print_the_new_release_id(rt: Runtime, tmp_path: Path, env: dict[str, str]) -> None:
+    """`releases correct ID FILE.md --json` and `releases withdraw ID --note T --json` print the
+    new draft's id; the correction, approved, reaches exactly sent + unknown, threaded."""
+    ert = engine_runtime(rt, 25, Clock(), smtp__pool_size=1)
+    fake = FakeTransport()
+    original = await sent_original(ert, tmp_path, fake)
+    path = tmp_path / "correction.md"
+    path.write_text(CORRECTION, "utf-8")
+    made = run_json("releases", "correct", str(original), str(path))
+    assert isinstance(made, dict)
+    assert (made["status"], made["kind"], made["parent"]) == ("draft", "correction", original)
+    assert made["subject"].startswith("CORRECTION: ")
+    shown = run_json("releases", "show", str(original))
+    assert isinstance(shown, dict) and shown["linked"] == [{"id": made["id"], "kind": "correction", "status": "draft"}]
+    approve(ert, made["id"])
+    before = len(fake.sent)
+    await Dispatcher(ert, fake).run_once()
+    got = messages_to(fake, before)
+    assert sorted(got) == sorted([GOT, MAYBE])
+    originals = deliveries(ert, original)
+    assert all(m["In-Reply-To"] == originals[a].message_id for a, m in got.items())
+    withdrawn = run_json("releases", "withdraw", str(original), "--note", "Please disregard the report.")
+    assert isinstance(withdrawn, dict) and withdrawn["kind"] == "withdrawal"
+    assert withdrawn["id"] == made["id"] + 1
+
+
+def test_correcting_a_draft_is_one_line_and_exit_4(rt: Runtime, tmp_path: Path, env: dict[str, str]) -> None:
+    """A release that never went out cannot be corrected: one line on stderr, exit code 4, no traceback."""
+    from tests.support.engine import Variant, add_contacts, approved_release
+
+    add_contacts(rt, tmp_path, [GOT])
+    rid = approved_release(rt, [Variant("press-all", "list:press")])
+    path = tmp_path / "c.md"
+    path.write_text(CORRECTION, "utf-8")
+    proc = run_proc(env, "releases", "correct", str(rid), str(path))
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.strip().startswith("error:") and "started sending" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    missing = CliRunner().invoke(app, ["releases", "withdraw", str(rid)])
+    assert missing.exit_code == 2  # --note is required
