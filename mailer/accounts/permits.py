@@ -7,8 +7,9 @@ decides whether the move is legal at all.
 Roles (``mailer.domain.states.Role``):
 
     admin      everything
-    publicist  read, preview, submit, schedule, send proofs, cancel their own drafts
-    approver   read, preview, approve
+    publicist  read, preview, submit, schedule, send proofs, cancel their own drafts,
+               correct or withdraw a release that went out
+    approver   read, preview, approve, lift the cadence cap for a release
     viewer     read, preview
 """
 
@@ -41,6 +42,8 @@ class Action(StrEnum):
     # answering a release that went out (mailer.releases.threads): writing a new release
     CORRECT = "correct"
     WITHDRAW = "withdraw"
+    # an approver lets one release past the cadence cap (mailer.releases.cadence)
+    LIFT_CAP = "lift-cap"
 
 
 _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
@@ -57,7 +60,7 @@ _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.WITHDRAW,
         }
     ),
-    Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE}),
+    Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE, Action.LIFT_CAP}),
     Role.VIEWER: frozenset({Action.VIEW}),
 }
 

@@ -13,7 +13,7 @@ import typer
 from mailer.accounts import permits
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.common import JsonOpt, ReleaseId, out, print_json, runtime
-from mailer.releases import threads
+from mailer.releases import cadence, threads
 from mailer.releases.plan import renderer_for
 from mailer.releases.source import read_text_file
 from mailer.store.db import transaction
@@ -26,6 +26,7 @@ def add_commands(group: typer.Typer) -> None:
     """Add these commands to ``group`` (the ``releases`` group), in --help order."""
     group.command("correct")(releases_correct)
     group.command("withdraw")(releases_withdraw)
+    group.command("lift-cap")(releases_lift_cap)
 
 
 def _summary(release: Release) -> dict[str, Any]:
@@ -106,3 +107,26 @@ def releases_withdraw(
         print_json(summary)
     else:
         _said(release, "withdrawal")
+
+
+def releases_lift_cap(
+    release_id: ReleaseId,
+    actor: Annotated[
+        str,
+        typer.Option(
+            "--as", help="The approver who lifts it (once user accounts exist, an enabled admin or approver)."
+        ),
+    ],
+    note: Annotated[str | None, typer.Option("--note", help="Why (kept in the release's history).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Lift the cadence cap ([cadence] max_per_contact) for one release: its capped rows are
+    queued again (a finished release goes back to sending), and later planning caps nobody.
+    Recorded in the release's history."""
+    with runtime() as rt, transaction(rt.sessions) as session:
+        who = permits.cli_actor(session, actor, permits.Action.LIFT_CAP)
+        count = cadence.lift_cap(session, release_id, actor=who, now=rt.clock(), note=note)
+    if as_json:
+        print_json({"id": release_id, "cap_lifted_by": who, "requeued": count})
+    else:
+        out.print(f"cadence cap lifted for release {release_id} by {who}; {count} capped rows queued", highlight=False)

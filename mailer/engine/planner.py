@@ -21,12 +21,13 @@ from mailer.domain.conversations import ReleaseKind, audience_statuses, cancels_
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
-from mailer.releases import holds, workflow
+from mailer.releases import cadence, holds, workflow
 from mailer.releases.fence import SendFence
 from mailer.releases.plan import SendPlan, build_send_plan, require_approved_plan
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
+from mailer.store.deliveries import Cap
 from mailer.store.tables import Release, Segment
 
 log = logging.getLogger("mailer.engine.planner")
@@ -98,10 +99,13 @@ class Planner:
             ):
                 return False
             scopes = send_scopes(plan.client_slug, plan.topics)
+            cap = cadence.cap_for(release, self.settings.cadence, now)
+            if cap is not None:
+                delivery_store.lock_planning(session)
             if release.kind is not None and release.parent_id is not None:
-                self._plan_thread(session, release, scopes, now)
+                self._plan_thread(session, release, scopes, now, cap)
             else:
-                self._plan_segments(session, release_id, plan, scopes, now)
+                self._plan_segments(session, release_id, plan, scopes, now, cap)
             session.flush()
             # Last before the commit, so before any message can go out: a fence that cannot
             # be written rolls the start back (the release stays approved and unsent).
@@ -112,7 +116,13 @@ class Planner:
         return True
 
     def _plan_segments(
-        self, session: Session, release_id: int, plan: SendPlan, scopes: tuple[str, ...], now: datetime
+        self,
+        session: Session,
+        release_id: int,
+        plan: SendPlan,
+        scopes: tuple[str, ...],
+        now: datetime,
+        cap: Cap | None,
     ) -> None:
         """Writes: one INSERT ... SELECT per segment of the release, in order."""
         for segment_id in plan.segment_order:
@@ -127,9 +137,12 @@ class Planner:
                 scopes=scopes,
                 message_id_domain=self.settings.sender.message_id_domain,
                 now=now,
+                cap=cap,
             )
 
-    def _plan_thread(self, session: Session, release: Release, scopes: tuple[str, ...], now: datetime) -> None:
+    def _plan_thread(
+        self, session: Session, release: Release, scopes: tuple[str, ...], now: datetime, cap: Cap | None
+    ) -> None:
         """Writes: a correction, withdrawal or follow-up is planned from its parent's
         ledger (see :mod:`mailer.domain.conversations`); a correction or withdrawal first
         cancels whatever of the parent is still pending (put back in the queue since)."""
@@ -145,6 +158,7 @@ class Planner:
             scopes=scopes,
             message_id_domain=self.settings.sender.message_id_domain,
             now=now,
+            cap=cap,
         )
 
     def prepared(self, release_id: int) -> Prepared:

@@ -9,6 +9,7 @@ dead workers' leases) is the queue: :mod:`mailer.store.queue`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +17,15 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     String,
+    and_,
     case,
     cast,
     exists,
     func,
     insert,
     literal,
+    not_,
+    null,
     or_,
     select,
     update,
@@ -34,6 +38,10 @@ from mailer.store.segments import compile_rule
 from mailer.store.tables import Contact, Delivery, Release, Suppression
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
+#: rows that are messages a contact got (the cadence cap counts them)
+_MESSAGES = (DeliveryStatus.SENT.value, DeliveryStatus.UNKNOWN.value, DeliveryStatus.BOUNCED.value)
+#: the advisory lock key of planning (PostgreSQL), "mlrplan" in ASCII
+_PLANNING_LOCK = 0x6D6C72706C616E
 
 
 def rowcount(result: Any) -> int:
@@ -83,7 +91,67 @@ _PLAN_COLUMNS = (
     "message_id",
     "attempts",
     "updated_at",
+    "reason",
 )
+
+
+@dataclass(frozen=True)
+class Cap:
+    """The cadence cap a release is planned under: a contact with ``limit`` or more
+    messages of other releases since ``since`` (sent, unknown or bounced), or still
+    pending, is planned ``capped`` with ``reason``."""
+
+    limit: int
+    since: datetime
+    reason: str
+
+
+def _recent_messages(release_id: int, since: datetime) -> ColumnElement[int]:
+    """How many messages of other releases the contact got since ``since`` or has pending
+    (a correlated count over ``ix_deliveries_contact_status``)."""
+    other = aliased(Delivery)
+    counted = or_(
+        other.status.in_(PENDING),
+        and_(
+            other.status.in_(_MESSAGES),
+            func.coalesce(other.sent_at, other.first_attempt_at, other.updated_at) >= since,
+        ),
+    )
+    return (
+        select(func.count())
+        .select_from(other)
+        .where(other.contact_id == Contact.id, other.release_id != release_id, counted)
+        .scalar_subquery()
+    )
+
+
+def _planned_status(
+    release_id: int, scopes: Sequence[str], cap: Cap | None
+) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The (status, reason) a planned row gets: ``suppressed``, ``capped`` or ``queued``."""
+    suppressed = suppressed_in(Contact.email_hash, scopes)
+    if cap is None:
+        status = case(
+            (suppressed, literal(DeliveryStatus.SUPPRESSED.value)), else_=literal(DeliveryStatus.QUEUED.value)
+        )
+        return status, null()
+    over = _recent_messages(release_id, cap.since) >= cap.limit
+    status = case(
+        (suppressed, literal(DeliveryStatus.SUPPRESSED.value)),
+        (over, literal(DeliveryStatus.CAPPED.value)),
+        else_=literal(DeliveryStatus.QUEUED.value),
+    )
+    reason = case((and_(not_(suppressed), over), literal(cap.reason[:40])), else_=null())
+    return status, reason
+
+
+def lock_planning(session: Session) -> None:
+    """Writes nothing; on PostgreSQL, waits for (and holds until the transaction ends) the
+    planning lock, so two workers planning releases at once count each other's rows for the
+    cadence cap (READ COMMITTED: the second counts once the first has committed). SQLite
+    writers are one at a time already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_PLANNING_LOCK)))
 
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
@@ -112,6 +180,7 @@ def plan_segment(
     message_id_domain: str,
     now: datetime,
     message_id_prefix: str = "m",
+    cap: Cap | None = None,
 ) -> int:
     """Writes: one delivery row per contact the segment selects, in one INSERT ... SELECT.
 
@@ -124,10 +193,7 @@ def plan_segment(
     retry reuses it and it tells nothing (no release or contact id to guess from).
     """
     message_id = literal("<" + message_id_prefix + ".") + _random_hex(session) + literal("@" + message_id_domain + ">")
-    status = case(
-        (suppressed_in(Contact.email_hash, scopes), literal(DeliveryStatus.SUPPRESSED.value)),
-        else_=literal(DeliveryStatus.QUEUED.value),
-    )
+    status, reason = _planned_status(release_id, scopes, cap)
     select_rows = select(
         literal(release_id),
         Contact.id,
@@ -139,11 +205,14 @@ def plan_segment(
         message_id,
         literal(0),
         literal(now, type_=Delivery.updated_at.type),
+        reason,
     ).where(compile_rule(rule))
     return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows)
 
 
-def _insert_planned(session: Session, release_id: int, columns: list[str], select_rows: Select[Any]) -> int:
+def _insert_planned(
+    session: Session, release_id: int, columns: list[str], select_rows: Select[*tuple[Any, ...]]
+) -> int:
     """Writes: INSERT ... SELECT ... ON CONFLICT DO NOTHING of the release's new rows;
     returns the rows added."""
     stmt = insert(Delivery).from_select(columns, select_rows)
@@ -173,6 +242,7 @@ def plan_thread(
     message_id_domain: str,
     now: datetime,
     leave_out: Sequence[Select[Any]] = (),
+    cap: Cap | None = None,
 ) -> int:
     """Writes: a linked release's rows (correction, withdrawal, follow-up), in one
     INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
@@ -182,10 +252,7 @@ def plan_thread(
     suppressed since get a ``suppressed`` row. Returns rows added."""
     parent = aliased(Delivery)
     message_id = literal("<m.") + _random_hex(session) + literal("@" + message_id_domain + ">")
-    status = case(
-        (suppressed_in(Contact.email_hash, scopes), literal(DeliveryStatus.SUPPRESSED.value)),
-        else_=literal(DeliveryStatus.QUEUED.value),
-    )
+    status, reason = _planned_status(release_id, scopes, cap)
     select_rows = (
         select(
             literal(release_id),
@@ -198,6 +265,7 @@ def plan_thread(
             message_id,
             literal(0),
             literal(now, type_=Delivery.updated_at.type),
+            reason,
             parent.message_id,
         )
         .join(Contact, Contact.id == parent.contact_id)
@@ -290,5 +358,17 @@ def cancelled_with_pending(session: Session) -> list[int]:
                 Delivery.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
             )
             .distinct()
+        )
+    )
+
+
+def release_capped(session: Session, release_id: int, now: datetime) -> int:
+    """Writes: the release's ``capped`` rows go back to the queue (the cap was lifted for
+    it); returns how many."""
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.release_id == release_id, Delivery.status == DeliveryStatus.CAPPED.value)
+            .values(status=DeliveryStatus.QUEUED.value, reason=None, next_attempt_at=None, updated_at=now)
         )
     )

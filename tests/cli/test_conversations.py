@@ -56,3 +56,26 @@ def test_correcting_a_draft_is_one_line_and_exit_4(rt: Runtime, tmp_path: Path, 
     assert "Traceback" not in proc.stderr
     missing = CliRunner().invoke(app, ["releases", "withdraw", str(rid)])
     assert missing.exit_code == 2  # --note is required
+
+
+async def test_cap_is_reported_and_lifted_through_the_cli(rt: Runtime, tmp_path: Path, env: dict[str, str]) -> None:
+    """With [cadence] max_per_contact = 1 the second release's rows are `capped` in `mailer report
+    --json` and `mailer log`; `releases lift-cap ID --as APPROVER --json` queues them again."""
+    from tests.support.engine import Variant, add_contacts, approved_release
+
+    ert = engine_runtime(rt, 25, Clock(), smtp__pool_size=1, cadence__max_per_contact=1)
+    fake = FakeTransport()
+    add_contacts(ert, tmp_path, [GOT, MAYBE])
+    approved_release(ert, [Variant("press-all", "list:press")])
+    await Dispatcher(ert, fake).run_once()
+    second = approved_release(ert, [Variant("press-all", "list:press")])
+    await Dispatcher(ert, fake).run_once()
+    report = run_json("report", str(second))
+    assert isinstance(report, dict) and report["counts"] == {"capped": 2}
+    log = run_json("log", "--release", str(second))
+    assert isinstance(log, list) and {r["reason"] for r in log} == {"cadence cap: 1 per 24h"}
+    lifted = run_json("releases", "lift-cap", str(second), "--as", "approver2", "--note", "embargo lifted early")
+    assert lifted == {"id": second, "cap_lifted_by": "approver2", "requeued": 2}
+    shown = run_json("releases", "show", str(second))
+    assert isinstance(shown, dict) and shown["status"] == "sending"
+    assert shown["history"][-1]["note"].startswith("cadence cap lifted by approver2: embargo lifted early")

@@ -79,3 +79,23 @@ def test_api_correct_and_withdraw(rt: Runtime, tmp_path: Path) -> None:
     unsent = approved_release(rt, [Variant("press-all", "list:press")])
     refused = client.post(f"/api/releases/{unsent}/withdraw", json={"note": "x"}, headers=write)
     assert refused.status_code == 409
+
+
+def test_approver_lifts_the_cap_from_the_release_page(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
+    """A sent release with a capped row offers an approver "lift-cap" (not a publicist); lifting
+    queues the row again, sends the release back to sending and records who."""
+    seeded = seed_release(rt, tmp_path, status=ReleaseStatus.SENT)
+    with transaction(rt.sessions) as session:
+        row = session.scalar(select(Delivery).where(Delivery.email == seeded.sent))
+        assert row is not None
+        row.status, row.reason = "capped", "cadence cap: 1 per 24h"
+    publicist = sign_in(app, Role.PUBLICIST)
+    assert "lift-cap" not in publicist.get(f"/releases/{seeded.release_id}").context["actions"]  # type: ignore[attr-defined]
+    client = sign_in(app, Role.APPROVER)
+    assert "lift-cap" in client.get(f"/releases/{seeded.release_id}").context["actions"]  # type: ignore[attr-defined]
+    done = client.post(f"/releases/{seeded.release_id}/actions/lift-cap", data={"csrftoken": csrf(client)})
+    assert done.status_code == 303
+    with transaction(rt.sessions) as session:
+        assert session.scalar(select(Delivery.status).where(Delivery.email == seeded.sent)) == "queued"
+        release = session.get(Release, seeded.release_id)
+        assert release is not None and release.status == "sending" and release.cap_lifted_by

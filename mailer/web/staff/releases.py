@@ -33,7 +33,7 @@ from mailer.domain.states import (
     allowed_actions,
 )
 from mailer.message import Renderer
-from mailer.releases import holds, threads, workflow
+from mailer.releases import cadence, holds, threads, workflow
 from mailer.releases.approval import approve_release, submit_release
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.store import releases as release_store
@@ -60,6 +60,7 @@ RELEASE_ACTIONS = (
     Action.CANCEL,
     Action.CORRECT,
     Action.WITHDRAW,
+    Action.LIFT_CAP,
 )
 #: Actions that answer the release with a new linked release (:mod:`mailer.releases.threads`).
 ANSWERS = (Action.CORRECT, Action.WITHDRAW)
@@ -75,6 +76,8 @@ def action_available(action: Action, status: ReleaseStatus, counts: dict[str, in
         return status is not ReleaseStatus.CANCELLED
     if action in ANSWERS:
         return can_answer(status)
+    if action is Action.LIFT_CAP:
+        return status is not ReleaseStatus.CANCELLED and counts.get(DeliveryStatus.CAPPED.value, 0) > 0
     if action.value not in {a.value for a in ReleaseAction}:
         return False
     return ReleaseAction(action.value) in allowed_actions(status, counts)
@@ -271,6 +274,9 @@ class ReleasePages:
                 chosen = [DeliveryStatus(s) for s in statuses or [] if s in {r.value for r in RETRYABLE_DELIVERY}]
                 count = workflow.retry(session, release_id, chosen, actor=actor, now=now)
                 return f"{count} deliveries queued again"
+            if action is Action.LIFT_CAP:
+                count = cadence.lift_cap(session, release_id, actor=actor, now=now)
+                return f"cadence cap lifted: {count} capped deliveries queued again"
             if action is Action.CANCEL:
                 cancelled = workflow.cancel(session, release_id, actor=actor, now=now)
                 if cancelled.was_sending:
