@@ -140,6 +140,8 @@ def _show_data(release_id: int) -> dict[str, Any]:
         "kind": detail.kind,
         "parent": detail.parent_id,
         "linked": [{"id": r.id, "kind": r.kind, "status": r.status} for r in detail.linked],
+        "send_at_local": detail.send_at_local,
+        "timezone": detail.timezone,
     }
 
 
@@ -152,7 +154,17 @@ def releases_show(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
         return
     out.print(f"[bold]release {data['id']}[/]: {data['title']}", highlight=False)
     table = Table(show_header=False, box=None)
-    for key in ("client", "status", "author", "subject", "template", "send_at", "not_after", "embargo_at"):
+    for key in (
+        "client",
+        "status",
+        "author",
+        "subject",
+        "template",
+        "send_at",
+        "send_at_local",
+        "not_after",
+        "embargo_at",
+    ):
         table.add_row(f"[bold]{key}[/]", str(data[key] or ""))
     if data["waiting"]:
         table.add_row("[bold red]waiting[/]", escape(data["waiting"]))

@@ -21,13 +21,14 @@ from mailer.domain.conversations import ReleaseKind, audience_statuses, cancels_
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
-from mailer.releases import cadence, holds, workflow
+from mailer.releases import cadence, holds, local_hour, workflow
 from mailer.releases.fence import SendFence
 from mailer.releases.plan import SendPlan, build_send_plan, require_approved_plan
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
+from mailer.store import planned
 from mailer.store.db import transaction
-from mailer.store.deliveries import Cap
+from mailer.store.planned import Cap, Waves
 from mailer.store.tables import Release, Segment
 
 log = logging.getLogger("mailer.engine.planner")
@@ -101,11 +102,12 @@ class Planner:
             scopes = send_scopes(plan.client_slug, plan.topics)
             cap = cadence.cap_for(release, self.settings.cadence, now)
             if cap is not None:
-                delivery_store.lock_planning(session)
+                planned.lock_planning(session)
+            waves = local_hour.waves_for(session, release)
             if release.kind is not None and release.parent_id is not None:
-                self._plan_thread(session, release, scopes, now, cap)
+                self._plan_thread(session, release, scopes, now, cap, waves)
             else:
-                self._plan_segments(session, release_id, plan, scopes, now, cap)
+                self._plan_segments(session, release_id, plan, scopes, now, cap, waves)
             session.flush()
             # Last before the commit, so before any message can go out: a fence that cannot
             # be written rolls the start back (the release stays approved and unsent).
@@ -123,6 +125,7 @@ class Planner:
         scopes: tuple[str, ...],
         now: datetime,
         cap: Cap | None,
+        waves: Waves | None,
     ) -> None:
         """Writes: one INSERT ... SELECT per segment of the release, in order."""
         for segment_id in plan.segment_order:
@@ -138,10 +141,17 @@ class Planner:
                 message_id_domain=self.settings.sender.message_id_domain,
                 now=now,
                 cap=cap,
+                waves=waves,
             )
 
     def _plan_thread(
-        self, session: Session, release: Release, scopes: tuple[str, ...], now: datetime, cap: Cap | None
+        self,
+        session: Session,
+        release: Release,
+        scopes: tuple[str, ...],
+        now: datetime,
+        cap: Cap | None,
+        waves: Waves | None,
     ) -> None:
         """Writes: a correction, withdrawal or follow-up is planned from its parent's
         ledger (see :mod:`mailer.domain.conversations`); a correction or withdrawal first
@@ -159,6 +169,7 @@ class Planner:
             message_id_domain=self.settings.sender.message_id_domain,
             now=now,
             cap=cap,
+            waves=waves,
         )
 
     def prepared(self, release_id: int) -> Prepared:

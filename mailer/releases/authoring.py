@@ -76,6 +76,9 @@ def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
     release.send_at = parsed.send_at.astimezone(UTC) if parsed.send_at else None
     release.not_after = parsed.not_after.astimezone(UTC) if parsed.not_after else None
     release.embargo_at = parsed.embargo.astimezone(UTC) if parsed.embargo else None
+    # local-hour delivery: send_at is then the first wave (see mailer.domain.localtime)
+    release.send_at_local = parsed.send_at_local
+    release.timezone = parsed.timezone
 
 
 def create_release(session: Session, text: str, *, author: str, renderer: Renderer, now: datetime) -> Release:

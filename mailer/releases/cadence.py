@@ -21,7 +21,7 @@ from mailer.domain.states import ReleaseStatus
 from mailer.releases import workflow
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
-from mailer.store.deliveries import Cap
+from mailer.store.planned import Cap
 from mailer.store.tables import Release
 
 __all__ = ["cap_for", "cap_reason", "lift_cap"]

@@ -9,6 +9,8 @@ A release file::
     template = "media_advisory"       # required; a file pair in templates/
     segments = ["seg-a", "seg-b"]     # required; order = position
     send_at = 2026-12-01T14:00:00Z    # optional; ISO 8601 with a zone (TOML datetime or string)
+    send_at_local = "2026-12-02 09:00"  # optional, instead of send_at: that hour in each contact's zone
+    timezone = "Europe/London"        # optional; the zone of contacts without a valid one (default UTC)
     not_after = 2026-12-01T20:00:00Z  # optional; not started by then: waits for a person
     embargo = "2026-12-01T05:00:00-05:00"
     dateline = "WASHINGTON, Nov. 30, 2026"
@@ -36,6 +38,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.domain import localtime
 from mailer.domain.errors import InputError
 from mailer.message import Speaker, check_header_value
 
@@ -91,6 +94,10 @@ class ReleaseFile:
     questions: tuple[str, ...] = ()
     speakers: tuple[Speaker, ...] = ()
     topics: tuple[str, ...] = ()
+    #: local-hour delivery: the wall-clock time, as written ("2026-12-02 09:00")
+    send_at_local: str | None = None
+    #: the release's zone (IANA name) for contacts without a valid one
+    timezone: str | None = None
 
     def extra(self) -> dict[str, Any]:
         """What goes into ``Release.extra`` (JSON)."""
@@ -119,6 +126,8 @@ _OPTIONAL = (
     "questions",
     "speakers",
     "topics",
+    "send_at_local",
+    "timezone",
 )
 _VARIANT_KEYS = ("subject", "intro", "template")
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9\-]{0,63}")
@@ -271,6 +280,11 @@ def parse_release(text: str, *, defaults: Mapping[str, Any] | None = None) -> Re
         raise InputError("body: the release has no text after the front matter")
     send_at = _aware(data.get("send_at"), "send_at")
     not_after = _aware(data.get("not_after"), "not_after")
+    send_at_local, zone_name = _local_hour(data)
+    if send_at_local is not None:
+        if send_at is not None:
+            raise InputError("send_at_local: give send_at or send_at_local, not both")
+        send_at = localtime.earliest(localtime.parse_local(send_at_local))
     check_not_after(send_at, not_after, "not_after")
     topics = data.get("topics", [])
     if not isinstance(topics, list) or not all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
@@ -293,4 +307,18 @@ def parse_release(text: str, *, defaults: Mapping[str, Any] | None = None) -> Re
         questions=tuple(questions),
         speakers=tuple(speakers),
         topics=tuple(dict.fromkeys(topics)),
+        send_at_local=send_at_local,
+        timezone=zone_name,
     )
+
+
+def _local_hour(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``send_at_local`` (checked, normalized "YYYY-MM-DD HH:MM") and ``timezone`` (an IANA
+    zone name) of the front matter; InputError naming the key."""
+    local = _string(data, "send_at_local", "send_at_local", max_len=16)
+    name = _string(data, "timezone", "timezone", max_len=64)
+    if name is not None and localtime.zone(name) is None:
+        raise InputError(f"timezone: {name!r} is not an IANA time zone name (e.g. Europe/London)")
+    if local is None:
+        return None, name
+    return localtime.parse_local(local).strftime("%Y-%m-%d %H:%M"), name

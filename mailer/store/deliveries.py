@@ -9,7 +9,6 @@ dead workers' leases) is the queue: :mod:`mailer.store.queue`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,15 +16,10 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     String,
-    and_,
-    case,
     cast,
-    exists,
     func,
     insert,
     literal,
-    not_,
-    null,
     or_,
     select,
     update,
@@ -34,27 +28,15 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
+from mailer.store.planned import PENDING, Cap, Waves, not_before, planned_status
 from mailer.store.segments import compile_rule
-from mailer.store.tables import Contact, Delivery, Release, Suppression
-
-PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
-#: rows that are messages a contact got (the cadence cap counts them)
-_MESSAGES = (DeliveryStatus.SENT.value, DeliveryStatus.UNKNOWN.value, DeliveryStatus.BOUNCED.value)
-#: the advisory lock key of planning (PostgreSQL), "mlrplan" in ASCII
-_PLANNING_LOCK = 0x6D6C72706C616E
+from mailer.store.tables import Contact, Delivery, Release
 
 
 def rowcount(result: Any) -> int:
     """The rows an UPDATE or DELETE touched (typed for mypy)."""
     cursor: CursorResult[Any] = result
     return int(cursor.rowcount or 0)
-
-
-def suppressed_in(email_hash: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
-    """The address is suppressed in any of ``scopes`` (see :func:`mailer.domain.states.send_scopes`)."""
-    return exists(
-        select(Suppression.id).where(Suppression.email_hash == email_hash, Suppression.scope.in_(list(scopes)))
-    )
 
 
 def _domain_of(session: Session, email: Any) -> ColumnElement[str]:
@@ -92,66 +74,8 @@ _PLAN_COLUMNS = (
     "attempts",
     "updated_at",
     "reason",
+    "not_before",
 )
-
-
-@dataclass(frozen=True)
-class Cap:
-    """The cadence cap a release is planned under: a contact with ``limit`` or more
-    messages of other releases since ``since`` (sent, unknown or bounced), or still
-    pending, is planned ``capped`` with ``reason``."""
-
-    limit: int
-    since: datetime
-    reason: str
-
-
-def _recent_messages(release_id: int, since: datetime) -> ColumnElement[int]:
-    """How many messages of other releases the contact got since ``since`` or has pending
-    (a correlated count over ``ix_deliveries_contact_status``)."""
-    other = aliased(Delivery)
-    counted = or_(
-        other.status.in_(PENDING),
-        and_(
-            other.status.in_(_MESSAGES),
-            func.coalesce(other.sent_at, other.first_attempt_at, other.updated_at) >= since,
-        ),
-    )
-    return (
-        select(func.count())
-        .select_from(other)
-        .where(other.contact_id == Contact.id, other.release_id != release_id, counted)
-        .scalar_subquery()
-    )
-
-
-def _planned_status(
-    release_id: int, scopes: Sequence[str], cap: Cap | None
-) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """The (status, reason) a planned row gets: ``suppressed``, ``capped`` or ``queued``."""
-    suppressed = suppressed_in(Contact.email_hash, scopes)
-    if cap is None:
-        status = case(
-            (suppressed, literal(DeliveryStatus.SUPPRESSED.value)), else_=literal(DeliveryStatus.QUEUED.value)
-        )
-        return status, null()
-    over = _recent_messages(release_id, cap.since) >= cap.limit
-    status = case(
-        (suppressed, literal(DeliveryStatus.SUPPRESSED.value)),
-        (over, literal(DeliveryStatus.CAPPED.value)),
-        else_=literal(DeliveryStatus.QUEUED.value),
-    )
-    reason = case((and_(not_(suppressed), over), literal(cap.reason[:40])), else_=null())
-    return status, reason
-
-
-def lock_planning(session: Session) -> None:
-    """Writes nothing; on PostgreSQL, waits for (and holds until the transaction ends) the
-    planning lock, so two workers planning releases at once count each other's rows for the
-    cadence cap (READ COMMITTED: the second counts once the first has committed). SQLite
-    writers are one at a time already."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(_PLANNING_LOCK)))
 
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
@@ -181,6 +105,7 @@ def plan_segment(
     now: datetime,
     message_id_prefix: str = "m",
     cap: Cap | None = None,
+    waves: Waves | None = None,
 ) -> int:
     """Writes: one delivery row per contact the segment selects, in one INSERT ... SELECT.
 
@@ -193,7 +118,7 @@ def plan_segment(
     retry reuses it and it tells nothing (no release or contact id to guess from).
     """
     message_id = literal("<" + message_id_prefix + ".") + _random_hex(session) + literal("@" + message_id_domain + ">")
-    status, reason = _planned_status(release_id, scopes, cap)
+    status, reason = planned_status(release_id, scopes, cap)
     select_rows = select(
         literal(release_id),
         Contact.id,
@@ -206,6 +131,7 @@ def plan_segment(
         literal(0),
         literal(now, type_=Delivery.updated_at.type),
         reason,
+        not_before(waves),
     ).where(compile_rule(rule))
     return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows)
 
@@ -243,6 +169,7 @@ def plan_thread(
     now: datetime,
     leave_out: Sequence[Select[Any]] = (),
     cap: Cap | None = None,
+    waves: Waves | None = None,
 ) -> int:
     """Writes: a linked release's rows (correction, withdrawal, follow-up), in one
     INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
@@ -252,7 +179,7 @@ def plan_thread(
     suppressed since get a ``suppressed`` row. Returns rows added."""
     parent = aliased(Delivery)
     message_id = literal("<m.") + _random_hex(session) + literal("@" + message_id_domain + ">")
-    status, reason = _planned_status(release_id, scopes, cap)
+    status, reason = planned_status(release_id, scopes, cap)
     select_rows = (
         select(
             literal(release_id),
@@ -266,6 +193,7 @@ def plan_thread(
             literal(0),
             literal(now, type_=Delivery.updated_at.type),
             reason,
+            not_before(waves),
             parent.message_id,
         )
         .join(Contact, Contact.id == parent.contact_id)

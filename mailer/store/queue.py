@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
-from mailer.store.deliveries import suppressed_in
+from mailer.store.planned import suppressed_in
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 
 #: the deliveries table for Core statements (typed as a Table for mypy)
@@ -122,7 +122,8 @@ def claim_batch(
     lease: timedelta,
     limit: int,
 ) -> list[Claimed]:
-    """Writes: lease up to ``limit`` due rows (queued, or deferred whose retry time came).
+    """Writes: lease up to ``limit`` due rows (queued and past their not-before, or
+    deferred whose retry time came).
 
     One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING on
     PostgreSQL; on SQLite the same statement inside the ``BEGIN IMMEDIATE`` transaction.
@@ -134,7 +135,11 @@ def claim_batch(
         .where(
             Delivery.release_id == release_id,
             or_(
-                Delivery.status == DeliveryStatus.QUEUED.value,
+                and_(
+                    Delivery.status == DeliveryStatus.QUEUED.value,
+                    # local-hour delivery: not before the contact's wave
+                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
+                ),
                 and_(Delivery.status == DeliveryStatus.DEFERRED.value, Delivery.next_attempt_at <= now),
             ),
         )

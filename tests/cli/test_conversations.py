@@ -79,3 +79,24 @@ async def test_cap_is_reported_and_lifted_through_the_cli(rt: Runtime, tmp_path:
     shown = run_json("releases", "show", str(second))
     assert isinstance(shown, dict) and shown["status"] == "sending"
     assert shown["history"][-1]["note"].startswith("cadence cap lifted by approver2: embargo lifted early")
+
+
+async def test_report_shows_the_waves(rt: Runtime, tmp_path: Path, env: dict[str, str]) -> None:
+    """`mailer report ID` (text and --json) shows a local-hour release's waves, earliest first."""
+    from datetime import UTC, datetime
+
+    from tests.support.conversations import WAVES, local_release
+    from tests.support.engine import release_status
+
+    clock = Clock(datetime(2026, 12, 1, 19, 0, tzinfo=UTC))
+    ert = engine_runtime(rt, 25, clock, smtp__pool_size=1)
+    rid = local_release(ert, tmp_path)
+    await Dispatcher(ert, FakeTransport()).run_once()
+    assert release_status(ert, rid) == "sending"
+    report = run_json("report", str(rid))
+    assert isinstance(report, dict)
+    assert [(w["at"], sum(w["counts"].values())) for w in report["waves"]] == [
+        (str(at), len(who)) for at, who in WAVES.items()
+    ]
+    text = CliRunner().invoke(app, ["report", str(rid)], env={"COLUMNS": "200"})
+    assert text.exit_code == 0 and "wave (UTC)" in text.stdout and "2026-12-02 14:00" in text.stdout

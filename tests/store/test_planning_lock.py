@@ -13,14 +13,15 @@ from sqlalchemy.orm import Session
 
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
-from mailer.store.deliveries import Cap
+from mailer.store import planned
+from mailer.store.planned import Cap
 from mailer.store.tables import Segment
 from tests.support.engine import Variant, add_contacts, approved_release, deliveries
 
 
 def _plan(rt: Runtime, release_id: int, cap: Cap) -> None:
     with rt.sessions() as session, session.begin():
-        delivery_store.lock_planning(session)
+        planned.lock_planning(session)
         _insert(session, rt, release_id, cap)
 
 
@@ -49,7 +50,7 @@ def test_second_planner_waits_and_counts_the_first(pg_rt: Runtime, tmp_path: Pat
     second = approved_release(rt, [Variant("press-all", "list:press")])
     cap = Cap(1, rt.clock() - timedelta(hours=24), "cadence cap: 1 per 24h")
     with rt.sessions() as session, session.begin():
-        delivery_store.lock_planning(session)
+        planned.lock_planning(session)
         _insert(session, rt, first, cap)
         other = threading.Thread(target=_plan, args=(rt, second, cap))
         other.start()

@@ -1,15 +1,19 @@
 """Helpers for the conversation tests (corrections, withdrawals, follow-ups, the cadence
 cap, local-hour delivery, history segments): an original release sent through the fake
-transport with every kind of outcome, and a linked release taken through submit and
-approval."""
+transport with every kind of outcome, a linked release taken through submit and
+approval, and a local-hour release to contacts in four zones."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from sqlalchemy import update
+
+from mailer.audience import contacts
 from mailer.domain.states import SuppressionReason
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases.approval import approve_release, submit_release
@@ -18,6 +22,8 @@ from mailer.runtime import Runtime
 from mailer.store.bounces import mark_delivery_bounced
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
+from mailer.store.tables import Contact, Release
+from tests.support.constants import FIXED_NOW
 from tests.support.engine import Variant, add_contacts, approved_release, deliveries
 from tests.support.fake_transport import FakeTransport
 
@@ -78,3 +84,42 @@ def approve(ert: Runtime, release_id: int, *, author: str = "pat", approver: str
 def messages_to(fake: FakeTransport, start: int = 0) -> dict[str, EmailMessage]:
     """The messages ``fake`` accepted from index ``start`` on, by recipient."""
     return {s.recipient: email.message_from_bytes(s.data, policy=email.policy.default) for s in fake.sent[start:]}
+
+
+PEOPLE = """\
+email,first_name,timezone
+tokyo@example.com,Aki,Asia/Tokyo
+paris@example.com,Pol,Europe/Paris
+ny@example.com,Nia,America/New_York
+mars@example.com,Max,
+none@example.com,Noa,
+"""
+#: 09:00 on 2 December in each zone, in UTC (the release's zone, London, is UTC in winter)
+WAVES = {
+    datetime(2026, 12, 2, 0, 0, tzinfo=UTC): ["tokyo@example.com"],
+    datetime(2026, 12, 2, 8, 0, tzinfo=UTC): ["paris@example.com"],
+    datetime(2026, 12, 2, 9, 0, tzinfo=UTC): ["mars@example.com", "none@example.com"],
+    datetime(2026, 12, 2, 14, 0, tzinfo=UTC): ["ny@example.com"],
+}
+
+
+def local_release(rt: Runtime, tmp_path: Path) -> int:
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE, "utf-8")
+    contacts.import_csv(rt.sessions, path, list_slug="press", now=FIXED_NOW)
+    with transaction(rt.sessions) as session:
+        # the import refuses a zone that is not IANA; one stored earlier (or dropped from
+        # the zone data since) is read as the release's zone
+        session.execute(update(Contact).where(Contact.email == "mars@example.com").values(timezone="Mars/Olympus_Mons"))
+    rid = approved_release(rt, [Variant("press-all", "list:press")])
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(Release)
+            .where(Release.id == rid)
+            .values(
+                send_at_local="2026-12-02 09:00",
+                timezone="Europe/London",
+                send_at=datetime(2026, 12, 1, 19, 0, tzinfo=UTC),
+            )
+        )
+    return rid

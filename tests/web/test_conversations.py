@@ -99,3 +99,20 @@ def test_approver_lifts_the_cap_from_the_release_page(rt: Runtime, app: FastAPI,
         assert session.scalar(select(Delivery.status).where(Delivery.email == seeded.sent)) == "queued"
         release = session.get(Release, seeded.release_id)
         assert release is not None and release.status == "sending" and release.cap_lifted_by
+
+
+async def test_release_page_shows_the_waves(rt: Runtime, app: FastAPI, tmp_path: Path) -> None:
+    """A planned local-hour release's page lists its waves (UTC) and the local hour."""
+    from datetime import UTC, datetime
+
+    from mailer.engine.dispatch import Dispatcher
+    from tests.support.conversations import WAVES, local_release
+    from tests.support.engine import Clock, engine_runtime
+    from tests.support.fake_transport import FakeTransport
+
+    ert = engine_runtime(rt, 25, Clock(datetime(2026, 12, 1, 19, 0, tzinfo=UTC)), smtp__pool_size=1)
+    rid = local_release(ert, tmp_path)
+    await Dispatcher(ert, FakeTransport()).run_once()
+    page = sign_in(app, Role.VIEWER).get(f"/releases/{rid}")
+    assert [w.at for w in page.context["report"].waves] == list(WAVES)  # type: ignore[attr-defined]
+    assert 'id="waves"' in page.text and "2026-12-02 09:00 in each contact" in page.text

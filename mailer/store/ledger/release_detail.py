@@ -98,6 +98,9 @@ class ReleaseDetail:
     parent_id: int | None = None
     #: the releases that answer this one
     linked: list[release_store.LinkedRow] = field(default_factory=list)
+    #: local-hour delivery: the wall-clock time in each contact's zone, and the fallback zone
+    send_at_local: str | None = None
+    timezone: str | None = None
 
     @property
     def waiting(self) -> str | None:
@@ -147,4 +150,6 @@ def release_detail(session: Session, release_id: int, *, not_after: NotAfterRule
         kind=release.kind,
         parent_id=release.parent_id,
         linked=release_store.linked_releases(session, release_id),
+        send_at_local=release.send_at_local,
+        timezone=release.timezone,
     )
