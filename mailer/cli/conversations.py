@@ -13,6 +13,7 @@ import typer
 from mailer.accounts import permits
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.common import JsonOpt, ReleaseId, out, print_json, runtime
+from mailer.domain.conversations import FollowUpFilter
 from mailer.releases import cadence, threads
 from mailer.releases.plan import renderer_for
 from mailer.releases.source import read_text_file
@@ -26,6 +27,7 @@ def add_commands(group: typer.Typer) -> None:
     """Add these commands to ``group`` (the ``releases`` group), in --help order."""
     group.command("correct")(releases_correct)
     group.command("withdraw")(releases_withdraw)
+    group.command("follow-up")(releases_follow_up)
     group.command("lift-cap")(releases_lift_cap)
 
 
@@ -107,6 +109,47 @@ def releases_withdraw(
         print_json(summary)
     else:
         _said(release, "withdrawal")
+
+
+def releases_follow_up(
+    release_id: ReleaseId,
+    file: Annotated[
+        Path,
+        typer.Argument(help="The follow-up: Markdown with TOML front matter (client, template, segments optional)."),
+    ],
+    only: Annotated[
+        FollowUpFilter | None,
+        typer.Option(
+            "--only",
+            help="no-reply: only those who did not reply; no-download: only those who did not download the kit."
+            " Default: only those who did neither.",
+        ),
+    ] = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a follow-up of a release that went out: to its sent recipients, threaded under
+    the message each got, skipping anyone unsubscribed (suppressed) or held (out of office)
+    since, and those who replied or downloaded the kit (see --only)."""
+    text = read_text_file(file)
+    given = whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        author = permits.cli_actor(session, given, permits.Action.WRITE)
+        release = threads.follow_up(
+            session,
+            release_id,
+            text,
+            author=author,
+            renderer=renderer_for(rt.settings),
+            settings=rt.settings,
+            now=rt.clock(),
+            only=only or FollowUpFilter.NO_RESPONSE,
+        )
+        summary = {**_summary(release), "only": release.follow_up_filter}
+    if as_json:
+        print_json(summary)
+    else:
+        _said(release, "follow-up")
 
 
 def releases_lift_cap(

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
-from mailer.domain.conversations import ReleaseKind, audience_statuses, cancels_parent
+from mailer.domain.conversations import FollowUpFilter, ReleaseKind, audience_statuses, cancels_parent
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
@@ -26,7 +26,7 @@ from mailer.releases.fence import SendFence
 from mailer.releases.plan import SendPlan, build_send_plan, require_approved_plan
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
-from mailer.store import planned
+from mailer.store import planned, signals
 from mailer.store.db import transaction
 from mailer.store.planned import Cap, Waves
 from mailer.store.tables import Release, Segment
@@ -160,6 +160,15 @@ class Planner:
         kind = ReleaseKind(release.kind)
         if cancels_parent(kind):
             delivery_store.cancel_pending(session, release.parent_id, now)
+        leave_out = []
+        if kind is ReleaseKind.FOLLOW_UP:
+            # who answered in some way, or is away, is not followed up
+            only = FollowUpFilter(release.follow_up_filter or FollowUpFilter.NO_RESPONSE.value)
+            leave_out.append(signals.held_contact_ids(now))
+            if only.skips_repliers:
+                leave_out.append(signals.replied_contact_ids([release.parent_id]))
+            if only.skips_downloaders:
+                leave_out.append(signals.downloaded_contact_ids([release.parent_id]))
         delivery_store.plan_thread(
             session,
             release_id=release.id,
@@ -168,6 +177,7 @@ class Planner:
             scopes=scopes,
             message_id_domain=self.settings.sender.message_id_domain,
             now=now,
+            leave_out=leave_out,
             cap=cap,
             waves=waves,
         )

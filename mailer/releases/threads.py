@@ -28,7 +28,7 @@ from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.store.tables import Release
 
-__all__ = ["correct", "prefix_of", "withdraw"]
+__all__ = ["correct", "follow_up", "prefix_of", "withdraw"]
 
 _WORDS = {
     ReleaseKind.CORRECTION: "correction",
@@ -151,4 +151,37 @@ def withdraw(
     )
     return _create(
         session, parent, parsed, ReleaseKind.WITHDRAWAL, author=author, renderer=renderer, settings=settings, now=now
+    )
+
+
+def follow_up(
+    session: Session,
+    parent_id: int,
+    text: str,
+    *,
+    author: str,
+    renderer: Renderer,
+    settings: Settings,
+    now: datetime,
+    only: FollowUpFilter = FollowUpFilter.NO_RESPONSE,
+) -> Release:
+    """Writes: a draft follow-up of release ``parent_id`` from a release file (front matter
+    as for :func:`correct`), to the parent's ``sent`` recipients minus who is suppressed or
+    held (out of office) and, per ``only``, who replied and/or downloaded the kit (see
+    :class:`FollowUpFilter`). The parent's rows are left alone. Raises NotFoundError,
+    WorkflowError, InputError."""
+    author = workflow.check_actor(author)
+    parent = _answerable(session, parent_id, ReleaseKind.FOLLOW_UP)
+    prefix = prefix_of(ReleaseKind.FOLLOW_UP, settings)
+    parsed = parse_release(text, defaults=linked.defaults_from(session, parent, prefix))
+    return _create(
+        session,
+        parent,
+        parsed,
+        ReleaseKind.FOLLOW_UP,
+        author=author,
+        renderer=renderer,
+        settings=settings,
+        now=now,
+        only=only,
     )

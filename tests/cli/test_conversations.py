@@ -100,3 +100,16 @@ async def test_report_shows_the_waves(rt: Runtime, tmp_path: Path, env: dict[str
     ]
     text = CliRunner().invoke(app, ["report", str(rid)], env={"COLUMNS": "200"})
     assert text.exit_code == 0 and "wave (UTC)" in text.stdout and "2026-12-02 14:00" in text.stdout
+
+
+async def test_follow_up_only_no_reply(rt: Runtime, tmp_path: Path, env: dict[str, str]) -> None:
+    """`releases follow-up ID FILE.md --only no-reply --json` prints the new draft (kind, filter)."""
+    ert = engine_runtime(rt, 25, Clock(), smtp__pool_size=1)
+    original = await sent_original(ert, tmp_path, FakeTransport())
+    path = tmp_path / "follow-up.md"
+    path.write_text('+++\nsubject = "Following up"\n+++\nAny questions?\n', "utf-8")
+    made = run_json("releases", "follow-up", str(original), str(path), "--only", "no-reply")
+    assert isinstance(made, dict)
+    assert (made["kind"], made["parent"], made["only"], made["status"]) == ("follow_up", original, "no-reply", "draft")
+    bad = CliRunner().invoke(app, ["releases", "follow-up", str(original), str(path), "--only", "nobody"])
+    assert bad.exit_code == 2
