@@ -163,7 +163,7 @@ def releases_lift_cap(
     note: Annotated[str | None, typer.Option("--note", help="Why (kept in the release's history).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Lift the cadence cap ([cadence] max_per_contact) for one release: its capped rows are
+    r"""Lift the cadence cap (\[cadence] max_per_contact) for one release: its capped rows are
     queued again (a finished release goes back to sending), and later planning caps nobody.
     Recorded in the release's history."""
     with runtime() as rt, transaction(rt.sessions) as session:

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends
 from mailer.runtime import Runtime
 from mailer.web.api.caller import TokenCheck
 from mailer.web.api.contacts import ContactOut, ContactRoutes
-from mailer.web.api.conversations import ConversationRoutes, LinkedOut
+from mailer.web.api.conversations import ConversationRoutes, Invalid, LinkedOut
 from mailer.web.api.deliveries import DeliveryPage, DeliveryRoutes
 from mailer.web.api.params import Problem
 from mailer.web.api.releases import ReleaseDetail, ReleasePage, ReleaseRoutes, ReleaseState, ReportOut
@@ -91,7 +91,7 @@ def api_router(runtime: Runtime) -> APIRouter:
     creating: dict[int | str, dict[str, Any]] = {
         **acting,
         409: {"model": Problem, "description": "The release has not started sending: it cannot be answered."},
-        422: {"model": Problem, "description": "The release file or note cannot be used as given."},
+        422: {"model": Invalid, "description": "The release file or note cannot be used as given."},
     }
     r.add_api_route(
         "/releases/{release_id}/correct",

@@ -3,6 +3,8 @@ a correction or a withdrawal (a new draft linked to it; :mod:`mailer.releases.th
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, Field
 
@@ -32,6 +34,13 @@ class CorrectionIn(BaseModel):
 
 class WithdrawalIn(BaseModel):
     note: str = Field(min_length=1, max_length=MAX_TEXT, description="Why it is withdrawn: the message (Markdown).")
+
+
+class Invalid(BaseModel):
+    """422: the release file or note cannot be used (one line), or the body does not
+    validate (FastAPI's list of errors)."""
+
+    detail: str | list[dict[str, Any]]
 
 
 class LinkedOut(BaseModel):
