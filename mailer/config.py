@@ -340,6 +340,28 @@ class NotifySettings(_Section):
     from_address: str = "mailer@example.com"
 
 
+class ConversationSettings(_Section):
+    """Corrections, withdrawals and follow-ups (``mailer releases correct|withdraw|follow-up``)."""
+
+    #: put in front of a correction's subject (and of its per-segment subjects)
+    correction_prefix: str = Field(default="CORRECTION:", max_length=60)
+    #: put in front of a withdrawal's subject
+    withdrawal_prefix: str = Field(default="WITHDRAWN:", max_length=60)
+    #: put in front of a follow-up's subject; empty: the follow-up's own subject
+    follow_up_prefix: str = Field(default="", max_length=60)
+
+
+class CadenceSettings(_Section):
+    """A firm-wide limit of messages per journalist, over every release and client.
+    A row held back is recorded as ``capped`` with the reason; an approver may lift the
+    cap for one release; corrections and withdrawals are never capped."""
+
+    #: messages one contact may get within window_hours; 0 means no cap
+    max_per_contact: int = Field(default=0, ge=0)
+    #: the sliding window, in hours
+    window_hours: float = Field(default=24, gt=0, le=24 * 366)
+
+
 class PathSettings(_Section):
     #: more email templates (Jinja2), beside those that ship with mailer: a file here
     #: with the name of a shipped one replaces it; empty: only the shipped ones. Relative
@@ -424,6 +446,8 @@ class Settings(BaseSettings):
     replies: ReplySettings = Field(default_factory=ReplySettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
+    conversations: ConversationSettings = Field(default_factory=ConversationSettings)
+    cadence: CadenceSettings = Field(default_factory=CadenceSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

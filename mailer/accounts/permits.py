@@ -8,8 +8,9 @@ Roles (``mailer.domain.states.Role``):
 
     admin      everything (suppressions by hand included)
     publicist  read, preview, submit, schedule, send proofs, cancel their own drafts;
-               edit contacts, lists and segments, import contacts
-    approver   read, preview, approve
+               edit contacts, lists and segments, import contacts; correct or withdraw
+               a release that went out
+    approver   read, preview, approve, lift the cadence cap for a release
     viewer     read, preview
 """
 
@@ -42,14 +43,29 @@ class Action(StrEnum):
     RETRY = "retry"
     CONTACTS = "contacts"  # edit contacts, notes, lists and segments; import contacts
     SUPPRESS = "suppress"  # add, lift and import suppressions
+    # answering a release that went out (mailer.releases.threads): writing a new release
+    CORRECT = "correct"
+    WITHDRAW = "withdraw"
+    # an approver lets one release past the cadence cap (mailer.releases.cadence)
+    LIFT_CAP = "lift-cap"
 
 
 _ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
     Role.PUBLICIST: frozenset(
-        {Action.VIEW, Action.WRITE, Action.SUBMIT, Action.SCHEDULE, Action.PROOF, Action.CANCEL, Action.CONTACTS}
+        {
+            Action.VIEW,
+            Action.WRITE,
+            Action.SUBMIT,
+            Action.SCHEDULE,
+            Action.PROOF,
+            Action.CANCEL,
+            Action.CORRECT,
+            Action.WITHDRAW,
+            Action.CONTACTS,
+        }
     ),
-    Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE}),
+    Role.APPROVER: frozenset({Action.VIEW, Action.APPROVE, Action.LIFT_CAP}),
     Role.VIEWER: frozenset({Action.VIEW}),
 }
 

@@ -150,6 +150,11 @@ def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     for name, counts in data.domains.items():
         dom.add_row(name, *(str(counts.get(s, 0)) for s in statuses))
     out.print(dom)
+    if data.waves:
+        waves = Table("wave (UTC)", *statuses, "total")
+        for wave in data.waves:
+            waves.add_row(f"{wave.at:%Y-%m-%d %H:%M}", *(str(wave.counts.get(s, 0)) for s in statuses), str(wave.total))
+        out.print(waves)
     for line in problem_lines(data.problems):
         out.print(line, highlight=False)
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(replies.items()))

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mailer.accounts import permits
-from mailer.cli import release_controls
+from mailer.cli import conversations, release_controls
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.clients import clients_app
 from mailer.cli.common import JsonOpt, ReleaseId, err, out, print_json, runtime
@@ -44,6 +44,7 @@ releases_app = typer.Typer(help="Write, preview, proof, submit, approve and sche
 def register(app: typer.Typer) -> None:
     """Add this module's command groups to the root app."""
     release_controls.add_commands(releases_app)
+    conversations.add_commands(releases_app)
     app.add_typer(releases_app, name="releases")
     app.add_typer(clients_app, name="clients")
 
@@ -143,6 +144,11 @@ def _show_data(release_id: int) -> dict[str, Any]:
         ],
         "created_at": detail.created_at.isoformat(),
         "updated_at": detail.updated_at.isoformat(),
+        "kind": detail.kind,
+        "parent": detail.parent_id,
+        "linked": [{"id": r.id, "kind": r.kind, "status": r.status} for r in detail.linked],
+        "send_at_local": detail.send_at_local,
+        "timezone": detail.timezone,
     }
 
 
@@ -155,10 +161,24 @@ def releases_show(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
         return
     out.print(f"[bold]release {data['id']}[/]: {data['title']}", highlight=False)
     table = Table(show_header=False, box=None)
-    for key in ("client", "status", "author", "subject", "template", "send_at", "not_after", "embargo_at"):
+    for key in (
+        "client",
+        "status",
+        "author",
+        "subject",
+        "template",
+        "send_at",
+        "send_at_local",
+        "not_after",
+        "embargo_at",
+    ):
         table.add_row(f"[bold]{key}[/]", str(data[key] or ""))
     if data["waiting"]:
         table.add_row("[bold red]waiting[/]", escape(data["waiting"]))
+    if data["parent"]:
+        table.add_row(f"[bold]{data['kind']} of[/]", f"release {data['parent']}")
+    for r in data["linked"]:
+        table.add_row(f"[bold]{r['kind']}[/]", f"release {r['id']} ({r['status']})")
     table.add_row("[bold]editors[/]", ", ".join(data["editors"]))
     table.add_row("[bold]segments[/]", ", ".join(data["segments"]))
     for slug, variant in data["variants"].items():

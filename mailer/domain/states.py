@@ -42,6 +42,8 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"
     BOUNCED = "bounced"
     HELD = "held"  # the contact is away (an out-of-office reply): never sent, with the reason
+    #: held back by the firm-wide cadence cap (never sent; the reason says which cap)
+    CAPPED = "capped"
 
 
 #: Delivery states that no longer need work (the release may finish).
@@ -54,6 +56,7 @@ TERMINAL_DELIVERY = frozenset(
         DeliveryStatus.CANCELLED,
         DeliveryStatus.BOUNCED,
         DeliveryStatus.HELD,
+        DeliveryStatus.CAPPED,
     }
 )
 

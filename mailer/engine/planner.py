@@ -20,17 +20,19 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.domain.conversations import FollowUpFilter, ReleaseKind, audience_statuses, cancels_parent
 from mailer.domain.errors import MailerError
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, send_scopes
 from mailer.message import Renderer
-from mailer.releases import holds, notify, workflow
+from mailer.releases import cadence, holds, local_hour, notify, workflow
 from mailer.releases.fence import SendFence
 from mailer.releases.plan import SendPlan, build_send_plan, render_digest, require_approved_plan, variant_specs
 from mailer.runtime import Runtime
-from mailer.store import contact_holds
+from mailer.store import contact_holds, planned, signals
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
+from mailer.store.planned import Cap, Waves
 from mailer.store.tables import Release, Segment
 
 log = logging.getLogger("mailer.engine.planner")
@@ -118,19 +120,14 @@ class Planner:
             ):
                 return False
             scopes = send_scopes(plan.client_slug, plan.topics)
-            for segment_id in plan.segment_order:
-                segment = session.get(Segment, segment_id)
-                if segment is None:
-                    continue
-                delivery_store.plan_segment(
-                    session,
-                    release_id=release_id,
-                    segment_id=segment_id,
-                    rule=segment.rule,
-                    scopes=scopes,
-                    message_id_domain=plan.identity.message_id_domain,
-                    now=now,
-                )
+            cap = cadence.cap_for(release, self.settings.cadence, now)
+            if cap is not None:
+                planned.lock_planning(session)
+            waves = local_hour.waves_for(session, release)
+            if release.kind is not None and release.parent_id is not None:
+                self._plan_thread(session, release, plan, scopes, now, cap, waves)
+            else:
+                self._plan_segments(session, release_id, plan, scopes, now, cap, waves)
             # Out of office (mailer.inbound): a held contact's row is recorded, never sent.
             contact_holds.hold_planned(session, release_id, now=now)
             session.flush()
@@ -182,6 +179,72 @@ class Planner:
                 also_approver=True,
             )
         log.warning("release %s not sent: %s", release_id, note, extra={"release": release_id, "event": "refused"})
+
+    def _plan_segments(
+        self,
+        session: Session,
+        release_id: int,
+        plan: SendPlan,
+        scopes: tuple[str, ...],
+        now: datetime,
+        cap: Cap | None,
+        waves: Waves | None,
+    ) -> None:
+        """Writes: one INSERT ... SELECT per segment of the release, in order."""
+        for segment_id in plan.segment_order:
+            segment = session.get(Segment, segment_id)
+            if segment is None:
+                continue
+            delivery_store.plan_segment(
+                session,
+                release_id=release_id,
+                segment_id=segment_id,
+                rule=segment.rule,
+                scopes=scopes,
+                message_id_domain=plan.identity.message_id_domain,
+                now=now,
+                cap=cap,
+                waves=waves,
+            )
+
+    def _plan_thread(
+        self,
+        session: Session,
+        release: Release,
+        plan: SendPlan,
+        scopes: tuple[str, ...],
+        now: datetime,
+        cap: Cap | None,
+        waves: Waves | None,
+    ) -> None:
+        """Writes: a correction, withdrawal or follow-up is planned from its parent's
+        ledger (see :mod:`mailer.domain.conversations`); a correction or withdrawal first
+        cancels whatever of the parent is still pending (put back in the queue since)."""
+        assert release.kind is not None and release.parent_id is not None
+        kind = ReleaseKind(release.kind)
+        if cancels_parent(kind):
+            delivery_store.cancel_pending(session, release.parent_id, now)
+        leave_out = []
+        if kind is ReleaseKind.FOLLOW_UP:
+            # who answered in some way, or is away, is not followed up
+            only = FollowUpFilter(release.follow_up_filter or FollowUpFilter.NO_RESPONSE.value)
+            leave_out.append(signals.held_contact_ids(now))
+            if only.skips_repliers:
+                leave_out.append(signals.replied_contact_ids([release.parent_id]))
+            if only.skips_downloaders:
+                leave_out.append(signals.downloaded_contact_ids([release.parent_id]))
+        delivery_store.plan_thread(
+            session,
+            release_id=release.id,
+            parent_id=release.parent_id,
+            statuses=audience_statuses(kind),
+            scopes=scopes,
+            message_id_domain=plan.identity.message_id_domain,
+            now=now,
+            leave_out=leave_out,
+            cap=cap,
+            waves=waves,
+        )
 
     def prepared(self, release_id: int) -> Prepared:
         """The release's plan, compiled once per process (raises :class:`MailerError` when

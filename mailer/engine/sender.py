@@ -264,6 +264,7 @@ class Sender:
             ),
             date=self.clock(),
             reply_to=reply_address(self.tokens, self.settings, row.id, plan.client_slug),
+            in_reply_to=row.in_reply_to,
         )
         try:
             data = await self.renders.render(variant.spec, job, stop=stop)

@@ -78,6 +78,20 @@ def static_headers(spec: VariantSpec) -> _StaticHeaders:
     return _StaticHeaders(lines, tail, from_only)
 
 
+def _thread_lines(in_reply_to: str | None) -> str:
+    """``In-Reply-To`` and ``References`` naming the message this one answers (RFC 5322
+    section 3.6.4: a reply to a message without References/In-Reply-To of its own has
+    both equal to the parent's Message-ID); "" when it answers none."""
+    if not in_reply_to:
+        return ""
+    parent = check_header_value("In-Reply-To", in_reply_to).strip()
+    if not parent.isascii() or " " in parent:
+        raise InputError(f"In-Reply-To {parent!r} must be ASCII without spaces")
+    if not parent.startswith("<"):
+        parent = f"<{parent}>"
+    return header_line("In-Reply-To", parent) + header_line("References", parent)
+
+
 _URL_BAD = re.compile(r"[\s<>\"\x00-\x1f\x7f]")
 
 
@@ -265,6 +279,7 @@ class CompiledVariant(Variant):
                 self._subject_line(parts.subject),
                 self._date_line(job.date),
                 header_line("Message-ID", message_id),
+                _thread_lines(job.in_reply_to),
                 "MIME-Version: 1.0\r\n",
                 # Folded: on one line it is 82 characters (RFC 5322 2.1.1: SHOULD be 78).
                 'Content-Type: multipart/alternative;\r\n boundary="',

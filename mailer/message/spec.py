@@ -165,6 +165,9 @@ class RenderJob:
     parts: bool = False
     #: this message's own Reply-To (a tokenized reply address), instead of the sender's
     reply_to: str | None = None
+    #: the Message-ID this message answers (a correction, withdrawal or follow-up):
+    #: written as ``In-Reply-To`` and ``References`` (RFC 5322 section 3.6.4)
+    in_reply_to: str | None = None
 
 
 @dataclass(frozen=True)

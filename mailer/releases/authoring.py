@@ -8,6 +8,7 @@ change after approval needs approval again); every edit is recorded in the histo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,12 +19,12 @@ from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import ReleaseAction, ReleaseStatus, allowed_actions
 from mailer.domain.when import require_future
 from mailer.message import Renderer
-from mailer.releases import history, holds, notify, workflow
+from mailer.releases import history, holds, linked, notify, workflow
 from mailer.releases.source import ReleaseFile, VariantOverride, parse_release
 from mailer.store import releases as release_store
 from mailer.store.tables import Client, Release, ReleaseSegment, Segment
 
-__all__ = ["DraftRelease", "create_release", "draft_release", "update_release"]
+__all__ = ["DraftRelease", "create_parsed", "create_release", "draft_release", "update_release"]
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 
@@ -93,6 +94,9 @@ def _apply(release: Release, parsed: ReleaseFile, client: Client) -> None:
     release.send_at = parsed.send_at.astimezone(UTC) if parsed.send_at else None
     release.not_after = parsed.not_after.astimezone(UTC) if parsed.not_after else None
     release.embargo_at = parsed.embargo.astimezone(UTC) if parsed.embargo else None
+    # local-hour delivery: send_at is then the first wave (see mailer.domain.localtime)
+    release.send_at_local = parsed.send_at_local
+    release.timezone = parsed.timezone
 
 
 @dataclass(frozen=True)
@@ -126,20 +130,33 @@ def create_release(session: Session, text: str, *, author: str, renderer: Render
     Raises InputError (naming the key) for a bad file or an unknown client, segment or
     template.
     """
+    return create_parsed(session, parse_release(text), author=author, renderer=renderer, now=now)
+
+
+def create_parsed(
+    session: Session,
+    parsed: ReleaseFile,
+    *,
+    author: str,
+    renderer: Renderer,
+    now: datetime,
+    link: Callable[[Release], str] | None = None,
+) -> Release:
+    """Writes: :func:`create_release` from a parsed file. ``link`` (a linked release:
+    :mod:`mailer.releases.threads`) fills the new row's link columns before its creation
+    event is recorded and returns the event's note."""
     author = workflow.check_actor(author)
-    parsed = parse_release(text)
     _check_times(parsed, now)
     client, rows = _resolve(session, parsed, renderer)
     release = Release(status=ReleaseStatus.DRAFT.value, author=author, created_at=now, updated_at=now)
     _apply(release, parsed, client)
+    note = link(release) if link is not None else "created"
     release_store.insert_release(session, release)
     for row in rows:
         row.release_id = release.id
     release_store.replace_release_segments(session, release.id, rows)
     release_store.add_editor(session, release.id, author, now=now)
-    history.record(
-        session, release.id, from_status=None, to_status=release.status, actor=author, note="created", now=now
-    )
+    history.record(session, release.id, from_status=None, to_status=release.status, actor=author, note=note, now=now)
     return release
 
 
@@ -164,10 +181,19 @@ def update_release(
     status = ReleaseStatus(release.status)
     if ReleaseAction.EDIT not in allowed_actions(status):
         raise WorkflowError(f"release {release_id} is {status.value}: it can no longer be edited")
-    parsed = parse_release(text)
+    if release.parent_id is not None:
+        # a correction, withdrawal or follow-up: the parent supplies what the file leaves
+        # out, and the subject keeps its prefix
+        prefix = linked.stored_prefix(release)
+        parent = release_store.get_release(session, release.parent_id)
+        parsed = linked.with_prefix(parse_release(text, defaults=linked.defaults_from(session, parent, prefix)), prefix)
+    else:
+        prefix, parsed = "", parse_release(text)
     _check_times(parsed, now)
     client, rows = _resolve(session, parsed, renderer)
     _apply(release, parsed, client)
+    if release.parent_id is not None:
+        linked.keep_prefix(release, prefix)
     for row in rows:
         row.release_id = release.id
     release_store.replace_release_segments(session, release.id, rows)

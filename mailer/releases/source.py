@@ -10,6 +10,8 @@ A release file::
     segments = ["seg-a", "seg-b"]     # required; order = position
     send_at = 2026-12-01T14:00:00Z    # optional; a TOML datetime with an offset, or a string:
                                       # "2026-12-01 09:00 America/New_York"; never in the past
+    send_at_local = "2026-12-02 09:00"  # optional, instead of send_at: that hour in each contact's zone
+    timezone = "Europe/London"        # optional; the zone of contacts without a valid one (default UTC)
     not_after = 2026-12-01T20:00:00Z  # optional; not started by then: waits for a person
     embargo = "2026-12-01T05:00:00-05:00"
     dateline = "WASHINGTON, Nov. 30, 2026"
@@ -49,6 +51,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.domain import localtime
 from mailer.domain.addresses import normalize_email
 from mailer.domain.errors import InputError
 from mailer.domain.when import parse_when
@@ -114,6 +117,10 @@ class ReleaseFile:
     booking: Booking | None = None
     disclosure_placement: str = "footer"
     reply_to: str | None = None
+    #: local-hour delivery: the wall-clock time, as written ("2026-12-02 09:00")
+    send_at_local: str | None = None
+    #: the release's zone (IANA name) for contacts without a valid one
+    timezone: str | None = None
 
     def extra(self) -> dict[str, Any]:
         """What goes into ``Release.extra`` (JSON); keys of issue 21 only when used, so
@@ -166,6 +173,8 @@ _OPTIONAL = (
     "related",
     "booking",
     "disclosure_placement",
+    "send_at_local",
+    "timezone",
 )
 _VARIANT_KEYS = ("subject", "intro", "template", "body")
 _BOOKING_KEYS = ("name", "email", "phone", "note")
@@ -241,8 +250,10 @@ def check_not_after(send_at: datetime | None, not_after: datetime | None, name: 
         raise InputError(f"{name}: not_after {not_after.isoformat()} is not after send_at {send_at.isoformat()}")
 
 
-def parse_release(text: str) -> ReleaseFile:
-    """Parse and validate a release file (see the module docstring).
+def parse_release(text: str, *, defaults: Mapping[str, Any] | None = None) -> ReleaseFile:
+    """Parse and validate a release file (see the module docstring). ``defaults`` fills
+    keys the front matter leaves out (a correction's client, template and segments come
+    from the release it corrects).
 
     Raises InputError naming the key: missing fences, bad TOML, unknown or missing keys,
     wrong types, naive times, CR/LF in a subject, a duplicate segment, a variant for a
@@ -255,6 +266,8 @@ def parse_release(text: str) -> ReleaseFile:
         data = tomllib.loads(head)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"front matter: not valid TOML: {exc}") from exc
+    for key, value in (defaults or {}).items():
+        data.setdefault(key, value)
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise InputError(f"{unknown[0]}: unknown key in the front matter")
@@ -301,6 +314,11 @@ def parse_release(text: str) -> ReleaseFile:
         raise InputError("body: the release has no text after the front matter")
     send_at = _aware(data.get("send_at"), "send_at")
     not_after = _aware(data.get("not_after"), "not_after")
+    send_at_local, zone_name = _local_hour(data)
+    if send_at_local is not None:
+        if send_at is not None:
+            raise InputError("send_at_local: give send_at or send_at_local, not both")
+        send_at = localtime.earliest(localtime.parse_local(send_at_local))
     check_not_after(send_at, not_after, "not_after")
     topics = data.get("topics", [])
     if not isinstance(topics, list) or not all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
@@ -332,6 +350,8 @@ def parse_release(text: str) -> ReleaseFile:
         booking=_booking(data.get("booking")),
         disclosure_placement=_placement(data.get("disclosure_placement", "footer")),
         reply_to=_reply_to(_string(data, "reply_to", "reply_to", max_len=320)),
+        send_at_local=send_at_local,
+        timezone=zone_name,
     )
 
 
@@ -461,3 +481,15 @@ def _placement(value: Any) -> str:
     if value not in _PLACEMENTS:
         raise InputError(f"disclosure_placement: {value!r} is not one of: {', '.join(_PLACEMENTS)}")
     return str(value)
+
+
+def _local_hour(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``send_at_local`` (checked, normalized "YYYY-MM-DD HH:MM") and ``timezone`` (an IANA
+    zone name) of the front matter; InputError naming the key."""
+    local = _string(data, "send_at_local", "send_at_local", max_len=16)
+    name = _string(data, "timezone", "timezone", max_len=64)
+    if name is not None and localtime.zone(name) is None:
+        raise InputError(f"timezone: {name!r} is not an IANA time zone name (e.g. Europe/London)")
+    if local is None:
+        return None, name
+    return localtime.parse_local(local).strftime("%Y-%m-%d %H:%M"), name

@@ -326,3 +326,13 @@ def contact_attributes(session: Session, ids: Sequence[int]) -> dict[int, dict[s
     """The free attributes of these contacts, by id."""
     rows = session.execute(select(Contact.id, Contact.attributes).where(Contact.id.in_(ids)))
     return {row[0]: dict(row[1] or {}) for row in rows}
+
+
+def contact_timezones(session: Session) -> list[str]:
+    """Every distinct ``timezone`` value live contacts have (local-hour delivery reads
+    each once)."""
+    return list(
+        session.scalars(
+            select(Contact.timezone).where(Contact.timezone.is_not(None), Contact.email.is_not(None)).distinct()
+        )
+    )

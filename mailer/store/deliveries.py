@@ -16,7 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     String,
-    case,
     cast,
     func,
     insert,
@@ -24,14 +23,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import Select
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
+from mailer.store.planned import PENDING, Cap, Waves, not_before, planned_status
 from mailer.store.segments import compile_rule
-from mailer.store.suppression_match import email_domain, suppressed_in
+from mailer.store.suppression_match import email_domain
 from mailer.store.tables import Contact, Delivery, Release
-
-PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
 
 
 def rowcount(result: Any) -> int:
@@ -60,6 +59,21 @@ def _random_hex(session: Session) -> ColumnElement[str]:
 
 
 # --- planning ---------------------------------------------------------------------------
+
+_PLAN_COLUMNS = (
+    "release_id",
+    "contact_id",
+    "segment_id",
+    "email",
+    "email_hash",
+    "domain",
+    "status",
+    "message_id",
+    "attempts",
+    "updated_at",
+    "reason",
+    "not_before",
+)
 
 
 def due_release_ids(session: Session, now: datetime) -> list[int]:
@@ -91,6 +105,8 @@ def plan_segment(
     message_id_domain: str,
     now: datetime,
     message_id_prefix: str = "m",
+    cap: Cap | None = None,
+    waves: Waves | None = None,
 ) -> int:
     """Writes: one delivery row per contact the segment selects, in one INSERT ... SELECT.
 
@@ -103,13 +119,7 @@ def plan_segment(
     retry reuses it and it tells nothing (no release or contact id to guess from).
     """
     message_id = literal("<" + message_id_prefix + ".") + _random_hex(session) + literal("@" + message_id_domain + ">")
-    status = case(
-        (
-            suppressed_in(Contact.email_hash, _domain_of(session, Contact.email), scopes),
-            literal(DeliveryStatus.SUPPRESSED.value),
-        ),
-        else_=literal(DeliveryStatus.QUEUED.value),
-    )
+    status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
     select_rows = select(
         literal(release_id),
         Contact.id,
@@ -121,19 +131,17 @@ def plan_segment(
         message_id,
         literal(0),
         literal(now, type_=Delivery.updated_at.type),
+        reason,
+        not_before(waves),
     ).where(compile_rule(rule))
-    columns = [
-        "release_id",
-        "contact_id",
-        "segment_id",
-        "email",
-        "email_hash",
-        "domain",
-        "status",
-        "message_id",
-        "attempts",
-        "updated_at",
-    ]
+    return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows)
+
+
+def _insert_planned(
+    session: Session, release_id: int, columns: list[str], select_rows: Select[*tuple[Any, ...]]
+) -> int:
+    """Writes: INSERT ... SELECT ... ON CONFLICT DO NOTHING of the release's new rows;
+    returns the rows added."""
     stmt = insert(Delivery).from_select(columns, select_rows)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -149,6 +157,56 @@ def plan_segment(
     session.execute(stmt)
     # rowcount of INSERT ... SELECT ... ON CONFLICT is not reported by every driver.
     return _release_rows(session, release_id) - before
+
+
+def plan_thread(
+    session: Session,
+    *,
+    release_id: int,
+    parent_id: int,
+    statuses: Sequence[DeliveryStatus],
+    scopes: Sequence[str],
+    message_id_domain: str,
+    now: datetime,
+    leave_out: Sequence[Select[Any]] = (),
+    cap: Cap | None = None,
+    waves: Waves | None = None,
+) -> int:
+    """Writes: a linked release's rows (correction, withdrawal, follow-up), in one
+    INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
+    ``statuses`` whose contact is still live and in none of the ``leave_out`` selects (each
+    a SELECT of contact ids: who replied, who is held...). Each row keeps the parent row's
+    segment (its variant) and answers its Message-ID (``in_reply_to``); addresses
+    suppressed since get a ``suppressed`` row. Returns rows added."""
+    parent = aliased(Delivery)
+    message_id = literal("<m.") + _random_hex(session) + literal("@" + message_id_domain + ">")
+    status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
+    select_rows = (
+        select(
+            literal(release_id),
+            Contact.id,
+            parent.segment_id,
+            Contact.email,
+            Contact.email_hash,
+            _domain_of(session, Contact.email),
+            status,
+            message_id,
+            literal(0),
+            literal(now, type_=Delivery.updated_at.type),
+            reason,
+            not_before(waves),
+            parent.message_id,
+        )
+        .join(Contact, Contact.id == parent.contact_id)
+        .where(
+            parent.release_id == parent_id,
+            parent.status.in_([s.value for s in statuses]),
+            Contact.email.is_not(None),
+            *(Contact.id.not_in(excluded) for excluded in leave_out),
+        )
+    )
+    columns = [*_PLAN_COLUMNS, "in_reply_to"]
+    return _insert_planned(session, release_id, columns, select_rows)
 
 
 def _release_rows(session: Session, release_id: int) -> int:
@@ -229,5 +287,17 @@ def cancelled_with_pending(session: Session) -> list[int]:
                 Delivery.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value]),
             )
             .distinct()
+        )
+    )
+
+
+def release_capped(session: Session, release_id: int, now: datetime) -> int:
+    """Writes: the release's ``capped`` rows go back to the queue (the cap was lifted for
+    it); returns how many."""
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.release_id == release_id, Delivery.status == DeliveryStatus.CAPPED.value)
+            .values(status=DeliveryStatus.QUEUED.value, reason=None, next_attempt_at=None, updated_at=now)
         )
     )

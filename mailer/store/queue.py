@@ -109,6 +109,8 @@ class Claimed:
     last_name: str | None
     outlet: str | None
     attributes: dict[str, Any]
+    #: the Message-ID this message answers (a linked release), else None
+    in_reply_to: str | None = None
 
 
 def claim_batch(
@@ -121,7 +123,8 @@ def claim_batch(
     lease: timedelta,
     limit: int,
 ) -> list[Claimed]:
-    """Writes: lease up to ``limit`` due rows (queued, or deferred whose retry time came).
+    """Writes: lease up to ``limit`` due rows (queued and past their not-before, or
+    deferred whose retry time came).
 
     One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING on
     PostgreSQL; on SQLite the same statement inside the ``BEGIN IMMEDIATE`` transaction.
@@ -133,7 +136,11 @@ def claim_batch(
         .where(
             Delivery.release_id == release_id,
             or_(
-                Delivery.status == DeliveryStatus.QUEUED.value,
+                and_(
+                    Delivery.status == DeliveryStatus.QUEUED.value,
+                    # local-hour delivery: not before the contact's wave
+                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
+                ),
                 and_(Delivery.status == DeliveryStatus.DEFERRED.value, Delivery.next_attempt_at <= now),
             ),
         )
@@ -203,6 +210,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             Contact.last_name,
             Contact.outlet,
             Contact.attributes,
+            Delivery.in_reply_to,
         )
         .join(Contact, Contact.id == Delivery.contact_id)
         .where(*where, Delivery.email.is_not(None))
@@ -222,6 +230,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             r.last_name,
             r.outlet,
             dict(r.attributes or {}),
+            r.in_reply_to,
         )
         for r in rows
     ]

@@ -127,6 +127,26 @@ def list_releases(session: Session, *, status: str | None = None) -> list[Releas
     ]
 
 
+@dataclass(frozen=True)
+class LinkedRow:
+    """A correction, withdrawal or follow-up of a release."""
+
+    id: int
+    kind: str
+    status: str
+    title: str
+
+
+def linked_releases(session: Session, parent_id: int) -> list[LinkedRow]:
+    """The releases that answer ``parent_id`` (corrections, withdrawals, follow-ups), oldest first."""
+    query = (
+        select(Release.id, Release.kind, Release.status, Release.title)
+        .where(Release.parent_id == parent_id)
+        .order_by(Release.id)
+    )
+    return [LinkedRow(r.id, r.kind or "", r.status, r.title) for r in session.execute(query)]
+
+
 def set_hold(session: Session, release_id: int, reason: str, *, now: datetime) -> bool:
     """Writes: an approved, not yet held release waits for a person (``hold_reason``).
     False when it is no longer approved or already held."""

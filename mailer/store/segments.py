@@ -8,9 +8,17 @@ Grammar (keywords case-insensitive)::
     not_expr  := "NOT" not_expr | "(" or_expr ")" | predicate
     predicate := field ":" value
                | field "IN" "(" value ("," value)* ")"
+               | flag [":" id | "IN" "(" id ("," id)* ")"]
     field     := list | beat | tag | outlet | outlet_type | region | country
                | language | timezone | domain | email | attr.NAME
+               | received | replied | downloaded          (value: a release id)
+    flag      := bounced | complained                     (alone: any release)
     value     := bare word ([A-Za-z0-9_.@+*-]+) | "double-quoted string"
+
+History (what the ledger says a contact did; :mod:`mailer.store.signals`):
+``received:ID`` (sent release ID), ``NOT received:ID``, ``replied:ID``,
+``downloaded:ID`` (the press kit of release ID), ``bounced`` / ``complained`` (about any
+release, or ``bounced:ID`` about release ID). Ids are bound parameters like every value.
 
 Examples: ``list:national-press AND beat:foreign-policy AND outlet_type IN (tv, radio)``,
 ``NOT tag:freelance``, ``region:us-east OR attr.desk:"night desk"``.
@@ -31,6 +39,8 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
 
 from mailer.domain.errors import SegmentSyntaxError
+from mailer.domain.states import MAX_ID
+from mailer.store import signals
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList
 
 FIELDS = (
@@ -46,6 +56,10 @@ FIELDS = (
     "domain",
     "email",
 )
+#: History fields: their values are release ids (see :mod:`mailer.store.signals`).
+RELEASE_FIELDS = ("received", "replied", "downloaded")
+#: History flags: alone they mean "about any release"; with values, about those releases.
+FLAGS = ("bounced", "complained")
 
 _TOKEN = re.compile(
     r"""
@@ -173,31 +187,40 @@ class _Parser:
         if tok.kind != "word" or tok.text.upper() in {"AND", "OR", "NOT", "IN"}:
             raise self.error("expected a field name", tok)
         name = tok.text.lower()
-        if name not in FIELDS and not _is_attr(name):
-            known = ", ".join((*FIELDS, "attr.NAME"))
+        if name not in FIELDS and name not in RELEASE_FIELDS and name not in FLAGS and not _is_attr(name):
+            known = ", ".join((*FIELDS, "attr.NAME", *RELEASE_FIELDS, *FLAGS))
             raise self.error(f"unknown field {tok.text!r} (known: {known})", tok)
+        if name in FLAGS and not (self.peek().kind == "colon" or self._at_in()):
+            return Predicate(name, ())
         if self.peek().kind == "colon":
             self.advance()
-            value = self.value()
+            value = self.value(numeric=name in RELEASE_FIELDS or name in FLAGS)
             return Predicate(name, (value.text,), (value.column,))
         if self.keyword("IN"):
             if self.peek().kind != "lparen":
                 raise self.error("expected '(' after IN")
             self.advance()
-            values = [self.value()]
+            numeric = name in RELEASE_FIELDS or name in FLAGS
+            values = [self.value(numeric=numeric)]
             while self.peek().kind == "comma":
                 self.advance()
-                values.append(self.value())
+                values.append(self.value(numeric=numeric))
             if self.peek().kind != "rparen":
                 raise self.error("expected ',' or ')'")
             self.advance()
             return Predicate(name, tuple(v.text for v in values), tuple(v.column for v in values))
         raise self.error(f"expected ':' or IN after {tok.text!r}")
 
-    def value(self) -> Token:
+    def _at_in(self) -> bool:
+        tok = self.peek()
+        return tok.kind == "word" and tok.text.upper() == "IN"
+
+    def value(self, *, numeric: bool = False) -> Token:
         tok = self.advance()
         if tok.kind not in ("word", "string"):
             raise self.error("expected a value", tok)
+        if numeric and not (tok.text.isdigit() and 1 <= int(tok.text) <= MAX_ID):
+            raise self.error(f"expected a release id, found {tok.text!r}", tok)
         return tok
 
 
@@ -245,9 +268,25 @@ def to_sql(node: Node) -> ColumnElement[bool]:
     return _predicate_sql(node)
 
 
+def _history_sql(p: Predicate) -> ColumnElement[bool]:
+    """A history field or flag over :class:`Contact` (see :mod:`mailer.store.signals`)."""
+    ids = [int(v) for v in p.values]
+    if p.field == "received":
+        return signals.received(ids)
+    if p.field == "replied":
+        return Contact.id.in_(signals.replied_contact_ids(ids))
+    if p.field == "downloaded":
+        return Contact.id.in_(signals.downloaded_contact_ids(ids))
+    if p.field == "bounced":
+        return signals.bounced(ids or None)
+    return signals.complained(ids or None)
+
+
 def _predicate_sql(p: Predicate) -> ColumnElement[bool]:
     values = [v.lower() for v in p.values]
     field = p.field
+    if field in RELEASE_FIELDS or field in FLAGS:
+        return _history_sql(p)
     if field == "list":
         return exists(
             select(ListMember.contact_id)

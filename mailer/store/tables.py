@@ -237,6 +237,19 @@ class Release(Base):
     finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Conversations (mailer.releases.threads): a correction, withdrawal or follow-up of
+    # ``parent_id``, whose audience is the parent's ledger; ``follow_up_filter`` says who a
+    # follow-up leaves out (mailer.domain.conversations.FollowUpFilter).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(20))
+    follow_up_filter: Mapped[str | None] = mapped_column(String(20))
+    # An approver lifted the cadence cap for this release (mailer.releases.cadence).
+    cap_lifted_by: Mapped[str | None] = mapped_column(String(320))
+    cap_lifted_at: Mapped[datetime | None]
+    # Local-hour delivery: the wall-clock time ("2026-12-02 09:00") each contact gets it in
+    # their own time zone, and the release's zone for contacts without a valid one.
+    send_at_local: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ReleaseSegment(Base):
@@ -324,6 +337,8 @@ class Delivery(Base):
         # the staff log's filters, paged by id (keyset)
         Index("ix_deliveries_domain_status_id", "domain", "status", "id"),
         Index("ix_deliveries_release_status_id", "release_id", "status", "id"),
+        # a contact's history: the cadence cap and the history segments (bounced, received)
+        Index("ix_deliveries_contact_status", "contact_id", "status"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
@@ -346,6 +361,11 @@ class Delivery(Base):
     reason: Mapped[str | None] = mapped_column(String(40))
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Not claimed before this instant (local-hour delivery; None: as soon as planned).
+    not_before: Mapped[datetime | None]
+    # The Message-ID this message answers (a correction, withdrawal or follow-up: the
+    # parent's delivery to the same contact); In-Reply-To and References carry it.
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
 
 
 class DeliveryEvent(Base):

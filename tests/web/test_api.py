@@ -109,6 +109,8 @@ def test_openapi_documents_only_the_api(rt: Runtime) -> None:
         "/api/releases/{release_id}/resume",
         # the write API (issue 21)
         *(f"/api/releases/{{release_id}}/{verb}" for verb in WRITE_VERBS),
+        "/api/releases/{release_id}/correct",
+        "/api/releases/{release_id}/withdraw",
     }
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "DeliveryPage" in schema["components"]["schemas"]

@@ -37,7 +37,7 @@ def test_api_conforms_to_its_openapi(rt: Runtime, tmp_path: Path) -> None:
     token = api_token(rt)
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app_for(rt))
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
-    assert len(operations) == 17  # 8 reading (and pause, resume) + 9 writing (issue 21)
+    assert len(operations) == 19  # 8 reading (and pause, resume) + 9 writing (issue 21) + correct, withdraw
     auth = {"Authorization": f"Bearer {token}"}
     for operation in operations:
 

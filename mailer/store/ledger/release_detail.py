@@ -8,7 +8,7 @@ confirmation pages) and ``GET /api/releases/{id}``; each presents the fields it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -93,6 +93,14 @@ class ReleaseDetail:
     approvals: list[ApprovalLine]
     history: list[MoveLine]
     proofs: list[ProofLine]
+    #: a correction, withdrawal or follow-up: its kind and the release it answers
+    kind: str | None = None
+    parent_id: int | None = None
+    #: the releases that answer this one
+    linked: list[release_store.LinkedRow] = field(default_factory=list)
+    #: local-hour delivery: the wall-clock time in each contact's zone, and the fallback zone
+    send_at_local: str | None = None
+    timezone: str | None = None
 
     @property
     def waiting(self) -> str | None:
@@ -139,4 +147,9 @@ def release_detail(session: Session, release_id: int, *, not_after: NotAfterRule
             ProofLine(p.to_address, p.result, p.content_hash, p.sent_at)
             for p in release_store.release_proofs(session, release_id)
         ],
+        kind=release.kind,
+        parent_id=release.parent_id,
+        linked=release_store.linked_releases(session, release_id),
+        send_at_local=release.send_at_local,
+        timezone=release.timezone,
     )

@@ -5,7 +5,7 @@ own sender — counted apart; and messages sent per minute (read only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,6 +116,33 @@ def problem_counts(session: Session, release_id: int) -> ProblemCounts:
 
 
 @dataclass(frozen=True)
+class Wave:
+    """Local-hour delivery: the rows of a release that may go from ``at`` (UTC) on, by status."""
+
+    at: datetime
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def release_waves(session: Session, release_id: int) -> list[Wave]:
+    """The release's waves (rows with a not-before), earliest first; [] when it has none."""
+    waves: dict[datetime, dict[str, int]] = {}
+    query = (
+        select(Delivery.not_before, Delivery.status, func.count())
+        .where(Delivery.release_id == release_id, Delivery.not_before.is_not(None))
+        .group_by(Delivery.not_before, Delivery.status)
+        .order_by(Delivery.not_before)
+    )
+    for at, status, n in session.execute(query):
+        if at is not None:
+            waves.setdefault(at, {})[status] = int(n)
+    return [Wave(at, counts) for at, counts in sorted(waves.items())]
+
+
+@dataclass(frozen=True)
 class ReleaseReport:
     """One release's deliveries by status (``counts``), per segment slug and per
     recipient domain (the largest; ``""`` for erased rows), and its problems."""
@@ -129,6 +156,8 @@ class ReleaseReport:
     segments: dict[str, dict[str, int]]
     domains: dict[str, dict[str, int]]
     problems: ProblemCounts
+    #: local-hour delivery: when each group of rows may go (see :func:`release_waves`)
+    waves: list[Wave] = field(default_factory=list)
 
 
 def release_report(session: Session, release_id: int, *, top_domains: int = 20) -> ReleaseReport:
@@ -175,6 +204,7 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         segments=segments,
         domains=domains,
         problems=problem_counts(session, release_id),
+        waves=release_waves(session, release_id),
     )
 
 

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends
 from mailer.runtime import Runtime
 from mailer.web.api.caller import TokenCheck
 from mailer.web.api.contacts import ContactOut, ContactRoutes
+from mailer.web.api.conversations import ConversationRoutes, Invalid, LinkedOut
 from mailer.web.api.deliveries import DeliveryPage, DeliveryRoutes
 from mailer.web.api.params import Problem
 from mailer.web.api.releases import ReleaseDetail, ReleasePage, ReleaseRoutes, ReleaseState, ReportOut
@@ -88,6 +89,26 @@ def api_router(runtime: Runtime) -> APIRouter:
         responses=acting,
     )
     add_write_routes(r, runtime, acting)
+    conversations = ConversationRoutes(runtime)
+    creating: dict[int | str, dict[str, Any]] = {
+        **acting,
+        409: {"model": Problem, "description": "The release has not started sending: it cannot be answered."},
+        422: {"model": Invalid, "description": "The release file or note cannot be used as given."},
+    }
+    r.add_api_route(
+        "/releases/{release_id}/correct",
+        conversations.correct_release,
+        methods=["POST"],
+        response_model=LinkedOut,
+        responses=creating,
+    )
+    r.add_api_route(
+        "/releases/{release_id}/withdraw",
+        conversations.withdraw_release,
+        methods=["POST"],
+        response_model=LinkedOut,
+        responses=creating,
+    )
     return r
 
 

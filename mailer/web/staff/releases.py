@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from mailer.accounts.permits import Action, permits
 from mailer.accounts.users import StaffUser
 from mailer.domain import when
+from mailer.domain.conversations import can_answer
 from mailer.domain.errors import InputError, MailerError, NotFoundError, WorkflowError
 from mailer.domain.states import (
     RETRYABLE_DELIVERY,
@@ -33,7 +34,7 @@ from mailer.domain.states import (
     allowed_actions,
 )
 from mailer.message import Renderer
-from mailer.releases import holds, workflow
+from mailer.releases import cadence, holds, threads, workflow
 from mailer.releases.approval import approve_release, second_person_problem, submit_release
 from mailer.releases.audience import audience_size
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
@@ -59,7 +60,12 @@ RELEASE_ACTIONS = (
     Action.RESUME,
     Action.RETRY,
     Action.CANCEL,
+    Action.CORRECT,
+    Action.WITHDRAW,
+    Action.LIFT_CAP,
 )
+#: Actions that answer the release with a new linked release (:mod:`mailer.releases.threads`).
+ANSWERS = (Action.CORRECT, Action.WITHDRAW)
 #: The delivery states the retry form offers (all of :data:`RETRYABLE_DELIVERY`), in
 #: the states' own order.
 RETRY_STATUSES = tuple(s for s in DeliveryStatus if s in RETRYABLE_DELIVERY)
@@ -70,6 +76,10 @@ def action_available(action: Action, status: ReleaseStatus, counts: dict[str, in
     machine's :func:`allowed_actions`; a proof, for any release not cancelled."""
     if action is Action.PROOF:
         return status is not ReleaseStatus.CANCELLED
+    if action in ANSWERS:
+        return can_answer(status)
+    if action is Action.LIFT_CAP:
+        return status is not ReleaseStatus.CANCELLED and counts.get(DeliveryStatus.CAPPED.value, 0) > 0
     if action.value not in {a.value for a in ReleaseAction}:
         return False
     return ReleaseAction(action.value) in allowed_actions(status, counts)
@@ -172,6 +182,7 @@ class ReleasePages:
         now: Annotated[str, Form(max_length=8)] = "",
         statuses: Annotated[list[str] | None, Form()] = None,
         segment: Annotated[str, Form(max_length=64)] = "",
+        text: Annotated[str, Form(max_length=500_000)] = "",
     ) -> Response:
         """Do a confirmed action; 403 when the role may not, 409 when the state does not allow it."""
         try:
@@ -189,10 +200,14 @@ class ReleasePages:
         if not permits(user, chosen, author=author, status=status):
             log.warning("%s (%s) refused %s on release %s", user.email, user.role.value, chosen.value, release_id)
             return self.view.forbidden(request, user, chosen)
+        target = release_id
         try:
-            message = self._perform(
-                chosen, release_id, user, send_at=send_at, statuses=statuses, segment=segment, send_now=now == "1"
-            )
+            if chosen in ANSWERS:
+                target, message = self._answer(chosen, release_id, user, text)
+            else:
+                message = self._perform(
+                    chosen, release_id, user, send_at=send_at, statuses=statuses, segment=segment, send_now=now == "1"
+                )
         except (WorkflowError, InputError, MailerError) as exc:
             code = 409 if isinstance(exc, WorkflowError) else 422
             with self.view.read() as session:
@@ -201,7 +216,25 @@ class ReleasePages:
             return self.view.page(request, "staff/release.html", context, user=user, status_code=code)
         self.view.flash(request, "ok" if not message.startswith("refused") else "error", message)
         log.info("%s %s release %s: %s", user.email, chosen.value, release_id, message)
-        return RedirectResponse(f"/releases/{release_id}", status_code=303)
+        return RedirectResponse(f"/releases/{target}", status_code=303)
+
+    def _answer(self, action: Action, release_id: int, user: StaffUser, text: str) -> tuple[int, str]:
+        """A correction (``text``: the release file) or withdrawal (``text``: the note) of the
+        release; returns the new release's id and the line to show."""
+        rt = self.runtime
+        verb = threads.correct if action is Action.CORRECT else threads.withdraw
+        with transaction(rt.sessions) as session:
+            release = verb(
+                session,
+                release_id,
+                text,
+                author=user.email,
+                renderer=self.renderer,
+                settings=rt.settings,
+                now=rt.clock(),
+            )
+            new_id = release.id
+        return new_id, f"{release.kind} of release {release_id} created as a draft: submit it for approval"
 
     def _perform(
         self,
@@ -260,6 +293,9 @@ class ReleasePages:
                 chosen = [DeliveryStatus(s) for s in statuses or [] if s in {r.value for r in RETRYABLE_DELIVERY}]
                 count = workflow.retry(session, release_id, chosen, actor=actor, now=now)
                 return f"{count} deliveries queued again"
+            if action is Action.LIFT_CAP:
+                count = cadence.lift_cap(session, release_id, actor=actor, now=now)
+                return f"cadence cap lifted: {count} capped deliveries queued again"
             if action is Action.CANCEL:
                 cancelled = workflow.cancel(session, release_id, actor=actor, now=now)
                 if cancelled.was_sending:
