@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.sql import Select
 
+from mailer.domain.replies import PERSONAL_KINDS
 from mailer.domain.states import DeliveryStatus
 from mailer.store.ledger.report import HARD_REASONS
-from mailer.store.tables import Contact, Delivery, DeliveryEvent
+from mailer.store.tables import Contact, ContactHold, Delivery, DeliveryEvent, Reply
 
 __all__ = [
     "bounced",
@@ -78,13 +79,15 @@ def _nobody() -> Select[Any]:
 
 
 def replied_contact_ids(release_ids: Sequence[int]) -> Select[Any]:
-    """The contacts who replied to one of these releases.
-
-    TODO(issue 18, replies): the replies table is being added on another branch (issue 17,
-    inbound replies); until it is merged here no reply is recorded, so this selects
-    nobody. Replace the body with a SELECT of the replies' contact ids for these releases.
-    """
-    return _nobody()
+    """The contacts who replied in person to one of these releases (a reply a person wrote:
+    :data:`mailer.domain.replies.PERSONAL_KINDS`, not an out-of-office or other automatic
+    mail), unless staff undid its reading."""
+    return select(Reply.contact_id).where(
+        Reply.release_id.in_(list(release_ids)),
+        Reply.contact_id.is_not(None),
+        Reply.kind.in_([k.value for k in PERSONAL_KINDS]),
+        Reply.undone_at.is_(None),
+    )
 
 
 def downloaded_contact_ids(release_ids: Sequence[int]) -> Select[Any]:
@@ -98,10 +101,6 @@ def downloaded_contact_ids(release_ids: Sequence[int]) -> Select[Any]:
 
 
 def held_contact_ids(now: datetime) -> Select[Any]:
-    """The contacts held at ``now`` (an out-of-office reply said they are away).
-
-    TODO(issue 18, out of office): the ``held`` delivery state and its until-date are
-    being added on another branch (inbound auto-replies); until they are merged here
-    nobody is held, so this selects nobody.
-    """
-    return _nobody()
+    """The contacts held at ``now`` (an out-of-office reply said they are away): a hold not
+    lifted that lasts past ``now`` (:mod:`mailer.store.contact_holds`)."""
+    return select(ContactHold.contact_id).where(ContactHold.lifted_at.is_(None), ContactHold.until > now)
