@@ -34,6 +34,11 @@ KNOWN_COLUMNS = (
     "timezone",
     "tags",
 )
+#: Yes/no columns stored on the contact (not exported: a re-import without them keeps them).
+#: ``embargo_ok``: "false" leaves the contact out of embargoed releases.
+FLAG_COLUMNS = ("embargo_ok",)
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0"})
 _ALIASES = {
     "e_mail": "email",
     "email_address": "email",
@@ -169,6 +174,8 @@ def parse_row(line: int, header: list[str], cells: list[str], *, blank_clears: b
                 tags = labels
         elif key in KNOWN_COLUMNS:
             values[key] = _clean(key, cell)
+        elif key in FLAG_COLUMNS:
+            values[key] = _flag(key, cell)
         elif key == LEGACY_ATTRIBUTES_COLUMN and cell.strip().startswith("{"):
             attributes.update(_legacy_attributes(cell))
         elif key:
@@ -180,6 +187,18 @@ def parse_row(line: int, header: list[str], cells: list[str], *, blank_clears: b
     if not email:
         raise InputError("email is empty")
     return ParsedRow(line, email, values, beats, tags, attributes, frozenset(blank))
+
+
+def _flag(column: str, cell: str) -> bool | None:
+    """A yes/no cell: true/yes/1 or false/no/0 (any case); None when empty."""
+    value = cell.strip().lower()
+    if not value:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InputError(f"{column} {cell.strip()!r}: expected true or false")
 
 
 def _legacy_attributes(cell: str) -> dict[str, str]:

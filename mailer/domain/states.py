@@ -41,6 +41,8 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     BOUNCED = "bounced"
+    #: never sent: the contact is not trusted with embargoed news (``embargo_ok = false``)
+    EXCLUDED = "excluded"
 
 
 #: Delivery states that no longer need work (the release may finish).
@@ -52,6 +54,7 @@ TERMINAL_DELIVERY = frozenset(
         DeliveryStatus.SUPPRESSED,
         DeliveryStatus.CANCELLED,
         DeliveryStatus.BOUNCED,
+        DeliveryStatus.EXCLUDED,
     }
 )
 

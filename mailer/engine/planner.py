@@ -107,6 +107,10 @@ class Planner:
                     message_id_domain=self.settings.sender.message_id_domain,
                     now=now,
                 )
+            if plan.embargo_at is not None and plan.embargo_at > now:
+                excluded = delivery_store.exclude_not_embargo_ok(session, release_id, now)
+                if excluded:
+                    log.info("release %s: %d contacts not embargo_ok left out", release_id, excluded)
             session.flush()
             # Last before the commit, so before any message can go out: a fence that cannot
             # be written rolls the start back (the release stays approved and unsent).

@@ -250,6 +250,7 @@ class Sender:
             last_name=row.last_name or "",
             outlet=row.outlet or "",
             attributes={k: str(v) for k, v in row.attributes.items()},
+            timezone=row.timezone or "",
         )
         sender = self.settings.sender
         job = RenderJob(

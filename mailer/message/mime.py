@@ -28,6 +28,7 @@ from typing import Any
 from jinja2 import Template
 from markupsafe import Markup
 
+from mailer.domain.embargo import embargo_text, subject_prefix
 from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
 from mailer.message.origins import Origin, to_template_error
@@ -149,6 +150,9 @@ class CompiledVariant(Variant):
         }
         self._about_html = about[0]
         self._about_text = about[1]
+        self._embargo = (
+            (datetime.fromisoformat(spec.embargo_at), spec.embargo_zone or "UTC") if spec.embargo_at else None
+        )
 
     def _run(self, template: Template, ctx: dict[str, Any]) -> str:
         # Template.render() copies the context twice and merges the globals into it; ``ctx``
@@ -171,11 +175,16 @@ class CompiledVariant(Variant):
         ctx["attributes"] = rcpt.attributes
         ctx["to_addr"] = to_addr
         ctx["unsubscribe_url"] = unsubscribe_url
+        if self._embargo is not None:
+            # In the recipient's own zone (else the zone the embargo was written in) and UTC.
+            ctx["embargo"] = embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1]).full
         return ctx
 
     def _render_parts(self, rcpt: Recipient, to_addr: str, unsubscribe_url: str) -> RenderedParts:
         ctx = self._context(rcpt, to_addr, unsubscribe_url)
         subject = self._run(self._subject, ctx).strip()
+        if self._embargo is not None:
+            subject = subject_prefix(embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1])) + subject
         check_header_value("Subject", subject)
         ctx["subject"] = subject
         html_ctx = ctx.copy()

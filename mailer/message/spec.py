@@ -64,6 +64,11 @@ class VariantSpec:
     booking_contact: str | None = None
     embargo: str | None = None
     about: str | None = None
+    #: the embargo's lift (ISO 8601, UTC) and the zone it was written in: each recipient
+    #: sees it in their own zone and in UTC (``embargo`` then is per recipient), in the
+    #: subject prefix and at the top of both parts (:mod:`mailer.domain.embargo`)
+    embargo_at: str | None = None
+    embargo_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Recipient:
     last_name: str = ""
     outlet: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: the contact's IANA time zone ("" when unknown): where an embargo is shown in
+    timezone: str = ""
 
 
 @dataclass(frozen=True)

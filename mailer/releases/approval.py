@@ -20,6 +20,7 @@ from mailer.domain.states import ReleaseStatus, require_release_move
 from mailer.message import Renderer
 from mailer.releases import compliance, holds, workflow
 from mailer.releases.compliance import ComplianceReport
+from mailer.releases.embargo import require_embargo_fits
 from mailer.releases.plan import content_hash, release_content_hash, release_topics, sample_recipient, variant_specs
 from mailer.store import contacts as contact_store
 from mailer.store import releases as release_store
@@ -61,6 +62,7 @@ def submit_release(
     release = release_store.get_release(session, release_id, for_update=True)
     status = ReleaseStatus(release.status)
     require_release_move(status, ReleaseStatus.SUBMITTED)
+    require_embargo_fits(release)
     specs = variant_specs(session, release_id, settings)
     segments = {seg.id: seg for _, seg in release_store.release_segments(session, release_id)}
     checks = [(slug, spec, sample_recipient(session, segments[sid].rule)) for sid, slug, spec in specs]

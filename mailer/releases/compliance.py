@@ -178,6 +178,8 @@ def check_release(
                 fail(f"{where}: does not render for {rcpt.email}: {exc}")
                 continue
             subject, text, html = _parse(raw)
+            if spec.embargo_at and subject.startswith("[EMBARGOED"):
+                subject = subject.partition("] ")[2]  # the author's subject, without our prefix
             if not subject.strip():
                 fail(f"{where}: subject renders empty for {rcpt.email}")
             for link in _links(text, html):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.domain.embargo import Embargo, parse_embargo
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import APPROVED_RELEASE, ReleaseStatus
 from mailer.message import (
@@ -41,6 +42,7 @@ __all__ = [
     "pick_segment",
     "recipient_for",
     "release_content_hash",
+    "release_embargo",
     "release_topics",
     "render_limits",
     "renderer_for",
@@ -50,21 +52,6 @@ __all__ = [
     "spec_for",
     "variant_specs",
 ]
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def render_limits(settings: Settings) -> RenderLimits:
@@ -81,19 +68,22 @@ def renderer_for(settings: Settings) -> Renderer:
     return IsolatedRenderer(settings.paths.templates_dir, limits=render_limits(settings))
 
 
-def _embargo_text(iso: str | None) -> str | None:
-    """``2026-12-01T05:00:00-05:00`` → ``1 December 2026, 05:00 UTC-05:00`` (no locale)."""
-    if not iso:
+def release_embargo(release: Release) -> Embargo | None:
+    """The release's embargo: its lift (``embargo_at``) and the zone it was written in."""
+    if release.embargo_at is None:
         return None
-    dt = datetime.fromisoformat(iso)
-    offset = dt.strftime("%z")
-    zone = "UTC" if offset in ("+0000", "-0000", "") else f"UTC{offset[:3]}:{offset[3:5]}"
-    return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year}, {dt:%H:%M} {zone}"
+    extra = release.extra or {}
+    zone = extra.get("embargo_zone")
+    if not zone:  # written before zones were kept: the offset it was written with
+        parsed = parse_embargo(extra.get("embargo"))
+        zone = parsed.zone if parsed is not None else "UTC"
+    return Embargo(release.embargo_at.astimezone(UTC), str(zone))
 
 
 def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Settings) -> VariantSpec:
     """The VariantSpec of one segment of a release (the release with the segment's overrides)."""
     extra = release.extra or {}
+    embargo = release_embargo(release)
     return VariantSpec(
         release_key=str(release.id),
         template=row.template or release.template,
@@ -108,8 +98,9 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         speakers=tuple(Speaker(s["name"], s.get("title", ""), s.get("bio", "")) for s in extra.get("speakers", [])),
         questions=tuple(extra.get("questions", [])),
         booking_contact=extra.get("booking_contact"),
-        embargo=_embargo_text(extra.get("embargo")),
         about=extra.get("about"),
+        embargo_at=embargo.at.isoformat() if embargo is not None else None,
+        embargo_zone=embargo.zone if embargo is not None else None,
     )
 
 
@@ -162,6 +153,7 @@ class SendPlan:
     variants: dict[int, Variant]  # segment_id -> compiled variant
     segment_order: tuple[int, ...]  # segment ids by position
     topics: tuple[str, ...] = ()  # journalists who opted out of one of these are left out
+    embargo_at: datetime | None = None  # contacts not embargo_ok are left out until it lifts
 
 
 def build_send_plan(session: Session, release_id: int, renderer: Renderer, settings: Settings) -> SendPlan:
@@ -179,6 +171,7 @@ def build_send_plan(session: Session, release_id: int, renderer: Renderer, setti
         client_slug=client.slug,
         sender_address=client.from_address,
         topics=topics,
+        embargo_at=release.embargo_at,
         content_hash=content_hash(specs, renderer, topics),
         variants={segment_id: renderer.compile(spec) for segment_id, _, spec in specs},
         segment_order=tuple(segment_id for segment_id, _, _ in specs),
@@ -217,6 +210,7 @@ def recipient_for(contact: Contact) -> Recipient:
         last_name=contact.last_name or "",
         outlet=contact.outlet or "",
         attributes=attributes,
+        timezone=contact.timezone or "",
     )
 
 

@@ -10,7 +10,7 @@ A release file::
     segments = ["seg-a", "seg-b"]     # required; order = position
     send_at = 2026-12-01T14:00:00Z    # optional; ISO 8601 with a zone (TOML datetime or string)
     not_after = 2026-12-01T20:00:00Z  # optional; not started by then: waits for a person
-    embargo = "2026-12-01T05:00:00-05:00"
+    embargo = "2026-12-01 09:00 America/New_York"   # optional; or ISO 8601 with an offset
     dateline = "WASHINGTON, Nov. 30, 2026"
     intro = "Dear {{ first_name | default('colleague') }},"
     about = "**About ...**"
@@ -36,6 +36,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.domain.embargo import check_embargo_after_send, parse_embargo
 from mailer.domain.errors import InputError
 from mailer.message import Speaker, check_header_value
 
@@ -83,7 +84,10 @@ class ReleaseFile:
     variants: Mapping[str, VariantOverride] = field(default_factory=dict)
     send_at: datetime | None = None
     not_after: datetime | None = None
+    #: the embargo's lift, aware in the zone it was written in (a named zone or an offset)
     embargo: datetime | None = None
+    #: that zone: an IANA name (``America/New_York``), ``UTC`` or an offset (``-05:00``)
+    embargo_zone: str | None = None
     dateline: str | None = None
     intro: str | None = None
     about: str | None = None
@@ -102,6 +106,7 @@ class ReleaseFile:
             "questions": list(self.questions),
             "speakers": [dataclasses.asdict(s) for s in self.speakers],
             "embargo": self.embargo.isoformat() if self.embargo else None,
+            "embargo_zone": self.embargo_zone,
             "topics": list(self.topics),
         }
 
@@ -268,6 +273,11 @@ def parse_release(text: str) -> ReleaseFile:
     send_at = _aware(data.get("send_at"), "send_at")
     not_after = _aware(data.get("not_after"), "not_after")
     check_not_after(send_at, not_after, "not_after")
+    embargo = parse_embargo(data.get("embargo"), "embargo")
+    if embargo is not None:
+        problem = check_embargo_after_send(embargo.at, send_at)
+        if problem is not None:
+            raise InputError(f"embargo: {problem}")
     topics = data.get("topics", [])
     if not isinstance(topics, list) or not all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
         raise InputError("topics: expected a list of beats like \"foreign-policy\" (lower-case letters, digits, '-')")
@@ -281,7 +291,8 @@ def parse_release(text: str) -> ReleaseFile:
         variants=variants,
         send_at=send_at,
         not_after=not_after,
-        embargo=_aware(data.get("embargo"), "embargo"),
+        embargo=embargo.local() if embargo is not None else None,
+        embargo_zone=embargo.zone if embargo is not None else None,
         dateline=_string(data, "dateline", "dateline"),
         intro=_string(data, "intro", "intro"),
         about=_string(data, "about", "about"),

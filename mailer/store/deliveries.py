@@ -19,6 +19,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     insert,
     literal,
@@ -31,6 +32,10 @@ from sqlalchemy.orm import Session
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.store.segments import compile_rule
 from mailer.store.tables import Contact, Delivery, Release, Suppression
+
+#: The reason of a delivery left out of an embargoed release (the contact is marked
+#: ``embargo_ok = false``).
+EMBARGO_REASON = "embargo: contact is not embargo_ok"
 
 PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.DEFERRED.value)
 
@@ -153,6 +158,24 @@ def plan_segment(
     session.execute(stmt)
     # rowcount of INSERT ... SELECT ... ON CONFLICT is not reported by every driver.
     return _release_rows(session, release_id) - before
+
+
+def exclude_not_embargo_ok(session: Session, release_id: int, now: datetime) -> int:
+    """Writes: the release's queued rows whose contact is marked ``embargo_ok = false``
+    become ``excluded`` with the reason :data:`EMBARGO_REASON` (never sent); returns how many.
+    Run right after planning an embargoed release, in the same transaction."""
+    untrusted = select(Contact.id).where(Contact.embargo_ok == false())
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.release_id == release_id,
+                Delivery.status == DeliveryStatus.QUEUED.value,
+                Delivery.contact_id.in_(untrusted.scalar_subquery()),
+            )
+            .values(status=DeliveryStatus.EXCLUDED.value, reason=EMBARGO_REASON, updated_at=now)
+        )
+    )
 
 
 def _release_rows(session: Session, release_id: int) -> int:

@@ -108,6 +108,8 @@ class Claimed:
     last_name: str | None
     outlet: str | None
     attributes: dict[str, Any]
+    #: the contact's IANA time zone (an embargo is shown in it)
+    timezone: str | None = None
 
 
 def claim_batch(
@@ -201,6 +203,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             Contact.last_name,
             Contact.outlet,
             Contact.attributes,
+            Contact.timezone,
         )
         .join(Contact, Contact.id == Delivery.contact_id)
         .where(*where, Delivery.email.is_not(None))
@@ -220,6 +223,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             r.last_name,
             r.outlet,
             dict(r.attributes or {}),
+            r.timezone,
         )
         for r in rows
     ]

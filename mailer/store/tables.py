@@ -89,6 +89,8 @@ class Contact(Base):
     country: Mapped[str | None] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    #: False: left out of embargoed releases (e.g. after breaking an embargo); None: not marked
+    embargo_ok: Mapped[bool | None] = mapped_column(Boolean)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     soft_bounce_score: Mapped[int] = mapped_column(default=0)
     soft_bounce_last_at: Mapped[datetime | None]

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mailer import store
 from mailer.audience import contacts
 from mailer.config import Settings
+from mailer.domain.embargo import Embargo
 from mailer.domain.states import ReleaseStatus
 from mailer.message import Renderer
 from mailer.releases.plan import build_send_plan
@@ -81,8 +82,10 @@ def approved_release(
     subject: str = "Harbor Institute report: embargoed until Tuesday",
     body: str = BODY,
     send_at: datetime | None = None,
+    embargo: Embargo | None = None,
 ) -> int:
-    """An approved release of a test client to these segments (created as needed)."""
+    """An approved release of a test client to these segments (created as needed);
+    ``embargo``: the release is embargoed until then."""
     with transaction(rt.sessions) as session:
         client = session.scalar(select(Client).where(Client.slug == "harbor"))
         if client is None:
@@ -104,9 +107,13 @@ def approved_release(
             subject=subject,
             template="press_release",
             body=body,
-            extra={"dateline": "PORTSMOUTH, N.H., Nov. 25, 2026"},
+            extra={
+                "dateline": "PORTSMOUTH, N.H., Nov. 25, 2026",
+                **({"embargo": embargo.local().isoformat(), "embargo_zone": embargo.zone} if embargo else {}),
+            },
             status=ReleaseStatus.APPROVED.value,
             send_at=send_at,
+            embargo_at=embargo.at if embargo else None,
             author="author@example.com",
             created_at=FIXED_NOW,
             updated_at=FIXED_NOW,

@@ -34,6 +34,7 @@ from mailer.domain.states import (
 from mailer.message import Renderer
 from mailer.releases import holds, workflow
 from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.embargo import release_embargo_text
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
@@ -117,6 +118,7 @@ class ReleasePages:
             "problems": report.problems,
             "not_after": detail.not_after,
             "waiting": detail.waiting,
+            "embargo": release_embargo_text(session, release_id),
         }
 
     def release_detail(self, request: Request, release_id: int, user: CurrentUser) -> Response:
