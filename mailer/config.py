@@ -245,6 +245,22 @@ class RenderSettings(_Section):
     memory_limit_mb: int = Field(default=512, ge=64)
 
 
+class AssetSettings(_Section):
+    """Press-kit assets of releases (photos, documents): stored on local disk (the storage
+    sits behind a small interface, :mod:`mailer.releases.storage`), served by ``mailer web``
+    from ``web.base_url``, linked from every message."""
+
+    #: where the files are kept
+    dir: Path = Path("var/assets")
+    #: largest image (PNG, JPEG, GIF, WebP), bytes
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    #: largest document (PDF, Word/Excel/PowerPoint, plain text), bytes
+    max_document_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    #: largest document that may also travel as a true attachment of every message
+    #: (``attach --attach``; a warning says why links are better); 0: never
+    max_attachment_bytes: int = Field(default=512 * 1024, ge=0)
+
+
 class PathSettings(_Section):
     #: email templates (Jinja2)
     templates_dir: Path = Path("templates")
@@ -281,6 +297,7 @@ class Settings(BaseSettings):
     bounces: BounceSettings = Field(default_factory=BounceSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
+    assets: AssetSettings = Field(default_factory=AssetSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
 
     @field_validator("secret_key")

@@ -33,16 +33,21 @@ def _versions() -> dict[str, str]:
 def fingerprint(spec: VariantSpec, renderer: Renderer) -> str:
     """SHA-256 hex of the spec, the sources of the templates it uses and the renderer.
 
-    Canonical JSON (sorted keys, no whitespace) over every field of ``spec``, the text
+    Canonical JSON (sorted keys, no whitespace) over every field of ``spec`` but
+    ``site_url`` (where this install is reached, like the unsubscribe links), the text
     of ``{template}.html``/``.txt`` and every file they extend or include, plus
     :data:`RENDER_VERSION` and the versions of the libraries that shape the bytes. Same
     inputs give the same hash; a change to any of them gives a different one.
     Raises TemplateError if a template is missing or does not parse.
     """
+    fields = dataclasses.asdict(spec)
+    # The web base of the kit and "View online" links is where this install is reached,
+    # like the unsubscribe link's: a deployment setting, not content the approver judged.
+    fields.pop("site_url", None)
     payload = {
         "render_version": RENDER_VERSION,
         "libraries": _versions(),
-        "spec": dataclasses.asdict(spec),
+        "spec": fields,
         "templates": {name: renderer.sources[name] for name in renderer.referenced_templates(spec.template)},
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

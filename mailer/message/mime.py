@@ -31,9 +31,10 @@ from markupsafe import Markup
 from mailer.domain.embargo import embargo_text, subject_prefix
 from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
+from mailer.message.kit import asset_links
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.sandbox import MISSING
-from mailer.message.spec import Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
+from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
 
 _concat = "".join
 
@@ -106,6 +107,22 @@ _HTML_HEAD = _PART_HEADERS % b"html"
 _SUBJECT_CACHE_SIZE = 4096
 
 
+def _attachment_part(attachment: Attachment) -> bytes:
+    """The headers and base64 body (76-character lines) of one attachment part; file
+    names are ASCII letters, digits, ``.``, ``_`` and ``-`` (checked at attach)."""
+    name = attachment.filename
+    if not name.isascii() or any(c in name for c in '"\\\r\n'):
+        raise InputError(f"attachment {name!r}: the file name must be plain ASCII")
+    data = attachment.data_b64.replace("\n", "")
+    lines = "\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
+    return (
+        f'Content-Type: {attachment.content_type}; name="{name}"\r\n'
+        f'Content-Disposition: attachment; filename="{name}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        f"{lines}\r\n"
+    ).encode("ascii")
+
+
 # ---------------------------------------------------------------- compiled variant
 
 
@@ -150,6 +167,7 @@ class CompiledVariant(Variant):
         }
         self._about_html = about[0]
         self._about_text = about[1]
+        self._attachments = tuple(_attachment_part(a) for a in spec.attachments)
         self._embargo = (
             (datetime.fromisoformat(spec.embargo_at), spec.embargo_zone or "UTC") if spec.embargo_at else None
         )
@@ -180,8 +198,13 @@ class CompiledVariant(Variant):
             ctx["embargo"] = embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1]).full
         return ctx
 
-    def _render_parts(self, rcpt: Recipient, to_addr: str, unsubscribe_url: str) -> RenderedParts:
+    def _render_parts(
+        self, rcpt: Recipient, to_addr: str, unsubscribe_url: str, job: RenderJob | None = None
+    ) -> RenderedParts:
         ctx = self._context(rcpt, to_addr, unsubscribe_url)
+        kit_token = job.kit_token if job is not None else None
+        release_token = job.release_token if job is not None else None
+        ctx["assets"] = asset_links(self.spec, kit_token, release_token) if self.spec.assets else ()
         subject = self._run(self._subject, ctx).strip()
         if self._embargo is not None:
             subject = subject_prefix(embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1])) + subject
@@ -235,7 +258,7 @@ class CompiledVariant(Variant):
         rcpt, to_addr, unsubscribe_url = job.recipient, job.to_addr, job.unsubscribe_url
         self._check_recipient(rcpt, to_addr)
         if job.message_id is None:
-            return Rendered(None, self._render_parts(rcpt, to_addr, unsubscribe_url))
+            return Rendered(None, self._render_parts(rcpt, to_addr, unsubscribe_url, job))
         if job.date is None:
             raise InputError("a message to send needs a Date")
         _check_url("List-Unsubscribe", unsubscribe_url, "https://")
@@ -250,7 +273,7 @@ class CompiledVariant(Variant):
             raise InputError(f"Message-ID {message_id!r} must be ASCII without spaces")
         if not message_id.startswith("<"):
             message_id = f"<{message_id}>"
-        parts = self._render_parts(rcpt, to_addr, unsubscribe_url)
+        parts = self._render_parts(rcpt, to_addr, unsubscribe_url, job)
         display = " ".join(n for n in (rcpt.first_name, rcpt.last_name) if n.strip())
         boundary = "=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
         head = "".join(
@@ -261,7 +284,9 @@ class CompiledVariant(Variant):
                 self._date_line(job.date),
                 header_line("Message-ID", message_id),
                 "MIME-Version: 1.0\r\n",
-                'Content-Type: multipart/alternative; boundary="',
+                "Content-Type: multipart/",
+                "mixed" if self._attachments else "alternative",
+                '; boundary="',
                 boundary,
                 '"\r\n',
                 header_line("List-Unsubscribe", unsubscribe),
@@ -270,9 +295,26 @@ class CompiledVariant(Variant):
             )
         )
         delimiter = b"--" + boundary.encode("ascii")
+        head_bytes = head.encode("utf-8")  # ASCII but for an SMTPUTF8 local part (RFC 6532)
+        if self._attachments:
+            # multipart/mixed: the text and HTML alternatives, then the small attachments
+            # (RFC 2046 5.1.3); the alternatives' own boundary differs from the outer one.
+            inner = "=_a" + boundary[2:]
+            head_bytes += b"".join(
+                (
+                    delimiter,
+                    b'\r\nContent-Type: multipart/alternative; boundary="',
+                    inner.encode("ascii"),
+                    b'"\r\n\r\n',
+                )
+            )
+            closing = b"".join(delimiter + b"\r\n" + part for part in self._attachments) + delimiter + b"--\r\n"
+            delimiter = b"--" + inner.encode("ascii")
+        else:
+            closing = b""
         data = b"".join(
             (
-                head.encode("utf-8"),  # ASCII but for an SMTPUTF8 local part (RFC 6532)
+                head_bytes,
                 delimiter,
                 _TEXT_HEAD,
                 _qp(parts.text),
@@ -283,6 +325,7 @@ class CompiledVariant(Variant):
                 b"\r\n",
                 delimiter,
                 b"--\r\n",
+                closing,
             )
         )
         return Rendered(data, parts if job.parts else None)

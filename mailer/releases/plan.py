@@ -10,6 +10,7 @@ when the plan's hash equals the newest approval's (:func:`require_approved_plan`
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,14 +32,19 @@ from mailer.message import (
     VariantSpec,
     fingerprint,
 )
+from mailer.message.spec import Attachment, KitAsset
 from mailer.releases.compliance import BLANK_RECIPIENT
+from mailer.releases.storage import storage_for
+from mailer.store import assets as asset_store
 from mailer.store import releases as release_store
-from mailer.store.tables import Client, Contact, Release, ReleaseSegment
+from mailer.store.tables import Client, Contact, Release, ReleaseAsset, ReleaseSegment
 
 __all__ = [
     "SendPlan",
     "build_send_plan",
     "content_hash",
+    "kit_for",
+    "newsroom_path",
     "pick_segment",
     "recipient_for",
     "release_content_hash",
@@ -80,8 +86,49 @@ def release_embargo(release: Release) -> Embargo | None:
     return Embargo(release.embargo_at.astimezone(UTC), str(zone))
 
 
-def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Settings) -> VariantSpec:
-    """The VariantSpec of one segment of a release (the release with the segment's overrides)."""
+def kit_for(assets: list[ReleaseAsset], settings: Settings) -> tuple[tuple[KitAsset, ...], tuple[Attachment, ...]]:
+    """The release's press kit as messages carry it: every asset (linked), and the bytes of
+    those that also travel as attachments (read from the asset storage)."""
+    kit = tuple(
+        KitAsset(
+            id=a.id,
+            kind=a.kind,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            sha256=a.sha256,
+            width=a.width,
+            height=a.height,
+            caption=a.caption,
+            alt=a.alt,
+            attached=a.attached,
+        )
+        for a in assets
+    )
+    storage = storage_for(settings) if any(a.attached for a in assets) else None
+    attachments = tuple(
+        Attachment(a.filename, a.content_type, base64.b64encode(storage.get(a.storage_key)).decode("ascii"))
+        for a in assets
+        if a.attached and storage is not None
+    )
+    return kit, attachments
+
+
+def newsroom_path(client_slug: str, release_id: int) -> str:
+    """The path of a release's newsroom page (its "View online" link and its assets)."""
+    return f"/newsroom/{client_slug}/{release_id}"
+
+
+def spec_for(
+    release: Release,
+    client: Client,
+    row: ReleaseSegment,
+    settings: Settings,
+    *,
+    kit: tuple[tuple[KitAsset, ...], tuple[Attachment, ...]] = ((), ()),
+) -> VariantSpec:
+    """The VariantSpec of one segment of a release (the release with the segment's
+    overrides); ``kit`` from :func:`kit_for`."""
     extra = release.extra or {}
     embargo = release_embargo(release)
     return VariantSpec(
@@ -101,6 +148,10 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         about=extra.get("about"),
         embargo_at=embargo.at.isoformat() if embargo is not None else None,
         embargo_zone=embargo.zone if embargo is not None else None,
+        assets=kit[0],
+        attachments=kit[1],
+        site_url=settings.web.base_url,
+        newsroom_path=newsroom_path(client.slug, release.id),
     )
 
 
@@ -111,8 +162,9 @@ def variant_specs(session: Session, release_id: int, settings: Settings) -> list
     """
     release = release_store.get_release(session, release_id)
     client = release_store.get_client_by_id(session, release.client_id)
+    kit = kit_for(asset_store.release_assets(session, release_id), settings)
     return [
-        (seg.id, seg.slug, spec_for(release, client, row, settings))
+        (seg.id, seg.slug, spec_for(release, client, row, settings, kit=kit))
         for row, seg in release_store.release_segments(session, release_id)
     ]
 

@@ -194,6 +194,30 @@ class ReleaseSegment(Base):
     template: Mapped[str | None] = mapped_column(String(64))
 
 
+class ReleaseAsset(Base):
+    """A photo or document of a release's press kit (the bytes are in the asset storage,
+    :mod:`mailer.releases.storage`, under ``storage_key``)."""
+
+    __tablename__ = "release_assets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    #: "image" or "document"
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    caption: Mapped[str | None] = mapped_column(Text)
+    alt: Mapped[str | None] = mapped_column(Text)
+    #: also travels as a true attachment of every message (small documents only)
+    attached: Mapped[bool] = mapped_column(Boolean, default=False)
+    storage_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+
+
 class Approval(Base):
     __tablename__ = "approvals"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,6 +27,7 @@ from mailer.runtime import Runtime
 from mailer.web.limits import LoginLimiter
 from mailer.web.paths import path_ids
 from mailer.web.staff.account import AccountPages
+from mailer.web.staff.assets import AssetPages
 from mailer.web.staff.bounces import BouncePages
 from mailer.web.staff.contacts import ContactPages
 from mailer.web.staff.dashboard import DashboardPages
@@ -50,6 +51,7 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     contacts = ContactPages(view)
     bounces = BouncePages(view)
     sups = SuppressionPages(view)
+    kit = AssetPages(view)
 
     r = APIRouter(include_in_schema=False, dependencies=[Depends(path_ids)])
     r.add_api_route("/login", account.login_page, methods=["GET"], name="login")
@@ -68,6 +70,11 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     )
     r.add_api_route("/releases/{release_id}/confirm/{action}", rel.confirm, methods=["GET"], name="confirm")
     r.add_api_route("/releases/{release_id}/actions/{action}", rel.act, methods=["POST"], name="act")
+    r.add_api_route("/releases/{release_id}/assets", kit.upload, methods=["POST"], name="asset_upload")
+    r.add_api_route(
+        "/releases/{release_id}/assets/{asset_id}/remove", kit.remove, methods=["POST"], name="asset_remove"
+    )
+    r.add_api_route("/releases/{release_id}/assets/{asset_id}", kit.file, methods=["GET"], name="asset_file")
     r.add_api_route("/log", log.log_page, methods=["GET"], name="log")
     r.add_api_route("/log.csv", log.log_csv, methods=["GET"], name="log_csv")
     r.add_api_route("/contacts/{email}", contacts.contact_page, methods=["GET"], name="contact")

@@ -36,6 +36,7 @@ from mailer.releases import holds, workflow
 from mailer.releases.approval import approve_release, submit_release
 from mailer.releases.embargo import release_embargo_text
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
+from mailer.store import assets as asset_store
 from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.ledger.dashboard import ReleaseProgress, release_progress
@@ -119,6 +120,8 @@ class ReleasePages:
             "not_after": detail.not_after,
             "waiting": detail.waiting,
             "embargo": release_embargo_text(session, release_id),
+            "assets": asset_store.release_assets(session, release_id),
+            "can_write": permits(user, Action.WRITE) and ReleaseAction.EDIT in allowed_actions(status),
         }
 
     def release_detail(self, request: Request, release_id: int, user: CurrentUser) -> Response:

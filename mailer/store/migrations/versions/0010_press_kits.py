@@ -1,4 +1,4 @@
-"""Press kits, a newsroom and embargoes: contacts' ``embargo_ok``.
+"""Press kits, a newsroom and embargoes: contacts' ``embargo_ok``, release assets.
 
 Revision ID: 0010_press_kits
 Revises: 0007 (the lead re-chains the parallel branches' migrations at merge)
@@ -19,8 +19,33 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("contacts") as batch:
         batch.add_column(sa.Column("embargo_ok", sa.Boolean(), nullable=True))
+    op.create_table(
+        "release_assets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("release_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("filename", sa.String(length=200), nullable=False),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=True),
+        sa.Column("height", sa.Integer(), nullable=True),
+        sa.Column("caption", sa.Text(), nullable=True),
+        sa.Column("alt", sa.Text(), nullable=True),
+        sa.Column("attached", sa.Boolean(), nullable=False),
+        sa.Column("storage_key", sa.String(length=300), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["release_id"], ["releases.id"], name="fk_release_assets_release_id_releases", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_release_assets"),
+    )
+    op.create_index("ix_release_assets_release_id", "release_assets", ["release_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_release_assets_release_id", table_name="release_assets")
+    op.drop_table("release_assets")
     with op.batch_alter_table("contacts") as batch:
         batch.drop_column("embargo_ok")
