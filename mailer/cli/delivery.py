@@ -146,6 +146,7 @@ def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
     out.print(dom)
     for line in problem_lines(data.problems):
         out.print(line, highlight=False)
+    out.print(f"press kit: {data.kit_downloads} downloads by {data.kit_downloaders} recipients", highlight=False)
 
 
 def problem_lines(problems: ProblemCounts) -> list[str]:

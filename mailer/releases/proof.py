@@ -23,6 +23,7 @@ from mailer.audience.contacts import normalize_email
 from mailer.config import Settings
 from mailer.domain.states import Outcome
 from mailer.message import Renderer
+from mailer.message.tokens import Tokens
 from mailer.releases import compliance
 from mailer.releases.plan import (
     content_hash,
@@ -131,6 +132,7 @@ def _render(
         unsubscribe_url=compliance.sample_unsubscribe_url(settings),
         unsubscribe_mailto=None,
         date=now,
+        release_token=Tokens.from_settings(settings).release_kit(release_id),
     )
     envelope_sender = f"bounces@{settings.sender.bounce_domain}"
     return _Proof(release_id, segment_id, slug, to, digest, message_id, envelope_sender, raw)

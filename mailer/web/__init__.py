@@ -27,6 +27,7 @@ from mailer.message.tokens import Tokens
 from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
 from mailer.web.api import api_router
+from mailer.web.newsroom import NewsroomRoutes
 from mailer.web.paths import PathNotFound
 from mailer.web.public import PublicRoutes
 from mailer.web.staff import staff_router
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.auth = auth.Auth(runtime)
     page_templates = templates()
     app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
+    app.include_router(NewsroomRoutes(runtime, tokens, page_templates).router())
     app.include_router(api_router(runtime))
     app.include_router(staff_router(runtime, page_templates))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

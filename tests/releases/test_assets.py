@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import struct
 from email.message import EmailMessage
 from pathlib import Path
@@ -118,16 +119,15 @@ def test_attach_list_render_and_detach_from_the_cli(
     msg, text, html = _eml(tmp_path, rid)
     assert msg.get_content_type() == "multipart/alternative"
     page = f"{BASE_URL}/newsroom/acme/{rid}/assets"
-    assert (
-        f'<img src="{page}/{photo["id"]}/harbour-photo.png" width="560" height="320" alt="Cranes over a quiet harbour"'
-        in html
-    )
-    assert f'href="{page}/{facts["id"]}/facts.pdf"' in html and ">Fact sheet</a> (facts.pdf, 1 KB)" in html
-    assert "PRESS KIT" in text
+    # a preview links the public newsroom URLs, with the release's token (not a reader's)
+    src = re.search(r'<img src="([^"]+)" width="560" height="320" alt="Cranes over a quiet harbour"', html)
+    assert src is not None and src.group(1).startswith(f"{page}/{photo['id']}/harbour-photo.png?k=")
+    assert f'href="{page}/{facts["id"]}/facts.pdf?k=' in html and ">Fact sheet</a> (facts.pdf, 1 KB)" in html
     text = text.replace("\r\n", "\n")
+    assert "PRESS KIT" in text
     assert "* The harbour at dawn (harbour-photo.png, 560x320 image, " in text
-    assert f" KB)\n  {page}/{photo['id']}/harbour-photo.png\n" in text
-    assert f"{page}/{facts['id']}/facts.pdf" in text
+    assert f" KB)\n  {page}/{photo['id']}/harbour-photo.png?k=" in text
+    assert f"{page}/{facts['id']}/facts.pdf?k=" in text
     run_json("releases", "detach", str(rid), str(facts["id"]))
     left = run_json("releases", "assets", str(rid))
     assert isinstance(left, list) and [a["filename"] for a in left] == ["harbour-photo.png"]

@@ -16,6 +16,7 @@ from mailer.domain.errors import NotFoundError
 from mailer.domain.states import DeliveryStatus
 from mailer.domain.status import FAULT_OF, Fault
 from mailer.domain.status import HARD_REASONS as ADDRESS_DEAD
+from mailer.store.assets import download_counts
 from mailer.store.tables import Delivery, DeliveryEvent, Release, Segment
 
 #: Delivery reasons that mean the address is dead: the live SMTP path's ``hard_bounce``
@@ -129,6 +130,9 @@ class ReleaseReport:
     segments: dict[str, dict[str, int]]
     domains: dict[str, dict[str, int]]
     problems: ProblemCounts
+    #: press-kit downloads (first-party clicks), and the recipients who made them
+    kit_downloads: int = 0
+    kit_downloaders: int = 0
 
 
 def release_report(session: Session, release_id: int, *, top_domains: int = 20) -> ReleaseReport:
@@ -165,6 +169,7 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         .group_by(Delivery.domain, Delivery.status)
     ):
         domains.setdefault(domain or "", {})[status] = int(n)
+    downloads, downloaders = download_counts(session, release_id)
     return ReleaseReport(
         release=release.id,
         title=release.title,
@@ -175,6 +180,8 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         segments=segments,
         domains=domains,
         problems=problem_counts(session, release_id),
+        kit_downloads=downloads,
+        kit_downloaders=downloaders,
     )
 
 

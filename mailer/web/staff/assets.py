@@ -23,25 +23,13 @@ from mailer.releases.assets import attach_asset, remove_asset
 from mailer.releases.storage import storage_for
 from mailer.store import assets as asset_store
 from mailer.store.db import transaction
+from mailer.web.newsroom import asset_headers
 from mailer.web.staff.view import CurrentUser, StaffView
 
 log = logging.getLogger("mailer.web.staff")
 
 #: Read at most this much of an upload (the type limits are checked after).
 _READ_CAP = 64 * 1024 * 1024
-
-
-def asset_headers(content_type: str, filename: str, *, kind: str) -> dict[str, str]:
-    """Headers for serving a kit file: its stored type, never sniffed; images inline,
-    documents as downloads; no script may run in anything we serve."""
-    disposition = "inline" if kind == "image" else "attachment"
-    return {
-        "Content-Type": content_type,
-        "Content-Disposition": f'{disposition}; filename="{filename}"',
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Referrer-Policy": "no-referrer",
-    }
 
 
 class AssetPages:

@@ -121,6 +121,7 @@ class ReleasePages:
             "waiting": detail.waiting,
             "embargo": release_embargo_text(session, release_id),
             "assets": asset_store.release_assets(session, release_id),
+            "downloaders": [d for d in asset_store.contacts_who_downloaded(session, release_id) if d.email][:50],
             "can_write": permits(user, Action.WRITE) and ReleaseAction.EDIT in allowed_actions(status),
         }
 
