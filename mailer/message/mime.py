@@ -31,7 +31,7 @@ from markupsafe import Markup
 from mailer.domain.embargo import embargo_text, subject_prefix
 from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
-from mailer.message.kit import asset_links
+from mailer.message.kit import asset_links, view_online_url
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.sandbox import MISSING
 from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
@@ -205,6 +205,7 @@ class CompiledVariant(Variant):
         kit_token = job.kit_token if job is not None else None
         release_token = job.release_token if job is not None else None
         ctx["assets"] = asset_links(self.spec, kit_token, release_token) if self.spec.assets else ()
+        ctx["view_online_url"] = view_online_url(self.spec, kit_token)
         subject = self._run(self._subject, ctx).strip()
         if self._embargo is not None:
             subject = subject_prefix(embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1])) + subject
@@ -223,6 +224,14 @@ class CompiledVariant(Variant):
         html = self._run(self._layouts[0], html_ctx)
         text = self._run(self._layouts[1], ctx)
         return RenderedParts(subject, text, html)
+
+    def page_html(self, rcpt: Recipient) -> tuple[Markup, Markup | None]:
+        """The body (and the "About" boilerplate) as HTML for ``rcpt`` without the layout:
+        what a newsroom page shows (render with a recipient without fields for a page
+        without personalization). Raises TemplateError."""
+        ctx = self._context(rcpt, "", "")
+        ctx["subject"] = ""
+        return Markup(self._run(self._body[0], ctx)), self._about_html
 
     @staticmethod
     def _check_recipient(rcpt: Recipient, to_addr: str) -> None:

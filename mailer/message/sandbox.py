@@ -54,7 +54,7 @@ VARIANT_NAMES = frozenset(
 )
 SUBJECT_NAMES = RECIPIENT_NAMES | MESSAGE_NAMES | VARIANT_NAMES
 USER_NAMES = SUBJECT_NAMES | {"subject"}
-LAYOUT_NAMES = USER_NAMES | {"body", "intro", "about", "assets"}
+LAYOUT_NAMES = USER_NAMES | {"body", "intro", "about", "assets", "view_online_url"}
 
 
 class Missing(Undefined):

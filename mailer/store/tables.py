@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -72,6 +73,8 @@ class Client(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     postal_address: Mapped[str] = mapped_column(Text)
     disclosure: Mapped[str | None] = mapped_column(Text)
+    #: its newsroom pages ask search engines not to index them
+    newsroom_noindex: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 

@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.config import Settings
 from mailer.message.tokens import Tokens
+from mailer.releases.newsroom import PageRenderer
+from mailer.releases.plan import renderer_for
 from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
 from mailer.web.api import api_router
@@ -36,15 +38,21 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+#: Paths whose pages may be indexed: the public newsroom sets its own X-Robots-Tag
+#: (``noindex`` where a client chose it, and while a release is embargoed).
+INDEXABLE_PREFIXES = ("/newsroom/",)
+
+
 class NoIndex:
     """ASGI middleware: ``X-Robots-Tag: noindex`` on every response, whatever route (or
-    error) produced it. Nothing this app serves belongs in a search index."""
+    error) produced it, but the newsroom's (:data:`INDEXABLE_PREFIXES`). Nothing else this
+    app serves belongs in a search index."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(INDEXABLE_PREFIXES):
             await self.app(scope, receive, send)
             return
 
@@ -99,7 +107,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.auth = auth.Auth(runtime)
     page_templates = templates()
     app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
-    app.include_router(NewsroomRoutes(runtime, tokens, page_templates).router())
+    pages = PageRenderer(renderer_for(settings), settings)
+    app.include_router(NewsroomRoutes(runtime, tokens, page_templates, pages).router())
     app.include_router(api_router(runtime))
     app.include_router(staff_router(runtime, page_templates))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

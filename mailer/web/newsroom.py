@@ -1,4 +1,13 @@
-"""Public press-kit routes: a delivery's kit links (``/kit/{token}/...``).
+"""The public newsroom and press-kit routes.
+
+* ``/newsroom/{client}``: the client's published releases; ``/newsroom/{client}/feed.atom``
+  the same as an Atom feed (RFC 4287); ``/newsroom/{client}/{release}``: one release's page
+  (``?t=TOKEN``: a recipient's "View online" link, which also opens it before the
+  embargo lifts); ``/newsroom/{client}/{release}/assets/{id}/{name}``: its kit files
+  (``?k=`` the release's token, ``?t=`` a recipient's, or none once public). Who may see
+  what: :mod:`mailer.releases.newsroom`. Indexable unless the client chose ``noindex``
+  (and never while embargoed).
+* ``/kit/{token}/{asset}/{name}``: a delivery's kit links, below.
 
 Every asset link in a message carries the signed kit token of that delivery
 (:meth:`mailer.message.tokens.Tokens.kit`); fetching it (GET) records a "downloaded the
@@ -18,14 +27,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
-from mailer.domain.errors import NotFoundError
+from mailer.domain.errors import MailerError, NotFoundError
 from mailer.domain.states import MAX_ID
 from mailer.message.tokens import Tokens
+from mailer.releases.newsroom import PageRenderer, asset_visible, client_newsroom
 from mailer.releases.storage import storage_for
 from mailer.runtime import Runtime
 from mailer.store import assets as asset_store
 from mailer.store.db import transaction
 from mailer.web.public import PUBLIC_HEADERS
+
+#: Newsroom pages: our own images and inline styles, nothing else; no forms, no frames.
+NEWSROOM_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 __all__ = ["NewsroomRoutes", "asset_headers"]
 
@@ -64,13 +80,130 @@ class NewsroomRoutes:
     runtime: Runtime
     tokens: Tokens
     templates: Jinja2Templates
+    pages: PageRenderer
 
     def router(self) -> APIRouter:
         router = APIRouter(include_in_schema=False)
+        get = ["GET", "HEAD"]
+        router.add_api_route("/kit/{token}/{asset_id}/{filename}", self.kit_file, methods=get, name="kit_file")
+        router.add_api_route("/newsroom/{client}", self.index, methods=get, name="newsroom")
+        router.add_api_route("/newsroom/{client}/feed.atom", self.feed, methods=get, name="newsroom_feed")
+        router.add_api_route("/newsroom/{client}/{release}", self.release_page, methods=get, name="newsroom_release")
         router.add_api_route(
-            "/kit/{token}/{asset_id}/{filename}", self.kit_file, methods=["GET", "HEAD"], name="kit_file"
+            "/newsroom/{client}/{release}/assets/{asset_id}/{filename}",
+            self.release_file,
+            methods=get,
+            name="newsroom_file",
         )
         return router
+
+    # -- the newsroom --
+
+    def _headers(self, *, noindex: bool, private: bool) -> dict[str, str]:
+        headers = {
+            "Content-Security-Policy": NEWSROOM_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer" if private else "strict-origin-when-cross-origin",
+            "Cache-Control": "private, no-store" if private else "public, max-age=300",
+        }
+        if noindex:
+            headers["X-Robots-Tag"] = "noindex, nofollow"
+        return headers
+
+    def index(self, request: Request, client: str) -> Response:
+        """The client's newsroom: its published releases, newest first."""
+        with transaction(self.runtime.sessions) as session:
+            newsroom = client_newsroom(session, client, now=self.runtime.clock())
+        if newsroom is None:
+            return self.not_found(request)
+        context = {"newsroom": newsroom, "noindex": newsroom.noindex}
+        headers = self._headers(noindex=newsroom.noindex, private=False)
+        return self.templates.TemplateResponse(request, "newsroom/index.html", context, headers=headers)
+
+    def feed(self, request: Request, client: str) -> Response:
+        """The client's published releases as an Atom feed."""
+        with transaction(self.runtime.sessions) as session:
+            newsroom = client_newsroom(session, client, now=self.runtime.clock())
+        if newsroom is None:
+            return self.not_found(request)
+        latest = max((r.published_at for r in newsroom.releases), default=self.runtime.clock())
+        context = {
+            "newsroom": newsroom,
+            "site": self.runtime.settings.web.base_url.rstrip("/"),
+            "updated": latest.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        headers = self._headers(noindex=newsroom.noindex, private=False)
+        return self.templates.TemplateResponse(
+            request, "newsroom/feed.xml", context, headers=headers, media_type="application/atom+xml"
+        )
+
+    def release_page(self, request: Request, client: str, release: str, t: str | None = None) -> Response:
+        """One release's page: public once out and lifted; before the lift only with a
+        token of one of its deliveries (``?t=``, the message's "View online" link)."""
+        release_id = _asset_id(release)
+        if release_id is None:
+            return self.not_found(request)
+        recipient_of = self._recipient_of(t)
+        try:
+            with transaction(self.runtime.sessions) as session:
+                page = self.pages.page(
+                    session, client, release_id, now=self.runtime.clock(), kit_token=t, recipient_of=recipient_of
+                )
+        except MailerError:
+            return self.not_found(request)
+        if page is None:
+            return self.not_found(request)
+        private = page.embargo is not None
+        context = {"newsroom": page.client, "page": page, "noindex": page.noindex}
+        headers = self._headers(noindex=page.noindex, private=private or t is not None)
+        return self.templates.TemplateResponse(request, "newsroom/release.html", context, headers=headers)
+
+    def release_file(
+        self,
+        request: Request,
+        client: str,
+        release: str,
+        asset_id: str,
+        filename: str,
+        k: str | None = None,
+        t: str | None = None,
+    ) -> Response:
+        """A kit file from the newsroom (shown images, the page's links); records nothing."""
+        release_id, wanted = _asset_id(release), _asset_id(asset_id)
+        if release_id is None or wanted is None:
+            return self.not_found(request)
+        with transaction(self.runtime.sessions) as session:
+            found = asset_visible(
+                session,
+                client,
+                release_id,
+                wanted,
+                now=self.runtime.clock(),
+                release_token_of=self.tokens.read_release_kit(k) if k else None,
+                recipient_of=self._recipient_of(t),
+            )
+        if found is None:
+            return self.not_found(request)
+        key, content_type, name, kind = found
+        try:
+            data = storage_for(self.runtime.settings).get(key)
+        except NotFoundError:
+            return self.not_found(request)
+        response = self.file_response(_File(data, content_type, name, kind))
+        if k or t:
+            response.headers["Cache-Control"] = "private, max-age=3600"
+        else:
+            response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+    def _recipient_of(self, token: str | None) -> int | None:
+        """The release of the delivery a kit token names (None for no or a bad token)."""
+        delivery_id = self.tokens.read_kit(token) if token else None
+        if delivery_id is None:
+            return None
+        with transaction(self.runtime.sessions) as session:
+            delivery = asset_store.kit_delivery(session, delivery_id)
+        return delivery.release_id if delivery is not None else None
 
     def kit_file(self, request: Request, token: str, asset_id: str, filename: str) -> Response:
         """A file of the press kit through a delivery's link; a GET is recorded."""

@@ -1,9 +1,26 @@
-"""Small press-kit files made on the spot: a PNG of any size and a one-page PDF."""
+"""Small press-kit files made on the spot (a PNG of any size, a one-page PDF), and the
+acme release (tests/support/releases.py) sent with a photo and a fact sheet."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import struct
 import zlib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from mailer.engine.dispatch import Dispatcher
+from mailer.message import Renderer
+from mailer.releases import workflow
+from mailer.releases.approval import approve_release
+from mailer.releases.assets import attach_asset
+from mailer.releases.storage import storage_for
+from mailer.runtime import Runtime
+from mailer.store.db import transaction
+from tests.support.fake_transport import FakeTransport
+from tests.support.releases import create, seed, submit
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -41,3 +58,46 @@ def pdf(text: str = "Fact sheet") -> bytes:
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return out
+
+
+@dataclass
+class Sent:
+    release_id: int
+    messages: dict[str, EmailMessage]
+
+
+def text_of(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def html_of(msg: EmailMessage) -> str:
+    part = msg.get_body(("html",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+async def send_kit_release(rt: Runtime, renderer: Renderer, tmp_path: Path) -> Sent:
+    """The acme release with a photo and a fact sheet, approved, sent now to Ann and Bob."""
+    seed(rt, tmp_path)
+    rid = create(rt, renderer)
+    with transaction(rt.sessions) as session:
+        storage = storage_for(rt.settings)
+        for data, name, caption in ((png(40, 30), "photo.png", "The harbour"), (pdf(), "facts.pdf", "Fact sheet")):
+            attach_asset(
+                session, rid, data, name, caption=caption, alt=None, actor="pat",
+                storage=storage, settings=rt.settings, now=rt.clock(),
+            )  # fmt: skip
+        workflow.schedule(session, rid, at=rt.clock(), actor="pat", now=rt.clock())
+    submit(rt, renderer, rid)
+    with transaction(rt.sessions) as session:
+        approve_release(session, rid, approver="quinn", renderer=renderer, settings=rt.settings, now=rt.clock())
+    fake = FakeTransport()
+    await Dispatcher(rt, fake).run_once()
+    messages = {}
+    for sent in fake.sent:
+        msg = email.message_from_bytes(sent.data, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        messages[sent.recipient] = msg
+    return Sent(rid, messages)

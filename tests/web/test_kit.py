@@ -4,11 +4,7 @@ contacts_who_downloaded); bad tokens and other releases' tokens get the unsubscr
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -19,11 +15,7 @@ from mailer.domain.states import Role
 from mailer.engine.dispatch import Dispatcher
 from mailer.message import Renderer
 from mailer.message.tokens import Tokens
-from mailer.releases import workflow
-from mailer.releases.approval import approve_release
-from mailer.releases.assets import attach_asset
 from mailer.releases.plan import renderer_for
-from mailer.releases.storage import storage_for
 from mailer.runtime import Runtime
 from mailer.store import assets as asset_store
 from mailer.store.db import transaction
@@ -31,8 +23,7 @@ from mailer.store.ledger.history import contact_history
 from mailer.store.ledger.report import release_report
 from tests.support.engine import Variant, add_contacts, approved_release, deliveries
 from tests.support.fake_transport import FakeTransport
-from tests.support.kit import pdf, png
-from tests.support.releases import create, seed, submit
+from tests.support.kit import html_of, pdf, send_kit_release, text_of
 from tests.support.web import app_for, make_users, sign_in
 
 KIT_LINK = re.compile(r"https?://[^\s<>\"]+/kit/[^\s<>\"]+")
@@ -46,49 +37,6 @@ def settings(settings: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture
 def renderer(settings: Settings) -> Renderer:
     return renderer_for(settings)
-
-
-@dataclass
-class Sent:
-    release_id: int
-    messages: dict[str, EmailMessage]
-
-
-def text_of(msg: EmailMessage) -> str:
-    part = msg.get_body(("plain",))
-    assert isinstance(part, EmailMessage)
-    return str(part.get_content())
-
-
-def html_of(msg: EmailMessage) -> str:
-    part = msg.get_body(("html",))
-    assert isinstance(part, EmailMessage)
-    return str(part.get_content())
-
-
-async def send_kit_release(rt: Runtime, renderer: Renderer, tmp_path: Path) -> Sent:
-    """The acme release with a photo and a fact sheet, approved, sent now to Ann and Bob."""
-    seed(rt, tmp_path)
-    rid = create(rt, renderer)
-    with transaction(rt.sessions) as session:
-        storage = storage_for(rt.settings)
-        for data, name, caption in ((png(40, 30), "photo.png", "The harbour"), (pdf(), "facts.pdf", "Fact sheet")):
-            attach_asset(
-                session, rid, data, name, caption=caption, alt=None, actor="pat",
-                storage=storage, settings=rt.settings, now=rt.clock(),
-            )  # fmt: skip
-        workflow.schedule(session, rid, at=rt.clock(), actor="pat", now=rt.clock())
-    submit(rt, renderer, rid)
-    with transaction(rt.sessions) as session:
-        approve_release(session, rid, approver="quinn", renderer=renderer, settings=rt.settings, now=rt.clock())
-    fake = FakeTransport()
-    await Dispatcher(rt, fake).run_once()
-    messages = {}
-    for sent in fake.sent:
-        msg = email.message_from_bytes(sent.data, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        messages[sent.recipient] = msg
-    return Sent(rid, messages)
 
 
 async def test_a_download_is_recorded_for_the_right_delivery(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:

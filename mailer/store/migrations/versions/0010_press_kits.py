@@ -1,4 +1,5 @@
-"""Press kits, a newsroom and embargoes: contacts' ``embargo_ok``, release assets.
+"""Press kits, a newsroom and embargoes: contacts' ``embargo_ok``, release assets,
+clients' ``newsroom_noindex``.
 
 Revision ID: 0010_press_kits
 Revises: 0007 (the lead re-chains the parallel branches' migrations at merge)
@@ -19,6 +20,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("contacts") as batch:
         batch.add_column(sa.Column("embargo_ok", sa.Boolean(), nullable=True))
+    with op.batch_alter_table("clients") as batch:
+        batch.add_column(sa.Column("newsroom_noindex", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "release_assets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -47,5 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_release_assets_release_id", table_name="release_assets")
     op.drop_table("release_assets")
+    with op.batch_alter_table("clients") as batch:
+        batch.drop_column("newsroom_noindex")
     with op.batch_alter_table("contacts") as batch:
         batch.drop_column("embargo_ok")
