@@ -144,9 +144,11 @@ class PageRenderer:
         lifted = embargo_lifted(release, now)
         token = None if lifted else kit_token
         links = asset_links(spec, token, None)
-        if token is not None:
-            for link in links:
-                link["src"] = f"{link['src']}?t={token}"
+        site = (spec.site_url or "").rstrip("/")
+        for link in links:
+            # the page links its own site by path (CSP img-src 'self', any host name it is reached by)
+            link["url"] = str(link["url"]).removeprefix(site)
+            link["src"] = str(link["src"]).removeprefix(site) + (f"?t={token}" if token is not None else "")
         embargo = release_embargo(release)
         shown = embargo_text(embargo.at, None, embargo.zone).full if embargo is not None and not lifted else None
         newsroom = _newsroom(client, [])
