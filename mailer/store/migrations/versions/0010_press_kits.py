@@ -18,10 +18,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("contacts") as batch:
-        batch.add_column(sa.Column("embargo_ok", sa.Boolean(), nullable=True))
-    with op.batch_alter_table("clients") as batch:
-        batch.add_column(sa.Column("newsroom_noindex", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # Plain ADD COLUMN (SQLite has it): a batch copy of clients or contacts would drop a
+    # table that other rows still reference.
+    op.add_column("contacts", sa.Column("embargo_ok", sa.Boolean(), nullable=True))
+    op.add_column("clients", sa.Column("newsroom_noindex", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "release_assets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,7 +50,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_release_assets_release_id", table_name="release_assets")
     op.drop_table("release_assets")
-    with op.batch_alter_table("clients") as batch:
-        batch.drop_column("newsroom_noindex")
-    with op.batch_alter_table("contacts") as batch:
-        batch.drop_column("embargo_ok")
+    op.drop_column("clients", "newsroom_noindex")
+    op.drop_column("contacts", "embargo_ok")
