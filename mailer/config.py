@@ -362,6 +362,22 @@ class CadenceSettings(_Section):
     window_hours: float = Field(default=24, gt=0, le=24 * 366)
 
 
+class AssetSettings(_Section):
+    """Press-kit assets of releases (photos, documents): stored on local disk (the storage
+    sits behind a small interface, :mod:`mailer.releases.storage`), served by ``mailer web``
+    from ``web.base_url``, linked from every message."""
+
+    #: where the files are kept
+    dir: Path = Path("var/assets")
+    #: largest image (PNG, JPEG, GIF, WebP), bytes
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    #: largest document (PDF, Word/Excel/PowerPoint, plain text), bytes
+    max_document_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    #: largest document that may also travel as a true attachment of every message
+    #: (``attach --attach``; a warning says why links are better); 0: never
+    max_attachment_bytes: int = Field(default=512 * 1024, ge=0)
+
+
 class PathSettings(_Section):
     #: more email templates (Jinja2), beside those that ship with mailer: a file here
     #: with the name of a shipped one replaces it; empty: only the shipped ones. Relative
@@ -448,6 +464,7 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     conversations: ConversationSettings = Field(default_factory=ConversationSettings)
     cadence: CadenceSettings = Field(default_factory=CadenceSettings)
+    assets: AssetSettings = Field(default_factory=AssetSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
@@ -523,6 +540,8 @@ _PATH_KEYS = (
     ("dkim", "key_file"),
     ("smtp", "ca_file"),
     ("retry", "journal_dir"),
+    ("dkim", "key_dir"),
+    ("assets", "dir"),
 )
 
 

@@ -35,6 +35,11 @@ KNOWN_COLUMNS = (
     "timezone",
     "tags",
 )
+#: Yes/no columns stored on the contact (not exported: a re-import without them keeps them).
+#: ``embargo_ok``: "false" leaves the contact out of embargoed releases.
+FLAG_COLUMNS = ("embargo_ok",)
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0"})
 _ALIASES = {
     "e_mail": "email",
     "email_address": "email",
@@ -192,6 +197,8 @@ def parse_row(
                 tags = found
         elif key in KNOWN_COLUMNS:
             values[key] = clean_field(key, cell, outlet_types=outlet_types)
+        elif key in FLAG_COLUMNS:
+            values[key] = _flag(key, cell)
         elif key == LEGACY_ATTRIBUTES_COLUMN and cell.strip().startswith("{"):
             attributes.update(_legacy_attributes(cell))
         elif key:
@@ -203,6 +210,18 @@ def parse_row(
     if not email:
         raise InputError("email is empty")
     return ParsedRow(line, email, values, beats, tags, attributes, frozenset(blank))
+
+
+def _flag(column: str, cell: str) -> bool | None:
+    """A yes/no cell: true/yes/1 or false/no/0 (any case); None when empty."""
+    value = cell.strip().lower()
+    if not value:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InputError(f"{column} {cell.strip()!r}: expected true or false")
 
 
 def _legacy_attributes(cell: str) -> dict[str, str]:

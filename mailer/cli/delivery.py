@@ -159,6 +159,7 @@ def report(release_id: ReleaseId, as_json: JsonOpt = False) -> None:
         out.print(line, highlight=False)
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(replies.items()))
     out.print(f"replies: {sum(replies.values())}" + (f" ({kinds})" if kinds else ""), highlight=False)
+    out.print(f"press kit: {data.kit_downloads} downloads by {data.kit_downloaders} recipients", highlight=False)
 
 
 def problem_lines(problems: ProblemCounts) -> list[str]:

@@ -69,6 +69,11 @@ def demo(
         f"(open {result.maildir}/new/ in any mail client or text editor)"
     )
     rid = result.release_id
+    base = rt.settings.web.base_url.rstrip("/")
+    out.print(
+        f"newsroom: {base}/newsroom/valdoria-mission/{rid} (run `mailer web`; open it from a message's "
+        '"View online" link until the embargo lifts, then it is public)'
+    )
     prog = _program()
     out.print(f"more: {prog} --config config.example.toml report {rid}   (or: log --release {rid})")
 

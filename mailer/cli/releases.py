@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mailer.accounts import permits
-from mailer.cli import conversations, release_controls
+from mailer.cli import conversations, release_assets, release_controls
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.clients import clients_app
 from mailer.cli.common import JsonOpt, ReleaseId, err, out, print_json, runtime
@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's command groups to the root app."""
     release_controls.add_commands(releases_app)
     conversations.add_commands(releases_app)
+    release_assets.add_commands(releases_app)
     app.add_typer(releases_app, name="releases")
     app.add_typer(clients_app, name="clients")
 

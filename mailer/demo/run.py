@@ -1,7 +1,8 @@
 """`make demo`: the main job end to end on the embedded defaults.
 
 Creates the schema, imports the sample lists, saves the demo segments, creates the demo
-client and its media advisory, previews it per segment, submits and approves it (two
+client and its media advisory (embargoed until the next morning in New York, with a
+photo and a PDF fact sheet in its press kit), previews it per segment, submits and approves it (two
 different people), sends it through a local capture SMTP server that files every message
 in a Maildir, and returns the delivery report.
 """
@@ -9,10 +10,13 @@ in a Maildir, and returns the delivery report.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -22,10 +26,12 @@ from mailer.audience.contacts import ImportResult
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases import workflow
 from mailer.releases.approval import approve_release, submit_release
+from mailer.releases.assets import attach_asset
 from mailer.releases.authoring import create_release
 from mailer.releases.clients import client_fields, create_client
 from mailer.releases.plan import renderer_for
 from mailer.releases.preview import preview_release
+from mailer.releases.storage import storage_for
 from mailer.runtime import Runtime
 from mailer.smtp.capture import CaptureServer
 from mailer.smtp.factory import make_transport
@@ -51,6 +57,16 @@ DEMO_SEGMENTS = {
         "TV bookers and radio producers",
     ),
 }
+
+#: The demo release's press kit: (file in mailer/demo/data, caption, alt text).
+PRESS_KIT = (
+    (
+        "port-sarrent-harbour.png",
+        "Port Sarrent at dusk, where 40 vessels are held (illustration)",
+        "Cranes and a quay at Port Sarrent at dusk, a red cargo ship at anchor",
+    ),
+    ("kessar-strait-fact-sheet.pdf", "Fact sheet: the Kessar Strait talks", None),
+)
 
 PUBLICIST = "mara.lindqvist@harbourlight.example.com"
 APPROVER = "owen.achterberg@harbourlight.example.com"
@@ -98,6 +114,17 @@ def _demo_text(name: str) -> str:
     return resources.files("mailer.demo.data").joinpath(name).read_text(encoding="utf-8")
 
 
+def _release_text(now: datetime) -> str:
+    """The demo release, sent ``now`` and embargoed until 09:00 New York time the day
+    after (the file's own times would soon lie in the past, and an embargo before the
+    send time is refused)."""
+    lift = (now + timedelta(days=1)).astimezone(ZoneInfo("America/New_York"))
+    text = re.sub(
+        r"(?m)^send_at = .*$", f"send_at = {now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}", _demo_text("release.md")
+    )
+    return re.sub(r"(?m)^embargo = .*$", f'embargo = "{lift:%Y-%m-%d} 09:00 America/New_York"', text, count=1)
+
+
 def prepare_release(rt: Runtime, preview_dir: Path) -> tuple[int, list[Path]]:
     """Create the demo client (once) and a new demo release; preview it per segment;
     submit it as the publicist and approve it as a second person, due now."""
@@ -109,8 +136,15 @@ def prepare_release(rt: Runtime, preview_dir: Path) -> tuple[int, list[Path]]:
         data = tomllib.loads(_demo_text("client.toml"))
         if session.scalar(select(Client.id).where(Client.slug == data["slug"])) is None:
             create_client(session, client_fields(data), now=now)
-        release = create_release(session, _demo_text("release.md"), author=PUBLICIST, renderer=renderer, now=now)
+        release = create_release(session, _release_text(now), author=PUBLICIST, renderer=renderer, now=now)
         release_id = release.id
+        storage = storage_for(rt.settings)
+        for name, caption, alt in PRESS_KIT:
+            content = resources.files("mailer.demo.data").joinpath(name).read_bytes()
+            attach_asset(
+                session, release_id, content, name, caption=caption, alt=alt, actor=PUBLICIST,
+                storage=storage, settings=rt.settings, now=now,
+            )  # fmt: skip
         workflow.schedule(session, release_id, at=None, send_now=True, actor=PUBLICIST, now=now)
     previews: list[Path] = []
     preview_dir.mkdir(parents=True, exist_ok=True)

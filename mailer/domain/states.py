@@ -44,6 +44,8 @@ class DeliveryStatus(StrEnum):
     HELD = "held"  # the contact is away (an out-of-office reply): never sent, with the reason
     #: held back by the firm-wide cadence cap (never sent; the reason says which cap)
     CAPPED = "capped"
+    #: never sent: the contact is not trusted with embargoed news (``embargo_ok = false``)
+    EXCLUDED = "excluded"
 
 
 #: Delivery states that no longer need work (the release may finish).
@@ -57,6 +59,7 @@ TERMINAL_DELIVERY = frozenset(
         DeliveryStatus.BOUNCED,
         DeliveryStatus.HELD,
         DeliveryStatus.CAPPED,
+        DeliveryStatus.EXCLUDED,
     }
 )
 

@@ -128,6 +128,10 @@ class Planner:
                 self._plan_thread(session, release, plan, scopes, now, cap, waves)
             else:
                 self._plan_segments(session, release_id, plan, scopes, now, cap, waves)
+            if plan.embargo_at is not None and plan.embargo_at > now:
+                excluded = delivery_store.exclude_not_embargo_ok(session, release_id, now)
+                if excluded:
+                    log.info("release %s: %d contacts not embargo_ok left out", release_id, excluded)
             # Out of office (mailer.inbound): a held contact's row is recorded, never sent.
             contact_holds.hold_planned(session, release_id, now=now)
             session.flush()

@@ -140,6 +140,7 @@ class Sender:
         smtp = settings.smtp
         self._rate = AsyncLimiter(smtp.rate_per_second, 1) if smtp.rate_per_second > 0 else None
         self._domain_rate: dict[str, AsyncLimiter] = {}
+        self._release_tokens: dict[int, str] = {}
 
     async def send(self, batch: Batch, prepared: Prepared, *, stop: asyncio.Event | None = None) -> None:
         """Send ``batch`` until its rows run out or it stops; return once every result is
@@ -250,6 +251,7 @@ class Sender:
             last_name=row.last_name or "",
             outlet=row.outlet or "",
             attributes={k: str(v) for k, v in row.attributes.items()},
+            timezone=row.timezone or "",
         )
         sender = self.settings.sender
         # The client's own return-path domain (aligned with its From domain: SPF for DMARC).
@@ -265,6 +267,8 @@ class Sender:
             date=self.clock(),
             reply_to=reply_address(self.tokens, self.settings, row.id, plan.client_slug),
             in_reply_to=row.in_reply_to,
+            kit_token=self.tokens.kit(row.id),
+            release_token=self._release_token(row.release_id),
         )
         try:
             data = await self.renders.render(variant.spec, job, stop=stop)
@@ -297,6 +301,12 @@ class Sender:
         if marked:
             self.journal.heard(row.id, result)
         return result
+
+    def _release_token(self, release_id: int) -> str:
+        token = self._release_tokens.get(release_id)
+        if token is None:
+            token = self._release_tokens[release_id] = self.tokens.release_kit(release_id)
+        return token
 
     async def _throttle(self, email: str) -> None:
         if self._rate is not None:

@@ -42,9 +42,13 @@ def fingerprint(spec: VariantSpec, renderer: Renderer) -> str:
     file they extend or include. Same inputs give the same hash; a change to any of them
     gives a different one. Raises TemplateError if a template is missing or does not parse.
     """
+    spec_fields = _spec_payload(spec)
+    # The web base of the kit and "View online" links is where this install is reached,
+    # like the unsubscribe link's: a deployment setting, not content the approver judged.
+    spec_fields.pop("site_url", None)
     payload: dict[str, object] = {
         "render_version": RENDER_VERSION,
-        "spec": _spec_payload(spec),
+        "spec": spec_fields,
         "templates": {name: renderer.sources[name] for name in renderer.referenced_templates(spec.template)},
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -28,12 +28,14 @@ from typing import Any
 from jinja2 import Template
 from markupsafe import Markup
 
+from mailer.domain.embargo import embargo_text, subject_prefix
 from mailer.domain.errors import InputError
 from mailer.message.headers import check_header_value, encode_address, encode_unstructured, header_line
+from mailer.message.kit import asset_links, view_online_url
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.plaintext import finish_text, first_sentence
 from mailer.message.sandbox import MISSING
-from mailer.message.spec import Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
+from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
 
 _concat = "".join
 
@@ -122,6 +124,22 @@ _HTML_HEAD = _PART_HEADERS % b"html"
 _SUBJECT_CACHE_SIZE = 4096
 
 
+def _attachment_part(attachment: Attachment) -> bytes:
+    """The headers and base64 body (76-character lines) of one attachment part; file
+    names are ASCII letters, digits, ``.``, ``_`` and ``-`` (checked at attach)."""
+    name = attachment.filename
+    if not name.isascii() or any(c in name for c in '"\\\r\n'):
+        raise InputError(f"attachment {name!r}: the file name must be plain ASCII")
+    data = attachment.data_b64.replace("\n", "")
+    lines = "\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
+    return (
+        f'Content-Type: {attachment.content_type}; name="{name}"\r\n'
+        f'Content-Disposition: attachment; filename="{name}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        f"{lines}\r\n"
+    ).encode("ascii")
+
+
 # ---------------------------------------------------------------- compiled variant
 
 
@@ -172,6 +190,10 @@ class CompiledVariant(Variant):
         }
         self._about_html = about[0]
         self._about_text = about[1]
+        self._attachments = tuple(_attachment_part(a) for a in spec.attachments)
+        self._embargo = (
+            (datetime.fromisoformat(spec.embargo_at), spec.embargo_zone or "UTC") if spec.embargo_at else None
+        )
 
     def _run(self, template: Template, ctx: dict[str, Any]) -> str:
         # Template.render() copies the context twice and merges the globals into it; ``ctx``
@@ -194,11 +216,22 @@ class CompiledVariant(Variant):
         ctx["attributes"] = rcpt.attributes
         ctx["to_addr"] = to_addr
         ctx["unsubscribe_url"] = unsubscribe_url
+        if self._embargo is not None:
+            # In the recipient's own zone (else the zone the embargo was written in) and UTC.
+            ctx["embargo"] = embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1]).full
         return ctx
 
-    def _render_parts(self, rcpt: Recipient, to_addr: str, unsubscribe_url: str) -> RenderedParts:
+    def _render_parts(
+        self, rcpt: Recipient, to_addr: str, unsubscribe_url: str, job: RenderJob | None = None
+    ) -> RenderedParts:
         ctx = self._context(rcpt, to_addr, unsubscribe_url)
+        kit_token = job.kit_token if job is not None else None
+        release_token = job.release_token if job is not None else None
+        ctx["assets"] = asset_links(self.spec, kit_token, release_token) if self.spec.assets else ()
+        ctx["view_online_url"] = view_online_url(self.spec, kit_token)
         subject = self._run(self._subject, ctx).strip()
+        if self._embargo is not None:
+            subject = subject_prefix(embargo_text(self._embargo[0], rcpt.timezone or None, self._embargo[1])) + subject
         check_header_value("Subject", subject)
         ctx["subject"] = subject
         html_ctx = ctx.copy()
@@ -215,6 +248,14 @@ class CompiledVariant(Variant):
         html = self._run(self._layouts[0], html_ctx)
         text = finish_text(self._run(self._layouts[1], ctx), dateline=self.spec.dateline)
         return RenderedParts(subject, text, html)
+
+    def page_html(self, rcpt: Recipient) -> tuple[Markup, Markup | None]:
+        """The body (and the "About" boilerplate) as HTML for ``rcpt`` without the layout:
+        what a newsroom page shows (render with a recipient without fields for a page
+        without personalization). Raises TemplateError."""
+        ctx = self._context(rcpt, "", "")
+        ctx["subject"] = ""
+        return Markup(self._run(self._body[0], ctx)), self._about_html
 
     @staticmethod
     def _check_recipient(rcpt: Recipient, to_addr: str) -> None:
@@ -250,7 +291,7 @@ class CompiledVariant(Variant):
         rcpt, to_addr, unsubscribe_url = job.recipient, job.to_addr, job.unsubscribe_url
         self._check_recipient(rcpt, to_addr)
         if job.message_id is None:
-            return Rendered(None, self._render_parts(rcpt, to_addr, unsubscribe_url))
+            return Rendered(None, self._render_parts(rcpt, to_addr, unsubscribe_url, job))
         if job.date is None:
             raise InputError("a message to send needs a Date")
         _check_url("List-Unsubscribe", unsubscribe_url, "https://")
@@ -265,7 +306,7 @@ class CompiledVariant(Variant):
             raise InputError(f"Message-ID {message_id!r} must be ASCII without spaces")
         if not message_id.startswith("<"):
             message_id = f"<{message_id}>"
-        parts = self._render_parts(rcpt, to_addr, unsubscribe_url)
+        parts = self._render_parts(rcpt, to_addr, unsubscribe_url, job)
         display = " ".join(n for n in (rcpt.first_name, rcpt.last_name) if n.strip())
         boundary = "=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
         from_reply_to = self._headers.from_reply_to
@@ -282,7 +323,9 @@ class CompiledVariant(Variant):
                 _thread_lines(job.in_reply_to),
                 "MIME-Version: 1.0\r\n",
                 # Folded: on one line it is 82 characters (RFC 5322 2.1.1: SHOULD be 78).
-                'Content-Type: multipart/alternative;\r\n boundary="',
+                "Content-Type: multipart/",
+                "mixed" if self._attachments else "alternative",
+                ';\r\n boundary="',
                 boundary,
                 '"\r\n',
                 header_line("List-Unsubscribe", unsubscribe),
@@ -291,9 +334,26 @@ class CompiledVariant(Variant):
             )
         )
         delimiter = b"--" + boundary.encode("ascii")
+        head_bytes = head.encode("utf-8")  # ASCII but for an SMTPUTF8 local part (RFC 6532)
+        if self._attachments:
+            # multipart/mixed: the text and HTML alternatives, then the small attachments
+            # (RFC 2046 5.1.3); the alternatives' own boundary differs from the outer one.
+            inner = "=_a" + boundary[2:]
+            head_bytes += b"".join(
+                (
+                    delimiter,
+                    b'\r\nContent-Type: multipart/alternative; boundary="',
+                    inner.encode("ascii"),
+                    b'"\r\n\r\n',
+                )
+            )
+            closing = b"".join(delimiter + b"\r\n" + part for part in self._attachments) + delimiter + b"--\r\n"
+            delimiter = b"--" + inner.encode("ascii")
+        else:
+            closing = b""
         data = b"".join(
             (
-                head.encode("utf-8"),  # ASCII but for an SMTPUTF8 local part (RFC 6532)
+                head_bytes,
                 delimiter,
                 _TEXT_HEAD,
                 _qp(parts.text),
@@ -304,6 +364,7 @@ class CompiledVariant(Variant):
                 b"\r\n",
                 delimiter,
                 b"--\r\n",
+                closing,
             )
         )
         return Rendered(data, parts if job.parts else None)

@@ -61,7 +61,7 @@ VARIANT_NAMES = frozenset(
 )
 SUBJECT_NAMES = RECIPIENT_NAMES | MESSAGE_NAMES | VARIANT_NAMES
 USER_NAMES = SUBJECT_NAMES | {"subject"}
-LAYOUT_NAMES = USER_NAMES | {"body", "intro", "about", "preheader"}
+LAYOUT_NAMES = USER_NAMES | {"body", "intro", "about", "preheader", "assets", "view_online_url"}
 
 
 class Missing(Undefined):

@@ -94,6 +94,33 @@ class Booking:
         return ("+" if phone.strip().startswith("+") else "") + digits
 
 
+@dataclass(frozen=True)
+class KitAsset:
+    """A photo or document of the release's press kit, as messages link it (the bytes
+    stay in the asset storage; ``sha256`` binds an approval to them)."""
+
+    id: int
+    kind: str  # "image" or "document"
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    caption: str | None = None
+    alt: str | None = None
+    attached: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A small document that travels inside every message (base64 of its bytes)."""
+
+    filename: str
+    content_type: str
+    data_b64: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class VariantSpec:
     """Everything that determines the message bytes except the per-recipient fields.
@@ -129,6 +156,17 @@ class VariantSpec:
     related: tuple[RelatedLink, ...] = ()
     booking: Booking | None = None
     disclosure_placement: str = "footer"
+    #: the embargo's lift (ISO 8601, UTC) and the zone it was written in: each recipient
+    #: sees it in their own zone and in UTC (``embargo`` then is per recipient), in the
+    #: subject prefix and at the top of both parts (:mod:`mailer.domain.embargo`)
+    embargo_at: str | None = None
+    embargo_zone: str | None = None
+    #: the press kit; its links start with ``site_url`` + ``newsroom_path`` (the release's
+    #: newsroom page, e.g. ``/newsroom/acme/12``), see :mod:`mailer.message.kit`
+    assets: tuple[KitAsset, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    site_url: str | None = None
+    newsroom_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,8 @@ class Recipient:
     last_name: str = ""
     outlet: str = ""
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: the contact's IANA time zone ("" when unknown): where an embargo is shown in
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,6 +208,10 @@ class RenderJob:
     #: the Message-ID this message answers (a correction, withdrawal or follow-up):
     #: written as ``In-Reply-To`` and ``References`` (RFC 5322 section 3.6.4)
     in_reply_to: str | None = None
+    #: the delivery's signed kit token (its downloads and "View online" link), and the
+    #: release's (what shows the kit's images before the embargo lifts); None in previews
+    kit_token: str | None = None
+    release_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +242,8 @@ class Variant(ABC):
         unsubscribe_url: str,
         unsubscribe_mailto: str | None,
         date: datetime,
+        kit_token: str | None = None,
+        release_token: str | None = None,
     ) -> bytes:
         """The complete message, CRLF line ends, ready for SMTP DATA (before dot-stuffing).
 
@@ -210,7 +256,17 @@ class Variant(ABC):
         fails at render time (in the render process also
         :class:`~mailer.message.limits.RenderLimitError`).
         """
-        data = self.run(RenderJob(rcpt, to_addr, unsubscribe_url, message_id, unsubscribe_mailto, date)).data
+        job = RenderJob(
+            rcpt,
+            to_addr,
+            unsubscribe_url,
+            message_id,
+            unsubscribe_mailto,
+            date,
+            kit_token=kit_token,
+            release_token=release_token,
+        )
+        data = self.run(job).data
         assert data is not None
         return data
 
@@ -223,6 +279,8 @@ class Variant(ABC):
         message_id: str | None = None,
         unsubscribe_mailto: str | None = None,
         date: datetime | None = None,
+        kit_token: str | None = None,
+        release_token: str | None = None,
     ) -> RenderedParts:
         """Render subject, text and HTML for previews, with the same checks as :meth:`render`.
 
@@ -230,6 +288,7 @@ class Variant(ABC):
         that callers can pass the same keywords as to :meth:`render`.
         Raises TemplateError, HeaderInjectionError.
         """
-        parts = self.run(RenderJob(rcpt, to_addr, unsubscribe_url)).parts
+        job = RenderJob(rcpt, to_addr, unsubscribe_url, kit_token=kit_token, release_token=release_token)
+        parts = self.run(job).parts
         assert parts is not None
         return parts

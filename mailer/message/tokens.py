@@ -6,6 +6,10 @@
 * VERP tokens live in the local part of the envelope sender (``bounces+TOKEN@domain``).
   Some mail systems lower-case local parts, so these use lower-case hex only:
   ``<id>-<16 hex of HMAC-SHA256>``. A forged or unsigned token reads as ``None``.
+* Kit tokens (press-kit downloads and "View online") are the same shape as unsubscribe
+  tokens with a salt of their own, so neither can stand in for the other: a delivery's
+  (``kit``) names one journalist, a release's (``release_kit``) only shows the kit's
+  images and page before an embargo lifts and names nobody.
 * There is no built-in key (issue 12: a public default forged sessions and tokens). When
   ``secret_key`` is not configured, :func:`signing_secret` generates a random key once
   into ``paths.data_dir/secret_key`` (mode 0600) and every later process reads it.
@@ -52,6 +56,8 @@ class Tokens:
         signer = self._unsubscribe.make_signer()
         self._unsubscribe_mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
         self._macs = {key: hmac.new(key.encode(), digestmod=hashlib.sha256) for key in self._keys}
+        self._kit = _IdTokens(self._keys, "mailer.kit")
+        self._release_kit = _IdTokens(self._keys, "mailer.release-kit")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Tokens:
@@ -78,6 +84,24 @@ class Tokens:
         except (BadSignature, ValueError, TypeError, UnicodeError):
             return None
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    # -- press kit --
+
+    def kit(self, delivery_id: int) -> str:
+        """URL-safe token of one delivery for its kit links and "View online" page."""
+        return self._kit.dumps(delivery_id)
+
+    def read_kit(self, token: str) -> int | None:
+        """The delivery id of a genuine kit token, else None."""
+        return self._kit.loads(token)
+
+    def release_kit(self, release_id: int) -> str:
+        """URL-safe token of a release: shows its kit images before the embargo lifts."""
+        return self._release_kit.dumps(release_id)
+
+    def read_release_kit(self, token: str) -> int | None:
+        """The release id of a genuine release-kit token, else None."""
+        return self._release_kit.loads(token)
 
     # -- VERP and mailto local parts --
 
@@ -127,6 +151,30 @@ class Tokens:
 
     def unsubscribe_url(self, base_url: str, delivery_id: int) -> str:
         return f"{base_url.rstrip('/')}/u/{self.unsubscribe(delivery_id)}"
+
+
+class _IdTokens:
+    """Signed positive ids under one salt (itsdangerous' format, as unsubscribe links)."""
+
+    def __init__(self, keys: Sequence[str], salt: str) -> None:
+        self._serializer = URLSafeSerializer(list(reversed(keys)), salt=salt)
+        signer = self._serializer.make_signer()
+        self._mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+
+    def dumps(self, value: int) -> str:
+        if type(value) is not int or not 0 <= value < 10**10:
+            return str(self._serializer.dumps(value))
+        payload = _b64(str(value).encode("ascii"))
+        mac = self._mac.copy()
+        mac.update(payload)
+        return (payload + b"." + _b64(mac.digest())).decode("ascii")
+
+    def loads(self, token: str) -> int | None:
+        try:
+            value = self._serializer.loads(token)
+        except (BadSignature, ValueError, TypeError, UnicodeError):
+            return None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def signing_secret(settings: Settings) -> str:

@@ -20,6 +20,7 @@ from mailer.domain.states import ReleaseStatus, require_release_move
 from mailer.message import Renderer
 from mailer.releases import compliance, holds, notify, workflow
 from mailer.releases.compliance import ComplianceReport
+from mailer.releases.embargo import require_embargo_fits
 from mailer.releases.identity import identity_for
 from mailer.releases.plan import (
     content_hash,
@@ -94,6 +95,7 @@ def submit_release(
         # again), not a submission: a person submits drafts only
         article = "an" if status.value[0] in "aeiou" else "a"
         raise WorkflowError(f"{article} {status.value} release cannot become submitted")
+    require_embargo_fits(release)
     specs = variant_specs(session, release_id, settings)
     segments = {seg.id: seg for _, seg in release_store.release_segments(session, release_id)}
     checks = [(slug, spec, sample_recipient(session, segments[sid].rule)) for sid, slug, spec in specs]

@@ -56,6 +56,8 @@ class ClientFields:
     dkim_key_file: str | None = None
     bounce_domain: str | None = None
     message_id_domain: str | None = None
+    #: its newsroom pages carry ``noindex`` (search engines leave them out)
+    newsroom_noindex: bool = False
 
     def values(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,6 +67,7 @@ class ClientFields:
 IDENTITY_KEYS = ("dkim_domain", "dkim_selector", "dkim_key_file", "bounce_domain", "message_id_domain")
 _CLIENT_REQUIRED = ("slug", "name", "from_name", "from_address", "postal_address")
 _CLIENT_OPTIONAL = ("reply_to", "disclosure", *IDENTITY_KEYS)
+_CLIENT_FLAGS = ("newsroom_noindex",)
 
 
 def client_fields(data: Mapping[str, Any]) -> ClientFields:
@@ -74,9 +77,13 @@ def client_fields(data: Mapping[str, Any]) -> ClientFields:
     an invalid address (email-validator, no DNS), CR/LF in a header field (name,
     from_name), an empty postal address.
     """
-    unknown = sorted(set(data) - set(_CLIENT_REQUIRED) - set(_CLIENT_OPTIONAL))
+    known = _CLIENT_REQUIRED + _CLIENT_OPTIONAL + _CLIENT_FLAGS
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise InputError(f"{unknown[0]}: unknown key (known: {', '.join(_CLIENT_REQUIRED + _CLIENT_OPTIONAL)})")
+        raise InputError(f"{unknown[0]}: unknown key (known: {', '.join(known)})")
+    noindex = data.get("newsroom_noindex", False)
+    if not isinstance(noindex, bool):
+        raise InputError("newsroom_noindex: expected true or false")
     values: dict[str, str | None] = {}
     for key in _CLIENT_REQUIRED + _CLIENT_OPTIONAL:
         value = data.get(key)
@@ -105,6 +112,7 @@ def client_fields(data: Mapping[str, Any]) -> ClientFields:
         postal_address=str(values["postal_address"]),
         disclosure=values["disclosure"],
         **identity,
+        newsroom_noindex=noindex,
     )
 
 

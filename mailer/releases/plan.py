@@ -10,6 +10,7 @@ when the plan's hash equals the newest approval's (:func:`require_approved_plan`
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.domain.embargo import Embargo, parse_embargo
 from mailer.domain.errors import InputError, WorkflowError
 from mailer.domain.states import APPROVED_RELEASE, ReleaseStatus
 from mailer.message import (
@@ -34,18 +36,24 @@ from mailer.message import (
     fingerprint,
 )
 from mailer.message.shipped import template_sources
+from mailer.message.spec import Attachment, KitAsset
 from mailer.releases.compliance import BLANK_RECIPIENT
 from mailer.releases.identity import SendingIdentity, identity_for
+from mailer.releases.storage import storage_for
+from mailer.store import assets as asset_store
 from mailer.store import releases as release_store
-from mailer.store.tables import Client, Contact, Release, ReleaseSegment
+from mailer.store.tables import Client, Contact, Release, ReleaseAsset, ReleaseSegment
 
 __all__ = [
     "SendPlan",
     "build_send_plan",
     "content_hash",
+    "kit_for",
+    "newsroom_path",
     "pick_segment",
     "recipient_for",
     "release_content_hash",
+    "release_embargo",
     "release_topics",
     "render_digest",
     "render_limits",
@@ -56,21 +64,6 @@ __all__ = [
     "spec_for",
     "variant_specs",
 ]
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def render_limits(settings: Settings) -> RenderLimits:
@@ -89,23 +82,67 @@ def renderer_for(settings: Settings) -> Renderer:
     return IsolatedRenderer(folder, limits=render_limits(settings), sources=sources)
 
 
-def _embargo_text(iso: str | None) -> str | None:
-    """``2026-12-01T05:00:00-05:00`` → ``1 December 2026, 05:00 UTC-05:00`` (no locale)."""
-    if not iso:
+def release_embargo(release: Release) -> Embargo | None:
+    """The release's embargo: its lift (``embargo_at``) and the zone it was written in."""
+    if release.embargo_at is None:
         return None
-    dt = datetime.fromisoformat(iso)
-    offset = dt.strftime("%z")
-    zone = "UTC" if offset in ("+0000", "-0000", "") else f"UTC{offset[:3]}:{offset[3:5]}"
-    return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year}, {dt:%H:%M} {zone}"
+    extra = release.extra or {}
+    zone = extra.get("embargo_zone")
+    if not zone:  # written before zones were kept: the offset it was written with
+        parsed = parse_embargo(extra.get("embargo"))
+        zone = parsed.zone if parsed is not None else "UTC"
+    return Embargo(release.embargo_at.astimezone(UTC), str(zone))
+
+
+def kit_for(assets: list[ReleaseAsset], settings: Settings) -> tuple[tuple[KitAsset, ...], tuple[Attachment, ...]]:
+    """The release's press kit as messages carry it: every asset (linked), and the bytes of
+    those that also travel as attachments (read from the asset storage)."""
+    kit = tuple(
+        KitAsset(
+            id=a.id,
+            kind=a.kind,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            sha256=a.sha256,
+            width=a.width,
+            height=a.height,
+            caption=a.caption,
+            alt=a.alt,
+            attached=a.attached,
+        )
+        for a in assets
+    )
+    storage = storage_for(settings) if any(a.attached for a in assets) else None
+    attachments = tuple(
+        Attachment(a.filename, a.content_type, base64.b64encode(storage.get(a.storage_key)).decode("ascii"))
+        for a in assets
+        if a.attached and storage is not None
+    )
+    return kit, attachments
+
+
+def newsroom_path(client_slug: str, release_id: int) -> str:
+    """The path of a release's newsroom page (its "View online" link and its assets)."""
+    return f"/newsroom/{client_slug}/{release_id}"
 
 
 def _speakers(raw: list[dict[str, str]]) -> tuple[Speaker, ...]:
     return tuple(Speaker(s["name"], s.get("title", ""), s.get("bio", "")) for s in raw)
 
 
-def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Settings) -> VariantSpec:
-    """The VariantSpec of one segment of a release (the release with the segment's overrides)."""
+def spec_for(
+    release: Release,
+    client: Client,
+    row: ReleaseSegment,
+    settings: Settings,
+    *,
+    kit: tuple[tuple[KitAsset, ...], tuple[Attachment, ...]] = ((), ()),
+) -> VariantSpec:
+    """The VariantSpec of one segment of a release (the release with the segment's
+    overrides); ``kit`` from :func:`kit_for`."""
     extra = release.extra or {}
+    embargo = release_embargo(release)
     booking = extra.get("booking")
     return VariantSpec(
         release_key=str(release.id),
@@ -121,7 +158,6 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         speakers=_speakers(extra.get("speakers", [])),
         questions=tuple(extra.get("questions", [])),
         booking_contact=extra.get("booking_contact"),
-        embargo=_embargo_text(extra.get("embargo")),
         about=extra.get("about"),
         preheader=extra.get("preheader"),
         speaker_groups=tuple(
@@ -131,6 +167,12 @@ def spec_for(release: Release, client: Client, row: ReleaseSegment, settings: Se
         related=tuple(RelatedLink(r["title"], r["url"]) for r in extra.get("related", [])),
         booking=Booking(**booking) if booking else None,
         disclosure_placement=extra.get("disclosure_placement") or "footer",
+        embargo_at=embargo.at.isoformat() if embargo is not None else None,
+        embargo_zone=embargo.zone if embargo is not None else None,
+        assets=kit[0],
+        attachments=kit[1],
+        site_url=settings.web.base_url,
+        newsroom_path=newsroom_path(client.slug, release.id),
     )
 
 
@@ -141,8 +183,9 @@ def variant_specs(session: Session, release_id: int, settings: Settings) -> list
     """
     release = release_store.get_release(session, release_id)
     client = release_store.get_client_by_id(session, release.client_id)
+    kit = kit_for(asset_store.release_assets(session, release_id), settings)
     return [
-        (seg.id, seg.slug, spec_for(release, client, row, settings))
+        (seg.id, seg.slug, spec_for(release, client, row, settings, kit=kit))
         for row, seg in release_store.release_segments(session, release_id)
     ]
 
@@ -212,6 +255,7 @@ class SendPlan:
     segment_order: tuple[int, ...]  # segment ids by position
     identity: SendingIdentity  # who signs, the return-path and Message-ID domains
     topics: tuple[str, ...] = ()  # journalists who opted out of one of these are left out
+    embargo_at: datetime | None = None  # contacts not embargo_ok are left out until it lifts
 
 
 def build_send_plan(session: Session, release_id: int, renderer: Renderer, settings: Settings) -> SendPlan:
@@ -229,6 +273,7 @@ def build_send_plan(session: Session, release_id: int, renderer: Renderer, setti
         client_slug=client.slug,
         sender_address=client.from_address,
         topics=topics,
+        embargo_at=release.embargo_at,
         content_hash=content_hash(specs, renderer, topics),
         variants={segment_id: renderer.compile(spec) for segment_id, _, spec in specs},
         segment_order=tuple(segment_id for segment_id, _, _ in specs),
@@ -268,6 +313,7 @@ def recipient_for(contact: Contact) -> Recipient:
         last_name=contact.last_name or "",
         outlet=contact.outlet or "",
         attributes=attributes,
+        timezone=contact.timezone or "",
     )
 
 

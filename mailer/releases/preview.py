@@ -13,6 +13,7 @@ from mailer.audience.contacts import normalize_email
 from mailer.config import Settings
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.message import Recipient, RenderedParts, Renderer, VariantSpec
+from mailer.message.tokens import Tokens
 from mailer.releases import compliance
 from mailer.releases.authoring import DraftRelease
 from mailer.releases.plan import (
@@ -94,6 +95,8 @@ def _render(
         "unsubscribe_url": unsubscribe_url,
         "unsubscribe_mailto": None,
         "date": now,
+        # the kit's images show (their links, without a delivery, are the public ones)
+        "release_token": Tokens.from_settings(settings).release_kit(release_id),
     }
     parts = variant.render_parts(rcpt, **kwargs)
     return Preview(segment_id, slug, rcpt.email, parts, variant.render(rcpt, **kwargs))

@@ -148,6 +148,7 @@ def _render(
             unsubscribe_url=compliance.sample_unsubscribe_url(settings),
             unsubscribe_mailto=None,
             date=now,
+            release_token=Tokens.from_settings(settings).release_kit(release_id),
         )
         # The proof marker is part of what is signed: a proof cannot pass for a release.
         data = PROOF_HEADER + raw

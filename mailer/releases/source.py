@@ -13,7 +13,7 @@ A release file::
     send_at_local = "2026-12-02 09:00"  # optional, instead of send_at: that hour in each contact's zone
     timezone = "Europe/London"        # optional; the zone of contacts without a valid one (default UTC)
     not_after = 2026-12-01T20:00:00Z  # optional; not started by then: waits for a person
-    embargo = "2026-12-01T05:00:00-05:00"
+    embargo = "2026-12-01 09:00 America/New_York"   # optional; or ISO 8601 with an offset
     dateline = "WASHINGTON, Nov. 30, 2026"
     intro = "Dear {{ first_name | default('colleague') }},"
     about = "**About ...**"
@@ -53,6 +53,7 @@ from typing import Any
 
 from mailer.domain import localtime
 from mailer.domain.addresses import normalize_email
+from mailer.domain.embargo import check_embargo_after_send, parse_embargo
 from mailer.domain.errors import InputError
 from mailer.domain.when import parse_when
 from mailer.message import Booking, RelatedLink, Speaker, SpeakerGroup, check_header_value
@@ -102,7 +103,10 @@ class ReleaseFile:
     variants: Mapping[str, VariantOverride] = field(default_factory=dict)
     send_at: datetime | None = None
     not_after: datetime | None = None
+    #: the embargo's lift, aware in the zone it was written in (a named zone or an offset)
     embargo: datetime | None = None
+    #: that zone: an IANA name (``America/New_York``), ``UTC`` or an offset (``-05:00``)
+    embargo_zone: str | None = None
     dateline: str | None = None
     intro: str | None = None
     about: str | None = None
@@ -147,6 +151,7 @@ class ReleaseFile:
             "questions": list(self.questions),
             "speakers": [dataclasses.asdict(s) for s in self.speakers],
             "embargo": self.embargo.isoformat() if self.embargo else None,
+            "embargo_zone": self.embargo_zone,
             "topics": list(self.topics),
             "preheader": self.preheader,
             "reply_to": self.reply_to,
@@ -320,6 +325,11 @@ def parse_release(text: str, *, defaults: Mapping[str, Any] | None = None) -> Re
             raise InputError("send_at_local: give send_at or send_at_local, not both")
         send_at = localtime.earliest(localtime.parse_local(send_at_local))
     check_not_after(send_at, not_after, "not_after")
+    embargo = parse_embargo(data.get("embargo"), "embargo")
+    if embargo is not None:
+        problem = check_embargo_after_send(embargo.at, send_at)
+        if problem is not None:
+            raise InputError(f"embargo: {problem}")
     topics = data.get("topics", [])
     if not isinstance(topics, list) or not all(isinstance(t, str) and _TOPIC.fullmatch(t) for t in topics):
         raise InputError("topics: expected a list of beats like \"foreign-policy\" (lower-case letters, digits, '-')")
@@ -333,7 +343,8 @@ def parse_release(text: str, *, defaults: Mapping[str, Any] | None = None) -> Re
         variants=variants,
         send_at=send_at,
         not_after=not_after,
-        embargo=_aware(data.get("embargo"), "embargo"),
+        embargo=embargo.local() if embargo is not None else None,
+        embargo_zone=embargo.zone if embargo is not None else None,
         dateline=_string(data, "dateline", "dateline"),
         intro=_string(data, "intro", "intro"),
         about=_string(data, "about", "about"),

@@ -17,6 +17,7 @@ from sqlalchemy import (
     CursorResult,
     String,
     cast,
+    false,
     func,
     insert,
     literal,
@@ -31,6 +32,10 @@ from mailer.store.planned import PENDING, Cap, Waves, not_before, planned_status
 from mailer.store.segments import compile_rule
 from mailer.store.suppression_match import email_domain
 from mailer.store.tables import Contact, Delivery, Release
+
+#: The reason of a delivery left out of an embargoed release (the contact is marked
+#: ``embargo_ok = false``).
+EMBARGO_REASON = "embargo: contact is not embargo_ok"
 
 
 def rowcount(result: Any) -> int:
@@ -207,6 +212,24 @@ def plan_thread(
     )
     columns = [*_PLAN_COLUMNS, "in_reply_to"]
     return _insert_planned(session, release_id, columns, select_rows)
+
+
+def exclude_not_embargo_ok(session: Session, release_id: int, now: datetime) -> int:
+    """Writes: the release's queued rows whose contact is marked ``embargo_ok = false``
+    become ``excluded`` with the reason :data:`EMBARGO_REASON` (never sent); returns how many.
+    Run right after planning an embargoed release, in the same transaction."""
+    untrusted = select(Contact.id).where(Contact.embargo_ok == false())
+    return rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.release_id == release_id,
+                Delivery.status == DeliveryStatus.QUEUED.value,
+                Delivery.contact_id.in_(untrusted.scalar_subquery()),
+            )
+            .values(status=DeliveryStatus.EXCLUDED.value, reason=EMBARGO_REASON, updated_at=now)
+        )
+    )
 
 
 def _release_rows(session: Session, release_id: int) -> int:

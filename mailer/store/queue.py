@@ -111,6 +111,8 @@ class Claimed:
     attributes: dict[str, Any]
     #: the Message-ID this message answers (a linked release), else None
     in_reply_to: str | None = None
+    #: the contact's IANA time zone (an embargo is shown in it)
+    timezone: str | None = None
 
 
 def claim_batch(
@@ -211,6 +213,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             Contact.outlet,
             Contact.attributes,
             Delivery.in_reply_to,
+            Contact.timezone,
         )
         .join(Contact, Contact.id == Delivery.contact_id)
         .where(*where, Delivery.email.is_not(None))
@@ -231,6 +234,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
             r.outlet,
             dict(r.attributes or {}),
             r.in_reply_to,
+            r.timezone,
         )
         for r in rows
     ]

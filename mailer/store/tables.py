@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -74,6 +75,8 @@ class Client(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     postal_address: Mapped[str] = mapped_column(Text)
     disclosure: Mapped[str | None] = mapped_column(Text)
+    #: its newsroom pages ask search engines not to index them
+    newsroom_noindex: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     # The sending identity (mailer.releases.identity); NULL means the default.
     dkim_domain: Mapped[str | None] = mapped_column(String(253))
@@ -107,6 +110,8 @@ class Contact(Base):
     country: Mapped[str | None] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    #: False: left out of embargoed releases (e.g. after breaking an embargo); None: not marked
+    embargo_ok: Mapped[bool | None] = mapped_column(Boolean)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     soft_bounce_score: Mapped[int] = mapped_column(default=0)
     soft_bounce_last_at: Mapped[datetime | None]
@@ -264,6 +269,30 @@ class ReleaseSegment(Base):
     template: Mapped[str | None] = mapped_column(String(64))
     #: the segment's own body (Markdown), replacing the release's (issue 21)
     body: Mapped[str | None] = mapped_column(Text)
+
+
+class ReleaseAsset(Base):
+    """A photo or document of a release's press kit (the bytes are in the asset storage,
+    :mod:`mailer.releases.storage`, under ``storage_key``)."""
+
+    __tablename__ = "release_assets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    #: "image" or "document"
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    caption: Mapped[str | None] = mapped_column(Text)
+    alt: Mapped[str | None] = mapped_column(Text)
+    #: also travels as a true attachment of every message (small documents only)
+    attached: Mapped[bool] = mapped_column(Boolean, default=False)
+    storage_key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]
 
 
 class Approval(Base):

@@ -26,11 +26,14 @@ from mailer.config import Settings
 from mailer.domain.when import format_in_zone
 from mailer.message.tokens import Tokens
 from mailer.ops.metrics import RequestLatency
+from mailer.releases.newsroom import PageRenderer
+from mailer.releases.plan import renderer_for
 from mailer.runtime import Clock, Runtime, utc_now
 from mailer.web import auth
 from mailer.web.admin import admin_router
 from mailer.web.api import api_router
 from mailer.web.audit import AuditContext
+from mailer.web.newsroom import NewsroomRoutes
 from mailer.web.ops import OpsRoutes
 from mailer.web.paths import PathNotFound
 from mailer.web.public import PublicRoutes
@@ -40,15 +43,21 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+#: Paths whose pages may be indexed: the public newsroom sets its own X-Robots-Tag
+#: (``noindex`` where a client chose it, and while a release is embargoed).
+INDEXABLE_PREFIXES = ("/newsroom/",)
+
+
 class NoIndex:
     """ASGI middleware: ``X-Robots-Tag: noindex`` on every response, whatever route (or
-    error) produced it. Nothing this app serves belongs in a search index."""
+    error) produced it, but the newsroom's (:data:`INDEXABLE_PREFIXES`). Nothing else this
+    app serves belongs in a search index."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(INDEXABLE_PREFIXES):
             await self.app(scope, receive, send)
             return
 
@@ -107,6 +116,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
     ops = OpsRoutes(runtime)
     app.include_router(ops.router())
+    pages = PageRenderer(renderer_for(settings), settings)
+    app.include_router(NewsroomRoutes(runtime, tokens, page_templates, pages).router())
     app.include_router(api_router(runtime))
     app.include_router(staff_router(runtime, page_templates))
     app.include_router(admin_router(runtime, page_templates))

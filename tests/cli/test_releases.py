@@ -14,7 +14,7 @@ from mailer.config import Settings, WebSettings
 from mailer.demo.data import CLIENT_FILE
 from mailer.runtime import Runtime
 from tests.support.cli import run_json, run_proc
-from tests.support.releases import RELEASE, seed
+from tests.support.releases import EMBARGO_PREFIX, RELEASE, seed
 
 BASE_URL = "https://news.example.com"
 
@@ -126,7 +126,7 @@ def test_preview_writes_eml_html_and_text(rt: Runtime, env: dict[str, str], tmp_
     out = tmp_path / "preview.eml"
     run("releases", "preview", rid, "--segment", "broadcast-bookers", "--format", "eml", "--output", str(out))
     msg = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
-    assert msg["Subject"] == "Booking: harbour expert for Channel Nine"
+    assert msg["Subject"] == EMBARGO_PREFIX + "Booking: harbour expert for Channel Nine"
     assert msg["To"] == "Bob Ray <bob@tv.example.com>"
     html = run(
         "releases", "preview", rid, "--segment", "foreign-policy-print", "--contact", "bob@tv.example.com",

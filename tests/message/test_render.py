@@ -453,7 +453,7 @@ def test_press_release_has_dateline_about_and_end_mark(renderer: Renderer) -> No
         assert "Acme makes examples." in body
         assert "Media contact: Pat Doe" in body
         assert "###" in body
-    assert "EMBARGOED UNTIL MARCH 4, 09:00 UTC" in text
+    assert "EMBARGOED UNTIL March 4, 09:00 UTC" in text
     assert "<strong>About Acme</strong>" in html
     assert 'href="https://acme.example.com/r/42"' in html
     assert "the site <https://acme.example.com/r/42>" in text

@@ -41,7 +41,7 @@ from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from mailer.store.tables import Client, Contact, Delivery, Proof, Release, ReleaseEvent, ReleaseSegment
 from tests.support.constants import REPO
-from tests.support.releases import BASE_URL, CLIENT, RELEASE, create, seed, submit
+from tests.support.releases import BASE_URL, CLIENT, EMBARGO_PREFIX, RELEASE, create, seed, submit
 
 
 @pytest.fixture
@@ -87,10 +87,11 @@ def test_create_stores_columns_extra_segments_and_variants(rt: Runtime, renderer
         assert rel.subject == "Briefing for {{ first_name | default('you') }}"
         assert rel.body.startswith("The institute publishes")
         assert rel.send_at is not None and rel.send_at.isoformat() == "2027-12-01T14:00:00+00:00"
-        assert rel.embargo_at is not None and rel.embargo_at.hour == 11
+        assert rel.embargo_at is not None and rel.embargo_at.hour == 15
         assert rel.extra["dateline"] == "SPRINGFIELD, December 1, 2026"
         assert rel.extra["speakers"] == [{"name": "Dr. Ada Example", "title": "Director", "bio": "Studies harbours."}]
-        assert rel.extra["embargo"] == "2026-12-01T06:00:00-05:00"
+        assert rel.extra["embargo"] == "2027-12-01T10:00:00-05:00"
+        assert rel.extra["embargo_zone"] == "-05:00"
         rows = release_store.release_segments(session, rid)
         assert [(rs.position, seg.slug) for rs, seg in rows] == [(0, "foreign-policy-print"), (1, "broadcast-bookers")]
         assert rows[0][0].subject is None
@@ -105,7 +106,7 @@ def test_create_stores_columns_extra_segments_and_variants(rt: Runtime, renderer
         ('title = "Acme briefing on harbour policy"\n', "", "title"),
         ('dateline = "SPRINGFIELD', 'colour = "red"\ndateline = "SPRINGFIELD', "colour"),
         ('send_at = "2027-12-01T09:00:00-05:00"', 'send_at = "2027-12-01T09:00:00"', "send_at"),
-        ("embargo = 2026-12-01T06:00:00-05:00", "embargo = 2026-12-01", "embargo"),
+        ("embargo = 2027-12-01T10:00:00-05:00", "embargo = 2026-12-01", "embargo"),
         (
             "subject = \"Briefing for {{ first_name | default('you') }}\"",
             'subject = "Hi\\r\\nBcc: x@example.com"',
@@ -366,7 +367,7 @@ def test_variants_applied_per_segment(rt: Runtime, renderer: Renderer, tmp_path:
     assert spec.release_key == str(rid)
     assert spec.list_id == "Acme Institute <acme.acme.example.com>"
     assert spec.feedback_id == f"{rid}:acme:mailer"
-    assert spec.embargo == "1 December 2026, 06:00 UTC-05:00"
+    assert (spec.embargo_at, spec.embargo_zone) == ("2027-12-01T15:00:00+00:00", "-05:00")
     subjects, texts = [], []
     for sid in plan.segment_order:
         raw = plan.variants[sid].render(
@@ -380,7 +381,10 @@ def test_variants_applied_per_segment(rt: Runtime, renderer: Renderer, tmp_path:
         msg = parse(raw)
         subjects.append(msg["Subject"])
         texts.append(str(msg.get_body(("plain",)).get_content()))  # type: ignore[union-attr]
-    assert subjects == ["Briefing for Ann", "Booking: harbour expert for Daily Planet"]
+    assert subjects == [
+        EMBARGO_PREFIX + "Briefing for Ann",
+        EMBARGO_PREFIX + "Booking: harbour expert for Daily Planet",
+    ]
     assert "Dear Ann," in texts[0] and "For bookers" not in texts[0]
     assert "For bookers: studio or remote." in texts[1] and "Dear Ann," not in texts[1]
 
@@ -426,7 +430,7 @@ def test_preview_eml_parses_back_with_the_expected_headers(rt: Runtime, renderer
         )
     assert preview.eml is not None and preview.to_addr == "bob@tv.example.com"
     msg = parse(preview.eml)
-    assert msg["Subject"] == "Booking: harbour expert for Channel Nine"
+    assert msg["Subject"] == EMBARGO_PREFIX + "Booking: harbour expert for Channel Nine"
     assert msg["From"] == "Acme Press Office <press@acme.example.com>"
     assert msg["To"] == "Bob Ray <bob@tv.example.com>"
     assert msg["List-Unsubscribe"].startswith(f"<{BASE_URL}/u/")
@@ -469,8 +473,8 @@ def test_preview_for_a_named_contact_and_for_an_empty_segment(rt: Runtime, rende
                 settings=rt.settings,
                 now=rt.clock(),
             )
-    assert named.parts.subject == "Briefing for Bob"
-    assert empty.parts.subject == "Briefing for you"
+    assert named.parts.subject == EMBARGO_PREFIX + "Briefing for Bob"
+    assert empty.parts.subject == EMBARGO_PREFIX + "Briefing for you"
     assert empty.to_addr == "journalist@example.com"
 
 
@@ -510,7 +514,7 @@ def test_proof_reaches_a_real_smtp_server_and_is_recorded_not_delivered(
     # Tokenized at the client's own return-path domain: the bounce receiver accepts it.
     assert re.fullmatch(r"bounces\+p\d+-[0-9a-f]{16}@bounces\.acme\.example\.com", accepted.sender)
     msg = parse(raw)
-    assert msg["Subject"] == "[PROOF] Booking: harbour expert for Channel Nine"
+    assert msg["Subject"] == EMBARGO_PREFIX + "[PROOF] Booking: harbour expert for Channel Nine"
     assert msg["X-Mailer-Proof"] == "yes"
     assert msg["To"] == "Bob Ray <me@agency.example.com>"
     with transaction(rt.sessions) as session:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mailer import store
 from mailer.audience import contacts
 from mailer.config import Settings
+from mailer.domain.embargo import Embargo
 from mailer.domain.states import ReleaseStatus
 from mailer.message import Renderer
 from mailer.releases.plan import build_send_plan
@@ -82,9 +83,10 @@ def approved_release(
     body: str = BODY,
     send_at: datetime | None = None,
     client_slug: str = "harbor",
+    embargo: Embargo | None = None,
 ) -> int:
     """An approved release of a test client to these segments (created as needed; a
-    ``client_slug`` other than harbor must exist).
+    ``client_slug`` other than harbor must exist); ``embargo``: the release is embargoed until then.
 
     Without ``send_at`` it is due at once whatever the clock (as "approved without a send
     time" was before issue 21: now such a release waits to be scheduled): its send time
@@ -114,10 +116,14 @@ def approved_release(
             subject=subject,
             template="press_release",
             body=body,
-            extra={"dateline": "PORTSMOUTH, N.H., Nov. 25, 2026"},
+            extra={
+                "dateline": "PORTSMOUTH, N.H., Nov. 25, 2026",
+                **({"embargo": embargo.local().isoformat(), "embargo_zone": embargo.zone} if embargo else {}),
+            },
             status=ReleaseStatus.APPROVED.value,
             send_at=send_at,
             not_after=not_after,
+            embargo_at=embargo.at if embargo else None,
             author="author@example.com",
             created_at=FIXED_NOW,
             updated_at=FIXED_NOW,

@@ -15,6 +15,9 @@ from mailer.runtime import Runtime
 from mailer.store.db import transaction
 
 BASE_URL = "https://news.example.com"
+#: What the subject of a message of :data:`RELEASE` starts with (its embargo, for a
+#: recipient without a time zone: in the zone it was written in, and UTC).
+EMBARGO_PREFIX = "[EMBARGOED until 1 Dec 10:00 UTC-05:00 / 15:00 UTC] "
 
 
 PEOPLE = """\
@@ -43,7 +46,7 @@ subject = "Briefing for {{ first_name | default('you') }}"
 template = "media_advisory"
 segments = ["foreign-policy-print", "broadcast-bookers"]
 send_at = "2027-12-01T09:00:00-05:00"
-embargo = 2026-12-01T06:00:00-05:00
+embargo = 2027-12-01T10:00:00-05:00
 dateline = "SPRINGFIELD, December 1, 2026"
 intro = "Dear {{ first_name | default('colleague') }},"
 booking_contact = "Pat Doe, +1 555 0100"

@@ -12,3 +12,6 @@ DEMO_DATA_DIR = Path(__file__).resolve().parent
 CLIENT_FILE = DEMO_DATA_DIR / "client.toml"
 #: ``mailer releases create`` input
 RELEASE_FILE = DEMO_DATA_DIR / "release.md"
+#: the release's press kit (``mailer releases attach``): a drawn photo and a one-page fact sheet
+PHOTO_FILE = DEMO_DATA_DIR / "port-sarrent-harbour.png"
+FACT_SHEET_FILE = DEMO_DATA_DIR / "kessar-strait-fact-sheet.pdf"

@@ -16,6 +16,7 @@ from mailer.domain.errors import NotFoundError
 from mailer.domain.states import DeliveryStatus
 from mailer.domain.status import FAULT_OF, Fault
 from mailer.domain.status import HARD_REASONS as ADDRESS_DEAD
+from mailer.store.assets import download_counts
 from mailer.store.tables import Delivery, DeliveryEvent, Release, Segment
 
 #: Delivery reasons that mean the address is dead: the live SMTP path's ``hard_bounce``
@@ -158,6 +159,9 @@ class ReleaseReport:
     problems: ProblemCounts
     #: local-hour delivery: when each group of rows may go (see :func:`release_waves`)
     waves: list[Wave] = field(default_factory=list)
+    #: press-kit downloads (first-party clicks), and the recipients who made them
+    kit_downloads: int = 0
+    kit_downloaders: int = 0
 
 
 def release_report(session: Session, release_id: int, *, top_domains: int = 20) -> ReleaseReport:
@@ -194,6 +198,7 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         .group_by(Delivery.domain, Delivery.status)
     ):
         domains.setdefault(domain or "", {})[status] = int(n)
+    downloads, downloaders = download_counts(session, release_id)
     return ReleaseReport(
         release=release.id,
         title=release.title,
@@ -205,6 +210,8 @@ def release_report(session: Session, release_id: int, *, top_domains: int = 20) 
         domains=domains,
         problems=problem_counts(session, release_id),
         waves=release_waves(session, release_id),
+        kit_downloads=downloads,
+        kit_downloaders=downloaders,
     )
 
 

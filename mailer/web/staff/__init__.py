@@ -33,6 +33,7 @@ from mailer.web.paths import path_ids
 from mailer.web.staff.account import AccountPages
 from mailer.web.staff.admin import AdminPages
 from mailer.web.staff.approval import ApprovalPages
+from mailer.web.staff.assets import AssetPages
 from mailer.web.staff.bounces import BouncePages
 from mailer.web.staff.contact_import import ContactImportPages
 from mailer.web.staff.contact_list import ContactListPages
@@ -64,6 +65,7 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     bounces = BouncePages(view)
     sups = SuppressionPages(view)
     replies = ReplyPages(view)
+    kit = AssetPages(view)
 
     r = APIRouter(include_in_schema=False, dependencies=[Depends(path_ids)])
     # first: /contacts/import and /contacts are not /contacts/{email}
@@ -84,6 +86,11 @@ def staff_router(runtime: Runtime, templates: Jinja2Templates, *, limiter: Login
     )
     r.add_api_route("/releases/{release_id}/confirm/{action}", rel.confirm, methods=["GET"], name="confirm")
     r.add_api_route("/releases/{release_id}/actions/{action}", rel.act, methods=["POST"], name="act")
+    r.add_api_route("/releases/{release_id}/assets", kit.upload, methods=["POST"], name="asset_upload")
+    r.add_api_route(
+        "/releases/{release_id}/assets/{asset_id}/remove", kit.remove, methods=["POST"], name="asset_remove"
+    )
+    r.add_api_route("/releases/{release_id}/assets/{asset_id}", kit.file, methods=["GET"], name="asset_file")
     r.add_api_route("/log", log.log_page, methods=["GET"], name="log")
     r.add_api_route("/log.csv", log.log_csv, methods=["GET"], name="log_csv")
     r.add_api_route("/bounces", bounces.bounces_page, methods=["GET"], name="bounces")

@@ -37,7 +37,9 @@ from mailer.message import Renderer
 from mailer.releases import cadence, holds, threads, workflow
 from mailer.releases.approval import approve_release, second_person_problem, submit_release
 from mailer.releases.audience import audience_size
+from mailer.releases.embargo import release_embargo_text
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
+from mailer.store import assets as asset_store
 from mailer.store import releases as release_store
 from mailer.store import replies as reply_store
 from mailer.store.db import transaction
@@ -134,6 +136,10 @@ class ReleasePages:
             "replies": reply_store.reply_counts(session, release_id),
             "audience": audience_size(session, release_id),
             "editable": ReleaseAction.EDIT in allowed_actions(status) and permits(user, Action.WRITE),
+            "embargo": release_embargo_text(session, release_id),
+            "assets": asset_store.release_assets(session, release_id),
+            "downloaders": [d for d in asset_store.contacts_who_downloaded(session, release_id) if d.email][:50],
+            "can_write": permits(user, Action.WRITE) and ReleaseAction.EDIT in allowed_actions(status),
         }
 
     def release_detail(self, request: Request, release_id: int, user: CurrentUser) -> Response:
