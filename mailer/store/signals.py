@@ -20,6 +20,7 @@ from sqlalchemy.sql import Select
 
 from mailer.domain.replies import PERSONAL_KINDS
 from mailer.domain.states import DeliveryStatus
+from mailer.store.assets import DOWNLOADED
 from mailer.store.ledger.report import HARD_REASONS
 from mailer.store.tables import Contact, ContactHold, Delivery, DeliveryEvent, Reply
 
@@ -91,13 +92,13 @@ def replied_contact_ids(release_ids: Sequence[int]) -> Select[Any]:
 
 
 def downloaded_contact_ids(release_ids: Sequence[int]) -> Select[Any]:
-    """The contacts who downloaded the press kit of one of these releases.
-
-    TODO(issue 18, kit downloads): the kit-downloads table is being added on another
-    branch; until it is merged here no download is recorded, so this selects nobody.
-    Replace the body with a SELECT of the downloads' contact ids for these releases.
-    """
-    return _nobody()
+    """The contacts who downloaded from the press kit of one of these releases (a
+    ``downloaded`` event of their delivery, :mod:`mailer.store.assets`)."""
+    return (
+        select(Delivery.contact_id)
+        .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
+        .where(Delivery.release_id.in_(list(release_ids)), DeliveryEvent.kind == DOWNLOADED)
+    )
 
 
 def held_contact_ids(now: datetime) -> Select[Any]:
