@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.sql import Select
 
 from mailer.domain.replies import PERSONAL_KINDS
@@ -73,10 +73,6 @@ def complained(release_ids: Sequence[int] | None = None) -> ColumnElement[bool]:
         .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
         .where(Delivery.contact_id == Contact.id, DeliveryEvent.kind == "complained", *_of(release_ids))
     )
-
-
-def _nobody() -> Select[Any]:
-    return select(Contact.id).where(false())
 
 
 def replied_contact_ids(release_ids: Sequence[int]) -> Select[Any]:

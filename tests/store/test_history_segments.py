@@ -3,18 +3,21 @@ downloaded:ID in the rule language, evaluated against a real send (both database
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from mailer.domain.errors import SegmentSyntaxError
+from mailer.domain.replies import ReplyKind
 from mailer.runtime import Runtime
 from mailer.store import deliveries as delivery_store
-from mailer.store import save_segment
+from mailer.store import save_segment, signals
+from mailer.store.assets import DOWNLOADED
 from mailer.store.db import transaction
 from mailer.store.segments import Predicate, compile_rule, parse_rule
-from mailer.store.tables import Contact, Delivery, DeliveryEvent
+from mailer.store.tables import Contact, ContactHold, Delivery, DeliveryEvent, Reply
 from tests.support.conversations import BOUNCED, GOT, LATE, LEFT, MAYBE, REFUSED, sent_original
 from tests.support.engine import Clock, engine_runtime
 from tests.support.fake_transport import FakeTransport
@@ -41,9 +44,34 @@ async def test_history_fields_match_the_ledger(rt: Runtime, tmp_path: Path) -> N
     assert matches(ert, "complained") == {GOT}
     assert matches(ert, f"received:{rid} AND NOT complained") == {LEFT}
     assert matches(ert, f"received IN ({rid}, {rid + 7}) OR bounced") == {GOT, LEFT, REFUSED, BOUNCED}
-    # no replies or kit downloads are recorded on this branch yet (see mailer.store.signals)
     assert matches(ert, f"replied:{rid}") == set()
     assert matches(ert, f"list:press AND NOT downloaded:{rid}") == {GOT, MAYBE, REFUSED, BOUNCED, LEFT, LATE}
+
+
+async def test_replied_downloaded_and_held_read_the_replies_kit_and_holds(rt: Runtime, tmp_path: Path) -> None:
+    """A person's reply counts for replied:ID (an out-of-office does not), a kit download for
+    downloaded:ID, and a hold not yet over for the follow-up's held contacts."""
+    ert = engine_runtime(rt, 25, Clock(), smtp__pool_size=1)
+    rid = await sent_original(ert, tmp_path, FakeTransport())
+    now = ert.clock()
+    with transaction(ert.sessions) as session:
+        rows = {d.email: d for d in session.scalars(select(Delivery).where(Delivery.release_id == rid))}
+        for n, (email, kind) in enumerate(((LEFT, ReplyKind.HUMAN), (GOT, ReplyKind.OUT_OF_OFFICE))):
+            row = rows[email]
+            session.add(
+                Reply(delivery_id=row.id, release_id=rid, contact_id=row.contact_id, channel="reply",
+                      kind=kind.value, action="none", dedupe_key=f"k{n}", received_at=now)
+            )  # fmt: skip
+        session.add(DeliveryEvent(delivery_id=rows[GOT].id, kind=DOWNLOADED, at=now))
+        session.add(ContactHold(contact_id=rows[MAYBE].contact_id, until=now + timedelta(days=3), reason="away",
+                                created_at=now))  # fmt: skip
+        session.add(ContactHold(contact_id=rows[GOT].contact_id, until=now - timedelta(days=1), reason="was away",
+                                created_at=now))  # fmt: skip
+    assert matches(ert, f"replied:{rid}") == {LEFT}
+    assert matches(ert, f"downloaded:{rid}") == {GOT}
+    with transaction(ert.sessions) as session:
+        held = set(session.scalars(select(Contact.email).where(Contact.id.in_(signals.held_contact_ids(now)))))
+    assert held == {MAYBE}
 
 
 async def test_a_history_segment_plans_a_release(rt: Runtime, tmp_path: Path) -> None:
