@@ -73,7 +73,7 @@ async def test_cap_is_reported_and_lifted_through_the_cli(rt: Runtime, tmp_path:
     report = run_json("report", str(second))
     assert isinstance(report, dict) and report["counts"] == {"capped": 2}
     log = run_json("log", "--release", str(second))
-    assert isinstance(log, list) and {r["reason"] for r in log} == {"cadence cap: 1 per 24h"}
+    assert isinstance(log, dict) and {r["reason"] for r in log["rows"]} == {"cadence cap: 1 per 24h"}
     lifted = run_json("releases", "lift-cap", str(second), "--as", "approver2", "--note", "embargo lifted early")
     assert lifted == {"id": second, "cap_lifted_by": "approver2", "requeued": 2}
     shown = run_json("releases", "show", str(second))

@@ -45,7 +45,7 @@ async def test_the_demo_release_carries_a_photo_and_a_fact_sheet(rt: Runtime, tm
     assert isinstance(text, EmailMessage)
     body = str(text.get_content())
     assert "/port-sarrent-harbour.png" in body and "/kessar-strait-fact-sheet.pdf" in body
-    view = re.search(r"View online: (\S+)", body)
+    view = re.search(r"View online:\s+(\S+)", body)
     assert view is not None
     web = TestClient(create_app(rt.settings, clock=rt.clock))
     page = web.get(view.group(1).removeprefix(rt.settings.web.base_url))

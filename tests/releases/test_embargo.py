@@ -33,7 +33,7 @@ from tests.support.fake_transport import FakeTransport
 from tests.support.releases import RELEASE, create, seed, submit
 from tests.support.web import sign_in
 
-NEW_YORK = "2026-12-01 09:00 America/New_York"
+NEW_YORK = "2027-12-01 09:00 America/New_York"
 PEOPLE = """\
 email,first_name,beats,timezone,embargo_ok
 lon@paper.example.com,Lena,politics,Europe/London,
@@ -51,8 +51,8 @@ def renderer(settings: Settings) -> Renderer:
 def test_an_embargo_before_send_at_is_refused_at_create(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
     """A release file whose embargo lifts before its send_at is refused, naming the embargo."""
     seed(rt, tmp_path)
-    text = RELEASE.replace("embargo = 2026-12-01T10:00:00-05:00", 'embargo = "2026-12-01 08:00 America/New_York"')
-    with pytest.raises(InputError, match="embargo: embargo 2026-12-01 13:00 UTC is earlier than send_at"):
+    text = RELEASE.replace("embargo = 2027-12-01T10:00:00-05:00", 'embargo = "2027-12-01 08:00 America/New_York"')
+    with pytest.raises(InputError, match="embargo: embargo 2027-12-01 13:00 UTC is earlier than send_at"):
         create(rt, renderer, text)
 
 
@@ -63,8 +63,8 @@ def test_submit_refuses_an_embargo_that_a_new_send_time_overtook(
     seed(rt, tmp_path)
     rid = create(rt, renderer)
     with transaction(rt.sessions) as session:
-        workflow.schedule(session, rid, at=datetime(2026, 12, 1, 18, 0, tzinfo=UTC), actor="pat", now=rt.clock())
-    with pytest.raises(WorkflowError, match="is earlier than send_at 2026-12-01 18:00 UTC"):
+        workflow.schedule(session, rid, at=datetime(2027, 12, 1, 18, 0, tzinfo=UTC), actor="pat", now=rt.clock())
+    with pytest.raises(WorkflowError, match="is earlier than send_at 2027-12-01 18:00 UTC"):
         submit(rt, renderer, rid)
     with transaction(rt.sessions) as session:
         assert release_store.get_release(session, rid).status == ReleaseStatus.DRAFT.value
@@ -93,16 +93,17 @@ async def test_each_recipient_sees_the_embargo_in_their_zone_and_untrusted_are_l
     got = {sent.recipient: _message(sent.data) for sent in fake.sent}
     assert sorted(got) == ["any@paper.example.com", "lon@paper.example.com", "tyo@paper.example.com"]
     expect = {
-        "lon@paper.example.com": ("1 Dec 14:00 GMT / 14:00 UTC", "1 December 2026, 14:00 GMT (Europe/London)"),
-        "tyo@paper.example.com": ("1 Dec 23:00 JST / 14:00 UTC", "1 December 2026, 23:00 JST (Asia/Tokyo)"),
-        "any@paper.example.com": ("1 Dec 09:00 EST / 14:00 UTC", "1 December 2026, 09:00 EST (America/New_York)"),
+        "lon@paper.example.com": ("1 Dec 14:00 GMT / 14:00 UTC", "1 December 2027, 14:00 GMT (Europe/London)"),
+        "tyo@paper.example.com": ("1 Dec 23:00 JST / 14:00 UTC", "1 December 2027, 23:00 JST (Asia/Tokyo)"),
+        "any@paper.example.com": ("1 Dec 09:00 EST / 14:00 UTC", "1 December 2027, 09:00 EST (America/New_York)"),
     }
     for address, (short, local) in expect.items():
         subject, text, html = got[address]
         assert subject.startswith(f"[EMBARGOED until {short}] ")
-        line = f"EMBARGOED UNTIL {local} / 1 December 2026, 14:00 UTC"
-        assert line in text and text.index(line) < text.index("Annual maritime security report")
-        assert '<p class="embargo"' in html and f"EMBARGOED until {local} / 1 December 2026, 14:00 UTC" in html
+        line = f"EMBARGOED UNTIL {local} / 1 December 2027, 14:00 UTC"
+        flat = " ".join(text.split())  # the text part is wrapped at 78 columns (issue 14)
+        assert line in flat and flat.index(line) < flat.index("Annual maritime security report")
+        assert '<p class="embargo"' in html and f"EMBARGOED until {local} / 1 December 2027, 14:00 UTC" in html
     rows = deliveries(rt, rid)
     leaky = rows["leaky@paper.example.com"]
     assert (leaky.status, leaky.reason) == (DeliveryStatus.EXCLUDED.value, EMBARGO_REASON)
@@ -127,13 +128,13 @@ async def test_after_the_lift_nobody_is_left_out(rt: Runtime, tmp_path: Path) ->
 def test_the_approver_sees_the_embargo_first(rt: Runtime, app: FastAPI, tmp_path: Path, renderer: Renderer) -> None:
     """The approval confirmation page and the release page show the embargo in its zone and UTC."""
     seed(rt, tmp_path)
-    text = RELEASE.replace("embargo = 2026-12-01T10:00:00-05:00", f'embargo = "{NEW_YORK}"').replace(
-        'send_at = "2026-12-01T09:00:00-05:00"', 'send_at = "2026-12-01T08:00:00-05:00"'
+    text = RELEASE.replace("embargo = 2027-12-01T10:00:00-05:00", f'embargo = "{NEW_YORK}"').replace(
+        'send_at = "2027-12-01T09:00:00-05:00"', 'send_at = "2027-12-01T08:00:00-05:00"'
     )
     rid = create(rt, renderer, text)
     submit(rt, renderer, rid)
     approver = sign_in(app, Role.APPROVER)
-    shown = "EMBARGOED until 1 December 2026, 09:00 EST (America/New_York) / 1 December 2026, 14:00 UTC"
+    shown = "EMBARGOED until 1 December 2027, 09:00 EST (America/New_York) / 1 December 2027, 14:00 UTC"
     for path in (f"/releases/{rid}/confirm/approve", f"/releases/{rid}"):
         page = approver.get(path)
         assert page.status_code == 200

@@ -16,9 +16,11 @@ from sqlalchemy import update
 from mailer.audience import contacts
 from mailer.domain.states import SuppressionReason
 from mailer.engine.dispatch import Dispatcher
+from mailer.releases import workflow
 from mailer.releases.approval import approve_release, submit_release
 from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
+from mailer.store import releases as release_store
 from mailer.store.bounces import mark_delivery_bounced
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
@@ -79,6 +81,10 @@ def approve(ert: Runtime, release_id: int, *, author: str = "pat", approver: str
             session, release_id, approver=approver, renderer=renderer, settings=ert.settings, now=ert.clock()
         )
     assert result.refused is None, result.refused
+    with transaction(ert.sessions) as session:
+        if release_store.get_release(session, release_id).send_at is None:
+            # approved without a send time waits to be scheduled (issue 21): send it now
+            workflow.schedule(session, release_id, at=None, send_now=True, actor=author, now=ert.clock())
 
 
 def messages_to(fake: FakeTransport, start: int = 0) -> dict[str, EmailMessage]:
