@@ -35,6 +35,7 @@ from mailer.message.tokens import Tokens
 from mailer.releases.replyto import REPLY_PREFIX, forward_sender, forward_target, is_reply_domain, reply_domain
 from mailer.store import bounces as bounce_store
 from mailer.store import replies as reply_store
+from mailer.store import webhooks
 from mailer.store.db import transaction
 from mailer.store.replies import ReplyContext
 
@@ -175,6 +176,16 @@ class ReplyDesk:
             dedupe_key=hashlib.sha256(f"reply\x1f{key}".encode()).hexdigest(),
             raw=None,
             at=now,
+        )
+        # Outgoing webhooks (mailer.ops): queued in this transaction, so none is lost.
+        webhooks.reply_received(
+            session,
+            delivery_id=ctx.delivery_id,
+            release_id=ctx.release_id,
+            from_address=sender_address(msg) or "",
+            subject=subject(msg)[:500] or None,
+            now=now,
+            extra={"reply_id": reply_id, "kind": reading.kind.value, "action": action.value},
         )
         target = self._queue_forward(session, raw, msg, reading, reply_id, ctx, now)
         return Captured(reply_id, ctx.delivery_id, reading.kind, action, forwarded_to=target)

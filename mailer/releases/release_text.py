@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
@@ -32,8 +33,11 @@ _SCALARS = (
     "segments",
     "topics",
     "send_at",
+    "send_at_local",
+    "timezone",
     "not_after",
     "embargo",
+    "reply_to",
     "dateline",
     "preheader",
     "intro",
@@ -105,9 +109,13 @@ def release_fields(session: Session, release_id: int) -> tuple[dict[str, Any], s
         "template": release.template,
         "segments": [seg.slug for _, seg in rows],
         "topics": extra.get("topics") or [],
-        "send_at": release.send_at,
+        # local-hour delivery keeps its wall-clock time; send_at is then derived from it
+        "send_at": None if release.send_at_local else release.send_at,
+        "send_at_local": release.send_at_local,
+        "timezone": release.timezone,
         "not_after": release.not_after,
-        "embargo": extra.get("embargo"),
+        "embargo": _embargo(release.embargo_at, extra),
+        "reply_to": extra.get("reply_to"),
         "dateline": extra.get("dateline"),
         "preheader": extra.get("preheader"),
         "intro": extra.get("intro"),
@@ -126,6 +134,19 @@ def release_fields(session: Session, release_id: int) -> tuple[dict[str, Any], s
         },
     }
     return fields, release.body
+
+
+def _embargo(at: datetime | None, extra: Mapping[str, Any]) -> str | None:
+    """The embargo as written: in its named zone when it had one (``2026-12-01 09:00
+    America/New_York``, so each recipient still sees the zone's name), else as stored."""
+    zone = extra.get("embargo_zone")
+    if at is None or not isinstance(zone, str) or ("/" not in zone and zone != "UTC"):
+        return extra.get("embargo")
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return extra.get("embargo")
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
 
 
 def release_file(session: Session, release_id: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import smtplib
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +18,14 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.inbound import act
 from mailer.inbound.forward import ForwardSummary
 from mailer.message.tokens import Tokens
+from mailer.ops import webhooks
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
+from mailer.store import webhooks as webhook_store
+from mailer.store.db import transaction
+from mailer.store.tables import WebhookOutbox
 from tests.support.bounces import events, send_to, verp
+from tests.support.constants import FIXED_NOW
 from tests.support.engine import Clock, Variant, add_contacts, approved_release, deliveries, engine_runtime
 from tests.support.fake_transport import FakeTransport
 from tests.support.faultsmtp import FaultSMTPServer
@@ -244,3 +250,27 @@ def test_a_reply_the_actions_trip_on_is_still_recorded_and_forwarded(
     [reply] = replies(rrt)
     assert (reply.kind, reply.action, reply.action_detail) == ("unsubscribe", "none", "not acted on: forced failure")
     assert len(forwards(rrt)) == 1
+
+
+def test_a_reply_queues_the_reply_received_webhook(rt: Runtime) -> None:
+    """A captured reply queues reply.received for a subscribed endpoint, with its delivery, kind and sender."""
+    rrt = reply_runtime(rt)
+    with transaction(rrt.sessions) as session:
+        webhooks.register(
+            session,
+            "https://hooks.example.com/replies",
+            ["reply.received"],
+            actor="admin@staff.example.com",
+            now=FIXED_NOW,
+        )
+    sent = send_to(rrt, "ann.lee@daily.example.com")
+    to = address_of(rrt, sent.delivery_id)
+    assert (
+        inbound(rrt).process(corpus_reply("human-en-gmail.eml", to), envelope_recipients=[to]).outcome.value == "reply"
+    )
+    with transaction(rrt.sessions) as session:
+        [row] = webhook_store.outbox(session)
+        body = json.loads(session.get(WebhookOutbox, row.id).body)  # type: ignore[union-attr]
+    assert row.event == "reply.received"
+    assert body["data"]["delivery_id"] == sent.delivery_id and body["data"]["kind"] == "human"
+    assert "@" in body["data"]["from"]

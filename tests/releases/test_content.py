@@ -111,3 +111,27 @@ def test_the_release_file_round_trips(rt: Runtime, renderer: Renderer, tmp_path:
     with transaction(rt.sessions) as session:
         text = release_file(session, rid)
     assert parse_release(text) == parse_release(ADVISORY)
+
+
+def test_the_release_file_keeps_local_hour_named_zone_embargo_and_reply_to(
+    rt: Runtime, renderer: Renderer, tmp_path: Path
+) -> None:
+    """A web edit rewrites the file: send_at_local, timezone, an embargo in a named zone and reply_to survive it."""
+    extra = (
+        'send_at_local = "2027-12-02 09:00"\ntimezone = "Europe/London"\n'
+        'embargo = "2027-12-03 09:00 America/New_York"\nreply_to = "pat@acme.example.com"\n'
+    )
+    original = ADVISORY.replace('template = "media_advisory"\n', 'template = "media_advisory"\n' + extra, 1)
+    seed(rt, tmp_path)
+    rid = create(rt, renderer, original)
+    with transaction(rt.sessions) as session:
+        text = release_file(session, rid)
+    assert 'embargo = "2027-12-03 09:00 America/New_York"' in text and "send_at =" not in text
+    again = parse_release(text)
+    assert again == parse_release(original)
+    assert (again.send_at_local, again.timezone, again.embargo_zone, again.reply_to) == (
+        "2027-12-02 09:00",
+        "Europe/London",
+        "America/New_York",
+        "pat@acme.example.com",
+    )
