@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from mailer import store
 from mailer.audience.contactfields import (
+    FLAG_COLUMNS,
     FORBIDDEN_IN_ATTRIBUTE,
     FORBIDDEN_IN_FIELD,
     KNOWN_COLUMNS,
     clean_field,
+    flag,
     header_key,
     labels,
     refuse_controls,
@@ -34,7 +36,7 @@ from mailer.store import contact_journal, contact_search
 from mailer.store.tables import ContactBeat, ContactTag
 
 #: The fields an edit may set (the known columns but the address).
-EDITABLE = tuple(c for c in KNOWN_COLUMNS if c != "email")
+EDITABLE = (*(c for c in KNOWN_COLUMNS if c != "email"), *FLAG_COLUMNS)
 MAX_NOTE = 10_000
 
 
@@ -79,6 +81,9 @@ def edit_contact(
         if key in ("beats", "tags"):
             refuse_controls(key, raw, FORBIDDEN_IN_FIELD)
             new_labels[key] = labels(raw)
+        elif key in FLAG_COLUMNS:
+            # embargo_ok: "false" leaves the contact out of embargoed releases ("" clears)
+            values[key] = flag(key, raw)
         else:
             values[key] = clean_field(key, raw, outlet_types=outlet_types)
     merged = dict(contact.attributes or {})

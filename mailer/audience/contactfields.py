@@ -198,7 +198,7 @@ def parse_row(
         elif key in KNOWN_COLUMNS:
             values[key] = clean_field(key, cell, outlet_types=outlet_types)
         elif key in FLAG_COLUMNS:
-            values[key] = _flag(key, cell)
+            values[key] = flag(key, cell)
         elif key == LEGACY_ATTRIBUTES_COLUMN and cell.strip().startswith("{"):
             attributes.update(_legacy_attributes(cell))
         elif key:
@@ -212,7 +212,7 @@ def parse_row(
     return ParsedRow(line, email, values, beats, tags, attributes, frozenset(blank))
 
 
-def _flag(column: str, cell: str) -> bool | None:
+def flag(column: str, cell: str) -> bool | None:
     """A yes/no cell: true/yes/1 or false/no/0 (any case); None when empty."""
     value = cell.strip().lower()
     if not value:

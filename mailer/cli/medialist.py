@@ -37,6 +37,9 @@ def contacts_edit(
     country: Annotated[str | None, typer.Option(help="2-letter ISO country code.")] = None,
     language: Annotated[str | None, typer.Option(help='Language ("" clears).')] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/London.")] = None,
+    embargo_ok: Annotated[
+        str | None, typer.Option(help='false: left out of embargoed releases (e.g. after breaking one); "" clears.')
+    ] = None,
     attr: Annotated[
         list[str] | None, typer.Option("--attr", help="A free attribute NAME=VALUE (NAME= removes it); repeatable.")
     ] = None,
@@ -55,6 +58,7 @@ def contacts_edit(
         "country": country,
         "language": language,
         "timezone": timezone,
+        "embargo_ok": embargo_ok,
     }
     fields = {k: v for k, v in given.items() if v is not None}
     attributes: dict[str, str] = {}

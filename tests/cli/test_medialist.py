@@ -164,3 +164,13 @@ def test_segments_create_warns_of_values_no_contact_has(rt: Runtime, people: Non
     code, output = cli(rt, "segments", "create", "typo", "--rule", "list:press AND beat:politcs", "--json")
     assert code == 0
     assert json.loads(output)["warnings"] == ["no contact has beat 'politcs' (column 21)"]
+
+
+def test_contacts_edit_marks_a_contact_not_embargo_ok(rt: Runtime, people: None) -> None:
+    """`contacts edit --embargo-ok false` (after a broken embargo) is stored and logged; a bad value writes nothing."""
+    code, output = cli(rt, "contacts", "edit", ANN, "--embargo-ok", "false", "--as", "sam@staff.example.com", "--json")
+    assert code == 0, output
+    assert {c["field"]: c["new"] for c in json.loads(output)["changes"]} == {"embargo_ok": "False"}
+    with transaction(rt.sessions) as session:
+        assert session.scalars(select(Contact.embargo_ok).where(Contact.email == ANN)).one() is False
+    assert cli(rt, "contacts", "edit", ANN, "--embargo-ok", "maybe")[0] == 2
