@@ -275,10 +275,15 @@ class ReplySettings(_Section):
     #: the reply domain (its MX points at ``mailer bounces serve``); empty: replies are
     #: not captured and the client's own Reply-To is used as before
     domain: str | None = None
+    #: true: each message's Reply-To is reply+TOKEN@ its client's own return-path domain
+    #: (its sending identity, default bounces.<From domain>) instead of ``domain``; the
+    #: receiver then takes replies at every client's return-path domain (and at ``domain``)
+    per_client: bool = False
     #: where replies are forwarded when neither the release (front matter ``reply_to``)
     #: nor its client names a reply-to person; empty: such replies stay in the inbox only
     forward_to: str | None = None
-    #: the From (and envelope sender) of forwarded replies; empty: ``replies@`` the reply domain
+    #: the From (and envelope sender) of forwarded replies; empty: ``replies@`` the reply
+    #: domain (with ``per_client`` and no ``domain``: ``replies@`` the ``[sender] bounce_domain``)
     forward_from: str | None = None
     #: reply kinds that are forwarded (out-of-office and other automatic mail stay in the inbox)
     forward_kinds: list[str] = Field(default_factory=lambda: ["human", "left_outlet", "wrong_beat", "unsubscribe"])

@@ -27,7 +27,7 @@ from mailer.inbound.forward import Forwarder
 from mailer.message.tokens import Tokens
 from mailer.ops.heartbeat import HeartbeatThread
 from mailer.ops.logs import configure_logging
-from mailer.releases.replyto import reply_domain
+from mailer.releases.replyto import replies_captured
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from mailer.store import bounces as bounce_store
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _processor(rt: Runtime) -> InboundProcessor:
-    """Bounces, and replies when ``[replies] domain`` is set (:mod:`mailer.inbound`)."""
+    """Bounces, and replies when ``[replies] domain`` is set or ``per_client`` is on (:mod:`mailer.inbound`)."""
     settings = rt.settings
     tokens = Tokens.from_settings(settings)
     bounces = BounceProcessor(
@@ -56,8 +56,10 @@ def _processor(rt: Runtime) -> InboundProcessor:
         client_domains=ClientBounceDomains(rt.sessions, settings),
     )
     replies = (
-        ReplyDesk(rt.sessions, settings=settings, tokens=tokens, clock=rt.clock)
-        if reply_domain(settings) is not None
+        ReplyDesk(
+            rt.sessions, settings=settings, tokens=tokens, clock=rt.clock, client_domains=bounces.is_bounce_domain
+        )
+        if replies_captured(settings)
         else None
     )
     return InboundProcessor(bounces, replies, tokens=tokens, bounce_domain=settings.sender.bounce_domain)
@@ -151,8 +153,9 @@ def bounces_serve(
 
     Only bounces+TOKEN@ and unsubscribe+TOKEN@ addresses with a genuine token, at
     sender.bounce_domain or any client's return-path domain, are accepted (and
-    postmaster@/abuse@ there), and reply+TOKEN@ at replies.domain when it is set (replies
-    are then forwarded from here too); each message is committed before the 250 reply.
+    postmaster@/abuse@ there), and reply+TOKEN@ at replies.domain when it is set, and at
+    every client's return-path domain with replies.per_client (replies are then forwarded
+    from here too); each message is committed before the 250 reply.
     """
     configure_logging(STATE.settings.log)
     with runtime() as rt:
@@ -173,7 +176,7 @@ def bounces_serve(
 
         stop = threading.Event()
         forwarding = None
-        if reply_domain(rt.settings) is not None:
+        if replies_captured(rt.settings):
             forwarder = Forwarder(rt.sessions, settings=rt.settings, clock=rt.clock)
             forwarding = threading.Thread(
                 target=forwarder.run,

@@ -173,7 +173,7 @@ def replies_forward(
     as_json: JsonOpt = False,
 ) -> None:
     r"""Send the forwards waiting in the outbox through \[smtp] (`mailer bounces serve` does
-    this too when \[replies] domain is set); until Ctrl-C / SIGTERM unless --once."""
+    this too when \[replies] domain or per_client is set); until Ctrl-C / SIGTERM unless --once."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with runtime() as rt:
         forwarder = Forwarder(rt.sessions, settings=rt.settings, clock=rt.clock)

@@ -265,7 +265,7 @@ class Sender:
                 self.tokens.mailto_unsubscribe(row.id, bounce_domain) if sender.mailto_unsubscribe else None
             ),
             date=self.clock(),
-            reply_to=reply_address(self.tokens, self.settings, row.id, plan.client_slug),
+            reply_to=reply_address(self.tokens, self.settings, row.id, plan.identity),
             in_reply_to=row.in_reply_to,
             kit_token=self.tokens.kit(row.id),
             release_token=self._release_token(row.release_id),

@@ -62,9 +62,19 @@ class ReplyDesk:
     """Takes replies for deliveries; safe to share between threads (a session per call)."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, settings: Settings, tokens: Tokens, clock: Callable[[], datetime]
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        settings: Settings,
+        tokens: Tokens,
+        clock: Callable[[], datetime],
+        client_domains: Callable[[str], bool] | None = None,
     ) -> None:
+        """``client_domains`` says whether a domain is a client's return-path domain (e.g.
+        :meth:`mailer.bounces.process.BounceProcessor.is_bounce_domain`): with ``[replies]
+        per_client`` replies are taken there too."""
         self._sessions = sessions
+        self._client_domains = client_domains
         self._settings = settings
         self._tokens = tokens
         self._clock = clock
@@ -74,12 +84,13 @@ class ReplyDesk:
     # --- the receiver's questions ----------------------------------------------------
 
     def reply_token(self, address: str) -> str | None:
-        """The token of ``reply+TOKEN@`` a reply domain (any case, ``<>`` allowed), else None."""
+        """The token of ``reply+TOKEN@`` a reply domain (any case, ``<>`` allowed): the
+        configured one, and with ``per_client`` every client's return-path domain; else None."""
         local, at, domain = address.strip().strip("<>").strip().rpartition("@")
         prefix, plus, token = local.partition("+")
         if not at or not plus or not token or prefix.lower() != REPLY_PREFIX:
             return None
-        return token if is_reply_domain(self._settings, domain) else None
+        return token if is_reply_domain(self._settings, domain, self._client_domains) else None
 
     def delivery_of(self, address: str) -> int | None:
         """The delivery a ``reply+TOKEN@`` address names when its signature is genuine."""

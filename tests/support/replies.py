@@ -10,12 +10,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mailer.bounces.domains import ClientBounceDomains
 from mailer.bounces.process import BounceProcessor
 from mailer.config import Settings
 from mailer.inbound.capture import ReplyDesk
 from mailer.inbound.desk import InboundProcessor
 from mailer.inbound.forward import Forwarder
 from mailer.message.tokens import Tokens
+from mailer.releases.identity import SendingIdentity
 from mailer.releases.replyto import reply_address
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
@@ -48,8 +50,11 @@ def inbound(rt: Runtime) -> InboundProcessor:
         tokens=tokens,
         bounce_domain=rt.settings.sender.bounce_domain,
         clock=rt.clock,
+        client_domains=ClientBounceDomains(rt.sessions, rt.settings),
     )
-    desk = ReplyDesk(rt.sessions, settings=rt.settings, tokens=tokens, clock=rt.clock)
+    desk = ReplyDesk(
+        rt.sessions, settings=rt.settings, tokens=tokens, clock=rt.clock, client_domains=bounces.is_bounce_domain
+    )
     return InboundProcessor(bounces, desk, tokens=tokens, bounce_domain=rt.settings.sender.bounce_domain)
 
 
@@ -57,9 +62,10 @@ def forwarder(rt: Runtime) -> Forwarder:
     return Forwarder(rt.sessions, settings=rt.settings, clock=rt.clock)
 
 
-def address_of(rt: Runtime, delivery_id: int) -> str:
-    """The ``reply+TOKEN@`` address of a delivery."""
-    found = reply_address(Tokens.from_settings(rt.settings), rt.settings, delivery_id, None)
+def address_of(rt: Runtime, delivery_id: int, identity: SendingIdentity | None = None) -> str:
+    """The ``reply+TOKEN@`` address of a delivery (of a release of the client with this
+    sending ``identity``)."""
+    found = reply_address(Tokens.from_settings(rt.settings), rt.settings, delivery_id, identity)
     assert found is not None
     return found
 
