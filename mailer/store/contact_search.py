@@ -164,11 +164,18 @@ def _sort_columns(sort: str) -> tuple[Any, bool]:
 
 
 def _word_exists(word: str) -> ColumnElement[bool]:
-    return exists(
+    return _probe(
         select(ContactTerm.contact_id).where(
             ContactTerm.contact_id == Contact.id, ContactTerm.term >= word, ContactTerm.term < prefix_upper(word)
         )
     )
+
+
+def _probe(query: Any) -> ColumnElement[bool]:
+    """EXISTS (query LIMIT 1): the LIMIT keeps PostgreSQL from turning the test into a
+    semi-join that starts from the other table (it did for a word in 5% of 1,000,000
+    contacts: 600 ms, sorting 50,000 rows); each row of the walk is probed instead."""
+    return exists(query.limit(1))
 
 
 def _capped_count(session: Session, query: Any) -> int:
@@ -208,7 +215,7 @@ def contact_page(
         probes.append(
             (
                 "list",
-                exists(
+                _probe(
                     select(ListMember.contact_id).where(
                         ListMember.list_id == list_id, ListMember.contact_id == Contact.id
                     )
@@ -221,7 +228,7 @@ def contact_page(
         probes.append(
             (
                 "beat",
-                exists(
+                _probe(
                     select(ContactBeat.contact_id).where(ContactBeat.contact_id == Contact.id, ContactBeat.beat == beat)
                 ),
             )
@@ -232,7 +239,7 @@ def contact_page(
         probes.append(
             (
                 "tag",
-                exists(select(ContactTag.contact_id).where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)),
+                _probe(select(ContactTag.contact_id).where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)),
             )
         )
         drivers.append(("tag", select(ContactTag.contact_id).where(ContactTag.tag == tag)))
