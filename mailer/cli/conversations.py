@@ -5,6 +5,7 @@ them on the ``releases`` group."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,11 +64,29 @@ def releases_correct(
     unknown), minus anyone suppressed since, each threaded under the message they got; the
     original's pending rows are cancelled now. The subject starts with CORRECTION:
     (config: conversations.correction_prefix)."""
-    text = read_text_file(file)
+    _answer(threads.correct, release_id, read_text_file(file), actor, as_json, "correction")
+
+
+def releases_withdraw(
+    release_id: ReleaseId,
+    note: Annotated[str, typer.Option("--note", help="Why it is withdrawn: the message's text (Markdown).")],
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a withdrawal of a release that went out: the note, to exactly those who got it
+    (sent or unknown), threaded under the message they got; the original's pending rows
+    are cancelled now. The subject starts with WITHDRAWN: (config: conversations.withdrawal_prefix)."""
+    _answer(threads.withdraw, release_id, note, actor, as_json, "withdrawal")
+
+
+def _answer(
+    make: Callable[..., Release], release_id: int, text: str, actor: str | None, as_json: bool, what: str
+) -> None:
+    """Create a correction or withdrawal (``make``) of ``release_id`` as ``actor``; print it."""
     given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
         author = permits.cli_actor(session, given, permits.Action.WRITE)
-        release = threads.correct(
+        release = make(
             session,
             release_id,
             text,
@@ -80,35 +99,7 @@ def releases_correct(
     if as_json:
         print_json(summary)
     else:
-        _said(release, "correction")
-
-
-def releases_withdraw(
-    release_id: ReleaseId,
-    note: Annotated[str, typer.Option("--note", help="Why it is withdrawn: the message's text (Markdown).")],
-    actor: AsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a withdrawal of a release that went out: the note, to exactly those who got it
-    (sent or unknown), threaded under the message they got; the original's pending rows
-    are cancelled now. The subject starts with WITHDRAWN: (config: conversations.withdrawal_prefix)."""
-    given = whoami(actor)
-    with runtime() as rt, transaction(rt.sessions) as session:
-        author = permits.cli_actor(session, given, permits.Action.WRITE)
-        release = threads.withdraw(
-            session,
-            release_id,
-            note,
-            author=author,
-            renderer=renderer_for(rt.settings),
-            settings=rt.settings,
-            now=rt.clock(),
-        )
-        summary = _summary(release)
-    if as_json:
-        print_json(summary)
-    else:
-        _said(release, "withdrawal")
+        _said(release, what)
 
 
 def releases_follow_up(
