@@ -61,7 +61,7 @@ def test_a_journalist_opens_view_online_and_downloads_the_fact_sheet(
         with page.expect_navigation():
             page.get_by_role("link", name="View online").click()
         assert page.url.startswith(f"{base_url}/newsroom/acme/{sent.release_id}?t=")
-        assert "EMBARGOED until 1 December 2026" in page.locator("#embargo").inner_text()
+        assert "EMBARGOED until 1 December 2027" in page.locator("#embargo").inner_text()
         assert page.locator("#title").inner_text() == "Acme briefing on harbour policy"
         assert "Examplia" in page.locator("#disclosure").inner_text()
         assert page.evaluate("document.querySelector('#kit img').naturalWidth") == 40
