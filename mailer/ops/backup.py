@@ -77,8 +77,11 @@ def backup_sqlite(engine: Engine, target: Path, *, overwrite: bool = False) -> B
         src = sqlite3.connect(source, timeout=30)
         dst = sqlite3.connect(part)
         try:
-            # Pages in steps so that writers wait at most one step for the lock.
-            src.backup(dst, pages=1024)
+            # All pages in one step: one read transaction, a consistent snapshot. In WAL
+            # mode (the embedded default) writers go on meanwhile; copying in several steps
+            # instead restarts from scratch whenever another connection writes between two
+            # steps, and never finished under a steady writer.
+            src.backup(dst, pages=-1)
             dst.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
             check = dst.execute("PRAGMA integrity_check").fetchone()[0]
             pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
