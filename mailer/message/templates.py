@@ -16,6 +16,8 @@ link, postal address, disclosure) sits outside any block, so no variant can remo
 In ``.html`` templates Jinja must sit in text, in attribute values, or between elements
 (a ``{% ... %}`` inside a tag's attribute list cannot survive the HTML processing and is
 reported as an error).
+
+Over 400 lines on purpose (just): one noun, the renderer that compiles a variant once.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ A release file::
     subject = "..."; intro = "..."; template = "..."; body = "..."
     +++
     Markdown body (Jinja allowed)
+
+Over 400 lines on purpose: one noun (the release file format) and its validation; every
+key's check sits beside the others so errors name keys the same way.
 """
 
 from __future__ import annotations

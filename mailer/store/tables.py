@@ -3,6 +3,9 @@
 Constraints here protect the guarantees of DESIGN.md: one delivery per (release,
 contact), one contact per normalized address, a stable unique Message-ID per delivery,
 one suppression per (address hash, scope).
+
+Over 400 lines on purpose: the schema, one declarative class per table in one metadata
+(what Alembic and the layer test read); columns only, no behaviour.
 """
 
 from __future__ import annotations
