@@ -149,7 +149,7 @@ def releases_lift_note(
     release_id: ReleaseId,
     body: Annotated[
         Path | None,
-        typer.Option("--body", help="The note's text (Markdown). Default: the embargo has lifted, and the newsroom link."),
+        typer.Option("--body", help="The note's text (Markdown). Default: the embargo lifted, the newsroom link."),
     ] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,

@@ -93,9 +93,7 @@ def test_a_submitted_release_cannot_be_moved_past_its_embargo_a_draft_can(
         submit(rt, renderer, draft)
 
 
-def test_the_cli_refuses_it_in_one_line(
-    rt: Runtime, renderer: Renderer, env: dict[str, str], tmp_path: Path
-) -> None:
+def test_the_cli_refuses_it_in_one_line(rt: Runtime, renderer: Renderer, env: dict[str, str], tmp_path: Path) -> None:
     """`mailer releases schedule ID --at` past the embargo exits non-zero with one line; nothing changes."""
     rid = approved(rt, renderer, tmp_path)
     result = run_proc(env, "releases", "schedule", str(rid), "--at", "2027-12-01 11:00 America/New_York")
@@ -119,7 +117,9 @@ def test_the_api_and_the_staff_form_refuse_it(rt: Runtime, renderer: Renderer, t
     make_users(rt, [Role.PUBLICIST])
     # the staff pages on plain http (the test client): their cookies are not marked secure
     staff = sign_in(create_app(rt.settings.model_copy(update={"web": WebSettings()}), clock=rt.clock), Role.PUBLICIST)
-    form = staff.post(f"/releases/{rid}/actions/schedule", data={"csrftoken": csrf(staff), "send_at": "2027-12-02T09:00"})
+    form = staff.post(
+        f"/releases/{rid}/actions/schedule", data={"csrftoken": csrf(staff), "send_at": "2027-12-02T09:00"}
+    )
     assert form.status_code == 409
     assert "is earlier than send_at" in form.context["error"]  # type: ignore[attr-defined]
     assert state(rt, rid) == ("approved", SEND_AT)
