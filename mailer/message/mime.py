@@ -19,7 +19,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -249,12 +249,16 @@ class CompiledVariant(Variant):
         text = finish_text(self._run(self._layouts[1], ctx), dateline=self.spec.dateline)
         return RenderedParts(subject, text, html)
 
-    def page_html(self, rcpt: Recipient) -> tuple[Markup, Markup | None]:
+    def page_html(
+        self, rcpt: Recipient, *, assets: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[Markup, Markup | None]:
         """The body (and the "About" boilerplate) as HTML for ``rcpt`` without the layout:
         what a newsroom page shows (render with a recipient without fields for a page
-        without personalization). Raises TemplateError."""
+        without personalization). ``assets``: the kit links as the page shows them (the
+        body's kit images use their ``src``; default the public ones). Raises TemplateError."""
         ctx = self._context(rcpt, "", "")
         ctx["subject"] = ""
+        ctx["assets"] = assets if assets is not None else asset_links(self.spec, None, None)
         return Markup(self._run(self._body[0], ctx)), self._about_html
 
     @staticmethod
