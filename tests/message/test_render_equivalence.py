@@ -4,7 +4,7 @@ Approvals bind to the rendered bytes (``RENDER_VERSION`` did not change), so eve
 here is compared with digests of the bytes main rendered before the change
 (``render_golden.json``, made by running this file as a script against a checkout of main:
 ``PYTHONPATH=/path/to/main python tests/message/test_render_equivalence.py > ...``), and
-the new parts with the old ones kept callable: whole-text quoted-printable (``_qp``),
+the new parts with the old ones kept callable: whole-text quoted-printable (``qp.qp``),
 textwrap without the cache (``_wrap_now``), and Jinja's own sandboxed ``getattr``.
 
 Self-contained on purpose (no ``tests.support`` imports): the same file runs against main.
@@ -40,7 +40,6 @@ from mailer.message import (
     Speaker,
     SpeakerGroup,
     VariantSpec,
-    mime,
     plaintext,
     sandbox,
 )
@@ -314,7 +313,9 @@ def test_every_case_renders_the_bytes_main_rendered() -> None:
 
 def test_the_same_bytes_when_the_caches_keep_emptying(monkeypatch: pytest.MonkeyPatch) -> None:
     """Line caches of a few characters (emptied on nearly every line): still main's digests."""
-    monkeypatch.setattr(mime, "QP_CACHE_CHARS", 100)
+    from mailer.message import qp  # not in main: imported here so that this file still runs there
+
+    monkeypatch.setattr(qp, "QP_CACHE_CHARS", 100)
     monkeypatch.setattr(plaintext, "_WRAPPED_MAX_CHARS", 100)
     assert digests() == json.loads(GOLDEN.read_text("utf-8"))
 
@@ -333,22 +334,26 @@ _QP_ALPHABET = st.sampled_from(
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(_QP_ALPHABET, st.text(max_size=90)), max_size=80), st.integers(0, 3))
 def test_line_by_line_quoted_printable_is_the_whole_text_encoding(pieces: list[str], repeat: int) -> None:
-    """Any text (dots, '=', spaces and tabs before line ends and at the end, CR, long lines): QPLines gives _qp's bytes, cached or not."""
+    """Any text (dots, '=', spaces and tabs before line ends and at the end, CR, long lines): QPLines gives qp.qp's bytes, cached or not."""
+    from mailer.message import qp
+
     text = "".join(pieces) + ("x" * 70 + " ." * repeat)
-    cache = mime.QPLines()
+    cache = qp.QPLines()
     for _ in range(2):  # the second time from the cache
-        assert cache.encode(text) == mime._qp(text)
-        assert cache.encode(text[:-1]) == mime._qp(text[:-1])
+        assert cache.encode(text) == qp.qp(text)
+        assert cache.encode(text[:-1]) == qp.qp(text[:-1])
 
 
 @pytest.mark.parametrize("width", [74, 75, 76, 77, 78])
 def test_lines_around_the_soft_break_column(width: int) -> None:
-    """Lines of 74-78 octets ending in a dot, a space, a tab, '=' or a multibyte letter: the same bytes as _qp."""
-    cache = mime.QPLines()
+    """Lines of 74-78 octets ending in a dot, a space, a tab, '=' or a multibyte letter: the same bytes as qp.qp."""
+    from mailer.message import qp
+
+    cache = qp.QPLines()
     for end in (".", " ", "\t", "=", "é", "a"):
         for line in ("a" * (width - 1) + end, "." + "b" * (width - 2) + end, end * width):
             for text in (line, line + "\n", line + "\n" + line, "\n" + line + "\n\n"):
-                assert cache.encode(text) == mime._qp(text), (width, end, text)
+                assert cache.encode(text) == qp.qp(text), (width, end, text)
 
 
 def test_wrapping_from_the_cache_is_wrapping() -> None:
