@@ -17,6 +17,7 @@ and proofs, :class:`AsyncRenderer` for the delivery engine.
     fingerprint  fingerprint(spec, renderer), RENDER_VERSION
     mime         CompiledVariant: Jinja renders + MIME assembly, bytes out
     headers      header encoding and the header-injection check
+    qp           quoted-printable bodies, each distinct line encoded once per variant
     isolated     the faces of the render process: IsolatedRenderer, IsolatedVariant, AsyncRenderer
     worker       RenderWorker: starts, feeds and kills the render process
     child        the render process (``python -m mailer.message.child``)

@@ -144,9 +144,30 @@ def markdown_to_text(
 _WRAP_AT_MOST = 100_000
 
 
-def _wrap(line: str) -> list[str]:
+#: Lines wrapped before, and what they became (most lines of a variant's text part are the
+#: same in every message: wrapping is a pure function of the line, so a remembered result
+#: is the same text). Bounded by the characters it holds; emptied when full.
+_WRAPPED: dict[str, tuple[str, ...]] = {}
+_WRAPPED_CHARS = [0]
+_WRAPPED_MAX_CHARS = 2_000_000
+
+
+def _wrap(line: str) -> tuple[str, ...]:
     if len(line) <= WIDTH or len(line) > _WRAP_AT_MOST:
-        return [line]
+        return (line,)
+    done = _WRAPPED.get(line)
+    if done is None:
+        done = _wrap_now(line)
+        if _WRAPPED_CHARS[0] + len(line) > _WRAPPED_MAX_CHARS:
+            _WRAPPED.clear()
+            _WRAPPED_CHARS[0] = 0
+        _WRAPPED[line] = done
+        _WRAPPED_CHARS[0] += len(line)
+    return done
+
+
+def _wrap_now(line: str) -> tuple[str, ...]:
+    """``line`` wrapped at :data:`WIDTH` with a hanging indent (no cache)."""
     m = _MARKER.match(line)
     assert m is not None
     lead, mark = m.group(1), m.group(2) or ""
@@ -159,7 +180,7 @@ def _wrap(line: str) -> list[str]:
         break_long_words=False,
         break_on_hyphens=False,
     )
-    return wrapped or [line]
+    return tuple(wrapped) or (line,)
 
 
 def finish_text(text: str, *, dateline: str | None = None) -> str:
@@ -177,6 +198,9 @@ def finish_text(text: str, *, dateline: str | None = None) -> str:
             blank = True
             continue
         blank = False
+        if len(line) <= WIDTH and line[0] not in "=-":
+            out.append(line)  # the common case, as _wrap would give it (no underline, no wrap)
+            continue
         if _UNDERLINE.fullmatch(line) and out and out[-1] and not _UNDERLINE.fullmatch(out[-1]):
             heading = []
             for previous in reversed(out):
