@@ -13,8 +13,11 @@ future; the rest have none) and ``--deferred`` are deferred with a retry time in
 future: rows a claim must not pick, spread over the release. Then, at 0%, 50% and 99% of
 the other rows ``sent`` (the lowest ids first, as a send leaves them; PostgreSQL gets a
 VACUUM ANALYZE after each step, as autovacuum would), it times ``--claims`` claims of 200
-rows, each rolled back so that every claim sees the same state. Reported per claim: wall
-time (median and max) and CPU time (this process on SQLite; the server backend's on
+rows, each rolled back so that every claim sees the same state, and as many runs of the
+claim's row selection alone (``select``: the part that grew with the release; the rest
+of a claim, the UPDATE of 200 rows, the suppression and hold checks and the read of the
+claimed rows, costs the same whatever the release). Reported per claim: wall time
+(median and max) and CPU time (this process on SQLite; the server backend's on
 PostgreSQL, from /proc, whose 10 ms ticks are summed over all the claims).
 
 With ``--old`` the previous query (one ``OR`` over queued and deferred, ``ORDER BY id``)
@@ -311,6 +314,25 @@ def time_claims(engine: Engine, release_id: int, claims: int, old: bool) -> Timi
     return Timing(walls, used, claimed)
 
 
+def time_selects(engine: Engine, release_id: int, claims: int, old: bool) -> Timing:
+    """``claims`` runs of the claim's row selection alone (the part that grew with the
+    release), each rolled back (on PostgreSQL it locks its rows, FOR UPDATE SKIP LOCKED)."""
+    due = (old_due_ids if old else NEW_DUE_IDS)(release_id, NOW, LIMIT)
+    walls: list[float] = []
+    found = 0
+    with Session(engine) as session:
+        cpu = backend_cpu(session)
+        session.rollback()
+        cpu0 = cpu()
+        for _ in range(claims):
+            t0 = time.perf_counter()
+            found = len(session.scalars(due).all())
+            walls.append(time.perf_counter() - t0)
+            session.rollback()
+        used = cpu() - cpu0
+    return Timing(walls, used, found)
+
+
 def explain(engine: Engine, release_id: int, old: bool) -> str:
     """The plan of the claim's row selection."""
     due = (old_due_ids if old else NEW_DUE_IDS)(release_id, NOW, LIMIT)
@@ -336,9 +358,11 @@ def run(backend: str, args: argparse.Namespace) -> None:
                 for old in order:
                     if args.old:
                         use_schema(engine, old)
-                    timing = time_claims(engine, release_id, args.claims, old)
                     name = "old" if old else "new"
-                    print(f"  {fraction:4.0%} sent  {name}  {timing.line()}", flush=True)
+                    timing = time_claims(engine, release_id, args.claims, old)
+                    print(f"  {fraction:4.0%} sent  {name}  claim   {timing.line()}", flush=True)
+                    timing = time_selects(engine, release_id, args.claims, old)
+                    print(f"  {fraction:4.0%} sent  {name}  select  {timing.line()}", flush=True)
             if args.plans:
                 for old in variants:
                     if args.old:
