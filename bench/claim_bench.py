@@ -57,7 +57,7 @@ LIMIT = 200
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def old_due_ids(release_id: int, now: datetime, limit: int) -> Select[tuple[int]]:
+def old_due_ids(release_id: int, now: datetime, limit: int) -> Select[int]:
     """The claim's row selection before issue 20 (mailer/store/queue.py at 94edc6d)."""
     return (
         select(Delivery.id)
@@ -133,7 +133,7 @@ def database(backend: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def numbers(engine: Engine, n: int) -> Select[tuple[int]]:
+def numbers(engine: Engine, n: int) -> Select[int]:
     """SELECT n AS i FROM 1..n, in the engine's SQL."""
     if engine.dialect.name == "postgresql":
         return select(text("i")).select_from(text(f"generate_series(1, {n}) AS g(i)"))

@@ -123,7 +123,7 @@ _QUEUED: ColumnElement[str] = literal_column(f"'{DeliveryStatus.QUEUED.value}'",
 _DEFERRED: ColumnElement[str] = literal_column(f"'{DeliveryStatus.DEFERRED.value}'", String)
 
 
-def due_ranges(release_id: int, now: datetime) -> tuple[Select[tuple[int]], ...]:
+def due_ranges(release_id: int, now: datetime) -> tuple[Select[int], ...]:
     """The claim's three index ranges of the release's due rows, each in its index's
     order, each starting at its first due row (so reading the first ``n`` of one costs
     about ``n`` index entries, whatever the release's size or how much of it is sent):
@@ -152,7 +152,7 @@ def due_ranges(release_id: int, now: datetime) -> tuple[Select[tuple[int]], ...]
     )
 
 
-def _due_ids(release_id: int, now: datetime, limit: int) -> Select[tuple[int]]:
+def _due_ids(release_id: int, now: datetime, limit: int) -> Select[int]:
     """The ids of up to ``limit`` due rows of the release, lowest id first: the first
     ``limit`` of each of :func:`due_ranges` (locked, SKIP LOCKED, on PostgreSQL: only
     what a range returns is locked), then the lowest ids of those at most ``3 * limit``."""

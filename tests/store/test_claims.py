@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason, send_scopes
 from mailer.runtime import Runtime
@@ -56,7 +56,7 @@ def _set(rt: Runtime, ids: Sequence[int], **values: object) -> None:
         s.execute(update(Delivery).where(Delivery.id.in_(list(ids))).values(**values))
 
 
-def _claim(rt: Runtime, rid: int, limit: int, *, now: object = FIXED_NOW, owner: str = "w") -> list[int]:
+def _claim(rt: Runtime, rid: int, limit: int, *, now: datetime = FIXED_NOW, owner: str = "w") -> list[int]:
     with transaction(rt.sessions) as s:
         claimed = delivery_queue.claim_batch(
             s, release_id=rid, scopes=send_scopes("harbor"), owner=owner, now=now, lease=LEASE, limit=limit
@@ -177,7 +177,9 @@ def _fill(engine: Engine, rid: int, contacts: int) -> None:
 def _send_half(engine: Engine, rid: int) -> None:
     """The lower half of the release's queued rows (of no wave) become sent."""
     with engine.begin() as conn:
-        low, high = conn.execute(text(f"SELECT min(id), max(id) FROM deliveries WHERE release_id = {rid}")).one()
+        low, high = conn.execute(
+            select(func.min(Delivery.id), func.max(Delivery.id)).where(Delivery.release_id == rid)
+        ).one()
         conn.execute(
             text(
                 f"UPDATE deliveries SET status = 'sent' WHERE release_id = {rid} AND id < {(low + high) // 2} "
@@ -209,7 +211,9 @@ def test_sqlite_reads_each_range_from_its_index_without_sorting(rt: Runtime, tmp
             )
         ]
     reads = [line for line in whole if " deliveries" in line]
-    assert len(reads) == 3 and all(r.startswith("SEARCH deliveries USING INDEX ix_deliveries_due_") for r in reads), whole
+    assert len(reads) == 3 and all(r.startswith("SEARCH deliveries USING INDEX ix_deliveries_due_") for r in reads), (
+        whole
+    )
 
 
 def _explained(rt: Runtime, stmt: object) -> dict[str, Any]:
@@ -217,7 +221,7 @@ def _explained(rt: Runtime, stmt: object) -> dict[str, Any]:
     with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE deliveries")
     with rt.engine.connect() as conn:
-        explained = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + _sql(rt, stmt)).scalar_one()
+        explained: Any = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + _sql(rt, stmt)).scalar_one()
         conn.rollback()
     plan: dict[str, Any] = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
     return plan
