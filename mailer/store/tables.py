@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -364,7 +365,25 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("release_id", "contact_id", name="uq_deliveries_release_contact"),
-        Index("ix_deliveries_claim", "release_id", "status", "next_attempt_at"),
+        # claiming (mailer.store.queue.claim_batch): the due rows of a release, each kind
+        # from the first due one on; partial, so sent rows and other releases' pending
+        # rows are not in them (the WHERE must match the claim's SQL text exactly)
+        Index(
+            "ix_deliveries_due_queued",
+            "release_id",
+            "not_before",
+            "id",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_deliveries_due_deferred",
+            "release_id",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("status = 'deferred'"),
+            postgresql_where=text("status = 'deferred'"),
+        ),
         Index("ix_deliveries_lease", "status", "lease_expires_at"),
         # the staff log's filters, paged by id (keyset)
         Index("ix_deliveries_domain_status_id", "domain", "status", "id"),
