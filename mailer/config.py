@@ -90,6 +90,9 @@ class SmtpSettings(_Section):
     #: use it when the relay's EHLO offers it, but submit refuses such audiences (not
     #: known in advance); "no": never. IDN domains need none of this (sent as xn--).
     smtputf8: Literal["auto", "yes", "no"] = "auto"
+    #: the sending process's event loop (mailer.smtp.loop): "auto" = uvloop when installed
+    #: (pip install "mailer[fast]"), "asyncio" = never uvloop, "uvloop" = required
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
     @field_validator("client", mode="before")
     @classmethod
