@@ -72,8 +72,10 @@ class SmtpSettings(_Section):
     rate_per_domain: float = Field(default=0, ge=0)
     connect_timeout: float = Field(default=30, gt=0)
     #: RFC 5321 4.5.3.2 asks clients to wait at least 5 minutes for each command reply ...
+    #: (mailer.smtp.client: the budget of a message's whole envelope, RSET/MAIL/RCPT/DATA)
     command_timeout: float = Field(default=300, gt=0)
-    #: ... and at least 10 minutes after the final "." of the message data.
+    #: ... and at least 10 minutes after the final "." of the message data (the budget of
+    #: writing the data and reading that reply)
     data_timeout: float = Field(default=600, gt=0)
     #: name sent in EHLO; empty means the machine's name
     helo_name: str | None = None
