@@ -45,6 +45,10 @@ handed over and its fate was not heard".
 
 Raised: :class:`mailer.domain.errors.TransportError` only when SMTP cannot be used at all
 (connect, greeting, EHLO/HELO, TLS or authentication refused or failing).
+
+Over 400 lines on purpose: one noun (an SMTP session); the pipelined group, the reply
+reader, the deadlines and the stream's bookkeeping (owed RSET, 421) guard one another's
+assumptions about where the stream is.
 """
 
 from __future__ import annotations

@@ -188,8 +188,9 @@ async def test_plain_send_arrives_once_per_recipient(smtp: FaultSMTPServer) -> N
     assert smtp.connections == 1
 
 
-async def test_before_data_runs_once_between_rcpt_and_data(smtp: FaultSMTPServer) -> None:
-    """before_data runs once for an accepted recipient, never for a refused one."""
+async def test_before_data_runs_once_between_the_354_and_the_data(smtp: FaultSMTPServer) -> None:
+    """before_data runs once for an accepted recipient (after the 354, before any byte of
+    the message), never for a refused one."""
     smtp.rcpt_reply["gone@example.com"] = "550 5.1.1 No such user"
     pool = make_transport(settings(smtp.port))
     calls: list[int] = []
