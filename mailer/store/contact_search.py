@@ -30,9 +30,11 @@ from mailer.domain.errors import InputError
 from mailer.domain.search_terms import contact_terms, name_key, outlet_key, prefix_upper, query_words
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ContactTerm, ListMember, MailingList
 
-#: A condition matching fewer index entries than this drives the query (see the module docstring).
-DRIVE_CAP = 5000
+#: Conditions are counted up to this many index entries; a set under it may drive the query.
+DRIVE_CAP = 20000
 SORTS = ("name", "email", "outlet", "updated")
+#: filters on a column of the contact with an index of (column, sort key, id) for every sort
+FACETS = ("outlet_type", "region")
 
 
 # --- keeping the index --------------------------------------------------------------------
@@ -163,12 +165,18 @@ def _sort_columns(sort: str) -> tuple[Any, bool]:
     return Contact.sort_name, False
 
 
-def _word_exists(word: str) -> ColumnElement[bool]:
-    return _probe(
-        select(ContactTerm.contact_id).where(
-            ContactTerm.contact_id == Contact.id, ContactTerm.term >= word, ContactTerm.term < prefix_upper(word)
-        )
-    )
+@dataclass(frozen=True)
+class _Condition:
+    """One condition of a page that an index can count: the ids it matches (from an index
+    alone, to count and to drive the query) and the test of one walked contact."""
+
+    name: str
+    ids: Any
+    #: a probe of another table; None for a column of the contact (``facet``)
+    probe: ColumnElement[bool] | None = None
+    #: the column and value when the condition is ``column = value`` on the contact, which
+    #: has an index of (column, sort key, id) for every sort
+    facet: tuple[Any, str] | None = None
 
 
 def _probe(query: Any) -> ColumnElement[bool]:
@@ -178,8 +186,88 @@ def _probe(query: Any) -> ColumnElement[bool]:
     return exists(query.limit(1))
 
 
-def _capped_count(session: Session, query: Any) -> int:
-    return session.scalar(select(func.count()).select_from(query.limit(DRIVE_CAP).subquery())) or 0
+def _conditions(session: Session, filters: ContactFilters) -> list[_Condition]:
+    conds: list[_Condition] = []
+    for word in query_words(filters.query):
+        in_range = (ContactTerm.term >= word, ContactTerm.term < prefix_upper(word))
+        conds.append(
+            _Condition(
+                f"word {word}",
+                select(ContactTerm.contact_id).where(*in_range),
+                probe=_probe(select(ContactTerm.contact_id).where(ContactTerm.contact_id == Contact.id, *in_range)),
+            )
+        )
+    if filters.list_slug:
+        list_id = session.scalar(select(MailingList.id).where(MailingList.slug == filters.list_slug)) or 0
+        conds.append(
+            _Condition(
+                "list",
+                select(ListMember.contact_id).where(ListMember.list_id == list_id),
+                probe=_probe(
+                    select(ListMember.contact_id).where(
+                        ListMember.list_id == list_id, ListMember.contact_id == Contact.id
+                    )
+                ),
+            )
+        )
+    if filters.beat:
+        beat = filters.beat.strip().lower()
+        conds.append(
+            _Condition(
+                "beat",
+                select(ContactBeat.contact_id).where(ContactBeat.beat == beat),
+                probe=_probe(
+                    select(ContactBeat.contact_id).where(ContactBeat.contact_id == Contact.id, ContactBeat.beat == beat)
+                ),
+            )
+        )
+    if filters.tag:
+        tag = filters.tag.strip().lower()
+        conds.append(
+            _Condition(
+                "tag",
+                select(ContactTag.contact_id).where(ContactTag.tag == tag),
+                probe=_probe(
+                    select(ContactTag.contact_id).where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)
+                ),
+            )
+        )
+    for name in FACETS:
+        value = getattr(filters, name).strip().lower()
+        if value:
+            col = getattr(Contact, name)
+            conds.append(_Condition(name, select(Contact.id).where(col == value), facet=(col, value)))
+    return conds
+
+
+def _capped_counts(session: Session, conds: Sequence[_Condition]) -> tuple[list[int], int]:
+    """How many index entries each condition matches, up to :data:`DRIVE_CAP`, and the
+    highest contact id (about how many contacts there are), in one statement."""
+    columns = [select(func.count()).select_from(c.ids.limit(DRIVE_CAP).subquery()).scalar_subquery() for c in conds]
+    row = session.execute(select(*columns, select(func.max(Contact.id)).scalar_subquery())).one()
+    return [int(n or 0) for n in row[:-1]], int(row[-1] or 0)
+
+
+def _plan(conds: Sequence[_Condition], counts: Sequence[int], total: int, limit: int) -> str:
+    """The cheaper of: walking a sort index (the plain one, or the one within the rarest
+    outlet type or region filtered on) until a page is found, about ``limit`` / the product
+    of the other conditions' shares of the contacts rows; or starting from the rarest
+    counted set of ids (a word, list, beat or tag under :data:`DRIVE_CAP`) and sorting it."""
+    share = [max(n, 1) / max(total, 1) for n in counts]
+    facets = [i for i, c in enumerate(conds) if c.facet is not None]
+    path = min(facets, key=lambda i: counts[i]) if facets else None
+    walk = float(limit)
+    for i, s in enumerate(share):
+        if i != path:
+            walk /= min(s, 1.0)
+    # ... but never more rows than the walked index holds
+    walk = min(walk, float(total if path is None else counts[path]))
+    sets = [i for i, c in enumerate(conds) if c.facet is None and counts[i] < DRIVE_CAP]
+    if sets:
+        best = min(sets, key=lambda i: counts[i])
+        if counts[best] <= walk:
+            return conds[best].name
+    return "sort" if path is None else f"sort in {conds[path].name}"
 
 
 def contact_page(
@@ -189,84 +277,44 @@ def contact_page(
     sort: str = "name",
     cursor: str | None = None,
     limit: int = 50,
+    plan: str | None = None,
 ) -> ContactPage:
     """One page of live contacts matching ``filters`` in ``sort`` order (name, email,
-    outlet, updated — newest first), after ``cursor``. InputError for a bad sort or cursor."""
+    outlet, updated — newest first), after ``cursor``. InputError for a bad sort or cursor.
+
+    ``plan`` forces an access path (one of the :attr:`ContactPage.driver` names this
+    filter allows: "sort", "sort in outlet_type", "word ana", "list"...) for tests and
+    benchmarks; by default the cheapest is chosen (:func:`_plan`)."""
     if sort not in SORTS:
         raise InputError(f"sort: one of {', '.join(SORTS)}")
     limit = max(1, min(limit, 200))
     column, descending = _sort_columns(sort)
-    where: list[ColumnElement[bool]] = [Contact.email.is_not(None)]
+    conds = _conditions(session, filters)
+    counts, total = _capped_counts(session, conds) if conds else ([], 0)
+    chosen = _plan(conds, counts, total, limit) if plan is None else plan
+    allowed = {"sort"} | {f"sort in {c.name}" if c.facet is not None else c.name for c in conds}
+    if chosen not in allowed:
+        raise InputError(f"plan: one of {', '.join(sorted(allowed))}")
+
     # the row's own columns are tested before the probes of other tables (SQLite keeps
-    # the order given): on a walk down the sort index most rows fail the cheap test
-    probes: list[tuple[str, ColumnElement[bool]]] = []
-    # candidates to drive the query: (name, id subquery)
-    drivers: list[tuple[str, Any]] = []
-    for word in query_words(filters.query):
-        probes.append((f"word {word}", _word_exists(word)))
-        drivers.append(
-            (
-                f"word {word}",
-                select(ContactTerm.contact_id).where(ContactTerm.term >= word, ContactTerm.term < prefix_upper(word)),
-            )
-        )
-    if filters.list_slug:
-        list_id = session.scalar(select(MailingList.id).where(MailingList.slug == filters.list_slug)) or 0
-        probes.append(
-            (
-                "list",
-                _probe(
-                    select(ListMember.contact_id).where(
-                        ListMember.list_id == list_id, ListMember.contact_id == Contact.id
-                    )
-                ),
-            )
-        )
-        drivers.append(("list", select(ListMember.contact_id).where(ListMember.list_id == list_id)))
-    if filters.beat:
-        beat = filters.beat.strip().lower()
-        probes.append(
-            (
-                "beat",
-                _probe(
-                    select(ContactBeat.contact_id).where(ContactBeat.contact_id == Contact.id, ContactBeat.beat == beat)
-                ),
-            )
-        )
-        drivers.append(("beat", select(ContactBeat.contact_id).where(ContactBeat.beat == beat)))
-    if filters.tag:
-        tag = filters.tag.strip().lower()
-        probes.append(
-            (
-                "tag",
-                _probe(select(ContactTag.contact_id).where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)),
-            )
-        )
-        drivers.append(("tag", select(ContactTag.contact_id).where(ContactTag.tag == tag)))
-    for name, col in (("outlet_type", Contact.outlet_type), ("region", Contact.region)):
-        value = getattr(filters, name).strip().lower()
-        if value:
-            # concatenated with '' so that the planner walks the sort index instead of
-            # this column's index (unless it drives, below)
-            where.append(col.concat("") == value)
-            drivers.append((name, select(Contact.id).where(col == value)))
+    # the order given): on a walk down a sort index most rows fail the cheap test
+    where: list[ColumnElement[bool]] = [Contact.email.is_not(None)]
+    for cond in conds:
+        if cond.facet is not None:
+            col, value = cond.facet
+            # a plain comparison only for the walked index's column; the others are
+            # concatenated with '' so that no planner starts from their index instead
+            where.append(col == value if chosen == f"sort in {cond.name}" else col.concat("") == value)
     if filters.country:
         where.append(Contact.country == filters.country.strip().upper())
     if filters.language:
         where.append(Contact.language == filters.language.strip().lower())
-
-    driver = "sort"
-    best: tuple[int, str, Any] | None = None
-    counts: dict[str, int] = {}
-    for name, ids in drivers:
-        n = counts[name] = _capped_count(session, ids)
-        if n < DRIVE_CAP and (best is None or n < best[0]):
-            best = (n, name, ids)
-    # the probe most likely to fail first
-    where.extend(clause for _, clause in sorted(probes, key=lambda p: counts.get(p[0], DRIVE_CAP)))
-    if best is not None:
-        driver = best[1]
-        where.append(Contact.id.in_(best[2].scalar_subquery()))
+    # the probe most likely to fail first (in the order given when counts tie at the cap)
+    order_of = sorted(range(len(conds)), key=lambda i: counts[i])
+    where.extend(p for i in order_of if (p := conds[i].probe) is not None and conds[i].name != chosen)
+    for cond in conds:
+        if cond.name == chosen:
+            where.append(Contact.id.in_(cond.ids.scalar_subquery()))
 
     if cursor:
         key, ident = _uncursor(cursor, sort)
@@ -310,7 +358,7 @@ def contact_page(
         for r in found
     ]
     next_cursor = _cursor((found[-1][8], found[-1][0])) if more and found else None
-    return ContactPage(rows, next_cursor, driver)
+    return ContactPage(rows, next_cursor, chosen)
 
 
 def _labels(session: Session, ids: Sequence[int]) -> dict[int, tuple[list[str], list[str]]]:
