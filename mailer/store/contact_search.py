@@ -2,17 +2,20 @@
 page of contacts by search, filters and sort (read only, but for the reindex writes).
 
 Searching 1,000,000 contacts in well under 200 ms a page on both backends
-(``bench/contact_search_bench.py``) rests on three things:
+(``bench/contact_search_bench.py``) rests on four things:
 
 * words live in ``contact_terms`` (term, contact_id), so a prefix is a range scan of the
   primary key, never a ``LIKE '%...%'`` over every row;
 * sorts walk an index (``sort_name``/``sort_outlet``/``email``/``updated_at`` with the id)
   and stop after one page: keyset paging, never OFFSET;
-* the page is driven by its most selective condition: each word, list, beat or tag is
-  counted up to :data:`DRIVE_CAP` index entries first. When one matches fewer rows, the
-  query starts from those contact ids and sorts them (a few thousand rows at most);
-  otherwise every condition matches at least 1 row in ``contacts/DRIVE_CAP``, and the walk
-  down the sort index finds a page quickly.
+* a page filtered by outlet type or region walks the index of (that column, sort key, id)
+  instead, so the contacts of other types or regions are never read (broad filters
+  together, 'ana' in a list of a third of the contacts, type tv: 1/11 of the rows);
+* each page takes the cheaper access path (:func:`_plan`): every word, list, beat, tag,
+  outlet type and region is counted first, up to :data:`DRIVE_CAP` index entries (from
+  the index alone); walking reads about ``limit`` / (the product of the other conditions'
+  shares) rows, starting from the rarest set reads all of it (then sorts it). A rare
+  condition drives; broad ones are tested on the walked rows, the rarest first.
 """
 
 from __future__ import annotations
