@@ -131,7 +131,7 @@ def crowd(rt: Runtime) -> None:
             ).scalar_one()
             for slug in ("l1", "l2")
         ]
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "email": f"person{i:03d}@outlet{i % 7}.example.org",
                 "email_hash": email_hash(f"person{i:03d}@outlet{i % 7}.example.org"),
