@@ -243,7 +243,7 @@ def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], coun
 
 @pytest.mark.parametrize("sort", contact_search.SORTS)
 def test_a_facet_walk_uses_its_own_index_on_sqlite(rt: Runtime, crowd: None, sort: str) -> None:
-    """SQLite walks (outlet_type, sort key, id) for a page within an outlet type, sorting nothing."""
+    """SQLite walks a (facet, sort key, id) index for a page within an outlet type and a region, sorting nothing."""
     with transaction(rt.sessions) as s:
         if s.get_bind().dialect.name != "sqlite":
             pytest.skip("SQLite's query plan")
@@ -262,4 +262,5 @@ def test_a_facet_walk_uses_its_own_index_on_sqlite(rt: Runtime, crowd: None, sor
         statement, params = next((st, p) for st, p in statements if "ORDER BY" in st)
         plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
     key = {"name": "sort_name", "email": "email", "outlet": "sort_outlet", "updated": "updated_at"}[sort]
-    assert f"ix_contacts_outlet_type_{key}" in plan and "TEMP B-TREE" not in plan, plan
+    walked = (f"ix_contacts_outlet_type_{key}", f"ix_contacts_region_{key}")  # either facet's
+    assert any(index in plan for index in walked) and "TEMP B-TREE" not in plan, plan
