@@ -9,7 +9,7 @@ broad combinations of filters.
   and listed from the index alone (they replace the one-column indexes on ``beat``, ``tag``).
 
 Revision ID: 0017_contact_search
-Revises: 0010_press_kits
+Revises: 0015_claim_due
 Create Date: 2026-12-01
 """
 
