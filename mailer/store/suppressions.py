@@ -165,7 +165,9 @@ def suppress_many(
                 "source": item.source[:500],
                 "created_at": now,
             }
-            for item in first.values()
+            # In one order, so that two groups written at once on PostgreSQL take the
+            # unique index's locks in the same order (no deadlock).
+            for _, item in sorted(first.items())
         ]
     )
     # RETURNING, not rowcount: on PostgreSQL an ORM-enabled INSERT ... ON CONFLICT DO
@@ -318,7 +320,8 @@ def record_delivery_events(session: Session, events: Sequence[NewDeliveryEvent],
             },
         )
     if rows:
-        session.execute(insert_ignoring_conflicts(session, DeliveryEvent).values(list(rows.values())))
+        ordered = [rows[key] for key in sorted(rows)]  # one lock order (see suppress_many)
+        session.execute(insert_ignoring_conflicts(session, DeliveryEvent).values(ordered))
 
 
 #: Delivery states that have not been claimed by a worker: a suppression can still stop them.

@@ -1,16 +1,16 @@
 """The web process's one writer of unsubscribes (``POST /u/TOKEN``: RFC 8058 one-click and
 the unsubscribe page's buttons).
 
-Each unsubscribe is handed to one thread, which writes every unsubscribe waiting at that
-moment in one transaction (:func:`mailer.audience.suppressions.unsubscribe_many`: one
-statement per kind of write for the whole group) and
-resolves each request's future only after the commit: an answer of 200 always follows a
-recorded suppression, event and webhook.
+Each unsubscribe is handed to the writer (one thread on SQLite; a few on PostgreSQL, see
+:data:`THREADS`), which writes every unsubscribe waiting at that moment in one
+transaction (:func:`mailer.audience.suppressions.unsubscribe_many`: one statement per
+kind of write for the whole group) and resolves each request's future only after the
+commit: an answer of 200 always follows a recorded suppression, event and webhook.
 
 Why one writer (issue 20; ``bench/oneclick_bench.py``): with a transaction per request,
 8 concurrent clients during a send contended for SQLite's one write lock through its busy
 handler, whose sleeps grow to 100 ms, and sat in the threadpool meanwhile: p50 15 ms, p99
-1.3 s. Now the web process asks for the lock from one connection only, by polling
+1.3 s. Now the web process asks for SQLite's lock from one connection only, by polling
 (``sqlite_lock_poll``, :mod:`mailer.store.db`), holds it once for a whole group, and commits
 once for it (one WAL sync on PostgreSQL too); the routes await a future instead of
 holding a threadpool thread, so the threadpool stays free for everything else.
@@ -39,6 +39,11 @@ log = logging.getLogger("mailer.web.oneclick")
 #: At most this many unsubscribes in one transaction (the lock is held for all of them).
 MAX_GROUP = 64
 
+#: Writer threads by backend. SQLite has one write lock, so one; PostgreSQL locks rows,
+#: and there a group's time is mostly round trips, so a few groups overlap (measured: one
+#: thread on PostgreSQL answered fewer one-clicks than a transaction per request did).
+THREADS = {"sqlite": 1, "postgresql": 4}
+
 
 @dataclass
 class _Job:
@@ -49,14 +54,16 @@ class _Job:
 
 
 class UnsubscribeWriter:
-    """The writer thread of one web app (started on first use, ended by :meth:`close`)."""
+    """The writer thread(s) of one web app (started on first use, ended by :meth:`close`):
+    one on SQLite, :data:`THREADS` on PostgreSQL, all taking groups from one queue."""
 
-    def __init__(self, runtime: Runtime, *, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, runtime: Runtime, *, max_group: int = MAX_GROUP, threads: int | None = None) -> None:
         self.runtime = runtime
         self.max_group = max_group
+        self.threads = threads or THREADS.get(runtime.engine.dialect.name, 1)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._running: list[threading.Thread] = []
         self._closed = False
 
     async def unsubscribe(self, delivery_id: int, choice: UnsubscribeChoice, *, source: str) -> Unsubscribed | None:
@@ -72,19 +79,22 @@ class UnsubscribeWriter:
         with self._guard:
             if self._closed:
                 raise RuntimeError("the unsubscribe writer is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="mailer-unsubscribe-writer", daemon=True)
-                self._thread.start()
+            if not self._running:
+                for n in range(self.threads):
+                    thread = threading.Thread(target=self._run, name=f"mailer-unsubscribe-writer-{n}", daemon=True)
+                    thread.start()
+                    self._running.append(thread)
             self._jobs.put(job)
         return job.future
 
     def close(self) -> None:
-        """Write what is queued, then end the thread. Idempotent."""
+        """Write what is queued, then end the threads. Idempotent."""
         with self._guard:
             self._closed = True
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._jobs.put(None)
+            running, self._running = self._running, []
+        for _ in running:
+            self._jobs.put(None)  # one each: a thread ends at the first it takes
+        for thread in running:
             thread.join()
 
     # -- the thread ------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_a_failing_unsubscribe_fails_no_other_in_its_group(rt: Runtime, monkeypa
         return original(session, requests, now=now)
 
     monkeypatch.setattr(suppressions, "unsubscribe_many", failing)
-    writer = UnsubscribeWriter(rt)
+    writer = UnsubscribeWriter(rt, threads=1)
     try:
         futures = [
             writer.submit(d, UnsubscribeChoice.CLIENT, source="one-click") for d in (good_a, good_b, bad, good_c)
