@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
 from mailer.domain.errors import MailerError
-from mailer.domain.states import ReleaseStatus
+from mailer.domain.states import RUNNING_RELEASE
 from mailer.engine import journal, leases
 from mailer.engine.breaker import Breaker
 from mailer.engine.outcomes import Recording
@@ -45,6 +45,9 @@ from mailer.store import queue as delivery_queue
 from mailer.store.db import transaction
 
 log = logging.getLogger("mailer.engine.dispatch")
+
+#: statuses whose rows are claimed (a planning release's rows go out as they are planned)
+_RUNNING = frozenset(s.value for s in RUNNING_RELEASE)
 
 
 def worker_name() -> str:
@@ -94,8 +97,30 @@ class Dispatcher:
     # -- starting and finishing releases -------------------------------------------------
 
     def plan_due(self) -> list[int]:
-        """Start every approved release whose time has come (see :class:`Planner`)."""
+        """Start every approved release whose time has come and plan it to the end (see
+        :class:`Planner`); returns the releases started."""
         return self.planner.plan_due()
+
+    def start_due(self) -> list[int]:
+        """Start every approved release whose time has come (it is then ``planning``)."""
+        return self.planner.start_due()
+
+    async def plan_steps(self, *, stop: asyncio.Event | None = None) -> int:
+        """Plan every release with planning steps left, one step at a time in a thread, so
+        that the event loop sends the rows planned so far meanwhile; until nothing is
+        left or ``stop``. Returns the steps done."""
+        steps = 0
+        while stop is None or not stop.is_set():
+            progressed = False
+            for release_id in await asyncio.to_thread(self.planner.planning_ids):
+                while (stop is None or not stop.is_set()) and await asyncio.to_thread(
+                    self.planner.plan_step, release_id
+                ):
+                    steps += 1
+                    progressed = True
+            if not progressed:
+                break
+        return steps
 
     def finish_releases(self) -> list[int]:
         """Finish sending releases with no pending row; returns the releases finished."""
@@ -112,7 +137,7 @@ class Dispatcher:
         async with self._writing():
             while stop is None or not stop.is_set():
                 with transaction(self.rt.sessions) as session:
-                    releases = delivery_store.sending_release_ids(session)
+                    releases = delivery_store.running_release_ids(session)
                 worked = 0
                 for release_id in releases:
                     if stop is not None and stop.is_set():
@@ -135,7 +160,7 @@ class Dispatcher:
         now = self.rt.clock()
         marks = self.planner.fence.ledger()  # before the database: see mailer.releases.fence
         with transaction(self.rt.sessions) as session:
-            if delivery_store.release_status(session, release_id) != ReleaseStatus.SENDING.value:
+            if delivery_store.release_status(session, release_id) not in _RUNNING:
                 return 0
             held = holds.ledger_hold(session, release_id, marks, fence=self.planner.fence)
             if held is not None:

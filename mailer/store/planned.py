@@ -50,6 +50,32 @@ def not_before(waves: Waves | None) -> ColumnElement[Any]:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One planning step (:mod:`mailer.engine.planner`): the contacts whose id is above
+    ``after`` and at most ``through`` (None: every id above ``after``)."""
+
+    after: int
+    through: int | None
+
+    def covers(self, contact_id: Any) -> ColumnElement[bool]:
+        """``contact_id`` (a column) is in this step."""
+        above: ColumnElement[bool] = contact_id > self.after
+        if self.through is None:
+            return above
+        return and_(above, contact_id <= self.through)
+
+
+#: every contact at once (one step)
+ALL_CONTACTS = Step(0, None)
+
+
+def step_end(session: Session, after: int, size: int) -> int | None:
+    """The id of the ``size``-th contact above ``after`` (the end of a step of ``size``
+    contacts), or None when fewer are left (the last step); one walk of the primary key."""
+    return session.scalar(select(Contact.id).where(Contact.id > after).order_by(Contact.id).offset(size - 1).limit(1))
+
+
+@dataclass(frozen=True)
 class Cap:
     """The cadence cap a release is planned under: a contact with ``limit`` or more
     messages of other releases since ``since`` (sent, unknown or bounced), or still
