@@ -35,6 +35,7 @@ pending rows of a cancelled release are cancelled.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,8 +82,16 @@ def prepare(plan: SendPlan) -> Prepared:
     return Prepared(plan, send_scopes(plan.client_slug, plan.topics), signer.sign if signer else None)
 
 
-#: contacts per planning step: ~10,000 rows, tens of milliseconds of the write lock
-STEP_CONTACTS = 10_000
+#: contacts per planning step at most (the size adapts to STEP_SECONDS below it)
+STEP_CONTACTS = 20_000
+#: how long a step should hold the write lock at most; longer steps halve the next one
+STEP_SECONDS = 0.25
+#: SQLite: the pause between two steps. SQLite has no queue of waiting writers: each polls
+#: (its busy handler sleeps 1, 2, 5 ... up to 100 ms between tries), so a planner that
+#: began its next step at once would win every time and a one-click unsubscribe would
+#: wait for the whole planning. A pause longer than the longest poll interval lets every
+#: waiting writer in: none waits more than one step and one pause.
+SQLITE_REST_SECONDS = 0.11
 
 #: release states whose planning goes on (a paused release is planned, not sent)
 _PLANS = frozenset({ReleaseStatus.PLANNING.value, ReleaseStatus.PAUSED.value})
@@ -122,6 +131,9 @@ class Planner:
         #: called inside each step's transaction, last (tests: a slow step)
         self.step_hook: Callable[[Session, int], None] | None = None
         self._steps: dict[int, _StepPlan] = {}
+        self._sizes: dict[int, int] = {}
+        #: the pause between two steps (see SQLITE_REST_SECONDS; PostgreSQL locks rows)
+        self.rest_seconds = SQLITE_REST_SECONDS if rt.engine.dialect.name == "sqlite" else 0.0
         self._waves: dict[int, Waves | None] = {}
 
     def plan_due(self) -> list[int]:
@@ -154,6 +166,7 @@ class Planner:
                 while self.plan_step(release_id):
                     steps += 1
                     progressed = True
+                    time.sleep(self.rest_seconds)  # other writers' turn
             if not progressed:
                 return steps
 
@@ -224,8 +237,10 @@ class Planner:
         the release has nothing left to plan (or is not planning, or another worker took
         this step: the caller looks again later)."""
         step_plan = self._steps.get(release_id) or self._step_plan(release_id)
+        size = self._sizes.get(release_id, self.step_contacts)
         now = self.rt.clock()
-        with transaction(self.rt.sessions) as session:
+        began = time.monotonic()
+        with transaction(self.rt.sessions) as session, planned.step_cache(session):
             release = session.get(Release, release_id)
             if release is None or release.status not in _PLANS:
                 return False
@@ -234,7 +249,7 @@ class Planner:
                 self._planned(session, release_id, now)
                 return False
             after = int(release.plan_cursor)
-            through = planned.step_end(session, after, self.step_contacts)
+            through = planned.step_end(session, after, size)
             if not release_store.advance_plan_cursor(session, release_id, after, through):
                 return False  # another worker took this step (or the release stopped planning)
             step = Step(after, through)
@@ -259,7 +274,17 @@ class Planner:
         if through is None:
             self._steps.pop(release_id, None)
             self._waves.pop(release_id, None)
-        return through is not None
+            self._sizes.pop(release_id, None)
+            return False
+        # The next step's size: a step that held the lock too long (a loaded machine, a
+        # big segment rule) halves it, a quick one doubles it back, up to step_contacts.
+        took = time.monotonic() - began
+        if took > STEP_SECONDS:
+            size = max(self.step_contacts // 32, 1, size // 2)
+        elif took < STEP_SECONDS / 3:
+            size = min(self.step_contacts, size * 2)
+        self._sizes[release_id] = size
+        return True
 
     def _planned(self, session: Session, release_id: int, now: datetime) -> None:
         """Writes: the last step is done: a planning release becomes ``sending`` (a paused

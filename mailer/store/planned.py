@@ -7,12 +7,14 @@ workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, not_, null, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, not_, null, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from mailer.domain.states import DeliveryStatus
@@ -67,6 +69,29 @@ class Step:
 
 #: every contact at once (one step)
 ALL_CONTACTS = Step(0, None)
+
+
+#: SQLite's page cache while a planning step runs (KiB): the step's random-key index
+#: inserts (message_id, email_hash, domain) touch thousands of pages; with the default
+#: 2 MiB they are evicted and re-read within the step (3x the step's time at 100k rows)
+_STEP_CACHE_KIB = 65536
+_DEFAULT_CACHE_KIB = 2000
+
+
+@contextmanager
+def step_cache(session: Session) -> Iterator[None]:
+    """Writes nothing: on SQLite, a roomy page cache for the connection while the block
+    runs (a planning step), the default again after it (the pages are freed)."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    session.execute(text(f"PRAGMA cache_size = -{_STEP_CACHE_KIB}"))
+    try:
+        yield
+    finally:
+        # not over the step's own error (a session that failed refuses statements)
+        with suppress(SQLAlchemyError):
+            session.execute(text(f"PRAGMA cache_size = -{_DEFAULT_CACHE_KIB}"))
 
 
 def step_end(session: Session, after: int, size: int) -> int | None:

@@ -72,7 +72,11 @@ def test_workflow_move_is_guarded_and_records_history(rt: Runtime, tmp_path: Pat
         release = session.get(Release, rid)
         assert release is not None and release.status == "paused" and release.pause_reason == "breaker"
         moves = [(e.from_status, e.to_status, e.actor) for e in session.scalars(select(ReleaseEvent))]
-        assert moves[-3:] == [("approved", "planning", "w1"), ("planning", "sending", "w1"), ("sending", "paused", "w1")]
+        assert moves[-3:] == [
+            ("approved", "planning", "w1"),
+            ("planning", "sending", "w1"),
+            ("sending", "paused", "w1"),
+        ]
         with pytest.raises(WorkflowError):
             workflow.move(session, rid, ReleaseStatus.SUBMITTED, actor="x", now=FIXED_NOW)
 
