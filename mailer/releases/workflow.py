@@ -239,8 +239,9 @@ def pause(session: Session, release_id: int, *, actor: str, now: datetime, reaso
     move(session, release_id, ReleaseStatus.PAUSED, actor=actor, now=now, note=note, src=status)
 
 
-def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> None:
-    """Writes: a paused release goes on sending. WorkflowError for any other state."""
+def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> ReleaseStatus:
+    """Writes: a paused release goes on sending (``planning`` while planning steps are
+    left); returns the state it is now in. WorkflowError for any other state."""
     release = session.get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
@@ -258,7 +259,9 @@ def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> N
         raise WorkflowError(f"release {release_id} is {status.value}, not paused: only a paused release resumes{hint}")
     if (release.hold_reason or "").startswith(holds.FENCE_HOLD):
         raise WorkflowError(f"release {release_id} waits for a person: {release.hold_reason}")
-    move(session, release_id, running_status(release), actor=actor, now=now)
+    status = running_status(release)
+    move(session, release_id, status, actor=actor, now=now)
+    return status
 
 
 def running_status(release: Release) -> ReleaseStatus:

@@ -5,6 +5,8 @@ meanwhile; other writers (a one-click unsubscribe) wait at most one step."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ from tests.support.engine import (
     deliveries,
     engine_runtime,
     release_status,
+    worker_env,
 )
 from tests.support.fake_transport import FakeTransport
 
@@ -120,6 +123,27 @@ def test_crash_inside_and_between_steps_then_another_worker_resumes(rt: Runtime,
     check_planned_once(ert, rid)
     after = deliveries(ert, rid)
     assert {e: after[e].message_id for e in planned_before} == planned_before
+    assert release_status(ert, rid) == "sending"
+
+
+@pytest.mark.slow
+def test_planner_killed_mid_step_then_resumed(rt: Runtime, tmp_path: Path) -> None:
+    """A planning process killed (SIGKILL) inside its third step: the step is gone whole; another worker finishes the plan."""
+    ert = runtime(rt, tmp_path)
+    rid = audience(ert, tmp_path)
+    env = worker_env(ert, 25, MAILER_PATHS__DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.support.crashplanner", "4", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert release_status(ert, rid) == "planning"
+    assert len(deliveries(ert, rid)) == 8  # two steps committed, the third died with the process
+    assert planner(ert, owner="w2").plan_steps() >= 3
+    check_planned_once(ert, rid)
     assert release_status(ert, rid) == "sending"
 
 
