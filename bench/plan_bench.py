@@ -56,6 +56,7 @@ from mailer.store import db
 from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment, Suppression
 
 REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "templates"
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 DOMAINS = 2000
@@ -100,7 +101,7 @@ def settings_for(url: str, data_dir: Path) -> Settings:
         {
             "database": {"url": url},
             "secret_key": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-            "paths": {"templates_dir": str(REPO / "templates"), "data_dir": str(data_dir)},
+            "paths": {"templates_dir": str(TEMPLATES), "data_dir": str(data_dir)},
         }
     )
 
@@ -111,7 +112,7 @@ def load(engine: Engine, n: int) -> None:
     stamp = "2026-11-25 09:00:00.000000"
     t: Any = NOW if engine.dialect.name == "postgresql" else stamp
     with engine.begin() as conn:
-        list_id = conn.execute(
+        list_id: int = conn.execute(
             text("INSERT INTO lists (slug, name, created_at) VALUES ('press', 'Press', :t) RETURNING id"),
             {"t": t},
         ).scalar_one()
@@ -132,16 +133,17 @@ def load(engine: Engine, n: int) -> None:
         try:
             cur = raw.cursor()
             cur.execute("BEGIN")
-            cur.executemany(
-                "INSERT INTO contacts (email, email_hash, first_name, last_name, attributes, soft_bounce_score,"
-                " soft_bounce_warnings, created_at, updated_at, sort_name, sort_outlet)"
-                " VALUES (?, ?, 'Ana', ?, '{}', 0, 0, ?, ?, '', '')",
-                (
-                    (e, hashlib.sha256(e.encode()).hexdigest(), f"Writer{i}", stamp, stamp)
-                    for i in range(1, n + 1)
-                    for e in (f"journalist{i:07d}@outlet{i % DOMAINS}.example.org",)
-                ),
-            )
+            for start in range(1, n + 1, 100_000):
+                cur.executemany(
+                    "INSERT INTO contacts (email, email_hash, first_name, last_name, attributes, soft_bounce_score,"
+                    " soft_bounce_warnings, created_at, updated_at, sort_name, sort_outlet)"
+                    " VALUES (?, ?, 'Ana', ?, '{}', 0, 0, ?, ?, '', '')",
+                    [
+                        (e, hashlib.sha256(e.encode()).hexdigest(), f"Writer{i}", stamp, stamp)
+                        for i in range(start, min(n, start + 99_999) + 1)
+                        for e in (f"journalist{i:07d}@outlet{i % DOMAINS}.example.org",)
+                    ],
+                )
             cur.execute("COMMIT")
         finally:
             raw.close()
@@ -195,7 +197,7 @@ def approved_release(rt: Runtime) -> int:
         segment = store.save_segment(session, "press-all", "list:press", description=None, now=NOW)
         session.add(ReleaseSegment(release_id=release.id, segment_id=segment.id, position=0))
         session.flush()
-        plan = build_send_plan(session, release.id, Renderer(rt.settings.paths.templates_dir), rt.settings)
+        plan = build_send_plan(session, release.id, Renderer(TEMPLATES), rt.settings)
         release.content_hash = plan.content_hash
         session.add(
             Approval(
@@ -264,7 +266,7 @@ def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path) -> di
                     conn.execute(text("CREATE INDEX ix_deliveries_email ON deliveries (email)"))
             loaded = time.perf_counter() - t0
             release_id = approved_release(rt)
-            planner = Planner(rt, Renderer(settings.paths.templates_dir), owner="bench", step_contacts=step or n + 1)
+            planner = Planner(rt, Renderer(TEMPLATES), owner="bench", step_contacts=step or n + 1)
             longest = [0.0]
             ctx = multiprocessing.get_context("spawn")
             stop, ready = ctx.Event(), ctx.Event()
@@ -286,7 +288,7 @@ def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path) -> di
                 steps += 1
                 if not more:
                     break
-                time.sleep(planner.rest_seconds)  # as Planner.plan_steps does
+                time.sleep(planner.rest_due())  # as Planner.plan_steps does
             wall = time.perf_counter() - began
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             time.sleep(0.3)
@@ -294,13 +296,13 @@ def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path) -> di
             waits, errors = receive.recv()
             proc.join(30)
             with db.transaction(rt.sessions) as session:
-                counts = dict(
+                counts: dict[str, int] = dict(
                     session.execute(
                         text("SELECT status, count(*) FROM deliveries WHERE release_id = :r GROUP BY status"),
                         {"r": release_id},
                     ).all()
                 )
-                status = session.execute(
+                status: str = session.execute(
                     text("SELECT status FROM releases WHERE id = :r"), {"r": release_id}
                 ).scalar_one()
             waits.sort()

@@ -118,7 +118,7 @@ class Dispatcher:
                 ):
                     steps += 1
                     progressed = True
-                    await asyncio.sleep(self.planner.rest_seconds)  # other writers' turn
+                    await asyncio.sleep(self.planner.rest_due())  # other writers' turn
             if not progressed:
                 break
         return steps

@@ -86,12 +86,14 @@ def prepare(plan: SendPlan) -> Prepared:
 STEP_CONTACTS = 20_000
 #: how long a step should hold the write lock at most; longer steps halve the next one
 STEP_SECONDS = 0.25
-#: SQLite: the pause between two steps. SQLite has no queue of waiting writers: each polls
-#: (its busy handler sleeps 1, 2, 5 ... up to 100 ms between tries), so a planner that
-#: began its next step at once would win every time and a one-click unsubscribe would
-#: wait for the whole planning. A pause longer than the longest poll interval lets every
-#: waiting writer in: none waits more than one step and one pause.
+#: SQLite: a pause between two steps once the steps since the last pause held the write
+#: lock this long. SQLite has no queue of waiting writers: each polls (its busy handler
+#: sleeps 1, 2, 5 ... up to 100 ms between tries), so a planner that began its next step
+#: at once would win every time and a one-click unsubscribe would wait for the whole
+#: planning. A pause longer than the longest poll interval lets every waiting writer in:
+#: none waits much more than REST_AFTER_SECONDS and one step (under a second).
 SQLITE_REST_SECONDS = 0.11
+REST_AFTER_SECONDS = 0.5
 
 #: release states whose planning goes on (a paused release is planned, not sent)
 _PLANS = frozenset({ReleaseStatus.PLANNING.value, ReleaseStatus.PAUSED.value})
@@ -134,6 +136,7 @@ class Planner:
         self._sizes: dict[int, int] = {}
         #: the pause between two steps (see SQLITE_REST_SECONDS; PostgreSQL locks rows)
         self.rest_seconds = SQLITE_REST_SECONDS if rt.engine.dialect.name == "sqlite" else 0.0
+        self._held = 0.0  # seconds of write lock since the last pause
         self._waves: dict[int, Waves | None] = {}
 
     def plan_due(self) -> list[int]:
@@ -166,42 +169,38 @@ class Planner:
                 while self.plan_step(release_id):
                     steps += 1
                     progressed = True
-                    time.sleep(self.rest_seconds)  # other writers' turn
+                    time.sleep(self.rest_due())  # other writers' turn
             if not progressed:
                 return steps
 
     def _start(self, release_id: int) -> bool:
         now = self.rt.clock()
+        # The checks render sample messages (tens to hundreds of milliseconds): read only,
+        # so not under SQLite's write lock; what they decide is written below, guarded.
         with transaction(self.rt.sessions) as session:
+            session.connection(execution_options={"sqlite_deferred": True})
             release = session.get(Release, release_id)
             if release is None or release.status != ReleaseStatus.APPROVED.value:
                 return False
-            try:
-                plan = build_send_plan(session, release_id, self.renderer, self.settings)
-                require_approved_plan(session, release_id, plan)
-            except MailerError as exc:
-                # What would be sent is no longer what was approved (the templates or the
-                # client changed): back to draft, and the author and approver are told.
-                self._not_sent(session, release_id, ReleaseStatus.DRAFT, f"not sent: {exc}", now=now)
-                return False
-            changed = self._bytes_changed(session, release_id)
-            if changed is not None:
-                # Same content, other bytes (a library upgrade since approval): approval
-                # needed again for what would really go out (issue 21).
-                self._not_sent(session, release_id, ReleaseStatus.SUBMITTED, changed, now=now)
-                return False
-            reason = holds.start_hold(
-                session, release, content_hash=plan.content_hash, now=now, settings=self.settings, fence=self.fence
-            )
-            if reason is not None:
-                if holds.hold(session, release, reason, now=now):
+            seen = release.updated_at
+            refused, plan = self._check(session, release, now)
+        with transaction(self.rt.sessions) as session:
+            release = session.get(Release, release_id)
+            if release is None or release.status != ReleaseStatus.APPROVED.value or release.updated_at != seen:
+                return False  # changed since the checks: the next tick checks again
+            if refused is not None:
+                dst, note = refused
+                if dst is not ReleaseStatus.APPROVED:
+                    self._not_sent(session, release_id, dst, note, now=now)
+                elif holds.hold(session, release, note, now=now):
                     log.warning(
                         "release %s waits for a person: %s",
                         release_id,
-                        reason,
+                        note,
                         extra={"release": release_id, "event": "held"},
                     )
                 return False
+            assert plan is not None
             if not workflow.try_move(
                 session,
                 release_id,
@@ -279,12 +278,21 @@ class Planner:
         # The next step's size: a step that held the lock too long (a loaded machine, a
         # big segment rule) halves it, a quick one doubles it back, up to step_contacts.
         took = time.monotonic() - began
+        self._held += took
         if took > STEP_SECONDS:
             size = max(self.step_contacts // 32, 1, size // 2)
         elif took < STEP_SECONDS / 3:
             size = min(self.step_contacts, size * 2)
         self._sizes[release_id] = size
         return True
+
+    def rest_due(self) -> float:
+        """Seconds to pause before the next step (see SQLITE_REST_SECONDS): 0 until the
+        steps since the last pause held the lock REST_AFTER_SECONDS."""
+        if self._held < REST_AFTER_SECONDS:
+            return 0.0
+        self._held = 0.0
+        return self.rest_seconds
 
     def _planned(self, session: Session, release_id: int, now: datetime) -> None:
         """Writes: the last step is done: a planning release becomes ``sending`` (a paused
@@ -313,6 +321,31 @@ class Planner:
         if release.id not in self._waves:
             self._waves[release.id] = local_hour.waves_for(session, release)
         return self._waves[release.id]
+
+    def _check(
+        self, session: Session, release: Release, now: datetime
+    ) -> tuple[tuple[ReleaseStatus, str] | None, SendPlan | None]:
+        """Reads: may the approved ``release`` start now? (None, its plan) when it may;
+        else ((the state it goes back to, why), None), ``approved`` meaning it waits for a
+        person (a hold)."""
+        try:
+            plan = build_send_plan(session, release.id, self.renderer, self.settings)
+            require_approved_plan(session, release.id, plan)
+        except MailerError as exc:
+            # What would be sent is no longer what was approved (the templates or the
+            # client changed): back to draft, and the author and approver are told.
+            return (ReleaseStatus.DRAFT, f"not sent: {exc}"), None
+        changed = self._bytes_changed(session, release.id)
+        if changed is not None:
+            # Same content, other bytes (a library upgrade since approval): approval
+            # needed again for what would really go out (issue 21).
+            return (ReleaseStatus.SUBMITTED, changed), None
+        reason = holds.start_hold(
+            session, release, content_hash=plan.content_hash, now=now, settings=self.settings, fence=self.fence
+        )
+        if reason is not None:
+            return (ReleaseStatus.APPROVED, reason), None
+        return None, plan
 
     def _bytes_changed(self, session: Session, release_id: int) -> str | None:
         """Why the release's sample renders no longer give the approved bytes, or None

@@ -70,7 +70,7 @@ def check_planned_once(ert: Runtime, release_id: int) -> None:
             .join(Segment, Segment.id == Delivery.segment_id)
             .where(Delivery.release_id == release_id)
         ).all()
-    emails = [email for email, _ in rows]
+    emails = [email or "" for email, _ in rows]
     assert sorted(emails) == sorted(PRESS), emails
     assert {email: slug for email, slug in rows} == {e: "desk-first" if e in DESK else "press-all" for e in PRESS}
 
@@ -94,7 +94,9 @@ def test_start_writes_the_fence_before_any_row_and_plans_in_steps(rt: Runtime, t
     while worker.plan_step(rid):
         sizes.append(len(deliveries(ert, rid)))
         assert release_status(ert, rid) == "planning"
-    assert sizes == [4, 8, 12, 16, 20], sizes  # the last step (nothing above 20) finds no one new
+    # at most four contacts a step (fewer when a step was slow: the size adapts)
+    steps = [b - a for a, b in zip([0, *sizes], sizes, strict=False)]
+    assert sizes[-1] == 20 and all(0 < n <= 4 for n in steps), sizes
     assert release_status(ert, rid) == "sending" and cursor(ert, rid) is None
     check_planned_once(ert, rid)
 
