@@ -137,6 +137,8 @@ class Planner:
         #: the pause between two steps (see SQLITE_REST_SECONDS; PostgreSQL locks rows)
         self.rest_seconds = SQLITE_REST_SECONDS if rt.engine.dialect.name == "sqlite" else 0.0
         self._held = 0.0  # seconds of write lock since the last pause
+        #: a step longer than this halves the next one (see STEP_SECONDS)
+        self.step_seconds = STEP_SECONDS
         self._waves: dict[int, Waves | None] = {}
 
     def plan_due(self) -> list[int]:
@@ -279,9 +281,9 @@ class Planner:
         # big segment rule) halves it, a quick one doubles it back, up to step_contacts.
         took = time.monotonic() - began
         self._held += took
-        if took > STEP_SECONDS:
+        if took > self.step_seconds:
             size = max(self.step_contacts // 32, 1, size // 2)
-        elif took < STEP_SECONDS / 3:
+        elif took < self.step_seconds / 3:
             size = min(self.step_contacts, size * 2)
         self._sizes[release_id] = size
         return True

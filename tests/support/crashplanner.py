@@ -21,6 +21,7 @@ from mailer.runtime import Runtime
 def main(step: int, kill_at: int) -> None:
     rt = Runtime.open(load_settings())
     planner = Planner(rt, renderer_for(rt.settings), owner="doomed", step_contacts=step)
+    planner.step_seconds = float("inf")  # STEP contacts every step, however slow
     steps = {"n": 0}
 
     def hook(session: Session, release_id: int) -> None:
