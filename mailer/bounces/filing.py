@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from mailer.bounces.policy import MAX_DETAIL, BounceOutcome, Decision, dedupe_key, reply_code
 from mailer.bounces.report import Kind, RecipientStatus
 from mailer.config import BounceSettings
-from mailer.domain.states import GLOBAL_SCOPE, ReleaseStatus, SuppressionReason
+from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason
 from mailer.releases import workflow
 from mailer.store import bounces as bounce_store
 from mailer.store import suppressions as suppression_store
@@ -118,11 +118,9 @@ def score(
 def pause_release(session: Session, target: BounceTarget, detail: str, now: datetime) -> None:
     """Writes: pause the release of ``target`` if it is still sending (a guarded move, so
     two notices at once pause it once)."""
-    paused = workflow.try_move(
+    paused = workflow.try_pause(
         session,
         target.release_id,
-        ReleaseStatus.SENDING,
-        ReleaseStatus.PAUSED,
         actor="bounce processor",
         now=now,
         note=(

@@ -102,9 +102,9 @@ def releases_resume(release_id: ReleaseId, actor: AsOpt = None, as_json: JsonOpt
     given = whoami(actor)
     with runtime() as rt, transaction(rt.sessions) as session:
         who = permits.cli_actor(session, given, Action.RESUME)
-        workflow.resume(session, release_id, actor=who, now=rt.clock())
+        status = workflow.resume(session, release_id, actor=who, now=rt.clock())
     if as_json:
-        print_json({"id": release_id, "status": "sending"})
+        print_json({"id": release_id, "status": status.value})
     else:
         out.print(f"resumed release {release_id}")
 

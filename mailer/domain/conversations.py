@@ -54,7 +54,14 @@ class FollowUpFilter(StrEnum):
 #: Release states a correction, withdrawal or follow-up may answer: it has started, so
 #: some journalists may hold it.
 ANSWERABLE_RELEASE_STATES = frozenset(
-    {ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.SENT, ReleaseStatus.PARTIAL, ReleaseStatus.CANCELLED}
+    {
+        ReleaseStatus.PLANNING,
+        ReleaseStatus.SENDING,
+        ReleaseStatus.PAUSED,
+        ReleaseStatus.SENT,
+        ReleaseStatus.PARTIAL,
+        ReleaseStatus.CANCELLED,
+    }
 )
 
 #: The parent's deliveries a correction or withdrawal goes to: whoever may hold it.

@@ -24,6 +24,9 @@ class ReleaseStatus(StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
     APPROVED = "approved"
+    #: started: its deliveries are being planned in steps (mailer.engine.planner) and the
+    #: rows planned so far are being sent; it becomes ``sending`` once every step is done
+    PLANNING = "planning"
     SENDING = "sending"
     PAUSED = "paused"
     SENT = "sent"
@@ -68,9 +71,14 @@ _RELEASE_MOVES: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
     ReleaseStatus.SUBMITTED: frozenset({ReleaseStatus.APPROVED, ReleaseStatus.DRAFT, ReleaseStatus.CANCELLED}),
     # approved → submitted: approval needed again, the content unchanged (the send time moved
     # earlier, or the rendered bytes changed since approval: issue 21)
+    # approved → planning: the engine starts it (checks, fence); its rows are planned in
+    # steps, each its own transaction, and sent as they appear
     ReleaseStatus.APPROVED: frozenset(
-        {ReleaseStatus.SENDING, ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.CANCELLED}
+        {ReleaseStatus.PLANNING, ReleaseStatus.DRAFT, ReleaseStatus.SUBMITTED, ReleaseStatus.CANCELLED}
     ),
+    # planning → sending: the last step planned; planning → paused: staff, the breaker,
+    # the fence (planning goes on while paused, nothing is claimed)
+    ReleaseStatus.PLANNING: frozenset({ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.CANCELLED}),
     ReleaseStatus.SENDING: frozenset(
         {
             ReleaseStatus.PAUSED,
@@ -79,7 +87,8 @@ _RELEASE_MOVES: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
             ReleaseStatus.CANCELLED,
         }
     ),
-    ReleaseStatus.PAUSED: frozenset({ReleaseStatus.SENDING, ReleaseStatus.CANCELLED}),
+    # paused → planning: resumed before its planning finished
+    ReleaseStatus.PAUSED: frozenset({ReleaseStatus.SENDING, ReleaseStatus.PLANNING, ReleaseStatus.CANCELLED}),
     ReleaseStatus.SENT: frozenset({ReleaseStatus.SENDING}),  # staff retry of unknown/failed rows
     ReleaseStatus.PARTIAL: frozenset({ReleaseStatus.SENDING}),
     ReleaseStatus.CANCELLED: frozenset(),
@@ -128,8 +137,18 @@ SCHEDULABLE_RELEASE = frozenset(
 
 #: Release states that have been approved (what is sent is what was approved).
 APPROVED_RELEASE = frozenset(
-    {ReleaseStatus.APPROVED, ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.SENT, ReleaseStatus.PARTIAL}
+    {
+        ReleaseStatus.APPROVED,
+        ReleaseStatus.PLANNING,
+        ReleaseStatus.SENDING,
+        ReleaseStatus.PAUSED,
+        ReleaseStatus.SENT,
+        ReleaseStatus.PARTIAL,
+    }
 )
+
+#: Release states whose rows workers claim and send (``planning``: the rows planned so far).
+RUNNING_RELEASE = frozenset({ReleaseStatus.PLANNING, ReleaseStatus.SENDING})
 
 
 def allowed_actions(status: ReleaseStatus, counts: Mapping[str, int] | None = None) -> frozenset[ReleaseAction]:
@@ -146,13 +165,15 @@ def allowed_actions(status: ReleaseStatus, counts: Mapping[str, int] | None = No
         actions.add(ReleaseAction.SUBMIT)
     if status is ReleaseStatus.SUBMITTED:
         actions.add(ReleaseAction.APPROVE)
-    if status is ReleaseStatus.SENDING:
+    if status in RUNNING_RELEASE:
         actions.add(ReleaseAction.PAUSE)
     if status is ReleaseStatus.PAUSED:
         actions.add(ReleaseAction.RESUME)
     if ReleaseStatus.CANCELLED in moves:
         actions.add(ReleaseAction.CANCEL)
-    if status in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED) or ReleaseStatus.SENDING in moves:
+    if status in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED) or (
+        ReleaseStatus.SENDING in moves and status is not ReleaseStatus.PLANNING
+    ):
         # Queued rows of a release still sending go anyway; after it finished they are
         # rows a notice about our sender put back, and only a retry sends them.
         wanted = RETRYABLE_DELIVERY

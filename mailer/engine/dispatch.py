@@ -29,7 +29,7 @@ from datetime import timedelta
 from functools import partial
 
 from mailer.domain.errors import MailerError
-from mailer.domain.states import ReleaseStatus
+from mailer.domain.states import RUNNING_RELEASE
 from mailer.engine import journal, leases
 from mailer.engine.breaker import Breaker
 from mailer.engine.outcomes import Recording
@@ -50,6 +50,9 @@ from mailer.store.db import transaction
 from mailer.store.queue import Claimed
 
 log = logging.getLogger("mailer.engine.dispatch")
+
+#: statuses whose rows are claimed (a planning release's rows go out as they are planned)
+_RUNNING = frozenset(s.value for s in RUNNING_RELEASE)
 
 
 @dataclass
@@ -126,8 +129,31 @@ class Dispatcher:
     # -- starting and finishing releases -------------------------------------------------
 
     def plan_due(self) -> list[int]:
-        """Start every approved release whose time has come (see :class:`Planner`)."""
+        """Start every approved release whose time has come and plan it to the end (see
+        :class:`Planner`); returns the releases started."""
         return self.planner.plan_due()
+
+    def start_due(self) -> list[int]:
+        """Start every approved release whose time has come (it is then ``planning``)."""
+        return self.planner.start_due()
+
+    async def plan_steps(self, *, stop: asyncio.Event | None = None) -> int:
+        """Plan every release with planning steps left, one step at a time in a thread, so
+        that the event loop sends the rows planned so far meanwhile; until nothing is
+        left or ``stop``. Returns the steps done."""
+        steps = 0
+        while stop is None or not stop.is_set():
+            progressed = False
+            for release_id in await asyncio.to_thread(self.planner.planning_ids):
+                while (stop is None or not stop.is_set()) and await asyncio.to_thread(
+                    self.planner.plan_step, release_id
+                ):
+                    steps += 1
+                    progressed = True
+                    await asyncio.sleep(self.planner.rest_due())  # other writers' turn
+            if not progressed:
+                break
+        return steps
 
     def finish_releases(self) -> list[int]:
         """Finish sending releases with no pending row; returns the releases finished."""
@@ -204,7 +230,7 @@ class Dispatcher:
 
     def _sending_releases(self) -> list[int]:
         with transaction(self.rt.sessions) as session:
-            return delivery_store.sending_release_ids(session)
+            return delivery_store.running_release_ids(session)
 
     async def _claim(self, release_id: int) -> _Claim | None:
         """Claim a batch of the release's due rows (on the writer thread); None when none
@@ -223,7 +249,7 @@ class Dispatcher:
         """On the writer thread: the claim's transaction (see :meth:`_claim`)."""
         now = self.rt.clock()
         with transaction(self.rt.sessions) as session:
-            if delivery_store.release_status(session, release_id) != ReleaseStatus.SENDING.value:
+            if delivery_store.release_status(session, release_id) not in _RUNNING:
                 return None
             held = holds.ledger_hold(session, release_id, marks, fence=self.planner.fence)
             if held is not None:
@@ -251,7 +277,7 @@ class Dispatcher:
         release is still ``sending`` (its breaker state is read afresh into ``claim``);
         if not, its rows go back to the queue."""
         with transaction(self.rt.sessions) as session:
-            if delivery_store.release_status(session, claim.release_id) != ReleaseStatus.SENDING.value:
+            if delivery_store.release_status(session, claim.release_id) not in _RUNNING:
                 lease_store.release_leases(session, self.owner, self.rt.clock())
                 return False
             claim.window, claim.streak = delivery_queue.breaker_state(session, claim.release_id)

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-from mailer.domain.states import ReleaseStatus
+from mailer.domain.states import RUNNING_RELEASE
 from mailer.engine import journal
 from mailer.engine.outcomes import Recording
 from mailer.engine.writer import record_results
@@ -33,6 +33,9 @@ from mailer.store import counters
 from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store.db import transaction
+
+#: statuses whose rows are sent (a planning release's rows go out as they are planned)
+_RUNNING = frozenset(s.value for s in RUNNING_RELEASE)
 
 log = logging.getLogger("mailer.engine.leases")
 
@@ -52,8 +55,8 @@ async def keep_leases(
     keeper: LeaseKeeper, release_id: int, *, lease: timedelta, on_not_sending: Callable[[], None]
 ) -> None:
     """Until cancelled: renew this worker's leases every third of ``lease``, and call
-    ``on_not_sending`` once when the release is no longer ``sending`` (paused, cancelled
-    by anyone)."""
+    ``on_not_sending`` once when the release is no longer ``sending`` or ``planning``
+    (paused, cancelled by anyone)."""
     renew_every = lease.total_seconds() / 3
     tick = min(WATCH_SECONDS, renew_every)
     renewed = time.monotonic()
@@ -63,7 +66,7 @@ async def keep_leases(
         if time.monotonic() - renewed >= renew_every:
             await keeper.renew_leases()
             renewed = time.monotonic()
-        if sending and await keeper.release_status(release_id) != ReleaseStatus.SENDING.value:
+        if sending and await keeper.release_status(release_id) not in _RUNNING:
             log.info("release %s is no longer sending: handing unstarted rows back", release_id)
             sending = False
             on_not_sending()

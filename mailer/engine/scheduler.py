@@ -151,7 +151,9 @@ async def run_forever(
     async def tick() -> None:
         if leadership.refresh():
             dispatcher.sweep()
-            dispatcher.plan_due()
+            dispatcher.start_due()
+            # in steps, off the event loop: the send job sends the rows planned so far
+            await dispatcher.plan_steps(stop=stop)
             dispatcher.finish_releases()
             await dispatcher.notify()
 

@@ -36,7 +36,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from mailer.domain.errors import StoreError
-from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason
+from mailer.domain.states import DeliveryStatus, SuppressionReason
 from mailer.engine.outcomes import Recording
 from mailer.releases import notify, workflow
 from mailer.releases.fence import SendFence
@@ -106,11 +106,9 @@ def _sent_event(release_id: int, decision: Decision) -> dict[str, object]:
 def pause_release(rt: Runtime, release_id: int, reason: str) -> None:
     """Pause a sending release (the breaker, our sender refused, an unusable plan)."""
     with transaction(rt.sessions) as session:
-        if not workflow.try_move(
+        if not workflow.try_pause(
             session,
             release_id,
-            ReleaseStatus.SENDING,
-            ReleaseStatus.PAUSED,
             actor="mailer (circuit breaker)",
             now=rt.clock(),
             note=reason,

@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 #: Release states whose messages went out (some or all): the newsroom may show them.
-NEWSROOM_STATUSES = frozenset({ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.SENT, ReleaseStatus.PARTIAL})
+NEWSROOM_STATUSES = frozenset(
+    {ReleaseStatus.PLANNING, ReleaseStatus.SENDING, ReleaseStatus.PAUSED, ReleaseStatus.SENT, ReleaseStatus.PARTIAL}
+)
 _STATUS_VALUES = tuple(sorted(s.value for s in NEWSROOM_STATUSES))
 #: Kinds of linked releases the newsroom shows (follow-ups are private to their recipients).
 PUBLIC_KINDS = (ReleaseKind.CORRECTION.value, ReleaseKind.WITHDRAWAL.value)

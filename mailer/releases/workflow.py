@@ -13,8 +13,10 @@ edits in :mod:`mailer.releases.authoring`): :func:`schedule` (a new send time),
 send fence pauses a sending release). What each state allows is
 :func:`mailer.domain.states.allowed_actions`.
 
-``resume`` is only for a paused release. The state machine also allows approved →
-sending (the engine starting a release, after its checks) and sent/partial → sending
+``resume`` is only for a paused release (it goes on ``planning`` when planning steps are
+left, else ``sending``). The state machine also allows approved → planning (the engine
+starting a release, after its checks), planning → sending (its last planning step) and
+sent/partial → sending
 (``retry`` re-queueing rows): neither may happen through ``resume``, which would
 otherwise start an approved release without planning it (it then "finished" with no
 delivery) or reopen a finished one.
@@ -58,8 +60,10 @@ __all__ = [
     "pause",
     "resume",
     "retry",
+    "running_status",
     "schedule",
     "try_move",
+    "try_pause",
 ]
 
 
@@ -244,8 +248,9 @@ def pause(session: Session, release_id: int, *, actor: str, now: datetime, reaso
     move(session, release_id, ReleaseStatus.PAUSED, actor=actor, now=now, note=note, src=status)
 
 
-def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> None:
-    """Writes: a paused release goes on sending. WorkflowError for any other state."""
+def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> ReleaseStatus:
+    """Writes: a paused release goes on sending (``planning`` while planning steps are
+    left); returns the state it is now in. WorkflowError for any other state."""
     release = session.get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
@@ -263,7 +268,27 @@ def resume(session: Session, release_id: int, *, actor: str, now: datetime) -> N
         raise WorkflowError(f"release {release_id} is {status.value}, not paused: only a paused release resumes{hint}")
     if (release.hold_reason or "").startswith(holds.FENCE_HOLD):
         raise WorkflowError(f"release {release_id} waits for a person: {release.hold_reason}")
-    move(session, release_id, ReleaseStatus.SENDING, actor=actor, now=now)
+    status = running_status(release)
+    move(session, release_id, status, actor=actor, now=now)
+    return status
+
+
+def running_status(release: Release) -> ReleaseStatus:
+    """The state a paused ``release`` goes on in: ``planning`` while planning steps are
+    left (:mod:`mailer.engine.planner`), else ``sending``."""
+    return ReleaseStatus.SENDING if release.plan_cursor is None else ReleaseStatus.PLANNING
+
+
+def try_pause(
+    session: Session, release_id: int, *, actor: str, now: datetime, note: str, reason: str | None = None
+) -> bool:
+    """Writes: the engine pauses a running release (``sending`` or ``planning``: the
+    breaker, a refusal of our sender, the send fence); False when it is neither (someone
+    else acted)."""
+    return any(
+        try_move(session, release_id, src, ReleaseStatus.PAUSED, actor=actor, now=now, note=note, reason=reason)
+        for src in (ReleaseStatus.SENDING, ReleaseStatus.PLANNING)
+    )
 
 
 @dataclass(frozen=True)
@@ -277,7 +302,7 @@ class Cancelled:
 
     @property
     def was_sending(self) -> bool:
-        return self.was in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED)
+        return self.was in (ReleaseStatus.PLANNING, ReleaseStatus.SENDING, ReleaseStatus.PAUSED)
 
 
 def cancel(session: Session, release_id: int, *, actor: str, now: datetime, note: str | None = None) -> Cancelled:
@@ -291,7 +316,10 @@ def cancel(session: Session, release_id: int, *, actor: str, now: datetime, note
     require_release_move(was, ReleaseStatus.CANCELLED)  # a cancelled release is not cancelled "again"
     move(session, release_id, ReleaseStatus.CANCELLED, actor=actor, now=now, note=note or "cancelled", src=was)
     pending = 0
-    if was in (ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
+    if was in (ReleaseStatus.PLANNING, ReleaseStatus.SENDING, ReleaseStatus.PAUSED):
+        # A release cancelled while planning is planned no further (the planner plans
+        # planning and paused releases only); a step committing meanwhile on PostgreSQL
+        # leaves rows that the engine's finish cancels (cancelled_with_pending).
         pending = delivery_store.cancel_pending(session, release_id, now)
     return Cancelled(release, was, pending)
 
@@ -305,6 +333,8 @@ def retry(session: Session, release_id: int, statuses: Sequence[DeliveryStatus],
     release = session.get(Release, release_id)
     if release is None:
         raise NotFoundError(f"no release {release_id} (see `mailer releases list`)")
+    if release.status == ReleaseStatus.PLANNING.value:
+        raise WorkflowError(f"release {release_id} is still being planned: retry once it is sending")
     count = delivery_store.requeue(session, release_id, statuses, now)
     if count and release.status != ReleaseStatus.SENDING.value:
         move(session, release_id, ReleaseStatus.SENDING, actor=actor, now=now, note=f"retry {count} rows")
@@ -337,7 +367,7 @@ def confirm_start(
             "to send it again anyway, add --resend-after-restore"
         )
     what = "sending again after a database restore" if resend_after_restore else "a late start"
-    to_status = ReleaseStatus.SENDING if fence_paused else status
+    to_status = running_status(release) if fence_paused else status
     release.late_confirmed_at = now
     if resend_after_restore:
         release.resend_confirmed_at = now
@@ -358,13 +388,12 @@ def confirm_start(
 
 
 def hold_sending(session: Session, release_id: int, reason: str, *, now: datetime) -> bool:
-    """Writes: a ``sending`` release is paused to wait for a person, for ``reason`` (a
-    fence hold), recorded in its history. False when it is no longer sending."""
-    if not try_move(
+    """Writes: a running (``sending`` or ``planning``) release is paused to wait for a
+    person, for ``reason`` (a fence hold), recorded in its history. False when it is no
+    longer running."""
+    if not try_pause(
         session,
         release_id,
-        ReleaseStatus.SENDING,
-        ReleaseStatus.PAUSED,
         actor="mailer (send fence)",
         now=now,
         note=f"held: {reason}",

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
 from mailer.store.deliveries import rowcount
+from mailer.store.planned import ALL_CONTACTS, Step
 from mailer.store.tables import ContactHold, Delivery, DeliveryEvent, Release
 
 #: the delivery event of a row recorded ``held``
@@ -130,11 +131,17 @@ def _hold_rows(session: Session, *where: ColumnElement[bool], now: datetime) -> 
     return held
 
 
-def hold_planned(session: Session, release_id: int, *, now: datetime) -> int:
-    """Writes: the queued rows of a release just planned whose contact is held become
-    ``held``; returns how many."""
+def hold_planned(session: Session, release_id: int, *, now: datetime, step: Step = ALL_CONTACTS) -> int:
+    """Writes: the queued rows of a release just planned (of ``step``'s contacts) whose
+    contact is held become ``held``; returns how many."""
     return len(
-        _hold_rows(session, Delivery.release_id == release_id, Delivery.status == DeliveryStatus.QUEUED.value, now=now)
+        _hold_rows(
+            session,
+            Delivery.release_id == release_id,
+            step.covers(Delivery.contact_id),
+            Delivery.status == DeliveryStatus.QUEUED.value,
+            now=now,
+        )
     )
 
 
@@ -153,7 +160,7 @@ def requeue_held(session: Session, contact_ids: Sequence[int], *, now: datetime)
     queue (same Message-ID); finished releases keep them. Returns how many."""
     if not contact_ids:
         return 0
-    sending = select(Release.id).where(Release.status.in_(["sending", "paused"]))
+    sending = select(Release.id).where(Release.status.in_(["planning", "sending", "paused"]))
     return rowcount(
         session.execute(
             update(Delivery)

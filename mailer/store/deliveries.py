@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
-from mailer.store.planned import PENDING, Cap, Waves, not_before, planned_status
+from mailer.store.planned import ALL_CONTACTS, PENDING, Cap, Step, Waves, not_before, planned_status
 from mailer.store.segments import compile_rule
 from mailer.store.suppression_match import email_domain
 from mailer.store.tables import Contact, Delivery, Release
@@ -112,8 +112,10 @@ def plan_segment(
     message_id_prefix: str = "m",
     cap: Cap | None = None,
     waves: Waves | None = None,
+    step: Step = ALL_CONTACTS,
 ) -> int:
-    """Writes: one delivery row per contact the segment selects, in one INSERT ... SELECT.
+    """Writes: one delivery row per contact of ``step`` the segment selects, in one
+    INSERT ... SELECT.
 
     Contacts that already have a row for this release (an earlier segment, or an earlier
     run of planning) are skipped by the unique (release, contact) constraint. Suppressed
@@ -138,15 +140,15 @@ def plan_segment(
         literal(now, type_=Delivery.updated_at.type),
         reason,
         not_before(waves),
-    ).where(compile_rule(rule))
-    return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows)
+    ).where(step.covers(Contact.id), compile_rule(rule))
+    return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows, step)
 
 
 def _insert_planned(
-    session: Session, release_id: int, columns: list[str], select_rows: Select[*tuple[Any, ...]]
+    session: Session, release_id: int, columns: list[str], select_rows: Select[*tuple[Any, ...]], step: Step
 ) -> int:
-    """Writes: INSERT ... SELECT ... ON CONFLICT DO NOTHING of the release's new rows;
-    returns the rows added."""
+    """Writes: INSERT ... SELECT ... ON CONFLICT DO NOTHING of the release's new rows
+    (contacts of ``step``); returns the rows added."""
     stmt = insert(Delivery).from_select(columns, select_rows)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -158,10 +160,11 @@ def _insert_planned(
 
         # SQLite needs a WHERE on INSERT ... SELECT ... ON CONFLICT to parse it.
         stmt = sqlite_insert(Delivery).from_select(columns, select_rows.where(literal(True))).on_conflict_do_nothing()
-    before = _release_rows(session, release_id)
+    before = _release_rows(session, release_id, step)
     session.execute(stmt)
-    # rowcount of INSERT ... SELECT ... ON CONFLICT is not reported by every driver.
-    return _release_rows(session, release_id) - before
+    # rowcount of INSERT ... SELECT ... ON CONFLICT is not reported by every driver; the
+    # count is the step's only (uq_deliveries_release_contact), not the release's.
+    return _release_rows(session, release_id, step) - before
 
 
 def plan_thread(
@@ -176,9 +179,10 @@ def plan_thread(
     leave_out: Sequence[Select[Any]] = (),
     cap: Cap | None = None,
     waves: Waves | None = None,
+    step: Step = ALL_CONTACTS,
 ) -> int:
-    """Writes: a linked release's rows (correction, withdrawal, follow-up), in one
-    INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
+    """Writes: a linked release's rows (correction, withdrawal, follow-up) for the
+    contacts of ``step``, in one INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
     ``statuses`` whose contact is still live and in none of the ``leave_out`` selects (each
     a SELECT of contact ids: who replied, who is held...). Each row keeps the parent row's
     segment (its variant) and answers its Message-ID (``in_reply_to``); addresses
@@ -205,25 +209,28 @@ def plan_thread(
         .join(Contact, Contact.id == parent.contact_id)
         .where(
             parent.release_id == parent_id,
+            step.covers(parent.contact_id),
             parent.status.in_([s.value for s in statuses]),
             Contact.email.is_not(None),
             *(Contact.id.not_in(excluded) for excluded in leave_out),
         )
     )
     columns = [*_PLAN_COLUMNS, "in_reply_to"]
-    return _insert_planned(session, release_id, columns, select_rows)
+    return _insert_planned(session, release_id, columns, select_rows, step)
 
 
-def exclude_not_embargo_ok(session: Session, release_id: int, now: datetime) -> int:
-    """Writes: the release's queued rows whose contact is marked ``embargo_ok = false``
-    become ``excluded`` with the reason :data:`EMBARGO_REASON` (never sent); returns how many.
-    Run right after planning an embargoed release, in the same transaction."""
+def exclude_not_embargo_ok(session: Session, release_id: int, now: datetime, *, step: Step = ALL_CONTACTS) -> int:
+    """Writes: the release's queued rows (of ``step``'s contacts) whose contact is marked
+    ``embargo_ok = false`` become ``excluded`` with the reason :data:`EMBARGO_REASON`
+    (never sent); returns how many. Run right after planning a step of an embargoed
+    release, in the same transaction."""
     untrusted = select(Contact.id).where(Contact.embargo_ok == false())
     return rowcount(
         session.execute(
             update(Delivery)
             .where(
                 Delivery.release_id == release_id,
+                step.covers(Delivery.contact_id),
                 Delivery.status == DeliveryStatus.QUEUED.value,
                 Delivery.contact_id.in_(untrusted.scalar_subquery()),
             )
@@ -232,8 +239,15 @@ def exclude_not_embargo_ok(session: Session, release_id: int, now: datetime) -> 
     )
 
 
-def _release_rows(session: Session, release_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Delivery).where(Delivery.release_id == release_id)) or 0
+def _release_rows(session: Session, release_id: int, step: Step) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.release_id == release_id, step.covers(Delivery.contact_id))
+        )
+        or 0
+    )
 
 
 # --- a release's rows as a whole ----------------------------------------------------------
@@ -243,6 +257,13 @@ def sending_release_ids(session: Session) -> list[int]:
     return list(
         session.scalars(select(Release.id).where(Release.status == ReleaseStatus.SENDING.value).order_by(Release.id))
     )
+
+
+def running_release_ids(session: Session) -> list[int]:
+    """Releases whose rows workers claim: ``sending``, and ``planning`` (the rows planned
+    so far go out while the rest is planned)."""
+    running = [ReleaseStatus.PLANNING.value, ReleaseStatus.SENDING.value]
+    return list(session.scalars(select(Release.id).where(Release.status.in_(running)).order_by(Release.id)))
 
 
 def release_status(session: Session, release_id: int) -> str | None:

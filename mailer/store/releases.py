@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -401,14 +401,17 @@ def move_release_status(
         values["pause_reason"] = reason
     if dst in (ReleaseStatus.SENT, ReleaseStatus.PARTIAL, ReleaseStatus.CANCELLED):
         values["finished_at"] = now
-    if dst == ReleaseStatus.SENDING:
-        # (re)started or resumed: the breaker starts from nothing
+    if dst in (ReleaseStatus.SENDING, ReleaseStatus.PLANNING) and src != ReleaseStatus.PLANNING:
+        # (re)started or resumed: the breaker starts from nothing (planning → sending is
+        # neither: the rows planned so far were being sent all along)
         values["pause_reason"] = None
         values["finished_at"] = None
         values["breaker_window"] = ""
         values["breaker_streak"] = 0
         if src == ReleaseStatus.APPROVED:
             values["planned_at"] = now
+            # planning in steps starts before the first contact (mailer.engine.planner)
+            values["plan_cursor"] = 0
     result = session.execute(
         update(Release).where(Release.id == release_id, Release.status == src.value).values(**values)
     )
@@ -435,3 +438,40 @@ def ledger_state(session: Session, release_id: int) -> tuple[str | None, int]:
     """The release's send ledger: (key, sequence)."""
     row = session.execute(select(Release.ledger_key, Release.ledger_seq).where(Release.id == release_id)).one()
     return row.ledger_key, int(row.ledger_seq or 0)
+
+
+# --- planning in steps (mailer.engine.planner) -------------------------------------------
+
+
+def planning_release_ids(session: Session) -> list[int]:
+    """Releases with planning steps left (``planning``, or ``paused`` before its planning
+    finished), and ``planning`` ones whose last step is done (to be moved on); by id."""
+    return list(
+        session.scalars(
+            select(Release.id)
+            .where(
+                or_(
+                    Release.status == ReleaseStatus.PLANNING.value,
+                    and_(Release.status == ReleaseStatus.PAUSED.value, Release.plan_cursor.is_not(None)),
+                )
+            )
+            .order_by(Release.id)
+        )
+    )
+
+
+def advance_plan_cursor(session: Session, release_id: int, cursor: int, to: int | None) -> bool:
+    """Writes: the release's planning cursor moves from ``cursor`` to ``to`` (None: the
+    last step) only if it is still at ``cursor`` and the release still plans (planning or
+    paused): a compare-and-set, so of two workers planning the same step one wins; on
+    PostgreSQL the winner holds the release row until its step commits. True for the winner."""
+    result = session.execute(
+        update(Release)
+        .where(
+            Release.id == release_id,
+            Release.plan_cursor == cursor,
+            Release.status.in_([ReleaseStatus.PLANNING.value, ReleaseStatus.PAUSED.value]),
+        )
+        .values(plan_cursor=to)
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1

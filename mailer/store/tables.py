@@ -252,6 +252,9 @@ class Release(Base):
     ledger_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     ledger_key: Mapped[str | None] = mapped_column(String(32))
     planned_at: Mapped[datetime | None]
+    # Planning in steps (mailer.engine.planner): contacts with an id up to this one are
+    # planned; None when no planning is under way (not started, or its last step done).
+    plan_cursor: Mapped[int | None] = mapped_column(BigInteger)
     finished_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -402,9 +405,11 @@ class Delivery(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    # (a contact's rows: ix_deliveries_contact_status; the exact address: its hash)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
-    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    # unsubscribes, bounces and erasure find an address's rows by it
     email_hash: Mapped[str] = mapped_column(String(64), index=True)
     domain: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20))

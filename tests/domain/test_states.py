@@ -55,7 +55,10 @@ def test_workflow_move_is_guarded_and_records_history(rt: Runtime, tmp_path: Pat
     rid = approved_release(rt, [Variant("press-all", "list:press")])
     with transaction(rt.sessions) as session:
         assert workflow.try_move(
-            session, rid, ReleaseStatus.APPROVED, ReleaseStatus.SENDING, actor="w1", now=FIXED_NOW, note="planned"
+            session, rid, ReleaseStatus.APPROVED, ReleaseStatus.PLANNING, actor="w1", now=FIXED_NOW, note="planning"
+        )
+        assert workflow.try_move(
+            session, rid, ReleaseStatus.PLANNING, ReleaseStatus.SENDING, actor="w1", now=FIXED_NOW, note="planned"
         )
     with transaction(rt.sessions) as session:
         first = workflow.try_move(
@@ -69,7 +72,11 @@ def test_workflow_move_is_guarded_and_records_history(rt: Runtime, tmp_path: Pat
         release = session.get(Release, rid)
         assert release is not None and release.status == "paused" and release.pause_reason == "breaker"
         moves = [(e.from_status, e.to_status, e.actor) for e in session.scalars(select(ReleaseEvent))]
-        assert moves[-2:] == [("approved", "sending", "w1"), ("sending", "paused", "w1")]
+        assert moves[-3:] == [
+            ("approved", "planning", "w1"),
+            ("planning", "sending", "w1"),
+            ("sending", "paused", "w1"),
+        ]
         with pytest.raises(WorkflowError):
             workflow.move(session, rid, ReleaseStatus.SUBMITTED, actor="x", now=FIXED_NOW)
 

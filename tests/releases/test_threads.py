@@ -120,7 +120,7 @@ async def test_only_a_release_that_went_out_can_be_corrected(rt: Runtime, tmp_pa
             now=ert.clock(),
         )
     with transaction(ert.sessions) as session:
-        workflow.try_move(session, original, ReleaseStatus.APPROVED, ReleaseStatus.SENDING, actor="t", now=ert.clock())
+        workflow.try_move(session, original, ReleaseStatus.APPROVED, ReleaseStatus.PLANNING, actor="t", now=ert.clock())
     with transaction(ert.sessions) as session, pytest.raises(InputError, match="--note"):
         threads.withdraw(
             session,

@@ -87,11 +87,10 @@ def delivery_counts(session: Session, release_ids: Sequence[int]) -> dict[int, d
 
 
 def sending_now(session: Session) -> list[ReleaseProgress]:
-    """Releases being sent or paused, with their delivery counts by status."""
+    """Releases being planned, sent or paused, with their delivery counts by status."""
+    running = [ReleaseStatus.PLANNING.value, ReleaseStatus.SENDING.value, ReleaseStatus.PAUSED.value]
     releases = session.execute(
-        select(Release.id, Release.title, Release.status)
-        .where(Release.status.in_([ReleaseStatus.SENDING.value, ReleaseStatus.PAUSED.value]))
-        .order_by(Release.id)
+        select(Release.id, Release.title, Release.status).where(Release.status.in_(running)).order_by(Release.id)
     ).all()
     counts = delivery_counts(session, [r.id for r in releases])
     return [ReleaseProgress(r.id, r.title, r.status, counts[r.id]) for r in releases]
