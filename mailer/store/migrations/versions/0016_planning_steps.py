@@ -6,7 +6,7 @@ of ``ix_deliveries_contact_status`` serves every query by contact) and
 ``ix_deliveries_email_hash``; its substring filter never used an index).
 
 Revision ID: 0016_planning_steps
-Revises: 0017_contact_search (the lead re-chains the parallel branches' migrations at merge)
+Revises: 0017_contact_search
 Create Date: 2026-12-01
 """
 
