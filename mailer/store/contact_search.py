@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from mailer.domain.errors import InputError
@@ -52,10 +52,18 @@ def reindex_contacts(session: Session, ids: Iterable[int]) -> None:
 
 
 def _reindex_chunk(session: Session, ids: list[int]) -> None:
+    """Writes only what changed: the words a contact lost are deleted, new ones appended,
+    sort keys updated where they differ (a re-import of an unchanged file writes none)."""
     rows = session.execute(
-        select(Contact.id, Contact.email, Contact.first_name, Contact.last_name, Contact.outlet).where(
-            Contact.id.in_(ids)
-        )
+        select(
+            Contact.id,
+            Contact.email,
+            Contact.first_name,
+            Contact.last_name,
+            Contact.outlet,
+            Contact.sort_name,
+            Contact.sort_outlet,
+        ).where(Contact.id.in_(ids))
     ).all()
     beats: dict[int, list[str]] = {}
     for cid, beat in session.execute(
@@ -67,10 +75,14 @@ def _reindex_chunk(session: Session, ids: list[int]) -> None:
         select(ContactTag.contact_id, ContactTag.tag).where(ContactTag.contact_id.in_(ids))
     ):
         tags.setdefault(cid, []).append(tag)
-    session.execute(delete(ContactTerm).where(ContactTerm.contact_id.in_(ids)))
-    terms: list[dict[str, Any]] = []
+    stored: set[tuple[str, int]] = set()
+    for cid, term in session.execute(
+        select(ContactTerm.contact_id, ContactTerm.term).where(ContactTerm.contact_id.in_(ids))
+    ):
+        stored.add((term, cid))
+    wanted: set[tuple[str, int]] = set()
     keys: list[dict[str, Any]] = []
-    for cid, email, first, last, outlet in rows:
+    for cid, email, first, last, outlet, sort_name, sort_outlet in rows:
         words = contact_terms(
             email=email,
             first_name=first,
@@ -79,10 +91,15 @@ def _reindex_chunk(session: Session, ids: list[int]) -> None:
             beats=beats.get(cid, ()),
             tags=tags.get(cid, ()),
         )
-        terms.extend({"term": w, "contact_id": cid} for w in words)
-        keys.append({"b_id": cid, "b_name": name_key(first, last) if email else "", "b_outlet": outlet_key(outlet)})
-    if terms:
-        session.execute(insert(_TERMS), terms)
+        wanted.update((w, cid) for w in words)
+        name, outlet_sort = name_key(first, last) if email else "", outlet_key(outlet)
+        if (name, outlet_sort) != (sort_name, sort_outlet):
+            keys.append({"b_id": cid, "b_name": name, "b_outlet": outlet_sort})
+    gone = sorted(stored - wanted)
+    if gone:
+        drop = delete(_TERMS).where(_TERMS.c.term == bindparam("b_term"), _TERMS.c.contact_id == bindparam("b_id"))
+        session.execute(drop, [{"b_term": t, "b_id": c} for t, c in gone])
+    append_rows(session, _TERMS, ("term", "contact_id"), sorted(wanted - stored))
     if keys:
         stmt = (
             update(_CONTACTS)
