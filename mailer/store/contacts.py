@@ -141,20 +141,20 @@ def contact_ids(session: Session, emails: Sequence[str]) -> dict[str, int]:
 
 
 def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Writes: new contacts, appended in bulk (every dict with the same keys; columns left
-    out get their scalar defaults); returns their ids by email, read back in one query
+    """Writes: new contacts, appended in bulk (a column missing from a dict is NULL; one
+    missing from all gets its scalar default); returns their ids by email, read back in one query
     instead of a RETURNING per row."""
     if not rows:
         return {}
-    given = list(rows[0])
+    given = list(dict.fromkeys(key for row in rows for key in row))  # a short CSV row lacks a few
     defaults = {
         c.name: c.default.arg
         for c in CONTACTS.c
-        if c.name not in rows[0] and isinstance(c.default, ScalarElementColumnDefault)
+        if c.name not in given and isinstance(c.default, ScalarElementColumnDefault)
     }
     columns = [*given, *defaults]
     tail = tuple(defaults.values())
-    append_rows(session, CONTACTS, columns, (tuple(row[c] for c in given) + tail for row in rows))
+    append_rows(session, CONTACTS, columns, (tuple(row.get(c) for c in given) + tail for row in rows))
     return contact_ids(session, [row["email"] for row in rows])
 
 

@@ -298,3 +298,15 @@ def test_new_contacts_are_indexed_as_a_reindex_would(rt: Runtime, tmp_path: Path
     with transaction(rt.sessions) as s:
         contact_search.reindex_all(s)
     assert _index_snapshot(rt) == before
+
+
+def test_short_rows_among_full_ones_in_one_batch_store_what_they_have(rt: Runtime, tmp_path: Path) -> None:
+    """Rows with fewer cells than the header (before and after full rows) land with the missing columns empty."""
+    text = HEADER + "short@example.com,Sam\n" + ROWS[0] + "shorter@example.org\n"
+    result = import_file(rt, write(tmp_path, "c.csv", text))
+    assert (result.accepted, result.rejected) == (3, [])
+    with transaction(rt.sessions) as s:
+        sam = store.get_contact(s, "short@example.com")
+        assert (sam.first_name, sam.outlet, sam.attributes, sam.soft_bounce_score) == ("Sam", None, {}, 0)
+        assert store.get_contact(s, "ana.lima@harbor.example.com").outlet == "Harbor Ledger"
+        assert store.get_contact(s, "shorter@example.org").first_name is None
