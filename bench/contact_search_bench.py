@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import statistics
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.orm import Session
 
 from mailer.config import DatabaseSettings
 from mailer.domain.states import email_hash
@@ -213,21 +215,67 @@ SCENARIOS: list[tuple[str, ContactFilters, str]] = [
         ContactFilters(query="ana", list_slug="national", outlet_type="tv"),
         "updated",
     ),
+    ("search 'ana', tag-05", ContactFilters(query="ana", tag="tag-05"), "name"),
+    ("search 'ana', beat-03", ContactFilters(query="ana", beat="beat-03"), "outlet"),
+    (
+        "list national, region-3, beat-03",
+        ContactFilters(list_slug="national", region="region-3", beat="beat-03"),
+        "email",
+    ),
+    (
+        "search 'times' in region-3, tv, tag-05",
+        ContactFilters(query="times", region="region-3", outlet_type="tv", tag="tag-05"),
+        "updated",
+    ),
 ]
+
+
+def _backend_cpu_ns(s: Session) -> tuple[int, int]:
+    """(PostgreSQL backend pid, its CPU time so far in ns, from /proc/PID/schedstat: the
+    server runs on this machine), or (0, 0) on SQLite (it runs in this process)."""
+    if s.get_bind().dialect.name != "postgresql":
+        return 0, 0
+    pid = int(s.scalar(text("SELECT pg_backend_pid()")) or 0)
+    return pid, _schedstat_ns(pid)
+
+
+def _schedstat_ns(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def timed(
     engine: Engine, filters: ContactFilters, sort: str, cursor: str | None, repeat: int
-) -> tuple[float, int, str]:
+) -> tuple[float, float, int, str]:
+    """Median wall ms and median CPU ms (this process + the PostgreSQL backend) of one page."""
     sessions = db.session_factory(engine)
-    times, rows, driver = [], 0, ""
+    times, cpus, rows, driver = [], [], 0, ""
     for _ in range(repeat):
-        started = time.perf_counter()
         with read_only(sessions) as s:
+            pid, backend_before = _backend_cpu_ns(s)
+            started, cpu_started = time.perf_counter(), time.thread_time_ns()
             page = contact_page(s, filters, sort=sort, cursor=cursor, limit=50)
-        times.append((time.perf_counter() - started) * 1000)
+            elapsed, cpu = time.perf_counter() - started, time.thread_time_ns() - cpu_started
+            if pid:
+                cpu += _schedstat_ns(pid) - backend_before
+        times.append(elapsed * 1000)
+        cpus.append(cpu / 1e6)
         rows, driver = len(page.rows), page.driver
-    return statistics.median(times), rows, driver
+    return statistics.median(times), statistics.median(cpus), rows, driver
+
+
+def same_as_plain(engine: Engine, filters: ContactFilters, sort: str, cursor: str | None) -> bool:
+    """Whether the page and the next one hold the same contacts as the plain walk down the
+    sort index finds (not timed)."""
+    with read_only(db.session_factory(engine)) as s:
+        pages = []
+        for plan in (None, "sort"):
+            first = contact_page(s, filters, sort=sort, cursor=cursor, limit=50, plan=plan)
+            second = contact_page(s, filters, sort=sort, cursor=first.next_cursor, limit=50, plan=plan)
+            pages.append([r.id for r in first.rows + (second.rows if first.next_cursor else [])])
+    return pages[0] == pages[1]
 
 
 def deep_cursor(engine: Engine, n: int, sort: str) -> str:
@@ -243,11 +291,12 @@ def deep_cursor(engine: Engine, n: int, sort: str) -> str:
 
 @contextlib.contextmanager
 def kept_sqlite(path: Path, n: int) -> Iterator[Engine | None]:
-    """The SQLite file ``path``, loaded with ``n`` contacts the first time (``--keep``)."""
+    """The SQLite file ``path``, loaded with ``n`` contacts the first time (``--keep``);
+    upgraded each time (a new index of a later migration is built on the kept data)."""
     fresh = not path.exists()
     engine = db.make_engine(DatabaseSettings(url=f"sqlite:///{path}"))
+    db.upgrade(engine)
     if fresh:
-        db.upgrade(engine)
         load(engine, n)
     try:
         yield engine
@@ -255,13 +304,43 @@ def kept_sqlite(path: Path, n: int) -> Iterator[Engine | None]:
         engine.dispose()
 
 
-def run(backend: str, n: int, repeat: int, keep: Path | None = None) -> list[dict[str, object]]:
+@contextlib.contextmanager
+def kept_postgres(name: str, n: int) -> Iterator[Engine | None]:
+    """The PostgreSQL database ``name``, created and loaded with ``n`` contacts the first
+    time (``--keep-pg``), upgraded each time, never dropped (drop it by hand when done)."""
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        yield None
+        return
+    with admin:
+        fresh = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None
+        if fresh:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    engine = db.make_engine(DatabaseSettings(url=f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"))
+    try:
+        db.upgrade(engine)
+        if fresh:
+            load(engine, n)
+        else:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE"))
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def run(
+    backend: str, n: int, repeat: int, keep: Path | None = None, keep_pg: str | None = None, check: bool = True
+) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         started = time.perf_counter()
         if keep is not None and backend == "sqlite":
             engine = stack.enter_context(kept_sqlite(keep, n))
+        elif keep_pg is not None and backend == "postgres":
+            engine = stack.enter_context(kept_postgres(keep_pg, n))
         else:
             engine = stack.enter_context(database(backend, Path(tmp)))
             if engine is not None:
@@ -271,20 +350,21 @@ def run(backend: str, n: int, repeat: int, keep: Path | None = None) -> list[dic
             return results
         print(f"{backend}: {n:,} contacts ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         for label, filters, sort in SCENARIOS:
-            ms, rows, driver = timed(engine, filters, sort, None, repeat)
-            results.append(
-                {"backend": backend, "case": label, "page": 1, "ms": round(ms, 1), "rows": rows, "driver": driver}
-            )
+            pages: list[tuple[object, str | None]] = [(1, None)]
             if not filters.active():
-                ms, rows, driver = timed(engine, filters, sort, deep_cursor(engine, n, sort), repeat)
+                pages.append(("90%", deep_cursor(engine, n, sort)))
+            for page, cursor in pages:
+                ms, cpu, rows, driver = timed(engine, filters, sort, cursor, repeat)
                 results.append(
                     {
                         "backend": backend,
                         "case": label,
-                        "page": "90%",
+                        "page": page,
                         "ms": round(ms, 1),
+                        "cpu_ms": round(cpu, 1),
                         "rows": rows,
                         "driver": driver,
+                        "same": same_as_plain(engine, filters, sort, cursor) if check else None,
                     }
                 )
     return results
@@ -297,18 +377,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", type=Path, help="SQLite: keep the loaded database in this file and reuse it")
+    parser.add_argument("--keep-pg", help="PostgreSQL: keep the loaded database of this name and reuse it")
+    parser.add_argument(
+        "--no-check", action="store_true", help="do not compare each page with the plain walk's (an older contact_page)"
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results = [r for b in backends for r in run(b, args.contacts, args.repeat, args.keep)]
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
+    check = not args.no_check
+    results = [r for b in backends for r in run(b, args.contacts, args.repeat, args.keep, args.keep_pg, check)]
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"| backend | case | page | ms (median of {args.repeat}) | rows | driven by |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"| backend | case | page | ms (median of {args.repeat}) | CPU ms | rows | driven by | same as plain walk |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['backend']} | {r['case']} | {r['page']} | {r['ms']} | {r['rows']} | {r['driver']} |")
+        print(
+            f"| {r['backend']} | {r['case']} | {r['page']} | {r['ms']} | {r['cpu_ms']} | {r['rows']} | {r['driver']} "
+            f"| {'-' if r['same'] is None else 'yes' if r['same'] else 'NO'} |"
+        )
     worst = max((float(str(r["ms"])) for r in results), default=0.0)
     print(f"\nslowest page: {worst:.1f} ms ({'under' if worst < 200 else 'OVER'} 200 ms)")
+    if any(r["same"] is False for r in results):
+        print("NO: a page differs from the plain walk's")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

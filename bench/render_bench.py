@@ -7,10 +7,13 @@ naive way — the same Jinja output put into ``email.message.EmailMessage`` with
 ``policy.default`` — in the same run, and reports both rates and their ratio (only ratios
 taken in one run mean anything on a shared machine).
 
-Then the render process: ``RenderWorker.run`` in batches of ``--batch`` messages, and
-``AsyncRenderer`` driven by ``--senders`` concurrent coroutines (as the delivery engine's
-connections drive it). For those, "caller CPU" is the CPU time of this process (event
-loop and exchange thread) per message: what rendering still costs the sending process.
+Then the render process: ``RenderWorker.run`` in batches of ``--batch`` messages,
+``AsyncRenderer`` driven by ``--senders`` concurrent coroutines each awaiting one message
+(as the engine's connections drove it before issue 20), and ``AsyncRenderer`` asked for
+``--batch`` messages at once (as the engine's render-ahead asks, issue 20). For those,
+"caller CPU" is the CPU time of this process (event loop and exchange thread) per
+message: what rendering still costs the sending process; "render process CPU" is the
+child's (``/proc/PID/stat`` utime + stime), and "total" their sum.
 
     .venv/bin/python bench/render_bench.py [--n 20000] [--naive-n 2000] [--batch 100] [--senders 4]
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import email.policy
+import os
 import statistics
 import time
 from datetime import UTC, datetime
@@ -125,6 +129,15 @@ def recipients(n: int) -> list[Recipient]:
     ]
 
 
+def child_cpu(worker: RenderWorker) -> float:
+    """CPU seconds (user + system) the render process has used so far."""
+    pid = worker.pid
+    assert pid is not None
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fast(variants: list[Variant], rcpts: list[Recipient]) -> tuple[float, list[int]]:
     """Seconds for rendering every recipient with hand-assembled MIME, and message sizes."""
     sizes: list[int] = []
@@ -220,6 +233,19 @@ def isolated_async(renders: AsyncRenderer, rcpts: list[Recipient], senders: int)
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def isolated_ahead(renders: AsyncRenderer, rcpts: list[Recipient], batch: int) -> tuple[float, float]:
+    """(wall seconds, caller CPU seconds) for asking ``batch`` renders at once, batch after batch."""
+    jobs = _jobs(rcpts)
+
+    async def run() -> None:
+        for i in range(0, len(jobs), batch):
+            await asyncio.gather(*(renders.render(spec, job) for spec, job in jobs[i : i + batch] if job is not None))
+
+    start, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(run())
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="messages on the fast path")
@@ -235,7 +261,9 @@ def main() -> None:
 
     rcpts = recipients(args.n)
     fast(variants, rcpts[:200])  # warm up
+    fast_cpu = time.process_time()
     fast_s, sizes = fast(variants, rcpts)
+    fast_cpu = time.process_time() - fast_cpu
     jinja_s = parts_only(variants, rcpts)
     naive_n = min(args.naive_n, args.n)
     naive_s = naive(variants, rcpts[:naive_n])
@@ -247,24 +275,37 @@ def main() -> None:
         f"message size:     {statistics.mean(sizes) / 1024:8.1f} KB mean "
         f"({min(sizes) / 1024:.1f}-{max(sizes) / 1024:.1f})"
     )
-    print(f"fast path:        {fast_rate:8.0f} messages/s  ({fast_s / args.n * 1e6:.0f} µs each, n={args.n})")
+    print(
+        f"fast path:        {fast_rate:8.0f} messages/s  ({fast_s / args.n * 1e6:.0f} µs each, "
+        f"CPU {fast_cpu / args.n * 1e6:.0f} µs each, n={args.n})"
+    )
     print(f"  of which Jinja: {jinja_s / args.n * 1e6:8.0f} µs each")
     print(f"naive path:       {naive_rate:8.0f} messages/s  ({naive_s / naive_n * 1e6:.0f} µs each, n={naive_n})")
     print(f"ratio fast/naive: {fast_rate / naive_rate:8.1f}x")
 
     worker = RenderWorker(TEMPLATES, renderer.sources, RenderLimits())
     isolated_batches(worker, rcpts[:200], args.batch)  # start and warm up
+
+    def report(label: str, wall: float, cpu: float, child: float, extra: str = "") -> None:
+        n = args.n
+        print(
+            f"{label}: {n / wall:8.0f} messages/s  (CPU µs each: caller {cpu / n * 1e6:.0f}, "
+            f"render process {child / n * 1e6:.0f}, total {(cpu + child) / n * 1e6:.0f}{extra})"
+        )
+
+    child = child_cpu(worker)
     wall, cpu = isolated_batches(worker, rcpts, args.batch)
-    print(
-        f"render process, batches of {args.batch}: {args.n / wall:8.0f} messages/s  "
-        f"(caller CPU {cpu / args.n * 1e6:.0f} µs each)"
-    )
+    report(f"render process, batches of {args.batch}", wall, cpu, child_cpu(worker) - child)
     renders = AsyncRenderer(worker)
+    child = child_cpu(worker)
     wall, cpu = isolated_async(renders, rcpts, args.senders)
-    print(
-        f"render process, async, {args.senders} senders: {args.n / wall:8.0f} messages/s  "
-        f"(caller CPU {cpu / args.n * 1e6:.0f} µs each, {args.n / renders.batches:.1f} messages a batch)"
-    )
+    extra = f", {args.n / renders.batches:.1f} messages a batch"
+    report(f"render process, async, {args.senders} senders", wall, cpu, child_cpu(worker) - child, extra)
+    renders = AsyncRenderer(worker)
+    child = child_cpu(worker)
+    wall, cpu = isolated_ahead(renders, rcpts, args.batch)
+    extra = f", {args.n / renders.batches:.1f} messages a batch"
+    report(f"render process, async, {args.batch} asked at once", wall, cpu, child_cpu(worker) - child, extra)
     worker.close()
 
 

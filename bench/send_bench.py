@@ -13,13 +13,24 @@ measured). It then starts the worker processes and measures:
   phase (first to last ``sent_at`` in the ledger);
 - time to first message: worker start → earliest ``sent_at`` (results are recorded in
   small batches, so this is when the first batch was recorded: an upper bound);
-- peak RSS (VmHWM) of each worker process, polled from /proc.
+- peak RSS (VmHWM) of each worker process, polled from /proc;
+- CPU per message: user + system CPU of the workers and every process they started and
+  reaped (the render processes), from ``getrusage(RUSAGE_CHILDREN)`` of this process
+  before and after, over N; "own" is the workers' processes alone (the last /proc sample
+  before they exited). This is the figure that does not move with the machine's speed.
 
 The sink is Postfix's smtp-sink from ``/work/shared/tools/smtp-reference`` (same arguments,
 plus ``-c`` so it counts the messages it accepted); when that is unavailable an aiosmtpd
 sink is used and the output says so. ``smtp-reference source`` runs right before and after
-each configuration; the engine's speed is reported as a ratio to its mean (the machine is
-noisy: only ratios taken in the same run mean anything).
+each configuration, twice each time: with source and sink pinned to one CPU ("shared",
+``taskset -c 0``) and apart (sink on CPU 0, source on CPU 1); the sink goes back to every
+CPU for the engine's run. The engine's speed is reported as a ratio to the mean of each
+(the machine is noisy: only ratios taken in the same run mean anything, and the reference
+itself moves ~2x with placement, so both are shown).
+
+``--source DIR`` runs the workers from another source tree (``PYTHONPATH``), for
+before/after runs; ``MAILER_*`` variables of the bench's environment reach the workers
+(e.g. ``MAILER_SMTP__EVENT_LOOP=asyncio``).
 
 At the end of every run the ledger must show every row ``sent`` exactly once (one attempt,
 one ``sent`` event) and the sink must have counted exactly N messages, else the bench fails.
@@ -31,6 +42,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -41,11 +53,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 
 from mailer import store
 from mailer.config import DatabaseSettings, Settings
@@ -177,13 +189,46 @@ def reference_root() -> Path | None:
     return root if done.returncode == 0 and (root / "usr/sbin/smtp-sink").exists() else None
 
 
-def reference_rate(port: int, n: int) -> float | None:
-    """smtp-source's messages/s over one reused session against the sink, or None."""
+def reference_rate(port: int, n: int, cpu: str | None = None) -> float | None:
+    """smtp-source's messages/s over one reused session against the sink, or None.
+    ``cpu``: run smtp-source pinned to these CPUs (``taskset -c``)."""
     if reference_root() is None:
         return None
-    done = subprocess.run([str(REFERENCE), "source", str(port), str(n)], capture_output=True, text=True, check=False)
+    pin = ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") else []
+    done = subprocess.run(
+        [*pin, str(REFERENCE), "source", str(port), str(n)], capture_output=True, text=True, check=False
+    )
     match = re.search(r"smtp-source (\d+)", done.stdout)
     return float(match.group(1)) if match else None
+
+
+def pin(pid: int, cpus: str) -> None:
+    """Move a running process (the sink) to ``cpus`` (``taskset -p -c``); no-op without taskset."""
+    if shutil.which("taskset"):
+        subprocess.run(["taskset", "-p", "-c", cpus, str(pid)], capture_output=True, check=False)
+
+
+@dataclass
+class Reference:
+    """smtp-source against the sink with both on CPU 0 ("shared") and on CPUs 0 and 1
+    ("apart"); the sink goes back to every CPU afterwards."""
+
+    shared: float | None
+    apart: float | None
+
+
+def reference(sink: Sink, n: int) -> Reference:
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        rate = reference_rate(sink.port, n)
+        return Reference(rate, rate)
+    try:
+        pin(sink.proc.pid, "0")
+        shared = reference_rate(sink.port, n, "0")
+        apart = reference_rate(sink.port, n, "1")
+    finally:
+        pin(sink.proc.pid, f"0-{cpus - 1}")
+    return Reference(shared, apart)
 
 
 # --- the database: contacts, an approved release, planned -----------------------------------
@@ -230,8 +275,10 @@ def bench_settings(url: str, sink_port: int) -> Settings:
 
 
 def insert_contacts(rt: Runtime, n: int) -> None:
-    """N fictional journalists on the list ``press``, inserted in bulk (not measured)."""
-    chunk = 5000
+    """N fictional journalists on the list ``press``, inserted in bulk (not measured):
+    contacts in chunks of 10,000 rows (Core executemany, one transaction each, so memory
+    stays flat at 1,000,000), then the whole list in one INSERT ... SELECT."""
+    chunk = 10_000
     with db.transaction(rt.sessions) as session:
         mlist = store.ensure_list(session, "press", name="Press", now=NOW)
         list_id = mlist.id
@@ -253,11 +300,14 @@ def insert_contacts(rt: Runtime, n: int) -> None:
                 }
             )
         with db.transaction(rt.sessions) as session:
-            session.execute(insert(Contact), rows)
-            ids = session.scalars(
-                select(Contact.id).where(Contact.email.in_([r["email"] for r in rows]))  # type: ignore[union-attr]
-            ).all()
-            session.execute(insert(ListMember), [{"list_id": list_id, "contact_id": i, "added_at": NOW} for i in ids])
+            session.connection().execute(insert(Contact), rows)
+    with db.transaction(rt.sessions) as session:  # a fresh database: every contact is on the list
+        session.execute(
+            insert(ListMember).from_select(
+                ["list_id", "contact_id", "added_at"],
+                select(literal(list_id), Contact.id, literal(NOW, ListMember.__table__.c.added_at.type)),
+            )
+        )
 
 
 def approved_release(rt: Runtime) -> int:
@@ -283,7 +333,10 @@ def approved_release(rt: Runtime) -> int:
             body=BODY,
             extra={"dateline": "PORTSMOUTH, N.H., Nov. 25, 2026"},
             status=ReleaseStatus.APPROVED.value,
-            send_at=None,
+            # Due now with no time limit (a release approved without a send time waits to be
+            # scheduled since issue 21; tests/support/engine.py does the same).
+            send_at=NOW,
+            not_after=NOW + timedelta(days=3650),
             author="author@example.com",
             created_at=NOW,
             updated_at=NOW,
@@ -319,7 +372,9 @@ def prepare(settings: Settings, n: int) -> int:
 # --- running and measuring the workers --------------------------------------------------------
 
 
-def worker_env(settings: Settings, pool_size: int | None, batch_size: int | None) -> dict[str, str]:
+def worker_env(
+    settings: Settings, pool_size: int | None, batch_size: int | None, source: Path | None = None
+) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -333,6 +388,11 @@ def worker_env(settings: Settings, pool_size: int | None, batch_size: int | None
         env["MAILER_SMTP__POOL_SIZE"] = str(pool_size)
     if batch_size is not None:
         env["MAILER_RETRY__BATCH_SIZE"] = str(batch_size)
+    if source is not None:  # run the workers from another source tree (before/after runs)
+        env["PYTHONPATH"] = str(source.resolve())
+    for name, value in os.environ.items():  # e.g. MAILER_EVENT_LOOP
+        if name.startswith("MAILER_") and name not in env:
+            env[name] = value
     return env
 
 
@@ -347,17 +407,56 @@ def vm_hwm_kib(pid: int) -> int | None:
     return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu(pid: int) -> tuple[float, float] | None:
+    """(own utime+stime, reaped children's cutime+cstime) of a process in seconds, from
+    /proc/PID/stat; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # fields[0] is the state (field 3); utime, stime, cutime, cstime are fields 14-17.
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    reaped = (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+    return own, reaped
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (every thread's /proc children list)."""
+    found: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                found.extend(int(x) for x in fh.read().split())
+    except OSError:
+        pass
+    return found
+
+
 @dataclass
 class Workers:
     wall_s: float
     peak_rss_mb: list[float]
     started_at: datetime
     outputs: list[str]
+    #: CPU seconds (user + system) of the workers and every descendant they reaped
+    #: (``getrusage(RUSAGE_CHILDREN)`` of this process, before and after)
+    cpu_s: float
+    #: of which the workers' own processes (the last /proc sample before each exited)
+    worker_own_cpu_s: float
 
 
 def run_workers(env: dict[str, str], count: int, cwd: Path) -> Workers:
-    """Start ``count`` `mailer run --once` processes; poll their VmHWM until all exit."""
+    """Start ``count`` `mailer run --once` processes; poll their VmHWM and CPU until all exit.
+
+    CPU: nothing else this process starts is reaped while the workers run, so the change
+    in ``RUSAGE_CHILDREN`` is the CPU of the workers plus every process they started and
+    waited for (the render processes)."""
     started_at = datetime.now(UTC)
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -370,18 +469,35 @@ def run_workers(env: dict[str, str], count: int, cwd: Path) -> Workers:
         for _ in range(count)
     ]
     peaks = [0] * count
+    own = [0.0] * count
+    live_children: dict[int, float] = {}
+    ticks = 0
     while any(p.poll() is None for p in procs):
         for i, p in enumerate(procs):
             peaks[i] = max(peaks[i], vm_hwm_kib(p.pid) or 0)
+            if ticks % 4 == 0:  # CPU every 0.2 s: the bench must not steal the workers' CPU
+                sample = proc_cpu(p.pid)
+                if sample is not None:
+                    own[i] = sample[0]
+                for child in child_pids(p.pid):
+                    c = proc_cpu(child)
+                    if c is not None:
+                        live_children[child] = c[0] + c[1]
+        ticks += 1
         time.sleep(0.05)
     wall = time.perf_counter() - t0
+    usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (usage_after.ru_utime - usage_before.ru_utime) + (usage_after.ru_stime - usage_before.ru_stime)
     outputs = []
     for p in procs:
         out, err = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(f"worker exited {p.returncode}: {err.decode()[-3000:]}")
         outputs.append(out.decode().strip())
-    return Workers(wall, [round(k / 1024, 1) for k in peaks], started_at, outputs)
+    unreaped = sum(live_children.values()) - max(0.0, cpu - sum(own))
+    if unreaped > 0.5:
+        log(f"  note: children's CPU seen in /proc exceeds what was reaped by {unreaped:.1f}s")
+    return Workers(wall, [round(k / 1024, 1) for k in peaks], started_at, outputs, cpu, sum(own))
 
 
 @dataclass
@@ -434,12 +550,24 @@ class RunResult:
     send_phase_msgs_per_s: float
     first_message_s: float
     peak_rss_mb: list[float]
-    reference_before: float | None
-    reference_after: float | None
-    ratio_to_reference: float | None
+    #: CPU (user + system) of the workers and their render processes per message, µs
+    cpu_us_per_msg: float
+    #: of which the worker processes themselves
+    worker_own_us_per_msg: float
+    #: smtp-source msgs/s before and after, source and sink on one CPU / on two
+    reference_shared: list[float | None]
+    reference_apart: list[float | None]
+    ratio_shared: float | None
+    ratio_apart: float | None
     sink_count: int
     verified: bool
+    load_average: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+def ratio(rate: float, refs: list[float | None]) -> float | None:
+    known = [r for r in refs if r]
+    return round(rate / (sum(known) / len(known)), 3) if known else None
 
 
 def verify(ledger: Ledger, n: int, sink_count: int | None) -> list[str]:
@@ -465,17 +593,19 @@ def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, ar
         t = time.perf_counter()
         release_id = prepare(settings, n)
         log(f"  {backend}: {n} contacts inserted and planned in {time.perf_counter() - t:.1f}s (not measured)")
-        before = reference_rate(sink.port, args.reference_n)
+        before = reference(sink, args.reference_n)
         sink_before = sink.count()
-        result = run_workers(worker_env(settings, args.pool_size, args.batch_size), workers, workdir)
+        result = run_workers(worker_env(settings, args.pool_size, args.batch_size, args.source), workers, workdir)
         time.sleep(0.3)  # let the sink flush its counter
         sink_count = sink.count() - sink_before
-        after = reference_rate(sink.port, args.reference_n)
+        load = list(os.getloadavg())
+        after = reference(sink, args.reference_n)
         ledger = read_ledger(settings, release_id)
     rate = n / result.wall_s
     phase = (ledger.last_sent - ledger.first_sent).total_seconds()
-    refs = [r for r in (before, after) if r]
     problems = verify(ledger, n, sink_count)
+    shared = [before.shared, after.shared]
+    apart = [before.apart, after.apart]
     return RunResult(
         backend=backend,
         workers=workers,
@@ -487,11 +617,15 @@ def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, ar
         send_phase_msgs_per_s=round(n / phase, 1) if phase > 0 else 0.0,
         first_message_s=round((ledger.first_sent - result.started_at).total_seconds(), 2),
         peak_rss_mb=result.peak_rss_mb,
-        reference_before=before,
-        reference_after=after,
-        ratio_to_reference=round(rate / (sum(refs) / len(refs)), 3) if refs else None,
+        cpu_us_per_msg=round(result.cpu_s / n * 1e6, 1),
+        worker_own_us_per_msg=round(result.worker_own_cpu_s / n * 1e6, 1),
+        reference_shared=shared,
+        reference_apart=apart,
+        ratio_shared=ratio(rate, shared),
+        ratio_apart=ratio(rate, apart),
         sink_count=sink_count,
         verified=not problems,
+        load_average=[round(x, 2) for x in load],
         problems=problems,
     )
 
@@ -506,20 +640,31 @@ def log(message: str) -> None:
 def table(results: list[RunResult], sink_kind: str) -> str:
     head = (
         f"{'backend':<9}{'workers':>8}{'recipients':>11}{'msgs/s':>9}{'send-phase/s':>13}"
-        f"{'1st msg s':>10}{'peak RSS MB':>16}{'ref/s':>13}{'ratio':>7}  verified"
+        f"{'CPU us/msg':>11}{'(own)':>7}{'1st msg s':>10}{'peak RSS MB':>13}"
+        f"{'ref shared/s':>14}{'ratio':>6}{'ref apart/s':>13}{'ratio':>6}{'load':>6}  verified"
     )
     lines = [f"sink: {sink_kind}", head, "-" * len(head)]
+
+    def refs(values: list[float | None]) -> str:
+        return "/".join(str(int(x)) if x else "-" for x in values)
+
+    def fmt(value: float | None) -> str:
+        return f"{value:.2f}" if value is not None else "-"
+
     for r in results:
-        ref = "/".join(str(int(x)) if x else "-" for x in (r.reference_before, r.reference_after))
         rss = "/".join(f"{m:.0f}" for m in r.peak_rss_mb)
-        ratio = f"{r.ratio_to_reference:.2f}" if r.ratio_to_reference is not None else "-"
         ok = "yes" if r.verified else "NO: " + "; ".join(r.problems)
         lines.append(
             f"{r.backend:<9}{r.workers:>8}{r.recipients:>11}{r.msgs_per_s:>9.0f}{r.send_phase_msgs_per_s:>13.0f}"
-            f"{r.first_message_s:>10.2f}{rss:>16}{ref:>13}{ratio:>7}  {ok}"
+            f"{r.cpu_us_per_msg:>11.0f}{r.worker_own_us_per_msg:>7.0f}{r.first_message_s:>10.2f}{rss:>13}"
+            f"{refs(r.reference_shared):>14}{fmt(r.ratio_shared):>6}{refs(r.reference_apart):>13}"
+            f"{fmt(r.ratio_apart):>6}{r.load_average[0] if r.load_average else 0:>6.1f}  {ok}"
         )
     lines.append("msgs/s: N / workers' wall time (process start to exit, planning excluded);")
-    lines.append("send-phase/s: N / (last - first sent_at); ratio: msgs/s over smtp-source's mean before/after.")
+    lines.append("send-phase/s: N / (last - first sent_at); CPU us/msg: user+system CPU of the workers and")
+    lines.append("their render processes over N ((own): the worker processes alone); ref: smtp-source before/after,")
+    lines.append("with the sink on the same CPU (shared) or on the other (apart); ratio: msgs/s over their mean;")
+    lines.append("load: the 1-minute load average right after the workers exited.")
     return "\n".join(lines)
 
 
@@ -538,6 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pool-size", type=int, default=None, help="MAILER_SMTP__POOL_SIZE (default: the setting's)")
     p.add_argument("--batch-size", type=int, default=None, help="MAILER_RETRY__BATCH_SIZE (default: the setting's)")
     p.add_argument("--reference-n", type=int, default=20_000, help="messages per smtp-source reference run")
+    p.add_argument("--source", type=Path, default=None, help="run the workers from this source tree (PYTHONPATH)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     return p.parse_args(argv)
 

@@ -72,8 +72,10 @@ class SmtpSettings(_Section):
     rate_per_domain: float = Field(default=0, ge=0)
     connect_timeout: float = Field(default=30, gt=0)
     #: RFC 5321 4.5.3.2 asks clients to wait at least 5 minutes for each command reply ...
+    #: (mailer.smtp.client: the budget of a message's whole envelope, RSET/MAIL/RCPT/DATA)
     command_timeout: float = Field(default=300, gt=0)
-    #: ... and at least 10 minutes after the final "." of the message data.
+    #: ... and at least 10 minutes after the final "." of the message data (the budget of
+    #: writing the data and reading that reply)
     data_timeout: float = Field(default=600, gt=0)
     #: name sent in EHLO; empty means the machine's name
     helo_name: str | None = None
@@ -90,6 +92,9 @@ class SmtpSettings(_Section):
     #: use it when the relay's EHLO offers it, but submit refuses such audiences (not
     #: known in advance); "no": never. IDN domains need none of this (sent as xn--).
     smtputf8: Literal["auto", "yes", "no"] = "auto"
+    #: the sending process's event loop (mailer.smtp.loop): "auto" = uvloop when installed
+    #: (pip install "mailer[fast]"), "asyncio" = never uvloop, "uvloop" = required
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
     @field_validator("client", mode="before")
     @classmethod

@@ -19,7 +19,8 @@ from __future__ import annotations
 import csv
 import getpass
 import os
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -33,6 +34,7 @@ from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, SuppressionReason, email_hash, topic_scope
 from mailer.store import audit, webhooks
 from mailer.store import suppressions as suppression_store
+from mailer.store.suppressions import NewDeliveryEvent, NewSuppression, UnsubscribeRow
 from mailer.store.tables import Suppression
 
 
@@ -125,9 +127,13 @@ def unsubscribe_page(session: Session, delivery_id: int) -> UnsubscribePage | No
 
 @dataclass(frozen=True)
 class Unsubscribed:
-    """The outcome of :func:`unsubscribe`."""
+    """The outcome of :func:`unsubscribe`: what the confirmation page says."""
 
-    page: UnsubscribePage
+    delivery_id: int
+    #: the recipient as the page shows it (:func:`mask_email`)
+    masked_email: str
+    client_name: str
+    client_slug: str
     #: the scope asked for: a client slug or ``*``
     scope: str
     #: False when the address was already suppressed in that scope (a repeat)
@@ -157,37 +163,92 @@ def unsubscribe(
     the event once per (delivery, scope) through its dedupe key, so a double click or a
     mail client that posts twice changes nothing more.
     """
-    row = suppression_store.unsubscribe_row(session, delivery_id)
-    if row is None:
-        return None
-    scope = GLOBAL_SCOPE if choice is UnsubscribeChoice.ALL else row.client_slug
-    added = suppression_store.suppress_hash(
+    return unsubscribe_many(session, [UnsubscribeRequest(delivery_id, choice, source)], now=now)[0]
+
+
+@dataclass(frozen=True)
+class UnsubscribeRequest:
+    """One unsubscribe for :func:`unsubscribe_many`."""
+
+    delivery_id: int
+    choice: UnsubscribeChoice
+    source: str
+
+
+def unsubscribe_many(
+    session: Session, requests: Sequence[UnsubscribeRequest], *, now: datetime
+) -> list[Unsubscribed | None]:
+    """Writes: :func:`unsubscribe` for each of ``requests``, in order, with one statement
+    per kind of write for all of them (the web process's writer groups concurrent
+    one-clicks: :mod:`mailer.web.oneclick`). One outcome per request, None where the
+    delivery does not exist; where two requests name the same address and scope, the
+    first is the one that ``added`` it and ``stopped`` its deliveries."""
+    rows = suppression_store.unsubscribe_rows(session, [r.delivery_id for r in requests])
+    todo: list[tuple[UnsubscribeRequest, UnsubscribeRow, str]] = []
+    outcomes: list[Unsubscribed | None] = []
+    for request in requests:
+        row = rows.get(request.delivery_id)
+        if row is not None:
+            scope = GLOBAL_SCOPE if request.choice is UnsubscribeChoice.ALL else row.client_slug
+            todo.append((request, row, scope))
+    added = suppression_store.suppress_many(
         session,
-        row.email_hash,
-        email=row.email,
+        [
+            NewSuppression(row.email_hash, row.email, scope, f"{request.source} (delivery {request.delivery_id})")
+            for request, row, scope in todo
+        ],
         reason=SuppressionReason.UNSUBSCRIBED,
-        source=f"{source} (delivery {delivery_id})",
         now=now,
-        scope=scope,
     )
-    suppression_store.record_delivery_event(
+    suppression_store.record_delivery_events(
         session,
-        delivery_id=delivery_id,
-        contact_id=row.contact_id,
-        kind=UNSUBSCRIBED_EVENT,
-        detail=f"scope {scope} via {source}",
-        dedupe_key=f"unsubscribed:{delivery_id}:{scope}",
+        [
+            NewDeliveryEvent(
+                delivery_id=request.delivery_id,
+                contact_id=row.contact_id,
+                kind=UNSUBSCRIBED_EVENT,
+                detail=f"scope {scope} via {request.source}",
+                dedupe_key=f"unsubscribed:{request.delivery_id}:{scope}",
+            )
+            for request, row, scope in todo
+        ],
         now=now,
     )
-    stopped = suppression_store.suppress_pending_deliveries(
-        session, row.email_hash, scope=scope, reason=SuppressionReason.UNSUBSCRIBED.value, now=now
-    )
-    page = unsubscribe_page(session, delivery_id)
-    assert page is not None  # the row was there a moment ago, in this transaction
-    if added:
-        data = {"delivery_id": delivery_id, "email": row.email, "client": row.client_slug, "scope": scope}
-        webhooks.emit(session, "contact.unsubscribed", {**data, "via": source}, now=now)
-    return Unsubscribed(page=page, scope=scope, added=added, stopped=stopped)
+    stopped: dict[str, Counter[str]] = {}
+    for scope in dict.fromkeys(scope for _, _, scope in todo):
+        hashes = {row.email_hash for _, row, s in todo if s == scope}
+        stopped[scope] = suppression_store.suppress_pending_many(
+            session, hashes, scope=scope, reason=SuppressionReason.UNSUBSCRIBED.value, now=now
+        )
+    seen: set[tuple[str, str]] = set()
+    webhook_data: list[dict[str, object]] = []
+    done = iter(todo)
+    for request in requests:
+        if request.delivery_id not in rows:
+            outcomes.append(None)
+            continue
+        _, row, scope = next(done)
+        pair = (row.email_hash, scope)
+        first = pair not in seen
+        seen.add(pair)
+        if first and pair in added:
+            data = {"delivery_id": request.delivery_id, "email": row.email, "client": row.client_slug, "scope": scope}
+            webhook_data.append({**data, "via": request.source})
+        outcomes.append(
+            Unsubscribed(
+                delivery_id=request.delivery_id,
+                masked_email=mask_email(row.email),
+                client_name=row.client_name,
+                client_slug=row.client_slug,
+                scope=scope,
+                added=first and pair in added,
+                stopped=stopped[scope][row.email_hash] if first else 0,
+            )
+        )
+    webhooks.emit_many(session, "contact.unsubscribed", webhook_data, now=now)
+    # Nothing is read back for the answer: the writes above are all it reports, and the
+    # fewer statements, the shorter SQLite's write lock is held.
+    return outcomes
 
 
 @dataclass(frozen=True)

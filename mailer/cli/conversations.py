@@ -1,7 +1,8 @@
 """``mailer releases`` commands that answer a release that went out: correct, withdraw,
-follow-up (new draft releases linked to it, see :mod:`mailer.releases.threads`), and
-lift-cap (an approver lets one release past the cadence cap). :func:`add_commands` puts
-them on the ``releases`` group."""
+follow-up (new draft releases linked to it, see :mod:`mailer.releases.threads`), lift-note
+(the "embargo lifted" follow-up, :mod:`mailer.releases.lift_note`), and lift-cap (an
+approver lets one release past the cadence cap). :func:`add_commands` puts them on the
+``releases`` group."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mailer.accounts import permits
 from mailer.cli.actor import AsOpt, whoami
 from mailer.cli.common import JsonOpt, ReleaseId, out, print_json, runtime
 from mailer.domain.conversations import FollowUpFilter
-from mailer.releases import cadence, threads
+from mailer.releases import cadence, lift_note, threads
 from mailer.releases.plan import renderer_for
 from mailer.releases.source import read_text_file
 from mailer.store.db import transaction
@@ -29,6 +30,7 @@ def add_commands(group: typer.Typer) -> None:
     group.command("correct")(releases_correct)
     group.command("withdraw")(releases_withdraw)
     group.command("follow-up")(releases_follow_up)
+    group.command("lift-note")(releases_lift_note)
     group.command("lift-cap")(releases_lift_cap)
 
 
@@ -141,6 +143,42 @@ def releases_follow_up(
         print_json(summary)
     else:
         _said(release, "follow-up")
+
+
+def releases_lift_note(
+    release_id: ReleaseId,
+    body: Annotated[
+        Path | None,
+        typer.Option("--body", help="The note's text (Markdown). Default: the embargo lifted, the newsroom link."),
+    ] = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the "embargo lifted" note of an embargoed release that went out: a follow-up to
+    everyone it was sent to (minus anyone unsubscribed or away since), threaded under the
+    message each got, to be sent at the lift. Submit and approve it as any release."""
+    text = read_text_file(body) if body is not None else None
+    given = whoami(actor)
+    with runtime() as rt, transaction(rt.sessions) as session:
+        author = permits.cli_actor(session, given, permits.Action.WRITE)
+        release = lift_note.lift_note(
+            session,
+            release_id,
+            body=text,
+            author=author,
+            renderer=renderer_for(rt.settings),
+            settings=rt.settings,
+            now=rt.clock(),
+        )
+        summary = {**_summary(release), "send_at": release.send_at.isoformat() if release.send_at else None}
+    if as_json:
+        print_json(summary)
+    else:
+        out.print(
+            f"created release {release.id} (draft): embargo-lifted note of release {release.parent_id}, "
+            f"to be sent at the lift ({summary['send_at']}); submit and approve it as any release",
+            highlight=False,
+        )
 
 
 def releases_lift_cap(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from mailer.ops import heartbeat
 from mailer.ops.logs import configure_logging
 from mailer.ops.service import sender_jobs
 from mailer.smtp.factory import make_transport
+from mailer.smtp.loop import run as run_loop
 from mailer.store import releases as release_store
 from mailer.store import replies as reply_store
 from mailer.store.db import transaction
@@ -77,7 +77,7 @@ def run(
                 await pool.close()
 
         with bars:
-            attempted = asyncio.run(main())
+            attempted = run_loop(main(), rt.settings.smtp.event_loop)
         finished = {rid: p.attempted for rid, p in dispatcher.progress.items()}
         if once and not as_json:
             with transaction(rt.sessions) as session:

@@ -34,11 +34,13 @@ class ReleaseKind(StrEnum):
 class FollowUpFilter(StrEnum):
     """Who a follow-up leaves out besides the suppressed and the held: ``no-response``
     (the default) leaves out who replied and who downloaded the kit; ``no-reply`` only who
-    replied; ``no-download`` only who downloaded."""
+    replied; ``no-download`` only who downloaded; ``everyone`` nobody more (the
+    embargo-lifted note, issue 16)."""
 
     NO_RESPONSE = "no-response"
     NO_REPLY = "no-reply"
     NO_DOWNLOAD = "no-download"
+    EVERYONE = "everyone"
 
     @property
     def skips_repliers(self) -> bool:

@@ -21,21 +21,25 @@ import logging
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from mailer.domain.errors import MailerError
 from mailer.domain.states import ReleaseStatus
 from mailer.engine import journal, leases
 from mailer.engine.breaker import Breaker
 from mailer.engine.outcomes import Recording
-from mailer.engine.planner import Planner
+from mailer.engine.planner import Planner, Prepared
 from mailer.engine.sender import Batch, Sender, SendProgress
 from mailer.engine.writer import Writer, pause_release
 from mailer.message import AsyncRenderer, Renderer, RenderWorker
 from mailer.message.tokens import Tokens
 from mailer.releases import holds, notify, workflow
+from mailer.releases.fence import LedgerMarks
 from mailer.releases.plan import render_limits, renderer_for
 from mailer.runtime import Runtime
 from mailer.smtp.transport import Transport
@@ -43,8 +47,36 @@ from mailer.store import deliveries as delivery_store
 from mailer.store import leases as lease_store
 from mailer.store import queue as delivery_queue
 from mailer.store.db import transaction
+from mailer.store.queue import Claimed
 
 log = logging.getLogger("mailer.engine.dispatch")
+
+
+@dataclass
+class _Claim:
+    """A claimed batch, with what sending it needs."""
+
+    release_id: int
+    prepared: Prepared
+    rows: list[Claimed]
+    #: the release's breaker state when claimed (read again before a batch claimed ahead)
+    window: str
+    streak: int
+    #: the release's deliveries, counted at its first claim when progress is shown
+    total: int | None
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class _Turn:
+    """Where :meth:`Dispatcher.drain` is in its turn over the sending releases."""
+
+    todo: deque[int] = field(default_factory=deque)
+    #: a batch was claimed in this turn (another turn follows)
+    worked: bool = True
 
 
 def worker_name() -> str:
@@ -104,44 +136,100 @@ class Dispatcher:
     # -- sending -------------------------------------------------------------------------
 
     async def drain(self, *, stop: asyncio.Event | None = None) -> int:
-        """Send every delivery that is due now, release after release, until none is left
-        (deferred rows whose retry time has not come are left for later). Returns the
-        number of messages attempted."""
+        """Send every delivery that is due now, one batch per sending release in turn,
+        until a whole turn finds none (deferred rows whose retry time has not come are left
+        for later). Returns the number of rows claimed.
+
+        While a batch is sent, the next one (the next release's in turn, or this one's
+        again) is claimed ahead through the database writer, so the senders never wait for
+        a claim. A batch claimed ahead is sent only if its release is still ``sending``
+        when its turn comes (checked then, with its breaker state read afresh); after a
+        batch that stopped (stop, pause, breaker, rows taken over, an error) it is not
+        sent, and its rows go back to the queue with the stopped batch's unstarted ones.
+        """
         total = 0
         self._stop = stop
+        turn = _Turn()
         async with self._writing():
-            while stop is None or not stop.is_set():
-                with transaction(self.rt.sessions) as session:
-                    releases = delivery_store.sending_release_ids(session)
-                worked = 0
-                for release_id in releases:
-                    if stop is not None and stop.is_set():
-                        break
-                    worked += await self.send_batch(release_id)
-                total += worked
-                if worked == 0:
-                    break
+            current = await self._claim_next(turn)
+            while current is not None:
+                ahead = asyncio.ensure_future(self._claim_next(turn))
+                try:
+                    stopped = await self._send(current)
+                except BaseException:
+                    await self._drop(ahead)
+                    raise
+                total += current.count
+                if stopped or self._stopping():
+                    await self._drop(ahead)
+                    current = None if self._stopping() else await self._claim_next(turn)
+                    continue
+                current = await ahead
+                if current is not None and not await self.writer.call(partial(self._still_sending, current)):
+                    log.info("release %s is no longer sending: its batch claimed ahead goes back", current.release_id)
+                    current = await self._claim_next(turn)
         return total
 
     async def send_batch(self, release_id: int) -> int:
         """Claim one batch of the release's due rows, send them, record the results.
         Returns how many rows were claimed (0: nothing due, or the release is not sending)."""
+        self._stop = None
+        async with self._writing():
+            claim = await self._claim(release_id)
+            if claim is None:
+                return 0
+            await self._send(claim)
+        return claim.count
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def _claim_next(self, turn: _Turn) -> _Claim | None:
+        """The next batch in turn: the next sending release's with rows due. None when a
+        whole turn over the sending releases claimed nothing, or when stopping."""
+        while not self._stopping():
+            if not turn.todo:
+                if not turn.worked:
+                    return None
+                turn.worked = False
+                turn.todo.extend(await self.writer.call(self._sending_releases))
+                if not turn.todo:
+                    return None
+                continue
+            claim = await self._claim(turn.todo.popleft())
+            if claim is not None:
+                turn.worked = True
+                return claim
+        return None
+
+    def _sending_releases(self) -> list[int]:
+        with transaction(self.rt.sessions) as session:
+            return delivery_store.sending_release_ids(session)
+
+    async def _claim(self, release_id: int) -> _Claim | None:
+        """Claim a batch of the release's due rows (on the writer thread); None when none
+        was claimed (nothing due, the release not sending or held, its plan unusable)."""
         try:
             prepared = self.planner.prepared(release_id)
         except MailerError as exc:
-            pause_release(self.rt, release_id, f"cannot prepare the release: {exc}")
-            return 0
-        total: int | None = None
-        now = self.rt.clock()
+            reason = f"cannot prepare the release: {exc}"
+            await self.writer.call(lambda: pause_release(self.rt, release_id, reason))
+            return None
         marks = self.planner.fence.ledger()  # before the database: see mailer.releases.fence
+        count = self.on_progress is not None and release_id not in self.progress
+        return await self.writer.call(lambda: self._claim_rows(release_id, prepared, marks, count=count))
+
+    def _claim_rows(self, release_id: int, prepared: Prepared, marks: LedgerMarks, *, count: bool) -> _Claim | None:
+        """On the writer thread: the claim's transaction (see :meth:`_claim`)."""
+        now = self.rt.clock()
         with transaction(self.rt.sessions) as session:
             if delivery_store.release_status(session, release_id) != ReleaseStatus.SENDING.value:
-                return 0
+                return None
             held = holds.ledger_hold(session, release_id, marks, fence=self.planner.fence)
             if held is not None:
                 if workflow.hold_sending(session, release_id, held, now=now):
                     log.warning("release %s paused, waits for a person: %s", release_id, held)
-                return 0
+                return None
             window, streak = delivery_queue.breaker_state(session, release_id)
             claimed = delivery_queue.claim_batch(
                 session,
@@ -152,29 +240,54 @@ class Dispatcher:
                 lease=self.lease,
                 limit=self.settings.retry.batch_size,
             )
-            if claimed and self.on_progress is not None and release_id not in self.progress:
-                # Counted here, between batches, so that showing progress needs no query.
-                total = sum(delivery_store.status_counts(session, release_id).values())
-        if not claimed:
-            return 0
-        if total is not None:
-            self.progress[release_id] = SendProgress(total=total)
-        batch = Batch(
-            release_id, iter(claimed), Breaker(self.settings.breaker, release_id, window, streak), len(claimed)
+            if not claimed:
+                return None
+            # Counted here, between batches, so that showing progress needs no query.
+            total = sum(delivery_store.status_counts(session, release_id).values()) if count else None
+        return _Claim(release_id, prepared, claimed, window, streak, total)
+
+    def _still_sending(self, claim: _Claim) -> bool:
+        """On the writer thread, when a batch claimed ahead comes to be sent: whether its
+        release is still ``sending`` (its breaker state is read afresh into ``claim``);
+        if not, its rows go back to the queue."""
+        with transaction(self.rt.sessions) as session:
+            if delivery_store.release_status(session, claim.release_id) != ReleaseStatus.SENDING.value:
+                lease_store.release_leases(session, self.owner, self.rt.clock())
+                return False
+            claim.window, claim.streak = delivery_queue.breaker_state(session, claim.release_id)
+        return True
+
+    async def _drop(self, ahead: asyncio.Future[_Claim | None]) -> None:
+        """A batch claimed ahead is not to be sent: wait for its claim, then hand every
+        row this worker holds outside the data exchange back to the queue."""
+        try:
+            claim = await ahead
+        except Exception:  # the batch being sent ended first; its error is the one raised
+            log.warning("claiming ahead failed", exc_info=True)
+            claim = None
+        if claim is not None:
+            log.info("release %s: the batch claimed ahead goes back to the queue", claim.release_id)
+        await self.writer.call(lambda: leases.release_leases(self.rt, self.owner))
+
+    async def _send(self, claim: _Claim) -> bool:
+        """Send a claimed batch, record its results; True when it stopped before its end
+        (its unstarted rows are back in the queue)."""
+        if claim.total is not None:
+            self.progress[claim.release_id] = SendProgress(total=claim.total)
+        breaker = Breaker(self.settings.breaker, claim.release_id, claim.window, claim.streak)
+        batch = Batch(claim.release_id, iter(claim.rows), breaker, claim.count)
+        watcher = asyncio.create_task(
+            leases.keep_leases(self.writer, claim.release_id, lease=self.lease, on_not_sending=batch.stop)
         )
-        async with self._writing():
-            watcher = asyncio.create_task(
-                leases.keep_leases(self.writer, release_id, lease=self.lease, on_not_sending=batch.stop)
-            )
-            try:
-                await self.sender.send(batch, prepared, stop=self._stop)
-            finally:
-                watcher.cancel()
-                with suppress(asyncio.CancelledError):
-                    await watcher
-                if batch.stopped:
-                    leases.release_leases(self.rt, self.owner)
-        return len(claimed)
+        try:
+            await self.sender.send(batch, claim.prepared, stop=self._stop)
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+            if batch.stopped:
+                await self.writer.call(lambda: leases.release_leases(self.rt, self.owner))
+        return batch.stopped
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[None]:

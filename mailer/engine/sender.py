@@ -17,6 +17,12 @@ the writer thread, :mod:`mailer.engine.writer`):
 When the breaker trips, our sender is refused, the release is no longer sending or a
 connection fails (SMTP unusable), no further row is started: rows in flight finish and
 are recorded, and the caller hands the rows never started back to the queue.
+
+Messages are rendered ahead (:class:`_RenderAhead`): the rows next in line are asked of
+the render process together, so it gets batches of up to :data:`RENDER_AHEAD` messages
+instead of one per connection. The first requests are one per connection (the first
+messages go at once); once a render has come back the window widens. A row rendered
+ahead but never started (stopped) is simply not sent: its render is dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,6 +56,8 @@ log = logging.getLogger("mailer.engine.sender")
 FLUSH_RESULTS = 100
 #: ... or this many seconds after the previous hand-over, and at the end of each batch
 FLUSH_SECONDS = 0.5
+#: at most this many messages are rendered ahead of the connections (~10 KB each)
+RENDER_AHEAD = 200
 
 __all__ = ["Batch", "LeaseLost", "Ledger", "SendProgress", "Sender", "Signer"]
 
@@ -141,15 +150,21 @@ class Sender:
         self._rate = AsyncLimiter(smtp.rate_per_second, 1) if smtp.rate_per_second > 0 else None
         self._domain_rate: dict[str, AsyncLimiter] = {}
         self._release_tokens: dict[int, str] = {}
+        #: renders asked ahead (:class:`_RenderAhead`), by delivery id, until a connection takes them
+        self._ahead: dict[int, asyncio.Task[bytes | str | None]] = {}
 
     async def send(self, batch: Batch, prepared: Prepared, *, stop: asyncio.Event | None = None) -> None:
         """Send ``batch`` until its rows run out or it stops; return once every result is
         recorded (and the release paused if it must be). Raises the first error of a
         connection or of a recording."""
         senders = min(self.settings.smtp.pool_size, batch.count)
-        errors = await asyncio.gather(
-            *(self._connection(prepared, batch, stop) for _ in range(senders)), return_exceptions=True
-        )
+        ahead = _RenderAhead(self, prepared, batch.rows, stop, first=senders)
+        try:
+            errors = await asyncio.gather(
+                *(self._connection(prepared, batch, ahead, stop) for _ in range(senders)), return_exceptions=True
+            )
+        finally:
+            ahead.drop()
         self._hand_over(batch)
         while batch.handed:
             handed, batch.handed = batch.handed, []
@@ -160,7 +175,9 @@ class Sender:
         if batch.error is not None:
             raise batch.error
 
-    async def _connection(self, prepared: Prepared, batch: Batch, stop: asyncio.Event | None) -> None:
+    async def _connection(
+        self, prepared: Prepared, batch: Batch, ahead: _RenderAhead, stop: asyncio.Event | None
+    ) -> None:
         """One connection's loop: take the next row, send it, decide its result, and let
         the breaker judge it at once."""
         try:
@@ -168,7 +185,7 @@ class Sender:
                 if stop is not None and stop.is_set():
                     batch.stopped = True  # the rows not started go back to the queue
                     return
-                row = next(batch.rows, None)
+                row = ahead.take()
                 if row is None:
                     return
                 try:
@@ -239,10 +256,47 @@ class Sender:
             batch.error = batch.error or exc
 
     async def _send_one(self, prepared: Prepared, row: Claimed, stop: asyncio.Event | None) -> SendResult | str | None:
-        """Render and send one message; a render error (a limit passed included) comes back
-        as its text, a row this worker no longer holds as None (not sent, nothing to
-        record). A reply to the data is journaled before it is returned. Raises
-        RenderCancelled when stopping before it was rendered."""
+        """Render (or take the render made ahead) and send one message; a render error (a
+        limit passed included) comes back as its text, a row this worker no longer holds
+        as None (not sent, nothing to record). A reply to the data is journaled before it
+        is returned. Raises RenderCancelled when stopping before it was rendered."""
+        ahead = self._ahead.pop(row.id, None)
+        rendered = await (ahead if ahead is not None else self._render(prepared, row, stop))
+        if rendered is None:
+            raise RenderCancelled("rendering was stopped")
+        if isinstance(rendered, str):
+            return rendered
+        data = rendered
+        if prepared.signer is not None:
+            data = prepared.signer(data)
+        await self._throttle(row.email)
+        marked = False
+
+        async def mark_in_data() -> None:
+            nonlocal marked
+            if not await self.ledger.mark_in_data(row.id):
+                raise LeaseLost(row.id)
+            marked = True
+
+        bounce_domain = prepared.plan.identity.bounce_domain
+        try:
+            result = await self.transport.send(
+                self.tokens.verp_address(row.id, bounce_domain), row.email, data, before_data=mark_in_data
+            )
+        except LeaseLost:
+            log.warning(
+                "delivery %s was taken over by another worker: not sent by this one",
+                row.id,
+                extra={"release": row.release_id, "delivery": row.id, "event": "lease_lost"},
+            )
+            return None
+        if marked:
+            self.journal.heard(row.id, result)
+        return result
+
+    async def _render(self, prepared: Prepared, row: Claimed, stop: asyncio.Event | None) -> bytes | str | None:
+        """The message bytes of ``row``, a render error's text, or None when rendering was
+        stopped before this row (it goes back to the queue)."""
         plan = prepared.plan
         variant = plan.variants.get(row.segment_id or -1) or plan.variants[plan.segment_order[0]]
         recipient = Recipient(
@@ -271,36 +325,11 @@ class Sender:
             release_token=self._release_token(row.release_id),
         )
         try:
-            data = await self.renders.render(variant.spec, job, stop=stop)
+            return await self.renders.render(variant.spec, job, stop=stop)
         except RenderCancelled:
-            raise
+            return None
         except MailerError as exc:
             return f"render error: {exc}"
-        if prepared.signer is not None:
-            data = prepared.signer(data)
-        await self._throttle(row.email)
-        marked = False
-
-        async def mark_in_data() -> None:
-            nonlocal marked
-            if not await self.ledger.mark_in_data(row.id):
-                raise LeaseLost(row.id)
-            marked = True
-
-        try:
-            result = await self.transport.send(
-                self.tokens.verp_address(row.id, bounce_domain), row.email, data, before_data=mark_in_data
-            )
-        except LeaseLost:
-            log.warning(
-                "delivery %s was taken over by another worker: not sent by this one",
-                row.id,
-                extra={"release": row.release_id, "delivery": row.id, "event": "lease_lost"},
-            )
-            return None
-        if marked:
-            self.journal.heard(row.id, result)
-        return result
 
     def _release_token(self, release_id: int) -> str:
         token = self._release_tokens.get(release_id)
@@ -316,3 +345,53 @@ class Sender:
             domain = email.rpartition("@")[2]
             limiter = self._domain_rate.setdefault(domain, AsyncLimiter(per_domain, 1))
             await limiter.acquire()
+
+
+class _RenderAhead:
+    """The rows of a batch in the order the connections take them, each with its render
+    asked of the render process ahead of time (see the module docstring): at first one
+    per connection (``first``), then up to :data:`RENDER_AHEAD`."""
+
+    def __init__(
+        self, sender: Sender, prepared: Prepared, rows: Iterator[Claimed], stop: asyncio.Event | None, *, first: int
+    ) -> None:
+        self.sender = sender
+        self.prepared = prepared
+        self.rows = rows
+        self.stop = stop
+        self.window = max(1, min(first, RENDER_AHEAD))
+        self.queued: deque[Claimed] = deque()
+
+    def take(self) -> Claimed | None:
+        """The next row (its render asked), or None when the batch has no more; asks the
+        renders of the rows after it, up to the window."""
+        self._fill()
+        if not self.queued:
+            return None
+        row = self.queued.popleft()
+        task = self.sender._ahead.get(row.id)
+        if task is not None and task.done():
+            self.window = RENDER_AHEAD  # renders come back: ask for more at a time
+        self._fill()
+        return row
+
+    def _fill(self) -> None:
+        while len(self.queued) < self.window:
+            row = next(self.rows, None)
+            if row is None:
+                return
+            self.queued.append(row)
+            self.sender._ahead[row.id] = asyncio.ensure_future(self.sender._render(self.prepared, row, self.stop))
+
+    def drop(self) -> None:
+        """Forget the renders of rows never taken (the batch stopped): cancelled, or
+        their outcome read, so that nothing is left pending or unretrieved."""
+        while self.queued:
+            task = self.sender._ahead.pop(self.queued.popleft().id, None)
+            if task is None:
+                continue
+            if task.done():
+                if not task.cancelled():
+                    task.exception()
+            else:
+                task.cancel()

@@ -11,7 +11,8 @@ What goes through it (:class:`Writer`, the :class:`mailer.engine.sender.Ledger` 
   (at most one a connection, so a kill still leaves at most one ``unknown`` a connection);
 - **results** (:meth:`Writer.record`): a group of decided results per transaction, with
   the hard bounces' suppressions and the merge of the release's breaker state;
-- the lease renewal, the "is the release still sending" check and a pause.
+- the lease renewal, the "is the release still sending" check and a pause;
+- the claims of the next batches (:meth:`Writer.call`, :mod:`mailer.engine.dispatch`).
 
 Everything else is first in, first out. A job's error comes back through its future as
 the exception (database errors as :class:`StoreError`). The thread lives from
@@ -205,6 +206,10 @@ class Writer:
 
     def release_status(self, release_id: int) -> asyncio.Future[str | None]:
         return self._submit(lambda: release_status(self.rt, release_id))
+
+    def call(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        """Run ``work`` on the writer thread after the jobs before it (the engine's claims)."""
+        return self._submit(work)
 
     def _future(self) -> asyncio.Future[Any]:
         if self._thread is None or self._loop is None:

@@ -13,9 +13,11 @@ and proofs, :class:`AsyncRenderer` for the delivery engine.
     sandbox      the Jinja environment: names in scope, filters, intercepted operators
     origins      template errors with the author's template and line
     templates    Renderer (read templates, compile a variant)
+    images       Markdown images: which are shown (https, the kit's own) and how; which submit refuses
     fingerprint  fingerprint(spec, renderer), RENDER_VERSION
     mime         CompiledVariant: Jinja renders + MIME assembly, bytes out
     headers      header encoding and the header-injection check
+    qp           quoted-printable bodies, each distinct line encoded once per variant
     isolated     the faces of the render process: IsolatedRenderer, IsolatedVariant, AsyncRenderer
     worker       RenderWorker: starts, feeds and kills the render process
     child        the render process (``python -m mailer.message.child``)

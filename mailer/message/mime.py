@@ -16,10 +16,9 @@ message fields ``to_addr`` and ``unsubscribe_url``, variant fields ``title``,
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -34,6 +33,7 @@ from mailer.message.headers import check_header_value, encode_address, encode_un
 from mailer.message.kit import asset_links, view_online_url
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.plaintext import finish_text, first_sentence
+from mailer.message.qp import QPLines
 from mailer.message.sandbox import MISSING
 from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
 
@@ -111,13 +111,6 @@ def _check_url(field_name: str, url: str, scheme: str) -> str:
     return url
 
 
-def _qp(text: str) -> bytes:
-    """UTF-8 quoted-printable body with CRLF line ends (lines ≤ 76 octets)."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-
-
 _PART_HEADERS = b"\r\nContent-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
 _TEXT_HEAD = _PART_HEADERS % b"plain"
 _HTML_HEAD = _PART_HEADERS % b"html"
@@ -170,6 +163,8 @@ class CompiledVariant(Variant):
         self._layouts = layouts
         self._headers = static_headers
         self._subject_lines: dict[str, str] = {}
+        self._text_qp = QPLines()
+        self._html_qp = QPLines()
         self._last_date: tuple[datetime, str] | None = None
         self._base_ctx: dict[str, Any] = {
             **subject.globals,
@@ -249,12 +244,16 @@ class CompiledVariant(Variant):
         text = finish_text(self._run(self._layouts[1], ctx), dateline=self.spec.dateline)
         return RenderedParts(subject, text, html)
 
-    def page_html(self, rcpt: Recipient) -> tuple[Markup, Markup | None]:
+    def page_html(
+        self, rcpt: Recipient, *, assets: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[Markup, Markup | None]:
         """The body (and the "About" boilerplate) as HTML for ``rcpt`` without the layout:
         what a newsroom page shows (render with a recipient without fields for a page
-        without personalization). Raises TemplateError."""
+        without personalization). ``assets``: the kit links as the page shows them (the
+        body's kit images use their ``src``; default the public ones). Raises TemplateError."""
         ctx = self._context(rcpt, "", "")
         ctx["subject"] = ""
+        ctx["assets"] = assets if assets is not None else asset_links(self.spec, None, None)
         return Markup(self._run(self._body[0], ctx)), self._about_html
 
     @staticmethod
@@ -356,11 +355,11 @@ class CompiledVariant(Variant):
                 head_bytes,
                 delimiter,
                 _TEXT_HEAD,
-                _qp(parts.text),
+                self._text_qp.encode(parts.text),
                 b"\r\n",
                 delimiter,
                 _HTML_HEAD,
-                _qp(parts.html),
+                self._html_qp.encode(parts.html),
                 b"\r\n",
                 delimiter,
                 b"--\r\n",

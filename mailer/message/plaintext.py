@@ -8,7 +8,9 @@ Two steps, because per-recipient values change line lengths:
   autolink, or a link whose text is its URL, is the URL alone); lists become ``- item``
   and ``1. item`` (nested ones indented by the marker's width); headings and paragraphs
   are blocks separated by a blank line; a quote or code block is indented by four
-  spaces; an image is its alt text; a rule is a line of ten dashes.
+  spaces; an image is its alt text, or, when the caller says how images are shown
+  (:mod:`mailer.message.images`), a ``[Image: alt] <https://...>`` line; a rule is a line
+  of ten dashes.
 * :func:`finish_text` (per message, after Jinja): every line is wrapped at 78 columns
   (RFC 5322 2.1.1's SHOULD, and what plain-text readers expect), at spaces only, never
   inside a word or URL; a wrapped list item or indented line continues under its text
@@ -22,10 +24,12 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+
+from mailer.message.images import KitImages, alt_text, has_images
 
 __all__ = ["WIDTH", "finish_text", "first_sentence", "markdown_to_text"]
 
@@ -37,7 +41,7 @@ _MARKER = re.compile(r"(\s*)((?:[-*\u2022]|\d{1,3}[.)])\s+)?")
 _UNDERLINE = re.compile(r"[=\-]{3,}")
 
 
-def _inline(children: Sequence[Token] | None) -> str:
+def _inline(children: Sequence[Token] | None, image_line: Callable[[Token], str | None] | None = None) -> str:
     out: list[str] = []
     href: list[str] = []
     start: list[int] = []
@@ -50,7 +54,8 @@ def _inline(children: Sequence[Token] | None) -> str:
         elif kind == "hardbreak":
             out.append("\n")
         elif kind == "image":
-            out.append(tok.content)
+            line = image_line(tok) if image_line is not None else None
+            out.append(tok.content if line is None else line)
         elif kind == "link_open":
             href.append(str(tok.attrGet("href") or ""))
             start.append(len(out))
@@ -62,8 +67,22 @@ def _inline(children: Sequence[Token] | None) -> str:
     return "".join(out).strip()
 
 
-def markdown_to_text(markdown: MarkdownIt, source: str) -> str:
-    """``source`` (Markdown) as plain text; see the module docstring."""
+def markdown_to_text(
+    markdown: MarkdownIt, source: str, *, images: KitImages | None = None, template_mark: str | None = None
+) -> str:
+    """``source`` (Markdown) as plain text; see the module docstring. ``images``: the
+    images that are shown (None: every image is its alt text); ``template_mark``: what
+    the source's Jinja constructs were replaced by."""
+    image_line: Callable[[Token], str | None] | None = None
+    if images is not None and has_images(source):
+        kit = images
+
+        def line_of(tok: Token) -> str | None:
+            shown = kit.show(str(tok.attrGet("src") or ""), alt_text(markdown, tok), template_mark=template_mark)
+            return shown.text() if shown is not None else None
+
+        image_line = line_of
+
     blocks: list[str] = []  # text blocks, joined by blank lines
     prefixes: list[str] = []  # indentation of quotes and list item bodies
     numbers: list[int | None] = []  # per open list: the next number (None: bullets)
@@ -78,7 +97,7 @@ def markdown_to_text(markdown: MarkdownIt, source: str) -> str:
             pad = "".join(prefixes)
             first = ("".join(prefixes[:-1]) + marker) if marker is not None else pad
             marker = None
-            lines = _inline(tok.children).split("\n")
+            lines = _inline(tok.children, image_line).split("\n")
             text = "\n".join([first + lines[0], *(pad + line for line in lines[1:])])
             if hidden and joinable and blocks:
                 blocks[-1] += "\n" + text  # tight list: items on consecutive lines
@@ -125,9 +144,30 @@ def markdown_to_text(markdown: MarkdownIt, source: str) -> str:
 _WRAP_AT_MOST = 100_000
 
 
-def _wrap(line: str) -> list[str]:
+#: Lines wrapped before, and what they became (most lines of a variant's text part are the
+#: same in every message: wrapping is a pure function of the line, so a remembered result
+#: is the same text). Bounded by the characters it holds; emptied when full.
+_WRAPPED: dict[str, tuple[str, ...]] = {}
+_WRAPPED_CHARS = [0]
+_WRAPPED_MAX_CHARS = 2_000_000
+
+
+def _wrap(line: str) -> tuple[str, ...]:
     if len(line) <= WIDTH or len(line) > _WRAP_AT_MOST:
-        return [line]
+        return (line,)
+    done = _WRAPPED.get(line)
+    if done is None:
+        done = _wrap_now(line)
+        if _WRAPPED_CHARS[0] + len(line) > _WRAPPED_MAX_CHARS:
+            _WRAPPED.clear()
+            _WRAPPED_CHARS[0] = 0
+        _WRAPPED[line] = done
+        _WRAPPED_CHARS[0] += len(line)
+    return done
+
+
+def _wrap_now(line: str) -> tuple[str, ...]:
+    """``line`` wrapped at :data:`WIDTH` with a hanging indent (no cache)."""
     m = _MARKER.match(line)
     assert m is not None
     lead, mark = m.group(1), m.group(2) or ""
@@ -140,7 +180,7 @@ def _wrap(line: str) -> list[str]:
         break_long_words=False,
         break_on_hyphens=False,
     )
-    return wrapped or [line]
+    return tuple(wrapped) or (line,)
 
 
 def finish_text(text: str, *, dateline: str | None = None) -> str:
@@ -158,6 +198,9 @@ def finish_text(text: str, *, dateline: str | None = None) -> str:
             blank = True
             continue
         blank = False
+        if len(line) <= WIDTH and line[0] not in "=-":
+            out.append(line)  # the common case, as _wrap would give it (no underline, no wrap)
+            continue
         if _UNDERLINE.fullmatch(line) and out and out[-1] and not _UNDERLINE.fullmatch(out[-1]):
             heading = []
             for previous in reversed(out):

@@ -30,8 +30,10 @@ from jinja2 import BaseLoader, StrictUndefined, Undefined, pass_eval_context, se
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from mailer.message.spec import Booking, RelatedLink, Sender, Speaker, SpeakerGroup
 
 #: The longest text ``*`` and ``replace`` may make (characters).
 MAX_TEXT = 1_000_000
@@ -111,10 +113,51 @@ _FILTERS: dict[str, Callable[..., Any]] = {
 _FILTERS["replace"] = _replace
 
 
+#: Exact types whose listed attributes every template reads per message (the variant's
+#: frozen values and Jinja's loop), and the value types they hold: for these the full
+#: sandbox check is known to pass and is skipped (see :meth:`Sandbox.getattr`).
+_PLAIN_FIELDS: dict[type, frozenset[str]] = {
+    Sender: frozenset({"name", "address", "reply_to", "postal_address", "disclosure"}),
+    Speaker: frozenset({"name", "title", "bio", "paragraphs"}),
+    SpeakerGroup: frozenset({"heading", "speakers"}),
+    RelatedLink: frozenset({"title", "url"}),
+    Booking: frozenset({"name", "email", "phone", "note", "tel"}),
+    LoopContext: frozenset({"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0"}),
+}
+_PLAIN_VALUES = frozenset({str, int, bool, type(None), tuple, Speaker})
+#: Every attribute a dict has (its methods): any other name on a dict is a key lookup.
+_DICT_ATTRIBUTES = frozenset(dir({}))
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
     """The environment of every template; see the module docstring."""
 
     intercepted_binops = frozenset({"*", "**", "%"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``obj.attribute`` as :class:`ImmutableSandboxedEnvironment` gives it, without
+        its per-access checks where their answer is known.
+
+        Two shortcuts, each giving exactly what the full path gives: a listed field of one
+        of the frozen value types of ``_PLAIN_FIELDS`` holding a plain value (no
+        underscore, the object is no function, method, type, frame or mutable container,
+        and the value is no ``str.format``: the full check passes and returns the value);
+        and a name that is not an attribute of a plain ``dict`` (the full path's
+        ``getattr`` fails, and it looks the key up). Everything else (what an author's
+        template reaches for beyond these) takes the full sandbox check.
+        """
+        kind = type(obj)
+        fields = _PLAIN_FIELDS.get(kind)
+        if fields is not None and attribute in fields:
+            value = getattr(obj, attribute)
+            if type(value) in _PLAIN_VALUES:
+                return value
+        elif kind is dict and attribute not in _DICT_ATTRIBUTES and not attribute.startswith("_"):
+            try:
+                return obj[attribute]
+            except LookupError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
         """``*``, ``**`` and ``%`` with the limits of the module docstring."""

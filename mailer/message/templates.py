@@ -36,6 +36,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from mailer.domain.errors import InputError, TemplateError
+from mailer.message.images import KitImages, has_images, replace_images
 from mailer.message.mime import CompiledVariant, static_headers
 from mailer.message.origins import Origin, to_template_error
 from mailer.message.outlook import tables_for_divs
@@ -140,9 +141,21 @@ def _restore(processed: str, prot: _Protected, template: str) -> tuple[str, dict
     return "".join(out), line_map
 
 
-def _markdown_to_html(prot: _Protected, markdown: MarkdownIt, css: str) -> str:
-    """Markdown (with tokens) → sanitized, CSS-inlined HTML fragment (with tokens)."""
-    html = markdown.render(prot.text)
+def _markdown_to_html(prot: _Protected, markdown: MarkdownIt, css: str, images: KitImages | None = None) -> str:
+    """Markdown (with tokens) → sanitized, CSS-inlined HTML fragment (with tokens).
+
+    With ``images`` the body's Markdown images are shown as :mod:`mailer.message.images`
+    says: each stands as a placeholder through sanitizing and inlining (nh3 still removes
+    every ``<img>`` of its own), then becomes the ``<img>`` built there."""
+    shown: list[str] = []
+    if images is not None and has_images(prot.text):
+        tokens = markdown.parse(prot.text)
+        shown = replace_images(
+            markdown, tokens, images, template_mark=f"jx{prot.nonce}n", placeholder=f"jx{prot.nonce}i{{}}z"
+        )
+        html = markdown.renderer.render(tokens, markdown.options, {})
+    else:
+        html = markdown.render(prot.text)
     html = nh3.clean(html, tags=_SANITIZE_TAGS)
     # A block tag ({% if %}, {% for %}) alone on a line became a paragraph of its own.
     block = {i for i, o in enumerate(prot.originals) if not o.startswith("{{")}
@@ -152,14 +165,19 @@ def _markdown_to_html(prot: _Protected, markdown: MarkdownIt, css: str) -> str:
             lambda m: m.group(1) if int(m.group(2)) in block else m.group(0),
             html,
         )
-    return css_inline.inline_fragment(html, css) if css else html
+    html = css_inline.inline_fragment(html, css) if css else html
+    if shown:
+        html = re.sub(rf"jx{prot.nonce}i(\d+)z", lambda m: shown[int(m.group(1))], html)
+    return html
 
 
-def _markdown_to_text(source: str, kind: str, markdown: MarkdownIt) -> str:
+def _markdown_to_text(source: str, kind: str, markdown: MarkdownIt, images: KitImages | None = None) -> str:
     """Markdown source (with Jinja) as the plain-text part, no markup left (see
-    :mod:`mailer.message.plaintext`); the Jinja constructs are kept."""
+    :mod:`mailer.message.plaintext`; ``images``: how its images are shown); the Jinja
+    constructs are kept."""
     prot = _protect(source, tags_as_comments=False)
-    restored, _ = _restore(markdown_to_text(markdown, prot.text), prot, kind)
+    text = markdown_to_text(markdown, prot.text, images=images, template_mark=f"jx{prot.nonce}n")
+    restored, _ = _restore(text, prot, kind)
     return restored
 
 
@@ -328,13 +346,15 @@ class Renderer:
             raise to_template_error(exc, origins) from exc
         return self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
 
-    def _compile_markdown(self, source: str, kind: str, origins: dict[str, Origin]) -> tuple[Template, Template]:
+    def _compile_markdown(
+        self, source: str, kind: str, origins: dict[str, Origin], images: KitImages | None = None
+    ) -> tuple[Template, Template]:
         """A Markdown+Jinja string → (HTML template, text template)."""
         prot = _protect(source, tags_as_comments=False)
-        html_src = _markdown_to_html(prot, self.markdown, self.css)
+        html_src = _markdown_to_html(prot, self.markdown, self.css, images)
         restored, line_map = _restore(html_src, prot, kind)
         html_t = self._compile_user(source, kind, ".html", USER_NAMES, origins, processed=restored, line_map=line_map)
-        text_src = _markdown_to_text(source, kind, self.markdown)
+        text_src = _markdown_to_text(source, kind, self.markdown, images)
         text_t = self._compile_user(source, kind, ".txt", USER_NAMES, origins, processed=text_src)
         return html_t, text_t
 
@@ -371,10 +391,11 @@ class Renderer:
                 )
             layouts.append(self._get(name))
         subject_t = self._compile_user(spec.subject, "subject", ".txt", SUBJECT_NAMES, origins)
-        body_html, body_text = self._compile_markdown(spec.body_markdown, "body", origins)
+        images = KitImages(spec.assets, spec.newsroom_path)
+        body_html, body_text = self._compile_markdown(spec.body_markdown, "body", origins, images)
         intro: tuple[Template, Template] | None = None
         if spec.intro:
-            intro = self._compile_markdown(spec.intro, "intro", origins)
+            intro = self._compile_markdown(spec.intro, "intro", origins, images)
         about_html: Markup | None = None
         if spec.about:
             html = nh3.clean(self.markdown.render(spec.about), tags=_SANITIZE_TAGS)

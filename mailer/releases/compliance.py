@@ -6,6 +6,8 @@ mail program would see them (parsed back with the standard library):
 
 * the variant compiles and renders, and its subject is not empty;
 * every link is ``https`` (``mailto:`` is allowed: a booking address is not a web link);
+* every Markdown image of the body and intro can be shown (https, or an image of the
+  press kit: :mod:`mailer.message.images`), each refusal naming the image and its line;
 * both parts carry the unsubscribe link, the client's postal address and, when the
   client has one, its disclosure statement (CAN-SPAM 15 U.S.C. 7704(a)(5) asks for the
   postal address and an opt-out in every message; a foreign-agent disclosure must travel
@@ -32,6 +34,7 @@ from markupsafe import escape
 from mailer.config import Settings
 from mailer.domain.errors import InputError, MailerError, WorkflowError
 from mailer.message import LOCAL_HTTP_PREFIXES, Recipient, Renderer, VariantSpec
+from mailer.message.images import KitImages, image_problems
 from mailer.message.tokens import Tokens
 
 #: The Date header of check renders (fixed: the checks must not depend on the clock).
@@ -187,6 +190,12 @@ def check_release(
             fail(f"{where}: subject is empty")
         if not spec.sender.postal_address.strip():
             fail(f"{where}: client has no postal address")
+        # An image that cannot be shown is never rendered: refused here, so that no
+        # approval binds to a message without it (issue 16).
+        images = KitImages(spec.assets, spec.newsroom_path)
+        for part, source in (("body", spec.body_markdown), ("intro", spec.intro or "")):
+            for problem in image_problems(renderer.markdown, source, images, where=part):
+                fail(problem)
         try:
             variant = renderer.compile(spec)
         except MailerError as exc:

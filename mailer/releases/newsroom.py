@@ -177,7 +177,6 @@ class PageRenderer:
             return None
         spec = specs[0][2]
         compiled = self._variant(release, spec)
-        body, about = compiled.page_html(NOBODY)
         lifted = embargo_lifted(release, now)
         token = None if lifted else kit_token
         links = asset_links(spec, token, None)
@@ -186,6 +185,7 @@ class PageRenderer:
             # the page links its own site by path (CSP img-src 'self', any host name it is reached by)
             link["url"] = str(link["url"]).removeprefix(site)
             link["src"] = str(link["src"]).removeprefix(site) + (f"?t={token}" if token is not None else "")
+        body, about = compiled.page_html(NOBODY, assets=links)
         embargo = release_embargo(release)
         shown = embargo_text(embargo.at, None, embargo.zone).full if embargo is not None and not lifted else None
         newsroom = _newsroom(client, [])

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from mailer.domain.embargo import check_embargo_after_send
 from mailer.domain.errors import InputError, NotFoundError, WorkflowError
 from mailer.domain.states import (
     RETRYABLE_DELIVERY,
@@ -171,7 +172,9 @@ def schedule(
     time clears a late hold (it is a new decision, see :mod:`mailer.releases.holds`).
     ``send_now`` sets the send time to ``now`` (sending at once is explicit: issue 21).
     A time in the past, a naive time, neither time given, or a ``not_after`` not after
-    the send time is an InputError; other states raise WorkflowError.
+    the send time is an InputError; other states, and a send time after the release's
+    embargo once it is submitted (a draft's is checked by
+    :func:`mailer.releases.approval.submit_release`), raise WorkflowError.
 
     An approved release whose new send time is earlier than the one its approver saw (an
     approval given without a send time takes any) goes back to ``submitted``: approval
@@ -197,6 +200,12 @@ def schedule(
     if ReleaseAction.SCHEDULE not in allowed_actions(status):
         raise WorkflowError(f"release {release_id} is {status.value}: its send time can no longer change")
     check_not_after(at or release.send_at, not_after or release.not_after, "--not-after" if not_after else "--at")
+    if at is not None and status is not ReleaseStatus.DRAFT:
+        # The rule submit applies to a draft (issue 16): moved past the embargo, the first
+        # copies would arrive with the news already public. After submit nothing else checks.
+        problem = check_embargo_after_send(release.embargo_at, at)
+        if problem is not None:
+            raise WorkflowError(f"release {release_id}: {problem}")
     notes = []
     if at is not None:
         release.send_at = at.astimezone(UTC)

@@ -6,4 +6,5 @@ pool        SmtpPool: connections opened lazily and reused (the Transport the en
 factory     make_transport(settings), send_one (a proof)
 server      the background aiosmtpd server base: bind_listener, BoundController, BackgroundSMTPServer
 capture     the capture server (``mailer capture``, the demo): every message into a Maildir
+loop        the sending process's event loop: uvloop when installed (mailer[fast]), else asyncio's
 """

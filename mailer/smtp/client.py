@@ -3,10 +3,27 @@ when the server offers it. :mod:`mailer.smtp.pool` keeps several of them open.
 
 Why our own: aiosmtplib waits for every reply before the next command, four round
 trips per message (MAIL, RCPT, DATA, the data). When the server advertises PIPELINING
-(RFC 2920) this client sends ``MAIL FROM`` and ``RCPT TO`` in one write and reads both
-replies, so a message costs three round trips: MAIL+RCPT, DATA, the data. A refusal at
-MAIL/RCPT leaves a ``RSET`` owed; it goes out in the same write as the next message's
-MAIL+RCPT. Without PIPELINING every command waits for its reply (RFC 5321 as written).
+(RFC 2920) this client sends ``MAIL FROM``, ``RCPT TO`` and ``DATA`` in one write (DATA
+last in the group, as RFC 2920 3.1 allows) and reads the three replies, so a message costs
+two round trips: the envelope, then the data. A refusal at MAIL/RCPT/DATA leaves a
+``RSET`` owed; it goes out in the same write as the next message's group. A server that
+answers 354 although it refused every recipient gets an empty message (``.`` alone, as
+Postfix's client does) and a RSET. Without PIPELINING every command waits for its reply
+(RFC 5321 as written). ``before_data`` (the engine's "in data" mark) runs after the 354
+and before the first byte of the message: the message is never handed over unmarked.
+
+Time limits: one deadline per transaction phase, not a timer per reply. The envelope
+(the owed RSET, MAIL, RCPT and DATA up to its 354) must be answered within
+``smtp.command_timeout`` in total (RFC 5321 4.5.3.2 asks for 5 minutes per command; a
+relay that needs more than that for the whole envelope is treated as stuck); then the
+message data must be taken and its final reply given within ``smtp.data_timeout`` (the
+10 minutes RFC 5321 asks for after the final ``.``, which also covers writing the data).
+Our own ``before_data`` runs between the two, outside both. Set-up steps (greeting, EHLO,
+STARTTLS, AUTH) have ``connect_timeout`` each and QUIT a few seconds, as before. A
+deadline is a number on the connection; a single timer per connection (re-armed lazily,
+at most a few times per budget) aborts the socket when the deadline passes, so a relay
+that trickles a reply byte by byte, stalls in the middle of one or never answers is cut
+off on time, and a transaction costs no timer of its own.
 
 One recipient per transaction, so every reply belongs to exactly one delivery. The
 outcomes are :class:`mailer.smtp.transport.SendResult` values, decided by
@@ -21,13 +38,17 @@ outcomes are :class:`mailer.smtp.transport.SendResult` values, decided by
 * a 421 reply (RFC 5321 3.8: the server is closing the channel): recorded, then the
   connection is closed.
 
-The final ``.`` is not pipelined with the next message's MAIL/RCPT: the reply to the
+The final ``.`` is not pipelined with the next message's MAIL/RCPT/DATA: the reply to the
 data must be known before :meth:`Connection.send` returns (and before the next row's
 ``before_data`` mark), so that ``unknown`` keeps meaning exactly "this row's data was
 handed over and its fate was not heard".
 
 Raised: :class:`mailer.domain.errors.TransportError` only when SMTP cannot be used at all
 (connect, greeting, EHLO/HELO, TLS or authentication refused or failing).
+
+Over 400 lines on purpose: one noun (an SMTP session); the pipelined group, the reply
+reader, the deadlines and the stream's bookkeeping (owed RSET, 421) guard one another's
+assumptions about where the stream is.
 """
 
 from __future__ import annotations
@@ -49,6 +70,8 @@ from mailer.smtp.transport import SendResult, reply_result, tls_context
 #: Longest reply line accepted (RFC 5321 4.5.3.1.5 allows 512 octets; be lenient).
 _LINE_LIMIT = 64 * 1024
 _QUIT_SECONDS = 5.0
+#: A timer may fire this much before its time (the loop's clock resolution): it counts.
+_EARLY = 0.001
 
 
 class ConnectionLost(Exception):
@@ -71,6 +94,8 @@ class Reply:
         return f"{self.code} {self.message}".strip()
 
 
+_CRLF = "\r\n"
+
 _REPLY_LINE = re.compile(rb"^([2-5]\d\d)([ -]|$)(.*)$", re.DOTALL)
 
 
@@ -86,16 +111,30 @@ def parse_reply_line(raw: bytes) -> tuple[int, bool, str]:
     return int(match.group(1)), match.group(2) != b"-", text
 
 
+class WireReady(bytes):
+    """Message bytes whose producer guarantees the SMTP wire form already: every line
+    ending CRLF (no bare CR or LF), no line starting with ``.``, and a final CRLF (or
+    empty). :func:`dot_stuff` then only appends the terminating ``.`` CRLF, without
+    scanning. Any transformation (a DKIM signature, a concatenation) gives plain
+    ``bytes`` again, which are checked; so only wrap bytes at the point where they are
+    known clean."""
+
+    __slots__ = ()
+
+
 def dot_stuff(data: bytes) -> bytes:
     """The DATA payload for ``data`` (RFC 5321 4.5.2 and 2.3.8): every line ending made
     CRLF, a ``.`` doubled at the start of every line, a final CRLF ensured, and the
-    terminating ``.`` CRLF appended."""
+    terminating ``.`` CRLF appended. :class:`WireReady` data is taken as it is."""
+    if type(data) is WireReady:
+        return data + b".\r\n"
     crlf = data.count(b"\r\n")
     if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
         data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b".") or b"\r\n." in data:  # clean data (most messages) is not copied
+        if data.startswith(b"."):
+            data = b"." + data
+        data = data.replace(b"\r\n.", b"\r\n..")
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
@@ -120,6 +159,14 @@ class Connection:
         self.extensions: dict[str, str] = {}
         self._rset_owed = False
         self._closed = False
+        self._loop = asyncio.get_running_loop()
+        #: loop time by which the current phase must be done (None: no phase running)
+        self._deadline: float | None = None
+        #: the seconds the current deadline was set for (for the message when it passes)
+        self._budget = 0.0
+        #: the one timer that enforces deadlines; never later than the current deadline
+        self._alarm: asyncio.TimerHandle | None = None
+        self._expired = False
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -144,7 +191,7 @@ class Connection:
             raise TransportError(f"cannot connect to {where}: {_describe(exc)}") from exc
         conn = cls(reader, writer, settings)
         try:
-            greeting = await conn._read(limit)
+            greeting = await conn._reply_within(limit)
             if greeting.code != 220:
                 raise TransportError(f"{where} refused the session: {greeting}")
             await conn._hello(local_name, where)
@@ -162,13 +209,13 @@ class Connection:
 
     async def _hello(self, local_name: str, where: str) -> None:
         limit = self._settings.connect_timeout
-        reply = await self._command(f"EHLO {local_name}", limit)
+        reply = await self._command_within(f"EHLO {local_name}", limit)
         if reply.code == 250:
             self.extensions = _extensions(reply)
             return
         if reply.code < 500:  # 4xx: the server is there but will not talk now
             raise TransportError(f"{where} refused EHLO: {reply}")
-        reply = await self._command(f"HELO {local_name}", limit)  # RFC 5321 3.2: fall back
+        reply = await self._command_within(f"HELO {local_name}", limit)  # RFC 5321 3.2: fall back
         if reply.code != 250:
             raise TransportError(f"{where} refused HELO: {reply}")
         self.extensions = {}
@@ -178,7 +225,7 @@ class Connection:
         must be forgotten)."""
         if "STARTTLS" not in self.extensions:
             raise TransportError(f"{where} does not offer STARTTLS")
-        reply = await self._command("STARTTLS", self._settings.connect_timeout)
+        reply = await self._command_within("STARTTLS", self._settings.connect_timeout)
         if reply.code != 220:
             raise TransportError(f"{where} refused STARTTLS: {reply}")
         try:
@@ -200,13 +247,13 @@ class Connection:
         limit = s.connect_timeout
         if "PLAIN" in mechanisms:
             token = _b64(f"\0{user}\0{password}")
-            reply = await self._command(f"AUTH PLAIN {token}", limit)
+            reply = await self._command_within(f"AUTH PLAIN {token}", limit)
         elif "LOGIN" in mechanisms:
-            reply = await self._command("AUTH LOGIN", limit)
+            reply = await self._command_within("AUTH LOGIN", limit)
             if reply.code == 334:
-                reply = await self._command(_b64(user), limit)
+                reply = await self._command_within(_b64(user), limit)
             if reply.code == 334:
-                reply = await self._command(_b64(password), limit)
+                reply = await self._command_within(_b64(password), limit)
         else:
             offered = " ".join(mechanisms) or "none"
             raise TransportError(f"{where}: no supported AUTH mechanism (offered: {offered})")
@@ -248,6 +295,8 @@ class Connection:
         except BaseException:
             self.abort()
             raise
+        finally:
+            self._deadline = None  # idle in the pool: no limit (a pending timer finds none)
 
     async def _transaction(
         self,
@@ -255,59 +304,82 @@ class Connection:
         data: bytes,
         before_data: Callable[[], Awaitable[None]] | None,
     ) -> SendResult:
-        timeout = self._settings.command_timeout
         utf8 = " SMTPUTF8" if envelope.smtputf8 else ""
         mail = f"MAIL FROM:<{envelope.sender}>{utf8}"
         rcpt = f"RCPT TO:<{envelope.recipient}>"
         stage = "mail"
+        self._arm(self._settings.command_timeout)  # the envelope, up to the 354
         try:
             if self.pipelining:
-                # RFC 2920 3.1: RSET, MAIL and RCPT may go in one group; replies come in order.
-                group = (["RSET"] if self._rset_owed else []) + [mail, rcpt]
-                await self._write("".join(f"{c}\r\n" for c in group).encode())
-                if self._rset_owed:
-                    refused = self._after_rset(await self._read(timeout))
+                # RFC 2920 3.1: RSET, MAIL, RCPT and (last) DATA in one group; replies come in order.
+                rset = self._rset_owed
+                await self._write(f"{'RSET' + _CRLF if rset else ''}{mail}{_CRLF}{rcpt}{_CRLF}DATA{_CRLF}".encode())
+                if rset:
+                    refused = self._after_rset(await self._read())
                     if refused is not None:
-                        return refused
-                reply = await self._read(timeout)
-                rcpt_reply = await self._read(timeout)  # always read: replies come in order
+                        return refused  # the connection is closed: the other replies do not matter
+                # All three replies are read (they come in order), unless one is 421: the
+                # server then closes the channel (RFC 5321 3.8) and sends no more.
+                reply = await self._read()
                 if reply.code != 250:
-                    # The RCPT reply (503 most likely) is read above, so the stream stays in step.
-                    return self._refused(reply, "mail")
+                    return await self._refused_in_group(reply, "mail", replies_left=2)
                 stage = "rcpt"
-                reply = rcpt_reply
+                reply = await self._read()
+                if reply.code not in (250, 251):
+                    return await self._refused_in_group(reply, "rcpt", replies_left=1)
+                stage = "data"
+                reply = await self._read()
             else:
                 if self._rset_owed:
-                    refused = self._after_rset(await self._command("RSET", timeout))
+                    refused = self._after_rset(await self._command("RSET"))
                     if refused is not None:
                         return refused
-                reply = await self._command(mail, timeout)
+                reply = await self._command(mail)
                 if reply.code != 250:
                     return self._refused(reply, "mail")
                 stage = "rcpt"
-                reply = await self._command(rcpt, timeout)
-            if reply.code not in (250, 251):
-                return self._refused(reply, "rcpt")
-            stage = "data"
-            if before_data is not None:
-                await before_data()
-            reply = await self._command("DATA", timeout)
+                reply = await self._command(rcpt)
+                if reply.code not in (250, 251):
+                    return self._refused(reply, "rcpt")
+                stage = "data"
+                reply = await self._command("DATA")
             if reply.code != 354:
                 return self._refused(reply, "data")
+            self._deadline = None  # our own work is not the relay's time
+            if before_data is not None:
+                await before_data()
             payload = dot_stuff(data)
         except ConnectionLost as exc:
             self.abort()
             return SendResult(Outcome.DEFERRED, None, f"connection lost: {exc}", stage)
         # From here on the server may have the message: no outcome but its reply is certain.
+        self._arm(self._settings.data_timeout)  # the data and the reply to its final "."
         try:
             await self._write(payload)
-            reply = await self._read(self._settings.data_timeout)
+            reply = await self._read()
         except ConnectionLost as exc:
             self.abort()
             return SendResult(Outcome.UNKNOWN, None, f"connection lost during data: {exc}", "data")
         if reply.code == 421:
             self.abort()
         return reply_result(reply.code, reply.message, "data")
+
+    async def _refused_in_group(self, reply: Reply, stage: str, *, replies_left: int) -> SendResult:
+        """MAIL or RCPT refused in a pipelined group: read the replies still owed to the
+        group so the stream stays in step. A compliant server refuses the DATA too (RFC
+        2920 3.1); one that answers 354 anyway gets an empty message, ``.`` alone, which it
+        cannot deliver (no accepted recipient). If the server hangs up meanwhile, the
+        refusal stands and the connection is dropped."""
+        if reply.code != 421:
+            try:
+                for _ in range(replies_left):
+                    last = await self._read()
+                if last.code == 354:
+                    await self._write(b"." + _CRLF.encode())
+                    await self._read()
+            except ConnectionLost:
+                self.abort()
+        return self._refused(reply, stage)
 
     def _refused(self, reply: Reply, stage: str) -> SendResult:
         """A refusal at MAIL, RCPT or the DATA command: the transaction is left open on
@@ -329,37 +401,86 @@ class Connection:
 
     # -- wire ------------------------------------------------------------------------
 
-    async def _command(self, line: str, timeout: float) -> Reply:
-        await self._write(f"{line}\r\n".encode())
-        return await self._read(timeout)
+    async def _command(self, line: str) -> Reply:
+        """One command and its reply, within the deadline already set."""
+        await self._write(f"{line}{_CRLF}".encode())
+        return await self._read()
+
+    async def _command_within(self, line: str, timeout: float) -> Reply:
+        """One command whose reply must come within ``timeout`` seconds of its own (set-up, QUIT)."""
+        self._arm(timeout)
+        try:
+            return await self._command(line)
+        finally:
+            self._deadline = None
+
+    async def _reply_within(self, timeout: float) -> Reply:
+        self._arm(timeout)
+        try:
+            return await self._read()
+        finally:
+            self._deadline = None
 
     async def _write(self, data: bytes) -> None:
+        """Hand ``data`` to the socket; wait for the kernel to take it only when it did not
+        at once. The deadline bounds the wait (it aborts the socket, which ends it)."""
         try:
             self._writer.write(data)
             if self._writer.transport.get_write_buffer_size() == 0:
                 return  # all of it went to the socket: drain() would return at once
-            async with asyncio.timeout(self._settings.command_timeout):
-                await self._writer.drain()
-        except (OSError, TimeoutError) as exc:
-            raise ConnectionLost(_describe(exc)) from exc
+            await self._writer.drain()
+        except OSError as exc:
+            raise self._lost(exc) from exc
 
-    async def _read(self, timeout: float) -> Reply:
-        """Read one (possibly multi-line) reply within ``timeout`` seconds."""
+    async def _read(self) -> Reply:
+        """Read one (possibly multi-line) reply before the deadline."""
         lines: list[str] = []
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    raw = await self._reader.readline()
-                    if not raw.endswith(b"\n"):
-                        raise ConnectionLost("connection closed by the server")
-                    code, last, text = parse_reply_line(raw)
-                    lines.append(text)
-                    if last:
-                        return Reply(code, tuple(lines))
-        except TimeoutError as exc:
-            raise ConnectionLost(f"no reply within {timeout:g}s") from exc
+            while True:
+                raw = await self._reader.readline()
+                if not raw.endswith(b"\n"):
+                    raise self._lost(None)
+                code, last, text = parse_reply_line(raw)
+                lines.append(text)
+                if last:
+                    return Reply(code, tuple(lines))
         except (OSError, ValueError) as exc:  # ValueError: a line over the limit
-            raise ConnectionLost(_describe(exc)) from exc
+            raise self._lost(exc) from exc
+
+    def _lost(self, exc: BaseException | None) -> ConnectionLost:
+        """What a failed read or write means: the deadline passed (the socket was aborted
+        for it), or what ``exc`` says, or the server hung up."""
+        if self._expired:
+            return ConnectionLost(f"no reply within {self._budget:g}s")
+        if exc is None:
+            return ConnectionLost("connection closed by the server")
+        return ConnectionLost(_describe(exc))
+
+    # -- deadlines ---------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        """The current phase must be done within ``seconds`` from now. Costs a timer only
+        when the one armed would fire after the new deadline (or none is armed)."""
+        deadline = self._loop.time() + seconds
+        self._deadline = deadline
+        self._budget = seconds
+        alarm = self._alarm
+        if alarm is None or alarm.when() > deadline:
+            if alarm is not None:
+                alarm.cancel()
+            self._alarm = self._loop.call_at(deadline, self._on_alarm)
+
+    def _on_alarm(self) -> None:
+        """The timer fired: abort the socket if the deadline has passed, else wait for it."""
+        self._alarm = None
+        deadline = self._deadline
+        if deadline is None or self._closed:
+            return  # no phase running: the next _arm arms again
+        if self._loop.time() + _EARLY >= deadline:
+            self._expired = True
+            self.abort()  # a pending read sees end of file, a pending drain a lost connection
+        else:
+            self._alarm = self._loop.call_at(deadline, self._on_alarm)
 
     # -- closing ---------------------------------------------------------------------
 
@@ -367,6 +488,9 @@ class Connection:
         """Drop the connection at once (its state can no longer be trusted)."""
         if not self._closed:
             self._closed = True
+            if self._alarm is not None:
+                self._alarm.cancel()
+                self._alarm = None
             self._writer.transport.abort()
 
     async def quit(self) -> None:
@@ -374,7 +498,7 @@ class Connection:
         if self._closed:
             return
         with suppress(ConnectionLost):
-            await self._command("QUIT", _QUIT_SECONDS)
+            await self._command_within("QUIT", _QUIT_SECONDS)
         self.abort()
 
 

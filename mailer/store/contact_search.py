@@ -2,17 +2,20 @@
 page of contacts by search, filters and sort (read only, but for the reindex writes).
 
 Searching 1,000,000 contacts in well under 200 ms a page on both backends
-(``bench/contact_search_bench.py``) rests on three things:
+(``bench/contact_search_bench.py``) rests on four things:
 
 * words live in ``contact_terms`` (term, contact_id), so a prefix is a range scan of the
   primary key, never a ``LIKE '%...%'`` over every row;
 * sorts walk an index (``sort_name``/``sort_outlet``/``email``/``updated_at`` with the id)
   and stop after one page: keyset paging, never OFFSET;
-* the page is driven by its most selective condition: each word, list, beat or tag is
-  counted up to :data:`DRIVE_CAP` index entries first. When one matches fewer rows, the
-  query starts from those contact ids and sorts them (a few thousand rows at most);
-  otherwise every condition matches at least 1 row in ``contacts/DRIVE_CAP``, and the walk
-  down the sort index finds a page quickly.
+* a page filtered by outlet type or region walks the index of (that column, sort key, id)
+  instead, so the contacts of other types or regions are never read (broad filters
+  together, 'ana' in a list of a third of the contacts, type tv: 1/11 of the rows);
+* each page takes the cheaper access path (:func:`_plan`): every word, list, beat, tag,
+  outlet type and region is counted first, up to :data:`DRIVE_CAP` index entries (from
+  the index alone); walking reads about ``limit`` / (the product of the other conditions'
+  shares) rows, starting from the rarest set reads all of it (then sorts it). A rare
+  condition drives; broad ones are tested on the walked rows, the rarest first.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from mailer.domain.search_terms import contact_terms, name_key, outlet_key, pref
 from mailer.store.bulk import append_rows
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ContactTerm, ListMember, MailingList
 
-#: A condition matching fewer index entries than this drives the query (see the module docstring).
-DRIVE_CAP = 5000
+#: Conditions are counted up to this many index entries; a set under it may drive the query.
+DRIVE_CAP = 20000
 SORTS = ("name", "email", "outlet", "updated")
 # Core tables for the bulk writes (one executemany each, not the ORM's per-row bulk path).
 _TERMS = typing.cast(Table, ContactTerm.__table__)
 _CONTACTS = typing.cast(Table, Contact.__table__)
+#: filters on a column of the contact with an index of (column, sort key, id) for every sort
+FACETS = ("outlet_type", "region")
 
 
 # --- keeping the index --------------------------------------------------------------------
@@ -198,23 +203,111 @@ def _sort_columns(sort: str) -> tuple[Any, bool]:
     return Contact.sort_name, False
 
 
-def _word_exists(word: str) -> ColumnElement[bool]:
-    return _probe(
-        select(ContactTerm.contact_id).where(
-            ContactTerm.contact_id == Contact.id, ContactTerm.term >= word, ContactTerm.term < prefix_upper(word)
+@dataclass(frozen=True)
+class _Condition:
+    """One condition of a page that an index can count: the ids it matches (from an index
+    alone, to count and to drive the query) and the test of one walked contact."""
+
+    name: str
+    ids: Any
+    #: the rows of another table that make a contact match (correlated with it: tested
+    #: with :func:`_probe`); None for a column of the contact (``facet``)
+    probe: Any = None
+    #: the column and value when the condition is ``column = value`` on the contact, which
+    #: has an index of (column, sort key, id) for every sort
+    facet: tuple[Any, str] | None = None
+
+
+def _probe(query: Any, *, fenced: bool = True) -> ColumnElement[bool]:
+    """EXISTS (query LIMIT 1 OFFSET 0): the OFFSET keeps PostgreSQL from turning the test
+    into a semi-join that starts from the other table (a LIMIT alone does not: it drops a
+    constant one from an EXISTS; at 100,000 contacts it joined the 33,000 members of a list
+    with the 5,600 contacts of a word before sorting, 44 ms, instead of walking 300 rows);
+    each row of the walk is probed instead, the plan :func:`_plan` chose. Unfenced (a
+    driven page, where every match is found anyway) the planner may join."""
+    return exists(query.limit(1).offset(0) if fenced else query.limit(1))
+
+
+def _conditions(session: Session, filters: ContactFilters) -> list[_Condition]:
+    conds: list[_Condition] = []
+    for word in query_words(filters.query):
+        in_range = (ContactTerm.term >= word, ContactTerm.term < prefix_upper(word))
+        conds.append(
+            _Condition(
+                f"word {word}",
+                select(ContactTerm.contact_id).where(*in_range),
+                probe=select(ContactTerm.contact_id).where(ContactTerm.contact_id == Contact.id, *in_range),
+            )
         )
-    )
+    if filters.list_slug:
+        list_id = session.scalar(select(MailingList.id).where(MailingList.slug == filters.list_slug)) or 0
+        conds.append(
+            _Condition(
+                "list",
+                select(ListMember.contact_id).where(ListMember.list_id == list_id),
+                probe=(
+                    select(ListMember.contact_id).where(
+                        ListMember.list_id == list_id, ListMember.contact_id == Contact.id
+                    )
+                ),
+            )
+        )
+    if filters.beat:
+        beat = filters.beat.strip().lower()
+        conds.append(
+            _Condition(
+                "beat",
+                select(ContactBeat.contact_id).where(ContactBeat.beat == beat),
+                probe=(
+                    select(ContactBeat.contact_id).where(ContactBeat.contact_id == Contact.id, ContactBeat.beat == beat)
+                ),
+            )
+        )
+    if filters.tag:
+        tag = filters.tag.strip().lower()
+        conds.append(
+            _Condition(
+                "tag",
+                select(ContactTag.contact_id).where(ContactTag.tag == tag),
+                probe=(select(ContactTag.contact_id).where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)),
+            )
+        )
+    for name in FACETS:
+        value = getattr(filters, name).strip().lower()
+        if value:
+            col = getattr(Contact, name)
+            conds.append(_Condition(name, select(Contact.id).where(col == value), facet=(col, value)))
+    return conds
 
 
-def _probe(query: Any) -> ColumnElement[bool]:
-    """EXISTS (query LIMIT 1): the LIMIT keeps PostgreSQL from turning the test into a
-    semi-join that starts from the other table (it did for a word in 5% of 1,000,000
-    contacts: 600 ms, sorting 50,000 rows); each row of the walk is probed instead."""
-    return exists(query.limit(1))
+def _capped_counts(session: Session, conds: Sequence[_Condition]) -> tuple[list[int], int]:
+    """How many index entries each condition matches, up to :data:`DRIVE_CAP`, and the
+    highest contact id (about how many contacts there are), in one statement."""
+    columns = [select(func.count()).select_from(c.ids.limit(DRIVE_CAP).subquery()).scalar_subquery() for c in conds]
+    row = session.execute(select(*columns, select(func.max(Contact.id)).scalar_subquery())).one()
+    return [int(n or 0) for n in row[:-1]], int(row[-1] or 0)
 
 
-def _capped_count(session: Session, query: Any) -> int:
-    return session.scalar(select(func.count()).select_from(query.limit(DRIVE_CAP).subquery())) or 0
+def _plan(conds: Sequence[_Condition], counts: Sequence[int], total: int, limit: int) -> str:
+    """The cheaper of: walking a sort index (the plain one, or the one within the rarest
+    outlet type or region filtered on) until a page is found, about ``limit`` / the product
+    of the other conditions' shares of the contacts rows; or starting from the rarest
+    counted set of ids (a word, list, beat or tag under :data:`DRIVE_CAP`) and sorting it."""
+    share = [max(n, 1) / max(total, 1) for n in counts]
+    facets = [i for i, c in enumerate(conds) if c.facet is not None]
+    path = min(facets, key=lambda i: counts[i]) if facets else None
+    walk = float(limit)
+    for i, s in enumerate(share):
+        if i != path:
+            walk /= min(s, 1.0)
+    # ... but never more rows than the walked index holds
+    walk = min(walk, float(total if path is None else counts[path]))
+    sets = [i for i, c in enumerate(conds) if c.facet is None and counts[i] < DRIVE_CAP]
+    if sets:
+        best = min(sets, key=lambda i: counts[i])
+        if counts[best] <= walk:
+            return conds[best].name
+    return "sort" if path is None else f"sort in {conds[path].name}"
 
 
 def contact_page(
@@ -224,107 +317,81 @@ def contact_page(
     sort: str = "name",
     cursor: str | None = None,
     limit: int = 50,
+    plan: str | None = None,
 ) -> ContactPage:
     """One page of live contacts matching ``filters`` in ``sort`` order (name, email,
-    outlet, updated — newest first), after ``cursor``. InputError for a bad sort or cursor."""
+    outlet, updated — newest first), after ``cursor``. InputError for a bad sort or cursor.
+
+    ``plan`` forces an access path (one of the :attr:`ContactPage.driver` names this
+    filter allows: "sort", "sort in outlet_type", "word ana", "list"...) for tests and
+    benchmarks; by default the cheapest is chosen (:func:`_plan`)."""
     if sort not in SORTS:
         raise InputError(f"sort: one of {', '.join(SORTS)}")
     limit = max(1, min(limit, 200))
     column, descending = _sort_columns(sort)
-    where: list[ColumnElement[bool]] = [Contact.email.is_not(None)]
+    conds = _conditions(session, filters)
+    counts, total = _capped_counts(session, conds) if conds else ([], 0)
+    chosen = _plan(conds, counts, total, limit) if plan is None else plan
+    allowed = {"sort"} | {f"sort in {c.name}" if c.facet is not None else c.name for c in conds}
+    if chosen not in allowed:
+        raise InputError(f"plan: one of {', '.join(sorted(allowed))}")
+
+    walking = chosen.startswith("sort")
     # the row's own columns are tested before the probes of other tables (SQLite keeps
-    # the order given): on a walk down the sort index most rows fail the cheap test
-    probes: list[tuple[str, ColumnElement[bool]]] = []
-    # candidates to drive the query: (name, id subquery)
-    drivers: list[tuple[str, Any]] = []
-    for word in query_words(filters.query):
-        probes.append((f"word {word}", _word_exists(word)))
-        drivers.append(
-            (
-                f"word {word}",
-                select(ContactTerm.contact_id).where(ContactTerm.term >= word, ContactTerm.term < prefix_upper(word)),
-            )
-        )
-    if filters.list_slug:
-        list_id = session.scalar(select(MailingList.id).where(MailingList.slug == filters.list_slug)) or 0
-        probes.append(
-            (
-                "list",
-                _probe(
-                    select(ListMember.contact_id).where(
-                        ListMember.list_id == list_id, ListMember.contact_id == Contact.id
-                    )
-                ),
-            )
-        )
-        drivers.append(("list", select(ListMember.contact_id).where(ListMember.list_id == list_id)))
-    if filters.beat:
-        beat = filters.beat.strip().lower()
-        probes.append(
-            (
-                "beat",
-                _probe(
-                    select(ContactBeat.contact_id).where(ContactBeat.contact_id == Contact.id, ContactBeat.beat == beat)
-                ),
-            )
-        )
-        drivers.append(("beat", select(ContactBeat.contact_id).where(ContactBeat.beat == beat)))
-    if filters.tag:
-        tag = filters.tag.strip().lower()
-        probes.append(
-            (
-                "tag",
-                _probe(select(ContactTag.contact_id).where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag)),
-            )
-        )
-        drivers.append(("tag", select(ContactTag.contact_id).where(ContactTag.tag == tag)))
-    for name, col in (("outlet_type", Contact.outlet_type), ("region", Contact.region)):
-        value = getattr(filters, name).strip().lower()
-        if value:
-            # concatenated with '' so that the planner walks the sort index instead of
-            # this column's index (unless it drives, below)
-            where.append(col.concat("") == value)
-            drivers.append((name, select(Contact.id).where(col == value)))
+    # the order given): on a walk down a sort index most rows fail the cheap test
+    where: list[ColumnElement[bool]] = [Contact.email.is_not(None)]
+    for cond in conds:
+        if cond.facet is not None:
+            col, value = cond.facet
+            # a plain comparison when a page walks within a facet (PostgreSQL then knows
+            # how many rows each facet keeps: it walks one of their indexes); otherwise
+            # concatenated with '' so that no planner starts from a facet's index instead
+            where.append(col == value if chosen.startswith("sort in ") else col.concat("") == value)
     if filters.country:
         where.append(Contact.country == filters.country.strip().upper())
     if filters.language:
         where.append(Contact.language == filters.language.strip().lower())
-
-    driver = "sort"
-    best: tuple[int, str, Any] | None = None
-    counts: dict[str, int] = {}
-    for name, ids in drivers:
-        n = counts[name] = _capped_count(session, ids)
-        if n < DRIVE_CAP and (best is None or n < best[0]):
-            best = (n, name, ids)
-    # the probe most likely to fail first
-    where.extend(clause for _, clause in sorted(probes, key=lambda p: counts.get(p[0], DRIVE_CAP)))
-    if best is not None:
-        driver = best[1]
-        where.append(Contact.id.in_(best[2].scalar_subquery()))
+    # the probe most likely to fail first (in the order given when counts tie at the cap)
+    order_of = sorted(range(len(conds)), key=lambda i: counts[i])
+    # a walk probes each row (fenced); a driven page lets PostgreSQL join the other sets'
+    # ids to the driver's ('ana' with tag-05 at 1,000,000 contacts: 79 ms of CPU probing
+    # each of the tag's 10,000 contacts, 34 ms when it hash-joined them)
+    where.extend(
+        _probe(conds[i].probe, fenced=walking)
+        for i in order_of
+        if conds[i].probe is not None and conds[i].name != chosen
+    )
+    for cond in conds:
+        if cond.name == chosen:
+            where.append(Contact.id.in_(cond.ids.scalar_subquery()))
 
     if cursor:
         key, ident = _uncursor(cursor, sort)
         # a row value comparison: one range scan of the (sort key, id) index on both backends
         position = tuple_(column, Contact.id)
         where.append(position < tuple_(key, ident) if descending else position > tuple_(key, ident))
-    order = (column.desc(), Contact.id.desc()) if descending else (column.asc(), Contact.id.asc())
-    query = (
-        select(
-            Contact.id,
-            Contact.email,
-            Contact.first_name,
-            Contact.last_name,
-            Contact.outlet,
-            Contact.outlet_type,
-            Contact.region,
-            Contact.updated_at,
-            column,
-        )
-        .where(*where)
-        .order_by(*order)
-        .limit(limit + 1)
-    )
+    matches = select(
+        Contact.id,
+        Contact.email,
+        Contact.first_name,
+        Contact.last_name,
+        Contact.outlet,
+        Contact.outlet_type,
+        Contact.region,
+        Contact.updated_at,
+        column.label("sort_key"),
+    ).where(*where)
+    if walking:
+        order = (column.desc(), Contact.id.desc()) if descending else (column.asc(), Contact.id.asc())
+        query = matches.order_by(*order).limit(limit + 1)
+    else:
+        # the driving set's matches, then sorted: OFFSET 0 keeps the planner from merging
+        # the two (with the LIMIT in view, PostgreSQL walked the sort index instead,
+        # probing each row: 216 ms for 'ana' and a beat at 100,000 contacts)
+        driven = matches.offset(0).subquery()
+        key_col, id_col = driven.c.sort_key, driven.c.id
+        order = (key_col.desc(), id_col.desc()) if descending else (key_col.asc(), id_col.asc())
+        query = select(driven).order_by(*order).limit(limit + 1)
     found = session.execute(query).all()
     more = len(found) > limit
     found = found[:limit]
@@ -345,7 +412,7 @@ def contact_page(
         for r in found
     ]
     next_cursor = _cursor((found[-1][8], found[-1][0])) if more and found else None
-    return ContactPage(rows, next_cursor, driver)
+    return ContactPage(rows, next_cursor, chosen)
 
 
 def _labels(session: Session, ids: Sequence[int]) -> dict[int, tuple[list[str], list[str]]]:

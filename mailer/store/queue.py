@@ -24,15 +24,17 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
+    String,
     Table,
-    and_,
     bindparam,
     func,
     insert,
     literal,
-    or_,
+    literal_column,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -115,6 +117,50 @@ class Claimed:
     timezone: str | None = None
 
 
+#: ``status`` as SQL text, not a bound value, so that both databases may use the partial
+#: indexes of the due rows (their WHERE says the same); see :func:`due_ranges`.
+_QUEUED: ColumnElement[str] = literal_column(f"'{DeliveryStatus.QUEUED.value}'", String)
+_DEFERRED: ColumnElement[str] = literal_column(f"'{DeliveryStatus.DEFERRED.value}'", String)
+
+
+def due_ranges(release_id: int, now: datetime) -> tuple[Select[int], ...]:
+    """The claim's three index ranges of the release's due rows, each in its index's
+    order, each starting at its first due row (so reading the first ``n`` of one costs
+    about ``n`` index entries, whatever the release's size or how much of it is sent):
+
+    - queued, no not-before (``ix_deliveries_due_queued``: release, NULL, then id);
+    - queued, not-before passed (the same index: release, not-before ≤ now, then id;
+      rows of a later wave lie past the range's end and are never read);
+    - deferred, retry time passed (``ix_deliveries_due_deferred``: release, retry time, id).
+
+    (A single ``OR`` of the three made SQLite read and sort every index entry of the
+    release, and PostgreSQL walk the primary key past every sent row: bench/claim_bench.py.)
+    """
+    d = Delivery
+    return (
+        select(d.id)
+        .where(d.release_id == release_id, d.status == _QUEUED, d.not_before.is_(None))
+        # ordered as the index is (not_before is NULL throughout): PostgreSQL needs the
+        # column named to read the range in index order, without a sort
+        .order_by(d.not_before, d.id),
+        select(d.id)
+        .where(d.release_id == release_id, d.status == _QUEUED, d.not_before <= now)
+        .order_by(d.not_before, d.id),
+        select(d.id)
+        .where(d.release_id == release_id, d.status == _DEFERRED, d.next_attempt_at <= now)
+        .order_by(d.next_attempt_at, d.id),
+    )
+
+
+def _due_ids(release_id: int, now: datetime, limit: int) -> Select[int]:
+    """The ids of up to ``limit`` due rows of the release, lowest id first: the first
+    ``limit`` of each of :func:`due_ranges` (locked, SKIP LOCKED, on PostgreSQL: only
+    what a range returns is locked), then the lowest ids of those at most ``3 * limit``."""
+    parts = [r.limit(limit).with_for_update(skip_locked=True).subquery() for r in due_ranges(release_id, now)]
+    candidates = union_all(*(select(p.c.id) for p in parts)).subquery()
+    return select(candidates.c.id).order_by(candidates.c.id).limit(limit)
+
+
 def claim_batch(
     session: Session,
     *,
@@ -126,34 +172,19 @@ def claim_batch(
     limit: int,
 ) -> list[Claimed]:
     """Writes: lease up to ``limit`` due rows (queued and past their not-before, or
-    deferred whose retry time came).
+    deferred whose retry time came), lowest id first.
 
-    One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING on
-    PostgreSQL; on SQLite the same statement inside the ``BEGIN IMMEDIATE`` transaction.
-    Rows whose address was suppressed since planning become ``suppressed`` here, so an
-    unsubscribe is honored for every message claimed after it was recorded.
+    One UPDATE ... WHERE id IN (the candidates of :func:`_due_ids`, each range FOR UPDATE
+    SKIP LOCKED) RETURNING on PostgreSQL; on SQLite the same statement inside the ``BEGIN
+    IMMEDIATE`` transaction. Its cost does not grow with the release (see
+    :func:`due_ranges`). Rows whose address was suppressed since planning become
+    ``suppressed`` here, so an unsubscribe is honored for every message claimed after it
+    was recorded.
     """
-    due = (
-        select(Delivery.id)
-        .where(
-            Delivery.release_id == release_id,
-            or_(
-                and_(
-                    Delivery.status == DeliveryStatus.QUEUED.value,
-                    # local-hour delivery: not before the contact's wave
-                    or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
-                ),
-                and_(Delivery.status == DeliveryStatus.DEFERRED.value, Delivery.next_attempt_at <= now),
-            ),
-        )
-        .order_by(Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     claimed_ids = list(
         session.scalars(
             update(Delivery)
-            .where(Delivery.id.in_(due.scalar_subquery()))
+            .where(Delivery.id.in_(_due_ids(release_id, now, limit).scalar_subquery()))
             .values(
                 status=DeliveryStatus.SENDING.value,
                 lease_owner=owner,

@@ -9,7 +9,8 @@ covers that client's releases only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,17 +131,49 @@ def suppress_hash(
     """Writes: suppress the address with hash ``hashed`` in ``scope`` (``email`` may be None
     when only the hash is known, e.g. after erasure). Returns False when it already was
     suppressed there (the first reason and source are kept); repeating is harmless."""
+    added = suppress_many(session, [NewSuppression(hashed, email, scope, source)], reason=reason, now=now)
+    return (hashed, scope) in added
+
+
+@dataclass(frozen=True)
+class NewSuppression:
+    """One row for :func:`suppress_many`."""
+
+    email_hash: str
+    email: str | None
+    scope: str
+    source: str
+
+
+def suppress_many(
+    session: Session, items: Sequence[NewSuppression], *, reason: SuppressionReason, now: datetime
+) -> set[tuple[str, str]]:
+    """Writes: :func:`suppress_hash` for each of ``items`` in one statement. Returns the
+    ``(email_hash, scope)`` pairs newly suppressed (a pair given twice: the first wins)."""
+    first: dict[tuple[str, str], NewSuppression] = {}
+    for item in items:
+        first.setdefault((item.email_hash, item.scope), item)
+    if not first:
+        return set()
     stmt = insert_ignoring_conflicts(session, Suppression).values(
-        email=email,
-        email_hash=hashed,
-        scope=scope,
-        reason=reason.value,
-        source=source[:500],
-        created_at=now,
+        [
+            {
+                "email": item.email,
+                "email_hash": item.email_hash,
+                "scope": item.scope,
+                "reason": reason.value,
+                "source": item.source[:500],
+                "created_at": now,
+            }
+            # In one order, so that two groups written at once on PostgreSQL take the
+            # unique index's locks in the same order (no deadlock).
+            for _, item in sorted(first.items())
+        ]
     )
     # RETURNING, not rowcount: on PostgreSQL an ORM-enabled INSERT ... ON CONFLICT DO
     # NOTHING reports rowcount 1 even when the conflict skipped the row.
-    return session.execute(stmt.returning(Suppression.id)).first() is not None
+    returned = session.execute(stmt.returning(Suppression.email_hash, Suppression.scope))
+    return {(str(hashed), str(scope)) for hashed, scope in returned}
 
 
 def get_suppression(session: Session, hashed: str, scope: str) -> Suppression | None:
@@ -211,7 +244,15 @@ class UnsubscribeRow:
 
 def unsubscribe_row(session: Session, delivery_id: int) -> UnsubscribeRow | None:
     """The delivery with its recipient and client, or None when it does not exist."""
-    row = session.execute(
+    return unsubscribe_rows(session, [delivery_id]).get(delivery_id)
+
+
+def unsubscribe_rows(session: Session, delivery_ids: Collection[int]) -> dict[int, UnsubscribeRow]:
+    """:func:`unsubscribe_row` for several deliveries in one query, by delivery id (the
+    ones that do not exist are left out)."""
+    if not delivery_ids:
+        return {}
+    rows = session.execute(
         select(
             Delivery.id,
             Delivery.contact_id,
@@ -222,11 +263,9 @@ def unsubscribe_row(session: Session, delivery_id: int) -> UnsubscribeRow | None
         )
         .join(Release, Release.id == Delivery.release_id)
         .join(Client, Client.id == Release.client_id)
-        .where(Delivery.id == delivery_id)
-    ).first()
-    if row is None:
-        return None
-    return UnsubscribeRow(row[0], row[1], row[2], row[3], row[4], row[5])
+        .where(Delivery.id.in_(sorted(set(delivery_ids))))
+    )
+    return {row[0]: UnsubscribeRow(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows}
 
 
 def record_delivery_event(
@@ -253,6 +292,38 @@ def record_delivery_event(
     return session.execute(stmt.returning(DeliveryEvent.id)).first() is not None
 
 
+@dataclass(frozen=True)
+class NewDeliveryEvent:
+    """One row for :func:`record_delivery_events`."""
+
+    delivery_id: int
+    contact_id: int | None
+    kind: str
+    detail: str | None
+    dedupe_key: str
+
+
+def record_delivery_events(session: Session, events: Sequence[NewDeliveryEvent], *, now: datetime) -> None:
+    """Writes: :func:`record_delivery_event` for each of ``events`` in one statement."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        key = hashlib.sha256(e.dedupe_key.encode("utf-8")).hexdigest()
+        rows.setdefault(
+            key,
+            {
+                "delivery_id": e.delivery_id,
+                "contact_id": e.contact_id,
+                "kind": e.kind,
+                "detail": e.detail,
+                "dedupe_key": key,
+                "at": now,
+            },
+        )
+    if rows:
+        ordered = [rows[key] for key in sorted(rows)]  # one lock order (see suppress_many)
+        session.execute(insert_ignoring_conflicts(session, DeliveryEvent).values(ordered))
+
+
 #: Delivery states that have not been claimed by a worker: a suppression can still stop them.
 _PENDING = (DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value)
 
@@ -268,6 +339,24 @@ def suppress_pending_deliveries(session: Session, hashed: str, *, scope: str, re
     )
 
 
+def suppress_pending_many(
+    session: Session, hashes: Collection[str], *, scope: str, reason: str, now: datetime
+) -> Counter[str]:
+    """Writes: :func:`suppress_pending_deliveries` for several addresses in one scope, in
+    one statement. Returns how many rows changed, by address hash."""
+    if scope.startswith(TOPIC_PREFIX) or not hashes:
+        return Counter()
+    query = (
+        update(Delivery)
+        .where(Delivery.email_hash.in_(sorted(set(hashes))), Delivery.status.in_(_PENDING))
+        .values(status=DeliveryStatus.SUPPRESSED.value, reason=reason[:40], updated_at=now)
+        .returning(Delivery.email_hash)
+    )
+    if scope != GLOBAL_SCOPE:
+        query = query.where(Delivery.release_id.in_(_client_releases(scope)))
+    return Counter(str(hashed) for hashed in session.scalars(query))
+
+
 def suppress_pending_at_domain(session: Session, *, scope: str, reason: str, now: datetime) -> int:
     """Writes: queued and deferred deliveries whose domain a domain suppression in
     ``scope`` now covers become ``suppressed`` (as :func:`suppress_pending_deliveries`)."""
@@ -280,15 +369,16 @@ def suppress_pending_at_domain(session: Session, *, scope: str, reason: str, now
 def _suppress_pending(session: Session, query: Any, *, scope: str, reason: str, now: datetime) -> int:
     query = query.where(Delivery.status.in_(_PENDING))
     if scope != GLOBAL_SCOPE:
-        query = query.where(
-            Delivery.release_id.in_(
-                select(Release.id).join(Client, Client.id == Release.client_id).where(Client.slug == scope)
-            )
-        )
+        query = query.where(Delivery.release_id.in_(_client_releases(scope)))
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         query.values(status=DeliveryStatus.SUPPRESSED.value, reason=reason[:40], updated_at=now)
     )
     return int(result.rowcount)
+
+
+def _client_releases(slug: str) -> Any:
+    """The ids of the releases of client ``slug`` (a subquery)."""
+    return select(Release.id).join(Client, Client.id == Release.client_id).where(Client.slug == slug)
 
 
 def delivery_topics(session: Session, delivery_id: int, contact_id: int) -> list[str]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -100,6 +101,13 @@ class Contact(Base):
     __table_args__ = (
         Index("ix_contacts_sort_name", "sort_name", "id"),
         Index("ix_contacts_sort_outlet", "sort_outlet", "id"),
+        # a page filtered by outlet type or region walks only those contacts, in order
+        # (mailer.store.contact_search; migration 0017_contact_search)
+        *(
+            Index(f"ix_contacts_{facet}_{key}", facet, key, "id")
+            for facet in ("outlet_type", "region")
+            for key in ("sort_name", "sort_outlet", "email", "updated_at")
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     # NULL once erased; the hash keeps the address suppressed without keeping it.
@@ -108,8 +116,8 @@ class Contact(Base):
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     outlet: Mapped[str | None] = mapped_column(String(200))
-    outlet_type: Mapped[str | None] = mapped_column(String(20), index=True)
-    region: Mapped[str | None] = mapped_column(String(64), index=True)
+    outlet_type: Mapped[str | None] = mapped_column(String(20))
+    region: Mapped[str | None] = mapped_column(String(64))
     country: Mapped[str | None] = mapped_column(String(8))
     language: Mapped[str | None] = mapped_column(String(16))
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -149,14 +157,16 @@ class ContactTerm(Base):
 
 class ContactBeat(Base):
     __tablename__ = "contact_beats"
+    __table_args__ = (Index("ix_contact_beats_beat_contact", "beat", "contact_id"),)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
-    beat: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    beat: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class ContactTag(Base):
     __tablename__ = "contact_tags"
+    __table_args__ = (Index("ix_contact_tags_tag_contact", "tag", "contact_id"),)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class ContactNote(Base):
@@ -364,7 +374,25 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("release_id", "contact_id", name="uq_deliveries_release_contact"),
-        Index("ix_deliveries_claim", "release_id", "status", "next_attempt_at"),
+        # claiming (mailer.store.queue.claim_batch): the due rows of a release, each kind
+        # from the first due one on; partial, so sent rows and other releases' pending
+        # rows are not in them (the WHERE must match the claim's SQL text exactly)
+        Index(
+            "ix_deliveries_due_queued",
+            "release_id",
+            "not_before",
+            "id",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        Index(
+            "ix_deliveries_due_deferred",
+            "release_id",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text("status = 'deferred'"),
+            postgresql_where=text("status = 'deferred'"),
+        ),
         Index("ix_deliveries_lease", "status", "lease_expires_at"),
         # the staff log's filters, paged by id (keyset)
         Index("ix_deliveries_domain_status_id", "domain", "status", "id"),

@@ -34,6 +34,7 @@ from mailer.web.admin import admin_router
 from mailer.web.api import api_router
 from mailer.web.audit import AuditContext
 from mailer.web.newsroom import NewsroomRoutes
+from mailer.web.oneclick import UnsubscribeWriter
 from mailer.web.ops import OpsRoutes
 from mailer.web.paths import PathNotFound
 from mailer.web.public import PublicRoutes
@@ -72,13 +73,18 @@ class NoIndex:
 
 
 def templates() -> Jinja2Templates:
-    """The page templates: autoescaped, and a missing variable is an error, not a blank."""
+    """The page templates: autoescaped, and a missing variable is an error, not a blank.
+
+    Loaded once (no ``auto_reload``): checking each template file's time on every render
+    cost two ``stat`` calls a page, each a release of the GIL that the event loop then
+    waits to get back (up to 5 ms while another thread runs; issue 20)."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,
     )
     # times in a zone: {{ release.send_at | when(tz) }} (tz: the user's, else the firm's)
     env.filters["when"] = lambda at, zone=None: format_in_zone(at, zone) if at is not None else ""
@@ -93,12 +99,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     """
     runtime = Runtime.open(settings, clock=clock)
     tokens = Tokens.from_settings(settings)
+    unsubscribes = UnsubscribeWriter(runtime)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            unsubscribes.close()
             runtime.close()
 
     # Only the API is documented (the pages and /u/ routes are left out of the schema);
@@ -113,7 +121,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.runtime = runtime
     app.state.auth = auth.Auth(runtime)
     page_templates = templates()
-    app.include_router(PublicRoutes(runtime, tokens, page_templates).router())
+    app.include_router(PublicRoutes(runtime, tokens, page_templates, unsubscribes).router())
     ops = OpsRoutes(runtime)
     app.include_router(ops.router())
     pages = PageRenderer(renderer_for(settings), settings)

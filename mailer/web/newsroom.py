@@ -37,9 +37,10 @@ from mailer.store import assets as asset_store
 from mailer.store.db import transaction
 from mailer.web.public import PUBLIC_HEADERS
 
-#: Newsroom pages: our own images and inline styles, nothing else; no forms, no frames.
+#: Newsroom pages: our own images, the https images a release body shows (issue 16), inline
+#: styles, nothing else; no forms, no frames.
 NEWSROOM_CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'none'; "
+    "default-src 'none'; img-src 'self' https:; style-src 'unsafe-inline'; form-action 'none'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 

@@ -6,8 +6,9 @@ fetch every URL in a message, so fetching the page must never unsubscribe anyone
 ``List-Unsubscribe=One-Click`` as ``application/x-www-form-urlencoded`` or
 ``multipart/form-data``, no cookies, no other context). The suppression is committed
 before the answer; the answer is 200 with a page, never a redirect (RFC 8058 3.2 lets a
-mail client treat anything else as failure). No cookie, session or CSRF token is used:
-the signed token in the URL is the whole credential.
+mail client treat anything else as failure). Unsubscribes are written by the web
+process's one writer (:mod:`mailer.web.oneclick`), many to a transaction. No cookie,
+session or CSRF token is used: the signed token in the URL is the whole credential.
 
 Any token that does not lead to a delivery — malformed, tampered, signed with a foreign
 or rotated-out key, or for a delivery that no longer exists — gets the same 404 page,
@@ -24,10 +25,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from mailer.audience import suppressions
-from mailer.audience.suppressions import TopicsSaved, UnsubscribeChoice, Unsubscribed, UnsubscribePage
+from mailer.audience.suppressions import TopicsSaved, UnsubscribeChoice, UnsubscribePage
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
+from mailer.web.oneclick import UnsubscribeWriter
 
 #: Headers on every public page. The token in the URL is a credential: no Referer may
 #: carry it away, no cache keep the page, no frame show it, no search engine list it.
@@ -48,11 +50,13 @@ SOURCE_ONE_CLICK = "one-click"
 
 @dataclass(frozen=True)
 class PublicRoutes:
-    """The unsubscribe endpoints, bound to one runtime, token reader and template set."""
+    """The unsubscribe endpoints, bound to one runtime, token reader, template set and
+    unsubscribe writer."""
 
     runtime: Runtime
     tokens: Tokens
     templates: Jinja2Templates
+    writer: UnsubscribeWriter
 
     def router(self) -> APIRouter:
         """An APIRouter with ``GET``/``HEAD``/``POST /u/{token}``."""
@@ -98,7 +102,9 @@ class PublicRoutes:
         else:
             choice, source = UnsubscribeChoice.CLIENT, SOURCE_ONE_CLICK
         await form.close()
-        result = await run_in_threadpool(self._unsubscribe, delivery_id, choice, source)
+        # Returns after the commit: the suppression is recorded before the journalist (or
+        # their mail client) sees the answer.
+        result = await self.writer.unsubscribe(delivery_id, choice, source=source)
         if result is None:
             return self._not_found(request)
         return self.templates.TemplateResponse(request, "unsubscribed.html", {"result": result}, headers=PUBLIC_HEADERS)
@@ -114,12 +120,6 @@ class PublicRoutes:
             # queues behind (or blocks) the workers' writes.
             session.connection(execution_options={"sqlite_deferred": True})
             return suppressions.unsubscribe_page(session, delivery_id)
-
-    def _unsubscribe(self, delivery_id: int, choice: UnsubscribeChoice, source: str) -> Unsubscribed | None:
-        # The transaction commits before this returns, so the suppression is recorded
-        # before the journalist (or their mail client) sees the answer.
-        with transaction(self.runtime.sessions) as session:
-            return suppressions.unsubscribe(session, delivery_id, choice, source=source, now=self.runtime.clock())
 
     def _set_topics(self, delivery_id: int, keep: set[str]) -> TopicsSaved | None:
         with transaction(self.runtime.sessions) as session:

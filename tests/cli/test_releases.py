@@ -85,8 +85,8 @@ def test_release_lifecycle_through_the_cli(rt: Runtime, env: dict[str, str], tmp
     assert submitted == {"id": int(rid), "status": "submitted", "warnings": []}
     approved = run_json("releases", "approve", rid, "--as", "quinn")
     assert approved["status"] == "approved" and len(approved["content_hash"]) == 64  # type: ignore[index]
-    scheduled = run_json("releases", "schedule", rid, "--at", "2027-12-02T09:00:00-05:00")
-    assert scheduled["send_at"] == "2027-12-02T09:00:00-05:00"  # type: ignore[index]
+    scheduled = run_json("releases", "schedule", rid, "--at", "2027-12-01T09:45:00-05:00")  # before the embargo
+    assert scheduled["send_at"] == "2027-12-01T09:45:00-05:00"  # type: ignore[index]
     shown = run_json("releases", "show", rid)
     assert isinstance(shown, dict)
     assert set(shown) >= {"id", "title", "client", "status", "author", "segments", "variants", "approvals", "history"}
@@ -109,7 +109,7 @@ def test_release_lifecycle_through_the_cli(rt: Runtime, env: dict[str, str], tmp
             "client": "acme",
             "status": "approved",
             "author": "pat",
-            "send_at": "2027-12-02T14:00:00+00:00",
+            "send_at": "2027-12-01T14:45:00+00:00",
         }
     ]
     assert run_json("releases", "list", "--status", "draft") == []

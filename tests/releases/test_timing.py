@@ -116,10 +116,11 @@ def test_moving_an_approved_time_earlier_needs_approval_again(rt: Runtime, rende
     approve(rt, renderer, rid)
     approved_at = parse_time("2027-12-01T09:00:00-05:00", "x")
     with transaction(rt.sessions) as session:
-        workflow.schedule(session, rid, at=approved_at + timedelta(hours=2), actor="pat", now=FIXED_NOW)
+        # (no later than the embargo, 10:00 New York: past it is refused, issue 16)
+        workflow.schedule(session, rid, at=approved_at + timedelta(hours=1), actor="pat", now=FIXED_NOW)
     assert status(rt, rid) == "approved"
     with transaction(rt.sessions) as session:
-        workflow.schedule(session, rid, at=approved_at + timedelta(hours=1), actor="pat", now=FIXED_NOW)
+        workflow.schedule(session, rid, at=approved_at + timedelta(minutes=30), actor="pat", now=FIXED_NOW)
     assert status(rt, rid) == "approved"  # still not earlier than what the approver saw
     with transaction(rt.sessions) as session:
         workflow.schedule(session, rid, at=approved_at - timedelta(days=1), actor="pat", now=FIXED_NOW)

@@ -188,8 +188,9 @@ async def test_plain_send_arrives_once_per_recipient(smtp: FaultSMTPServer) -> N
     assert smtp.connections == 1
 
 
-async def test_before_data_runs_once_between_rcpt_and_data(smtp: FaultSMTPServer) -> None:
-    """before_data runs once for an accepted recipient, never for a refused one."""
+async def test_before_data_runs_once_between_the_354_and_the_data(smtp: FaultSMTPServer) -> None:
+    """before_data runs once for an accepted recipient (after the 354, before any byte of
+    the message), never for a refused one."""
     smtp.rcpt_reply["gone@example.com"] = "550 5.1.1 No such user"
     pool = make_transport(settings(smtp.port))
     calls: list[int] = []
@@ -232,14 +233,18 @@ def test_reply_lines_parse() -> None:
         parse_reply_line(b"HTTP/1.1 400 Bad Request\r\n")
 
 
-async def test_pipelining_groups_mail_rcpt_and_owed_rset_with_multiline_replies() -> None:
-    """With PIPELINING offered, MAIL+RCPT go in one write (the server answers only once it
-    has both); a multi-line 550 is one reply; the owed RSET rides with the next MAIL+RCPT."""
+async def test_pipelining_groups_mail_rcpt_data_and_owed_rset_with_multiline_replies() -> None:
+    """With PIPELINING offered, MAIL+RCPT+DATA go in one write (the server answers only once
+    it has all three); a multi-line 550 is one reply; the owed RSET rides with the next group."""
     steps = [
         EHLO_PIPELINING,
-        Step(["MAIL FROM:<", "RCPT TO:<GONE@"], ["250 2.1.0 OK", "550-5.1.1 No such user", "550 5.1.1 here, sorry"]),
-        Step(["RSET", "MAIL FROM:<", "RCPT TO:<OK@"], ["250 2.0.0 OK", "250 2.1.0 OK", "250 2.1.5 OK"]),
-        Step(["DATA"], ["354 go ahead"]),
+        Step(
+            ["MAIL FROM:<", "RCPT TO:<GONE@", "DATA"],
+            ["250 2.1.0 OK", "550-5.1.1 No such user", "550 5.1.1 here, sorry", "554 5.5.1 No valid recipients"],
+        ),
+        Step(
+            ["RSET", "MAIL FROM:<", "RCPT TO:<OK@", "DATA"], ["250 2.0.0 OK", "250 2.1.0 OK", "250 2.1.5 OK", "354 go"]
+        ),
         Step([], ["250-2.0.0 queued as 1", "250 2.0.0 thanks"], data=True),
         Step(["QUIT"], ["221 2.0.0 bye"]),
     ]
@@ -252,13 +257,15 @@ async def test_pipelining_groups_mail_rcpt_and_owed_rset_with_multiline_replies(
 
 
 async def test_refused_mail_keeps_the_pipelined_stream_in_step() -> None:
-    """MAIL refused inside a MAIL+RCPT group: the RCPT reply that follows is consumed, so the
-    next message reads its own replies (not the stale 503)."""
+    """MAIL refused inside a MAIL+RCPT+DATA group: the RCPT and DATA replies that follow are
+    consumed, so the next message reads its own replies (not the stale 503s)."""
     steps = [
         EHLO_PIPELINING,
-        Step(["MAIL FROM:<", "RCPT TO:<FIRST@"], ["451 4.3.0 Sender check failed", "503 5.5.1 need MAIL first"]),
-        Step(["RSET", "MAIL FROM:<", "RCPT TO:<SECOND@"], ["250 2.0.0 OK", "250 2.1.0 OK", "250 2.1.5 OK"]),
-        Step(["DATA"], ["354 go ahead"]),
+        Step(
+            ["MAIL FROM:<", "RCPT TO:<FIRST@", "DATA"],
+            ["451 4.3.0 Sender check failed", "503 5.5.1 need MAIL first", "503 5.5.1 need RCPT first"],
+        ),
+        Step(["RSET", "MAIL FROM:<", "RCPT TO:<SECOND@", "DATA"], ["250 2.0.0 OK", "250 2.1.0 OK", "250 OK", "354 go"]),
         Step([], ["250 2.0.0 queued"], data=True),
         Step(["QUIT"], ["221 2.0.0 bye"]),
     ]

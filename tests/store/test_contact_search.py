@@ -3,15 +3,23 @@ and tags; filters; sorts; keyset pages; the index kept by import, edit and erasu
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event, insert
 
 from mailer.audience import contact_edit, contacts, erasure
+from mailer.domain.errors import InputError
+from mailer.domain.search_terms import query_words
+from mailer.domain.states import email_hash
 from mailer.runtime import Runtime
 from mailer.store import contact_search
 from mailer.store.contact_search import ContactFilters, contact_page
 from mailer.store.db import transaction
+from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList
 from tests.support.constants import FIXED_NOW
 
 ROWS = """email,first_name,last_name,outlet,outlet_type,beats,tags,region
@@ -104,3 +112,155 @@ def test_edit_and_erasure_keep_the_index(rt: Runtime, imported: None) -> None:
     with transaction(rt.sessions) as s:
         erasure.erase_contact(s, "dana@harborledger.example.com", actor="pat", now=FIXED_NOW)
     assert emails(rt, query="dana") == [] and "dana@harborledger.example.com" not in emails(rt)
+
+
+# --- the access paths of a page (issue 15: 1,000,000 contacts) ------------------------------
+
+WORDS = ["an", "ana", "ben", "times", "post", "be", "tag-1", "beat-2", "zz", "o"]
+
+
+@pytest.fixture
+def crowd(rt: Runtime) -> None:
+    """120 fictional contacts with repeated names, outlets, types, regions, beats, tags,
+    update times and two lists: ties in every sort key, every filter value shared."""
+    rng = random.Random(15)
+    with transaction(rt.sessions) as s:
+        lists = [
+            s.execute(
+                insert(MailingList).values(slug=slug, name=slug, created_at=FIXED_NOW).returning(MailingList.id)
+            ).scalar_one()
+            for slug in ("l1", "l2")
+        ]
+        rows: list[dict[str, Any]] = [
+            {
+                "email": f"person{i:03d}@outlet{i % 7}.example.org",
+                "email_hash": email_hash(f"person{i:03d}@outlet{i % 7}.example.org"),
+                "first_name": rng.choice(["Ana", "Ben", "Anabel", "Cho"]),
+                "last_name": rng.choice(["Post", "Times", "Bell"]),
+                "outlet": rng.choice(["The Times", "Daily Post", "Ana Radio", None]),
+                "outlet_type": rng.choice(["tv", "print", "radio", None]),
+                "region": rng.choice(["r1", "r2", None]),
+                "country": rng.choice(["US", "FR"]),
+                "language": "en",
+                "attributes": {},
+                "created_at": FIXED_NOW,
+                "updated_at": FIXED_NOW - timedelta(minutes=rng.randint(0, 5)),
+            }
+            for i in range(120)
+        ]
+        ids = [r[0] for r in s.execute(insert(Contact).returning(Contact.id), rows)]
+        s.execute(
+            insert(ContactBeat),
+            [{"contact_id": c, "beat": b} for c in ids for b in rng.sample(["beat-1", "beat-2", "beat-3"], 2)],
+        )
+        s.execute(insert(ContactTag), [{"contact_id": c, "tag": rng.choice(["tag-1", "tag-2"])} for c in ids[::2]])
+        s.execute(
+            insert(ListMember),
+            [{"list_id": lists[c % 2], "contact_id": c, "added_at": FIXED_NOW} for c in ids if c % 3],
+        )
+        contact_search.reindex_contacts(s, ids)
+
+
+def random_filters(rng: random.Random) -> ContactFilters:
+    return ContactFilters(
+        query=" ".join(rng.sample(WORDS, rng.choice([0, 0, 1, 1, 2]))),
+        list_slug=rng.choice(["", "", "l1", "l2"]),
+        outlet_type=rng.choice(["", "", "tv", "print"]),
+        beat=rng.choice(["", "", "beat-1"]),
+        tag=rng.choice(["", "", "tag-2"]),
+        region=rng.choice(["", "", "r1"]),
+        country=rng.choice(["", "", "", "FR"]),
+    )
+
+
+def plans(filters: ContactFilters) -> list[str | None]:
+    """Every access path a page of ``filters`` may take, and None (the planner's choice)."""
+    out: list[str | None] = [None, "sort"]
+    out += [f"word {w}" for w in query_words(filters.query)]
+    out += [f"sort in {f}" for f in contact_search.FACETS if getattr(filters, f)]
+    out += [
+        name for name, value in (("list", filters.list_slug), ("beat", filters.beat), ("tag", filters.tag)) if value
+    ]
+    return out
+
+
+def walk(rt: Runtime, filters: ContactFilters, sort: str, plan: str | None, size: int) -> list[int]:
+    ids: list[int] = []
+    cursor = None
+    with transaction(rt.sessions) as s:
+        while True:
+            page = contact_page(s, filters, sort=sort, cursor=cursor, limit=size, plan=plan)
+            assert plan is None or page.driver == plan
+            ids.extend(r.id for r in page.rows)
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+
+def test_every_access_path_pages_like_the_plain_walk(rt: Runtime, crowd: None) -> None:
+    """Random filter combinations, every sort, every access path: the same contacts, pages of 7 as of 200."""
+    rng = random.Random(1015)
+    for _ in range(12):
+        filters = random_filters(rng)
+        for sort in contact_search.SORTS:
+            whole = walk(rt, filters, sort, "sort", 200)
+            assert len(set(whole)) == len(whole)
+            for plan in plans(filters):
+                assert walk(rt, filters, sort, plan, 7) == whole, (filters, sort, plan)
+
+
+def test_a_plan_the_filters_do_not_allow_is_refused(rt: Runtime, crowd: None) -> None:
+    """Forcing a path of a filter not given (a list page without a list) is an input error."""
+    with transaction(rt.sessions) as s, pytest.raises(InputError, match="plan"):
+        contact_page(s, ContactFilters(query="ana"), plan="list")
+
+
+def cond(name: str, facet: bool = False) -> contact_search._Condition:
+    return contact_search._Condition(name, ids=None, facet=(Contact.outlet_type, "x") if facet else None)
+
+
+@pytest.mark.parametrize(
+    ("conds", "counts", "expected"),
+    [
+        ([], [], "sort"),
+        ([cond("word ana")], [50_000], "sort"),  # broad: the first 50 rows of 1/20 come quickly
+        ([cond("list")], [100], "list"),  # rare: its 100 ids, sorted
+        ([cond("word ana"), cond("tag")], [20_000, 10_000], "tag"),  # 10,000 ids < ~90,000 rows walked
+        ([cond("word ana"), cond("list")], [20_000, 20_000], "sort"),  # neither set is rare
+        ([cond("word ana"), cond("outlet_type", True)], [20_000, 20_000], "sort in outlet_type"),
+        (
+            [cond("region", True), cond("outlet_type", True), cond("list")],
+            [8_000, 9_000, 20_000],
+            "sort in region",  # the rarer facet's index; a facet never drives as a set
+        ),
+        ([cond("tag"), cond("outlet_type", True)], [3_000, 200], "sort in outlet_type"),  # walks <= 200 rows
+    ],
+)
+def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], counts: list[int], expected: str) -> None:
+    """Over 1,000,000 contacts, a page starts from a rare set, else walks the index within the rarest facet, else the sort."""
+    assert contact_search._plan(conds, counts, 1_000_000, 50) == expected
+
+
+@pytest.mark.parametrize("sort", contact_search.SORTS)
+def test_a_facet_walk_uses_its_own_index_on_sqlite(rt: Runtime, crowd: None, sort: str) -> None:
+    """SQLite walks a (facet, sort key, id) index for a page within an outlet type and a region, sorting nothing."""
+    with transaction(rt.sessions) as s:
+        if s.get_bind().dialect.name != "sqlite":
+            pytest.skip("SQLite's query plan")
+        statements: list[tuple[str, Any]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+            statements.append((statement, params))
+
+        engine = s.get_bind()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            filters = ContactFilters(query="ana", outlet_type="tv", region="r1")
+            contact_page(s, filters, sort=sort, plan="sort in outlet_type")
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        statement, params = next((st, p) for st, p in statements if "ORDER BY" in st)
+        plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+    key = {"name": "sort_name", "email": "email", "outlet": "sort_outlet", "updated": "updated_at"}[sort]
+    walked = (f"ix_contacts_outlet_type_{key}", f"ix_contacts_region_{key}")  # either facet's
+    assert any(index in plan for index in walked) and "TEMP B-TREE" not in plan, plan

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from mailer.audience import contacts
+from mailer.domain.embargo import Embargo
 from mailer.domain.states import SuppressionReason
 from mailer.engine.dispatch import Dispatcher
 from mailer.releases import workflow
@@ -52,12 +53,12 @@ The figure on page 3 is **12 %**, not 21 %. Details: <https://harbor.example.org
 """
 
 
-async def sent_original(ert: Runtime, tmp_path: Path, fake: FakeTransport) -> int:
-    """The original release to five journalists, sent through ``fake``: one sent, one
-    unknown, one refused, one bounced later, one unsubscribed later; then a contact
-    joins the list. Returns the original's id."""
+async def sent_original(ert: Runtime, tmp_path: Path, fake: FakeTransport, *, embargo: Embargo | None = None) -> int:
+    """The original release (``embargo``: embargoed until then) to five journalists, sent
+    through ``fake``: one sent, one unknown, one refused, one bounced later, one
+    unsubscribed later; then a contact joins the list. Returns the original's id."""
     add_contacts(ert, tmp_path, ORIGINAL_AUDIENCE)
-    rid = approved_release(ert, EVERYONE)
+    rid = approved_release(ert, EVERYONE, embargo=embargo)
     fake.lose_after_data(MAYBE, times=1)
     fake.reply(REFUSED, 550, "5.1.1 No such user", stage="rcpt", times=1)
     await Dispatcher(ert, fake).run_once()

@@ -78,10 +78,10 @@ def html_of(msg: EmailMessage) -> str:
     return str(part.get_content())
 
 
-async def send_kit_release(rt: Runtime, renderer: Renderer, tmp_path: Path) -> Sent:
-    """The acme release with a photo and a fact sheet, approved, sent now to Ann and Bob."""
+async def send_kit_release(rt: Runtime, renderer: Renderer, tmp_path: Path, *, text: str | None = None) -> Sent:
+    """The acme release (or ``text``) with a photo and a fact sheet, approved, sent now to Ann and Bob."""
     seed(rt, tmp_path)
-    rid = create(rt, renderer)
+    rid = create(rt, renderer) if text is None else create(rt, renderer, text)
     with transaction(rt.sessions) as session:
         storage = storage_for(rt.settings)
         for data, name, caption in ((png(40, 30), "photo.png", "The harbour"), (pdf(), "facts.pdf", "Fact sheet")):

@@ -52,8 +52,9 @@ def test_the_whole_workflow_through_the_api(rt: Runtime, tmp_path: Path) -> None
     assert again.status_code == 409  # changes are requested while submitted only
     past = pub.post(f"/api/releases/{rid}/schedule", json={"at": "2026-11-01 09:00 America/New_York"})
     assert past.status_code == 422 and "is in the past" in past.json()["detail"]
-    later = pub.post(f"/api/releases/{rid}/schedule", json={"at": "2027-12-02 09:00 America/New_York"})
-    assert later.json()["send_at"] == "2027-12-02T14:00:00Z"
+    # later, still before the embargo (10:00 New York): past it would be refused (issue 16)
+    later = pub.post(f"/api/releases/{rid}/schedule", json={"at": "2027-12-01 09:30 America/New_York"})
+    assert later.json()["send_at"] == "2027-12-01T14:30:00Z"
     now = pub.post(f"/api/releases/{rid}/send-now")
     assert now.json()["status"] == "submitted" and now.json()["audience"] == 2  # earlier: approval again
 
