@@ -35,6 +35,7 @@ from mailer.audience.csvinput import Encoding, detect_encoding, forced_encoding,
 from mailer.domain.addresses import mailbox_key, variant_reason
 from mailer.domain.addresses import normalize_email as normalize_email
 from mailer.domain.errors import InputError
+from mailer.domain.search_terms import contact_terms, name_key, outlet_key
 from mailer.domain.states import DEFAULT_OUTLET_TYPES, email_hash
 from mailer.store import contact_search
 from mailer.store import contacts as contact_store
@@ -230,6 +231,9 @@ def _write_batch(
     *,
     blank_clears: bool = False,
 ) -> None:
+    """Writes one batch: new contacts with their labels, search words and sort keys as the
+    rows give them (nothing to read back but their ids); existing ones updated, then
+    reindexed from what is stored (an empty cell may have kept a stored value)."""
     if not rows:
         return
     _flag_variants(session, rows, result)
@@ -244,40 +248,64 @@ def _write_batch(
             unique.append(row)
     existing = {r.email: r for r in store.find_contacts_by_email(session, [r.email for r in unique])}
     inserts: list[dict[str, Any]] = []
+    added: list[ParsedRow] = []
     updates: list[dict[str, Any]] = []
+    changed: list[tuple[int, ParsedRow]] = []
     for row in unique:
         found = existing.get(row.email)
-        if found is not None and found.import_batch == batch_id:
-            result.reject(row.line, f"duplicate of line {found.import_line} ({row.email})")
-            continue
-        data = {k: v for k, v in row.values.items() if v is not None or blank_clears or found is None}
-        data.update(import_batch=batch_id, import_line=row.line, updated_at=now)
         if found is None:
+            data = dict(row.values)
+            first, last, outlet = data.get("first_name"), data.get("last_name"), data.get("outlet")
             data.update(
                 email=row.email,
                 email_hash=email_hash(row.email),
                 attributes=row.attributes,
+                import_batch=batch_id,
+                import_line=row.line,
                 created_at=now,
+                updated_at=now,
+                sort_name=name_key(first, last),
+                sort_outlet=outlet_key(outlet),
             )
             inserts.append(data)
+            added.append(row)
+        elif found.import_batch == batch_id:
+            result.reject(row.line, f"duplicate of line {found.import_line} ({row.email})")
         else:
+            data = {k: v for k, v in row.values.items() if v is not None or blank_clears}
+            data.update(import_batch=batch_id, import_line=row.line, updated_at=now, id=found.id)
             cleared = row.blank_attributes if blank_clears else frozenset()
             if row.attributes or cleared:
                 data["attributes"] = (row.attributes, cleared)  # merged below
-            data["id"] = found.id
             updates.append(data)
-    _merge_attributes(session, updates)
+            changed.append((found.id, row))
     ids = store.insert_contacts(session, inserts)
+    new = [(ids[row.email], row) for row in added]
+    store.add_contact_labels(session, ContactBeat, ((cid, b) for cid, row in new for b in row.beats or ()))
+    store.add_contact_labels(session, ContactTag, ((cid, t) for cid, row in new for t in row.tags or ()))
+    contact_search.add_terms(session, ((cid, _search_words(row)) for cid, row in new))
+    _merge_attributes(session, updates)
     store.update_contacts(session, updates)
-    id_of = {**{e: r.id for e, r in existing.items()}, **ids}
-    written = {d["email"] for d in inserts} | {e for e, r in existing.items() if r.import_batch != batch_id}
-    kept = [r for r in unique if r.email in written]
-    store.replace_contact_labels(session, ContactBeat, {id_of[r.email]: r.beats for r in kept if r.beats is not None})
-    store.replace_contact_labels(session, ContactTag, {id_of[r.email]: r.tags for r in kept if r.tags is not None})
-    store.add_list_members(session, list_id, (id_of[r.email] for r in kept), now)
-    contact_search.reindex_contacts(session, [id_of[r.email] for r in kept])
+    store.replace_contact_labels(session, ContactBeat, {cid: r.beats for cid, r in changed if r.beats is not None})
+    store.replace_contact_labels(session, ContactTag, {cid: r.tags for cid, r in changed if r.tags is not None})
+    contact_search.reindex_contacts(session, [cid for cid, _ in changed])
+    store.add_list_members(session, list_id, [cid for cid, _ in new], now, new=True)
+    store.add_list_members(session, list_id, [cid for cid, _ in changed], now)
     result.accepted += len(inserts)
     result.updated += len(updates)
+
+
+def _search_words(row: ParsedRow) -> set[str]:
+    """The words a new contact is found by, from its row (what was just stored)."""
+    get = row.values.get
+    return contact_terms(
+        email=row.email,
+        first_name=get("first_name"),
+        last_name=get("last_name"),
+        outlet=get("outlet"),
+        beats=row.beats or (),
+        tags=row.tags or (),
+    )
 
 
 def _merge_attributes(session: Session, updates: list[dict[str, Any]]) -> None:

@@ -21,6 +21,8 @@ _PARTS = re.compile(r"[\W_]+", re.UNICODE)
 
 def fold(text: str) -> str:
     """Case-folded, accents removed, spaces collapsed: how words and sort keys compare."""
+    if text.isascii():  # the common case, and the same result: nothing to decompose
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.casefold().split())

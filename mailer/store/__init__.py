@@ -8,6 +8,7 @@ Functions that change data say so ("Writes"). Callers own the transaction
 from mailer.store.contacts import (
     ContactKey,
     ListSummary,
+    add_contact_labels,
     add_list_members,
     all_segments,
     contact_attributes,
@@ -33,6 +34,7 @@ from mailer.store.contacts import (
 __all__ = [
     "ContactKey",
     "ListSummary",
+    "add_contact_labels",
     "add_list_members",
     "all_segments",
     "contact_attributes",

@@ -5,22 +5,34 @@ Callers own the transaction (:func:`mailer.store.db.transaction`); nothing here 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, LargeBinary, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Insert, LargeBinary, Table, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from mailer.domain.addresses import needs_smtputf8
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE
+from mailer.store.bulk import append_rows
 from mailer.store.segments import compile_rule
 from mailer.store.suppression_match import email_domain, suppressed_in
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList, Segment, Suppression
+
+# The tables themselves: the bulk writes below are Core executemany statements, not the
+# ORM's bulk path (which walks every row in Python and, for inserts, asks for RETURNING).
+CONTACTS = typing.cast(Table, Contact.__table__)
+_MEMBERS = typing.cast(Table, ListMember.__table__)
+_LABELS = {
+    ContactBeat: (typing.cast(Table, ContactBeat.__table__), "beat"),
+    ContactTag: (typing.cast(Table, ContactTag.__table__), "tag"),
+}
 
 
 def insert_ignoring_conflicts(session: Session, table: Any) -> Insert:
@@ -120,23 +132,54 @@ def find_contacts_by_email(session: Session, emails: Sequence[str]) -> list[Cont
     ]
 
 
+def contact_ids(session: Session, emails: Sequence[str]) -> dict[str, int]:
+    """The ids of the contacts with these (stored) addresses, by address."""
+    if not emails:
+        return {}
+    rows = session.execute(select(Contact.id, Contact.email).where(Contact.email.in_(emails)))
+    return {email: cid for cid, email in rows if email is not None}
+
+
 def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Writes: new contacts; returns their ids by email."""
+    """Writes: new contacts, appended in bulk (a column missing from a dict is NULL; one
+    missing from all gets its scalar default); returns their ids by email, read back in one query
+    instead of a RETURNING per row."""
     if not rows:
         return {}
-    result = session.execute(insert(Contact).returning(Contact.id, Contact.email), rows)
-    return {email: cid for cid, email in result.all() if email is not None}
+    given = list(dict.fromkeys(key for row in rows for key in row))  # a short CSV row lacks a few
+    defaults = {
+        c.name: c.default.arg
+        for c in CONTACTS.c
+        if c.name not in given and isinstance(c.default, ScalarElementColumnDefault)
+    }
+    columns = [*given, *defaults]
+    tail = tuple(defaults.values())
+    append_rows(session, CONTACTS, columns, (tuple(row.get(c) for c in given) + tail for row in rows))
+    return contact_ids(session, [row["email"] for row in rows])
 
 
 def update_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Writes: existing contacts by id (each dict carries ``id`` and the columns to set)."""
-    if not rows:
-        return
+    """Writes: existing contacts by id (each dict carries ``id`` and the columns to set),
+    one executemany per set of columns."""
     by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         by_keys.setdefault(tuple(sorted(row)), []).append(row)
-    for group in by_keys.values():
-        session.execute(update(Contact), group)
+    for keys, group in by_keys.items():
+        columns = [k for k in keys if k != "id"]
+        stmt = (
+            update(CONTACTS)
+            .where(CONTACTS.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"b_{c}", type_=CONTACTS.c[c].type) for c in columns})
+        )
+        session.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in group])
+
+
+def add_contact_labels(
+    session: Session, table: type[ContactBeat] | type[ContactTag], labels: Iterable[tuple[int, str]]
+) -> None:
+    """Writes: beats (or tags) of contacts that have none yet (new ones), as (id, label)."""
+    target, column = _LABELS[table]
+    append_rows(session, target, ("contact_id", column), labels)
 
 
 def replace_contact_labels(
@@ -145,18 +188,22 @@ def replace_contact_labels(
     """Writes: the beats (or tags) of these contacts, replacing what they had."""
     if not labels:
         return
-    session.execute(delete(table).where(table.contact_id.in_(list(labels))))
-    column = "beat" if table is ContactBeat else "tag"
-    values = [{"contact_id": cid, column: v} for cid, vs in labels.items() for v in vs]
-    if values:
-        session.execute(insert(table), values)
+    target, _ = _LABELS[table]
+    session.execute(delete(target).where(target.c.contact_id.in_(list(labels))))
+    add_contact_labels(session, table, ((cid, v) for cid, vs in labels.items() for v in vs))
 
 
-def add_list_members(session: Session, list_id: int, contact_ids: Iterable[int], now: datetime) -> None:
-    """Writes: memberships (existing ones stay as they are)."""
+def add_list_members(
+    session: Session, list_id: int, contact_ids: Iterable[int], now: datetime, *, new: bool = False
+) -> None:
+    """Writes: memberships (existing ones stay as they are). ``new``: the contacts were
+    created in this transaction, so none can be a member yet (appended in bulk)."""
+    if new:
+        append_rows(session, _MEMBERS, ("list_id", "contact_id", "added_at"), ((list_id, c, now) for c in contact_ids))
+        return
     values = [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids]
     if values:
-        session.execute(insert_ignoring_conflicts(session, ListMember), values)
+        session.execute(insert_ignoring_conflicts(session, _MEMBERS), values)
 
 
 def get_contact(session: Session, email: str) -> Contact:

@@ -17,8 +17,10 @@ from mailer.audience import contacts
 from mailer.domain.errors import InputError
 from mailer.domain.states import GLOBAL_SCOPE, email_hash
 from mailer.runtime import Runtime
+from mailer.store import contact_search
+from mailer.store.contact_search import ContactFilters, contact_page
 from mailer.store.db import transaction
-from mailer.store.tables import Contact, ContactBeat, Suppression
+from mailer.store.tables import Contact, ContactBeat, ContactTerm, Suppression
 from tests.support.constants import FIXED_NOW, REPO
 
 HEADER = "email,first_name,last_name,outlet,outlet_type,beats,region,country,language,timezone,tags,desk\n"
@@ -227,3 +229,84 @@ def test_cli_import_json_shape(rt: Runtime, tmp_path: Path) -> None:
     assert data["accepted"] == 1 and data["updated"] == 0
     assert data["rejected"] == [{"line": 3, "reason": data["rejected"][0]["reason"]}]
     assert "@-sign" in data["rejected"][0]["reason"]
+
+
+def _bulk_lines(count: int, *, outlet: str = "Harbor Ledger", beats: str = "politics") -> list[str]:
+    return [f"b{i}@bulk.example.com,Bea{i},Stone,{outlet},print,{beats},,,,,,\n" for i in range(count)]
+
+
+def _index_snapshot(rt: Runtime) -> tuple[list[tuple[str, int]], list[tuple[int, str, str]]]:
+    with transaction(rt.sessions) as s:
+        terms = sorted((t, c) for t, c in s.execute(select(ContactTerm.term, ContactTerm.contact_id)))
+        keys = sorted((i, n, o) for i, n, o in s.execute(select(Contact.id, Contact.sort_name, Contact.sort_outlet)))
+    return terms, keys
+
+
+def test_rejects_inside_and_at_the_edges_of_a_batch_keep_their_line_numbers(rt: Runtime, tmp_path: Path) -> None:
+    """Bad rows at a batch's first and last row and mid-batch are reported with their own line; the rest land."""
+    lines = _bulk_lines(2 * contacts.BATCH + 10)
+    bad = {0, contacts.BATCH - 1, contacts.BATCH, contacts.BATCH + 499, 2 * contacts.BATCH + 9}
+    for i in bad:
+        lines[i] = f"broken{i},X,Y,,,,,,,,,\n"
+    result = import_file(rt, write(tmp_path, "c.csv", HEADER + "".join(lines)))
+    assert sorted(r.line for r in result.rejected) == sorted(i + 2 for i in bad)  # line 1 is the header
+    assert all("@-sign" in r.reason for r in result.rejected)
+    assert result.accepted == count_contacts(rt) == len(lines) - len(bad)
+
+
+def test_duplicates_within_and_across_batches_keep_the_first_row(rt: Runtime, tmp_path: Path) -> None:
+    """A repeat in the same batch and one in a later batch are both rejected with the first row's line."""
+    lines = _bulk_lines(contacts.BATCH + 20)
+    lines[10] = lines[3].replace("Bea3", "Other")  # same batch
+    lines[contacts.BATCH + 5] = lines[contacts.BATCH - 1].upper()  # next batch, other case
+    result = import_file(rt, write(tmp_path, "c.csv", HEADER + "".join(lines)))
+    assert [(r.line, r.reason.split(" (")[0]) for r in result.rejected] == [
+        (12, "duplicate of line 5"),
+        (contacts.BATCH + 7, f"duplicate of line {contacts.BATCH + 1}"),
+    ]
+    with transaction(rt.sessions) as s:
+        assert store.get_contact(s, "b3@bulk.example.com").first_name == "Bea3"
+
+
+def test_reimport_over_several_batches_updates_fields_labels_index_and_lists(rt: Runtime, tmp_path: Path) -> None:
+    """Re-importing a changed file of 2+ batches updates every contact, its beats, search words and lists."""
+    count = 2 * contacts.BATCH + 3
+    import_file(rt, write(tmp_path, "a.csv", HEADER + "".join(_bulk_lines(count))))
+    changed = HEADER + "".join(_bulk_lines(count, outlet="Tidewater Review", beats="energy|science"))
+    result = import_file(rt, write(tmp_path, "b.csv", changed), "second")
+    assert (result.accepted, result.updated, result.rejected) == (0, count, [])
+    assert count_contacts(rt) == count
+    with transaction(rt.sessions) as s:
+        last = store.get_contact(s, f"b{count - 1}@bulk.example.com")
+        assert (last.outlet, last.sort_outlet) == ("Tidewater Review", "tidewater review")
+        assert store.contact_labels(s, last.id) == (["energy", "science"], [], ["press", "second"])
+        found = select(func.count()).select_from(ContactTerm).where(ContactTerm.term == "tidewater")
+        assert s.scalar(found) == count
+        assert contact_page(s, ContactFilters(query="harbor"), sort="email").rows == []
+    terms, keys = _index_snapshot(rt)
+    with transaction(rt.sessions) as s:
+        contact_search.reindex_all(s)
+    assert _index_snapshot(rt) == (terms, keys)
+
+
+def test_new_contacts_are_indexed_as_a_reindex_would(rt: Runtime, tmp_path: Path) -> None:
+    """Search words and sort keys written with new contacts equal what reindexing them from the database gives."""
+    text = HEADER + "".join(ROWS) + 'jo@example.org,"Jo ","d\'Arc",  Le  Monde ,,a b|c-d,,,,,X,\n'
+    result = import_file(rt, write(tmp_path, "c.csv", text))
+    assert result.accepted == 4
+    before = _index_snapshot(rt)
+    with transaction(rt.sessions) as s:
+        contact_search.reindex_all(s)
+    assert _index_snapshot(rt) == before
+
+
+def test_short_rows_among_full_ones_in_one_batch_store_what_they_have(rt: Runtime, tmp_path: Path) -> None:
+    """Rows with fewer cells than the header (before and after full rows) land with the missing columns empty."""
+    text = HEADER + "short@example.com,Sam\n" + ROWS[0] + "shorter@example.org\n"
+    result = import_file(rt, write(tmp_path, "c.csv", text))
+    assert (result.accepted, result.rejected) == (3, [])
+    with transaction(rt.sessions) as s:
+        sam = store.get_contact(s, "short@example.com")
+        assert (sam.first_name, sam.outlet, sam.attributes, sam.soft_bounce_score) == ("Sam", None, {}, 0)
+        assert store.get_contact(s, "ana.lima@harbor.example.com").outlet == "Harbor Ledger"
+        assert store.get_contact(s, "shorter@example.org").first_name is None
