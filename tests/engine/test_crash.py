@@ -77,8 +77,13 @@ async def test_killed_worker_then_restart(
         copies = smtp.copies_of(e)
         if r.status == "sent":
             assert copies == 1, e
-        elif r.status == "unknown":
+        elif r.status == "unknown" and point in ("after_claim", "in_data"):
             assert copies == 0, e  # the kill fell before the data went out
+        elif r.status == "unknown":
+            # Killed while recording another connection's results: this connection may have
+            # been past its final dot, so the relay may hold its copy (what `unknown` means);
+            # it is never sent again.
+            assert copies <= 1, e
     assert release_status(restart, rid) in ("sent", "partial")
     assert list(journal_dir.rglob("*.heard")) == []  # the dead worker's journal was replayed and removed
 

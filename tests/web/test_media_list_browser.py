@@ -83,6 +83,7 @@ def test_upload_a_messy_export_map_columns_and_see_the_rejects(rt: Runtime, page
         page.click("#start-import")
     expect(page.locator("#import-done")).to_be_visible(timeout=20_000)
     assert page.locator("#rejected-count").inner_text() == "3"
+    expect(page.locator("#rejects tbody tr")).to_have_count(3)  # the page may still be swapping in
     lines = [row.locator("td").first.inner_text() for row in page.locator("#rejects tbody tr").all()]
     assert lines == ["3", "5", "6"]
     assert "duplicate of line 2" in page.locator("#rejects").inner_text()

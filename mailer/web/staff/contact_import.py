@@ -260,11 +260,18 @@ class ContactImportPages:
         if job is None:
             return self.view.not_found(request, user, "no such import")
         template = "staff/_import_status.html" if request.headers.get("HX-Request") else "staff/contact_import.html"
+        # One look at the job (its thread sets the result, then `finished`): a page drawn
+        # while the import ends must not show "3 rejected" over an empty table.
+        finished = job.finished
+        result = job.result if finished else None
         context = {
             "step": "status",
             "token": token,
             "job": job,
-            "shown": (job.result.rejected[:500] if job.result else []),
+            "finished": finished,
+            "result": result,
+            "error": job.error if finished else None,
+            "shown": (result.rejected[:500] if result else []),
         }
         return self.view.page(request, template, context, user=user)
 
