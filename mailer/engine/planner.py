@@ -30,6 +30,10 @@ unsubscribe) failed after its busy timeout. A step holds it for tens of millisec
 Finish (:meth:`Planner.finish_releases`): a sending release with no pending row becomes
 ``sent`` or ``partial`` (a ``planning`` one never: its rows are not all there); the
 pending rows of a cancelled release are cancelled.
+
+Over 400 lines on purpose: one noun (a release's planning, start to finish); the start's
+checks, the steps and the finish share the cursor and the fence, and split apart they
+would each have to re-derive where a release stands.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ sent/partial → sending
 (``retry`` re-queueing rows): neither may happen through ``resume``, which would
 otherwise start an approved release without planning it (it then "finished" with no
 delivery) or reopen a finished one.
+
+Over 400 lines on purpose: it is the one writer of release status, and every verb that
+moves a status stays next to the guarded move it uses.
 """
 
 from __future__ import annotations
