@@ -105,10 +105,15 @@ def forget_delivery_addresses(
     """Writes: the deliveries of this contact (or to this hash) lose their address and
     have it cut out of the last SMTP reply; those not yet claimed (queued, deferred)
     become ``suppressed`` with reason ``erased``. Returns the delivery ids touched."""
-    match = rows_to([hashed])
+    # two index paths, not one OR (PostgreSQL cannot combine an IN-subquery's index path
+    # with another under OR: it read the whole table)
+    found: dict[int, str | None] = {}
+    queries = [select(Delivery.id, Delivery.last_reply).where(rows_to([hashed]))]
     if contact_id is not None:
-        match = or_(match, Delivery.contact_id == contact_id)
-    rows = session.execute(select(Delivery.id, Delivery.last_reply).where(match)).all()
+        queries.append(select(Delivery.id, Delivery.last_reply).where(Delivery.contact_id == contact_id))
+    for query in queries:
+        found.update((delivery_id, reply) for delivery_id, reply in session.execute(query))
+    rows = sorted(found.items())
     ids = [r[0] for r in rows]
     if not ids:
         return ids
