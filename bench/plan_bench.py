@@ -1,7 +1,7 @@
 """Planning benchmark: one release planned over N contacts, and a writer beside it.
 
     .venv/bin/python bench/plan_bench.py [--contacts 1000000] [--backend sqlite|postgres|both]
-                                         [--step 10000] [--old-indexes] [--json]
+                                         [--step 20000] [--old-indexes] [--history 5] [--json]
 
 For each backend the bench creates a fresh database (a SQLite file in a temp dir, or
 ``mailer_planbench_xxx`` on the PostgreSQL at 127.0.0.1:5432 when it answers), bulk-loads
@@ -11,7 +11,9 @@ the engine's planner (:meth:`mailer.engine.planner.Planner.start_due`, then
 :meth:`~mailer.engine.planner.Planner.plan_steps` to the end), ``--step`` contacts a step
 at most (the planner halves a step that held the lock over 0.25 s; ``--step 0``: the
 whole release in one step, as planning was before issue 20).
-``--old-indexes`` puts back the two ``deliveries`` indexes migration 0016 dropped.
+``--old-indexes`` puts back the ``deliveries`` indexes migrations 0016 and 0018 dropped
+(the Message-IDs keep their new shape). ``--history K`` first loads K earlier releases
+with a ``sent`` row for every contact (not timed), as a database with a history has.
 
 Meanwhile another process writes one row every 50 ms, as a one-click unsubscribe does
 (a suppression, and the address's pending deliveries suppressed), each its own
@@ -42,18 +44,19 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import Session
 
 from mailer import store
 from mailer.config import DatabaseSettings, Settings
-from mailer.domain.states import DeliveryStatus, ReleaseStatus
+from mailer.domain.states import ReleaseStatus
 from mailer.engine.planner import STEP_CONTACTS, Planner
 from mailer.message import Renderer
 from mailer.releases.plan import build_send_plan
 from mailer.runtime import Runtime
 from mailer.store import db
-from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment, Suppression
+from mailer.store.suppressions import suppress_pending_deliveries
+from mailer.store.tables import Approval, Client, Release, ReleaseSegment, Suppression
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
@@ -243,14 +246,45 @@ def _unsubscribe(session: Session, hashed: str, i: int) -> None:
             subdomains=False,
         )
     )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.email_hash == hashed, Delivery.status == DeliveryStatus.QUEUED.value)
-        .values(status=DeliveryStatus.SUPPRESSED.value)
-    )
+    # the address's pending rows, as a one-click unsubscribe finds them
+    suppress_pending_deliveries(session, hashed, scope="*", reason="unsubscribed", now=datetime.now(UTC))
 
 
-def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path) -> dict[str, Any] | None:
+def history(engine: Engine, releases: int) -> None:
+    """``releases`` earlier releases, sent 60 days before (outside the cadence cap's
+    window), each with a ``sent`` row for every contact (the planned release's rows then
+    go in between theirs in ``ix_deliveries_contact_status``). SQL in bulk (not timed)."""
+    t: Any = NOW - timedelta(days=60)
+    if engine.dialect.name != "postgresql":
+        t = t.strftime("%Y-%m-%d %H:%M:%S.%f")
+    domain = "substr(c.email, instr(c.email, '@') + 1)"
+    if engine.dialect.name == "postgresql":
+        domain = "split_part(c.email, '@', 2)"
+    for k in range(releases):
+        with engine.begin() as conn:
+            release_id: int = conn.execute(
+                text(
+                    "INSERT INTO releases (client_id, title, subject, template, body, extra, status, author,"
+                    " created_at, updated_at) SELECT id, 'Earlier', 'Earlier', 'press_release', 'x', '{}', 'sent',"
+                    " 'author@example.com', :t, :t FROM clients WHERE slug = 'harbor' RETURNING id"
+                ),
+                {"t": t},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO deliveries (release_id, contact_id, email, email_hash, domain, status, message_id,"
+                    " attempts, in_data, sent_at, updated_at)"
+                    f" SELECT :r, c.id, c.email, c.email_hash, {domain}, 'sent',"
+                    " '<h.' || :r || '.' || c.id || '@bench.example.org>', 1, :f, :t, :t FROM contacts c"
+                ),
+                {"r": release_id, "t": t, "f": False},
+            )
+        print(f"  history: release {k + 1} of {releases} loaded", file=sys.stderr, flush=True)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
+
+
+def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path, earlier: int = 0) -> dict[str, Any] | None:
     with database(backend, workdir) as url:
         if url is None:
             print(f"{backend}: PostgreSQL does not answer at 127.0.0.1:5432; skipped", file=sys.stderr)
@@ -264,8 +298,11 @@ def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path) -> di
                 with rt.engine.begin() as conn:
                     conn.execute(text("CREATE INDEX ix_deliveries_contact_id ON deliveries (contact_id)"))
                     conn.execute(text("CREATE INDEX ix_deliveries_email ON deliveries (email)"))
-            loaded = time.perf_counter() - t0
+                    conn.execute(text("CREATE INDEX ix_deliveries_email_hash ON deliveries (email_hash)"))
+                    conn.execute(text("CREATE INDEX ix_deliveries_domain_status_id ON deliveries (domain, status, id)"))
             release_id = approved_release(rt)
+            history(rt.engine, earlier)
+            loaded = time.perf_counter() - t0
             planner = Planner(rt, Renderer(TEMPLATES), owner="bench", step_contacts=step or n + 1)
             longest = [0.0]
             ctx = multiprocessing.get_context("spawn")
@@ -311,6 +348,7 @@ def run(backend: str, n: int, step: int, old_indexes: bool, workdir: Path) -> di
                 "contacts": n,
                 "step": step or n,
                 "old_indexes": old_indexes,
+                "earlier_releases": earlier,
                 "load_s": round(loaded, 1),
                 "plan_s": round(wall, 2),
                 "steps": steps,
@@ -336,14 +374,17 @@ def main() -> None:
     parser.add_argument(
         "--step", type=int, default=STEP_CONTACTS, help="contacts a step at most (0: one step, as before)"
     )
-    parser.add_argument("--old-indexes", action="store_true", help="keep the indexes migration 0016 drops")
+    parser.add_argument("--old-indexes", action="store_true", help="put back the indexes migrations 0016 and 0018 drop")
+    parser.add_argument(
+        "--history", type=int, default=0, help="earlier releases to every contact (a sent row each) before planning"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     results = []
     with tempfile.TemporaryDirectory(prefix="planbench-") as tmp:
         for backend in backends:
-            result = run(backend, args.contacts, args.step, args.old_indexes, Path(tmp))
+            result = run(backend, args.contacts, args.step, args.old_indexes, Path(tmp), args.history)
             if result is None:
                 continue
             results.append(result)
@@ -351,7 +392,8 @@ def main() -> None:
                 print(
                     f"{backend}: {args.contacts:,} contacts, step {result['step']:,}: planned in {result['plan_s']} s"
                     f" ({result['steps']} steps, longest {result['longest_step_s']} s, planner CPU"
-                    f" {result['planner_cpu_s']} s); writer: {result['writes']} writes, longest"
+                    f" {result['planner_cpu_s']} s; {args.history} earlier releases); writer:"
+                    f" {result['writes']} writes, longest"
                     f" {result['longest_write_s']} s, p99 {result['p99_write_s']} s, {result['write_error_count']}"
                     f" failed; release {result['release_status']}; rows {result['rows']};"
                     f" load average {result['loadavg']}",

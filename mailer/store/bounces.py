@@ -14,6 +14,7 @@ from sqlalchemy import CursorResult, Select, case, select, update
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
+from mailer.store.address_rows import rows_to
 from mailer.store.contacts import insert_ignoring_conflicts
 from mailer.store.tables import Client, Contact, Delivery, DeliveryEvent, InboundMail, Release
 
@@ -101,7 +102,7 @@ def latest_delivery_to(session: Session, email_hash: str) -> BounceTarget | None
     server, or None."""
     stmt = (
         _targets()
-        .where(Delivery.email_hash == email_hash, Delivery.status.in_([s.value for s in HANDED_OVER]))
+        .where(rows_to([email_hash]), Delivery.status.in_([s.value for s in HANDED_OVER]))
         .order_by(Delivery.id.desc())
     )
     return _first(session, stmt)

@@ -8,6 +8,7 @@ dead workers' leases) is the queue: :mod:`mailer.store.queue`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,22 @@ def _random_hex(session: Session) -> ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
         return func.replace(cast(func.gen_random_uuid(), String), "-", "")
     return func.lower(func.hex(func.randomblob(16)))
+
+
+def planned_message_id(session: Session, prefix: str, domain: str) -> ColumnElement[str]:
+    """The Message-ID of each row one planning statement adds:
+    ``<{prefix}.{run}.{128 random bits}@{domain}>``, ``run`` being 32 random bits drawn
+    here, once for the statement (the step), the rest drawn by the database per row.
+
+    Why the run: the Message-ID is unique (an index) and is how a bounce that quotes it
+    finds its row. Fully random values put each planned row at a random place in that
+    index, and on SQLite each step's commit then rewrote most of its pages (issue 20:
+    ~48 KB written per planned row at 1,000,000). With the run first, a step's rows sit
+    side by side in the index (new pages, and one split where they go in). Nothing in it
+    is a release or contact id or a time; rows of one step share their run.
+    """
+    run = secrets.token_hex(4)
+    return literal(f"<{prefix}.{run}.") + _random_hex(session) + literal(f"@{domain}>")
 
 
 # --- planning ---------------------------------------------------------------------------
@@ -121,11 +138,11 @@ def plan_segment(
     run of planning) are skipped by the unique (release, contact) constraint. Suppressed
     addresses get a ``suppressed`` row so staff see them. Returns rows added.
 
-    Each row's Message-ID is ``<{prefix}.{128 random bits}@{domain}>``, drawn by the
-    database in the same statement (see :func:`_random_hex`) and stored on the row, so a
-    retry reuses it and it tells nothing (no release or contact id to guess from).
+    Each row's Message-ID is drawn in the same statement (:func:`planned_message_id`)
+    and stored on the row, so a retry reuses it and it tells nothing (no release or
+    contact id to guess from).
     """
-    message_id = literal("<" + message_id_prefix + ".") + _random_hex(session) + literal("@" + message_id_domain + ">")
+    message_id = planned_message_id(session, message_id_prefix, message_id_domain)
     status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
     select_rows = select(
         literal(release_id),
@@ -188,7 +205,7 @@ def plan_thread(
     segment (its variant) and answers its Message-ID (``in_reply_to``); addresses
     suppressed since get a ``suppressed`` row. Returns rows added."""
     parent = aliased(Delivery)
-    message_id = literal("<m.") + _random_hex(session) + literal("@" + message_id_domain + ">")
+    message_id = planned_message_id(session, "m", message_id_domain)
     status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
     select_rows = (
         select(

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailer.domain.addresses import ascii_domain
 from mailer.domain.errors import InputError
 from mailer.domain.states import DeliveryStatus
+from mailer.store.address_rows import ERASED_PREFIX, remember_address, rows_to
 from mailer.store.tables import (
     Contact,
     ContactBeat,
@@ -48,14 +49,16 @@ def erase_contact_row(session: Session, contact_id: int, *, now: datetime) -> No
     hash: ``email_hash`` becomes ``erased-<id>``, which can never equal a SHA-256 hex. The
     real hash lives on in the contact's ``erased`` suppression, so a later import of the
     same address creates a new, still-suppressed contact instead of colliding with the
-    unique hash of this row.
+    unique hash of this row. The real hash is also kept as the contact's former address:
+    its deliveries carry it, and are found by it (:mod:`mailer.store.address_rows`).
     """
+    remember_address(session, contact_id)
     session.execute(
         update(Contact)
         .where(Contact.id == contact_id)
         .values(
             email=None,
-            email_hash=f"erased-{contact_id}",
+            email_hash=f"{ERASED_PREFIX}{contact_id}",
             first_name=None,
             last_name=None,
             outlet=None,
@@ -102,10 +105,15 @@ def forget_delivery_addresses(
     """Writes: the deliveries of this contact (or to this hash) lose their address and
     have it cut out of the last SMTP reply; those not yet claimed (queued, deferred)
     become ``suppressed`` with reason ``erased``. Returns the delivery ids touched."""
-    match = Delivery.email_hash == hashed
+    # two index paths, not one OR (PostgreSQL cannot combine an IN-subquery's index path
+    # with another under OR: it read the whole table)
+    found: dict[int, str | None] = {}
+    queries = [select(Delivery.id, Delivery.last_reply).where(rows_to([hashed]))]
     if contact_id is not None:
-        match = or_(match, Delivery.contact_id == contact_id)
-    rows = session.execute(select(Delivery.id, Delivery.last_reply).where(match)).all()
+        queries.append(select(Delivery.id, Delivery.last_reply).where(Delivery.contact_id == contact_id))
+    for query in queries:
+        found.update((delivery_id, reply) for delivery_id, reply in session.execute(query))
+    rows = sorted(found.items())
     ids = [r[0] for r in rows]
     if not ids:
         return ids

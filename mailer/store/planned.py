@@ -71,9 +71,10 @@ class Step:
 ALL_CONTACTS = Step(0, None)
 
 
-#: SQLite's page cache while a planning step runs (KiB): the step's random-key index
-#: inserts (message_id, email_hash, domain) touch thousands of pages; with the default
-#: 2 MiB they are evicted and re-read within the step (3x the step's time at 100k rows)
+#: SQLite's page cache while a planning step runs (KiB): a step touches thousands of
+#: pages (the rows, their indexes; before migration 0018 three indexes took random keys);
+#: with the default 2 MiB they were evicted and re-read within the step (3x the step's
+#: time at 100k rows)
 _STEP_CACHE_KIB = 65536
 _DEFAULT_CACHE_KIB = 2000
 

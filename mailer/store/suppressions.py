@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from mailer.domain.addresses import SuppressionTarget
 from mailer.domain.states import GLOBAL_SCOPE, TOPIC_PREFIX, DeliveryStatus, SuppressionReason, email_hash
+from mailer.store.address_rows import rows_to
 from mailer.store.contacts import insert_ignoring_conflicts
 from mailer.store.suppression_match import domain_suppressed_in
 from mailer.store.tables import Client, ContactBeat, Delivery, DeliveryEvent, Release, Suppression, SuppressionLog
@@ -334,9 +335,7 @@ def suppress_pending_deliveries(session: Session, hashed: str, *, scope: str, re
     already claimed (``sending``) are left alone. Returns how many rows changed."""
     if scope.startswith(TOPIC_PREFIX):
         return 0  # topic opt-outs are applied when rows are claimed (the scopes of each release)
-    return _suppress_pending(
-        session, update(Delivery).where(Delivery.email_hash == hashed), scope=scope, reason=reason, now=now
-    )
+    return _suppress_pending(session, update(Delivery).where(rows_to([hashed])), scope=scope, reason=reason, now=now)
 
 
 def suppress_pending_many(
@@ -348,7 +347,7 @@ def suppress_pending_many(
         return Counter()
     query = (
         update(Delivery)
-        .where(Delivery.email_hash.in_(sorted(set(hashes))), Delivery.status.in_(_PENDING))
+        .where(rows_to(hashes), Delivery.status.in_(_PENDING))
         .values(status=DeliveryStatus.SUPPRESSED.value, reason=reason[:40], updated_at=now)
         .returning(Delivery.email_hash)
     )

@@ -155,6 +155,16 @@ class ContactTerm(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
 
 
+class FormerAddress(Base):
+    """An address hash a contact had before its current one (erasure replaces it with
+    ``erased-<id>``): its delivery rows still carry it, and an address's rows are found
+    through the contacts that have or had it (mailer.store.address_rows)."""
+
+    __tablename__ = "former_addresses"
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+
+
 class ContactBeat(Base):
     __tablename__ = "contact_beats"
     __table_args__ = (Index("ix_contact_beats_beat_contact", "beat", "contact_id"),)
@@ -397,8 +407,9 @@ class Delivery(Base):
             postgresql_where=text("status = 'deferred'"),
         ),
         Index("ix_deliveries_lease", "status", "lease_expires_at"),
-        # the staff log's filters, paged by id (keyset)
-        Index("ix_deliveries_domain_status_id", "domain", "status", "id"),
+        # the staff log's filters, paged by id (keyset); its domain filter has no index of
+        # its own (one by domain takes each planned row at one of thousands of places:
+        # migration 0018_deliveries_lookup)
         Index("ix_deliveries_release_status_id", "release_id", "status", "id"),
         # a contact's history: the cadence cap and the history segments (bounced, received)
         Index("ix_deliveries_contact_status", "contact_id", "status"),
@@ -409,10 +420,14 @@ class Delivery(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
     email: Mapped[str | None] = mapped_column(String(320))
-    # unsubscribes, bounces and erasure find an address's rows by it
-    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The contact's hash when the row was planned. Not indexed: an address's rows are
+    # found through the contacts that have or had it (mailer.store.address_rows).
+    email_hash: Mapped[str] = mapped_column(String(64))
     domain: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20))
+    # Unique, and kept in order by planning: a planned Message-ID begins with a random
+    # tag of its planning step (mailer.store.deliveries.planned_message_id), so a step's
+    # rows go into the index side by side, not at random places over the whole index.
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     attempts: Mapped[int] = mapped_column(default=0)
     first_attempt_at: Mapped[datetime | None]

@@ -1,5 +1,6 @@
-"""Message-IDs expose no sequential id: random per delivery, drawn by the database at
-planning, and stable for the delivery (a retry reuses it)."""
+"""Message-IDs expose no sequential id: a random tag of the planning step, then 128
+random bits per delivery drawn by the database at planning; stable for the delivery (a
+retry reuses it)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from tests.support.engine import Clock, Variant, add_contacts, approved_release,
 from tests.support.faultsmtp import FaultSMTPServer
 
 # The Message-ID domain defaults to the client's From domain (its own identity).
-SHAPE = re.compile(r"<m\.[0-9a-f]{32}@harbor\.example\.org>")
+SHAPE = re.compile(r"<m\.([0-9a-f]{8})\.([0-9a-f]{32})@harbor\.example\.org>")
 
 
 async def test_message_ids_are_random_and_stable(rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer) -> None:
-    """Two releases to the same people: every Message-ID is 128 random bits, none shared or
-    derived from ids; a deferred recipient's retry carries the Message-ID of its first attempt."""
+    """Two releases to the same people: every Message-ID is a step tag and 128 random bits,
+    none shared or derived from ids; a deferred recipient's retry carries the Message-ID of
+    its first attempt."""
     clock = Clock()
     ert = engine_runtime(rt, smtp.port, clock, paths__data_dir=tmp_path / "data")
     people = [f"p{i}@example.com" for i in range(6)]
@@ -32,8 +34,12 @@ async def test_message_ids_are_random_and_stable(rt: Runtime, tmp_path: Path, sm
     ids = [m for rows in planned.values() for m in rows.values()]
     assert len(ids) == 12 and len(set(ids)) == 12
     assert all(SHAPE.fullmatch(m) for m in ids), ids
-    hex_parts = [m[3:35] for m in ids]
-    assert len({h[:8] for h in hex_parts}) == 12  # no shared prefix that a counter or a hash of ids would leave
+    parts = [SHAPE.fullmatch(m).groups() for m in ids]  # type: ignore[union-attr]
+    assert (
+        len({random[:8] for _, random in parts}) == 12
+    )  # no shared prefix that a counter or a hash of ids would leave
+    # one tag per planning step (each release planned in one step here), drawn afresh
+    assert len({tag for tag, _ in parts}) == 2
 
     clock.advance(3600)
     await Dispatcher(ert, pool).run_once()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import email_hash
+from mailer.store.address_rows import rows_to
 from mailer.store.ledger.paging import AnySelect, Page, keyset
 from mailer.store.tables import Delivery, Segment
 
@@ -81,8 +82,8 @@ def log_query(filters: LogFilter) -> AnySelect:
     if filters.email is not None:
         needle = filters.email.strip().lower()
         if "@" in needle:
-            # through ix_deliveries_email_hash (a row's hash is its address's)
-            query = query.where(Delivery.email_hash == email_hash(needle), Delivery.email == needle)
+            # through the address's contacts (a row's hash is its address's)
+            query = query.where(rows_to([email_hash(needle)]), Delivery.email == needle)
         else:
             query = query.where(Delivery.email.like(f"%{_like_escape(needle)}%", escape="\\"))
     if filters.since is not None:
