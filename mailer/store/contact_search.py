@@ -15,12 +15,18 @@ Searching 1,000,000 contacts in well under 200 ms a page on both backends
   outlet type and region is counted first, up to :data:`DRIVE_CAP` index entries (from
   the index alone); walking reads about ``limit`` / (the product of the other conditions'
   shares) rows, starting from the rarest set reads all of it (then sorts it). A rare
-  condition drives; broad ones are tested on the walked rows, the rarest first.
+  condition drives; broad ones are tested on the walked rows, the rarest first;
+* two broad sets with nothing rare to walk within ('ana' and a beat: 5% each, 0.3% in
+  both) are counted again, further (:func:`_intersect_cap`), and when reading both whole
+  costs less than the walk, the page starts from their intersection (``intersect``):
+  each set's ids come from its index alone, so an entry read costs a tenth of a walked row
+  and its probes (:data:`READ_COST`).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +43,11 @@ from mailer.store.tables import Contact, ContactBeat, ContactTag, ContactTerm, L
 
 #: Conditions are counted up to this many index entries; a set under it may drive the query.
 DRIVE_CAP = 20000
+#: What reading one index entry of a set costs, against walking one row of a sort index and
+#: probing it (measured at 1,000,000 contacts: bench/README.md, contact_search_bench.py).
+READ_COST = 0.1
+#: The access path that starts from the intersection of the two rarest sets' ids.
+INTERSECT = "intersect"
 SORTS = ("name", "email", "outlet", "updated")
 # Core tables for the bulk writes (one executemany each, not the ORM's per-row bulk path).
 _TERMS = typing.cast(Table, ContactTerm.__table__)
@@ -280,19 +291,38 @@ def _conditions(session: Session, filters: ContactFilters) -> list[_Condition]:
     return conds
 
 
-def _capped_counts(session: Session, conds: Sequence[_Condition]) -> tuple[list[int], int]:
-    """How many index entries each condition matches, up to :data:`DRIVE_CAP`, and the
-    highest contact id (about how many contacts there are), in one statement."""
-    columns = [select(func.count()).select_from(c.ids.limit(DRIVE_CAP).subquery()).scalar_subquery() for c in conds]
+def _capped_counts(session: Session, conds: Sequence[_Condition], cap: int) -> tuple[list[int], int]:
+    """How many index entries each condition matches, up to ``cap``, and the highest
+    contact id (about how many contacts there are), in one statement."""
+    columns = [select(func.count()).select_from(c.ids.limit(cap).subquery()).scalar_subquery() for c in conds]
     row = session.execute(select(*columns, select(func.max(Contact.id)).scalar_subquery())).one()
     return [int(n or 0) for n in row[:-1]], int(row[-1] or 0)
 
 
-def _plan(conds: Sequence[_Condition], counts: Sequence[int], total: int, limit: int) -> str:
-    """The cheaper of: walking a sort index (the plain one, or the one within the rarest
-    outlet type or region filtered on) until a page is found, about ``limit`` / the product
-    of the other conditions' shares of the contacts rows; or starting from the rarest
-    counted set of ids (a word, list, beat or tag under :data:`DRIVE_CAP`) and sorting it."""
+def _intersect_cap(total: int, limit: int) -> int:
+    """How far the sets of a page are counted when two of them may drive it together: past
+    this many entries their intersection costs more than a walk that finds ``limit`` rows
+    (the other set holding at least :data:`DRIVE_CAP` entries, as it does when counted
+    again): 150,000 for 50 rows of 1,000,000 contacts."""
+    return min(total, int(total * math.sqrt(limit / (READ_COST * DRIVE_CAP))))
+
+
+def _pair(conds: Sequence[_Condition], counts: Sequence[int]) -> tuple[int, int] | None:
+    """The two rarest sets (words, list, beat, tag) of a page, whose ids it may intersect."""
+    sets = sorted((i for i, c in enumerate(conds) if c.facet is None), key=lambda i: counts[i])
+    return (sets[0], sets[1]) if len(sets) >= 2 else None
+
+
+def _plan(
+    conds: Sequence[_Condition], counts: Sequence[int], total: int, limit: int, *, cap: int = DRIVE_CAP
+) -> tuple[str, float]:
+    """The cheapest access path, and its cost in rows walked (an index entry of a set read
+    whole costs :data:`READ_COST` of one): walking a sort index (the plain one, or the one
+    within the rarest outlet type or region filtered on) until a page is found, about
+    ``limit`` / the product of the other conditions' shares of the contacts rows; starting
+    from the rarest counted set of ids (a word, list, beat or tag under :data:`DRIVE_CAP`)
+    and sorting it; or, when both were counted to the end (under ``cap``), starting from
+    the intersection of the two rarest sets: both read whole, each contact of both fetched."""
     share = [max(n, 1) / max(total, 1) for n in counts]
     facets = [i for i, c in enumerate(conds) if c.facet is not None]
     path = min(facets, key=lambda i: counts[i]) if facets else None
@@ -302,12 +332,26 @@ def _plan(conds: Sequence[_Condition], counts: Sequence[int], total: int, limit:
             walk /= min(s, 1.0)
     # ... but never more rows than the walked index holds
     walk = min(walk, float(total if path is None else counts[path]))
-    sets = [i for i, c in enumerate(conds) if c.facet is None and counts[i] < DRIVE_CAP]
+    best, cost = ("sort" if path is None else f"sort in {conds[path].name}"), walk
+    sets = [i for i, c in enumerate(conds) if c.facet is None and counts[i] < min(cap, DRIVE_CAP)]
     if sets:
-        best = min(sets, key=lambda i: counts[i])
-        if counts[best] <= walk:
-            return conds[best].name
-    return "sort" if path is None else f"sort in {conds[path].name}"
+        rarest = min(sets, key=lambda i: counts[i])
+        if counts[rarest] <= cost:
+            best, cost = conds[rarest].name, float(counts[rarest])
+    pair = _pair(conds, counts)
+    if pair is not None and counts[pair[1]] < cap:
+        a, b = pair
+        both = READ_COST * (counts[a] + counts[b]) + total * share[a] * share[b]
+        if both < cost:
+            best, cost = INTERSECT, both
+    return best, cost
+
+
+def _worth_counting_on(conds: Sequence[_Condition], counts: Sequence[int], cost: float) -> bool:
+    """Whether the two rarest sets, one of them past :data:`DRIVE_CAP`, might intersect for
+    less than the chosen path costs (reading each counted entry costs at least that)."""
+    pair = _pair(conds, counts)
+    return pair is not None and counts[pair[1]] >= DRIVE_CAP and READ_COST * (counts[pair[0]] + DRIVE_CAP) < cost
 
 
 def contact_page(
@@ -330,9 +374,23 @@ def contact_page(
     limit = max(1, min(limit, 200))
     column, descending = _sort_columns(sort)
     conds = _conditions(session, filters)
-    counts, total = _capped_counts(session, conds) if conds else ([], 0)
-    chosen = _plan(conds, counts, total, limit) if plan is None else plan
+    counts, total = _capped_counts(session, conds, DRIVE_CAP) if conds else ([], 0)
+    chosen, cost = _plan(conds, counts, total, limit)
+    if _worth_counting_on(conds, counts, cost):
+        # two broad sets ('ana' and a beat: 50,000 contacts each, 2,700 in both): only
+        # their sizes tell a walk of ~18,000 rows from an intersection of 100,000 entries
+        cap = _intersect_cap(total, limit)
+        again = [i for i, n in enumerate(counts) if conds[i].facet is None and n >= DRIVE_CAP]
+        recounted, _ = _capped_counts(session, [conds[i] for i in again], cap)
+        counts = list(counts)
+        for i, n in zip(again, recounted, strict=True):
+            counts[i] = n
+        chosen, cost = _plan(conds, counts, total, limit, cap=cap)
+    if plan is not None:
+        chosen = plan
     allowed = {"sort"} | {f"sort in {c.name}" if c.facet is not None else c.name for c in conds}
+    if _pair(conds, counts) is not None:
+        allowed.add(INTERSECT)
     if chosen not in allowed:
         raise InputError(f"plan: one of {', '.join(sorted(allowed))}")
 
@@ -356,14 +414,20 @@ def contact_page(
     # a walk probes each row (fenced); a driven page lets PostgreSQL join the other sets'
     # ids to the driver's ('ana' with tag-05 at 1,000,000 contacts: 79 ms of CPU probing
     # each of the tag's 10,000 contacts, 34 ms when it hash-joined them)
+    drivers = [i for i, c in enumerate(conds) if c.name == chosen]
+    if chosen == INTERSECT:
+        drivers = list(_pair(conds, counts) or ())
     where.extend(
-        _probe(conds[i].probe, fenced=walking)
-        for i in order_of
-        if conds[i].probe is not None and conds[i].name != chosen
+        _probe(conds[i].probe, fenced=walking) for i in order_of if conds[i].probe is not None and i not in drivers
     )
-    for cond in conds:
-        if cond.name == chosen:
-            where.append(Contact.id.in_(cond.ids.scalar_subquery()))
+    if len(drivers) == 2:
+        # both sets read whole from their indexes and intersected (PostgreSQL: a hashed
+        # set operation; SQLite: the first one's ids in a temporary B-tree, the second's
+        # looked up in it), then each contact of both fetched by id
+        both = conds[drivers[0]].ids.intersect(conds[drivers[1]].ids)
+        where.append(Contact.id.in_(both.scalar_subquery()))
+    for i in drivers[:1] if len(drivers) == 1 else ():
+        where.append(Contact.id.in_(conds[i].ids.scalar_subquery()))
 
     if cursor:
         key, ident = _uncursor(cursor, sort)
