@@ -323,7 +323,7 @@ def test_two_broad_sets_are_intersected_when_that_reads_less(
     cost = contact_search._plan(conds, first, 1_000_000, 50)[1]
     assert contact_search._worth_counting_on(conds, first, cost) == recount
     cap = contact_search._intersect_cap(1_000_000, 50)
-    assert cap == 158_113
+    assert cap == 223_606
     counted = [min(n, cap) if c.facet is None else f for c, n, f in zip(conds, counts, first, strict=True)]
     counted = counted if recount else first
     assert contact_search._plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
@@ -352,3 +352,28 @@ def test_a_facet_walk_uses_its_own_index_on_sqlite(rt: Runtime, crowd: None, sor
     key = {"name": "sort_name", "email": "email", "outlet": "sort_outlet", "updated": "updated_at"}[sort]
     walked = (f"ix_contacts_outlet_type_{key}", f"ix_contacts_region_{key}")  # either facet's
     assert any(index in plan for index in walked) and "TEMP B-TREE" not in plan, plan
+
+
+def test_an_intersection_reads_two_indexes_and_fetches_by_id_on_sqlite(rt: Runtime, crowd: None) -> None:
+    """SQLite intersects a word's and a beat's ids from their covering indexes and fetches only those contacts by id."""
+    with transaction(rt.sessions) as s:
+        if s.get_bind().dialect.name != "sqlite":
+            pytest.skip("SQLite's query plan")
+        statements: list[tuple[str, Any]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+            statements.append((statement, params))
+
+        engine = s.get_bind()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            contact_page(s, ContactFilters(query="ana", beat="beat-1"), sort="outlet", plan=contact_search.INTERSECT)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        statement, params = next((st, p) for st, p in statements if "ORDER BY" in st and "contact_terms" in st)
+        plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+    assert "SEARCH contacts USING INTEGER PRIMARY KEY" in plan and "SCAN contacts" not in plan, plan
+    assert (
+        "COVERING INDEX ix_contact_beats_beat_contact" in plan
+        and "COVERING INDEX sqlite_autoindex_contact_terms" in plan
+    )
