@@ -377,3 +377,29 @@ def test_an_intersection_reads_two_indexes_and_fetches_by_id_on_sqlite(rt: Runti
         "COVERING INDEX ix_contact_beats_beat_contact" in plan
         and "COVERING INDEX sqlite_autoindex_contact_terms" in plan
     )
+
+
+@pytest.mark.parametrize("words", ["ana", "an", "o", "ana ben"])
+def test_sets_counted_further_are_counted_exactly(
+    rt: Runtime, crowd: None, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny first cap, the sets that reached it are counted again to the end; the other conditions keep their counts."""
+    monkeypatch.setattr(contact_search, "DRIVE_CAP", 3)
+    with transaction(rt.sessions) as s:
+        conds = contact_search._conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
+        first, reach, total = contact_search._capped_counts(s, conds, 3)
+        exact, _, _ = contact_search._capped_counts(s, conds, 10**9)
+        further = contact_search._counted_further(s, conds, first, 10**9)
+    assert further[:-1] == exact[:-1] and further[-1] == first[-1] == 3  # the region is a facet
+    assert all(0 < r <= total for r in reach[:-1])
+
+
+def test_a_guess_from_where_the_first_entries_end_spares_a_count() -> None:
+    """The first 20,000 entries of a set ending at id 400,000 of 1,000,000 guess 50,000; a set under the cap, or a facet, keeps its count."""
+    conds = [cond("beat"), cond("word ana"), cond("outlet_type", True)]
+    assert contact_search._guessed(conds, [20_000, 7_000, 20_000], [400_000, 990_000, 1_000], 1_000_000) == [
+        50_000,
+        7_000,
+        20_000,
+    ]
+    assert contact_search._guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
