@@ -17,10 +17,12 @@ Searching 1,000,000 contacts in well under 200 ms a page on both backends
   shares) rows, starting from the rarest set reads all of it (then sorts it). A rare
   condition drives; broad ones are tested on the walked rows, the rarest first;
 * two broad sets with nothing rare to walk within ('ana' and a beat: 5% each, 0.3% in
-  both) are counted again, further (:func:`_intersect_cap`), and when reading both whole
-  costs less than the walk, the page starts from their intersection (``intersect``):
-  each set's ids come from its index alone, so an entry read costs a twentieth of a walked
-  row and its probes (:data:`READ_COST`).
+  both): when their sizes, guessed from where their first entries end (:func:`_guessed`),
+  say an intersection may beat the walk, they are counted further
+  (:func:`_intersect_cap`), and when reading both whole costs less than the walk, the
+  page starts from their intersection (``intersect``): each set's ids come from its index
+  alone, so an entry read costs a twentieth of a walked row and its probes
+  (:data:`READ_COST`). Only counted sizes choose an intersection.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     any_,
     bindparam,
@@ -61,6 +64,8 @@ DRIVE_CAP = 20000
 READ_COST = 0.05
 #: The access path that starts from the intersection of the two rarest sets' ids.
 INTERSECT = "intersect"
+#: Before an intersection, the walk is tried for this fraction of the intersection's cost.
+TRIAL_SHARE = 8
 SORTS = ("name", "email", "outlet", "updated")
 # Core tables for the bulk writes (one executemany each, not the ORM's per-row bulk path).
 _TERMS = typing.cast(Table, ContactTerm.__table__)
@@ -402,6 +407,27 @@ def _worth_counting_on(conds: Sequence[_Condition], counts: Sequence[int], cost:
     return pair is not None and counts[pair[1]] >= DRIVE_CAP and READ_COST * (counts[pair[0]] + DRIVE_CAP) < cost
 
 
+def _walk_path(conds: Sequence[_Condition], counts: Sequence[int]) -> str:
+    """The walk :func:`_plan` weighs: down the sort index, or within the rarest facet's."""
+    facets = [i for i, c in enumerate(conds) if c.facet is not None]
+    return f"sort in {conds[min(facets, key=lambda i: counts[i])].name}" if facets else "sort"
+
+
+def _position_after(
+    session: Session, column: Any, descending: bool, cursor: str | None, sort: str, rows: int
+) -> tuple[Any, int] | None:
+    """The (sort key, id) of the contact ``rows`` down the sort from ``cursor`` (read from
+    the sort index alone), None when fewer are left."""
+    position = tuple_(column, Contact.id)
+    query = select(column, Contact.id)
+    if cursor:
+        key, ident = _uncursor(cursor, sort)
+        query = query.where(position < tuple_(key, ident) if descending else position > tuple_(key, ident))
+    order = (column.desc(), Contact.id.desc()) if descending else (column.asc(), Contact.id.asc())
+    row = session.execute(query.order_by(*order).offset(rows - 1).limit(1)).first()
+    return None if row is None else (row[0], int(row[1]))
+
+
 def contact_page(
     session: Session,
     filters: ContactFilters,
@@ -441,6 +467,60 @@ def contact_page(
     if chosen not in allowed:
         raise InputError(f"plan: one of {', '.join(sorted(allowed))}")
 
+    found: Sequence[Any] | None = None
+    if plan is None and chosen == INTERSECT:
+        # the walk first, for a few rows (an eighth of the intersection's cost): a word
+        # that sorts where the walk starts ('al' by outlet: "Alalto Post"...) fills a
+        # page in ~1,000 rows, however many contacts it matches further down
+        walk = _walk_path(conds, counts)
+        tried = max(limit + 1, int(cost / TRIAL_SHARE))
+        bound = _position_after(session, column, descending, cursor, sort, tried)
+        trial = session.execute(
+            _page_query(session, conds, counts, filters, walk, column, descending, cursor, limit, sort, bound)
+        ).all()
+        if len(trial) > limit or bound is None:
+            found, chosen = trial, walk
+    if found is None:
+        query = _page_query(session, conds, counts, filters, chosen, column, descending, cursor, limit, sort)
+        found = session.execute(query).all()
+    more = len(found) > limit
+    found = found[:limit]
+    labels = _labels(session, [r[0] for r in found])
+    rows = [
+        ContactRow(
+            id=r[0],
+            email=r[1],
+            first_name=r[2],
+            last_name=r[3],
+            outlet=r[4],
+            outlet_type=r[5],
+            region=r[6],
+            updated_at=r[7],
+            beats=labels[r[0]][0],
+            tags=labels[r[0]][1],
+        )
+        for r in found
+    ]
+    next_cursor = _cursor((found[-1][8], found[-1][0])) if more and found else None
+    return ContactPage(rows, next_cursor, chosen)
+
+
+def _page_query(
+    session: Session,
+    conds: Sequence[_Condition],
+    counts: Sequence[int],
+    filters: ContactFilters,
+    chosen: str,
+    column: Any,
+    descending: bool,
+    cursor: str | None,
+    limit: int,
+    sort: str,
+    bound: tuple[Any, int] | None = None,
+) -> Select[Any]:
+    """The statement of one page by the access path ``chosen`` (``limit`` + 1 rows: the
+    last tells that there is a next page); with ``bound``, a walk stops at that (sort key,
+    id) position, included."""
     walking = chosen.startswith("sort")
     # the row's own columns are tested before the probes of other tables (SQLite keeps
     # the order given): on a walk down a sort index most rows fail the cheap test
@@ -486,11 +566,13 @@ def contact_page(
     for i in drivers[:1] if len(drivers) == 1 else ():
         where.append(Contact.id.in_(conds[i].ids.scalar_subquery()))
 
+    position = tuple_(column, Contact.id)
     if cursor:
         key, ident = _uncursor(cursor, sort)
         # a row value comparison: one range scan of the (sort key, id) index on both backends
-        position = tuple_(column, Contact.id)
         where.append(position < tuple_(key, ident) if descending else position > tuple_(key, ident))
+    if bound is not None:
+        where.append(position >= tuple_(*bound) if descending else position <= tuple_(*bound))
     matches = select(
         Contact.id,
         Contact.email,
@@ -504,7 +586,7 @@ def contact_page(
     ).where(*where)
     if walking:
         order = (column.desc(), Contact.id.desc()) if descending else (column.asc(), Contact.id.asc())
-        query = matches.order_by(*order).limit(limit + 1)
+        return matches.order_by(*order).limit(limit + 1)
     else:
         # the driving set's matches, then sorted: OFFSET 0 keeps the planner from merging
         # the two (with the LIMIT in view, PostgreSQL walked the sort index instead,
@@ -512,28 +594,7 @@ def contact_page(
         driven = matches.offset(0).subquery()
         key_col, id_col = driven.c.sort_key, driven.c.id
         order = (key_col.desc(), id_col.desc()) if descending else (key_col.asc(), id_col.asc())
-        query = select(driven).order_by(*order).limit(limit + 1)
-    found = session.execute(query).all()
-    more = len(found) > limit
-    found = found[:limit]
-    labels = _labels(session, [r[0] for r in found])
-    rows = [
-        ContactRow(
-            id=r[0],
-            email=r[1],
-            first_name=r[2],
-            last_name=r[3],
-            outlet=r[4],
-            outlet_type=r[5],
-            region=r[6],
-            updated_at=r[7],
-            beats=labels[r[0]][0],
-            tags=labels[r[0]][1],
-        )
-        for r in found
-    ]
-    next_cursor = _cursor((found[-1][8], found[-1][0])) if more and found else None
-    return ContactPage(rows, next_cursor, chosen)
+        return select(driven).order_by(*order).limit(limit + 1)
 
 
 def _labels(session: Session, ids: Sequence[int]) -> dict[int, tuple[list[str], list[str]]]:

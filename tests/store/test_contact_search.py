@@ -403,3 +403,30 @@ def test_a_guess_from_where_the_first_entries_end_spares_a_count() -> None:
         20_000,
     ]
     assert contact_search._guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
+
+
+@pytest.mark.parametrize("trial_share", [1, 10**6])
+def test_the_walk_tried_before_an_intersection_pages_like_a_brute_force_filter(
+    rt: Runtime, crowd: None, trial_share: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intersections planned on their own (tiny caps and read cost), the walk tried first for many rows or for one page: each page as a filter in Python finds."""
+    monkeypatch.setattr(contact_search, "DRIVE_CAP", 2)
+    monkeypatch.setattr(contact_search, "READ_COST", 0.0001)
+    monkeypatch.setattr(contact_search, "TRIAL_SHARE", trial_share)
+    rng = random.Random(3015)
+    drivers: set[str] = set()
+    for _ in range(10):
+        filters = random_filters(rng)
+        for sort in contact_search.SORTS:
+            ids: list[int] = []
+            cursor = None
+            with transaction(rt.sessions) as s:
+                while True:
+                    page = contact_page(s, filters, sort=sort, cursor=cursor, limit=5)
+                    drivers.add(page.driver)
+                    ids.extend(r.id for r in page.rows)
+                    if page.next_cursor is None:
+                        break
+                    cursor = page.next_cursor
+            assert (ids if sort == "updated" else sorted(ids)) == brute_force(rt, filters, sort), (filters, sort)
+    assert contact_search.INTERSECT in drivers or trial_share == 1
