@@ -343,10 +343,21 @@ def _guessed(conds: Sequence[_Condition], counts: Sequence[int], reach: Sequence
     return out
 
 
-def _counted_further(session: Session, conds: Sequence[_Condition], counts: Sequence[int], cap: int) -> list[int]:
-    """``counts`` with every set that reached :data:`DRIVE_CAP` counted again, up to ``cap``."""
-    again = [i for i, n in enumerate(counts) if conds[i].facet is None and n >= DRIVE_CAP]
+def _counted_further(
+    session: Session, conds: Sequence[_Condition], counts: Sequence[int], guessed: Sequence[int], cap: int
+) -> list[int]:
+    """``counts`` with every set that reached :data:`DRIVE_CAP` counted again, up to ``cap``,
+    but for a set guessed at ``cap`` or more (:func:`_guessed`), which keeps ``cap``: a
+    guess too large (ids bunched low) at worst leaves that set out of an intersection.
+    'times' (200,000 entries) with 'ana' and a beat: 40 ms of PostgreSQL's CPU not spent."""
     further = list(counts)
+    again = []
+    for i, n in enumerate(counts):
+        if conds[i].facet is None and n >= DRIVE_CAP:
+            if guessed[i] >= cap:
+                further[i] = cap
+            else:
+                again.append(i)
     for i, n in zip(again, _capped_counts(session, [conds[i] for i in again], cap)[0], strict=True):
         further[i] = max(DRIVE_CAP, n)
     return further
@@ -456,8 +467,9 @@ def contact_page(
         # counting them costs about as much as reading them, so not when the guessed
         # sizes say the walk is shorter anyway ('ana times': 'times' has 200,000 entries)
         cap = _intersect_cap(total, limit)
-        if _plan(conds, _guessed(conds, counts, reach, total), total, limit, cap=cap)[0] == INTERSECT:
-            counts = _counted_further(session, conds, counts, cap)
+        guessed = _guessed(conds, counts, reach, total)
+        if _plan(conds, guessed, total, limit, cap=cap)[0] == INTERSECT:
+            counts = _counted_further(session, conds, counts, guessed, cap)
             chosen, cost = _plan(conds, counts, total, limit, cap=cap)
     if plan is not None:
         chosen = plan

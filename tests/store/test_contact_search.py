@@ -383,15 +383,20 @@ def test_an_intersection_reads_two_indexes_and_fetches_by_id_on_sqlite(rt: Runti
 def test_sets_counted_further_are_counted_exactly(
     rt: Runtime, crowd: None, words: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a tiny first cap, the sets that reached it are counted again to the end; the other conditions keep their counts."""
+    """With a tiny first cap, the sets that reached it are counted again to the end, but one guessed past the second cap; a facet keeps its count."""
     monkeypatch.setattr(contact_search, "DRIVE_CAP", 3)
     with transaction(rt.sessions) as s:
         conds = contact_search._conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
         first, reach, total = contact_search._capped_counts(s, conds, 3)
         exact, _, _ = contact_search._capped_counts(s, conds, 10**9)
-        further = contact_search._counted_further(s, conds, first, 10**9)
+        further = contact_search._counted_further(s, conds, first, first, 10**9)
+        beat = next(i for i, c in enumerate(conds) if c.name == "beat")
+        guessed = [10**9 if i == beat else n for i, n in enumerate(first)]
+        spared = contact_search._counted_further(s, conds, first, guessed, 10**9)
     assert further[:-1] == exact[:-1] and further[-1] == first[-1] == 3  # the region is a facet
     assert all(0 < r <= total for r in reach[:-1])
+    # the beat, guessed past the cap, is not counted again
+    assert spared == [10**9 if i == beat else n for i, n in enumerate(further)]
 
 
 def test_a_guess_from_where_the_first_entries_end_spares_a_count() -> None:
