@@ -23,6 +23,10 @@ Searching 1,000,000 contacts in well under 200 ms a page on both backends
   page starts from their intersection (``intersect``): each set's ids come from its index
   alone, so an entry read costs a twentieth of a walked row and its probes
   (:data:`READ_COST`). Only counted sizes choose an intersection.
+
+Over 400 lines: the planner (counts, guesses, costs) and the page's statement share the
+conditions; the split into a package (index keeping, plan, page) waits until the branch
+speeding up the import, which edits the index keeping, is merged.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ DRIVE_CAP = 20000
 READ_COST = 0.05
 #: The access path that starts from the intersection of the two rarest sets' ids.
 INTERSECT = "intersect"
-#: Before an intersection, the walk is tried for this fraction of the intersection's cost.
+#: Before an intersection, the walk is tried for the intersection's cost (in rows) divided by this.
 TRIAL_SHARE = 8
 SORTS = ("name", "email", "outlet", "updated")
 # Core tables for the bulk writes (one executemany each, not the ORM's per-row bulk path).
