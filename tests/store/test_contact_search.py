@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
 from mailer.audience import contact_edit, contacts, erasure
+from mailer.domain import search_terms
 from mailer.domain.errors import InputError
 from mailer.domain.search_terms import query_words
 from mailer.domain.states import email_hash
@@ -178,9 +179,12 @@ def plans(filters: ContactFilters) -> list[str | None]:
     out: list[str | None] = [None, "sort"]
     out += [f"word {w}" for w in query_words(filters.query)]
     out += [f"sort in {f}" for f in contact_search.FACETS if getattr(filters, f)]
-    out += [
+    sets = [
         name for name, value in (("list", filters.list_slug), ("beat", filters.beat), ("tag", filters.tag)) if value
     ]
+    out += sets
+    if len(sets) + len(query_words(filters.query)) >= 2:
+        out.append(contact_search.INTERSECT)
     return out
 
 
@@ -207,6 +211,63 @@ def test_every_access_path_pages_like_the_plain_walk(rt: Runtime, crowd: None) -
             assert len(set(whole)) == len(whole)
             for plan in plans(filters):
                 assert walk(rt, filters, sort, plan, 7) == whole, (filters, sort, plan)
+
+
+def brute_force(rt: Runtime, filters: ContactFilters, sort: str) -> list[int]:
+    """The ids of the live contacts matching ``filters``, found without the search index:
+    every contact read with its beats, tags and lists, its words computed, each filter
+    tested in Python; in ``sort`` order where Python orders as both databases do (by the
+    update time, newest first), else by id."""
+    with transaction(rt.sessions) as s:
+        beats: dict[int, list[str]] = {}
+        tags: dict[int, list[str]] = {}
+        lists: dict[int, set[str]] = {}
+        for cid, beat in s.execute(select(ContactBeat.contact_id, ContactBeat.beat)):
+            beats.setdefault(cid, []).append(beat)
+        for cid, tag in s.execute(select(ContactTag.contact_id, ContactTag.tag)):
+            tags.setdefault(cid, []).append(tag)
+        for cid, slug in s.execute(
+            select(ListMember.contact_id, MailingList.slug).join(MailingList, MailingList.id == ListMember.list_id)
+        ):
+            lists.setdefault(cid, set()).add(slug)
+        found: list[tuple[Any, int]] = []
+        for c in s.scalars(select(Contact)):
+            words = search_terms.contact_terms(
+                email=c.email,
+                first_name=c.first_name,
+                last_name=c.last_name,
+                outlet=c.outlet,
+                beats=beats.get(c.id, ()),
+                tags=tags.get(c.id, ()),
+            )
+            if c.email is None or not all(any(w.startswith(q) for w in words) for q in query_words(filters.query)):
+                continue
+            tests = [
+                (filters.list_slug, filters.list_slug in lists.get(c.id, set())),
+                (filters.beat, filters.beat in beats.get(c.id, [])),
+                (filters.tag, filters.tag in tags.get(c.id, [])),
+                (filters.outlet_type, c.outlet_type == filters.outlet_type),
+                (filters.region, c.region == filters.region),
+                (filters.country, c.country == filters.country),
+            ]
+            if all(ok for wanted, ok in tests if wanted):
+                found.append((c.updated_at, c.id))
+    if sort == "updated":
+        return [cid for _, cid in sorted(found, reverse=True)]
+    return sorted(cid for _, cid in found)
+
+
+def test_every_access_path_finds_what_a_brute_force_filter_finds(rt: Runtime, crowd: None) -> None:
+    """Random filter combinations, every sort, every access path (the intersection of two sets too): the contacts a filter in Python finds, each once."""
+    rng = random.Random(2015)
+    for _ in range(16):
+        filters = random_filters(rng)
+        for sort in contact_search.SORTS:
+            expected = brute_force(rt, filters, sort)
+            for plan in plans(filters):
+                got = walk(rt, filters, sort, plan, 9)
+                assert (got if sort == "updated" else sorted(got)) == expected, (filters, sort, plan)
+                assert len(set(got)) == len(got)
 
 
 def test_a_plan_the_filters_do_not_allow_is_refused(rt: Runtime, crowd: None) -> None:
@@ -238,7 +299,34 @@ def cond(name: str, facet: bool = False) -> contact_search._Condition:
 )
 def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], counts: list[int], expected: str) -> None:
     """Over 1,000,000 contacts, a page starts from a rare set, else walks the index within the rarest facet, else the sort."""
-    assert contact_search._plan(conds, counts, 1_000_000, 50) == expected
+    assert contact_search._plan(conds, counts, 1_000_000, 50)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("conds", "counts", "recount", "expected"),
+    [
+        # 'ana' and beat-03 (5.5% and 5%): ~18,000 rows walked, or 105,000 entries read, 2,750 fetched
+        ([cond("word ana"), cond("beat")], [55_000, 50_000], True, "intersect"),
+        ([cond("word ana"), cond("list")], [55_000, 150_000], True, "sort"),  # a third: 2,700 rows walked
+        ([cond("word a"), cond("beat")], [150_000, 50_000], True, "sort"),  # almost everyone: ~1,200 rows
+        ([cond("word ana"), cond("tag")], [55_000, 10_000], True, "intersect"),  # not 10,000 ids probed
+        ([cond("word ana"), cond("tag")], [55_000, 100], False, "tag"),  # a rare set drives alone
+        ([cond("word ana"), cond("beat"), cond("outlet_type", True)], [55_000, 50_000, 90_000], True, "intersect"),
+        ([cond("word ana"), cond("word times")], [55_000, 150_000], True, "sort"),
+    ],
+)
+def test_two_broad_sets_are_intersected_when_that_reads_less(
+    conds: list[contact_search._Condition], counts: list[int], recount: bool, expected: str
+) -> None:
+    """Over 1,000,000 contacts, two sets counted again past the first cap start a page from their intersection only when it costs less than the walk."""
+    first = [min(n, contact_search.DRIVE_CAP) for n in counts]
+    cost = contact_search._plan(conds, first, 1_000_000, 50)[1]
+    assert contact_search._worth_counting_on(conds, first, cost) == recount
+    cap = contact_search._intersect_cap(1_000_000, 50)
+    assert cap == 223_606
+    counted = [min(n, cap) if c.facet is None else f for c, n, f in zip(conds, counts, first, strict=True)]
+    counted = counted if recount else first
+    assert contact_search._plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
 
 
 @pytest.mark.parametrize("sort", contact_search.SORTS)
@@ -264,3 +352,86 @@ def test_a_facet_walk_uses_its_own_index_on_sqlite(rt: Runtime, crowd: None, sor
     key = {"name": "sort_name", "email": "email", "outlet": "sort_outlet", "updated": "updated_at"}[sort]
     walked = (f"ix_contacts_outlet_type_{key}", f"ix_contacts_region_{key}")  # either facet's
     assert any(index in plan for index in walked) and "TEMP B-TREE" not in plan, plan
+
+
+def test_an_intersection_reads_two_indexes_and_fetches_by_id_on_sqlite(rt: Runtime, crowd: None) -> None:
+    """SQLite intersects a word's and a beat's ids from their covering indexes and fetches only those contacts by id."""
+    with transaction(rt.sessions) as s:
+        if s.get_bind().dialect.name != "sqlite":
+            pytest.skip("SQLite's query plan")
+        statements: list[tuple[str, Any]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+            statements.append((statement, params))
+
+        engine = s.get_bind()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            contact_page(s, ContactFilters(query="ana", beat="beat-1"), sort="outlet", plan=contact_search.INTERSECT)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        statement, params = next((st, p) for st, p in statements if "ORDER BY" in st and "contact_terms" in st)
+        plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+    assert "SEARCH contacts USING INTEGER PRIMARY KEY" in plan and "SCAN contacts" not in plan, plan
+    assert (
+        "COVERING INDEX ix_contact_beats_beat_contact" in plan
+        and "COVERING INDEX sqlite_autoindex_contact_terms" in plan
+    )
+
+
+@pytest.mark.parametrize("words", ["ana", "an", "o", "ana ben"])
+def test_sets_counted_further_are_counted_exactly(
+    rt: Runtime, crowd: None, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny first cap, the sets that reached it are counted again to the end, but one guessed past the second cap; a facet keeps its count."""
+    monkeypatch.setattr(contact_search, "DRIVE_CAP", 3)
+    with transaction(rt.sessions) as s:
+        conds = contact_search._conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
+        first, reach, total = contact_search._capped_counts(s, conds, 3)
+        exact, _, _ = contact_search._capped_counts(s, conds, 10**9)
+        further = contact_search._counted_further(s, conds, first, first, 10**9)
+        beat = next(i for i, c in enumerate(conds) if c.name == "beat")
+        guessed = [10**9 if i == beat else n for i, n in enumerate(first)]
+        spared = contact_search._counted_further(s, conds, first, guessed, 10**9)
+    assert further[:-1] == exact[:-1] and further[-1] == first[-1] == 3  # the region is a facet
+    assert all(0 < r <= total for r in reach[:-1])
+    # the beat, guessed past the cap, is not counted again
+    assert spared == [10**9 if i == beat else n for i, n in enumerate(further)]
+
+
+def test_a_guess_from_where_the_first_entries_end_spares_a_count() -> None:
+    """The first 20,000 entries of a set ending at id 400,000 of 1,000,000 guess 50,000; a set under the cap, or a facet, keeps its count."""
+    conds = [cond("beat"), cond("word ana"), cond("outlet_type", True)]
+    assert contact_search._guessed(conds, [20_000, 7_000, 20_000], [400_000, 990_000, 1_000], 1_000_000) == [
+        50_000,
+        7_000,
+        20_000,
+    ]
+    assert contact_search._guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
+
+
+@pytest.mark.parametrize("trial_share", [1, 10**6])
+def test_the_walk_tried_before_an_intersection_pages_like_a_brute_force_filter(
+    rt: Runtime, crowd: None, trial_share: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intersections planned on their own (tiny caps and read cost), the walk tried first for many rows or for one page: each page as a filter in Python finds."""
+    monkeypatch.setattr(contact_search, "DRIVE_CAP", 2)
+    monkeypatch.setattr(contact_search, "READ_COST", 0.0001)
+    monkeypatch.setattr(contact_search, "TRIAL_SHARE", trial_share)
+    rng = random.Random(3015)
+    drivers: set[str] = set()
+    for _ in range(10):
+        filters = random_filters(rng)
+        for sort in contact_search.SORTS:
+            ids: list[int] = []
+            cursor = None
+            with transaction(rt.sessions) as s:
+                while True:
+                    page = contact_page(s, filters, sort=sort, cursor=cursor, limit=5)
+                    drivers.add(page.driver)
+                    ids.extend(r.id for r in page.rows)
+                    if page.next_cursor is None:
+                        break
+                    cursor = page.next_cursor
+            assert (ids if sort == "updated" else sorted(ids)) == brute_force(rt, filters, sort), (filters, sort)
+    assert contact_search.INTERSECT in drivers or trial_share == 1
