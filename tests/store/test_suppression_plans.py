@@ -82,7 +82,8 @@ def test_planning_and_claim_search_suppressions_after_analyze_of_address_only_su
     with rt.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
-        stats = dict(conn.exec_driver_sql("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'suppressions'").all())
+        rows = conn.exec_driver_sql("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'suppressions'").all()
+        stats: dict[str, str] = {str(idx): str(stat) for idx, stat in rows}
     assert stats, "ANALYZE wrote statistics for suppressions"
     seen, grab = _suppression_statements(rt.engine)
     try:
