@@ -487,7 +487,18 @@ class Suppression(Base):
     """An address that must never be mailed again (in its scope)."""
 
     __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("email_hash", "scope", name="uq_suppressions_hash_scope"),)
+    __table_args__ = (
+        UniqueConstraint("email_hash", "scope", name="uq_suppressions_hash_scope"),
+        # the domain suppressions only (mailer.store.suppression_match; its queries carry
+        # the same "domain IS NOT NULL" so SQLite uses it): partial, so statistics taken
+        # while every suppression is an address (all NULL) cannot make it look useless
+        Index(
+            "ix_suppressions_domain",
+            "domain",
+            sqlite_where=text("domain IS NOT NULL"),
+            postgresql_where=text("domain IS NOT NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     email_hash: Mapped[str] = mapped_column(String(64))
@@ -498,7 +509,7 @@ class Suppression(Base):
     created_at: Mapped[datetime]
     # A domain suppression (``email`` is "@domain" or "*.domain", ``email_hash`` its hash):
     # the domain, and whether its subdomains are covered too. NULL for one address.
-    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    domain: Mapped[str | None] = mapped_column(String(255))
     subdomains: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
