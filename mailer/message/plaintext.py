@@ -222,14 +222,48 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 PREHEADER_MAX = 140
 
 
+#: The text :func:`first_sentence` reads at most; it tries a prefix of this many first.
+_FIRST_READ = 4000
+_FIRST_TRY = 400
+
+
+def _flat(text: str) -> str:
+    """``text`` without spelled-out URLs, on one line (runs of whitespace become one space)."""
+    if "<" in text:  # the regex tries every position: skipped when it cannot match
+        text = _SPELLED_URL.sub("", text)
+    return " ".join(text.split())
+
+
 def first_sentence(text: str) -> str:
     """The first sentence of ``text`` (plain text, spelled-out URLs left out) on one line, at most
     :data:`PREHEADER_MAX` characters (cut at a word, with an ellipsis): the default
-    preheader."""
+    preheader.
+
+    Reads the first :data:`_FIRST_READ` characters, but a short prefix first (issue 20:
+    once per message, and the body is a few KB): cut just after a whitespace character,
+    a prefix's flat form is a prefix of the whole one (no spelled-out URL can span the
+    cut: a URL holds no whitespace, and spaces before one are dropped either way), so a
+    sentence end it shows with a character after it, or more than ``PREHEADER_MAX``
+    characters without one, decide the result as the whole text would."""
+    text = text[:_FIRST_READ]
+    size = _FIRST_TRY
+    while size < len(text):
+        cut = max(text.rfind(" ", 0, size), text.rfind("\n", 0, size)) + 1
+        if cut > 0:
+            flat = _flat(text[:cut])
+            end = _SENTENCE_END.search(flat, 20)
+            if end is not None and end.end() < len(flat):
+                return _preheader(flat[: end.end()])
+            if len(flat) > PREHEADER_MAX:
+                return _preheader(flat)  # the sentence runs past the preview's length
+        size *= 4
     # A link's URL (``text <https://...>``) is no reading matter for an inbox preview.
-    flat = " ".join(_SPELLED_URL.sub("", text[:4000]).split())
+    flat = _flat(text)
     end = _SENTENCE_END.search(flat, 20)
-    sentence = flat[: end.end()] if end else flat
+    return _preheader(flat[: end.end()] if end else flat)
+
+
+def _preheader(sentence: str) -> str:
     if len(sentence) <= PREHEADER_MAX:
         return sentence
     return sentence[: PREHEADER_MAX - 1].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"
