@@ -188,7 +188,7 @@ def claim_batch(
     # a claim's CPU (issue 20); the id lists go as one expanding parameter each.
     conn = session.connection()
     t = DELIVERIES.c
-    claimed_ids = list(
+    claimed_ids: list[int] = list(
         conn.execute(
             update(DELIVERIES)
             .where(t.id.in_(_due_ids(release_id, now, limit).scalar_subquery()))
@@ -204,7 +204,7 @@ def claim_batch(
     )
     if not claimed_ids:
         return []
-    newly_suppressed = list(
+    newly_suppressed: list[int] = list(
         conn.execute(
             update(DELIVERIES)
             .where(t.id.in_(_ids(claimed_ids)), suppressed_in(t.email_hash, t.domain, scopes))
@@ -267,9 +267,10 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
         .order_by(t.id)
     )
     # Unpacked by position (in the select's order): no per-field lookup by name.
+    found: Any = rows.tuples()
     return [
         Claimed(i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, dict(attrs or {}), irt, tz)
-        for i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, attrs, irt, tz in rows
+        for i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, attrs, irt, tz in found
     ]
 
 
