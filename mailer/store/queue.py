@@ -267,7 +267,7 @@ def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed
         .order_by(t.id)
     )
     # Unpacked by position (in the select's order): no per-field lookup by name.
-    found: Any = rows.tuples()
+    found: Any = rows  # Rows unpack like tuples (typed per column only up to 10 columns)
     return [
         Claimed(i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, dict(attrs or {}), irt, tz)
         for i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, attrs, irt, tz in found
