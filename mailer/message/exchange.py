@@ -3,9 +3,12 @@ and the process itself (:mod:`mailer.message.child`).
 
 Over a socket (``multiprocessing.connection`` framing, pickled values): first
 ``(templates_dir, sources, limits)``, answered ``"ready"``; then each request
-``(forget, [(spec_id, spec)], [(spec_id, job or None)])`` (None: compile only; ``forget``:
-drop every spec sent before), answered ``(healthy, [Rendered | packed error])``, one entry a
-job, ``healthy`` False asking for a fresh process (after a MemoryError).
+``(forget, [(spec_id, spec)], [(spec_id, packed job or None)])`` (None: compile only;
+``forget``: drop every spec sent before; a job travels as a flat tuple, :func:`pack_job`),
+answered ``(healthy, [message bytes | Rendered | packed error])``, one entry a job (the
+bytes alone for a message without its parts), ``healthy`` False asking for a fresh
+process (after a MemoryError). Flat tuples and bare bytes pickle in a third of the time
+of the dataclasses (issue 20: ~6 µs a message less, both processes together).
 
 Through shared memory, three doubles the child writes before each step and the parent
 reads while it waits: the job's index in the batch, :data:`COMPILE` while compiling, and
@@ -20,7 +23,7 @@ from typing import Any
 
 from mailer.domain.errors import HeaderInjectionError, InputError, MailerError, TemplateError
 from mailer.message.limits import RenderCancelled, RenderLimitError
-from mailer.message.spec import Rendered
+from mailer.message.spec import Recipient, Rendered, RenderJob
 
 #: Most jobs sent to the render process in one request.
 MAX_BATCH = 200
@@ -32,6 +35,38 @@ PROGRESS_BYTES = 3 * ctypes.sizeof(ctypes.c_double)
 
 #: The answer for one job: what it gave, or the error it raised.
 RenderOutcome = Rendered | MailerError
+
+#: A :class:`RenderJob` as it travels (:func:`pack_job`).
+PackedJob = tuple[Any, ...]
+
+
+def pack_job(job: RenderJob) -> PackedJob:
+    """``job`` (and its recipient) as a flat tuple of its fields, in declaration order."""
+    r = job.recipient
+    return (
+        r.email,
+        r.first_name,
+        r.last_name,
+        r.outlet,
+        r.attributes,
+        r.timezone,
+        job.to_addr,
+        job.unsubscribe_url,
+        job.message_id,
+        job.unsubscribe_mailto,
+        job.date,
+        job.parts,
+        job.reply_to,
+        job.in_reply_to,
+        job.kit_token,
+        job.release_token,
+    )
+
+
+def unpack_job(packed: PackedJob) -> RenderJob:
+    """The job :func:`pack_job` packed."""
+    return RenderJob(Recipient(*packed[:6]), *packed[6:])
+
 
 #: An error as it travels: ("error", class name, message, the instance's fields).
 PackedError = tuple[str, str, str, dict[str, Any]]

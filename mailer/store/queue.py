@@ -374,16 +374,18 @@ def record_decisions(session: Session, decisions: Sequence[Decision], owner: str
     if not decisions:
         return set()
     t = DELIVERIES.c
-    mine = set(
-        session.scalars(
-            select(Delivery.id)
+    # Core on the session's connection (same transaction), the ids as one parameter.
+    conn = session.connection()
+    mine: set[int] = set(
+        conn.execute(
+            select(t.id)
             .where(
-                Delivery.id.in_([d.delivery_id for d in decisions]),
-                Delivery.lease_owner == owner,
-                Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+                t.id.in_(_ids([d.delivery_id for d in decisions])),
+                t.lease_owner == owner,
+                t.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
             )
             .with_for_update()
-        )
+        ).scalars()
     )
     decisions = [d for d in decisions if d.delivery_id in mine]
     if not decisions:
@@ -422,8 +424,7 @@ def record_decisions(session: Session, decisions: Sequence[Decision], owner: str
         }
         for o in decisions
     ]
-    # Core on the session's connection (same transaction): no ORM bulk-insert machinery.
-    conn = session.connection()
+    # Core (no ORM bulk-insert machinery).
     conn.execute(stmt, params)
     conn.execute(
         insert(_EVENTS),

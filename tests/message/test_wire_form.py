@@ -78,3 +78,33 @@ def test_dot_stuff_of_crlf_ready_data() -> None:
     """CrlfReady data skips the line-ending passes but still gets its dots doubled."""
     message = b".a\r\nb\r\n.\r\n..c\r\n"
     assert dot_stuff(CrlfReady(message)) == dot_stuff(message) == b"..a\r\nb\r\n..\r\n...c\r\n.\r\n"
+
+
+def test_a_render_job_travels_whole() -> None:
+    """Every field of a job and of its recipient (each set apart from its default) comes
+    back from the flat tuple the render process receives: a field added later and not
+    packed fails here."""
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from mailer.message import Recipient, RenderJob
+    from mailer.message.exchange import pack_job, unpack_job
+
+    def distinct(cls: type, prefix: str) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "recipient":
+                values[f.name] = Recipient(**distinct(Recipient, "r"))  # type: ignore[arg-type]
+            elif f.name == "attributes":
+                values[f.name] = {"beat": "science"}
+            elif f.name == "date":
+                values[f.name] = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+            elif f.name == "parts":
+                values[f.name] = True
+            else:
+                values[f.name] = f"{prefix}-{f.name}"
+        return values
+
+    job = RenderJob(**distinct(RenderJob, "j"))  # type: ignore[arg-type]
+    assert pickle.loads(pickle.dumps(unpack_job(pack_job(job)))) == job
+    assert len(pack_job(job)) == len(fields(RenderJob)) - 1 + len(fields(Recipient))
