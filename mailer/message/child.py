@@ -31,7 +31,9 @@ from mailer.message.exchange import (
     PHASE,
     PROGRESS_BYTES,
     STARTED,
+    PackedData,
     PackedError,
+    pack_data,
     pack_error,
     unpack_job,
 )
@@ -104,7 +106,7 @@ def child_main(conn_fd: int, lifeline_fd: int, progress_fd: int) -> None:
             compiled.clear()
         specs.update(new_specs)
         healthy = True
-        results: list[bytes | Rendered | PackedError] = []
+        results: list[PackedData | Rendered | PackedError] = []
         for index, (spec_id, packed) in enumerate(jobs):
             progress[STARTED] = 0.0
             progress[INDEX] = float(index)
@@ -127,7 +129,7 @@ def child_main(conn_fd: int, lifeline_fd: int, progress_fd: int) -> None:
                 else:
                     rendered = _render_job(variant, unpack_job(packed), limits)
                     # The bytes alone when that is all the job gave (see exchange).
-                    results.append(rendered.data if rendered.parts is None and rendered.data else rendered)
+                    results.append(pack_data(rendered.data) if rendered.parts is None and rendered.data else rendered)
             except MemoryError:
                 healthy = False
                 results.append(pack_error(memory_error(limits)))

@@ -5,10 +5,12 @@ Over a socket (``multiprocessing.connection`` framing, pickled values): first
 ``(templates_dir, sources, limits)``, answered ``"ready"``; then each request
 ``(forget, [(spec_id, spec)], [(spec_id, packed job or None)])`` (None: compile only;
 ``forget``: drop every spec sent before; a job travels as a flat tuple, :func:`pack_job`),
-answered ``(healthy, [message bytes | Rendered | packed error])``, one entry a job (the
-bytes alone for a message without its parts), ``healthy`` False asking for a fresh
-process (after a MemoryError). Flat tuples and bare bytes pickle in a third of the time
-of the dataclasses (issue 20: ~6 µs a message less, both processes together).
+answered ``(healthy, [packed message | Rendered | packed error])``, one entry a job (the
+message alone, :func:`pack_data`, for a job without its parts), ``healthy`` False asking
+for a fresh process (after a MemoryError). Flat tuples and plain bytes pickle in a third
+of the time of the dataclasses, and a bytes *subclass* (the renderer's
+:class:`~mailer.smtp.wire.CrlfReady`) would pickle through Python-level ``__reduce__``:
+so the kind travels as a letter beside plain bytes (issue 20).
 
 Through shared memory, three doubles the child writes before each step and the parent
 reads while it waits: the job's index in the batch, :data:`COMPILE` while compiling, and
@@ -24,6 +26,7 @@ from typing import Any
 from mailer.domain.errors import HeaderInjectionError, InputError, MailerError, TemplateError
 from mailer.message.limits import RenderCancelled, RenderLimitError
 from mailer.message.spec import Recipient, Rendered, RenderJob
+from mailer.smtp.wire import CrlfReady, WireReady
 
 #: Most jobs sent to the render process in one request.
 MAX_BATCH = 200
@@ -38,6 +41,26 @@ RenderOutcome = Rendered | MailerError
 
 #: A :class:`RenderJob` as it travels (:func:`pack_job`).
 PackedJob = tuple[Any, ...]
+
+
+#: A message as it travels: [kind letter, plain bytes] (a list: tuples are errors).
+PackedData = list[Any]
+
+_KINDS: dict[type, str] = {CrlfReady: "c", WireReady: "w"}
+_KIND_TYPES: dict[str, type[bytes]] = {"c": CrlfReady, "w": WireReady}
+
+
+def pack_data(data: bytes) -> PackedData:
+    """``data`` as plain bytes and a letter for its kind (:mod:`mailer.smtp.wire`)."""
+    kind = _KINDS.get(type(data))
+    return [kind, bytes(data)] if kind is not None else ["", data]
+
+
+def unpack_data(packed: PackedData) -> bytes:
+    """The bytes, of the kind, :func:`pack_data` packed."""
+    kind, data = packed
+    cls = _KIND_TYPES.get(kind)
+    return cls(data) if cls is not None else bytes(data)
 
 
 def pack_job(job: RenderJob) -> PackedJob:

@@ -41,6 +41,7 @@ from mailer.message.exchange import (
     PackedJob,
     RenderOutcome,
     pack_job,
+    unpack_data,
     unpack_error,
 )
 from mailer.message.limits import RenderCancelled, RenderLimits, time_error
@@ -262,7 +263,7 @@ class RenderWorker:
         if not healthy:
             self._stop_process()
         return [
-            Rendered(a, None) if isinstance(a, bytes) else unpack_error(a) if isinstance(a, tuple) else a
+            Rendered(unpack_data(a), None) if isinstance(a, list) else unpack_error(a) if isinstance(a, tuple) else a
             for a in answers
         ]
 
