@@ -9,7 +9,7 @@ answered ``(healthy, [packed message | Rendered | packed error])``, one entry a 
 message alone, :func:`pack_data`, for a job without its parts), ``healthy`` False asking
 for a fresh process (after a MemoryError). Flat tuples and plain bytes pickle in a third
 of the time of the dataclasses, and a bytes *subclass* (the renderer's
-:class:`~mailer.smtp.wire.CrlfReady`) would pickle through Python-level ``__reduce__``:
+:class:`~mailer.message.wire.CrlfReady`) would pickle through Python-level ``__reduce__``:
 so the kind travels as a letter beside plain bytes (issue 20).
 
 Through shared memory, three doubles the child writes before each step and the parent
@@ -26,7 +26,7 @@ from typing import Any
 from mailer.domain.errors import HeaderInjectionError, InputError, MailerError, TemplateError
 from mailer.message.limits import RenderCancelled, RenderLimitError
 from mailer.message.spec import Recipient, Rendered, RenderJob
-from mailer.smtp.wire import CrlfReady, WireReady
+from mailer.message.wire import CrlfReady, WireReady
 
 #: Most jobs sent to the render process in one request.
 MAX_BATCH = 200
@@ -51,7 +51,7 @@ _KIND_TYPES: dict[str, type[bytes]] = {"c": CrlfReady, "w": WireReady}
 
 
 def pack_data(data: bytes) -> PackedData:
-    """``data`` as plain bytes and a letter for its kind (:mod:`mailer.smtp.wire`)."""
+    """``data`` as plain bytes and a letter for its kind (:mod:`mailer.message.wire`)."""
     kind = _KINDS.get(type(data))
     return [kind, bytes(data)] if kind is not None else ["", data]
 

@@ -36,7 +36,7 @@ from mailer.message.plaintext import finish_text, first_sentence
 from mailer.message.qp import QPLines
 from mailer.message.sandbox import MISSING
 from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
-from mailer.smtp.wire import CrlfReady, WireReady, crlf_only
+from mailer.message.wire import CrlfReady, WireReady, crlf_only
 
 _concat = "".join
 

@@ -65,9 +65,9 @@ from mailer.config import SmtpSettings
 from mailer.domain.addresses import SmtpEnvelope, smtp_envelope
 from mailer.domain.errors import TransportError
 from mailer.domain.states import Outcome
+from mailer.message.wire import CrlfReady
+from mailer.message.wire import WireReady as WireReady  # re-exported: its home before issue 20
 from mailer.smtp.transport import SendResult, reply_result, tls_context
-from mailer.smtp.wire import CrlfReady
-from mailer.smtp.wire import WireReady as WireReady  # re-exported: its home before issue 20
 
 #: Longest reply line accepted (RFC 5321 4.5.3.1.5 allows 512 octets; be lenient).
 _LINE_LIMIT = 64 * 1024
@@ -117,7 +117,7 @@ def dot_stuff(data: bytes) -> bytes:
     """The DATA payload for ``data`` (RFC 5321 4.5.2 and 2.3.8): every line ending made
     CRLF, a ``.`` doubled at the start of every line, a final CRLF ensured, and the
     terminating ``.`` CRLF appended. :class:`WireReady` data is taken as it is;
-    :class:`~mailer.smtp.wire.CrlfReady` data is not scanned for line ends (the
+    :class:`~mailer.message.wire.CrlfReady` data is not scanned for line ends (the
     renderer's messages: issue 20, ~2/3 of this function's time on a 10 KB message)."""
     kind = type(data)
     if kind is WireReady:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from mailer.domain.errors import MailerError
 from mailer.message import Renderer
 from mailer.message.qp import QPLines, qp
+from mailer.message.wire import CrlfReady, WireReady, crlf_only
 from mailer.smtp.client import dot_stuff
-from mailer.smtp.wire import CrlfReady, WireReady, crlf_only
 from tests.message.test_render_equivalence import TEMPLATES, jobs, specs
 
 

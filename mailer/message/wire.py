@@ -1,5 +1,5 @@
 """Message bytes whose producer vouches for their SMTP wire form (:class:`CrlfReady`,
-:class:`WireReady`): a module of its own, without the client's imports, so that the
+:class:`WireReady`): in the message layer (below SMTP), so that the
 renderer (in the render process) can produce them and they unpickle in the sending
 process (:mod:`mailer.smtp.client` re-exports :class:`WireReady`)."""
 
