@@ -25,7 +25,18 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 
 from mailer.domain.errors import MailerError, TemplateError
-from mailer.message.exchange import COMPILE, INDEX, PHASE, PROGRESS_BYTES, STARTED, PackedError, pack_error
+from mailer.message.exchange import (
+    COMPILE,
+    INDEX,
+    PHASE,
+    PROGRESS_BYTES,
+    STARTED,
+    PackedData,
+    PackedError,
+    pack_data,
+    pack_error,
+    unpack_job,
+)
 from mailer.message.limits import MB, RenderLimits, memory_error, size_error
 from mailer.message.mime import CompiledVariant
 from mailer.message.spec import Rendered, RenderJob, VariantSpec
@@ -95,8 +106,8 @@ def child_main(conn_fd: int, lifeline_fd: int, progress_fd: int) -> None:
             compiled.clear()
         specs.update(new_specs)
         healthy = True
-        results: list[Rendered | PackedError] = []
-        for index, (spec_id, job) in enumerate(jobs):
+        results: list[PackedData | Rendered | PackedError] = []
+        for index, (spec_id, packed) in enumerate(jobs):
             progress[STARTED] = 0.0
             progress[INDEX] = float(index)
             try:
@@ -113,7 +124,12 @@ def child_main(conn_fd: int, lifeline_fd: int, progress_fd: int) -> None:
                 progress[STARTED] = time.monotonic()
                 if isinstance(variant, MailerError):
                     raise variant
-                results.append(Rendered(None, None) if job is None else _render_job(variant, job, limits))
+                if packed is None:
+                    results.append(Rendered(None, None))
+                else:
+                    rendered = _render_job(variant, unpack_job(packed), limits)
+                    # The bytes alone when that is all the job gave (see exchange).
+                    results.append(pack_data(rendered.data) if rendered.parts is None and rendered.data else rendered)
             except MemoryError:
                 healthy = False
                 results.append(pack_error(memory_error(limits)))

@@ -36,6 +36,7 @@ from mailer.message.plaintext import finish_text, first_sentence
 from mailer.message.qp import QPLines
 from mailer.message.sandbox import MISSING
 from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
+from mailer.message.wire import CrlfReady, WireReady, crlf_only
 
 _concat = "".join
 
@@ -186,6 +187,7 @@ class CompiledVariant(Variant):
         self._about_html = about[0]
         self._about_text = about[1]
         self._attachments = tuple(_attachment_part(a) for a in spec.attachments)
+        self._attachments_crlf = all(crlf_only(part) and part.endswith(b"\r\n") for part in self._attachments)
         self._embargo = (
             (datetime.fromisoformat(spec.embargo_at), spec.embargo_zone or "UTC") if spec.embargo_at else None
         )
@@ -350,20 +352,30 @@ class CompiledVariant(Variant):
             delimiter = b"--" + inner.encode("ascii")
         else:
             closing = b""
+        text, text_clean = self._text_qp.encode_wire(parts.text)
+        html, html_clean = self._html_qp.encode_wire(parts.html)
         data = b"".join(
             (
                 head_bytes,
                 delimiter,
                 _TEXT_HEAD,
-                self._text_qp.encode(parts.text),
+                text,
                 b"\r\n",
                 delimiter,
                 _HTML_HEAD,
-                self._html_qp.encode(parts.html),
+                html,
                 b"\r\n",
                 delimiter,
                 b"--\r\n",
                 closing,
             )
         )
+        # Every line ends CRLF when the head (and the attachments, checked once) does:
+        # every other piece is a constant CRLF-ended line, and quoted-printable lines end
+        # CRLF (no CR reaches b2a_qp). The sending process then skips dot_stuff's passes
+        # over the whole message (~10 KB), and all of them when no line starts with "."
+        # (the bodies know it from their lines' encodings).
+        if self._attachments_crlf and crlf_only(head_bytes):
+            dotted = not (text_clean and html_clean) or head_bytes.startswith(b".") or b"\r\n." in head_bytes
+            data = CrlfReady(data) if dotted else WireReady(data)
         return Rendered(data, parts if job.parts else None)

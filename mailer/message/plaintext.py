@@ -22,6 +22,7 @@ Two steps, because per-recipient values change line lengths:
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Callable, Sequence
@@ -172,6 +173,15 @@ def _wrap_now(line: str) -> tuple[str, ...]:
     assert m is not None
     lead, mark = m.group(1), m.group(2) or ""
     text = line[len(lead) :]
+    if text and text.isprintable():  # its only whitespace is the ASCII space (the common case)
+        rest = lead + " " * len(mark)
+        if text[0] != " " and text[-1] != " " and "  " not in text:
+            return tuple(_words(text.split(" "), lead, rest))
+        return tuple(_greedy(text, lead, rest)) or (line,)
+    return _textwrap(text, lead, mark, line)
+
+
+def _textwrap(text: str, lead: str, mark: str, line: str) -> tuple[str, ...]:
     wrapped = textwrap.wrap(
         text,
         width=WIDTH,
@@ -183,11 +193,80 @@ def _wrap_now(line: str) -> tuple[str, ...]:
     return tuple(wrapped) or (line,)
 
 
+_SPACE_RUNS = re.compile(r"( +)")
+
+
+def _words(words: list[str], first: str, rest: str) -> list[str]:
+    """:func:`_greedy` for words separated by single spaces (none empty): a line takes the
+    next word when the word and the space before it fit, else the word starts a new line
+    (alone when longer than a line)."""
+    lines: list[str] = []
+    indent = first
+    width = WIDTH - len(first)
+    start = 0
+    size = len(words[0])
+    for i in range(1, len(words)):
+        n = len(words[i])
+        if size + 1 + n <= width:
+            size += 1 + n
+            continue
+        lines.append(indent + " ".join(words[start:i]))
+        indent = rest
+        width = WIDTH - len(rest)
+        start = i
+        size = n
+    lines.append(indent + " ".join(words[start:]))
+    return lines
+
+
+def _greedy(text: str, first: str, rest: str) -> list[str]:
+    """``textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest,
+    break_long_words=False, break_on_hyphens=False)`` for a text whose only whitespace is
+    the ASCII space: the same steps (chunks of words and of spaces; greedy lines; spaces
+    dropped at the start of a line but the first and at the end of every line; a word
+    longer than the line alone on its own), without textwrap's per-call set-up (a new
+    TextWrapper, tab expansion, whitespace translation). The wrap of a line that holds a
+    recipient's own values (a few a message) costs ~3 µs instead of ~11."""
+    chunks = [c for c in _SPACE_RUNS.split(text) if c]
+    chunks.reverse()
+    lines: list[str] = []
+    while chunks:
+        line: list[str] = []
+        size = 0
+        indent = rest if lines else first
+        width = WIDTH - len(indent)
+        if lines and chunks[-1][0] == " ":
+            del chunks[-1]
+        while chunks:
+            n = len(chunks[-1])
+            if size + n > width:
+                break
+            line.append(chunks.pop())
+            size += n
+        if chunks and not line and len(chunks[-1]) > width:
+            line.append(chunks.pop())
+        if line and line[-1][0] == " ":
+            del line[-1]
+        if line:
+            lines.append(indent + "".join(line))
+    return lines
+
+
+@functools.lru_cache(maxsize=64)
+def _dateline_line(dateline: str) -> re.Pattern[str]:
+    """The dateline alone on its line, a paragraph after it (compiled once per dateline)."""
+    return re.compile(rf"(?m)^({re.escape(dateline)} [\u2014\u2013-]+)[ \t]*\n(?=\S)")
+
+
 def finish_text(text: str, *, dateline: str | None = None) -> str:
     """The rendered text part made fit to read; see the module docstring."""
     if dateline:
         # The dateline leads the first paragraph (wire style), not a line of its own.
-        text = re.sub(rf"(?m)^({re.escape(dateline)} [\u2014\u2013-]+)[ \t]*\n(?=\S)", r"\1 ", text, count=1)
+        at = text.find(dateline)
+        if at >= 0:  # else nothing can match; and no match starts before the first one
+            m = _dateline_line(dateline).search(text, at)
+            if m is not None:
+                text = text[: m.start()] + m.group(1) + " " + text[m.end() :]
     out: list[str] = []
     blank = False
     for raw in text.split("\n"):
@@ -222,14 +301,48 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 PREHEADER_MAX = 140
 
 
+#: The text :func:`first_sentence` reads at most; it tries a prefix of this many first.
+_FIRST_READ = 4000
+_FIRST_TRY = 400
+
+
+def _flat(text: str) -> str:
+    """``text`` without spelled-out URLs, on one line (runs of whitespace become one space)."""
+    if "<" in text:  # the regex tries every position: skipped when it cannot match
+        text = _SPELLED_URL.sub("", text)
+    return " ".join(text.split())
+
+
 def first_sentence(text: str) -> str:
     """The first sentence of ``text`` (plain text, spelled-out URLs left out) on one line, at most
     :data:`PREHEADER_MAX` characters (cut at a word, with an ellipsis): the default
-    preheader."""
+    preheader.
+
+    Reads the first :data:`_FIRST_READ` characters, but a short prefix first (issue 20:
+    once per message, and the body is a few KB): cut just after a whitespace character,
+    a prefix's flat form is a prefix of the whole one (no spelled-out URL can span the
+    cut: a URL holds no whitespace, and spaces before one are dropped either way), so a
+    sentence end it shows with a character after it, or more than ``PREHEADER_MAX``
+    characters without one, decide the result as the whole text would."""
+    text = text[:_FIRST_READ]
+    size = _FIRST_TRY
+    while size < len(text):
+        cut = max(text.rfind(" ", 0, size), text.rfind("\n", 0, size)) + 1
+        if cut > 0:
+            flat = _flat(text[:cut])
+            end = _SENTENCE_END.search(flat, 20)
+            if end is not None and end.end() < len(flat):
+                return _preheader(flat[: end.end()])
+            if len(flat) > PREHEADER_MAX:
+                return _preheader(flat)  # the sentence runs past the preview's length
+        size *= 4
     # A link's URL (``text <https://...>``) is no reading matter for an inbox preview.
-    flat = " ".join(_SPELLED_URL.sub("", text[:4000]).split())
+    flat = _flat(text)
     end = _SENTENCE_END.search(flat, 20)
-    sentence = flat[: end.end()] if end else flat
+    return _preheader(flat[: end.end()] if end else flat)
+
+
+def _preheader(sentence: str) -> str:
     if len(sentence) <= PREHEADER_MAX:
         return sentence
     return sentence[: PREHEADER_MAX - 1].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"

@@ -38,11 +38,14 @@ from mailer.message.exchange import (
     PHASE,
     PROGRESS_BYTES,
     STARTED,
+    PackedJob,
     RenderOutcome,
+    pack_job,
+    unpack_data,
     unpack_error,
 )
 from mailer.message.limits import RenderCancelled, RenderLimits, time_error
-from mailer.message.spec import RenderJob, VariantSpec
+from mailer.message.spec import Rendered, RenderJob, VariantSpec
 
 #: How long a fresh render process may take to say it is ready.
 START_TIMEOUT = 30.0
@@ -226,14 +229,14 @@ class RenderWorker:
             self._start()
         conn = self._conn
         assert conn is not None
-        wire: list[tuple[int, RenderJob | None]] = []
+        wire: list[tuple[int, PackedJob | None]] = []
         new_specs: list[tuple[int, VariantSpec]] = []
         for spec, job in jobs:
             spec_id = self._spec_id(spec)
             if spec_id not in self._known:
                 self._known.add(spec_id)
                 new_specs.append((spec_id, spec))
-            wire.append((spec_id, job))
+            wire.append((spec_id, None if job is None else pack_job(job)))
         try:
             conn.send((self._forget, new_specs, wire))
         except (OSError, ValueError):
@@ -259,7 +262,10 @@ class RenderWorker:
                 return self._died(int(progress[INDEX]))
         if not healthy:
             self._stop_process()
-        return [unpack_error(a) if isinstance(a, tuple) else a for a in answers]
+        return [
+            Rendered(unpack_data(a), None) if isinstance(a, list) else unpack_error(a) if isinstance(a, tuple) else a
+            for a in answers
+        ]
 
     def _died(self, index: int) -> _Failure:
         proc = self._holder[0]

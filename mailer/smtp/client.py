@@ -65,6 +65,8 @@ from mailer.config import SmtpSettings
 from mailer.domain.addresses import SmtpEnvelope, smtp_envelope
 from mailer.domain.errors import TransportError
 from mailer.domain.states import Outcome
+from mailer.message.wire import CrlfReady
+from mailer.message.wire import WireReady as WireReady  # re-exported: its home before issue 20
 from mailer.smtp.transport import SendResult, reply_result, tls_context
 
 #: Longest reply line accepted (RFC 5321 4.5.3.1.5 allows 512 octets; be lenient).
@@ -111,26 +113,19 @@ def parse_reply_line(raw: bytes) -> tuple[int, bool, str]:
     return int(match.group(1)), match.group(2) != b"-", text
 
 
-class WireReady(bytes):
-    """Message bytes whose producer guarantees the SMTP wire form already: every line
-    ending CRLF (no bare CR or LF), no line starting with ``.``, and a final CRLF (or
-    empty). :func:`dot_stuff` then only appends the terminating ``.`` CRLF, without
-    scanning. Any transformation (a DKIM signature, a concatenation) gives plain
-    ``bytes`` again, which are checked; so only wrap bytes at the point where they are
-    known clean."""
-
-    __slots__ = ()
-
-
 def dot_stuff(data: bytes) -> bytes:
     """The DATA payload for ``data`` (RFC 5321 4.5.2 and 2.3.8): every line ending made
     CRLF, a ``.`` doubled at the start of every line, a final CRLF ensured, and the
-    terminating ``.`` CRLF appended. :class:`WireReady` data is taken as it is."""
-    if type(data) is WireReady:
+    terminating ``.`` CRLF appended. :class:`WireReady` data is taken as it is;
+    :class:`~mailer.message.wire.CrlfReady` data is not scanned for line ends (the
+    renderer's messages: issue 20, ~2/3 of this function's time on a 10 KB message)."""
+    kind = type(data)
+    if kind is WireReady:
         return data + b".\r\n"
-    crlf = data.count(b"\r\n")
-    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
-        data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    if kind is not CrlfReady:
+        crlf = data.count(b"\r\n")
+        if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
+            data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
     if data.startswith(b".") or b"\r\n." in data:  # clean data (most messages) is not copied
         if data.startswith(b"."):
             data = b"." + data

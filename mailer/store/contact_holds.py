@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
@@ -150,9 +150,10 @@ def hold_claimed(session: Session, delivery_ids: Sequence[int], *, now: datetime
     ``held`` (not sent); returns their ids."""
     if not delivery_ids:
         return []
-    return _hold_rows(
-        session, Delivery.id.in_(list(delivery_ids)), Delivery.status == DeliveryStatus.SENDING.value, now=now
-    )
+    ids: BindParameter[list[int]] = bindparam(
+        "ids", list(delivery_ids), expanding=True
+    )  # one parameter, not one per id
+    return _hold_rows(session, Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING.value, now=now)
 
 
 def requeue_held(session: Session, contact_ids: Sequence[int], *, now: datetime) -> int:

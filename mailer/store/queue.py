@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Select,
@@ -48,6 +49,7 @@ from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
 #: the deliveries table for Core statements (typed as a Table for mypy)
 DELIVERIES = cast(Table, Delivery.__table__)
 _EVENTS = cast(Table, DeliveryEvent.__table__)
+_CONTACTS = cast(Table, Contact.__table__)
 _SYNC_OFF = text("SET LOCAL synchronous_commit = off")
 
 
@@ -181,10 +183,15 @@ def claim_batch(
     ``suppressed`` here, so an unsubscribe is honored for every message claimed after it
     was recorded.
     """
-    claimed_ids = list(
-        session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(_due_ids(release_id, now, limit).scalar_subquery()))
+    # Core statements on the session's connection (same transaction): the ORM's bulk
+    # UPDATE machinery and 200 literal ids coerced one by one per statement were most of
+    # a claim's CPU (issue 20); the id lists go as one expanding parameter each.
+    conn = session.connection()
+    t = DELIVERIES.c
+    claimed_ids: list[int] = list(
+        conn.execute(
+            update(DELIVERIES)
+            .where(t.id.in_(_due_ids(release_id, now, limit).scalar_subquery()))
             .values(
                 status=DeliveryStatus.SENDING.value,
                 lease_owner=owner,
@@ -192,82 +199,78 @@ def claim_batch(
                 in_data=False,
                 updated_at=now,
             )
-            .returning(Delivery.id)
-        )
+            .returning(t.id)
+        ).scalars()
     )
     if not claimed_ids:
         return []
-    newly_suppressed = list(
-        session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(claimed_ids), suppressed_in(Delivery.email_hash, Delivery.domain, scopes))
+    newly_suppressed: list[int] = list(
+        conn.execute(
+            update(DELIVERIES)
+            .where(t.id.in_(_ids(claimed_ids)), suppressed_in(t.email_hash, t.domain, scopes))
             .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
-            .returning(Delivery.id)
-        )
+            .returning(t.id)
+        ).scalars()
     )
     if newly_suppressed:
-        session.execute(
-            insert(DeliveryEvent),
+        conn.execute(
+            insert(_EVENTS),
             [
                 {"delivery_id": i, "kind": "suppressed", "detail": "suppressed before sending", "at": now}
                 for i in newly_suppressed
             ],
         )
     hold_claimed(session, claimed_ids, now=now)  # held since planning (an out-of-office reply)
-    return _claimed_rows(session, Delivery.id.in_(claimed_ids), Delivery.status == DeliveryStatus.SENDING.value)
+    return _claimed_rows(session, t.id.in_(_ids(claimed_ids)), t.status == DeliveryStatus.SENDING.value)
+
+
+def _ids(ids: Sequence[int]) -> BindParameter[Any]:
+    """A list of ids as one expanding parameter (not one bound literal per id)."""
+    return bindparam("ids", list(ids), expanding=True)
 
 
 def held_rows(session: Session, owner: str, delivery_ids: Sequence[int]) -> list[Claimed]:
     """Rows among ``delivery_ids`` still leased by ``owner`` (sending, or swept to
     ``unknown``): what a replayed journal of that worker may still record."""
+    t = DELIVERIES.c
     return _claimed_rows(
         session,
-        Delivery.id.in_(list(delivery_ids)),
-        Delivery.lease_owner == owner,
-        Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+        t.id.in_(_ids(delivery_ids)),
+        t.lease_owner == owner,
+        t.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
     )
 
 
 def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed]:
-    rows = session.execute(
+    """The rows ``where`` selects (of the deliveries table) with their contacts' fields;
+    a Core select on the session's connection (no ORM row loading)."""
+    t, c = DELIVERIES.c, _CONTACTS.c
+    rows = session.connection().execute(
         select(
-            Delivery.id,
-            Delivery.release_id,
-            Delivery.segment_id,
-            Delivery.contact_id,
-            Delivery.email,
-            Delivery.message_id,
-            Delivery.attempts,
-            Delivery.first_attempt_at,
-            Contact.first_name,
-            Contact.last_name,
-            Contact.outlet,
-            Contact.attributes,
-            Delivery.in_reply_to,
-            Contact.timezone,
+            t.id,
+            t.release_id,
+            t.segment_id,
+            t.contact_id,
+            t.email,
+            t.message_id,
+            t.attempts,
+            t.first_attempt_at,
+            c.first_name,
+            c.last_name,
+            c.outlet,
+            c.attributes,
+            t.in_reply_to,
+            c.timezone,
         )
-        .join(Contact, Contact.id == Delivery.contact_id)
-        .where(*where, Delivery.email.is_not(None))
-        .order_by(Delivery.id)
+        .join_from(DELIVERIES, _CONTACTS, c.id == t.contact_id)
+        .where(*where, t.email.is_not(None))
+        .order_by(t.id)
     )
+    # Unpacked by position (in the select's order): no per-field lookup by name.
+    found: Any = rows  # Rows unpack like tuples (typed per column only up to 10 columns)
     return [
-        Claimed(
-            r.id,
-            r.release_id,
-            r.segment_id,
-            r.contact_id,
-            r.email,
-            r.message_id,
-            r.attempts,
-            r.first_attempt_at,
-            r.first_name,
-            r.last_name,
-            r.outlet,
-            dict(r.attributes or {}),
-            r.in_reply_to,
-            r.timezone,
-        )
-        for r in rows
+        Claimed(i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, dict(attrs or {}), irt, tz)
+        for i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, attrs, irt, tz in found
     ]
 
 
@@ -371,16 +374,18 @@ def record_decisions(session: Session, decisions: Sequence[Decision], owner: str
     if not decisions:
         return set()
     t = DELIVERIES.c
-    mine = set(
-        session.scalars(
-            select(Delivery.id)
+    # Core on the session's connection (same transaction), the ids as one parameter.
+    conn = session.connection()
+    mine: set[int] = set(
+        conn.execute(
+            select(t.id)
             .where(
-                Delivery.id.in_([d.delivery_id for d in decisions]),
-                Delivery.lease_owner == owner,
-                Delivery.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+                t.id.in_(_ids([d.delivery_id for d in decisions])),
+                t.lease_owner == owner,
+                t.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
             )
             .with_for_update()
-        )
+        ).scalars()
     )
     decisions = [d for d in decisions if d.delivery_id in mine]
     if not decisions:
@@ -419,8 +424,7 @@ def record_decisions(session: Session, decisions: Sequence[Decision], owner: str
         }
         for o in decisions
     ]
-    # Core on the session's connection (same transaction): no ORM bulk-insert machinery.
-    conn = session.connection()
+    # Core (no ORM bulk-insert machinery).
     conn.execute(stmt, params)
     conn.execute(
         insert(_EVENTS),

@@ -1,0 +1,122 @@
+"""The renderer vouches for the SMTP wire form of its messages (issue 20): every line ends
+CRLF (:class:`CrlfReady`), and no line starts with ``.`` (:class:`WireReady`) exactly when
+that is so, so that the sending process may skip ``dot_stuff``'s passes and still send
+the payload it would have built from plain bytes."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailer.domain.errors import MailerError
+from mailer.message import Renderer
+from mailer.message.qp import QPLines, qp
+from mailer.message.wire import CrlfReady, WireReady, crlf_only
+from mailer.smtp.client import dot_stuff
+from tests.message.test_render_equivalence import TEMPLATES, jobs, specs
+
+
+def _dotted(data: bytes) -> bool:
+    return data.startswith(b".") or b"\r\n." in data
+
+
+def test_every_rendered_message_is_in_crlf_form_and_says_whether_it_has_dotted_lines() -> None:
+    """The shipped templates, the demo release and hostile authors' specs (dots at line
+    starts, '=', CRLF and long lines in values): each message is CrlfReady, WireReady
+    exactly when no line starts with '.', and dot_stuff gives the payload of the plain bytes."""
+    renderer = Renderer(TEMPLATES)
+    kinds = set()
+    for case, spec in specs().items():
+        variant = renderer.compile(spec)
+        for job in jobs(case):
+            try:
+                data = variant.run(job).data
+            except MailerError:
+                continue
+            assert data is not None
+            assert isinstance(data, CrlfReady), case
+            assert crlf_only(data) and data.endswith(b"\r\n"), case
+            assert (type(data) is WireReady) == (not _dotted(data)), case
+            assert dot_stuff(data) == dot_stuff(bytes(data)), case
+            kinds.add(type(data))
+    assert kinds == {CrlfReady, WireReady}  # both kinds are exercised
+
+
+def test_the_wire_kinds_cross_the_render_process_exchange() -> None:
+    """Pickled (as the render process answers), the bytes keep their kind."""
+    for kind in (CrlfReady, WireReady):
+        assert type(pickle.loads(pickle.dumps(kind(b"a\r\n")))) is kind
+
+
+_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from([".", "..", " .", "=", "\n", "\r", "\r\n", "\t", " ", "é", "x" * 70]), st.text(max_size=90)
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXT)
+def test_quoted_printable_knows_its_dotted_lines(text: str) -> None:
+    """Any text, encoded afresh and from the line cache: qp's bytes, every line ending
+    CRLF, and 'clean' exactly when no output line (soft-broken ones too) starts with '.'."""
+    cache = QPLines()
+    for _ in range(2):
+        try:
+            data, clean = cache.encode_wire(text)
+        except UnicodeEncodeError:
+            return  # a lone surrogate: qp raises the same
+        assert data == qp(text)
+        assert crlf_only(data)
+        assert clean == (not _dotted(data))
+
+
+def test_dot_stuff_of_crlf_ready_data() -> None:
+    """CrlfReady data skips the line-ending passes but still gets its dots doubled."""
+    message = b".a\r\nb\r\n.\r\n..c\r\n"
+    assert dot_stuff(CrlfReady(message)) == dot_stuff(message) == b"..a\r\nb\r\n..\r\n...c\r\n.\r\n"
+
+
+def test_a_render_job_travels_whole() -> None:
+    """Every field of a job and of its recipient (each set apart from its default) comes
+    back from the flat tuple the render process receives: a field added later and not
+    packed fails here."""
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from mailer.message import Recipient, RenderJob
+    from mailer.message.exchange import pack_job, unpack_job
+
+    def distinct(cls: type, prefix: str) -> dict[str, object]:
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "recipient":
+                values[f.name] = Recipient(**distinct(Recipient, "r"))  # type: ignore[arg-type]
+            elif f.name == "attributes":
+                values[f.name] = {"beat": "science"}
+            elif f.name == "date":
+                values[f.name] = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+            elif f.name == "parts":
+                values[f.name] = True
+            else:
+                values[f.name] = f"{prefix}-{f.name}"
+        return values
+
+    job = RenderJob(**distinct(RenderJob, "j"))  # type: ignore[arg-type]
+    assert pickle.loads(pickle.dumps(unpack_job(pack_job(job)))) == job
+    assert len(pack_job(job)) == len(fields(RenderJob)) - 1 + len(fields(Recipient))
+
+
+def test_a_message_comes_back_from_the_render_process_with_its_kind() -> None:
+    """Plain bytes and a letter cross the exchange (a bytes subclass would pickle through
+    Python-level __reduce__, ~40 µs a message); the sending process gets the kind back."""
+    from mailer.message.exchange import pack_data, unpack_data
+
+    for data in (b"a\r\n", CrlfReady(b".a\r\n"), WireReady(b"a\r\n")):
+        packed = pack_data(data)
+        assert type(packed[1]) is bytes
+        back = unpack_data(pickle.loads(pickle.dumps(packed)))
+        assert type(back) is type(data) and back == data
