@@ -241,13 +241,14 @@ def _write_batch(
     new = [(ids[row.email], row) for _, row in added]
     store.add_contact_labels(session, ContactBeat, ((cid, b) for cid, row in new for b in row.beats or ()))
     store.add_contact_labels(session, ContactTag, ((cid, t) for cid, row in new for t in row.tags or ()))
-    # the batch's words come sorted by (term, row); new rows got ids in row order
+    # the batch's words come sorted by (term, row) and new rows got ids in row order: the
+    # pairs are in key order; built without a Python step per word (~15 a contact)
     id_of = [0] * len(batch.rows)
     for (index, _), (cid, _) in zip(added, new, strict=True):
         id_of[index] = cid
-    contact_search.add_terms(
-        session, [(t, id_of[o]) for t, o in zip(batch.terms, batch.owners, strict=True) if id_of[o]]
-    )
+    owner_ids = list(map(id_of.__getitem__, batch.owners))
+    pairs = zip(batch.terms, owner_ids, strict=True)
+    contact_search.add_terms(session, list(pairs if all(id_of) else itertools.compress(pairs, owner_ids)))
     _merge_attributes(session, updates)
     store.update_contacts(session, updates)
     store.replace_contact_labels(session, ContactBeat, {cid: r.beats for cid, r in changed if r.beats is not None})

@@ -115,10 +115,13 @@ class Batch:
             )
             for r, p in self.rows
         ]
-        return keys, packed, self.rejected, self.position, self.last_line, self.terms, array("i", self.owners)
+        # words as one string (no field can hold a NUL: parse_row refuses control characters)
+        words = "\0".join(self.terms)
+        return keys, packed, self.rejected, self.position, self.last_line, words, array("i", self.owners)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        keys, packed, self.rejected, self.position, self.last_line, self.terms, owners = state
+        keys, packed, self.rejected, self.position, self.last_line, words, owners = state
+        self.terms = words.split("\0") if words else []
         self.owners = owners.tolist()
         self.rows = [
             (

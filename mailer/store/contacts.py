@@ -159,13 +159,13 @@ def insert_contacts(
     }
     constants = {**same, **defaults}
     if session.get_bind().dialect.name != "sqlite":
-        append_rows(session, CONTACTS, given, (tuple(row.get(c) for c in given) for row in rows), same=constants)
+        append_rows(session, CONTACTS, given, (tuple(map(row.get, given)) for row in rows), same=constants)
         return contact_ids(session, [row["email"] for row in rows])
     base = session.scalar(select(func.max(Contact.id))) or 0
     ids = {row["email"]: base + n for n, row in enumerate(rows, start=1)}
     if len(ids) != len(rows):
         raise ValueError("insert_contacts: the same address twice")
-    values = ((base + n, *(row.get(c) for c in given)) for n, row in enumerate(rows, start=1))
+    values = ((base + n, *map(row.get, given)) for n, row in enumerate(rows, start=1))
     append_rows(session, CONTACTS, ["id", *given], values, same=constants)
     return ids
 
@@ -211,7 +211,9 @@ def add_list_members(
     """Writes: memberships (existing ones stay as they are). ``new``: the contacts were
     created in this transaction, so none can be a member yet (appended in bulk)."""
     if new:
-        append_rows(session, _MEMBERS, ("list_id", "contact_id", "added_at"), ((list_id, c, now) for c in contact_ids))
+        append_rows(
+            session, _MEMBERS, ("contact_id",), ((c,) for c in contact_ids), same={"list_id": list_id, "added_at": now}
+        )
         return
     values = [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids]
     if values:
