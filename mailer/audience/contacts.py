@@ -1,7 +1,8 @@
 """Contact CSV import and export.
 
 Import streams the file (bounded memory at any size) and writes in batches inside one
-transaction: either every good row lands or, if the run dies, none does. A bad row is
+transaction: either every good row lands or, if the run dies, none does. A large file is
+parsed in a second process while this one writes (:mod:`mailer.audience.importfeed`). A bad row is
 reported with its line number and never stops the good ones. An import never touches
 suppressions, so it cannot lift one.
 """
