@@ -18,8 +18,9 @@ of earlier lines, spread over the file), then, each in a fresh process:
   database holds (contacts, list members, search words). ``--reimport`` runs it a second
   time on the same database (every row an update).
 
-Reported per run: wall seconds, CPU seconds of the process (user + system, from
-``wait4``; PostgreSQL's own server CPU is not in it), peak RSS (``ru_maxrss``), and the
+Reported per run: wall seconds, CPU seconds of the process and of the children it reaped
+(user + system, from ``wait4``: the import's parser process is counted; PostgreSQL's own
+server CPU is not), peak RSS (``ru_maxrss``), and the
 load average before and after. Rows per second and the ratio to the floor (wall / wall,
 CPU / CPU) follow.
 """

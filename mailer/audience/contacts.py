@@ -1,14 +1,17 @@
 """Contact CSV import and export.
 
 Import streams the file (bounded memory at any size) and writes in batches inside one
-transaction: either every good row lands or, if the run dies, none does. A bad row is
+transaction: either every good row lands or, if the run dies, none does. A large file is
+parsed in a second process while this one writes (:mod:`mailer.audience.importfeed`). A bad row is
 reported with its line number and never stops the good ones. An import never touches
 suppressions, so it cannot lift one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import re
 import uuid
@@ -21,29 +24,23 @@ from typing import IO, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailer import store
-from mailer.audience.contactfields import (
-    FORBIDDEN_IN_FIELD,
-    KNOWN_COLUMNS,
-    ParsedRow,
-    header_key,
-    parse_row,
-    refuse_controls,
-    unneutralize,
-)
+from mailer.audience.contactfields import KNOWN_COLUMNS, ParsedRow, header_key
 from mailer.audience.contactfields import neutralize as neutralize
-from mailer.audience.csvinput import Encoding, detect_encoding, forced_encoding, read_rows
-from mailer.domain.addresses import mailbox_key, variant_reason
+from mailer.audience.csvinput import Encoding, detect_encoding, forced_encoding
+from mailer.audience.importfeed import BATCH as BATCH
+from mailer.audience.importfeed import SKIP_COLUMN as SKIP_COLUMN
+from mailer.audience.importfeed import Batch, FeedOptions, Prepared, batches
+from mailer.audience.importfeed import apply_mapping as apply_mapping
 from mailer.domain.addresses import normalize_email as normalize_email
+from mailer.domain.addresses import variant_reason
 from mailer.domain.errors import InputError
-from mailer.domain.search_terms import contact_terms, name_key, outlet_key
-from mailer.domain.states import DEFAULT_OUTLET_TYPES, email_hash
-from mailer.store import contact_search
+from mailer.domain.states import DEFAULT_OUTLET_TYPES
+from mailer.store import bulk, contact_search
 from mailer.store import contacts as contact_store
 from mailer.store.db import transaction
 from mailer.store.tables import ContactBeat, ContactTag
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9\-_]{0,63}")
-BATCH = 1000
 MAX_REPORTED_REJECTIONS = 100_000
 
 
@@ -101,28 +98,6 @@ def check_slug(slug: str, what: str = "slug") -> str:
 # --- importing -------------------------------------------------------------------------
 
 
-#: What a mapped column may say besides a known column or an attribute name: leave it out.
-SKIP_COLUMN = ""
-
-
-def apply_mapping(raw_header: list[str], header: list[str], mapping: dict[str, str]) -> list[str]:
-    """The header with the user's choices applied: ``mapping`` is keyed by the file's own
-    header text (as in the file) and gives a known column, ``attr:NAME`` or "" (skip);
-    unmapped columns keep their automatic key. A skipped column reads as no column."""
-    out: list[str] = []
-    for raw, key in zip(raw_header, header, strict=True):
-        choice = mapping.get(raw.strip().lstrip("\ufeff"))
-        if choice is None:
-            out.append(key)
-        elif choice == SKIP_COLUMN:
-            out.append("")
-        elif choice.startswith("attr:"):
-            out.append(header_key(choice.removeprefix("attr:")))
-        else:
-            out.append(choice)
-    return out
-
-
 def import_csv(
     factory: sessionmaker[Session],
     path: Path,
@@ -134,6 +109,7 @@ def import_csv(
     blank_clears: bool = False,
     outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES,
     mapping: dict[str, str] | None = None,
+    parse_in_child: bool | None = None,
 ) -> ImportResult:
     """Import ``path`` into the contacts and the list ``list_slug`` (created when missing).
 
@@ -144,10 +120,13 @@ def import_csv(
     ``outlet_types`` are the accepted outlet types (``[contacts] outlet_types``).
     ``mapping`` renames header columns before they are read (the browser's column-mapping
     step: file header → a known column, an attribute name, or "" to skip the column).
+    ``parse_in_child`` parses in a second process (:mod:`mailer.audience.importfeed`;
+    by default when the file is large).
 
     Returns counts: ``accepted`` new contacts, ``updated`` existing ones, ``rejected`` rows
     with line and reason, ``warnings`` (likely mailbox variants). Raises InputError only
-    when the file as a whole is unusable.
+    when the file as a whole is unusable, ParserFailed when the parsing process fails
+    (nothing is imported then).
     """
     check_slug(list_slug, "list")
     if path.is_dir():
@@ -158,55 +137,39 @@ def import_csv(
     total = path.stat().st_size
     batch_id = uuid.uuid4().hex
     result = ImportResult(encoding=chosen.label)
-    with path.open("rb") as fh, transaction(factory) as session:
+    options = FeedOptions(chosen, blank_clears=blank_clears, outlet_types=frozenset(outlet_types), mapping=mapping)
+    feed = batches(path, options, child=parse_in_child)
+    try:
+        # The file's header is checked before the list is made: an unusable file writes nothing.
+        first = next(feed)
+    except InputError as exc:
+        feed.close()
+        raise InputError(f"{path}: {exc}") from exc
+    with contextlib.closing(feed), transaction(factory) as session, bulk.import_cache(session):
         mlist = store.ensure_list(session, list_slug, name=None, now=now)
         try:
-            rows = read_rows(fh, chosen)
-            _, header_cells, _ = next(rows)
-            header = [header_key(unneutralize(h)) for h in header_cells or []]
-            if mapping is not None:
-                header = apply_mapping([unneutralize(h) for h in header_cells or []], header, mapping)
-            if "email" not in header:
-                raise InputError("no 'email' column in the header row")
-            for name in header:
-                refuse_controls(f"header column {name!r}", name, FORBIDDEN_IN_FIELD)
-            pending: list[ParsedRow] = []
-            for line, cells, error in rows:
-                if error is not None:
-                    result.reject(line, error)
-                elif cells is None or not any(c.strip() for c in cells):
-                    continue  # blank lines are not rows
-                else:
-                    try:
-                        pending.append(
-                            parse_row(line, header, cells, blank_clears=blank_clears, outlet_types=outlet_types)
-                        )
-                    except InputError as exc:
-                        result.reject(line, str(exc))
-                if len(pending) >= BATCH:
-                    _write_batch(session, pending, mlist.id, batch_id, now, result, blank_clears=blank_clears)
-                    pending = []
-                    if progress is not None:
-                        progress(min(fh.tell(), total), total)
+            for batch in itertools.chain([first], feed):
+                for line, reason in batch.rejected:
+                    result.reject(line, reason)
+                _write_batch(session, batch, mlist.id, batch_id, now, result, blank_clears=blank_clears)
+                if progress is not None:
+                    progress(min(batch.position, total), total)
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from exc
-        _write_batch(session, pending, mlist.id, batch_id, now, result, blank_clears=blank_clears)
-        if progress is not None:
-            progress(total, total)
     result.rejected.sort(key=lambda r: r.line)
     result.warnings.sort(key=lambda r: r.line)
     return result
 
 
-def _flag_variants(session: Session, rows: list[ParsedRow], result: ImportResult) -> None:
+def _flag_variants(session: Session, rows: list[tuple[ParsedRow, Prepared]], result: ImportResult) -> None:
     """Warn about addresses that may reach the same mailbox as another in this batch or
     one already stored (earlier batches of this import included). Bounded memory: a
     variant is found against any form in its batch, and against its plain form stored."""
-    in_batch = {r.email for r in rows}
+    in_batch = {r.email for r, _ in rows}
     first: dict[str, ParsedRow] = {}
     plain_of: dict[str, str] = {}
-    for row in rows:
-        key = mailbox_key(row.email)
+    for row, prepared in rows:
+        key = prepared.mailbox
         other = first.setdefault(key, row)
         if other.email != row.email:
             result.warn(row.line, f"{variant_reason(row.email, other.email)} (line {other.line})")
@@ -215,7 +178,7 @@ def _flag_variants(session: Session, rows: list[ParsedRow], result: ImportResult
     if not plain_of:
         return
     stored = {c.email for c in store.find_contacts_by_email(session, sorted(set(plain_of.values())))}
-    for row in rows:
+    for row, _ in rows:
         plain = plain_of.get(row.email)
         if plain is not None and plain in stored:
             result.warn(row.line, f"{variant_reason(row.email, plain)} (already stored)")
@@ -223,7 +186,7 @@ def _flag_variants(session: Session, rows: list[ParsedRow], result: ImportResult
 
 def _write_batch(
     session: Session,
-    rows: list[ParsedRow],
+    batch: Batch,
     list_id: int,
     batch_id: str,
     now: datetime,
@@ -234,41 +197,37 @@ def _write_batch(
     """Writes one batch: new contacts with their labels, search words and sort keys as the
     rows give them (nothing to read back but their ids); existing ones updated, then
     reindexed from what is stored (an empty cell may have kept a stored value)."""
-    if not rows:
+    if not batch.rows:
         return
-    _flag_variants(session, rows, result)
+    _flag_variants(session, batch.rows, result)
     # The same address twice in one file: the first row wins, later ones are reported.
     first_line: dict[str, int] = {}
-    unique: list[ParsedRow] = []
-    for row in rows:
+    unique: list[tuple[int, ParsedRow, Prepared]] = []
+    for index, (row, prepared) in enumerate(batch.rows):
         if row.email in first_line:
             result.reject(row.line, f"duplicate of line {first_line[row.email]} ({row.email})")
         else:
             first_line[row.email] = row.line
-            unique.append(row)
-    existing = {r.email: r for r in store.find_contacts_by_email(session, [r.email for r in unique])}
+            unique.append((index, row, prepared))
+    existing = {r.email: r for r in store.find_contacts_by_email(session, [r.email for _, r, _ in unique])}
     inserts: list[dict[str, Any]] = []
-    added: list[ParsedRow] = []
+    added: list[tuple[int, ParsedRow]] = []
     updates: list[dict[str, Any]] = []
     changed: list[tuple[int, ParsedRow]] = []
-    for row in unique:
+    for index, row, prepared in unique:
         found = existing.get(row.email)
         if found is None:
             data = dict(row.values)
-            first, last, outlet = data.get("first_name"), data.get("last_name"), data.get("outlet")
             data.update(
                 email=row.email,
-                email_hash=email_hash(row.email),
+                email_hash=prepared.email_hash,
                 attributes=row.attributes,
-                import_batch=batch_id,
                 import_line=row.line,
-                created_at=now,
-                updated_at=now,
-                sort_name=name_key(first, last),
-                sort_outlet=outlet_key(outlet),
+                sort_name=prepared.sort_name,
+                sort_outlet=prepared.sort_outlet,
             )
             inserts.append(data)
-            added.append(row)
+            added.append((index, row))
         elif found.import_batch == batch_id:
             result.reject(row.line, f"duplicate of line {found.import_line} ({row.email})")
         else:
@@ -279,11 +238,18 @@ def _write_batch(
                 data["attributes"] = (row.attributes, cleared)  # merged below
             updates.append(data)
             changed.append((found.id, row))
-    ids = store.insert_contacts(session, inserts)
-    new = [(ids[row.email], row) for row in added]
+    ids = store.insert_contacts(session, inserts, same={"import_batch": batch_id, "created_at": now, "updated_at": now})
+    new = [(ids[row.email], row) for _, row in added]
     store.add_contact_labels(session, ContactBeat, ((cid, b) for cid, row in new for b in row.beats or ()))
     store.add_contact_labels(session, ContactTag, ((cid, t) for cid, row in new for t in row.tags or ()))
-    contact_search.add_terms(session, ((cid, _search_words(row)) for cid, row in new))
+    # the batch's words come sorted by (term, row) and new rows got ids in row order: the
+    # pairs are in key order; built without a Python step per word (~15 a contact)
+    id_of = [0] * len(batch.rows)
+    for (index, _), (cid, _) in zip(added, new, strict=True):
+        id_of[index] = cid
+    owner_ids = list(map(id_of.__getitem__, batch.owners))
+    pairs = zip(batch.terms, owner_ids, strict=True)
+    contact_search.add_terms(session, list(pairs if all(id_of) else itertools.compress(pairs, owner_ids)))
     _merge_attributes(session, updates)
     store.update_contacts(session, updates)
     store.replace_contact_labels(session, ContactBeat, {cid: r.beats for cid, r in changed if r.beats is not None})
@@ -293,19 +259,6 @@ def _write_batch(
     store.add_list_members(session, list_id, [cid for cid, _ in changed], now)
     result.accepted += len(inserts)
     result.updated += len(updates)
-
-
-def _search_words(row: ParsedRow) -> set[str]:
-    """The words a new contact is found by, from its row (what was just stored)."""
-    get = row.values.get
-    return contact_terms(
-        email=row.email,
-        first_name=get("first_name"),
-        last_name=get("last_name"),
-        outlet=get("outlet"),
-        beats=row.beats or (),
-        tags=row.tags or (),
-    )
 
 
 def _merge_attributes(session: Session, updates: list[dict[str, Any]]) -> None:

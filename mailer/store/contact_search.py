@@ -147,12 +147,12 @@ def _reindex_chunk(session: Session, ids: list[int]) -> None:
         session.execute(stmt, keys)
 
 
-def add_terms(session: Session, words: Iterable[tuple[int, Iterable[str]]]) -> None:
+def add_terms(session: Session, words: Sequence[tuple[str, int]]) -> None:
     """Writes: the search words of contacts that have none yet (just inserted, their sort
-    keys written with them), as (contact id, words) — what :func:`reindex_contacts` would
-    find, without reading the rows back."""
-    # In term order, as the primary key (term, contact_id) is: each index page is visited once.
-    append_rows(session, _TERMS, ("term", "contact_id"), sorted((w, cid) for cid, ws in words for w in ws))
+    keys written with them), as (word, contact id) in that order (the primary key's: each
+    index page is visited once) — what :func:`reindex_contacts` would find, without
+    reading the rows back."""
+    append_rows(session, _TERMS, ("term", "contact_id"), words)
 
 
 def reindex_all(session: Session, *, page: int = 5000) -> int:

@@ -140,22 +140,34 @@ def contact_ids(session: Session, emails: Sequence[str]) -> dict[str, int]:
     return {email: cid for cid, email in rows if email is not None}
 
 
-def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+def insert_contacts(
+    session: Session, rows: list[dict[str, Any]], *, same: dict[str, Any] | None = None
+) -> dict[str, int]:
     """Writes: new contacts, appended in bulk (a column missing from a dict is NULL; one
-    missing from all gets its scalar default); returns their ids by email, read back in one query
-    instead of a RETURNING per row."""
+    missing from all gets its scalar default; ``same`` gives columns with one value for
+    every row); returns their ids by email. On SQLite, where this transaction holds the
+    database's only write lock, the ids are given (after the highest one); on PostgreSQL
+    the sequence gives them and they are read back in one query (no RETURNING per row)."""
     if not rows:
         return {}
-    given = list(dict.fromkeys(key for row in rows for key in row))  # a short CSV row lacks a few
+    same = same or {}
+    given = [c for c in dict.fromkeys(key for row in rows for key in row) if c not in same]  # short rows lack a few
     defaults = {
         c.name: c.default.arg
         for c in CONTACTS.c
-        if c.name not in given and isinstance(c.default, ScalarElementColumnDefault)
+        if c.name not in given and c.name not in same and isinstance(c.default, ScalarElementColumnDefault)
     }
-    columns = [*given, *defaults]
-    tail = tuple(defaults.values())
-    append_rows(session, CONTACTS, columns, (tuple(row.get(c) for c in given) + tail for row in rows))
-    return contact_ids(session, [row["email"] for row in rows])
+    constants = {**same, **defaults}
+    if session.get_bind().dialect.name != "sqlite":
+        append_rows(session, CONTACTS, given, (tuple(map(row.get, given)) for row in rows), same=constants)
+        return contact_ids(session, [row["email"] for row in rows])
+    base = session.scalar(select(func.max(Contact.id))) or 0
+    ids = {row["email"]: base + n for n, row in enumerate(rows, start=1)}
+    if len(ids) != len(rows):
+        raise ValueError("insert_contacts: the same address twice")
+    values = ((base + n, *map(row.get, given)) for n, row in enumerate(rows, start=1))
+    append_rows(session, CONTACTS, ["id", *given], values, same=constants)
+    return ids
 
 
 def update_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -199,7 +211,9 @@ def add_list_members(
     """Writes: memberships (existing ones stay as they are). ``new``: the contacts were
     created in this transaction, so none can be a member yet (appended in bulk)."""
     if new:
-        append_rows(session, _MEMBERS, ("list_id", "contact_id", "added_at"), ((list_id, c, now) for c in contact_ids))
+        append_rows(
+            session, _MEMBERS, ("contact_id",), ((c,) for c in contact_ids), same={"list_id": list_id, "added_at": now}
+        )
         return
     values = [{"list_id": list_id, "contact_id": cid, "added_at": now} for cid in contact_ids]
     if values:

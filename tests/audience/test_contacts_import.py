@@ -175,8 +175,11 @@ def _import_peak_rss_kb(rt: Runtime, tmp_path: Path, rows: int) -> int:
             fh.write(
                 f"p{rows}x{i}@big.example.com,First{i},Last{i},Outlet {i % 50},print,politics|business,,,,,,d{i}\n"
             )
+    # SQLite's page cache is a fixed bound (bulk.IMPORT_CACHE_MIB, 256 MiB) that fills as
+    # pages are touched: held at SQLite's default here, so that what grows is the import's own
     code = (
         "import atexit, resource, sys\n"
+        "import mailer.store.bulk as bulk; bulk.IMPORT_CACHE_MIB = 2\n"
         "atexit.register(lambda: print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
         f"sys.argv = ['mailer', 'contacts', 'import', {str(path)!r}, '--list', 'big{rows}', '--json']\n"
         "from mailer.cli import main\nmain()\n"
