@@ -32,7 +32,7 @@ def _shape(conn: Connection) -> tuple[bool, list[tuple[str, int]], list[str]]:
 def test_upgrade_keeps_every_word_and_downgrade_restores_the_rowid_table(tmp_path: Path) -> None:
     """Words stored before 0019 are all there after it, in a WITHOUT ROWID table with its index; downgrade undoes it."""
     engine = db.make_engine(DatabaseSettings(url=f"sqlite:///{tmp_path / 'old.db'}"))
-    db.upgrade(engine, "0016_planning_steps")
+    db.upgrade(engine, "0020_suppressions_domain_partial")
     with engine.begin() as conn:
         for cid in (1, 2):
             conn.execute(
@@ -51,7 +51,7 @@ def test_upgrade_keeps_every_word_and_downgrade_restores_the_rowid_table(tmp_pat
         assert _shape(conn) == (True, sorted(ROWS), ["ix_contact_terms_contact_term"])
         conn.execute(text("DELETE FROM contacts WHERE id = 1"))  # the foreign key still cascades
         assert _shape(conn)[1] == [("ana", 2), ("zoe", 2)]
-    command.downgrade(db._alembic_config(engine), "0016_planning_steps")
+    command.downgrade(db._alembic_config(engine), "0020_suppressions_domain_partial")
     with engine.begin() as conn:
         assert _shape(conn) == (False, [("ana", 2), ("zoe", 2)], ["ix_contact_terms_contact_term"])
     engine.dispose()

@@ -7,7 +7,7 @@ rows and there are two. Inserting 1.5 million words took ~20% less CPU. The colu
 key, the index and the queries stay the same; PostgreSQL has no rowid and is untouched.
 
 Revision ID: 0019_import_terms
-Revises: 0016_planning_steps
+Revises: 0020_suppressions_domain_partial
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_import_terms"
-down_revision = "0016_planning_steps"
+down_revision = "0020_suppressions_domain_partial"
 branch_labels = None
 depends_on = None
 
