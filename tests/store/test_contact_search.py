@@ -4,12 +4,14 @@ and tags; filters; sorts; keyset pages; the index kept by import, edit and erasu
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, select
+from sqlalchemy.orm import Session
 
 from mailer.audience import contact_edit, contacts, erasure
 from mailer.domain import search_terms
@@ -329,26 +331,31 @@ def test_two_broad_sets_are_intersected_when_that_reads_less(
     assert contact_search._plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
 
 
+def _sqlite_page_plan(s: Session, page: Callable[[], object], mentions: str) -> str:
+    """SQLite's EXPLAIN QUERY PLAN of the page's ORDER BY statement (one that names ``mentions``)."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        statements.append((statement, params))
+
+    engine = s.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    statement, params = next((st, p) for st, p in statements if "ORDER BY" in st and mentions in st)
+    return " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+
+
 @pytest.mark.parametrize("sort", contact_search.SORTS)
 def test_a_facet_walk_uses_its_own_index_on_sqlite(rt: Runtime, crowd: None, sort: str) -> None:
     """SQLite walks a (facet, sort key, id) index for a page within an outlet type and a region, sorting nothing."""
     with transaction(rt.sessions) as s:
         if s.get_bind().dialect.name != "sqlite":
             pytest.skip("SQLite's query plan")
-        statements: list[tuple[str, Any]] = []
-
-        def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-            statements.append((statement, params))
-
-        engine = s.get_bind()
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            filters = ContactFilters(query="ana", outlet_type="tv", region="r1")
-            contact_page(s, filters, sort=sort, plan="sort in outlet_type")
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-        statement, params = next((st, p) for st, p in statements if "ORDER BY" in st)
-        plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+        filters = ContactFilters(query="ana", outlet_type="tv", region="r1")
+        plan = _sqlite_page_plan(s, lambda: contact_page(s, filters, sort=sort, plan="sort in outlet_type"), "")
     key = {"name": "sort_name", "email": "email", "outlet": "sort_outlet", "updated": "updated_at"}[sort]
     walked = (f"ix_contacts_outlet_type_{key}", f"ix_contacts_region_{key}")  # either facet's
     assert any(index in plan for index in walked) and "TEMP B-TREE" not in plan, plan
@@ -359,19 +366,10 @@ def test_an_intersection_reads_two_indexes_and_fetches_by_id_on_sqlite(rt: Runti
     with transaction(rt.sessions) as s:
         if s.get_bind().dialect.name != "sqlite":
             pytest.skip("SQLite's query plan")
-        statements: list[tuple[str, Any]] = []
-
-        def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-            statements.append((statement, params))
-
-        engine = s.get_bind()
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            contact_page(s, ContactFilters(query="ana", beat="beat-1"), sort="outlet", plan=contact_search.INTERSECT)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-        statement, params = next((st, p) for st, p in statements if "ORDER BY" in st and "contact_terms" in st)
-        plan = " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+        filters = ContactFilters(query="ana", beat="beat-1")
+        plan = _sqlite_page_plan(
+            s, lambda: contact_page(s, filters, sort="outlet", plan=contact_search.INTERSECT), "contact_terms"
+        )
     assert "SEARCH contacts USING INTEGER PRIMARY KEY" in plan and "SCAN contacts" not in plan, plan
     assert (
         "COVERING INDEX ix_contact_beats_beat_contact" in plan
