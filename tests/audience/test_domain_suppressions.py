@@ -21,6 +21,7 @@ from mailer.store import deliveries as delivery_store
 from mailer.store import queue as delivery_queue
 from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
+from mailer.store.suppression_match import FEW_SUBDOMAIN_RULES
 from mailer.store.tables import Delivery, Segment, Suppression, SuppressionLog
 from tests.support.constants import FIXED_NOW
 from tests.support.engine import Variant, add_contacts, approved_release
@@ -102,6 +103,69 @@ def test_planning_skips_a_suppressed_domain(rt: Runtime, tmp_path: Path, form: s
     rows = plan(rt, rid)
     assert {e for e, st in rows.items() if st == "suppressed"} == skipped
     assert {e for e, st in rows.items() if st == "queued"} == set(PEOPLE) - skipped
+
+
+# Contacts at every depth under and beside the suppressed domains (none of theirs is a
+# domain suppression of its own: only the *.domain rules below can catch them).
+DEEP = [
+    "ann@desk.example.com",
+    "bob@a.b.c.d.e.example.com",
+    "cat@example.org",
+    "dan@notexample.com",
+    "eve@news.outlet3.example.net",
+    "fay@outlet3.example.net.example.org",
+    "gus@wire.example.co.uk",
+    "hal@example.co.uk",
+    "ivy@desk.outlet30.example.net",
+]
+
+
+def _covered(domain: str, rules: set[str]) -> bool:
+    """The oracle: ``domain`` is one of ``rules`` or under one."""
+    return any(domain == r or domain.endswith("." + r) for r in rules)
+
+
+@pytest.mark.parametrize("extra", [0, FEW_SUBDOMAIN_RULES - 3, FEW_SUBDOMAIN_RULES - 2, 40])
+def test_subdomain_rules_match_by_like_when_few_and_by_parent_domains_when_many(
+    rt: Runtime, tmp_path: Path, extra: int
+) -> None:
+    """*.domain rules, 3 to 43 (both ways of matching), suppress exactly the contacts under them: planning, claim, pending rows."""
+    add_contacts(rt, tmp_path, DEEP)
+    rid = approved_release(rt, [Variant("press-all", "list:press")])
+    rules = {"example.com", "outlet3.example.net", "co.uk"} | {f"filler{i}.example.edu" for i in range(extra)}
+    with transaction(rt.sessions) as s:
+        for rule in sorted(rules):
+            suppressions.suppress(s, f"*.{rule}", reason=SuppressionReason.MANUAL, source="t", now=FIXED_NOW)
+    expected = {e for e in DEEP if _covered(e.rpartition("@")[2], rules)}
+    assert expected == {DEEP[0], DEEP[1], DEEP[4], DEEP[6], DEEP[7]}
+    rows = plan(rt, rid)
+    assert {e for e, st in rows.items() if st == "suppressed"} == expected
+    # at claim: the same rules written after planning (behind suppress()'s back)
+    rid2 = approved_release(rt, [Variant("press-all", "list:press")], subject="Second")
+    with transaction(rt.sessions) as s:
+        for sup in s.scalars(select(Suppression)):
+            s.delete(sup)
+    plan(rt, rid2)
+    with transaction(rt.sessions) as s:
+        for rule in sorted(rules):
+            suppression_store.add_domain_suppression(
+                s,
+                parse_suppression_target(f"*.{rule}"),
+                reason=SuppressionReason.MANUAL,
+                source="t",
+                now=FIXED_NOW,
+                scope=GLOBAL_SCOPE,
+            )
+    with transaction(rt.sessions) as s:
+        claimed = delivery_queue.claim_batch(
+            s, release_id=rid2, scopes=send_scopes("harbor"), owner="w", now=FIXED_NOW, lease=timedelta(60), limit=50
+        )
+    assert {c.email for c in claimed} == set(DEEP) - expected
+    # a rule added now stops the first release's pending rows under it (an UPDATE)
+    with transaction(rt.sessions) as s:
+        suppressions.suppress(s, "*.example.org", reason=SuppressionReason.MANUAL, source="t", now=FIXED_NOW)
+        first = {d.email: d.status for d in s.scalars(select(Delivery).where(Delivery.release_id == rid))}
+    assert {e for e, st in first.items() if st == "suppressed"} == expected | {DEEP[2], DEEP[5]}
 
 
 def test_a_domain_suppressed_after_planning_is_honoured_at_claim(rt: Runtime, tmp_path: Path) -> None:
