@@ -9,7 +9,7 @@
 * not my beat → a research item proposes a topic suppression (the release's topics,
   else the contact's beats); nothing is suppressed until staff confirm.
 * remove me → suppressed for the release's client, exactly as one-click unsubscribe does
-  (:func:`mailer.audience.suppressions.unsubscribe`), the source naming the reply.
+  (:func:`mailer.audience.unsubscribes.unsubscribe`), the source naming the reply.
 * human and other automatic mail → nothing.
 
 :func:`undo` reverses any of these (a lifted hold puts the contact's ``held`` rows of
@@ -22,8 +22,8 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
-from mailer.audience import suppressions
-from mailer.audience.suppressions import UnsubscribeChoice
+from mailer.audience import suppressions, unsubscribes
+from mailer.audience.unsubscribes import UnsubscribeChoice
 from mailer.config import ReplySettings
 from mailer.domain.errors import NotFoundError, WorkflowError
 from mailer.domain.replies import ReplyAction, ReplyKind, ResearchKind
@@ -105,7 +105,7 @@ def act(
         shown = ", ".join(topics) or "no topic known: choose one"
         return ReplyAction.TOPIC_PROPOSED, f"topic suppression proposed: {shown}"
     if reading.kind is ReplyKind.UNSUBSCRIBE:
-        done = suppressions.unsubscribe(session, ctx.delivery_id, UnsubscribeChoice.CLIENT, source=source, now=now)
+        done = unsubscribes.unsubscribe(session, ctx.delivery_id, UnsubscribeChoice.CLIENT, source=source, now=now)
         scope = done.scope if done is not None else ctx.client_slug
         return ReplyAction.UNSUBSCRIBED, f"suppressed for {scope} (as one-click unsubscribe)"
     return ReplyAction.NONE, None

@@ -3,7 +3,7 @@ the unsubscribe page's buttons).
 
 Each unsubscribe is handed to the writer (one thread on SQLite; a few on PostgreSQL, see
 :data:`THREADS`), which writes every unsubscribe waiting at that moment in one
-transaction (:func:`mailer.audience.suppressions.unsubscribe_many`: one statement per
+transaction (:func:`mailer.audience.unsubscribes.unsubscribe_many`: one statement per
 kind of write for the whole group) and resolves each request's future only after the
 commit: an answer of 200 always follows a recorded suppression, event and webhook.
 
@@ -29,8 +29,8 @@ import threading
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
-from mailer.audience import suppressions
-from mailer.audience.suppressions import UnsubscribeChoice, Unsubscribed, UnsubscribeRequest
+from mailer.audience import unsubscribes
+from mailer.audience.unsubscribes import UnsubscribeChoice, Unsubscribed, UnsubscribeRequest
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
 
@@ -68,7 +68,7 @@ class UnsubscribeWriter:
 
     async def unsubscribe(self, delivery_id: int, choice: UnsubscribeChoice, *, source: str) -> Unsubscribed | None:
         """Unsubscribe the recipient of ``delivery_id`` (see
-        :func:`mailer.audience.suppressions.unsubscribe`); returns once it is committed.
+        :func:`mailer.audience.unsubscribes.unsubscribe`); returns once it is committed.
         None when the delivery does not exist. Raises what writing it raised
         (:class:`~mailer.domain.errors.StoreError` for a database error)."""
         return await asyncio.wrap_future(self.submit(delivery_id, choice, source=source))
@@ -138,7 +138,7 @@ class UnsubscribeWriter:
         now = self.runtime.clock()
         with transaction(self.runtime.sessions) as session:
             session.connection(execution_options={"sqlite_lock_poll": True})
-            return suppressions.unsubscribe_many(
+            return unsubscribes.unsubscribe_many(
                 session, [UnsubscribeRequest(job.delivery_id, job.choice, job.source) for job in group], now=now
             )
 

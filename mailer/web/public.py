@@ -24,8 +24,8 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from mailer.audience import suppressions
-from mailer.audience.suppressions import TopicsSaved, UnsubscribeChoice, UnsubscribePage
+from mailer.audience import unsubscribes
+from mailer.audience.unsubscribes import TopicsSaved, UnsubscribeChoice, UnsubscribePage
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store.db import transaction
@@ -78,9 +78,9 @@ class PublicRoutes:
 
     async def act(self, request: Request, token: str) -> Response:
         """Unsubscribe: ``choice=topics`` with ``keep=NAME`` fields saves topic choices
-        (:func:`mailer.audience.suppressions.set_topics`); ``choice=all`` (the page's second button)
+        (:func:`mailer.audience.unsubscribes.set_topics`); ``choice=all`` (the page's second button)
         suppresses for every client; ``choice=client``, RFC 8058 ``List-Unsubscribe=One-Click``, or a POST with
-        neither, suppresses for this release's client (see :func:`mailer.audience.suppressions.unsubscribe`).
+        neither, suppresses for this release's client (see :func:`mailer.audience.unsubscribes.unsubscribe`).
         A POST is an explicit request to stop, so an unknown body errs on the side of
         stopping rather than refusing."""
         delivery_id = self.tokens.read_unsubscribe(token)
@@ -119,11 +119,11 @@ class PublicRoutes:
             # A read: on SQLite a deferred BEGIN, so a flood of scanner fetches never
             # queues behind (or blocks) the workers' writes.
             session.connection(execution_options={"sqlite_deferred": True})
-            return suppressions.unsubscribe_page(session, delivery_id)
+            return unsubscribes.unsubscribe_page(session, delivery_id)
 
     def _set_topics(self, delivery_id: int, keep: set[str]) -> TopicsSaved | None:
         with transaction(self.runtime.sessions) as session:
-            return suppressions.set_topics(session, delivery_id, keep, now=self.runtime.clock())
+            return unsubscribes.set_topics(session, delivery_id, keep, now=self.runtime.clock())
 
     def _not_found(self, request: Request) -> Response:
         return self.templates.TemplateResponse(request, "not_found.html", {}, status_code=404, headers=PUBLIC_HEADERS)

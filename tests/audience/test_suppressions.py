@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, func, select, update
 from typer.testing import CliRunner
 
-from mailer.audience import contacts, erasure, suppressions
+from mailer.audience import contacts, erasure, suppressions, unsubscribes
 from mailer.cli.root import app as cli_app
 from mailer.config import DatabaseSettings, Settings
 from mailer.domain.errors import InputError, NotFoundError
@@ -292,8 +292,8 @@ def test_erase_of_an_unknown_address_is_not_found(rt: Runtime) -> None:
 
 def test_mask_email() -> None:
     """The page shows the first letter of the local part and the whole domain."""
-    assert suppressions.mask_email("dana@harborledger.example.com") == "d***@harborledger.example.com"
-    assert suppressions.mask_email(None) == "your address"
+    assert unsubscribes.mask_email("dana@harborledger.example.com") == "d***@harborledger.example.com"
+    assert unsubscribes.mask_email(None) == "your address"
 
 
 # --- CLI ----------------------------------------------------------------------------------------
@@ -350,6 +350,6 @@ def test_unsubscribed_page_for_an_erased_contact(rt: Runtime) -> None:
     seeded = seed_delivery(rt)
     with transaction(rt.sessions) as s:
         erasure.erase_contact(s, DANA, actor="dpo", now=FIXED_NOW)
-        page = suppressions.unsubscribe_page(s, seeded.delivery_id)
+        page = unsubscribes.unsubscribe_page(s, seeded.delivery_id)
     assert page is not None
     assert (page.masked_email, page.everywhere) == ("your address", True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.audience.suppressions import UnsubscribeChoice, unsubscribe
+from mailer.audience.unsubscribes import UnsubscribeChoice, unsubscribe
 from mailer.domain.errors import InputError
 from mailer.engine.dispatch import Dispatcher
 from mailer.ops import webhooks

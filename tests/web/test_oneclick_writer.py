@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from mailer.audience import suppressions
-from mailer.audience.suppressions import UnsubscribeChoice, Unsubscribed, UnsubscribeRequest
+from mailer.audience import unsubscribes
+from mailer.audience.unsubscribes import UnsubscribeChoice, Unsubscribed, UnsubscribeRequest
 from mailer.domain.errors import StoreError
 from mailer.domain.states import email_hash
 from mailer.message.tokens import Tokens
@@ -126,7 +126,7 @@ def test_concurrent_one_clicks_are_each_recorded_once(rt: Runtime) -> None:
 def test_a_failing_unsubscribe_fails_no_other_in_its_group(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """A group in which one unsubscribe cannot be written: the others are committed and returned, that one raises, nothing of it is recorded."""
     good_a, good_b, bad, good_c = deliveries(rt, 4)
-    original = suppressions.unsubscribe_many
+    original = unsubscribes.unsubscribe_many
     all_queued = threading.Event()
     groups: list[list[int]] = []
 
@@ -139,7 +139,7 @@ def test_a_failing_unsubscribe_fails_no_other_in_its_group(rt: Runtime, monkeypa
             raise StoreError("database error: disk I/O error")
         return original(session, requests, now=now)
 
-    monkeypatch.setattr(suppressions, "unsubscribe_many", failing)
+    monkeypatch.setattr(unsubscribes, "unsubscribe_many", failing)
     writer = UnsubscribeWriter(rt, threads=1)
     try:
         futures = [
