@@ -47,7 +47,13 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         else:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # jit=off: PostgreSQL's JIT compiles a statement whose estimated cost is high,
+            # and the correlated suppression tests of planning and claiming estimate high
+            # (each subplan counted per row) while running in microseconds: a 20,000-contact
+            # planning step spent 3.2 s of its 5.8 s compiling (bench/README.md)
+            engine = create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"options": "-c jit=off"}
+            )
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise StoreError(f"database.url: cannot use {settings.url!r}: {exc}") from exc
     return engine
