@@ -58,6 +58,7 @@ from mailer.runtime import Runtime
 from mailer.store import contact_holds, planned, signals
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.db import transaction
 from mailer.store.planned import Cap, Step, Waves
 from mailer.store.tables import Release, Segment
@@ -356,7 +357,7 @@ class Planner:
     def _bytes_changed(self, session: Session, release_id: int) -> str | None:
         """Why the release's sample renders no longer give the approved bytes, or None
         (also None for an approval without a render digest)."""
-        approval = release_store.latest_approval(session, release_id)
+        approval = review_store.latest_approval(session, release_id)
         if approval is None or approval.render_digest is None:
             return None
         try:

@@ -34,6 +34,7 @@ from mailer.releases.release_text import release_file
 from mailer.store import audit
 from mailer.store import contacts as contact_store
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.segment_checks import unknown_names
 from mailer.store.tables import Approval, Release
 
@@ -169,7 +170,7 @@ def approve_release(
         release.content_hash = None
         return ApprovalResult(None, current, reason)
     digest = render_digest(variant_specs(session, release_id, settings), renderer)
-    approval = release_store.add_approval(
+    approval = review_store.add_approval(
         session,
         release_id,
         approver=approver,
@@ -217,7 +218,7 @@ def request_changes(
     status = ReleaseStatus(release.status)
     if status is not ReleaseStatus.SUBMITTED:
         raise WorkflowError(f"release {release_id} is {status.value}: changes can be requested only while submitted")
-    release_store.add_comment(session, release_id, author=actor, kind="changes", body=text[:10_000], now=now)
+    review_store.add_comment(session, release_id, author=actor, kind="changes", body=text[:10_000], now=now)
     workflow.move(
         session,
         release_id,

@@ -49,6 +49,7 @@ from mailer.domain.states import ReleaseStatus
 from mailer.releases import history
 from mailer.releases.fence import NO_LEDGER_KEY, LedgerMarks, SendFence
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.tables import Release
 
 __all__ = [
@@ -76,7 +77,7 @@ def effective_not_after(session: Session, release: Release, settings: Settings) 
         return None
     if release.send_at is None:
         return None  # "as soon as approved": no send time to be late for
-    approval = release_store.latest_approval(session, release.id)
+    approval = review_store.latest_approval(session, release.id)
     start = max(release.send_at, approval.approved_at) if approval is not None else release.send_at
     return start + timedelta(hours=hours)
 

@@ -34,6 +34,7 @@ from mailer.releases.proof import proof_transport
 from mailer.smtp.transport import Transport
 from mailer.store import notifications as note_store
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.db import transaction
 
 __all__ = ["deliver_pending", "deliver_queued", "tell", "tell_approvers", "tell_author"]
@@ -83,7 +84,7 @@ def tell_author(
     release = release_store.get_release(session, release_id)
     who = [release.author]
     if also_approver:
-        approval = release_store.latest_approval(session, release_id)
+        approval = review_store.latest_approval(session, release_id)
         if approval is not None:
             who.append(approval.approver)
     subject = f"Release {release_id} {what}: {release.title}"[:480]

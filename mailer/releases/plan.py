@@ -42,6 +42,7 @@ from mailer.releases.identity import SendingIdentity, identity_for
 from mailer.releases.storage import storage_for
 from mailer.store import assets as asset_store
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.tables import Client, Contact, Release, ReleaseAsset, ReleaseSegment
 
 __all__ = [
@@ -291,7 +292,7 @@ def require_approved_plan(session: Session, release_id: int, plan: SendPlan) -> 
     release = release_store.get_release(session, release_id)
     if ReleaseStatus(release.status) not in APPROVED_RELEASE:
         raise WorkflowError(f"release {release_id} is {release.status}, not approved: refusing to send")
-    approval = release_store.latest_approval(session, release_id)
+    approval = review_store.latest_approval(session, release_id)
     if approval is None:
         raise WorkflowError(f"release {release_id} has no approval: refusing to send")
     if approval.content_hash != plan.content_hash:

@@ -154,7 +154,7 @@ def _render(
         data = PROOF_HEADER + raw
         if signer is not None:
             data = signer.sign(data)
-        row = release_store.add_proof(
+        row = proof_store.add_proof(
             session,
             release_id,
             segment_id=segment_id,

@@ -51,6 +51,7 @@ from mailer.releases.source import check_not_after
 from mailer.store import audit
 from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.tables import Release
 
 __all__ = [
@@ -223,7 +224,7 @@ def schedule(
     holds.clear(release)
     dst = status
     if status is ReleaseStatus.APPROVED and at is not None:
-        approval = release_store.latest_approval(session, release_id)
+        approval = review_store.latest_approval(session, release_id)
         approved_at = approval.send_at if approval is not None else None
         if approved_at is not None and at < approved_at:
             dst = ReleaseStatus.SUBMITTED

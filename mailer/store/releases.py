@@ -20,13 +20,10 @@ from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import ReleaseStatus
 from mailer.store.segments import compile_rule
 from mailer.store.tables import (
-    Approval,
     Client,
     Contact,
     MailerMeta,
-    Proof,
     Release,
-    ReleaseComment,
     ReleaseEditor,
     ReleaseEvent,
     ReleaseSegment,
@@ -263,98 +260,6 @@ def release_editors(session: Session, release_id: int) -> list[str]:
             select(ReleaseEditor.actor).where(ReleaseEditor.release_id == release_id).order_by(ReleaseEditor.at)
         )
     )
-
-
-def add_approval(
-    session: Session,
-    release_id: int,
-    *,
-    approver: str,
-    content_hash: str,
-    now: datetime,
-    send_at: datetime | None = None,
-    render_digest: str | None = None,
-    snapshot: str | None = None,
-) -> Approval:
-    """Writes: an approval bound to ``content_hash`` (and the send time, render digest and
-    release file it saw)."""
-    approval = Approval(
-        release_id=release_id,
-        approver=approver,
-        content_hash=content_hash,
-        approved_at=now,
-        send_at=send_at,
-        render_digest=render_digest,
-        snapshot=snapshot,
-    )
-    session.add(approval)
-    session.flush()
-    return approval
-
-
-def release_approvals(session: Session, release_id: int) -> list[Approval]:
-    """Every approval of the release, oldest first."""
-    return list(session.scalars(select(Approval).where(Approval.release_id == release_id).order_by(Approval.id)))
-
-
-def latest_approval(session: Session, release_id: int) -> Approval | None:
-    """The newest approval of the release, or None."""
-    return session.scalar(
-        select(Approval).where(Approval.release_id == release_id).order_by(Approval.id.desc()).limit(1)
-    )
-
-
-def add_comment(
-    session: Session, release_id: int, *, author: str, kind: str, body: str, now: datetime
-) -> ReleaseComment:
-    """Writes: a comment on the release (``kind`` "comment" or "changes")."""
-    comment = ReleaseComment(release_id=release_id, author=author, kind=kind, body=body, at=now)
-    session.add(comment)
-    session.flush()
-    return comment
-
-
-def release_comments(session: Session, release_id: int) -> list[ReleaseComment]:
-    """The release's comments, oldest first."""
-    return list(
-        session.scalars(
-            select(ReleaseComment).where(ReleaseComment.release_id == release_id).order_by(ReleaseComment.id)
-        )
-    )
-
-
-# --- proofs -----------------------------------------------------------------------------
-
-
-def add_proof(
-    session: Session,
-    release_id: int,
-    *,
-    segment_id: int | None,
-    to_address: str,
-    content_hash: str,
-    message_id: str,
-    result: str,
-    now: datetime,
-) -> Proof:
-    """Writes: a record of one proof sent (never a delivery)."""
-    proof = Proof(
-        release_id=release_id,
-        segment_id=segment_id,
-        to_address=to_address,
-        content_hash=content_hash,
-        message_id=message_id,
-        result=result,
-        sent_at=now,
-    )
-    session.add(proof)
-    session.flush()
-    return proof
-
-
-def release_proofs(session: Session, release_id: int) -> list[Proof]:
-    """The proofs sent for the release, oldest first."""
-    return list(session.scalars(select(Proof).where(Proof.release_id == release_id).order_by(Proof.id)))
 
 
 # --- this database ----------------------------------------------------------------------

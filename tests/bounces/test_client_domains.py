@@ -15,7 +15,6 @@ from mailer.bounces.receive import BounceServer
 from mailer.message.tokens import Tokens
 from mailer.runtime import Runtime
 from mailer.store import proofs as proof_store
-from mailer.store import releases as release_store
 from mailer.store.db import transaction
 from tests.support.bounces import delivery, dsn, events, processor, send_to, suppressions
 
@@ -86,7 +85,7 @@ def test_returned_proof_is_recorded_on_the_proof_and_suppresses_no_one(rt: Runti
     sent = send_to(rt, "someone@example.org", client="north")
     with transaction(rt.sessions) as session:
         release_id = delivery(rt, sent.delivery_id).release_id
-        proof = release_store.add_proof(
+        proof = proof_store.add_proof(
             session,
             release_id,
             segment_id=None,

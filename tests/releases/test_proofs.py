@@ -20,7 +20,7 @@ from mailer.message import Renderer
 from mailer.releases.plan import renderer_for
 from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.runtime import Runtime
-from mailer.store import releases as release_store
+from mailer.store import proofs as proof_store
 from mailer.store.db import transaction
 from tests.support.bounces import dsn, events, processor, suppressions
 from tests.support.constants import REPO
@@ -71,7 +71,7 @@ def test_proof_is_signed_like_the_send_and_its_bounce_suppresses_no_one(
     again = receiver.process(dsn("me@agency.example.com", to=accepted.sender), envelope_recipients=[accepted.sender])
     assert again.outcome is BounceOutcome.DUPLICATE
     with transaction(rt.sessions) as session:
-        (proof,) = release_store.release_proofs(session, rid)
+        (proof,) = proof_store.release_proofs(session, rid)
         assert proof.id == result.proof_id and proof.bounced_at is not None
         assert proof.result.startswith("sent: 250")
     assert suppressions(rt) == {} and events(rt) == []

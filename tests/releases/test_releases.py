@@ -38,6 +38,7 @@ from mailer.releases.proof import ProofResult, proof_transport, send_proof
 from mailer.releases.source import parse_release, parse_time, read_text_file
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.db import transaction
 from mailer.store.tables import Client, Contact, Delivery, Proof, Release, ReleaseEvent, ReleaseSegment
 from tests.support.constants import REPO
@@ -253,7 +254,7 @@ def test_submit_approve_records_hash_approval_and_history(rt: Runtime, renderer:
         rel = release_store.get_release(session, rid)
         assert rel.status == "approved"
         assert rel.content_hash == result.content_hash == now_hash
-        approval = release_store.latest_approval(session, rid)
+        approval = review_store.latest_approval(session, rid)
         assert approval is not None and (approval.approver, approval.content_hash) == ("quinn", rel.content_hash)
         events = [(e.from_status, e.to_status, e.actor) for e in release_store.release_events(session, rid)]
         assert events == [(None, "draft", "pat"), ("draft", "submitted", "pat"), ("submitted", "approved", "quinn")]
@@ -270,7 +271,7 @@ def test_approval_by_the_author_is_refused(rt: Runtime, renderer: Renderer, tmp_
         approve(rt, renderer, rid, approver="PAT")
     with transaction(rt.sessions) as session:
         assert release_store.get_release(session, rid).status == "submitted"
-        assert release_store.latest_approval(session, rid) is None
+        assert review_store.latest_approval(session, rid) is None
 
 
 def test_approve_needs_a_submitted_release(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:
@@ -323,7 +324,7 @@ def test_template_change_between_submit_and_approve_sends_back_to_draft(
     assert result.approval is None and result.refused is not None and "submit it again" in result.refused
     with transaction(rt.sessions) as session:
         assert release_store.get_release(session, rid).status == "draft"
-        assert release_store.latest_approval(session, rid) is None
+        assert review_store.latest_approval(session, rid) is None
 
 
 def test_schedule_and_cancel(rt: Runtime, renderer: Renderer, tmp_path: Path) -> None:

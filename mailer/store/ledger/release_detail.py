@@ -14,7 +14,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import ReleaseStatus
+from mailer.store import proofs as proof_store
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.tables import Release
 
 #: The rule for a release's effective "not after" time (it lives above the store, in
@@ -137,7 +139,7 @@ def release_detail(session: Session, release_id: int, *, not_after: NotAfterRule
         ],
         approvals=[
             ApprovalLine(a.approver, a.content_hash, a.approved_at)
-            for a in release_store.release_approvals(session, release_id)
+            for a in review_store.release_approvals(session, release_id)
         ],
         history=[
             MoveLine(e.from_status, e.to_status, e.actor, e.note, e.at)
@@ -145,7 +147,7 @@ def release_detail(session: Session, release_id: int, *, not_after: NotAfterRule
         ],
         proofs=[
             ProofLine(p.to_address, p.result, p.content_hash, p.sent_at)
-            for p in release_store.release_proofs(session, release_id)
+            for p in proof_store.release_proofs(session, release_id)
         ],
         kind=release.kind,
         parent_id=release.parent_id,

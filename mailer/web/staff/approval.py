@@ -28,6 +28,7 @@ from mailer.releases.approval import approve_release, request_changes, second_pe
 from mailer.releases.audience import segment_audiences
 from mailer.releases.release_text import release_file
 from mailer.store import releases as release_store
+from mailer.store import reviews as review_store
 from mailer.store.db import transaction
 from mailer.store.ledger.release_detail import release_detail
 from mailer.web.staff.view import CurrentUser, StaffView
@@ -58,7 +59,7 @@ class ApprovalPages:
         release = release_store.get_release(session, release_id)
         client = release_store.get_client_by_id(session, release.client_id)
         current = release_file(session, release_id)
-        approvals = release_store.release_approvals(session, release_id)
+        approvals = review_store.release_approvals(session, release_id)
         snapshots = [a.snapshot for a in approvals if a.snapshot]
         problem = second_person_problem(session, release, user.email)
         submitted = detail.status == ReleaseStatus.SUBMITTED.value
@@ -70,7 +71,7 @@ class ApprovalPages:
             "audiences": segment_audiences(session, release_id),
             "diff": approval_diff(snapshots[-1] if snapshots else None, current),
             "approved_before": bool(snapshots),
-            "comments": release_store.release_comments(session, release_id),
+            "comments": review_store.release_comments(session, release_id),
             "may_approve": may_decide and problem is None,
             "may_request_changes": may_decide,
             "own_release": problem,
@@ -113,7 +114,7 @@ class ApprovalPages:
                     if not note.strip() or "\x00" in note:
                         raise InputError("comment: write something")
                     release_store.get_release(session, release_id)
-                    release_store.add_comment(
+                    review_store.add_comment(
                         session, release_id, author=user.email, kind="comment", body=note.strip(), now=now
                     )
                     message = "comment added"
