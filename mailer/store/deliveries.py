@@ -34,7 +34,7 @@ from sqlalchemy.sql import Select
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.store.planned import ALL_CONTACTS, PENDING, Cap, Step, Waves, not_before, planned_status
 from mailer.store.segments import compile_rule
-from mailer.store.suppression_match import email_domain
+from mailer.store.suppression_match import any_domain_suppression, email_domain
 from mailer.store.tables import Contact, Delivery, Release
 
 #: The reason of a delivery left out of an embargoed release (the contact is marked
@@ -161,12 +161,18 @@ def plan_segment(
     run of planning) are skipped (``guard`` says how; see :class:`Guard`). Suppressed
     addresses get a ``suppressed`` row so staff see them. Returns rows added.
 
+    The domain suppressions are tested only when ``scopes`` has one (one probe first, in
+    the same transaction: ~10% of a planned row's work on SQLite when none exists; a
+    domain suppression recorded after it is still honoured at the claim).
+
     Each row's Message-ID is drawn in the same statement (:func:`planned_message_id`)
     and stored on the row, so a retry reuses it and it tells nothing (no release or
     contact id to guess from).
     """
     message_id = planned_message_id(session, message_id_prefix, message_id_domain)
-    status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
+    status, reason = planned_status(
+        release_id, scopes, cap, _domain_of(session, Contact.email), domains=any_domain_suppression(session, scopes)
+    )
     select_rows = select(
         literal(release_id),
         Contact.id,
@@ -255,7 +261,9 @@ def plan_thread(
     suppressed since get a ``suppressed`` row. Returns rows added."""
     parent = aliased(Delivery)
     message_id = planned_message_id(session, "m", message_id_domain)
-    status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
+    status, reason = planned_status(
+        release_id, scopes, cap, _domain_of(session, Contact.email), domains=any_domain_suppression(session, scopes)
+    )
     select_rows = (
         select(
             literal(release_id),

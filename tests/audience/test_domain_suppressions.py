@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from typer.testing import CliRunner
 
 from mailer.audience import suppressions
@@ -102,6 +103,36 @@ def test_planning_skips_a_suppressed_domain(rt: Runtime, tmp_path: Path, form: s
     rows = plan(rt, rid)
     assert {e for e, st in rows.items() if st == "suppressed"} == skipped
     assert {e for e, st in rows.items() if st == "queued"} == set(PEOPLE) - skipped
+
+
+def test_planning_tests_domains_only_when_a_domain_suppression_is_in_scope(rt: Runtime, tmp_path: Path) -> None:
+    """Only an address and another client's @example.com suppressed: planning has no domain test, the address is still suppressed."""
+    add_contacts(rt, tmp_path, PEOPLE)
+    rid = approved_release(rt, [Variant("press-all", "list:press")])
+    with transaction(rt.sessions) as s:
+        suppressions.suppress(s, "cat@example.org", reason=SuppressionReason.MANUAL, source="t", now=FIXED_NOW)
+        suppression_store.add_domain_suppression(
+            s,
+            parse_suppression_target("@example.com"),
+            reason=SuppressionReason.MANUAL,
+            source="t",
+            now=FIXED_NOW,
+            scope="other-client",
+        )
+    inserts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO deliveries"):
+            inserts.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        rows = plan(rt, rid)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    assert {e for e, st in rows.items() if st == "suppressed"} == {"cat@example.org"}
+    assert len(inserts) == 1 and "suppressions.email_hash" in inserts[0]
+    assert "suppressions.domain" not in inserts[0]
 
 
 def test_a_domain_suppressed_after_planning_is_honoured_at_claim(rt: Runtime, tmp_path: Path) -> None:
