@@ -63,8 +63,13 @@ def suppressed_in(email_hash: Any, domain: Any, scopes: Sequence[str], *, domain
     (see :func:`mailer.domain.states.send_scopes`). ``domains=False`` tests the address
     only: for a caller that found no domain suppression in ``scopes``
     (:func:`any_domain_suppression`) in the same transaction."""
+    # One seek of uq_suppressions_hash_scope by the hash, its few scopes then filtered:
+    # ``scope || ''`` is no index term, so SQLite does not seek once per scope (4% of a
+    # planned row's work on SQLite, issue 20)
     by_address = exists(
-        select(Suppression.id).where(Suppression.email_hash == email_hash, Suppression.scope.in_(list(scopes)))
+        select(Suppression.id).where(
+            Suppression.email_hash == email_hash, Suppression.scope.concat("").in_(list(scopes))
+        )
     )
     if not domains:
         return by_address
