@@ -11,8 +11,9 @@ any row of the release exists, so before any message of it can go out.
 Plan (:meth:`Planner.plan_step`), in bounded steps: each step takes the next
 ``step_contacts`` contacts by id (:class:`~mailer.store.planned.Step`) and, in its own
 short transaction, plans them with every rule of a start: one INSERT ... SELECT per
-segment in the release's order (a contact in two segments gets the first one's variant;
-ON CONFLICT DO NOTHING makes a step run twice harmless), or from the parent's ledger for
+segment in the release's order (a contact in two segments gets the first one's variant:
+later segments leave out contacts with a row; a step run again finds its rows there and
+adds none), or from the parent's ledger for
 a correction, withdrawal or follow-up; suppressions, the cadence cap (under the planning
 lock), local-hour waves, the embargo exclusion and out-of-office holds. A step first
 moves the release's ``plan_cursor`` by compare-and-set, so two workers never plan the
@@ -60,6 +61,7 @@ from mailer.store import deliveries as delivery_store
 from mailer.store import releases as release_store
 from mailer.store import reviews as review_store
 from mailer.store.db import transaction
+from mailer.store.deliveries import Guard
 from mailer.store.planned import Cap, Step, Waves
 from mailer.store.tables import Release, Segment
 
@@ -259,14 +261,18 @@ class Planner:
             if not release_store.advance_plan_cursor(session, release_id, after, through):
                 return False  # another worker took this step (or the release stopped planning)
             step = Step(after, through)
+            # The step's contacts were just claimed by the cursor, so none has a row of the
+            # release unless the step runs again (one probe): then every statement skips
+            # those that have one; else the first one inserts without looking.
+            guard = Guard.NOT_EXISTS if delivery_store.step_has_rows(session, release_id, step) else Guard.NONE
             at = release.planned_at or now
             cap = cadence.cap_for(release, self.settings.cadence, at)
             if cap is not None:
                 planned.lock_planning(session)
             if release.kind is not None and release.parent_id is not None:
-                self._plan_thread(session, release, step_plan, now, cap, step)
+                self._plan_thread(session, release, step_plan, now, cap, step, guard)
             else:
-                self._plan_segments(session, release_id, step_plan, now, cap, step)
+                self._plan_segments(session, release_id, step_plan, now, cap, step, guard)
             if step_plan.embargo_at is not None and step_plan.embargo_at > at:
                 excluded = delivery_store.exclude_not_embargo_ok(session, release_id, now, step=step)
                 if excluded:
@@ -399,9 +405,11 @@ class Planner:
         now: datetime,
         cap: Cap | None,
         step: Step,
+        guard: Guard,
     ) -> None:
         """Writes: one INSERT ... SELECT per segment of the release, in order, over the
-        step's contacts."""
+        step's contacts; the first as ``guard`` says, the others leaving out contacts an
+        earlier one planned."""
         release = session.get(Release, release_id)
         assert release is not None
         waves = self._waves_of(session, release)
@@ -420,7 +428,9 @@ class Planner:
                 cap=cap,
                 waves=waves,
                 step=step,
+                guard=guard,
             )
+            guard = Guard.NOT_EXISTS
 
     def _plan_thread(
         self,
@@ -430,6 +440,7 @@ class Planner:
         now: datetime,
         cap: Cap | None,
         step: Step,
+        guard: Guard,
     ) -> None:
         """Writes: a correction, withdrawal or follow-up is planned from its parent's
         ledger (see :mod:`mailer.domain.conversations`), over the step's contacts (the
@@ -457,6 +468,7 @@ class Planner:
             cap=cap,
             waves=self._waves_of(session, release),
             step=step,
+            guard=guard,
         )
 
     def prepared(self, release_id: int) -> Prepared:

@@ -133,16 +133,18 @@ def _hold_rows(session: Session, *where: ColumnElement[bool], now: datetime) -> 
 
 def hold_planned(session: Session, release_id: int, *, now: datetime, step: Step = ALL_CONTACTS) -> int:
     """Writes: the queued rows of a release just planned (of ``step``'s contacts) whose
-    contact is held become ``held``; returns how many."""
-    return len(
-        _hold_rows(
-            session,
-            Delivery.release_id == release_id,
-            step.covers(Delivery.contact_id),
-            Delivery.status == DeliveryStatus.QUEUED.value,
-            now=now,
-        )
+    contact is held become ``held``; returns how many. Found from the holds in force (by
+    ``uq_deliveries_release_contact``), not by testing each row of the step: that was
+    ~7% of a planned row's cost (issue 20)."""
+    held = select(ContactHold.contact_id).where(
+        ContactHold.lifted_at.is_(None), ContactHold.until > now, step.covers(ContactHold.contact_id)
     )
+    ids = list(
+        session.scalars(select(Delivery.id).where(Delivery.release_id == release_id, Delivery.contact_id.in_(held)))
+    )
+    if not ids:
+        return 0
+    return len(_hold_rows(session, Delivery.id.in_(ids), Delivery.status == DeliveryStatus.QUEUED.value, now=now))
 
 
 def hold_claimed(session: Session, delivery_ids: Sequence[int], *, now: datetime) -> list[int]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Insert,
     String,
     cast,
+    exists,
     false,
     func,
     insert,
@@ -31,7 +34,7 @@ from sqlalchemy.sql import Select
 from mailer.domain.states import DeliveryStatus, ReleaseStatus
 from mailer.store.planned import ALL_CONTACTS, PENDING, Cap, Step, Waves, not_before, planned_status
 from mailer.store.segments import compile_rule
-from mailer.store.suppression_match import email_domain
+from mailer.store.suppression_match import any_domain_suppression, email_domain
 from mailer.store.tables import Contact, Delivery, Release
 
 #: The reason of a delivery left out of an embargoed release (the contact is marked
@@ -82,6 +85,25 @@ def planned_message_id(session: Session, prefix: str, domain: str) -> ColumnElem
 
 # --- planning ---------------------------------------------------------------------------
 
+
+class Guard(Enum):
+    """How a planning statement keeps a contact from getting a second row of the release
+    (the unique (release, contact) constraint is the guarantee either way).
+
+    ``ON_CONFLICT`` (the default: rows of the release may exist anywhere, and another
+    transaction may be adding some): ``ON CONFLICT DO NOTHING``. ``NOT_EXISTS`` (rows may
+    exist, and nobody else adds any meanwhile: a planning step, whose contacts its cursor
+    claimed): the SELECT leaves out contacts that have one, by the same index.
+    ``NONE`` (the step's contacts have no row of the release yet: the step's first
+    statement, checked by :func:`step_has_rows`): a plain INSERT; a row there would fail
+    the statement. ON CONFLICT made every planned row cost ~2 µs more on SQLite (issue 20).
+    """
+
+    ON_CONFLICT = "on_conflict"
+    NOT_EXISTS = "not_exists"
+    NONE = "none"
+
+
 _PLAN_COLUMNS = (
     "release_id",
     "contact_id",
@@ -130,20 +152,27 @@ def plan_segment(
     cap: Cap | None = None,
     waves: Waves | None = None,
     step: Step = ALL_CONTACTS,
+    guard: Guard = Guard.ON_CONFLICT,
 ) -> int:
     """Writes: one delivery row per contact of ``step`` the segment selects, in one
     INSERT ... SELECT.
 
     Contacts that already have a row for this release (an earlier segment, or an earlier
-    run of planning) are skipped by the unique (release, contact) constraint. Suppressed
+    run of planning) are skipped (``guard`` says how; see :class:`Guard`). Suppressed
     addresses get a ``suppressed`` row so staff see them. Returns rows added.
+
+    The domain suppressions are tested only when ``scopes`` has one (one probe first, in
+    the same transaction: ~10% of a planned row's work on SQLite when none exists; a
+    domain suppression recorded after it is still honoured at the claim).
 
     Each row's Message-ID is drawn in the same statement (:func:`planned_message_id`)
     and stored on the row, so a retry reuses it and it tells nothing (no release or
     contact id to guess from).
     """
     message_id = planned_message_id(session, message_id_prefix, message_id_domain)
-    status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
+    status, reason = planned_status(
+        release_id, scopes, cap, _domain_of(session, Contact.email), domains=any_domain_suppression(session, scopes)
+    )
     select_rows = select(
         literal(release_id),
         Contact.id,
@@ -158,15 +187,40 @@ def plan_segment(
         reason,
         not_before(waves),
     ).where(step.covers(Contact.id), compile_rule(rule))
-    return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows, step)
+    return _insert_planned(session, release_id, list(_PLAN_COLUMNS), select_rows, step, guard)
+
+
+def step_has_rows(session: Session, release_id: int, step: Step) -> bool:
+    """Reads: does any contact of ``step`` have a row of the release already? (one probe
+    of ``uq_deliveries_release_contact``)"""
+    found = session.scalar(
+        select(Delivery.id)
+        .where(Delivery.release_id == release_id, step.covers(Delivery.contact_id))
+        .order_by(Delivery.contact_id)
+        .limit(1)
+    )
+    return found is not None
 
 
 def _insert_planned(
-    session: Session, release_id: int, columns: list[str], select_rows: Select[*tuple[Any, ...]], step: Step
+    session: Session,
+    release_id: int,
+    columns: list[str],
+    select_rows: Select[*tuple[Any, ...]],
+    step: Step,
+    guard: Guard,
 ) -> int:
-    """Writes: INSERT ... SELECT ... ON CONFLICT DO NOTHING of the release's new rows
-    (contacts of ``step``); returns the rows added."""
-    stmt = insert(Delivery).from_select(columns, select_rows)
+    """Writes: INSERT ... SELECT of the release's new rows (contacts of ``step``), kept
+    from planning a contact twice as ``guard`` says; returns the rows added."""
+    if guard is not Guard.ON_CONFLICT:
+        if guard is Guard.NOT_EXISTS:
+            mine = aliased(Delivery)
+            select_rows = select_rows.where(
+                ~exists(select(mine.id).where(mine.release_id == release_id, mine.contact_id == Contact.id))
+            )
+        # a plain INSERT ... SELECT: every driver reports its rowcount
+        return rowcount(session.execute(insert(Delivery).from_select(columns, select_rows)))
+    stmt: Insert
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -197,6 +251,7 @@ def plan_thread(
     cap: Cap | None = None,
     waves: Waves | None = None,
     step: Step = ALL_CONTACTS,
+    guard: Guard = Guard.ON_CONFLICT,
 ) -> int:
     """Writes: a linked release's rows (correction, withdrawal, follow-up) for the
     contacts of ``step``, in one INSERT ... SELECT over the parent's deliveries: one row per parent delivery in
@@ -206,7 +261,9 @@ def plan_thread(
     suppressed since get a ``suppressed`` row. Returns rows added."""
     parent = aliased(Delivery)
     message_id = planned_message_id(session, "m", message_id_domain)
-    status, reason = planned_status(release_id, scopes, cap, _domain_of(session, Contact.email))
+    status, reason = planned_status(
+        release_id, scopes, cap, _domain_of(session, Contact.email), domains=any_domain_suppression(session, scopes)
+    )
     select_rows = (
         select(
             literal(release_id),
@@ -233,7 +290,7 @@ def plan_thread(
         )
     )
     columns = [*_PLAN_COLUMNS, "in_reply_to"]
-    return _insert_planned(session, release_id, columns, select_rows, step)
+    return _insert_planned(session, release_id, columns, select_rows, step, guard)
 
 
 def exclude_not_embargo_ok(session: Session, release_id: int, now: datetime, *, step: Step = ALL_CONTACTS) -> int:

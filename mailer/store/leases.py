@@ -8,9 +8,12 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
+    ColumnElement,
+    String,
     Table,
     and_,
     insert,
+    literal_column,
     text,
     update,
 )
@@ -24,6 +27,10 @@ from mailer.store.tables import Delivery, DeliveryEvent
 DELIVERIES = cast(Table, Delivery.__table__)
 _EVENTS = cast(Table, DeliveryEvent.__table__)
 _SYNC_OFF = text("SET LOCAL synchronous_commit = off")
+#: ``status = 'sending'`` as SQL text, not a bound value: ``ix_deliveries_lease`` holds the
+#: ``sending`` rows only (migration 0021), and SQLite uses a partial index only when the
+#: query repeats its WHERE literally
+_SENDING: ColumnElement[str] = literal_column(f"'{DeliveryStatus.SENDING.value}'", String)
 
 
 def release_leases(session: Session, owner: str, now: datetime) -> int:
@@ -33,7 +40,7 @@ def release_leases(session: Session, owner: str, now: datetime) -> int:
             update(Delivery)
             .where(
                 Delivery.lease_owner == owner,
-                Delivery.status == DeliveryStatus.SENDING.value,
+                Delivery.status == _SENDING,
                 Delivery.in_data.is_(False),
             )
             .values(status=DeliveryStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=now)
@@ -46,7 +53,7 @@ def renew_leases(session: Session, owner: str, now: datetime, lease: timedelta) 
     return rowcount(
         session.execute(
             update(Delivery)
-            .where(Delivery.lease_owner == owner, Delivery.status == DeliveryStatus.SENDING.value)
+            .where(Delivery.lease_owner == owner, Delivery.status == _SENDING)
             .values(lease_expires_at=now + lease)
         )
     )
@@ -58,7 +65,7 @@ def sweep_expired_leases(session: Session, now: datetime) -> tuple[int, int]:
     Returns (requeued, unknown).
     """
     expired = and_(
-        Delivery.status == DeliveryStatus.SENDING.value,
+        Delivery.status == _SENDING,
         Delivery.lease_expires_at.is_not(None),
         Delivery.lease_expires_at < now,
     )

@@ -132,11 +132,12 @@ def recent_messages(release_id: int, since: datetime) -> ColumnElement[int]:
 
 
 def planned_status(
-    release_id: int, scopes: Sequence[str], cap: Cap | None, domain: ColumnElement[str]
+    release_id: int, scopes: Sequence[str], cap: Cap | None, domain: ColumnElement[str], *, domains: bool = True
 ) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     """The (status, reason) a planned row gets: ``suppressed`` (the address, or its
-    ``domain``), ``capped`` or ``queued``."""
-    suppressed = suppressed_in(Contact.email_hash, domain, scopes)
+    ``domain``; ``domains=False``: no domain suppression exists in ``scopes``, see
+    :func:`~mailer.store.suppression_match.suppressed_in`), ``capped`` or ``queued``."""
+    suppressed = suppressed_in(Contact.email_hash, domain, scopes, domains=domains)
     if cap is None:
         status = case(
             (suppressed, literal(DeliveryStatus.SUPPRESSED.value)), else_=literal(DeliveryStatus.QUEUED.value)

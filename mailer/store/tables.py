@@ -408,7 +408,15 @@ class Delivery(Base):
             sqlite_where=text("status = 'deferred'"),
             postgresql_where=text("status = 'deferred'"),
         ),
-        Index("ix_deliveries_lease", "status", "lease_expires_at"),
+        # the leased rows (renewal, hand-back, the sweep of dead workers' leases:
+        # mailer.store.leases): partial, so planning and recording do not maintain an entry
+        # for every row (the WHERE must match those queries' SQL text exactly)
+        Index(
+            "ix_deliveries_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text("status = 'sending'"),
+        ),
         # the staff log's filters, paged by id (keyset); its domain filter has no index of
         # its own (one by domain takes each planned row at one of thousands of places:
         # migration 0018_deliveries_lookup)

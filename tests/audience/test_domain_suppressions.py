@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from typer.testing import CliRunner
 
 from mailer.audience import suppressions
@@ -166,6 +167,35 @@ def test_subdomain_rules_match_by_like_when_few_and_by_parent_domains_when_many(
         suppressions.suppress(s, "*.example.org", reason=SuppressionReason.MANUAL, source="t", now=FIXED_NOW)
         first = {d.email: d.status for d in s.scalars(select(Delivery).where(Delivery.release_id == rid))}
     assert {e for e, st in first.items() if st == "suppressed"} == expected | {DEEP[2], DEEP[5]}
+
+def test_planning_tests_domains_only_when_a_domain_suppression_is_in_scope(rt: Runtime, tmp_path: Path) -> None:
+    """Only an address and another client's @example.com suppressed: planning has no domain test, the address is still suppressed."""
+    add_contacts(rt, tmp_path, PEOPLE)
+    rid = approved_release(rt, [Variant("press-all", "list:press")])
+    with transaction(rt.sessions) as s:
+        suppressions.suppress(s, "cat@example.org", reason=SuppressionReason.MANUAL, source="t", now=FIXED_NOW)
+        suppression_store.add_domain_suppression(
+            s,
+            parse_suppression_target("@example.com"),
+            reason=SuppressionReason.MANUAL,
+            source="t",
+            now=FIXED_NOW,
+            scope="other-client",
+        )
+    inserts: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.startswith("INSERT INTO deliveries"):
+            inserts.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        rows = plan(rt, rid)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    assert {e for e, st in rows.items() if st == "suppressed"} == {"cat@example.org"}
+    assert len(inserts) == 1 and "suppressions.email_hash" in inserts[0]
+    assert "suppressions.domain" not in inserts[0]
 
 
 def test_a_domain_suppressed_after_planning_is_honoured_at_claim(rt: Runtime, tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from mailer.engine.dispatch import Dispatcher
@@ -24,8 +25,9 @@ from mailer.releases.fence import FENCE_FILE
 from mailer.releases.plan import renderer_for
 from mailer.runtime import Runtime
 from mailer.store import releases as release_store
+from mailer.store.contact_holds import add_hold
 from mailer.store.db import transaction
-from mailer.store.tables import Delivery, Release, Segment, Suppression
+from mailer.store.tables import Contact, Delivery, Release, Segment, Suppression
 from mailer.web import create_app
 from tests.support.constants import FIXED_NOW
 from tests.support.engine import (
@@ -283,3 +285,27 @@ def test_one_click_unsubscribe_waits_one_step_not_the_whole_planning(rt: Runtime
     assert release_status(ert, rid) == "sending"
     with transaction(ert.sessions) as session:
         assert session.scalar(select(Suppression.id).limit(1)) is not None
+
+
+def test_holds_in_force_are_recorded_by_the_step_that_plans_the_contact(rt: Runtime, tmp_path: Path) -> None:
+    """Holds on a contact of the first and of a later step are held when planned; a lifted or ended hold is not."""
+    ert = runtime(rt, tmp_path)
+    rid = audience(ert, tmp_path)
+    now = ert.clock()
+    with transaction(ert.sessions) as session:
+        by_email = {str(c.email): c.id for c in session.scalars(select(Contact))}
+        for email, until in [(PRESS[1], now + timedelta(days=2)), (PRESS[14], now + timedelta(days=2))]:
+            add_hold(session, contact_id=by_email[email], until=until, reason="away", reply_id=None, now=now)
+        add_hold(
+            session, contact_id=by_email[PRESS[2]], until=now - timedelta(hours=1), reason="x", reply_id=None, now=now
+        )
+        lifted = add_hold(
+            session, contact_id=by_email[PRESS[15]], until=now + timedelta(days=2), reason="y", reply_id=None, now=now
+        )
+        session.execute(text("UPDATE contact_holds SET lifted_at = :t WHERE id = :i"), {"t": now, "i": lifted})
+    worker = planner(ert)
+    worker.plan_due()
+    rows = deliveries(ert, rid)
+    assert {e for e, r in rows.items() if r.status == "held"} == {PRESS[1], PRESS[14]}
+    assert {r.reason for r in rows.values() if r.status == "held"} == {"out_of_office"}
+    assert {r.status for e, r in rows.items() if e not in (PRESS[1], PRESS[14])} == {"queued"}

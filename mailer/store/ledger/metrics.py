@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from mailer.domain.states import DeliveryStatus
@@ -29,26 +29,42 @@ class QueueState:
 
 
 def deliveries_by_status(session: Session) -> dict[str, int]:
-    """Delivery rows per status, over all releases."""
-    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-    return {status: int(count) for status, count in rows}
+    """Delivery rows per status, over all releases (counted per release and status, the
+    order of ``ix_deliveries_release_status_id``: no sort of every row)."""
+    out: dict[str, int] = {}
+    rows = session.execute(
+        select(Delivery.release_id, Delivery.status, func.count()).group_by(Delivery.release_id, Delivery.status)
+    )
+    for _release, status, count in rows:
+        out[status] = out.get(status, 0) + int(count)
+    return out
+
+
+#: each status as SQL text, so each query may use its partial index of due rows
+#: (``ix_deliveries_due_queued``, ``ix_deliveries_due_deferred``)
+_WAITING = tuple(literal_column(f"'{s.value}'", String) for s in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED))
 
 
 def queue_state(session: Session, now: datetime) -> QueueState:
     """Queued or deferred rows whose time has come (queue depth), and the age of the
     oldest (since it became due: its retry time, else when it was queued)."""
     due_at = func.coalesce(Delivery.next_attempt_at, Delivery.updated_at)
-    waiting = (Delivery.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value])) & (
-        (Delivery.next_attempt_at.is_(None)) | (Delivery.next_attempt_at <= now)
-    )
-    count, oldest = session.execute(select(func.count(), func.min(due_at)).where(waiting)).one()
+    count, oldest = 0, None
+    for status in _WAITING:
+        waiting = (Delivery.status == status) & (
+            (Delivery.next_attempt_at.is_(None)) | (Delivery.next_attempt_at <= now)
+        )
+        n, first = session.execute(select(func.count(), func.min(due_at)).where(waiting)).one()
+        if isinstance(first, str):  # SQLite hands back COALESCE of two stamps as text
+            first = datetime.fromisoformat(first)
+        if first is not None and first.tzinfo is None:
+            first = first.replace(tzinfo=now.tzinfo)
+        count += int(n)
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
     if oldest is None:
-        return QueueState(int(count), 0.0)
-    if isinstance(oldest, str):  # SQLite hands back COALESCE of two stamps as text
-        oldest = datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=now.tzinfo)
-    return QueueState(int(count), max((now - oldest).total_seconds(), 0.0))
+        return QueueState(count, 0.0)
+    return QueueState(count, max((now - oldest).total_seconds(), 0.0))
 
 
 def sent_since(session: Session, since: datetime) -> int:
