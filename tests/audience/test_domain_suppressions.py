@@ -168,6 +168,7 @@ def test_subdomain_rules_match_by_like_when_few_and_by_parent_domains_when_many(
         first = {d.email: d.status for d in s.scalars(select(Delivery).where(Delivery.release_id == rid))}
     assert {e for e, st in first.items() if st == "suppressed"} == expected | {DEEP[2], DEEP[5]}
 
+
 def test_planning_tests_domains_only_when_a_domain_suppression_is_in_scope(rt: Runtime, tmp_path: Path) -> None:
     """Only an address and another client's @example.com suppressed: planning has no domain test, the address is still suppressed."""
     add_contacts(rt, tmp_path, PEOPLE)
