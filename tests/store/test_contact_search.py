@@ -20,7 +20,8 @@ from mailer.domain.search_terms import query_words
 from mailer.domain.states import email_hash
 from mailer.runtime import Runtime
 from mailer.store import contact_search
-from mailer.store.contact_search import ContactFilters, contact_page
+from mailer.store.contact_search import ContactFilters, contact_page, costs
+from mailer.store.contact_search.filters import Condition, conditions
 from mailer.store.db import transaction
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList
 from tests.support.constants import FIXED_NOW
@@ -88,7 +89,7 @@ def test_keyset_pages_cover_everything_once_whatever_drives(
     rt: Runtime, imported: None, cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pages of one row, by each sort, walk every match once, driven by the sort index or by the rarest condition."""
-    monkeypatch.setattr(contact_search, "DRIVE_CAP", cap)
+    monkeypatch.setattr(costs, "DRIVE_CAP", cap)
     for sort in contact_search.SORTS:
         for filters in (ContactFilters(), ContactFilters(query="e"), ContactFilters(region="eu-west")):
             seen: list[str] = []
@@ -278,8 +279,8 @@ def test_a_plan_the_filters_do_not_allow_is_refused(rt: Runtime, crowd: None) ->
         contact_page(s, ContactFilters(query="ana"), plan="list")
 
 
-def cond(name: str, facet: bool = False) -> contact_search._Condition:
-    return contact_search._Condition(name, ids=None, facet=(Contact.outlet_type, "x") if facet else None)
+def cond(name: str, facet: bool = False) -> Condition:
+    return Condition(name, ids=None, facet=(Contact.outlet_type, "x") if facet else None)
 
 
 @pytest.mark.parametrize(
@@ -299,9 +300,9 @@ def cond(name: str, facet: bool = False) -> contact_search._Condition:
         ([cond("tag"), cond("outlet_type", True)], [3_000, 200], "sort in outlet_type"),  # walks <= 200 rows
     ],
 )
-def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], counts: list[int], expected: str) -> None:
+def test_the_cheaper_plan_is_chosen(conds: list[Condition], counts: list[int], expected: str) -> None:
     """Over 1,000,000 contacts, a page starts from a rare set, else walks the index within the rarest facet, else the sort."""
-    assert contact_search._plan(conds, counts, 1_000_000, 50)[0] == expected
+    assert costs.plan(conds, counts, 1_000_000, 50)[0] == expected
 
 
 @pytest.mark.parametrize(
@@ -318,17 +319,17 @@ def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], coun
     ],
 )
 def test_two_broad_sets_are_intersected_when_that_reads_less(
-    conds: list[contact_search._Condition], counts: list[int], recount: bool, expected: str
+    conds: list[Condition], counts: list[int], recount: bool, expected: str
 ) -> None:
     """Over 1,000,000 contacts, two sets counted again past the first cap start a page from their intersection only when it costs less than the walk."""
-    first = [min(n, contact_search.DRIVE_CAP) for n in counts]
-    cost = contact_search._plan(conds, first, 1_000_000, 50)[1]
-    assert contact_search._worth_counting_on(conds, first, cost) == recount
-    cap = contact_search._intersect_cap(1_000_000, 50)
+    first = [min(n, costs.DRIVE_CAP) for n in counts]
+    cost = costs.plan(conds, first, 1_000_000, 50)[1]
+    assert costs.worth_counting_on(conds, first, cost) == recount
+    cap = costs.intersect_cap(1_000_000, 50)
     assert cap == 223_606
     counted = [min(n, cap) if c.facet is None else f for c, n, f in zip(conds, counts, first, strict=True)]
     counted = counted if recount else first
-    assert contact_search._plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
+    assert costs.plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
 
 
 def _sqlite_page_plan(s: Session, page: Callable[[], object], mentions: str) -> str:
@@ -383,15 +384,15 @@ def test_sets_counted_further_are_counted_exactly(
     rt: Runtime, crowd: None, words: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a tiny first cap, the sets that reached it are counted again to the end, but one guessed past the second cap; a facet keeps its count."""
-    monkeypatch.setattr(contact_search, "DRIVE_CAP", 3)
+    monkeypatch.setattr(costs, "DRIVE_CAP", 3)
     with transaction(rt.sessions) as s:
-        conds = contact_search._conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
-        first, reach, total = contact_search._capped_counts(s, conds, 3)
-        exact, _, _ = contact_search._capped_counts(s, conds, 10**9)
-        further = contact_search._counted_further(s, conds, first, first, 10**9)
+        conds = conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
+        first, reach, total = costs.capped_counts(s, conds, 3)
+        exact, _, _ = costs.capped_counts(s, conds, 10**9)
+        further = costs.counted_further(s, conds, first, first, 10**9)
         beat = next(i for i, c in enumerate(conds) if c.name == "beat")
         guessed = [10**9 if i == beat else n for i, n in enumerate(first)]
-        spared = contact_search._counted_further(s, conds, first, guessed, 10**9)
+        spared = costs.counted_further(s, conds, first, guessed, 10**9)
     assert further[:-1] == exact[:-1] and further[-1] == first[-1] == 3  # the region is a facet
     assert all(0 < r <= total for r in reach[:-1])
     # the beat, guessed past the cap, is not counted again
@@ -401,12 +402,12 @@ def test_sets_counted_further_are_counted_exactly(
 def test_a_guess_from_where_the_first_entries_end_spares_a_count() -> None:
     """The first 20,000 entries of a set ending at id 400,000 of 1,000,000 guess 50,000; a set under the cap, or a facet, keeps its count."""
     conds = [cond("beat"), cond("word ana"), cond("outlet_type", True)]
-    assert contact_search._guessed(conds, [20_000, 7_000, 20_000], [400_000, 990_000, 1_000], 1_000_000) == [
+    assert costs.guessed(conds, [20_000, 7_000, 20_000], [400_000, 990_000, 1_000], 1_000_000) == [
         50_000,
         7_000,
         20_000,
     ]
-    assert contact_search._guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
+    assert costs.guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
 
 
 @pytest.mark.parametrize("trial_share", [1, 10**6])
@@ -414,9 +415,9 @@ def test_the_walk_tried_before_an_intersection_pages_like_a_brute_force_filter(
     rt: Runtime, crowd: None, trial_share: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Intersections planned on their own (tiny caps and read cost), the walk tried first for many rows or for one page: each page as a filter in Python finds."""
-    monkeypatch.setattr(contact_search, "DRIVE_CAP", 2)
-    monkeypatch.setattr(contact_search, "READ_COST", 0.0001)
-    monkeypatch.setattr(contact_search, "TRIAL_SHARE", trial_share)
+    monkeypatch.setattr(costs, "DRIVE_CAP", 2)
+    monkeypatch.setattr(costs, "READ_COST", 0.0001)
+    monkeypatch.setattr(costs, "TRIAL_SHARE", trial_share)
     rng = random.Random(3015)
     drivers: set[str] = set()
     for _ in range(10):
