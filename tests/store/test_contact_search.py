@@ -466,7 +466,7 @@ def test_the_walk_tried_first_pages_like_a_brute_force_filter(
                         break
                     cursor = page.next_cursor
             assert (ids if sort == "updated" else sorted(ids)) == brute_force(rt, filters, sort), (filters, sort)
-    assert {"intersect", "walked on"} <= outcomes, outcomes
+    assert "walked on" in outcomes, outcomes
 
 
 def test_a_walk_tried_first_goes_on_at_the_density_it_met() -> None:
