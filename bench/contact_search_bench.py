@@ -196,12 +196,14 @@ def load(engine: Engine, n: int) -> None:
             append_rows(s, tables["contact_beats"], ("contact_id", "beat"), beats)
             append_rows(s, tables["contact_tags"], ("contact_id", "tag"), tags)
             append_rows(s, tables["list_members"], ("list_id", "contact_id", "added_at"), members)
+            # (word, contact id) in the primary key's order, as an import batch adds them
             add_terms(
                 s,
-                (
-                    (r[0], contact_terms(email=r[1], first_name=r[3], last_name=r[4], outlet=r[5],
-                                         beats=labels[r[0]][0], tags=labels[r[0]][1]))
+                sorted(
+                    (w, r[0])
                     for r in rows
+                    for w in contact_terms(email=r[1], first_name=r[3], last_name=r[4], outlet=r[5],
+                                           beats=labels[r[0]][0], tags=labels[r[0]][1])
                 ),
             )  # fmt: skip
         if start // BATCH % 10 == 0:
@@ -373,13 +375,14 @@ def same_as_plain(engine: Engine, filters: ContactFilters, sort: str, cursor: st
 
 def deep_cursor(engine: Engine, n: int, sort: str) -> str:
     """The cursor 90% of the way down ``sort`` (found once, not timed)."""
-    from mailer.store.contact_search import _cursor, _sort_columns
+    from mailer.store.contact_search.cursor import encode
+    from mailer.store.contact_search.filters import sort_columns
 
-    column, descending = _sort_columns(sort)
+    column, descending = sort_columns(sort)
     order = (column.desc(), Contact.id.desc()) if descending else (column.asc(), Contact.id.asc())
     with db.session_factory(engine)() as s:
         row = s.execute(select(column, Contact.id).order_by(*order).offset(int(n * 0.9)).limit(1)).one()
-    return _cursor((row[0], row[1]))
+    return encode((row[0], row[1]))
 
 
 @contextlib.contextmanager

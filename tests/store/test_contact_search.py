@@ -20,7 +20,8 @@ from mailer.domain.search_terms import query_words
 from mailer.domain.states import email_hash
 from mailer.runtime import Runtime
 from mailer.store import contact_search
-from mailer.store.contact_search import ContactFilters, contact_page
+from mailer.store.contact_search import ContactFilters, contact_page, costs, paths
+from mailer.store.contact_search.filters import Condition, conditions
 from mailer.store.db import transaction
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList
 from tests.support.constants import FIXED_NOW
@@ -88,7 +89,7 @@ def test_keyset_pages_cover_everything_once_whatever_drives(
     rt: Runtime, imported: None, cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pages of one row, by each sort, walk every match once, driven by the sort index or by the rarest condition."""
-    monkeypatch.setattr(contact_search, "DRIVE_CAP", cap)
+    monkeypatch.setattr(costs, "DRIVE_CAP", cap)
     for sort in contact_search.SORTS:
         for filters in (ContactFilters(), ContactFilters(query="e"), ContactFilters(region="eu-west")):
             seen: list[str] = []
@@ -278,8 +279,8 @@ def test_a_plan_the_filters_do_not_allow_is_refused(rt: Runtime, crowd: None) ->
         contact_page(s, ContactFilters(query="ana"), plan="list")
 
 
-def cond(name: str, facet: bool = False) -> contact_search._Condition:
-    return contact_search._Condition(name, ids=None, facet=(Contact.outlet_type, "x") if facet else None)
+def cond(name: str, facet: bool = False) -> Condition:
+    return Condition(name, ids=None, facet=(Contact.outlet_type, "x") if facet else None)
 
 
 @pytest.mark.parametrize(
@@ -299,9 +300,9 @@ def cond(name: str, facet: bool = False) -> contact_search._Condition:
         ([cond("tag"), cond("outlet_type", True)], [3_000, 200], "sort in outlet_type"),  # walks <= 200 rows
     ],
 )
-def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], counts: list[int], expected: str) -> None:
+def test_the_cheaper_plan_is_chosen(conds: list[Condition], counts: list[int], expected: str) -> None:
     """Over 1,000,000 contacts, a page starts from a rare set, else walks the index within the rarest facet, else the sort."""
-    assert contact_search._plan(conds, counts, 1_000_000, 50)[0] == expected
+    assert costs.plan(conds, counts, 1_000_000, 50)[0] == expected
 
 
 @pytest.mark.parametrize(
@@ -318,21 +319,21 @@ def test_the_cheaper_plan_is_chosen(conds: list[contact_search._Condition], coun
     ],
 )
 def test_two_broad_sets_are_intersected_when_that_reads_less(
-    conds: list[contact_search._Condition], counts: list[int], recount: bool, expected: str
+    conds: list[Condition], counts: list[int], recount: bool, expected: str
 ) -> None:
     """Over 1,000,000 contacts, two sets counted again past the first cap start a page from their intersection only when it costs less than the walk."""
-    first = [min(n, contact_search.DRIVE_CAP) for n in counts]
-    cost = contact_search._plan(conds, first, 1_000_000, 50)[1]
-    assert contact_search._worth_counting_on(conds, first, cost) == recount
-    cap = contact_search._intersect_cap(1_000_000, 50)
+    first = [min(n, costs.DRIVE_CAP) for n in counts]
+    cost = costs.plan(conds, first, 1_000_000, 50)[1]
+    assert costs.worth_counting_on(conds, first, cost) == recount
+    cap = costs.intersect_cap(1_000_000, 50)
     assert cap == 223_606
     counted = [min(n, cap) if c.facet is None else f for c, n, f in zip(conds, counts, first, strict=True)]
     counted = counted if recount else first
-    assert contact_search._plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
+    assert costs.plan(conds, counted, 1_000_000, 50, cap=cap)[0] == expected
 
 
-def _sqlite_page_plan(s: Session, page: Callable[[], object], mentions: str) -> str:
-    """SQLite's EXPLAIN QUERY PLAN of the page's ORDER BY statement (one that names ``mentions``)."""
+def _sqlite_page_statement(s: Session, page: Callable[[], object], mentions: str) -> tuple[str, Any]:
+    """The page's ORDER BY statement (one that names ``mentions``) and its parameters, as SQLite ran it."""
     statements: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
@@ -344,8 +345,29 @@ def _sqlite_page_plan(s: Session, page: Callable[[], object], mentions: str) -> 
         page()
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    statement, params = next((st, p) for st, p in statements if "ORDER BY" in st and mentions in st)
+    return next((st, p) for st, p in statements if "ORDER BY" in st and mentions in st)
+
+
+def _sqlite_page_plan(s: Session, page: Callable[[], object], mentions: str) -> str:
+    """SQLite's EXPLAIN QUERY PLAN of the page's ORDER BY statement (one that names ``mentions``)."""
+    statement, params = _sqlite_page_statement(s, page, mentions)
     return " | ".join(str(r[-1]) for r in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+
+
+@pytest.mark.parametrize("sort", contact_search.SORTS)
+def test_a_walk_reads_a_contact_only_once_its_probes_pass_on_sqlite(rt: Runtime, crowd: None, sort: str) -> None:
+    """SQLite walks a sort index testing a word and a beat from the index's ids, reading a contact's row only after both."""
+    with transaction(rt.sessions) as s:
+        if s.get_bind().dialect.name != "sqlite":
+            pytest.skip("SQLite's program")
+        filters = ContactFilters(query="ana", beat="beat-1")
+        statement, params = _sqlite_page_statement(s, lambda: contact_page(s, filters, sort=sort, plan="sort"), "")
+        program = [(r[1], r[2], r[4]) for r in s.connection().exec_driver_sql(f"EXPLAIN {statement}", params)]
+    # the walked index's cursor defers its seek into the contacts table (cursor p3)
+    table = next(p3 for op, _, p3 in program if op == "DeferredSeek")
+    first_probe = next(n for n, (op, _, _) in enumerate(program) if op == "BeginSubrtn")
+    reads = [n for n, (op, cursor, _) in enumerate(program) if op == "Column" and cursor == table]
+    assert reads and min(reads) > first_probe, program
 
 
 @pytest.mark.parametrize("sort", contact_search.SORTS)
@@ -383,15 +405,15 @@ def test_sets_counted_further_are_counted_exactly(
     rt: Runtime, crowd: None, words: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a tiny first cap, the sets that reached it are counted again to the end, but one guessed past the second cap; a facet keeps its count."""
-    monkeypatch.setattr(contact_search, "DRIVE_CAP", 3)
+    monkeypatch.setattr(costs, "DRIVE_CAP", 3)
     with transaction(rt.sessions) as s:
-        conds = contact_search._conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
-        first, reach, total = contact_search._capped_counts(s, conds, 3)
-        exact, _, _ = contact_search._capped_counts(s, conds, 10**9)
-        further = contact_search._counted_further(s, conds, first, first, 10**9)
+        conds = conditions(s, ContactFilters(query=words, beat="beat-1", tag="tag-2", region="r1"))
+        first, reach, total = costs.capped_counts(s, conds, 3)
+        exact, _, _ = costs.capped_counts(s, conds, 10**9)
+        further = costs.counted_further(s, conds, first, first, 10**9)
         beat = next(i for i, c in enumerate(conds) if c.name == "beat")
         guessed = [10**9 if i == beat else n for i, n in enumerate(first)]
-        spared = contact_search._counted_further(s, conds, first, guessed, 10**9)
+        spared = costs.counted_further(s, conds, first, guessed, 10**9)
     assert further[:-1] == exact[:-1] and further[-1] == first[-1] == 3  # the region is a facet
     assert all(0 < r <= total for r in reach[:-1])
     # the beat, guessed past the cap, is not counted again
@@ -401,24 +423,32 @@ def test_sets_counted_further_are_counted_exactly(
 def test_a_guess_from_where_the_first_entries_end_spares_a_count() -> None:
     """The first 20,000 entries of a set ending at id 400,000 of 1,000,000 guess 50,000; a set under the cap, or a facet, keeps its count."""
     conds = [cond("beat"), cond("word ana"), cond("outlet_type", True)]
-    assert contact_search._guessed(conds, [20_000, 7_000, 20_000], [400_000, 990_000, 1_000], 1_000_000) == [
+    assert costs.guessed(conds, [20_000, 7_000, 20_000], [400_000, 990_000, 1_000], 1_000_000) == [
         50_000,
         7_000,
         20_000,
     ]
-    assert contact_search._guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
+    assert costs.guessed([cond("list")], [20_000], [20_000], 1_000_000) == [1_000_000]
 
 
 @pytest.mark.parametrize("trial_share", [1, 10**6])
-def test_the_walk_tried_before_an_intersection_pages_like_a_brute_force_filter(
+def test_the_walk_tried_first_pages_like_a_brute_force_filter(
     rt: Runtime, crowd: None, trial_share: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Intersections planned on their own (tiny caps and read cost), the walk tried first for many rows or for one page: each page as a filter in Python finds."""
-    monkeypatch.setattr(contact_search, "DRIVE_CAP", 2)
-    monkeypatch.setattr(contact_search, "READ_COST", 0.0001)
-    monkeypatch.setattr(contact_search, "TRIAL_SHARE", trial_share)
+    """Intersections planned on guessed sizes (tiny caps and read cost), the walk tried first for many rows or for one page, then filled, walked on or left for the intersection: each page as a filter in Python finds."""
+    monkeypatch.setattr(costs, "DRIVE_CAP", 2)
+    monkeypatch.setattr(costs, "READ_COST", 0.0001)
+    monkeypatch.setattr(costs, "TRIAL_SHARE", trial_share)
+    statements: list[tuple[str, bool]] = []  # (path, bounded) of each page statement
+    real = paths.page_query
+
+    def recorded(*args: Any) -> Any:
+        statements.append((args[4], len(args) > 10 and args[10] is not None))
+        return real(*args)
+
+    monkeypatch.setattr(paths, "page_query", recorded)
     rng = random.Random(3015)
-    drivers: set[str] = set()
+    outcomes: set[str] = set()
     for _ in range(10):
         filters = random_filters(rng)
         for sort in contact_search.SORTS:
@@ -426,11 +456,27 @@ def test_the_walk_tried_before_an_intersection_pages_like_a_brute_force_filter(
             cursor = None
             with transaction(rt.sessions) as s:
                 while True:
+                    statements.clear()
                     page = contact_page(s, filters, sort=sort, cursor=cursor, limit=5)
-                    drivers.add(page.driver)
+                    if statements and statements[0][1]:  # a walk tried first
+                        then = "filled" if len(statements) == 1 else statements[1][0]
+                        outcomes.add("walked on" if then.startswith("sort") else then)
                     ids.extend(r.id for r in page.rows)
                     if page.next_cursor is None:
                         break
                     cursor = page.next_cursor
             assert (ids if sort == "updated" else sorted(ids)) == brute_force(rt, filters, sort), (filters, sort)
-    assert contact_search.INTERSECT in drivers or trial_share == 1
+    assert "walked on" in outcomes, outcomes
+
+
+def test_a_walk_tried_first_goes_on_at_the_density_it_met() -> None:
+    """'a' (132,499 entries) and beat-03 (50,201) at 1,000,000, planned as a walk of ~7,500 rows: a tried walk that met 2 matches in 562 rows goes on (~14,000 left, the intersection ~16,000); one that met none leaves for the intersection."""
+    conds = [cond("word a"), cond("beat")]
+    counted = [132_499, 50_201]
+    cap = costs.intersect_cap(1_000_000, 50)
+    path, cost = costs.plan(conds, counted, 1_000_000, 50, cap=cap)
+    assert path == "sort" and 7_500 < cost < 7_550
+    path, cost = costs.driven(conds, counted, 1_000_000, cap=cap) or ("", 0.0)
+    assert path == contact_search.INTERSECT and 15_000 < cost < 16_500
+    assert costs.walk_left(50, 2, 562) < cost < costs.walk_left(50, 0, 562)
+    assert costs.walk_left(50, 50, 1_000) == pytest.approx(20)
