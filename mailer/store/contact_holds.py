@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from mailer.domain.states import DeliveryStatus
 from mailer.store.deliveries import rowcount
 from mailer.store.planned import ALL_CONTACTS, Step
-from mailer.store.tables import ContactHold, Delivery, DeliveryEvent, Release
+from mailer.store.tables import ContactHold, Delivery, DeliveryEvent, Release, Stamp
 
 #: the delivery event of a row recorded ``held``
 HELD_EVENT = "held"
 
 
-def held_now(contact_id: Any, now: datetime) -> ColumnElement[bool]:
+def held_now(contact_id: Any, now: datetime | BindParameter[Any]) -> ColumnElement[bool]:
     """The contact has a hold that is not lifted and lasts past ``now``: the one test the
     planner and the claim use."""
     return exists(
@@ -88,7 +88,7 @@ def held_contacts(session: Session, at: datetime) -> list[HeldContact]:
     return [HeldContact(int(contact_id), until, str(reason)) for contact_id, until, reason in rows]
 
 
-def _hold_reason(contact_id: Any, now: datetime) -> Any:
+def _hold_reason(contact_id: Any, now: datetime | BindParameter[Any]) -> Any:
     """The reason of the contact's latest hold in force at ``now`` (a scalar subquery)."""
     return (
         select(ContactHold.reason)
@@ -102,33 +102,22 @@ def _hold_reason(contact_id: Any, now: datetime) -> Any:
 def _hold_rows(session: Session, *where: ColumnElement[bool], now: datetime) -> list[int]:
     """Writes: the rows ``where`` selects whose contact is held become ``held`` (reason
     and last reply from the hold), each with a ``held`` event; returns their ids."""
-    held = list(
-        session.scalars(
-            update(Delivery)
-            .where(*where, held_now(Delivery.contact_id, now))
-            .values(
-                status=DeliveryStatus.HELD.value,
-                reason="out_of_office",
-                last_reply=_hold_reason(Delivery.contact_id, now),
-                lease_owner=None,
-                lease_expires_at=None,
-                next_attempt_at=None,
-                updated_at=now,
-            )
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    held = list(session.scalars(_hold_statement(*where, now=now)))
     if held:
-        reasons = {
-            int(i): str(reply or "held")
-            for i, reply in session.execute(select(Delivery.id, Delivery.last_reply).where(Delivery.id.in_(held)))
-        }
-        session.execute(
-            insert(DeliveryEvent),
-            [{"delivery_id": i, "kind": HELD_EVENT, "detail": reasons.get(i) or "held", "at": now} for i in held],
-        )
+        _held_events(session, held, now)
     return held
+
+
+def _held_events(session: Session, held: list[int], now: datetime) -> None:
+    """A ``held`` event for each row just held, with its hold's reason."""
+    reasons = {
+        int(i): str(reply or "held")
+        for i, reply in session.execute(select(Delivery.id, Delivery.last_reply).where(Delivery.id.in_(held)))
+    }
+    session.execute(
+        insert(DeliveryEvent),
+        [{"delivery_id": i, "kind": HELD_EVENT, "detail": reasons.get(i) or "held", "at": now} for i in held],
+    )
 
 
 def hold_planned(session: Session, release_id: int, *, now: datetime, step: Step = ALL_CONTACTS) -> int:
@@ -152,10 +141,41 @@ def hold_claimed(session: Session, delivery_ids: Sequence[int], *, now: datetime
     ``held`` (not sent); returns their ids."""
     if not delivery_ids:
         return []
-    ids: BindParameter[list[int]] = bindparam(
-        "ids", list(delivery_ids), expanding=True
-    )  # one parameter, not one per id
-    return _hold_rows(session, Delivery.id.in_(ids), Delivery.status == DeliveryStatus.SENDING.value, now=now)
+    # Called for every claimed batch: a Core statement built once, the ids as one
+    # expanding parameter (not one per id), on the session's connection.
+    held: list[int] = list(
+        session.connection().execute(_HOLD_CLAIMED, {"ids": list(delivery_ids), "b_now": now}).scalars()
+    )
+    if held:
+        _held_events(session, held, now)
+    return held
+
+
+def _hold_statement(*where: ColumnElement[bool], now: datetime | BindParameter[Any]) -> Any:
+    """The UPDATE of :func:`_hold_rows`: the rows ``where`` selects whose contact is held
+    at ``now`` become ``held``, returning their ids."""
+    return (
+        update(Delivery)
+        .where(*where, held_now(Delivery.contact_id, now))
+        .values(
+            status=DeliveryStatus.HELD.value,
+            reason="out_of_office",
+            last_reply=_hold_reason(Delivery.contact_id, now),
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_HOLD_CLAIMED = _hold_statement(
+    Delivery.id.in_(bindparam("ids", expanding=True)),
+    Delivery.status == DeliveryStatus.SENDING.value,
+    now=bindparam("b_now", type_=Stamp),
+)
 
 
 def requeue_held(session: Session, contact_ids: Sequence[int], *, now: datetime) -> int:

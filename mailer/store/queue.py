@@ -12,11 +12,16 @@ recorded over it), the others return to the queue.
 Also here: the release's circuit-breaker columns, merged at each recording. Renewing,
 releasing and sweeping leases are in :mod:`mailer.store.leases`; planning and
 the release-wide counts are in :mod:`mailer.store.deliveries`.
+
+Over 400 lines on purpose: the claim, the in-data mark and the recording of results are
+one row life; their statements (built once, some sent to the driver directly: issue 20)
+share the table's columns and guards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -38,13 +43,15 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from mailer.domain.states import DeliveryStatus
 from mailer.store.contact_holds import hold_claimed
 from mailer.store.suppression_match import suppressed_in
-from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release
+from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release, Stamp
 
 #: the deliveries table for Core statements (typed as a Table for mypy)
 DELIVERIES = cast(Table, Delivery.__table__)
@@ -125,7 +132,7 @@ _QUEUED: ColumnElement[str] = literal_column(f"'{DeliveryStatus.QUEUED.value}'",
 _DEFERRED: ColumnElement[str] = literal_column(f"'{DeliveryStatus.DEFERRED.value}'", String)
 
 
-def due_ranges(release_id: int, now: datetime) -> tuple[Select[int], ...]:
+def due_ranges(release_id: int | BindParameter[Any], now: datetime | BindParameter[Any]) -> tuple[Select[int], ...]:
     """The claim's three index ranges of the release's due rows, each in its index's
     order, each starting at its first due row (so reading the first ``n`` of one costs
     about ``n`` index entries, whatever the release's size or how much of it is sent):
@@ -154,7 +161,7 @@ def due_ranges(release_id: int, now: datetime) -> tuple[Select[int], ...]:
     )
 
 
-def _due_ids(release_id: int, now: datetime, limit: int) -> Select[int]:
+def _due_ids(release_id: int | BindParameter[Any], now: datetime | BindParameter[Any], limit: int) -> Select[int]:
     """The ids of up to ``limit`` due rows of the release, lowest id first: the first
     ``limit`` of each of :func:`due_ranges` (locked, SKIP LOCKED, on PostgreSQL: only
     what a range returns is locked), then the lowest ids of those at most ``3 * limit``."""
@@ -185,33 +192,18 @@ def claim_batch(
     """
     # Core statements on the session's connection (same transaction): the ORM's bulk
     # UPDATE machinery and 200 literal ids coerced one by one per statement were most of
-    # a claim's CPU (issue 20); the id lists go as one expanding parameter each.
+    # a claim's CPU (issue 20); the id lists go as one expanding parameter each, and the
+    # statements are built once (per batch size and scopes), not per claim.
     conn = session.connection()
-    t = DELIVERIES.c
+    claim, suppress = _claim_statements(limit, tuple(scopes))
     claimed_ids: list[int] = list(
         conn.execute(
-            update(DELIVERIES)
-            .where(t.id.in_(_due_ids(release_id, now, limit).scalar_subquery()))
-            .values(
-                status=DeliveryStatus.SENDING.value,
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                in_data=False,
-                updated_at=now,
-            )
-            .returning(t.id)
+            claim, {"b_release": release_id, "b_now": now, "b_owner": owner, "b_expires": now + lease}
         ).scalars()
     )
     if not claimed_ids:
         return []
-    newly_suppressed: list[int] = list(
-        conn.execute(
-            update(DELIVERIES)
-            .where(t.id.in_(_ids(claimed_ids)), suppressed_in(t.email_hash, t.domain, scopes))
-            .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
-            .returning(t.id)
-        ).scalars()
-    )
+    newly_suppressed: list[int] = list(conn.execute(suppress, {"ids": claimed_ids}).scalars())
     if newly_suppressed:
         conn.execute(
             insert(_EVENTS),
@@ -221,7 +213,35 @@ def claim_batch(
             ],
         )
     hold_claimed(session, claimed_ids, now=now)  # held since planning (an out-of-office reply)
-    return _claimed_rows(session, t.id.in_(_ids(claimed_ids)), t.status == DeliveryStatus.SENDING.value)
+    return _rows(session.connection().execute(_CLAIMED_ROWS, {"ids": claimed_ids}))
+
+
+@functools.cache
+def _claim_statements(limit: int, scopes: tuple[str, ...]) -> tuple[Update, Update]:
+    """The claim's UPDATE of up to ``limit`` due rows (parameters ``b_release``,
+    ``b_now``, ``b_owner``, ``b_expires``) and the UPDATE of those of them suppressed in
+    ``scopes`` (``ids``): what :func:`claim_batch` ran, built once."""
+    t = DELIVERIES.c
+    now = bindparam("b_now", type_=Stamp)
+    claim = (
+        update(DELIVERIES)
+        .where(t.id.in_(_due_ids(bindparam("b_release"), now, limit).scalar_subquery()))
+        .values(
+            status=DeliveryStatus.SENDING.value,
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires", type_=Stamp),
+            in_data=False,
+            updated_at=now,
+        )
+        .returning(t.id)
+    )
+    suppress = (
+        update(DELIVERIES)
+        .where(t.id.in_(bindparam("ids", expanding=True)), suppressed_in(t.email_hash, t.domain, scopes))
+        .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
+        .returning(t.id)
+    )
+    return claim, suppress
 
 
 def _ids(ids: Sequence[int]) -> BindParameter[Any]:
@@ -244,34 +264,44 @@ def held_rows(session: Session, owner: str, delivery_ids: Sequence[int]) -> list
 def _claimed_rows(session: Session, *where: ColumnElement[bool]) -> list[Claimed]:
     """The rows ``where`` selects (of the deliveries table) with their contacts' fields;
     a Core select on the session's connection (no ORM row loading)."""
-    t, c = DELIVERIES.c, _CONTACTS.c
-    rows = session.connection().execute(
-        select(
-            t.id,
-            t.release_id,
-            t.segment_id,
-            t.contact_id,
-            t.email,
-            t.message_id,
-            t.attempts,
-            t.first_attempt_at,
-            c.first_name,
-            c.last_name,
-            c.outlet,
-            c.attributes,
-            t.in_reply_to,
-            c.timezone,
-        )
-        .join_from(DELIVERIES, _CONTACTS, c.id == t.contact_id)
-        .where(*where, t.email.is_not(None))
-        .order_by(t.id)
-    )
-    # Unpacked by position (in the select's order): no per-field lookup by name.
-    found: Any = rows  # Rows unpack like tuples (typed per column only up to 10 columns)
+    return _rows(session.connection().execute(_ROWS.where(*where)))
+
+
+def _rows(rows: Any) -> list[Claimed]:
+    """:class:`Claimed` rows from a result of :data:`_ROWS` (unpacked by position, in
+    the select's order: no per-field lookup by name)."""
     return [
         Claimed(i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, dict(attrs or {}), irt, tz)
-        for i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, attrs, irt, tz in found
+        for i, rel, seg, contact, email, mid, attempts, first_at, first, last, outlet, attrs, irt, tz in rows
     ]
+
+
+#: the fields of a claimed row (see :func:`_rows`); callers add their WHERE
+_ROWS = (
+    select(
+        DELIVERIES.c.id,
+        DELIVERIES.c.release_id,
+        DELIVERIES.c.segment_id,
+        DELIVERIES.c.contact_id,
+        DELIVERIES.c.email,
+        DELIVERIES.c.message_id,
+        DELIVERIES.c.attempts,
+        DELIVERIES.c.first_attempt_at,
+        _CONTACTS.c.first_name,
+        _CONTACTS.c.last_name,
+        _CONTACTS.c.outlet,
+        _CONTACTS.c.attributes,
+        DELIVERIES.c.in_reply_to,
+        _CONTACTS.c.timezone,
+    )
+    .join_from(DELIVERIES, _CONTACTS, _CONTACTS.c.id == DELIVERIES.c.contact_id)
+    .where(DELIVERIES.c.email.is_not(None))
+    .order_by(DELIVERIES.c.id)
+)
+#: the rows a claim just leased (parameter ``ids``), built once
+_CLAIMED_ROWS = _ROWS.where(
+    DELIVERIES.c.id.in_(bindparam("ids", expanding=True)), DELIVERIES.c.status == DeliveryStatus.SENDING.value
+)
 
 
 _MARK_IN_DATA = (
@@ -373,70 +403,92 @@ def record_decisions(session: Session, decisions: Sequence[Decision], owner: str
     """
     if not decisions:
         return set()
-    t = DELIVERIES.c
     # Core on the session's connection (same transaction), the ids as one parameter.
     conn = session.connection()
     mine: set[int] = set(
-        conn.execute(
-            select(t.id)
-            .where(
-                t.id.in_(_ids([d.delivery_id for d in decisions])),
-                t.lease_owner == owner,
-                t.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
-            )
-            .with_for_update()
-        ).scalars()
+        conn.execute(_HELD_FOR_RECORDING, {"ids": [d.delivery_id for d in decisions], "owner": owner}).scalars()
     )
     decisions = [d for d in decisions if d.delivery_id in mine]
     if not decisions:
         return set()
-    # Core UPDATE (not the ORM's bulk path): one executemany with a guard per row.
-    stmt = (
-        update(DELIVERIES)
-        .where(t.id == bindparam("b_id"), t.lease_owner == bindparam("b_owner"))
-        .values(
-            status=bindparam("b_status"),
-            last_code=bindparam("b_code"),
-            last_reply=bindparam("b_reply"),
-            reason=bindparam("b_reason"),
-            next_attempt_at=bindparam("b_next", type_=Delivery.next_attempt_at.type),
-            first_attempt_at=bindparam("b_first", type_=Delivery.first_attempt_at.type),
-            sent_at=bindparam("b_sent", type_=Delivery.sent_at.type),
-            attempts=t.attempts + bindparam("b_inc"),
-            in_data=False,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
-    params = [
-        {
-            "b_id": o.delivery_id,
-            "b_owner": owner,
-            "b_status": o.status.value,
-            "b_code": o.code,
-            "b_reply": o.reply[:1000],
-            "b_reason": o.reason,
-            "b_next": o.next_attempt_at,
-            "b_first": o.first_attempt_at,
-            "b_sent": now if o.status == DeliveryStatus.SENT else None,
-            "b_inc": 1 if o.attempted else 0,
-        }
-        for o in decisions
-    ]
-    # Core (no ORM bulk-insert machinery).
-    conn.execute(stmt, params)
-    conn.execute(
-        insert(_EVENTS),
+    # The UPDATE and the events' INSERT go to the driver as two executemany statements
+    # of plain tuples (exec_driver_sql, still in this transaction): through Core, binding
+    # ten parameters per row (a type processor per datetime) was most of a recording's
+    # CPU (issue 20). Datetimes go through their column type's own bind processor, once
+    # per distinct value (a group shares ``now`` and mostly the same attempt times).
+    dialect = conn.dialect
+    p = _PLACEHOLDERS[dialect.paramstyle]
+    stamp = _stamp_binder(dialect)
+    at = stamp(now)
+    sent = DeliveryStatus.SENT
+    conn.exec_driver_sql(
+        _RECORD_SQL.format(p=p),
         [
-            {
-                "delivery_id": o.delivery_id,
-                "kind": o.event,
-                "code": o.code,
-                "detail": (o.detail or o.reply)[:1000],
-                "at": now,
-            }
+            (
+                o.status.value,
+                o.code,
+                o.reply[:1000],
+                o.reason,
+                stamp(o.next_attempt_at),
+                stamp(o.first_attempt_at),
+                at if o.status is sent else None,
+                1 if o.attempted else 0,
+                False,
+                at,
+                o.delivery_id,
+                owner,
+            )
             for o in decisions
         ],
     )
+    conn.exec_driver_sql(
+        _EVENTS_SQL.format(p=p),
+        [(o.delivery_id, o.event, o.code, (o.detail or o.reply)[:1000], at) for o in decisions],
+    )
     return mine
+
+
+_HELD_FOR_RECORDING = (
+    select(DELIVERIES.c.id)
+    .where(
+        DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+        DELIVERIES.c.lease_owner == bindparam("owner"),
+        DELIVERIES.c.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]),
+    )
+    .with_for_update()
+)
+
+_d = DELIVERIES.c
+#: one row's result (``{p}``: the driver's placeholder); the guard as in the claim
+_RECORD_SQL = (
+    f"UPDATE {DELIVERIES.name} SET {_d.status.name} = {{p}}, {_d.last_code.name} = {{p}}, "
+    f"{_d.last_reply.name} = {{p}}, {_d.reason.name} = {{p}}, {_d.next_attempt_at.name} = {{p}}, "
+    f"{_d.first_attempt_at.name} = {{p}}, {_d.sent_at.name} = {{p}}, "
+    f"{_d.attempts.name} = {_d.attempts.name} + {{p}}, {_d.in_data.name} = {{p}}, "
+    f"{_d.lease_owner.name} = NULL, {_d.lease_expires_at.name} = NULL, {_d.updated_at.name} = {{p}} "
+    f"WHERE {_d.id.name} = {{p}} AND {_d.lease_owner.name} = {{p}}"
+)
+_e = _EVENTS.c
+_EVENTS_SQL = (
+    f"INSERT INTO {_EVENTS.name} ({_e.delivery_id.name}, {_e.kind.name}, {_e.code.name}, "
+    f"{_e.detail.name}, {_e.at.name}) VALUES ({{p}}, {{p}}, {{p}}, {{p}}, {{p}})"
+)
+del _d, _e
+
+
+def _stamp_binder(dialect: Dialect) -> Callable[[datetime | None], Any]:
+    """``datetime`` → the driver's value for a timestamp column of this dialect, exactly
+    as a Core statement binds it (:class:`UTCDateTime`, then the dialect's own
+    processor), remembered per distinct value for one call."""
+    process = DELIVERIES.c.sent_at.type.bind_processor(dialect)
+    seen: dict[datetime, Any] = {}
+
+    def bind(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        found = seen.get(value)
+        if found is None:
+            found = seen[value] = process(value) if process is not None else value
+        return found
+
+    return bind
