@@ -466,7 +466,12 @@ def test_the_walk_tried_first_pages_like_a_brute_force_filter(
                         break
                     cursor = page.next_cursor
             assert (ids if sort == "updated" else sorted(ids)) == brute_force(rt, filters, sort), (filters, sort)
-    assert "walked on" in outcomes, outcomes
+    assert outcomes, "no walk was tried first"
+    if rt.engine.dialect.name == "sqlite":
+        # PostgreSQL's collation orders the crowd's names otherwise, so its tried walks
+        # meet other densities (there every one left for the intersection); which way a
+        # density goes is pinned by the test below, every page's rows by brute force above
+        assert "walked on" in outcomes, outcomes
 
 
 def test_a_walk_tried_first_goes_on_at_the_density_it_met() -> None:
