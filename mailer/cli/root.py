@@ -1,10 +1,18 @@
-"""The ``mailer`` command. Thin: parse, call one function, present (Rich or ``--json``)."""
+"""The ``mailer`` command. Thin: parse, call one function, present (Rich or ``--json``).
+
+The command tree is built from the command modules (each adds its groups with
+``register(app)``). A command line that names its command imports only the modules that
+command lives in (:data:`HOMES`): ``mailer run`` does not load the web UI, the bounce
+parsers or the release editor, which saves a worker a third of its start-up. ``app`` (this
+module's attribute) is the whole tree, built on first use, for ``--help`` and the tests.
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
+from collections.abc import Iterable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +24,7 @@ from mailer import __version__
 from mailer.cli.common import STATE, err, out
 from mailer.domain.errors import MailerError
 
-app = typer.Typer(
-    help="mailer: press releases to journalists, approved, personalized, delivered exactly once.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
+HELP = "mailer: press releases to journalists, approved, personalized, delivered exactly once."
 
 # Each command module adds its groups with register(app); listed in --help order.
 COMMAND_MODULES = (
@@ -38,9 +41,36 @@ COMMAND_MODULES = (
 )
 # Running it as a service (issue 19): doctor, audit log, webhooks, db backup, purge.
 OPS_COMMAND_MODULES = ("doctor", "audit", "webhooks", "maintenance")
-for _name in COMMAND_MODULES + OPS_COMMAND_MODULES:
-    if importlib.util.find_spec(f"mailer.cli.{_name}") is not None:
-        importlib.import_module(f"mailer.cli.{_name}").register(app)
+
+#: The modules each top-level command's tree comes from: the one that registers it and
+#: those that add subcommands to its group (``contacts edit`` is in medialist, ``contacts
+#: erase`` in suppressions, ``db backup`` in maintenance). tests/cli/test_lazy_tree.py
+#: checks every command against the whole tree.
+HOMES: dict[str, tuple[str, ...]] = {
+    "demo": ("demo",),
+    "capture": ("demo",),
+    "db": ("contacts", "maintenance"),
+    "contacts": ("contacts", "medialist", "suppressions"),
+    "lists": ("contacts", "medialist"),
+    "segments": ("contacts", "medialist"),
+    "releases": ("releases",),
+    "clients": ("releases",),
+    "run": ("delivery",),
+    "report": ("delivery",),
+    "log": ("delivery",),
+    "suppressions": ("suppressions",),
+    "bounces": ("bounces",),
+    "replies": ("replies",),
+    "web": ("web",),
+    "users": ("users",),
+    "doctor": ("doctor",),
+    "audit": ("audit",),
+    "webhooks": ("webhooks",),
+    "purge": ("maintenance",),
+}
+
+#: Root options that take a value (the word after them is not a command).
+_VALUED = ("--config", "-c")
 
 
 def _version(value: bool) -> None:
@@ -49,7 +79,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main_options(
     config: Annotated[
         Path | None,
@@ -64,10 +93,46 @@ def main_options(
     STATE._settings = None
 
 
+def build(modules: Iterable[str] = COMMAND_MODULES + OPS_COMMAND_MODULES) -> typer.Typer:
+    """A root app with the commands of ``modules`` (default: all of them)."""
+    root = typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich")
+    root.callback()(main_options)
+    for name in modules:
+        importlib.import_module(f"mailer.cli.{name}").register(root)
+    return root
+
+
+@cache
+def _whole() -> typer.Typer:
+    return build()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return _whole()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The top-level command a command line names (``mailer -c x.toml run`` → ``run``),
+    or None (no command, ``--help``, an unknown word: those get the whole tree)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif arg == "--":
+            return None
+        elif not arg.startswith("-"):
+            return arg if arg in HOMES else None
+    return None
+
+
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and an exit code."""
+    named = command_named(sys.argv[1:])
+    cli = _whole() if named is None else build(HOMES[named])
     try:
-        app()
+        cli()
     except MailerError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
