@@ -50,7 +50,7 @@ from sqlalchemy.sql.dml import Update
 
 from mailer.domain.states import DeliveryStatus
 from mailer.store.contact_holds import hold_claimed
-from mailer.store.suppression_match import suppressed_in
+from mailer.store.suppression_match import any_domain_suppression, suppressed_in
 from mailer.store.tables import Contact, Delivery, DeliveryEvent, Release, Stamp
 
 #: the deliveries table for Core statements (typed as a Table for mypy)
@@ -195,7 +195,7 @@ def claim_batch(
     # a claim's CPU (issue 20); the id lists go as one expanding parameter each, and the
     # statements are built once (per batch size and scopes), not per claim.
     conn = session.connection()
-    claim, suppress = _claim_statements(limit, tuple(scopes))
+    claim = _claim_statement(limit)
     claimed_ids: list[int] = list(
         conn.execute(
             claim, {"b_release": release_id, "b_now": now, "b_owner": owner, "b_expires": now + lease}
@@ -203,6 +203,10 @@ def claim_batch(
     )
     if not claimed_ids:
         return []
+    # probed after the claim: a domain rule recorded before this point is seen by the
+    # UPDATE below, as if the check were one statement; none in the scopes (the common
+    # case) leaves only the address check per row
+    suppress = _suppress_statement(tuple(scopes), domains=any_domain_suppression(session, scopes))
     newly_suppressed: list[int] = list(conn.execute(suppress, {"ids": claimed_ids}).scalars())
     if newly_suppressed:
         conn.execute(
@@ -217,13 +221,12 @@ def claim_batch(
 
 
 @functools.cache
-def _claim_statements(limit: int, scopes: tuple[str, ...]) -> tuple[Update, Update]:
+def _claim_statement(limit: int) -> Update:
     """The claim's UPDATE of up to ``limit`` due rows (parameters ``b_release``,
-    ``b_now``, ``b_owner``, ``b_expires``) and the UPDATE of those of them suppressed in
-    ``scopes`` (``ids``): what :func:`claim_batch` ran, built once."""
+    ``b_now``, ``b_owner``, ``b_expires``), built once per batch size."""
     t = DELIVERIES.c
     now = bindparam("b_now", type_=Stamp)
-    claim = (
+    return (
         update(DELIVERIES)
         .where(t.id.in_(_due_ids(bindparam("b_release"), now, limit).scalar_subquery()))
         .values(
@@ -235,13 +238,22 @@ def _claim_statements(limit: int, scopes: tuple[str, ...]) -> tuple[Update, Upda
         )
         .returning(t.id)
     )
-    suppress = (
+
+
+@functools.cache
+def _suppress_statement(scopes: tuple[str, ...], *, domains: bool) -> Update:
+    """The UPDATE of the claimed rows (``ids``) suppressed in ``scopes``; ``domains``:
+    whether any domain suppression exists there (see :func:`suppressed_in`). Built once
+    per (scopes, domains)."""
+    t = DELIVERIES.c
+    return (
         update(DELIVERIES)
-        .where(t.id.in_(bindparam("ids", expanding=True)), suppressed_in(t.email_hash, t.domain, scopes))
+        .where(
+            t.id.in_(bindparam("ids", expanding=True)), suppressed_in(t.email_hash, t.domain, scopes, domains=domains)
+        )
         .values(status=DeliveryStatus.SUPPRESSED.value, lease_owner=None, lease_expires_at=None)
         .returning(t.id)
     )
-    return claim, suppress
 
 
 def _ids(ids: Sequence[int]) -> BindParameter[Any]:

@@ -252,3 +252,26 @@ def test_postgres_claim_costs_the_same_with_half_a_big_release_sent(pg_rt: Runti
     pages = [p["Shared Hit Blocks"] + p["Shared Read Blocks"] for p in (fresh, half)]
     # about two per row locked; the query before issue 20 read one more per sent row passed
     assert pages[1] <= pages[0] * 1.25, pages
+
+
+def test_a_claim_checks_addresses_only_when_no_domain_is_suppressed(rt: Runtime, tmp_path: Path) -> None:
+    """With no domain suppression in the scopes, the claim's suppression UPDATE tests the address alone (no domain rule look-up)."""
+    from sqlalchemy import event
+
+    rid, ids = _planned(rt, tmp_path, 3)
+    with transaction(rt.sessions) as s:
+        email = s.scalars(select(Delivery.email).where(Delivery.id == ids[1])).one() or ""
+        add_suppression(s, email, reason=SuppressionReason.MANUAL, source="t", now=FIXED_NOW)
+    checks: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE deliveries SET status") and "suppressions" in statement:
+            checks.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", seen)
+    try:
+        assert _claim(rt, rid, 10) == [ids[0], ids[2]]
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", seen)
+    assert len(checks) == 1 and "suppressions.email_hash" in checks[0]
+    assert "suppressions.domain" not in checks[0]
