@@ -18,14 +18,13 @@ from mailer.domain.addresses import parse_suppression_target
 from mailer.domain.errors import InputError, MailerError
 from mailer.domain.states import GLOBAL_SCOPE, SuppressionReason, send_scopes
 from mailer.runtime import Runtime
-from mailer.store import deliveries as delivery_store
 from mailer.store import queue as delivery_queue
 from mailer.store import suppressions as suppression_store
 from mailer.store.db import transaction
 from mailer.store.suppression_match import FEW_SUBDOMAIN_RULES
-from mailer.store.tables import Delivery, Segment, Suppression, SuppressionLog
+from mailer.store.tables import Delivery, Suppression, SuppressionLog
 from tests.support.constants import FIXED_NOW
-from tests.support.engine import Variant, add_contacts, approved_release
+from tests.support.engine import Variant, add_contacts, approved_release, plan_only
 
 PEOPLE = ["ann@example.com", "bob@news.example.com", "cat@example.org", "dan@notexample.com"]
 
@@ -41,17 +40,8 @@ def cli(rt: Runtime, *args: str) -> tuple[int, str]:
 
 
 def plan(rt: Runtime, release_id: int) -> dict[str, str]:
+    plan_only(rt, release_id, scopes=send_scopes("harbor"))
     with transaction(rt.sessions) as s:
-        seg = s.scalars(select(Segment)).one()
-        delivery_store.plan_segment(
-            s,
-            release_id=release_id,
-            segment_id=seg.id,
-            rule=seg.rule,
-            scopes=send_scopes("harbor"),
-            message_id_domain="mail.example.com",
-            now=FIXED_NOW,
-        )
         return {d.email or "": d.status for d in s.scalars(select(Delivery))}
 
 

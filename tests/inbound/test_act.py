@@ -16,9 +16,8 @@ from mailer.engine.dispatch import Dispatcher
 from mailer.inbound import act, research
 from mailer.runtime import Runtime
 from mailer.store import contact_holds, queue
-from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
-from mailer.store.tables import Contact, ContactBeat, DeliveryEvent, ListMember, Segment, Suppression
+from mailer.store.tables import Contact, ContactBeat, DeliveryEvent, ListMember, Suppression
 from tests.support.bounces import send_to, suppressions
 from tests.support.constants import FIXED_NOW
 from tests.support.engine import (
@@ -28,6 +27,7 @@ from tests.support.engine import (
     approved_release,
     deliveries,
     engine_runtime,
+    plan_only,
     release_status,
 )
 from tests.support.fake_transport import FakeTransport
@@ -45,18 +45,7 @@ AWAY = {
 
 def _plan(rt: Runtime, release_id: int) -> None:
     """Plan the release's one segment (its rows queued, nothing sent)."""
-    with transaction(rt.sessions) as session:
-        segment_id = session.scalar(select(Segment.id).where(Segment.slug == "press-all"))
-        assert segment_id is not None
-        delivery_store.plan_segment(
-            session,
-            release_id=release_id,
-            segment_id=segment_id,
-            rule="list:press",
-            scopes=["*"],
-            message_id_domain="m.example.com",
-            now=FIXED_NOW,
-        )
+    plan_only(rt, release_id, scopes=("*",), message_id_domain="m.example.com")
 
 
 def _reply(rt: Runtime, delivery_id: int, name: str) -> None:

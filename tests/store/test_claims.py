@@ -17,15 +17,14 @@ from sqlalchemy import Engine, func, select, text, update
 
 from mailer.domain.states import DeliveryStatus, ReleaseStatus, SuppressionReason, send_scopes
 from mailer.runtime import Runtime
-from mailer.store import deliveries as delivery_store
 from mailer.store import queue as delivery_queue
 from mailer.store.contact_holds import add_hold
 from mailer.store.db import transaction
 from mailer.store.suppressions import add_suppression
-from mailer.store.tables import Delivery, DeliveryEvent, Release, Segment
+from mailer.store.tables import Delivery, DeliveryEvent, Release
 from tests.support.constants import FIXED_NOW
 from tests.support.conversations import EVERYONE
-from tests.support.engine import add_contacts, approved_release
+from tests.support.engine import add_contacts, approved_release, plan_only
 
 LEASE = timedelta(minutes=5)
 HOUR = timedelta(hours=1)
@@ -35,17 +34,8 @@ def _planned(rt: Runtime, tmp_path: Path, count: int) -> tuple[int, list[int]]:
     """A sending release planned over ``count`` contacts; (release id, its row ids in id order)."""
     add_contacts(rt, tmp_path, [f"r{i:03}@example.com" for i in range(count)])
     rid = approved_release(rt, EVERYONE)
+    plan_only(rt, rid, scopes=send_scopes("harbor"))
     with transaction(rt.sessions) as s:
-        seg = s.scalars(select(Segment)).one()
-        delivery_store.plan_segment(
-            s,
-            release_id=rid,
-            segment_id=seg.id,
-            rule=seg.rule,
-            scopes=send_scopes("harbor"),
-            message_id_domain="mail.example.com",
-            now=FIXED_NOW,
-        )
         s.execute(update(Release).where(Release.id == rid).values(status=ReleaseStatus.SENDING.value))
         ids = list(s.scalars(select(Delivery.id).where(Delivery.release_id == rid).order_by(Delivery.id)))
     return rid, ids

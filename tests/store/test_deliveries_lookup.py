@@ -21,32 +21,20 @@ from mailer.domain.states import DeliveryStatus, email_hash
 from mailer.runtime import Runtime
 from mailer.store import bounces as bounce_store
 from mailer.store import db
-from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
 from mailer.store.ledger.log import LogFilter, delivery_log
 from mailer.store.suppressions import suppress_pending_deliveries, suppress_pending_many
-from mailer.store.tables import Delivery, FormerAddress, Segment
+from mailer.store.tables import Delivery, FormerAddress
 from tests.support.constants import FIXED_NOW
 from tests.support.databases import PG_DSN
-from tests.support.engine import Variant, add_contacts, approved_release, deliveries
+from tests.support.engine import Variant, add_contacts, approved_release, deliveries, plan_only
 
 DOMAIN = "mail.example.com"
 NEW_SHAPE = re.compile(r"<m\.[0-9a-f]{8}\.[0-9a-f]{32}@mail\.example\.com>")
 
 
 def _plan(rt: Runtime, release_id: int) -> None:
-    with transaction(rt.sessions) as session:
-        segment_id = session.scalar(select(Segment.id).where(Segment.slug == "press-all"))
-        assert segment_id is not None
-        delivery_store.plan_segment(
-            session,
-            release_id=release_id,
-            segment_id=segment_id,
-            rule="list:press",
-            scopes=("*",),
-            message_id_domain=DOMAIN,
-            now=FIXED_NOW,
-        )
+    plan_only(rt, release_id, scopes=("*",), message_id_domain=DOMAIN)
 
 
 def _release(rt: Runtime, tmp_path: Path, emails: list[str]) -> int:

@@ -15,12 +15,11 @@ from mailer.config import DatabaseSettings
 from mailer.domain.states import DeliveryStatus, send_scopes
 from mailer.runtime import Runtime
 from mailer.store import db, leases
-from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
-from mailer.store.tables import Delivery, Segment
+from mailer.store.tables import Delivery
 from tests.support.constants import FIXED_NOW
 from tests.support.conversations import EVERYONE
-from tests.support.engine import add_contacts, approved_release
+from tests.support.engine import add_contacts, approved_release, plan_only
 
 LEASE = timedelta(minutes=5)
 
@@ -35,17 +34,8 @@ def test_lease_queries_read_the_partial_index_and_only_sending_rows_are_in_it(rt
         return
     add_contacts(rt, tmp_path, [f"l{i}@example.com" for i in range(5)])
     rid = approved_release(rt, EVERYONE)
+    plan_only(rt, rid, scopes=send_scopes("harbor"))
     with transaction(rt.sessions) as s:
-        seg = s.scalars(select(Segment)).one()
-        delivery_store.plan_segment(
-            s,
-            release_id=rid,
-            segment_id=seg.id,
-            rule=seg.rule,
-            scopes=send_scopes("harbor"),
-            message_id_domain="mail.example.com",
-            now=FIXED_NOW,
-        )
         first = s.scalars(select(Delivery.id).where(Delivery.release_id == rid).order_by(Delivery.id)).first()
         s.execute(
             update(Delivery)

@@ -5,6 +5,7 @@ process the test starts."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,9 @@ from mailer.domain.states import ReleaseStatus
 from mailer.message import Renderer
 from mailer.releases.plan import build_send_plan
 from mailer.runtime import Runtime
+from mailer.store import deliveries as delivery_store
 from mailer.store.db import transaction
-from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment
+from mailer.store.tables import Approval, Client, Delivery, Release, ReleaseSegment, Segment
 from tests.support.constants import FIXED_NOW, REPO, TEST_SECRET
 
 BODY = """Dear {{ first_name | default("colleague") }},
@@ -154,6 +156,30 @@ def approved_release(
             )
         )
         return release.id
+
+
+def plan_only(
+    rt: Runtime,
+    release_id: int,
+    *,
+    slug: str = "press-all",
+    scopes: Sequence[str] = ("*", "harbor"),
+    message_id_domain: str = "mail.example.com",
+    now: datetime = FIXED_NOW,
+) -> int:
+    """Plan one segment of the release (its rows queued, nothing sent, the release's status
+    untouched), as the planner's steps would; returns how many rows were added."""
+    with transaction(rt.sessions) as session:
+        segment = session.scalars(select(Segment).where(Segment.slug == slug)).one()
+        return delivery_store.plan_segment(
+            session,
+            release_id=release_id,
+            segment_id=segment.id,
+            rule=segment.rule,
+            scopes=scopes,
+            message_id_domain=message_id_domain,
+            now=now,
+        )
 
 
 def deliveries(rt: Runtime, release_id: int) -> dict[str, Delivery]:
