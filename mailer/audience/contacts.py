@@ -15,7 +15,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +42,12 @@ from mailer.store.tables import ContactBeat, ContactTag
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9\-_]{0,63}")
 MAX_REPORTED_REJECTIONS = 100_000
+#: From this file size on, an import into an empty contacts table (SQLite) builds the
+#: sort and search indexes once at the end (:func:`mailer.store.contacts.first_load`).
+FIRST_LOAD_MIN_BYTES = 4 << 20
+
+#: How a batch's search words of new contacts are written: (session, [(word, contact id)]).
+TermWriter = Callable[[Session, Sequence[tuple[str, int]]], None]
 
 
 @dataclass
@@ -147,18 +153,30 @@ def import_csv(
         raise InputError(f"{path}: {exc}") from exc
     with contextlib.closing(feed), transaction(factory) as session, bulk.import_cache(session):
         mlist = store.ensure_list(session, list_slug, name=None, now=now)
+        # a large file into an empty contacts table: indexes built once at the end
+        deferred = contact_store.first_load(session) if total >= FIRST_LOAD_MIN_BYTES else None
+        add_terms = contact_search.add_terms if deferred is None else _staged_terms(deferred)
         try:
             for batch in itertools.chain([first], feed):
                 for line, reason in batch.rejected:
                     result.reject(line, reason)
-                _write_batch(session, batch, mlist.id, batch_id, now, result, blank_clears=blank_clears)
+                _write_batch(session, batch, mlist.id, batch_id, now, result, add_terms, blank_clears=blank_clears)
                 if progress is not None:
                     progress(min(batch.position, total), total)
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from exc
+        if deferred is not None:
+            deferred.rebuild()
     result.rejected.sort(key=lambda r: r.line)
     result.warnings.sort(key=lambda r: r.line)
     return result
+
+
+def _staged_terms(deferred: bulk.DeferredIndexes) -> TermWriter:
+    def stage(session: Session, words: Sequence[tuple[str, int]]) -> None:
+        deferred.stage(("term", "contact_id"), words)
+
+    return stage
 
 
 def _flag_variants(session: Session, rows: list[tuple[ParsedRow, Prepared]], result: ImportResult) -> None:
@@ -191,6 +209,7 @@ def _write_batch(
     batch_id: str,
     now: datetime,
     result: ImportResult,
+    add_terms: TermWriter,
     *,
     blank_clears: bool = False,
 ) -> None:
@@ -249,7 +268,7 @@ def _write_batch(
         id_of[index] = cid
     owner_ids = list(map(id_of.__getitem__, batch.owners))
     pairs = zip(batch.terms, owner_ids, strict=True)
-    contact_search.add_terms(session, list(pairs if all(id_of) else itertools.compress(pairs, owner_ids)))
+    add_terms(session, list(pairs if all(id_of) else itertools.compress(pairs, owner_ids)))
     _merge_attributes(session, updates)
     store.update_contacts(session, updates)
     store.replace_contact_labels(session, ContactBeat, {cid: r.beats for cid, r in changed if r.beats is not None})

@@ -20,10 +20,19 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from mailer.domain.addresses import needs_smtputf8
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE
-from mailer.store.bulk import append_rows
+from mailer.store.bulk import DeferredIndexes, append_rows
 from mailer.store.segments import compile_rule
 from mailer.store.suppression_match import email_domain, suppressed_in
-from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList, Segment, Suppression
+from mailer.store.tables import (
+    Contact,
+    ContactBeat,
+    ContactTag,
+    ContactTerm,
+    ListMember,
+    MailingList,
+    Segment,
+    Suppression,
+)
 
 # The tables themselves: the bulk writes below are Core executemany statements, not the
 # ORM's bulk path (which walks every row in Python and, for inserts, asks for RETURNING).
@@ -168,6 +177,20 @@ def insert_contacts(
     values = ((base + n, *map(row.get, given)) for n, row in enumerate(rows, start=1))
     append_rows(session, CONTACTS, ["id", *given], values, same=constants)
     return ids
+
+
+def first_load(session: Session) -> DeferredIndexes | None:
+    """On SQLite with no contact stored at all (not even an erased one), for an import
+    into the empty table: the contacts' sort, facet and ``updated_at`` indexes and the
+    search words' by-contact index deferred to the end, the search words themselves
+    staged and written in key order there (:class:`mailer.store.bulk.DeferredIndexes`).
+    The unique addresses stay indexed (each batch looks its addresses up). None otherwise
+    (PostgreSQL, or contacts already stored: their lookups need every index)."""
+    if session.get_bind().dialect.name != "sqlite" or session.scalar(select(Contact.id).limit(1)) is not None:
+        return None
+    terms = typing.cast(Table, ContactTerm.__table__)
+    names = [ix.name for ix in (*CONTACTS.indexes, *terms.indexes) if not ix.unique and ix.name]
+    return DeferredIndexes(session, [str(n) for n in names], staged=terms)
 
 
 def update_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
