@@ -15,7 +15,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,11 +43,8 @@ from mailer.store.tables import ContactBeat, ContactTag
 SLUG = re.compile(r"[a-z0-9][a-z0-9\-_]{0,63}")
 MAX_REPORTED_REJECTIONS = 100_000
 #: From this file size on, an import into an empty contacts table (SQLite) builds the
-#: sort and search indexes once at the end (:func:`mailer.store.contacts.first_load`).
+#: sort and facet indexes once at the end (:func:`mailer.store.contacts.first_load`).
 FIRST_LOAD_MIN_BYTES = 4 << 20
-
-#: How a batch's search words of new contacts are written: (session, [(word, contact id)]).
-TermWriter = Callable[[Session, Sequence[tuple[str, int]]], None]
 
 
 @dataclass
@@ -155,12 +152,11 @@ def import_csv(
         mlist = store.ensure_list(session, list_slug, name=None, now=now)
         # a large file into an empty contacts table: indexes built once at the end
         deferred = contact_store.first_load(session) if total >= FIRST_LOAD_MIN_BYTES else None
-        add_terms = contact_search.add_terms if deferred is None else _staged_terms(deferred)
         try:
             for batch in itertools.chain([first], feed):
                 for line, reason in batch.rejected:
                     result.reject(line, reason)
-                _write_batch(session, batch, mlist.id, batch_id, now, result, add_terms, blank_clears=blank_clears)
+                _write_batch(session, batch, mlist.id, batch_id, now, result, blank_clears=blank_clears)
                 if progress is not None:
                     progress(min(batch.position, total), total)
         except InputError as exc:
@@ -170,13 +166,6 @@ def import_csv(
     result.rejected.sort(key=lambda r: r.line)
     result.warnings.sort(key=lambda r: r.line)
     return result
-
-
-def _staged_terms(deferred: bulk.DeferredIndexes) -> TermWriter:
-    def stage(session: Session, words: Sequence[tuple[str, int]]) -> None:
-        deferred.stage(("term", "contact_id"), words)
-
-    return stage
 
 
 def _flag_variants(session: Session, rows: list[tuple[ParsedRow, Prepared]], result: ImportResult) -> None:
@@ -209,7 +198,6 @@ def _write_batch(
     batch_id: str,
     now: datetime,
     result: ImportResult,
-    add_terms: TermWriter,
     *,
     blank_clears: bool = False,
 ) -> None:
@@ -268,7 +256,7 @@ def _write_batch(
         id_of[index] = cid
     owner_ids = list(map(id_of.__getitem__, batch.owners))
     pairs = zip(batch.terms, owner_ids, strict=True)
-    add_terms(session, list(pairs if all(id_of) else itertools.compress(pairs, owner_ids)))
+    contact_search.add_terms(session, list(pairs if all(id_of) else itertools.compress(pairs, owner_ids)))
     _merge_attributes(session, updates)
     store.update_contacts(session, updates)
     store.replace_contact_labels(session, ContactBeat, {cid: r.beats for cid, r in changed if r.beats is not None})

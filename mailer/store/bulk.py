@@ -109,17 +109,14 @@ def _converted(
 
 
 class DeferredIndexes:
-    """On SQLite, a bulk load into empty tables: the named indexes are dropped at the
+    """On SQLite, a bulk load into an empty table: the named indexes are dropped at the
     start and built again by :meth:`rebuild` (one sort each, instead of an entry put at a
-    random place of a B-tree larger than the page cache for every row), and rows for a
-    staged table go to a temporary table and into the real one in key order at the end.
-    All of it inside the caller's transaction: a failure or a kill before the commit
-    leaves the indexes and tables exactly as they were (SQLite's DDL is transactional).
-    """
+    random place of a B-tree larger than the page cache for every row). Inside the
+    caller's transaction: a failure or a kill before the commit leaves the indexes as
+    they were (SQLite's DDL is transactional)."""
 
-    def __init__(self, session: Session, indexes: Sequence[str], staged: Table | None = None) -> None:
+    def __init__(self, session: Session, indexes: Sequence[str]) -> None:
         self.session = session
-        self.staged = staged
         run = session.connection().exec_driver_sql
         marks = ", ".join("?" for _ in indexes)
         found = run(f"SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name IN ({marks})", tuple(indexes))
@@ -127,42 +124,9 @@ class DeferredIndexes:
         self._definitions: list[tuple[str, str]] = [(str(n), str(s)) for n, s in found.all()]
         for name, _ in self._definitions:
             run(f'DROP INDEX "{name}"')
-        if staged is not None:
-            run(f"CREATE TEMP TABLE {self._stage} AS SELECT * FROM {staged.name} WHERE 0")
-
-    @property
-    def _stage(self) -> str:
-        assert self.staged is not None
-        return f'temp."staged_{self.staged.name}"'
-
-    def stage(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Writes: rows for the staged table (plain values, in the order of ``columns``),
-        kept aside until :meth:`rebuild`."""
-        batch = rows if isinstance(rows, list) else list(rows)
-        if batch:
-            names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join("?" for _ in columns)
-            cursor = _raw(self.session).cursor()
-            try:
-                cursor.executemany(f"INSERT INTO {self._stage} ({names}) VALUES ({marks})", batch)
-            finally:
-                cursor.close()
 
     def rebuild(self) -> None:
-        """Writes: the staged rows into their table in its primary key's order, then each
-        dropped index built again from its own definition."""
+        """Writes: each dropped index built again from its own definition."""
         run = self.session.connection().exec_driver_sql
-        if self.staged is not None:
-            key = ", ".join(f'"{c.name}"' for c in self.staged.primary_key.columns)
-            run(f"INSERT INTO {self.staged.name} SELECT * FROM {self._stage} ORDER BY {key}")
-            run(f"DROP TABLE {self._stage}")
         for _, sql in self._definitions:
             run(sql)
-
-
-def _raw(session: Session) -> Any:
-    """The session's DB-API connection (in its transaction)."""
-    raw = session.connection().connection.driver_connection
-    if raw is None:  # pragma: no cover - a pooled connection always has one
-        raise RuntimeError("no database connection")
-    return raw

@@ -27,7 +27,6 @@ from mailer.store.tables import (
     Contact,
     ContactBeat,
     ContactTag,
-    ContactTerm,
     ListMember,
     MailingList,
     Segment,
@@ -181,16 +180,15 @@ def insert_contacts(
 
 def first_load(session: Session) -> DeferredIndexes | None:
     """On SQLite with no contact stored at all (not even an erased one), for an import
-    into the empty table: the contacts' sort, facet and ``updated_at`` indexes and the
-    search words' by-contact index deferred to the end, the search words themselves
-    staged and written in key order there (:class:`mailer.store.bulk.DeferredIndexes`).
-    The unique addresses stay indexed (each batch looks its addresses up). None otherwise
-    (PostgreSQL, or contacts already stored: their lookups need every index)."""
+    into the empty table: the contacts' sort, facet and ``updated_at`` indexes deferred
+    to the end (:class:`mailer.store.bulk.DeferredIndexes`). The unique addresses stay
+    indexed (each batch looks its addresses up), and so do the search words (written in
+    key order per batch; staging them for one sort at the end measured slower,
+    bench/README.md). None otherwise (PostgreSQL, or contacts already stored: their
+    lookups need every index)."""
     if session.get_bind().dialect.name != "sqlite" or session.scalar(select(Contact.id).limit(1)) is not None:
         return None
-    terms = typing.cast(Table, ContactTerm.__table__)
-    names = [ix.name for ix in (*CONTACTS.indexes, *terms.indexes) if not ix.unique and ix.name]
-    return DeferredIndexes(session, [str(n) for n in names], staged=terms)
+    return DeferredIndexes(session, [str(ix.name) for ix in CONTACTS.indexes if not ix.unique and ix.name])
 
 
 def update_contacts(session: Session, rows: list[dict[str, Any]]) -> None:

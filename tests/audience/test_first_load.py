@@ -1,5 +1,5 @@
 """A large import into an empty contacts table on SQLite (mailer.store.contacts.first_load):
-the same rows and words as a plain import, every index back as it was, and a failure
+the same rows and words as a plain import, the sort and facet indexes back as they were, and a failure
 that leaves every index and nothing imported."""
 
 from __future__ import annotations
