@@ -45,6 +45,9 @@ MAX_REPORTED_REJECTIONS = 100_000
 #: From this file size on, an import into an empty contacts table (SQLite) builds the
 #: sort and facet indexes once at the end (:func:`mailer.store.contacts.first_load`).
 FIRST_LOAD_MIN_BYTES = 4 << 20
+#: What an import does after the last row is read (see ``import_csv``'s ``phase``).
+INDEXING = "building the contact indexes"
+SAVING = "saving"
 
 
 @dataclass
@@ -113,6 +116,7 @@ def import_csv(
     outlet_types: Collection[str] = DEFAULT_OUTLET_TYPES,
     mapping: dict[str, str] | None = None,
     parse_in_child: bool | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Import ``path`` into the contacts and the list ``list_slug`` (created when missing).
 
@@ -124,7 +128,8 @@ def import_csv(
     ``mapping`` renames header columns before they are read (the browser's column-mapping
     step: file header → a known column, an attribute name, or "" to skip the column).
     ``parse_in_child`` parses in a second process (:mod:`mailer.audience.importfeed`;
-    by default when the file is large).
+    by default when the file is large). ``phase`` is told what the import does once the
+    file is read: ``"building the contact indexes"`` (a first load), then ``"saving"``.
 
     Returns counts: ``accepted`` new contacts, ``updated`` existing ones, ``rejected`` rows
     with line and reason, ``warnings`` (likely mailbox variants). Raises InputError only
@@ -162,7 +167,11 @@ def import_csv(
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from exc
         if deferred is not None:
+            if phase is not None:
+                phase(INDEXING)
             deferred.rebuild()
+        if phase is not None:
+            phase(SAVING)
     result.rejected.sort(key=lambda r: r.line)
     result.warnings.sort(key=lambda r: r.line)
     return result

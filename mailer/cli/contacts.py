@@ -99,14 +99,17 @@ def contacts_import(
             result = run(now=rt.clock())
         else:
             with Progress(
-                TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err
             ) as bar:
-                task = bar.add_task("import", total=file.stat().st_size if file.exists() else None)
+                task = bar.add_task("importing", total=file.stat().st_size if file.exists() else None)
 
                 def advance(done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total)
 
-                result = run(now=rt.clock(), progress=advance)
+                def phase(what: str) -> None:
+                    bar.update(task, description=what)
+
+                result = run(now=rt.clock(), progress=advance, phase=phase)
     if as_json:
         print_json(result.as_json())
         return

@@ -105,3 +105,16 @@ def test_a_first_load_that_fails_keeps_every_index_and_nothing_imported(
         contacts.import_csv(rt.sessions, path, list_slug="gone", now=FIXED_NOW, parse_in_child=True)
     assert _nothing_imported(rt, "gone")
     assert _indexes(rt) == before
+
+
+def test_the_import_says_what_it_does_after_the_last_row(
+    rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """phase hears 'building the contact indexes' then 'saving' on a SQLite first load, only 'saving' on the next import."""
+    monkeypatch.setattr(contacts, "FIRST_LOAD_MIN_BYTES", 0)
+    heard: list[str] = []
+    for name, prefix in (("c.csv", "p"), ("d.csv", "q")):
+        path = _write(tmp_path, _lines(50, prefix=prefix), name=name)
+        contacts.import_csv(rt.sessions, path, list_slug="a", now=FIXED_NOW, parse_in_child=False, phase=heard.append)
+    first = [contacts.INDEXING, contacts.SAVING] if rt.engine.dialect.name == "sqlite" else [contacts.SAVING]
+    assert heard == [*first, contacts.SAVING]

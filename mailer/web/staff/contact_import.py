@@ -54,6 +54,8 @@ class ImportJob:
     header: list[str] = field(default_factory=list)
     done: int = 0
     total: int = 0
+    #: what the import does once the file is read (contacts.INDEXING, contacts.SAVING)
+    phase: str | None = None
     started: bool = False
     finished: bool = False
     result: contacts.ImportResult | None = None
@@ -234,6 +236,9 @@ class ContactImportPages:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
+        def phase(what: str) -> None:
+            job.phase = what
+
         try:
             job.result = contacts.import_csv(
                 rt.sessions,
@@ -245,6 +250,7 @@ class ContactImportPages:
                 blank_clears=job.blank_clears,
                 outlet_types=rt.settings.contacts.outlet_types,
                 mapping=mapping,
+                phase=phase,
             )
         except MailerError as exc:
             job.error = str(exc)
