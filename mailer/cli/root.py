@@ -3,7 +3,7 @@
 The command tree is built from the command modules (each adds its groups with
 ``register(app)``). A command line that names its command imports only the modules that
 command lives in (:data:`HOMES`): ``mailer run`` does not load the web UI, the bounce
-parsers or the release editor, which saves a worker a third of its start-up. ``app`` (this
+parsers or the release editor (a worker's start-up: ~8% less CPU, 97 → 90 MB). ``app`` (this
 module's attribute) is the whole tree, built on first use, for ``--help`` and the tests.
 """
 

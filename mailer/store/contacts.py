@@ -23,15 +23,7 @@ from mailer.domain.states import GLOBAL_SCOPE
 from mailer.store.bulk import DeferredIndexes, append_rows
 from mailer.store.segments import compile_rule
 from mailer.store.suppression_match import email_domain, suppressed_in
-from mailer.store.tables import (
-    Contact,
-    ContactBeat,
-    ContactTag,
-    ListMember,
-    MailingList,
-    Segment,
-    Suppression,
-)
+from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList, Segment, Suppression
 
 # The tables themselves: the bulk writes below are Core executemany statements, not the
 # ORM's bulk path (which walks every row in Python and, for inserts, asks for RETURNING).
