@@ -43,7 +43,7 @@ from mailer.store.tables import ContactBeat, ContactTag
 SLUG = re.compile(r"[a-z0-9][a-z0-9\-_]{0,63}")
 MAX_REPORTED_REJECTIONS = 100_000
 #: From this file size on, an import into an empty contacts table (SQLite) builds the
-#: sort and facet indexes once at the end (:func:`mailer.store.contacts.first_load`).
+#: sort and facet indexes once at the end (:func:`mailer.store.bulk.first_load`).
 FIRST_LOAD_MIN_BYTES = 4 << 20
 #: What an import does after the last row is read (see ``import_csv``'s ``phase``).
 INDEXING = "building the contact indexes"
@@ -156,7 +156,7 @@ def import_csv(
     with contextlib.closing(feed), transaction(factory) as session, bulk.import_cache(session):
         mlist = store.ensure_list(session, list_slug, name=None, now=now)
         # a large file into an empty contacts table: indexes built once at the end
-        deferred = contact_store.first_load(session) if total >= FIRST_LOAD_MIN_BYTES else None
+        deferred = bulk.first_load(session) if total >= FIRST_LOAD_MIN_BYTES else None
         try:
             for batch in itertools.chain([first], feed):
                 for line, reason in batch.rejected:

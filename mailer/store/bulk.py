@@ -11,12 +11,18 @@ every column the table needs). Runs in the session's own transaction.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
+
+from mailer.store.tables import Contact
+
+#: the contacts table (typed as a Table for mypy)
+_CONTACTS = typing.cast(Table, Contact.__table__)
 
 #: SQLite page cache, in MiB, of a connection while it imports (SQLite's default: 2 MiB).
 #: A million contacts touch some 1.5 GB of pages at random places in a dozen indexes; with
@@ -130,3 +136,16 @@ class DeferredIndexes:
         run = self.session.connection().exec_driver_sql
         for _, sql in self._definitions:
             run(sql)
+
+
+def first_load(session: Session) -> DeferredIndexes | None:
+    """On SQLite with no contact stored at all (not even an erased one), for an import
+    into the empty table: the contacts' sort, facet and ``updated_at`` indexes deferred
+    to the end (:class:`DeferredIndexes`). The unique addresses stay
+    indexed (each batch looks its addresses up), and so do the search words (written in
+    key order per batch; staging them for one sort at the end measured slower,
+    bench/README.md). None otherwise (PostgreSQL, or contacts already stored: their
+    lookups need every index)."""
+    if session.get_bind().dialect.name != "sqlite" or session.scalar(select(Contact.id).limit(1)) is not None:
+        return None
+    return DeferredIndexes(session, [str(ix.name) for ix in _CONTACTS.indexes if not ix.unique and ix.name])

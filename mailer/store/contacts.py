@@ -20,7 +20,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from mailer.domain.addresses import needs_smtputf8
 from mailer.domain.errors import InputError, NotFoundError
 from mailer.domain.states import GLOBAL_SCOPE
-from mailer.store.bulk import DeferredIndexes, append_rows
+from mailer.store.bulk import append_rows
 from mailer.store.segments import compile_rule
 from mailer.store.suppression_match import email_domain, suppressed_in
 from mailer.store.tables import Contact, ContactBeat, ContactTag, ListMember, MailingList, Segment, Suppression
@@ -168,19 +168,6 @@ def insert_contacts(
     values = ((base + n, *map(row.get, given)) for n, row in enumerate(rows, start=1))
     append_rows(session, CONTACTS, ["id", *given], values, same=constants)
     return ids
-
-
-def first_load(session: Session) -> DeferredIndexes | None:
-    """On SQLite with no contact stored at all (not even an erased one), for an import
-    into the empty table: the contacts' sort, facet and ``updated_at`` indexes deferred
-    to the end (:class:`mailer.store.bulk.DeferredIndexes`). The unique addresses stay
-    indexed (each batch looks its addresses up), and so do the search words (written in
-    key order per batch; staging them for one sort at the end measured slower,
-    bench/README.md). None otherwise (PostgreSQL, or contacts already stored: their
-    lookups need every index)."""
-    if session.get_bind().dialect.name != "sqlite" or session.scalar(select(Contact.id).limit(1)) is not None:
-        return None
-    return DeferredIndexes(session, [str(ix.name) for ix in CONTACTS.indexes if not ix.unique and ix.name])
 
 
 def update_contacts(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""A large import into an empty contacts table on SQLite (mailer.store.contacts.first_load):
+"""A large import into an empty contacts table on SQLite (mailer.store.bulk.first_load):
 the same rows and words as a plain import, the sort and facet indexes back as they were, and a failure
 that leaves every index and nothing imported."""
 
