@@ -2,7 +2,15 @@
 
 Tests that take ``rt`` run once per backend (SQLite file and the local PostgreSQL);
 see tests/support/databases.py.
+
+Every template rendered from a skeleton is also rendered in full and compared
+(``MAILER_RENDER_VERIFY``, :mod:`mailer.message.trace`), in this process and in every
+process it starts (render processes, workers, the web server).
 """
+
+import os
+
+os.environ["MAILER_RENDER_VERIFY"] = "1"
 
 pytest_plugins = [
     "tests.support.databases",

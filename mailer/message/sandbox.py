@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import BaseLoader, StrictUndefined, Undefined, pass_eval_context, select_autoescape
 from jinja2.exceptions import SecurityError
@@ -179,14 +179,24 @@ class Sandbox(ImmutableSandboxedEnvironment):
 def make_sandbox(loader: BaseLoader) -> Sandbox:
     """A :class:`Sandbox` loading through ``loader``: ``.html`` templates autoescape,
     ``.txt`` ones (text part, subject) do not."""
-    env = Sandbox(
-        loader=loader,
-        undefined=StrictUndefined,
-        autoescape=select_autoescape(("html", "htm", "xml"), default_for_string=False),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=False,
-    )
+    return configure(Sandbox(loader=loader, **SANDBOX_OPTIONS))
+
+
+#: The options every sandbox is built with (see :func:`make_sandbox`).
+SANDBOX_OPTIONS: dict[str, Any] = {
+    "undefined": StrictUndefined,
+    "autoescape": select_autoescape(("html", "htm", "xml"), default_for_string=False),
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "auto_reload": False,
+}
+
+
+def configure(env: _S) -> _S:
+    """No globals, only the filters of the module docstring."""
     env.globals.clear()
     env.filters = dict(_FILTERS)
     return env
+
+
+_S = TypeVar("_S", bound=Sandbox)

@@ -43,6 +43,7 @@ from mailer.message.outlook import tables_for_divs
 from mailer.message.plaintext import markdown_to_text
 from mailer.message.sandbox import LAYOUT_NAMES, SUBJECT_NAMES, USER_NAMES, Sandbox, make_sandbox
 from mailer.message.spec import Variant, VariantSpec
+from mailer.message.trace import Skeletons, TraceSandbox, traceable
 
 _TEMPLATE_SUFFIXES = (".html", ".txt")
 _BASE = "base"
@@ -257,6 +258,8 @@ class Renderer:
         self._origins: dict[str, Origin] = {}
         self._checked: set[str] = set()
         self.env = make_sandbox(FunctionLoader(self._load))
+        # The same templates compiled to trace their per-message values (mailer.message.trace).
+        self.trace_env = TraceSandbox.like(self.env)
 
     # Jinja loader: .html files are processed (placeholders, CSS inlining); .txt verbatim.
     def _load(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
@@ -330,33 +333,54 @@ class Renderer:
         *,
         processed: str | None = None,
         line_map: Mapping[int, int] | None = None,
+        shapes: dict[Template, Skeletons] | None = None,
     ) -> Template:
-        """Compile a user-authored string (optionally its processed HTML form)."""
+        """Compile a user-authored string (optionally its processed HTML form); with
+        ``shapes``, also its twin for tracing when it can be traced."""
         ast = _parse(self.env, source, kind)
         _static_check(self.env, ast, allowed, kind)
         filename = f"<{kind}{suffix}#{len(origins)}>"
         origins[filename] = Origin(kind, line_map)
+        text = processed if processed is not None else source
         try:
-            code = self.env.compile(
-                processed if processed is not None else source,
-                name=f"{kind}{suffix}",
-                filename=filename,
-            )
+            code = self.env.compile(text, name=f"{kind}{suffix}", filename=filename)
         except TemplateSyntaxError as exc:
             raise to_template_error(exc, origins) from exc
-        return self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
+        template: Template = self.env.template_class.from_code(self.env, code, self.env.make_globals(None))
+        if shapes is not None and not list(meta.find_referenced_templates(ast)) and traceable([ast]):
+            twin_env = self.trace_env
+            twin_code = twin_env.compile(text, name=f"{kind}{suffix}", filename=filename)
+            twin: Template = twin_env.template_class.from_code(twin_env, twin_code, twin_env.make_globals(None))
+            shapes[template] = Skeletons(twin, twin_env)
+        return template
 
     def _compile_markdown(
-        self, source: str, kind: str, origins: dict[str, Origin], images: KitImages | None = None
+        self,
+        source: str,
+        kind: str,
+        origins: dict[str, Origin],
+        images: KitImages | None = None,
+        shapes: dict[Template, Skeletons] | None = None,
     ) -> tuple[Template, Template]:
         """A Markdown+Jinja string → (HTML template, text template)."""
         prot = _protect(source, tags_as_comments=False)
         html_src = _markdown_to_html(prot, self.markdown, self.css, images)
         restored, line_map = _restore(html_src, prot, kind)
-        html_t = self._compile_user(source, kind, ".html", USER_NAMES, origins, processed=restored, line_map=line_map)
+        html_t = self._compile_user(
+            source, kind, ".html", USER_NAMES, origins, processed=restored, line_map=line_map, shapes=shapes
+        )
         text_src = _markdown_to_text(source, kind, self.markdown, images)
-        text_t = self._compile_user(source, kind, ".txt", USER_NAMES, origins, processed=text_src)
+        text_t = self._compile_user(source, kind, ".txt", USER_NAMES, origins, processed=text_src, shapes=shapes)
         return html_t, text_t
+
+    def _layout_shapes(self, template: str, layouts: list[Template], shapes: dict[Template, Skeletons]) -> None:
+        """Twins of a variant's layouts for tracing, when every file they use can be traced."""
+        names = self.referenced_templates(template)
+        if not traceable([_parse(self.env, self.sources[name], name) for name in names]):
+            return
+        for layout in layouts:
+            assert layout.name is not None
+            shapes[layout] = Skeletons(self.trace_env.get_template(layout.name), self.trace_env)
 
     def compile(self, spec: VariantSpec) -> Variant:
         """Prepare ``spec`` for rendering: here, as :meth:`compile_here` (an
@@ -390,12 +414,14 @@ class Renderer:
                     template=name,
                 )
             layouts.append(self._get(name))
-        subject_t = self._compile_user(spec.subject, "subject", ".txt", SUBJECT_NAMES, origins)
+        shapes: dict[Template, Skeletons] = {}
+        self._layout_shapes(spec.template, layouts, shapes)
+        subject_t = self._compile_user(spec.subject, "subject", ".txt", SUBJECT_NAMES, origins, shapes=shapes)
         images = KitImages(spec.assets, spec.newsroom_path)
-        body_html, body_text = self._compile_markdown(spec.body_markdown, "body", origins, images)
+        body_html, body_text = self._compile_markdown(spec.body_markdown, "body", origins, images, shapes)
         intro: tuple[Template, Template] | None = None
         if spec.intro:
-            intro = self._compile_markdown(spec.intro, "intro", origins, images)
+            intro = self._compile_markdown(spec.intro, "intro", origins, images, shapes)
         about_html: Markup | None = None
         if spec.about:
             html = nh3.clean(self.markdown.render(spec.about), tags=_SANITIZE_TAGS)
@@ -409,6 +435,7 @@ class Renderer:
             about=(about_html, markdown_to_text(self.markdown, spec.about) if spec.about else None),
             layouts=(layouts[0], layouts[1]),
             static_headers=static_headers(spec),
+            shapes=shapes,
         )
 
 
