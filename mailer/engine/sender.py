@@ -47,7 +47,8 @@ from mailer.message import AsyncRenderer, Recipient, RenderCancelled, RenderJob
 from mailer.message.tokens import Tokens
 from mailer.releases.replyto import reply_address
 from mailer.runtime import Clock
-from mailer.smtp.transport import SendResult, Transport
+from mailer.smtp.transport import SendResult, Session, Transport
+from mailer.smtp.transport import session as transport_session
 from mailer.store.queue import Claimed
 
 log = logging.getLogger("mailer.engine.sender")
@@ -179,38 +180,52 @@ class Sender:
         self, prepared: Prepared, batch: Batch, ahead: _RenderAhead, stop: asyncio.Event | None
     ) -> None:
         """One connection's loop: take the next row, send it, decide its result, and let
-        the breaker judge it at once."""
+        the breaker judge it at once. Without rate limits, each message's data carries
+        the envelope of the next row when its render is ready (:mod:`mailer.smtp.client`):
+        that row is this connection's next."""
+        chain = self._rate is None and self.settings.smtp.rate_per_domain <= 0
+        following: Claimed | None = None
         try:
-            while not batch.stopped:
-                if stop is not None and stop.is_set():
-                    batch.stopped = True  # the rows not started go back to the queue
-                    return
-                row = ahead.take()
-                if row is None:
-                    return
-                try:
-                    result = await self._send_one(prepared, row, stop)
-                except RenderCancelled:
-                    batch.stopped = True  # stopping: this row was not rendered, it goes back too
-                    return
-                if result is None:
-                    # Taken over by another worker: the others of this batch likely were too.
-                    batch.stopped = True
-                    continue
-                batch.pending.add(row, result, self.clock(), self.settings.retry)
-                if isinstance(result, SendResult):
-                    bounce_domain = prepared.plan.identity.bounce_domain
-                    reason = judge(batch.breaker, result, row, bounce_domain=bounce_domain)
-                    if reason and batch.pause_reason is None:
-                        batch.pause_reason = reason
-                        batch.stopped = True
-                        self._hand_over(batch)  # record, then pause, now
-                        continue
-                if len(batch.pending) >= FLUSH_RESULTS or time.monotonic() - batch.flushed_at >= FLUSH_SECONDS:
-                    self._hand_over(batch)
+            async with transport_session(self.transport) as session:
+                while not batch.stopped:
+                    if stop is not None and stop.is_set():
+                        batch.stopped = True  # the rows not started go back to the queue
+                        return
+                    row = following if following is not None else ahead.take()
+                    following = None
+                    if row is None:
+                        return
+                    try:
+                        result, following = await self._send_one(prepared, row, stop, session, ahead if chain else None)
+                    except RenderCancelled:
+                        batch.stopped = True  # stopping: this row was not rendered, it goes back too
+                        return
+                    self._decide(prepared, batch, row, result)
         except BaseException:
             batch.stopped = True
             raise
+        finally:
+            if following is not None:  # taken, never started: back to the queue with the rest
+                self._ahead.pop(following.id, None)
+
+    def _decide(self, prepared: Prepared, batch: Batch, row: Claimed, result: SendResult | str | None) -> None:
+        """A row's result: pending for recording, judged by the breaker; stops the batch
+        when the row was taken over or the breaker trips."""
+        if result is None:
+            # Taken over by another worker: the others of this batch likely were too.
+            batch.stopped = True
+            return
+        batch.pending.add(row, result, self.clock(), self.settings.retry)
+        if isinstance(result, SendResult):
+            bounce_domain = prepared.plan.identity.bounce_domain
+            reason = judge(batch.breaker, result, row, bounce_domain=bounce_domain)
+            if reason and batch.pause_reason is None:
+                batch.pause_reason = reason
+                batch.stopped = True
+                self._hand_over(batch)  # record, then pause, now
+                return
+        if len(batch.pending) >= FLUSH_RESULTS or time.monotonic() - batch.flushed_at >= FLUSH_SECONDS:
+            self._hand_over(batch)
 
     def _hand_over(self, batch: Batch) -> None:
         """Hand the pending results to the ledger (not waiting), then the pause if one is due."""
@@ -255,21 +270,35 @@ class Sender:
         except Exception as exc:
             batch.error = batch.error or exc
 
-    async def _send_one(self, prepared: Prepared, row: Claimed, stop: asyncio.Event | None) -> SendResult | str | None:
+    async def _send_one(
+        self,
+        prepared: Prepared,
+        row: Claimed,
+        stop: asyncio.Event | None,
+        session: Session,
+        chain: _RenderAhead | None = None,
+    ) -> tuple[SendResult | str | None, Claimed | None]:
         """Render (or take the render made ahead) and send one message; a render error (a
         limit passed included) comes back as its text, a row this worker no longer holds
         as None (not sent, nothing to record). A reply to the data is journaled before it
-        is returned. Raises RenderCancelled when stopping before it was rendered."""
+        is returned. With ``chain``, the next row whose render is ready is taken and its
+        envelope goes out with this data: it comes back second, to be sent next on this
+        session. Raises RenderCancelled when stopping before it was rendered."""
         ahead = self._ahead.pop(row.id, None)
         rendered = await (ahead if ahead is not None else self._render(prepared, row, stop))
         if rendered is None:
             raise RenderCancelled("rendering was stopped")
         if isinstance(rendered, str):
-            return rendered
+            return rendered, None
         data = rendered
         if prepared.signer is not None:
             data = prepared.signer(data)
         await self._throttle(row.email)
+        bounce_domain = prepared.plan.identity.bounce_domain
+        following = chain.take_ready() if chain is not None and (stop is None or not stop.is_set()) else None
+        envelope = None
+        if following is not None:
+            envelope = (self.tokens.verp_address(following.id, bounce_domain), following.email)
         marked = False
 
         async def mark_in_data() -> None:
@@ -278,10 +307,13 @@ class Sender:
                 raise LeaseLost(row.id)
             marked = True
 
-        bounce_domain = prepared.plan.identity.bounce_domain
         try:
-            result = await self.transport.send(
-                self.tokens.verp_address(row.id, bounce_domain), row.email, data, before_data=mark_in_data
+            result = await session.send(
+                self.tokens.verp_address(row.id, bounce_domain),
+                row.email,
+                data,
+                before_data=mark_in_data,
+                following=envelope,
             )
         except LeaseLost:
             log.warning(
@@ -289,10 +321,14 @@ class Sender:
                 row.id,
                 extra={"release": row.release_id, "delivery": row.id, "event": "lease_lost"},
             )
-            return None
+            return None, following
+        except BaseException:
+            if following is not None:
+                self._ahead.pop(following.id, None)  # never started: back to the queue
+            raise
         if marked:
             self.journal.heard(row.id, result)
-        return result
+        return result, following
 
     async def _render(self, prepared: Prepared, row: Claimed, stop: asyncio.Event | None) -> bytes | str | None:
         """The message bytes of ``row``, a render error's text, or None when rendering was
@@ -374,6 +410,19 @@ class _RenderAhead:
             self.window = RENDER_AHEAD  # renders come back: ask for more at a time
         self._fill()
         return row
+
+    def take_ready(self) -> Claimed | None:
+        """The next row if its message is rendered (not an error): it can be presented
+        with the current message's data; else None (taken the usual way later)."""
+        self._fill()
+        if not self.queued:
+            return None
+        task = self.sender._ahead.get(self.queued[0].id)
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        if not isinstance(task.result(), bytes):
+            return None
+        return self.take()
 
     def _fill(self) -> None:
         while len(self.queued) < self.window:

@@ -38,10 +38,18 @@ outcomes are :class:`mailer.smtp.transport.SendResult` values, decided by
 * a 421 reply (RFC 5321 3.8: the server is closing the channel): recorded, then the
   connection is closed.
 
-The final ``.`` is not pipelined with the next message's MAIL/RCPT/DATA: the reply to the
-data must be known before :meth:`Connection.send` returns (and before the next row's
-``before_data`` mark), so that ``unknown`` keeps meaning exactly "this row's data was
-handed over and its fate was not heard".
+The next message's envelope may go out with this message's data (issue 20): given
+``following`` (its sender and recipient), the data, its final ``.`` and the next group
+(MAIL, RCPT, DATA) are one write, as RFC 2920 3.1 allows ("the actual transfer of message
+content is explicitly allowed to be the first command in a group"); the reply to the data
+comes first, in order, so :meth:`Connection.send` still returns this message's result
+before anything of the next is known, and the next :meth:`Connection.send` for exactly
+that envelope only reads its replies. A message costs one write and about one wake-up
+instead of two. Nothing of the next message is handed over: its data waits for its own
+354 and its ``before_data`` mark, so ``unknown`` keeps meaning exactly "this row's data
+was handed over and its fate was not heard". A connection whose presented envelope will
+not be sent (the batch stopped) is dropped, never given an empty message: the server
+discards a transaction whose data never ended.
 
 Raised: :class:`mailer.domain.errors.TransportError` only when SMTP cannot be used at all
 (connect, greeting, EHLO/HELO, TLS or authentication refused or failing).
@@ -162,6 +170,9 @@ class Connection:
         #: the one timer that enforces deadlines; never later than the current deadline
         self._alarm: asyncio.TimerHandle | None = None
         self._expired = False
+        #: the (sender, recipient) whose MAIL, RCPT and DATA went out with the last data,
+        #: replies not read yet (see the module docstring)
+        self.presented: tuple[str, str] | None = None
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -266,6 +277,12 @@ class Connection:
     def pipelining(self) -> bool:
         return "PIPELINING" in self.extensions
 
+    def _envelope(self, sender: str, recipient: str) -> SmtpEnvelope | str:
+        """The envelope of one transaction, or why it cannot be sent."""
+        if not (_safe_address(sender) and _safe_address(recipient)):
+            return "address contains CR, LF, < or >"
+        return smtp_envelope(sender, recipient, setting=self._settings.smtputf8, offered="SMTPUTF8" in self.extensions)
+
     async def send(
         self,
         sender: str,
@@ -273,31 +290,44 @@ class Connection:
         data: bytes,
         *,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        following: tuple[str, str] | None = None,
     ) -> SendResult:
         """One transaction for one recipient; see the module docstring for the outcomes.
-        ``before_data`` runs after RCPT was accepted, just before the DATA command. Any
-        exception (from ``before_data``, or cancellation) closes the connection and
-        propagates."""
-        if not (_safe_address(sender) and _safe_address(recipient)):
-            return SendResult(Outcome.FAILED, None, "address contains CR, LF, < or >", "rcpt")
-        envelope = smtp_envelope(
-            sender, recipient, setting=self._settings.smtputf8, offered="SMTPUTF8" in self.extensions
-        )
+        ``before_data`` runs after RCPT was accepted, just before the DATA command.
+        ``following``: the (sender, recipient) the caller sends next on this connection,
+        whose envelope may go out with this data (then :attr:`presented`; the caller
+        must send exactly that next, or drop the connection). Any exception (from
+        ``before_data``, or cancellation) closes the connection and propagates."""
+        if self.presented is not None and self.presented != (sender, recipient):
+            self.abort()
+            raise RuntimeError(f"{self.presented} was presented on this connection, not {(sender, recipient)}")
+        envelope = self._envelope(sender, recipient)
         if isinstance(envelope, str):
             return SendResult(Outcome.FAILED, None, envelope, "rcpt")
+        after = None
+        if following is not None and self.pipelining:
+            checked = self._envelope(*following)
+            after = None if isinstance(checked, str) else (checked, following)
         try:
-            return await self._transaction(envelope, data, before_data)
+            return await self._transaction(envelope, data, before_data, after)
         except BaseException:
             self.abort()
             raise
         finally:
             self._deadline = None  # idle in the pool: no limit (a pending timer finds none)
 
+    @staticmethod
+    def _group(envelope: SmtpEnvelope) -> bytes:
+        """MAIL, RCPT and (last) DATA of one transaction, as one pipelined group."""
+        utf8 = " SMTPUTF8" if envelope.smtputf8 else ""
+        return f"MAIL FROM:<{envelope.sender}>{utf8}{_CRLF}RCPT TO:<{envelope.recipient}>{_CRLF}DATA{_CRLF}".encode()
+
     async def _transaction(
         self,
         envelope: SmtpEnvelope,
         data: bytes,
         before_data: Callable[[], Awaitable[None]] | None,
+        following: tuple[SmtpEnvelope, tuple[str, str]] | None = None,
     ) -> SendResult:
         utf8 = " SMTPUTF8" if envelope.smtputf8 else ""
         mail = f"MAIL FROM:<{envelope.sender}>{utf8}"
@@ -308,7 +338,10 @@ class Connection:
             if self.pipelining:
                 # RFC 2920 3.1: RSET, MAIL, RCPT and (last) DATA in one group; replies come in order.
                 rset = self._rset_owed
-                await self._write(f"{'RSET' + _CRLF if rset else ''}{mail}{_CRLF}{rcpt}{_CRLF}DATA{_CRLF}".encode())
+                if self.presented is not None:
+                    self.presented = None  # went out with the last data (never with a RSET owed)
+                else:
+                    await self._write((b"RSET" + _CRLF.encode() if rset else b"") + self._group(envelope))
                 if rset:
                     refused = self._after_rset(await self._read())
                     if refused is not None:
@@ -347,6 +380,8 @@ class Connection:
         except ConnectionLost as exc:
             self.abort()
             return SendResult(Outcome.DEFERRED, None, f"connection lost: {exc}", stage)
+        if following is not None:
+            payload += self._group(following[0])  # the next envelope in the same write
         # From here on the server may have the message: no outcome but its reply is certain.
         self._arm(self._settings.data_timeout)  # the data and the reply to its final "."
         try:
@@ -357,6 +392,8 @@ class Connection:
             return SendResult(Outcome.UNKNOWN, None, f"connection lost during data: {exc}", "data")
         if reply.code == 421:
             self.abort()
+        elif following is not None:
+            self.presented = following[1]
         return reply_result(reply.code, reply.message, "data")
 
     async def _refused_in_group(self, reply: Reply, stage: str, *, replies_left: int) -> SendResult:

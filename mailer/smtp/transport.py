@@ -15,7 +15,8 @@ Such results are ``unknown`` and never retried automatically.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +48,52 @@ class Transport(Protocol):
     ) -> SendResult: ...
 
     async def close(self) -> None: ...
+
+
+class Session(Protocol):
+    """A run of messages on one connection (:meth:`mailer.smtp.pool.SmtpPool.session`):
+    each message's data may carry the envelope of the one that ``following`` names,
+    which must be the next sent on the session."""
+
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+        following: tuple[str, str] | None = None,
+    ) -> SendResult: ...
+
+
+class _OneByOne:
+    """A session of a transport that has none: each message sent on its own."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+        following: tuple[str, str] | None = None,
+    ) -> SendResult:
+        return await self.transport.send(sender, recipient, data, before_data=before_data)
+
+
+@asynccontextmanager
+async def session(transport: Transport) -> AsyncIterator[Session]:
+    """``transport``'s session (:class:`Session`), or one sending each message on its own
+    for a transport without sessions (an in-memory fake)."""
+    opener = getattr(transport, "session", None)
+    if opener is None:
+        yield _OneByOne(transport)
+        return
+    async with opener() as held:
+        yield held
 
 
 def reply_result(code: int, message: str, stage: str) -> SendResult:

@@ -128,7 +128,8 @@ async def send(smtp_settings: SmtpSettings, *recipients: str, data: bytes = MESS
 @dataclass
 class Step:
     """The command lines the server waits for (prefixes, all before it answers) and the
-    reply lines it then sends in one write. ``data=True``: read a message up to ``.``."""
+    reply lines it then sends in one write. ``data=True``: read a message up to ``.``
+    first (then the command lines: ones pipelined after the data)."""
 
     expect: list[str]
     replies: list[str]
@@ -151,11 +152,10 @@ async def scripted_server(steps: list[Step]) -> AsyncIterator[tuple[int, list[st
                 if step.data:
                     while (line := await reader.readline()) not in (b".\r\n", b""):
                         seen.append(line.decode())
-                else:
-                    for prefix in step.expect:
-                        text = (await reader.readline()).decode()
-                        seen.append(text.rstrip("\r\n"))
-                        assert text.upper().startswith(prefix), (prefix, text)
+                for prefix in step.expect:
+                    text = (await reader.readline()).decode()
+                    seen.append(text.rstrip("\r\n"))
+                    assert text.upper().startswith(prefix), (prefix, text)
                 if not step.replies:
                     return  # hang up without a word
                 writer.write("".join(f"{r}\r\n" for r in step.replies).encode())

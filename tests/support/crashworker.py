@@ -30,7 +30,7 @@ def main(point: str) -> None:
     calls = {"record": 0}
     if point == "after_claim":
 
-        async def send_one(self: Any, prepared: Any, row: Any, stop: Any) -> Any:
+        async def send_one(self: Any, prepared: Any, row: Any, *args: Any) -> Any:
             die()
 
         sender.Sender._send_one = send_one  # type: ignore[method-assign]
