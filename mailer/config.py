@@ -84,6 +84,10 @@ class SmtpSettings(_Section):
     #: former "aiosmtplib" client is gone: that value is accepted with a warning and means
     #: "pipelined" (bench/README.md: the pipelined client was 12-17% faster).
     client: Literal["pipelined"] = "pipelined"
+    #: with PIPELINING offered, each message's data carries the next message's MAIL, RCPT
+    #: and DATA in the same write (RFC 2920 3.1; mailer.smtp.client): one write a message
+    #: instead of two. Off: each envelope waits for the previous message's reply
+    next_envelope_with_data: bool = True
     #: PEM CA bundle trusted for STARTTLS / implicit TLS instead of the system's store
     #: (a private relay with its own CA); empty means the system's trust store
     ca_file: Path | None = None

@@ -180,10 +180,12 @@ class Sender:
         self, prepared: Prepared, batch: Batch, ahead: _RenderAhead, stop: asyncio.Event | None
     ) -> None:
         """One connection's loop: take the next row, send it, decide its result, and let
-        the breaker judge it at once. Without rate limits, each message's data carries
-        the envelope of the next row when its render is ready (:mod:`mailer.smtp.client`):
-        that row is this connection's next."""
-        chain = self._rate is None and self.settings.smtp.rate_per_domain <= 0
+        the breaker judge it at once. Without rate limits (and unless
+        ``smtp.next_envelope_with_data`` is off), each message's data carries the envelope
+        of the next row when its render is ready (:mod:`mailer.smtp.client`): that row is
+        this connection's next."""
+        smtp = self.settings.smtp
+        chain = smtp.next_envelope_with_data and self._rate is None and smtp.rate_per_domain <= 0
         following: Claimed | None = None
         try:
             async with transport_session(self.transport) as session:

@@ -52,6 +52,35 @@ async def test_about_one_write_a_message(
     assert writes <= 40 + 3 * 2 + 4, writes
 
 
+async def test_the_setting_off_sends_each_envelope_on_its_own(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """smtp.next_envelope_with_data = false: two writes a message (envelope, then data), everyone once."""
+    writes = 0
+    write = client.Connection._write
+
+    async def counting(self: client.Connection, data: bytes) -> None:
+        nonlocal writes
+        writes += 1
+        await write(self, data)
+
+    monkeypatch.setattr(client.Connection, "_write", counting)
+    ert = engine_runtime(
+        rt, smtp.port, Clock(), smtp__pool_size=2, smtp__next_envelope_with_data=False, retry__batch_size=20
+    )
+    emails = [f"o{i:02d}@example.com" for i in range(20)]
+    add_contacts(ert, tmp_path, emails)
+    rid = approved_release(ert, EVERYONE)
+    pool = SmtpPool(ert.settings.smtp)
+    try:
+        await Dispatcher(ert, pool).run_once()
+    finally:
+        await pool.close()
+    assert {(r.status, r.attempts) for r in deliveries(ert, rid).values()} == {("sent", 1)}
+    assert sorted(a.recipient for a in smtp.accepted) == emails
+    assert writes >= 2 * 20, writes
+
+
 class StoppingPool(SmtpPool):
     """A pool whose sessions set ``stop`` right after a message whose data carried the
     next envelope: the batch stops with that envelope presented."""
