@@ -150,6 +150,9 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._marker: Connection | None = None
+        #: the event loop's own marks connection (SQLite; see _quick_mark)
+        self._quick: Connection | None = None
+        self._quick_marks = rt.engine.dialect.name == "sqlite"
 
     # -- on the event loop ---------------------------------------------------------------
 
@@ -179,16 +182,63 @@ class Writer:
             self._thread = None
 
     def close(self) -> None:
-        """Close the marks' connection (not while the thread runs)."""
+        """Close the marks' connections (the thread's not while it runs)."""
+        self._close_quick()
         if self._thread is None:
             self._close_marker()
 
     def mark_in_data(self, delivery_id: int) -> asyncio.Future[bool]:
         """Commit "this row is in the data exchange"; the future says whether the row was
-        still this worker's (False: do not send it)."""
+        still this worker's (False: do not send it). On SQLite the mark is first tried
+        right here (:meth:`_quick_mark`); the thread marks it when that cannot be done
+        at once."""
         future = self._future()
-        self._jobs.put(_Mark(delivery_id, future))
+        quick = self._quick_mark(delivery_id)
+        if quick is not None:
+            future.set_result(quick)
+        else:
+            self._jobs.put(_Mark(delivery_id, future))
         return future
+
+    def _quick_mark(self, delivery_id: int) -> bool | None:
+        """SQLite: the mark on the event loop's own connection when the write lock is free
+        at once (``busy_timeout`` 0: it never waits), committed when it returns, as the
+        thread's would be; None when it was not (the lock held by another writer, or an
+        error: the thread marks the row, or reports the error). A free lock costs an
+        UPDATE of one row (~10 µs), where the hand-over to the thread and back cost two
+        thread switches and most of the thread's CPU a message (bench/README.md). The
+        connection never checkpoints (``wal_autocheckpoint`` 0: the other connections do),
+        so a mark never copies the WAL back while the loop waits. PostgreSQL: always the
+        thread (a mark is a network round trip)."""
+        if not self._quick_marks:
+            return None
+        try:
+            conn = self._quick_connection()
+            return delivery_id in delivery_queue.mark_in_data(conn, [delivery_id], self.owner)
+        except DBAPIError as exc:
+            if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                log.debug("a quick in-data mark failed; the writer thread marks the row", exc_info=True)
+                self._close_quick()
+            return None
+
+    def _quick_connection(self) -> Connection:
+        if self._quick is None or self._quick.closed or self._quick.invalidated:
+            conn = self.rt.engine.connect()
+            conn.detach()  # its settings must not go back into the pool
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")
+            raw.execute("PRAGMA wal_autocheckpoint=0")
+            self._quick = conn
+        return self._quick
+
+    def _close_quick(self) -> None:
+        if self._quick is not None:
+            quick, self._quick = self._quick, None
+            try:
+                quick.close()
+            except DBAPIError:
+                log.debug("closing the quick in-data marker connection failed", exc_info=True)
 
     def record(self, recording: Recording, breaker_marks: str) -> asyncio.Future[tuple[str, int] | None]:
         """Record a group of results (see :func:`record_results`); the future gives the
