@@ -47,6 +47,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import markupsafe
 from jinja2 import Template, nodes
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Macro
@@ -80,6 +81,10 @@ PER_MESSAGE = frozenset(
         "about",
     }
 )
+
+#: markupsafe's own escaping of plain text (what ``escape`` does to a str, without the
+#: Markup it wraps it in); ``escape`` itself where a version has no such function
+_escape_inner: Callable[[str], str] = getattr(markupsafe, "_escape_inner", escape)
 
 #: Shapes kept per template; past that, messages of a new shape are rendered in full.
 MAX_SHAPES = 8
@@ -388,7 +393,7 @@ class Skeleton:
     """One shape of a template's output: literal text with slots, and the steps that
     decide whether a message has this shape."""
 
-    __slots__ = ("env", "parts", "printed", "roots", "size", "slots", "steps")
+    __slots__ = ("env", "fill", "parts", "printed", "roots", "size", "slots", "steps")
 
     def __init__(self, trace: _Trace, roots: tuple[str, ...], size: int, output: str) -> None:
         self.env = trace.env
@@ -428,33 +433,77 @@ class Skeleton:
         where = {key: i for i, key in enumerate(self.printed)}
         self.slots = tuple((at, where[node, html]) for at, node, html in slots)
 
-    def fill(self, ctx: Mapping[str, Any]) -> str:
-        """The output for ``ctx``; raises _Mismatch when its shape differs (and whatever
-        a step raises, e.g. a missing attribute)."""
-        if len(ctx) != self.size:
-            raise _Mismatch
-        values: list[Any] = list(map(ctx.__getitem__, self.roots))
-        env = self.env
+        self.fill: Callable[[Mapping[str, Any]], str] = self._compile()
+
+    def _compile(self) -> Callable[[Mapping[str, Any]], str]:
+        """``fill(ctx)``: the output for ``ctx``, raising _Mismatch when its shape differs
+        (and whatever a step raises, e.g. a missing attribute): the steps, the guards and
+        the join written out as one Python function, so a message costs no interpretation
+        of the steps. Only names and indices are written into its source; every value
+        (names looked up, filters, their constants, the literal text) is an item of the
+        ``K`` tuple it is given."""
+        consts: list[Any] = []
+
+        def k(value: Any) -> str:
+            consts.append(value)
+            return f"K[{len(consts) - 1}]"
+
+        lines = [f"    if len(ctx) != {int(self.size)}:", "        raise Mismatch"]
+        node = 0
+        for name in self.roots:
+            lines.append(f"    v{node} = ctx[{k(name)}]")
+            node += 1
         for step in self.steps:
             kind = step[0]
             if kind == _GUARD:
-                if step[1](values[step[2]], *step[3]) != step[4]:
-                    raise _Mismatch
-            elif kind == _ATTR:
-                values.append(Sandbox.getattr(env, values[step[1]], step[2]))
+                lines.append(f"    if {k(step[1])}(v{int(step[2])}, *{k(step[3])}) != {k(step[4])}:")
+                lines.append("        raise Mismatch")
+                continue
+            parent = f"v{int(step[1])}"
+            if kind == _ATTR:
+                value = f"getattr_(env, {parent}, {k(step[2])})"
             elif kind == _INDEX:
-                values.append(values[step[1]][step[2]])
+                value = f"{parent}[{int(step[2])}]"
             elif kind == _ITER:
-                values.append(list(values[step[1]]))
+                value = f"list({parent})"
             elif kind == _APPLY:
-                values.append(step[2](*step[3], values[step[1]], *step[4], **step[5]))
+                value = f"{k(step[2])}(*{k(step[3])}, {parent}, *{k(step[4])}, **{k(step[5])})"
             else:  # _ITEM
-                values.append(Sandbox.getitem(env, values[step[1]], step[2]))
-        texts = [escape(values[node]) if html else str(values[node]) for node, html in self.printed]
-        parts = self.parts.copy()
-        for at, text in self.slots:
-            parts[at] = texts[text]
-        return "".join(parts)
+                value = f"getitem_(env, {parent}, {k(step[2])})"
+            lines.append(f"    v{node} = {value}")
+            node += 1
+        for i, (printed, html) in enumerate(self.printed):
+            v = f"v{int(printed)}"
+            if html:  # escape() as Jinja prints it: plain text escaped, Markup as it is
+                text = f"(escape_inner({v}) if type({v}) is str else {v} if type({v}) is Markup else escape({v}))"
+            else:
+                text = f"({v} if type({v}) is str else str({v}))"
+            lines.append(f"    t{i} = {text}")
+        placed = dict(self.slots)
+        pieces = [
+            f"t{int(placed[at])}" if at in placed else k(part) for at, part in enumerate(self.parts) if part != ""
+        ]
+        lines.append(f"    return join(({', '.join(pieces)},))" if pieces else "    return ''")
+        source = "def fill(ctx):\n" + "\n".join(lines) + "\n"
+        scope: dict[str, Any] = {
+            "K": tuple(consts),
+            "Mismatch": _Mismatch,
+            "env": self.env,
+            "getattr_": Sandbox.getattr,
+            "getitem_": Sandbox.getitem,
+            "escape": escape,
+            "escape_inner": _escape_inner,
+            "Markup": Markup,
+            "join": "".join,
+            "list": list,
+            "len": len,
+            "type": type,
+            "str": str,
+            "__builtins__": {},
+        }
+        exec(compile(source, "<skeleton>", "exec"), scope)
+        fill: Callable[[Mapping[str, Any]], str] = scope["fill"]
+        return fill
 
 
 class Skeletons:

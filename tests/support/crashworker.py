@@ -33,7 +33,7 @@ def main(point: str) -> None:
         async def send_one(self: Any, prepared: Any, row: Any, *args: Any) -> Any:
             die()
 
-        sender.Sender._send_one = send_one  # type: ignore[method-assign]
+        sender.Sender._send_one = send_one  # type: ignore[method-assign,assignment]
     elif point == "in_data":
         real_mark = delivery_queue.mark_in_data
 
