@@ -53,34 +53,18 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import Macro
 from markupsafe import Markup, escape
 
-from mailer.message.sandbox import SANDBOX_OPTIONS, Sandbox, configure
+from mailer.message.sandbox import SANDBOX_OPTIONS, VARIANT_NAMES, Sandbox, configure
 
-__all__ = ["PER_MESSAGE", "VERIFY", "Skeletons", "TraceSandbox", "Traced", "Untraceable", "traceable"]
+__all__ = ["VARIANT_OWN", "VERIFY", "Skeletons", "TraceSandbox", "Traced", "Untraceable", "traceable"]
 
 #: Render every traced template in full too and compare (tests).
 VERIFY = os.environ.get("MAILER_RENDER_VERIFY") == "1"
 
-#: Context names whose values differ from message to message (everything else a
-#: template sees is the variant's own and the same in every message).
-PER_MESSAGE = frozenset(
-    {
-        "first_name",
-        "last_name",
-        "outlet",
-        "email",
-        "attributes",
-        "to_addr",
-        "unsubscribe_url",
-        "embargo",
-        "assets",
-        "view_online_url",
-        "subject",
-        "body",
-        "intro",
-        "preheader",
-        "about",
-    }
-)
+#: Context names whose values are the variant's own, the same in every message (its
+#: spec's fields; ``embargo`` and ``preheader`` are per message). Every other name a
+#: context holds is traced as a per-message value, so a name added later is safe by
+#: default: at worst traced for nothing.
+VARIANT_OWN = VARIANT_NAMES - {"embargo", "preheader"}
 
 #: markupsafe's own escaping of plain text (what ``escape`` does to a str, without the
 #: Markup it wraps it in); ``escape`` itself where a version has no such function
@@ -537,7 +521,7 @@ class Skeletons:
         traced: dict[str, Any] = {}
         roots: list[str] = []
         for name, value in ctx.items():
-            if name in PER_MESSAGE:
+            if name not in VARIANT_OWN:
                 roots.append(name)
                 traced[name] = trace.node((_ROOT, name), value)
             else:

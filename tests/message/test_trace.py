@@ -230,3 +230,24 @@ def test_any_recipients_equal_the_full_render(people: list[tuple[str, str, str, 
         for i, (first, last, outlet, attrs) in enumerate(people)
     ]
     both(variant, rcpts)
+
+
+def test_what_the_variant_owns_is_the_same_in_every_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names a skeleton bakes in (VARIANT_OWN) hold the very same values in every message's contexts; every other name is traced."""
+    variant = Renderer(TEMPLATES).compile_here(spec("Hi {{ first_name }}", embargo_at="2026-12-01T09:00:00"))
+    seen: list[dict[str, object]] = []
+    run = CompiledVariant._run
+
+    def capture(self: CompiledVariant, template: Any, ctx: dict[str, Any]) -> str:
+        seen.append(dict(ctx))
+        return run(self, template, ctx)
+
+    monkeypatch.setattr(CompiledVariant, "_run", capture)
+    for i, rcpt in enumerate(RECIPIENTS):
+        variant.run(job(rcpt, i))
+    assert seen[0].keys() >= trace.VARIANT_OWN
+    for ctx in seen[1:]:
+        for name in trace.VARIANT_OWN:
+            assert ctx[name] is seen[0][name], name
+    varying = {name for name in seen[0] if any(ctx.get(name) != seen[0][name] for ctx in seen)}
+    assert varying and not varying & trace.VARIANT_OWN
