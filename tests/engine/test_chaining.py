@@ -24,19 +24,24 @@ pytestmark = pytest.mark.shared_smtp
 EVERYONE = [Variant("press-all", "list:press")]
 
 
-async def test_about_one_write_a_message(
-    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """40 messages over 2 connections: well under the two writes a message (envelope, then data) of a client that does not chain."""
-    writes = 0
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every write the SMTP client makes, from now on."""
+    seen: list[bytes] = []
     write = client.Connection._write
 
     async def counting(self: client.Connection, data: bytes) -> None:
-        nonlocal writes
-        writes += 1
+        seen.append(data)
         await write(self, data)
 
     monkeypatch.setattr(client.Connection, "_write", counting)
+    return seen
+
+
+async def test_about_one_write_a_message(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, writes: list[bytes]
+) -> None:
+    """40 messages over 2 connections: well under the two writes a message (envelope, then data) of a client that does not chain."""
     ert = engine_runtime(rt, smtp.port, Clock(), smtp__pool_size=2, retry__batch_size=40)
     emails = [f"w{i:02d}@example.com" for i in range(40)]
     add_contacts(ert, tmp_path, emails)
@@ -49,22 +54,13 @@ async def test_about_one_write_a_message(
     assert {(r.status, r.attempts) for r in deliveries(ert, rid).values()} == {("sent", 1)}
     assert sorted(a.recipient for a in smtp.accepted) == emails and smtp.duplicates() == []
     # EHLO, QUIT and the first envelope of each connection, then one write a message
-    assert writes <= 40 + 3 * 2 + 4, writes
+    assert len(writes) <= 40 + 3 * 2 + 4, len(writes)
 
 
 async def test_the_setting_off_sends_each_envelope_on_its_own(
-    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, monkeypatch: pytest.MonkeyPatch
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, writes: list[bytes]
 ) -> None:
     """smtp.next_envelope_with_data = false: two writes a message (envelope, then data), everyone once."""
-    writes = 0
-    write = client.Connection._write
-
-    async def counting(self: client.Connection, data: bytes) -> None:
-        nonlocal writes
-        writes += 1
-        await write(self, data)
-
-    monkeypatch.setattr(client.Connection, "_write", counting)
     ert = engine_runtime(
         rt, smtp.port, Clock(), smtp__pool_size=2, smtp__next_envelope_with_data=False, retry__batch_size=20
     )
@@ -78,7 +74,7 @@ async def test_the_setting_off_sends_each_envelope_on_its_own(
         await pool.close()
     assert {(r.status, r.attempts) for r in deliveries(ert, rid).values()} == {("sent", 1)}
     assert sorted(a.recipient for a in smtp.accepted) == emails
-    assert writes >= 2 * 20, writes
+    assert len(writes) >= 2 * 20, len(writes)
 
 
 class StoppingPool(SmtpPool):
