@@ -36,8 +36,8 @@ from mailer.message.origins import Origin, to_template_error
 from mailer.message.plaintext import finish_text, first_sentence
 from mailer.message.qp import QPLines
 from mailer.message.sandbox import MISSING
+from mailer.message.skeleton import Skeletons
 from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
-from mailer.message.trace import Skeletons
 from mailer.message.wire import CrlfReady, WireReady, crlf_only
 
 _concat = "".join

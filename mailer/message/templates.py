@@ -42,8 +42,9 @@ from mailer.message.origins import Origin, to_template_error
 from mailer.message.outlook import tables_for_divs
 from mailer.message.plaintext import markdown_to_text
 from mailer.message.sandbox import LAYOUT_NAMES, SUBJECT_NAMES, USER_NAMES, Sandbox, make_sandbox
+from mailer.message.skeleton import Skeletons
 from mailer.message.spec import Variant, VariantSpec
-from mailer.message.trace import Skeletons, TraceSandbox, traceable
+from mailer.message.trace import TraceSandbox, traceable
 
 _TEMPLATE_SUFFIXES = (".html", ".txt")
 _BASE = "base"

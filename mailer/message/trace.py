@@ -20,8 +20,8 @@ place of the per-message ones (:class:`Traced`), in a twin of the sandbox
   as an argument other than to a macro, ...): :class:`Untraceable`, and that template is
   always rendered in full.
 
-The result, a :class:`Skeleton`, is the output cut at the markers, with the steps and
-guards in the order they happened. For a later message the steps are replayed on its
+The result, a :class:`~mailer.message.skeleton.Skeleton`, is the output cut at the
+markers, with the steps and guards in the order they happened. For a later message the steps are replayed on its
 real values; when every guard gives the recorded answer, Jinja would take exactly the
 same path through the template (it is deterministic, and a traced value reached it only
 through the recorded questions), so the output is the skeleton with each slot filled
@@ -47,15 +47,30 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import markupsafe
-from jinja2 import Template, nodes
+from jinja2 import nodes
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Macro
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from mailer.message.sandbox import SANDBOX_OPTIONS, VARIANT_NAMES, Sandbox, configure
 
-__all__ = ["VARIANT_OWN", "VERIFY", "Skeletons", "TraceSandbox", "Traced", "Untraceable", "traceable"]
+__all__ = [
+    "APPLY",
+    "ATTR",
+    "GUARD",
+    "INDEX",
+    "ITEM",
+    "ITER",
+    "MARK_LEAD",
+    "ROOT",
+    "VARIANT_OWN",
+    "VERIFY",
+    "Trace",
+    "TraceSandbox",
+    "Traced",
+    "Untraceable",
+    "traceable",
+]
 
 #: Render every traced template in full too and compare (tests).
 VERIFY = os.environ.get("MAILER_RENDER_VERIFY") == "1"
@@ -66,28 +81,17 @@ VERIFY = os.environ.get("MAILER_RENDER_VERIFY") == "1"
 #: default: at worst traced for nothing.
 VARIANT_OWN = VARIANT_NAMES - {"embargo", "preheader"}
 
-#: markupsafe's own escaping of plain text (what ``escape`` does to a str, without the
-#: Markup it wraps it in); ``escape`` itself where a version has no such function
-_escape_inner: Callable[[str], str] = getattr(markupsafe, "_escape_inner", escape)
-
-#: Shapes kept per template; past that, messages of a new shape are rendered in full.
-MAX_SHAPES = 8
-
 
 class Untraceable(Exception):
     """The template did something with a per-message value that a skeleton cannot
     replay: it is always rendered in full."""
 
 
-class _Mismatch(Exception):
-    """A guard gave another answer than when the skeleton was traced."""
-
-
 # Steps of a trace, replayed in order (tuples: the kind first).
-_ROOT, _ATTR, _ITEM, _ITER, _INDEX, _APPLY, _GUARD = range(7)
+ROOT, ATTR, ITEM, ITER, INDEX, APPLY, GUARD = range(7)
 
 
-class _Trace:
+class Trace:
     """What one traced render recorded."""
 
     def __init__(self, env: TraceSandbox) -> None:
@@ -114,14 +118,14 @@ class _Trace:
         return Traced(self, index, value)
 
     def guard(self, func: Callable[..., Any], node: int, args: tuple[Any, ...], result: Any) -> None:
-        self.steps.append((_GUARD, func, node, args, result))
+        self.steps.append((GUARD, func, node, args, result))
 
 
 def _plain(value: Any) -> Any:
     """``value`` if no traced value or printed marker is in it, else Untraceable."""
     if isinstance(value, Traced | _Mark):
         raise Untraceable("a per-message value used where a skeleton cannot follow it")
-    if isinstance(value, str) and _MARK_LEAD in value:
+    if isinstance(value, str) and MARK_LEAD in value:
         raise Untraceable("printed per-message output used as a value")
     return value
 
@@ -133,7 +137,7 @@ class Traced:
 
     __slots__ = ("_node", "_trace", "_value")
 
-    def __init__(self, trace: _Trace, node: int, value: Any) -> None:
+    def __init__(self, trace: Trace, node: int, value: Any) -> None:
         self._trace = trace
         self._node = node
         self._value = value
@@ -186,8 +190,8 @@ class Traced:
         items = list(self._value)
         trace = self._trace
         trace.guard(_length_of, self._node, (), len(items))
-        listed = trace.node((_ITER, self._node), items)
-        return iter([trace.node((_INDEX, listed._node, i), item) for i, item in enumerate(items)])
+        listed = trace.node((ITER, self._node), items)
+        return iter([trace.node((INDEX, listed._node, i), item) for i, item in enumerate(items)])
 
     def __hash__(self) -> int:
         raise Untraceable("a per-message value used as a key")
@@ -224,12 +228,12 @@ def _step_key(step: tuple[Any, ...]) -> Any:
     value), or None when the step is not to be shared (iteration, an eval context, a
     constant other than text, a number, a boolean or None)."""
     kind = step[0]
-    if kind == _ATTR:
+    if kind == ATTR:
         return step
-    if kind == _ITEM:
+    if kind == ITEM:
         constants: tuple[Any, ...] = (step[2],)
         head: tuple[Any, ...] = step[:2]
-    elif kind == _APPLY:
+    elif kind == APPLY:
         _, node, func, pre, rest, named = step
         if pre:
             return None  # an eval context is the render's own
@@ -249,7 +253,7 @@ def _length_of(value: Any) -> int:
     return len(list(value))
 
 
-_MARK_LEAD = "\x00"
+MARK_LEAD = "\x00"
 
 
 class _Mark(str):
@@ -293,7 +297,7 @@ def _wrap_callable(func: Callable[..., Any], kind: str) -> Callable[..., Any]:
                 raise Untraceable(f"test {func.__name__} gave {type(result).__name__}")
             trace.guard(_applied(func, pre, named), value._node, rest, result)
             return result
-        return trace.node((_APPLY, value._node, func, pre, rest, named), result)
+        return trace.node((APPLY, value._node, func, pre, rest, named), result)
 
     if pass_arg is not None:
         traced.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
@@ -333,7 +337,7 @@ class TraceSandbox(Sandbox):
             return value
         trace = value._trace
         slot: list[Any] = [value._node, None]
-        mark = _Mark(f"{_MARK_LEAD}{self.nonce}:{len(trace.slots)}{_MARK_LEAD}")
+        mark = _Mark(f"{MARK_LEAD}{self.nonce}:{len(trace.slots)}{MARK_LEAD}")
         mark.slot = slot
         trace.slots.append(slot)
         return mark
@@ -341,14 +345,14 @@ class TraceSandbox(Sandbox):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Traced):
             value = super().getattr(obj._value, attribute)
-            return obj._trace.node((_ATTR, obj._node, attribute), value)
+            return obj._trace.node((ATTR, obj._node, attribute), value)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         if isinstance(obj, Traced):
             argument = _plain(argument)
             value = super().getitem(obj._value, argument)
-            return obj._trace.node((_ITEM, obj._node, argument), value)
+            return obj._trace.node((ITEM, obj._node, argument), value)
         return super().getitem(obj, _plain(argument) if isinstance(argument, Traced) else argument)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -371,170 +375,3 @@ def traceable(asts: list[nodes.Template]) -> bool:
         return all(walk(child, node) for child in node.iter_child_nodes())
 
     return all(walk(ast, None) for ast in asts)
-
-
-class Skeleton:
-    """One shape of a template's output: literal text with slots, and the steps that
-    decide whether a message has this shape."""
-
-    __slots__ = ("env", "fill", "parts", "printed", "roots", "size", "slots", "steps")
-
-    def __init__(self, trace: _Trace, roots: tuple[str, ...], size: int, output: str) -> None:
-        self.env = trace.env
-        self.roots = roots
-        #: names in the context traced: with every root there, the same per-message names
-        #: (the variant's own are in every context), so none was read as missing
-        self.size = size
-        self.steps = tuple(trace.steps[len(roots) :])
-        pieces = output.split(_MARK_LEAD)
-        # literal, "nonce:k", literal, "nonce:k", ..., literal
-        if len(pieces) % 2 != 1:
-            raise Untraceable("a marker was cut")
-        parts: list[Any] = []
-        slots: list[tuple[int, int, bool]] = []
-        seen: set[int] = set()
-        prefix = f"{trace.env.nonce}:"
-        for i, piece in enumerate(pieces):
-            if i % 2 == 0:
-                parts.append(piece)
-                continue
-            if not piece.startswith(prefix):
-                raise Untraceable("a marker was changed")
-            k = int(piece[len(prefix) :])
-            if k in seen or k >= len(trace.slots):
-                raise Untraceable("a marker was repeated")
-            seen.add(k)
-            node, mode = trace.slots[k]
-            if mode is None:
-                raise Untraceable("a marker was neither escaped nor made text")
-            slots.append((len(parts), node, mode == "html"))
-            parts.append(None)
-        if len(seen) != len(trace.slots):
-            raise Untraceable("a marker was dropped")
-        self.parts = parts
-        #: each value printed once per way (escaped or text), then placed at each slot
-        self.printed = tuple(dict.fromkeys((node, html) for _, node, html in slots))
-        where = {key: i for i, key in enumerate(self.printed)}
-        self.slots = tuple((at, where[node, html]) for at, node, html in slots)
-
-        self.fill: Callable[[Mapping[str, Any]], str] = self._compile()
-
-    def _compile(self) -> Callable[[Mapping[str, Any]], str]:
-        """``fill(ctx)``: the output for ``ctx``, raising _Mismatch when its shape differs
-        (and whatever a step raises, e.g. a missing attribute): the steps, the guards and
-        the join written out as one Python function, so a message costs no interpretation
-        of the steps. Only names and indices are written into its source; every value
-        (names looked up, filters, their constants, the literal text) is an item of the
-        ``K`` tuple it is given."""
-        consts: list[Any] = []
-
-        def k(value: Any) -> str:
-            consts.append(value)
-            return f"K[{len(consts) - 1}]"
-
-        lines = [f"    if len(ctx) != {int(self.size)}:", "        raise Mismatch"]
-        node = 0
-        for name in self.roots:
-            lines.append(f"    v{node} = ctx[{k(name)}]")
-            node += 1
-        for step in self.steps:
-            kind = step[0]
-            if kind == _GUARD:
-                lines.append(f"    if {k(step[1])}(v{int(step[2])}, *{k(step[3])}) != {k(step[4])}:")
-                lines.append("        raise Mismatch")
-                continue
-            parent = f"v{int(step[1])}"
-            if kind == _ATTR:
-                value = f"getattr_(env, {parent}, {k(step[2])})"
-            elif kind == _INDEX:
-                value = f"{parent}[{int(step[2])}]"
-            elif kind == _ITER:
-                value = f"list({parent})"
-            elif kind == _APPLY:
-                value = f"{k(step[2])}(*{k(step[3])}, {parent}, *{k(step[4])}, **{k(step[5])})"
-            else:  # _ITEM
-                value = f"getitem_(env, {parent}, {k(step[2])})"
-            lines.append(f"    v{node} = {value}")
-            node += 1
-        for i, (printed, html) in enumerate(self.printed):
-            v = f"v{int(printed)}"
-            if html:  # escape() as Jinja prints it: plain text escaped, Markup as it is
-                text = f"(escape_inner({v}) if type({v}) is str else {v} if type({v}) is Markup else escape({v}))"
-            else:
-                text = f"({v} if type({v}) is str else str({v}))"
-            lines.append(f"    t{i} = {text}")
-        placed = dict(self.slots)
-        pieces = [
-            f"t{int(placed[at])}" if at in placed else k(part) for at, part in enumerate(self.parts) if part != ""
-        ]
-        lines.append(f"    return join(({', '.join(pieces)},))" if pieces else "    return ''")
-        source = "def fill(ctx):\n" + "\n".join(lines) + "\n"
-        scope: dict[str, Any] = {
-            "K": tuple(consts),
-            "Mismatch": _Mismatch,
-            "env": self.env,
-            "getattr_": Sandbox.getattr,
-            "getitem_": Sandbox.getitem,
-            "escape": escape,
-            "escape_inner": _escape_inner,
-            "Markup": Markup,
-            "join": "".join,
-            "list": list,
-            "len": len,
-            "type": type,
-            "str": str,
-            "__builtins__": {},
-        }
-        exec(compile(source, "<skeleton>", "exec"), scope)
-        fill: Callable[[Mapping[str, Any]], str] = scope["fill"]
-        return fill
-
-
-class Skeletons:
-    """The shapes of one template met so far (see the module docstring)."""
-
-    __slots__ = ("env", "failed", "roots", "shapes", "template")
-
-    def __init__(self, template: Template, env: TraceSandbox) -> None:
-        self.template = template  # compiled in ``env``
-        self.env = env
-        self.shapes: list[Skeleton] = []
-        self.failed = False
-
-    def render(self, ctx: Mapping[str, Any]) -> str | None:
-        """The template's output for ``ctx``, or None when it must be rendered in full
-        (untraceable, too many shapes, or an error to be reported by the full render)."""
-        try:
-            for shape in self.shapes:
-                try:
-                    return shape.fill(ctx)
-                except _Mismatch:
-                    continue
-        except Exception:
-            return None
-        if self.failed or len(self.shapes) >= MAX_SHAPES:
-            return None
-        return self._trace(ctx)
-
-    def _trace(self, ctx: Mapping[str, Any]) -> str | None:
-        trace = _Trace(self.env)
-        traced: dict[str, Any] = {}
-        roots: list[str] = []
-        for name, value in ctx.items():
-            if name not in VARIANT_OWN:
-                roots.append(name)
-                traced[name] = trace.node((_ROOT, name), value)
-            else:
-                traced[name] = value
-        template = self.template
-        try:
-            output = "".join(template.root_render_func(template.new_context(traced, shared=True)))
-            shape = Skeleton(trace, tuple(roots), len(ctx), output)
-            result = shape.fill(ctx)
-        except Untraceable:
-            self.failed = True
-            return None
-        except Exception:
-            return None  # the full render reports it
-        self.shapes.append(shape)
-        return result

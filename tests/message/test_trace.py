@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from mailer.domain.errors import TemplateError
 from mailer.message import Recipient, Renderer, RenderJob, Sender, Speaker, VariantSpec, trace
 from mailer.message.mime import CompiledVariant
-from mailer.message.trace import MAX_SHAPES
+from mailer.message.skeleton import MAX_SHAPES
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 DATE = datetime(2026, 11, 30, 14, 5, 9, tzinfo=UTC)
