@@ -339,7 +339,9 @@ class Connection:
                 # RFC 2920 3.1: RSET, MAIL, RCPT and (last) DATA in one group; replies come in order.
                 rset = self._rset_owed
                 if self.presented is not None:
-                    self.presented = None  # went out with the last data (never with a RSET owed)
+                    # went out with the last data, which ended a transaction: no RSET owed
+                    self.presented = None
+                    rset = False
                 else:
                     await self._write((b"RSET" + _CRLF.encode() if rset else b"") + self._group(envelope))
                 if rset:
