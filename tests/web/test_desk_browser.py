@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from mailer.domain.states import Role
 from mailer.runtime import Runtime
+from mailer.store import audience as audience_store
 from mailer.web import create_app
 from tests.support.browser import shot_path
 from tests.support.constants import FIXED_NOW
@@ -178,3 +179,27 @@ def test_staff_pages_fit_a_phone(rt: Runtime, browser: Browser, desk: str, tmp_p
     page.goto(f"{desk}/editor/new")
     page.screenshot(path=shot_path("desk-editor-390"), full_page=True)
     context.close()
+
+
+def test_the_audience_total_follows_the_last_change(
+    rt: Runtime, browser: Browser, desk: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two segments ticked quickly, both counts in flight, the first answering first: the total shown is the last one asked (2 contacts), not lost in a replaced element."""
+    make_users(rt, [Role.PUBLICIST])
+    seed(rt, tmp_path)
+    count = audience_store.audience_count
+    delays = [0.6, 1.2]  # the first count answers while the second is still running
+
+    def slow(*args: object, **kwargs: object) -> int:
+        time.sleep(delays.pop(0) if delays else 0)
+        found: int = count(*args, **kwargs)  # type: ignore[arg-type]
+        return found
+
+    monkeypatch.setattr(audience_store, "audience_count", slow)
+    pub = sign_in(browser, desk, Role.PUBLICIST)
+    pub.goto(f"{desk}/editor/new")
+    pub.check('input[name="segments"][value="foreign-policy-print"]')
+    pub.wait_for_timeout(200)  # the first count is under way
+    pub.check('input[name="segments"][value="broadcast-bookers"]')
+    pub.wait_for_timeout(2500)  # both answers are back
+    expect(pub.locator("#audience-total")).to_contain_text("2 contacts")
