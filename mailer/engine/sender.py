@@ -23,6 +23,10 @@ the render process together, so it gets batches of up to :data:`RENDER_AHEAD` me
 instead of one per connection. The first requests are one per connection (the first
 messages go at once); once a render has come back the window widens. A row rendered
 ahead but never started (stopped) is simply not sent: its render is dropped.
+
+Over 400 lines on purpose (just): one noun, the send pipeline of a batch; the connection
+loop, the render-ahead queue and the envelope presented with each data all hand the same
+rows and renders to one another.
 """
 
 from __future__ import annotations

@@ -233,12 +233,8 @@ class Writer:
         return self._quick
 
     def _close_quick(self) -> None:
-        if self._quick is not None:
-            quick, self._quick = self._quick, None
-            try:
-                quick.close()
-            except DBAPIError:
-                log.debug("closing the quick in-data marker connection failed", exc_info=True)
+        quick, self._quick = self._quick, None
+        _close_quietly(quick)
 
     def record(self, recording: Recording, breaker_marks: str) -> asyncio.Future[tuple[str, int] | None]:
         """Record a group of results (see :func:`record_results`); the future gives the
@@ -336,12 +332,18 @@ class Writer:
         return self._marker
 
     def _close_marker(self) -> None:
-        if self._marker is not None:
-            marker, self._marker = self._marker, None
-            try:
-                marker.close()
-            except DBAPIError:
-                log.debug("closing the in-data marker connection failed", exc_info=True)
+        marker, self._marker = self._marker, None
+        _close_quietly(marker)
+
+
+def _close_quietly(conn: Connection | None) -> None:
+    """Close a marks connection; a failure only matters to the log."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except DBAPIError:
+        log.debug("closing an in-data marks connection failed", exc_info=True)
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

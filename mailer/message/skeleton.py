@@ -116,8 +116,12 @@ class Skeleton:
                 value = f"getattr_(env, {parent}, {k(step[2])})"
             elif kind == INDEX:
                 value = f"{parent}[{int(step[2])}]"
-            elif kind == ITER:
-                value = f"list({parent})"
+            elif kind == ITER:  # listed, and the same length as traced, or another shape
+                lines.append(f"    v{node} = list({parent})")
+                lines.append(f"    if len(v{node}) != {int(step[2])}:")
+                lines.append("        raise Mismatch")
+                node += 1
+                continue
             elif kind == APPLY:
                 value = f"{k(step[2])}(*{k(step[3])}, {parent}, *{k(step[4])}, **{k(step[5])})"
             else:  # ITEM

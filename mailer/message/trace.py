@@ -189,8 +189,8 @@ class Traced:
     def __iter__(self) -> Iterator[Traced]:
         items = list(self._value)
         trace = self._trace
-        trace.guard(_length_of, self._node, (), len(items))
-        listed = trace.node((ITER, self._node), items)
+        # the items listed once; replayed, a list of another length is another shape
+        listed = trace.node((ITER, self._node, len(items)), items)
         return iter([trace.node((INDEX, listed._node, i), item) for i, item in enumerate(items)])
 
     def __hash__(self) -> int:
@@ -247,10 +247,6 @@ def _step_key(step: tuple[Any, ...]) -> Any:
 
 
 _SHARED_CONSTANTS = frozenset({str, int, float, bool, type(None)})
-
-
-def _length_of(value: Any) -> int:
-    return len(list(value))
 
 
 MARK_LEAD = "\x00"
