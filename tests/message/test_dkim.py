@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import dkim
 import pytest
 
+import mailer.message.dkim
 from mailer.config import DkimSettings
 from mailer.domain.errors import ConfigError
 from mailer.message import Renderer
-from mailer.message.dkim import DkimSigner
+from mailer.message.dkim import DkimSigner, _OpenSslKey, oversigned
 from tests.support.constants import TEMPLATES
 from tests.support.dkim import DOMAIN, SELECTOR, stub_dns
 from tests.support.render import ANN, DATE, make_spec
@@ -126,3 +128,57 @@ def test_h_lists_each_present_header_once_more_than_it_occurs(dkim_keys: tuple[P
         assert names.count(name) == 2, name
     for name in ("reply-to", "mime-version", "content-type", "list-id", "feedback-id"):
         assert names.count(name) == 2, name
+
+
+def _pure_dkimpy_signature(message: bytes, key_file: Path) -> bytes:
+    """The signature dkimpy makes alone (its own pure-Python RSA), for comparison."""
+    return bytes(
+        dkim.sign(
+            message,
+            SELECTOR.encode(),
+            DOMAIN.encode(),
+            key_file.read_bytes(),  # plain bytes: the wrapped functions pass them through
+            canonicalize=(b"relaxed", b"relaxed"),
+            signature_algorithm=b"rsa-sha256",
+            include_headers=oversigned(message),
+            linesep=b"\r\n",
+        )
+    )
+
+
+def test_openssl_signs_the_bytes_dkimpy_would(dkim_keys: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same message at the same second: OpenSSL's signature header is byte for byte dkimpy's own (RSASSA-PKCS1-v1_5 is deterministic), and it verifies."""
+    key_file, record = dkim_keys
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.0)  # dkimpy's t= tag
+    message = rendered()
+    signer = signer_for(key_file)
+    assert isinstance(signer._key, _OpenSslKey)  # the fast path is the one in use
+    signed = signer.sign(message)
+    assert signed == _pure_dkimpy_signature(message, key_file) + message
+    assert dkim.verify(signed, dnsfunc=stub_dns(record))
+
+
+def test_the_key_operation_is_openssl_not_python_pow(
+    dkim_keys: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing never reaches dkimpy's pure-Python RSA (the ~9 ms a message that capped a DKIM-signing worker near 110 msgs/s)."""
+    import dkim.crypto
+
+    def refuse(*args: object) -> bytes:
+        raise AssertionError("dkimpy's own RSA was used")
+
+    monkeypatch.setattr(dkim.crypto, "rsa_decrypt", refuse)
+    monkeypatch.setattr(mailer.message.dkim, "_pure_sign", refuse)
+    key_file, record = dkim_keys
+    assert dkim.verify(signer_for(key_file).sign(rendered()), dnsfunc=stub_dns(record))
+
+
+def test_a_key_openssl_refuses_still_signs_with_dkimpy(
+    dkim_keys: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key that dkimpy reads but OpenSSL does not load is signed by dkimpy, as before (no key is refused that used to work)."""
+    monkeypatch.setattr(mailer.message.dkim, "_openssl_key", lambda pem: None)
+    key_file, record = dkim_keys
+    signer = signer_for(key_file)
+    assert not isinstance(signer._key, _OpenSslKey)
+    assert dkim.verify(signer.sign(rendered()), dnsfunc=stub_dns(record))
