@@ -373,7 +373,11 @@ def prepare(settings: Settings, n: int) -> int:
 
 
 def worker_env(
-    settings: Settings, pool_size: int | None, batch_size: int | None, source: Path | None = None
+    settings: Settings,
+    pool_size: int | None,
+    batch_size: int | None,
+    source: Path | None = None,
+    dkim_key: Path | None = None,
 ) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -388,6 +392,10 @@ def worker_env(
         env["MAILER_SMTP__POOL_SIZE"] = str(pool_size)
     if batch_size is not None:
         env["MAILER_RETRY__BATCH_SIZE"] = str(batch_size)
+    if dkim_key is not None:  # every message DKIM-signed (the instance key, aligned with the From domain)
+        env["MAILER_DKIM__KEY_FILE"] = str(dkim_key)
+        env["MAILER_DKIM__SELECTOR"] = "bench"
+        env["MAILER_DKIM__DOMAIN"] = "harbor.example.org"
     if source is not None:  # run the workers from another source tree (before/after runs)
         env["PYTHONPATH"] = str(source.resolve())
     for name, value in os.environ.items():  # e.g. MAILER_EVENT_LOOP
@@ -586,6 +594,14 @@ def verify(ledger: Ledger, n: int, sink_count: int | None) -> list[str]:
     return problems
 
 
+def dkim_key_file(workdir: Path) -> Path:
+    """A fresh 2048-bit RSA key for ``--dkim`` (openssl, as ``mailer clients dkim-key`` makes)."""
+    key = workdir / "dkim-bench.pem"
+    if not key.exists():
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    return key
+
+
 def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, args: argparse.Namespace) -> RunResult:
     """One configuration, start to verified end."""
     with database(backend, workdir) as url:
@@ -595,7 +611,9 @@ def run_config(backend: str, workers: int, n: int, sink: Sink, workdir: Path, ar
         log(f"  {backend}: {n} contacts inserted and planned in {time.perf_counter() - t:.1f}s (not measured)")
         before = reference(sink, args.reference_n)
         sink_before = sink.count()
-        result = run_workers(worker_env(settings, args.pool_size, args.batch_size, args.source), workers, workdir)
+        dkim_key = dkim_key_file(workdir) if args.dkim else None
+        env = worker_env(settings, args.pool_size, args.batch_size, args.source, dkim_key)
+        result = run_workers(env, workers, workdir)
         time.sleep(0.3)  # let the sink flush its counter
         sink_count = sink.count() - sink_before
         load = list(os.getloadavg())
@@ -684,6 +702,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="MAILER_RETRY__BATCH_SIZE (default: the setting's)")
     p.add_argument("--reference-n", type=int, default=20_000, help="messages per smtp-source reference run")
     p.add_argument("--source", type=Path, default=None, help="run the workers from this source tree (PYTHONPATH)")
+    p.add_argument("--dkim", action="store_true", help="sign every message with a fresh 2048-bit DKIM key")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     return p.parse_args(argv)
 

@@ -68,25 +68,23 @@ from mailer.store.tables import Release, Segment
 log = logging.getLogger("mailer.engine.planner")
 
 
-#: Signs a message (CRLF bytes) and gives it back with its DKIM-Signature.
-Signer = Callable[[bytes], bytes]
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A release ready to send: its compiled plan, the suppression scopes it honours,
-    and the signer of its client's identity (None: unsigned)."""
+    and the DKIM key of its client's identity as (key file, selector, domain), which the
+    render process signs each message with (None: unsigned)."""
 
     plan: SendPlan
     scopes: tuple[str, ...]
-    signer: Signer | None = None
+    dkim: tuple[str, str, str] | None = None
 
 
 def prepare(plan: SendPlan) -> Prepared:
-    """``plan`` with its scopes and its identity's signer (the key is read now). Raises
-    ConfigError when the key cannot be used."""
+    """``plan`` with its scopes and its identity's DKIM key (read and checked now: the
+    render process reads the same file). Raises ConfigError when the key cannot be used."""
     signer = plan.identity.signer()
-    return Prepared(plan, send_scopes(plan.client_slug, plan.topics), signer.sign if signer else None)
+    dkim = (str(signer.key_file), signer.selector, signer.domain) if signer is not None else None
+    return Prepared(plan, send_scopes(plan.client_slug, plan.topics), dkim)
 
 
 #: contacts per planning step at most (the size adapts to STEP_SECONDS below it)

@@ -42,11 +42,11 @@ from typing import Protocol
 from aiolimiter import AsyncLimiter
 
 from mailer.config import Settings
-from mailer.domain.errors import MailerError
+from mailer.domain.errors import ConfigError, MailerError
 from mailer.engine.breaker import Breaker
 from mailer.engine.journal import Journal
 from mailer.engine.outcomes import Recording, judge
-from mailer.engine.planner import Prepared, Signer
+from mailer.engine.planner import Prepared
 from mailer.message import AsyncRenderer, Recipient, RenderCancelled, RenderJob
 from mailer.message.tokens import Tokens
 from mailer.releases.replyto import reply_address
@@ -64,7 +64,7 @@ FLUSH_SECONDS = 0.5
 #: at most this many messages are rendered ahead of the connections (~10 KB each)
 RENDER_AHEAD = 200
 
-__all__ = ["Batch", "LeaseLost", "Ledger", "SendProgress", "Sender", "Signer"]
+__all__ = ["Batch", "LeaseLost", "Ledger", "SendProgress", "Sender"]
 
 
 class Ledger(Protocol):
@@ -297,8 +297,6 @@ class Sender:
         if isinstance(rendered, str):
             return rendered, None
         data = rendered
-        if prepared.signer is not None:
-            data = prepared.signer(data)
         await self._throttle(row.email)
         bounce_domain = prepared.plan.identity.bounce_domain
         following = chain.take_ready() if chain is not None and (stop is None or not stop.is_set()) else None
@@ -365,11 +363,14 @@ class Sender:
             in_reply_to=row.in_reply_to,
             kit_token=self.tokens.kit(row.id),
             release_token=self._release_token(row.release_id),
+            dkim=prepared.dkim,
         )
         try:
             return await self.renders.render(variant.spec, job, stop=stop)
         except RenderCancelled:
             return None
+        except ConfigError:
+            raise  # the DKIM key became unusable: not this message's fault (as when signing here)
         except MailerError as exc:
             return f"render error: {exc}"
 

@@ -23,8 +23,10 @@ import time
 from dataclasses import replace
 from datetime import datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from mailer.domain.errors import MailerError, TemplateError
+from mailer.message.dkim import DkimSigner
 from mailer.message.exchange import (
     COMPILE,
     INDEX,
@@ -41,6 +43,7 @@ from mailer.message.limits import MB, RenderLimits, memory_error, size_error
 from mailer.message.mime import CompiledVariant
 from mailer.message.spec import Rendered, RenderJob, VariantSpec
 from mailer.message.templates import Renderer
+from mailer.message.wire import CrlfReady, WireReady, crlf_only
 
 
 def _exit_with_parent(lifeline: Connection) -> None:
@@ -67,9 +70,31 @@ def _limit_memory(extra_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+#: the DKIM signers of the keys jobs named, by (key file, selector, domain)
+_SIGNERS: dict[tuple[str, str, str], DkimSigner] = {}
+
+
+def _signed(data: bytes, key: tuple[str, str, str]) -> bytes:
+    """``data`` with the DKIM-Signature of ``key`` (read once per process), of the same wire
+    kind when the signature header keeps it (:mod:`mailer.message.wire`). Raises
+    ConfigError when the key cannot be read or used."""
+    signer = _SIGNERS.get(key)
+    if signer is None:
+        key_file, selector, domain = key
+        if len(_SIGNERS) >= 16:
+            _SIGNERS.clear()
+        signer = _SIGNERS[key] = DkimSigner(key_file=Path(key_file), selector=selector, domain=domain)
+    signed = signer.sign(data)
+    header = signed[: len(signed) - len(data)]
+    kind = type(data)
+    if kind in (CrlfReady, WireReady) and crlf_only(header) and header.endswith(b"\r\n"):
+        return kind(signed) if not header.startswith(b".") and b"\r\n." not in header else CrlfReady(signed)
+    return signed
+
+
 def _render_job(variant: CompiledVariant, job: RenderJob, limits: RenderLimits) -> Rendered:
     """``job`` rendered, a message dated now when the job gives no date; refused when over
-    ``render.max_message_bytes``."""
+    ``render.max_message_bytes``; signed when the job names a DKIM key."""
     if job.message_id is not None and job.date is None:
         job = replace(job, date=datetime.now().astimezone())
     rendered = variant.run(job)
@@ -81,6 +106,8 @@ def _render_job(variant: CompiledVariant, job: RenderJob, limits: RenderLimits) 
         size = sum(len(p.encode("utf-8", "surrogatepass")) for p in (parts.subject, parts.text, parts.html))
     if size > limits.max_message_bytes:
         raise size_error(size, limits)
+    if job.dkim is not None and rendered.data is not None:
+        rendered = Rendered(_signed(rendered.data, job.dkim), rendered.parts)
     return rendered
 
 

@@ -141,6 +141,7 @@ class DkimSigner:
                 f"dkim.key_file: {key_file} is not a PEM RSA private key ({exc})", key="dkim.key_file"
             ) from exc
         self._key: bytes = _openssl_key(key) or key
+        self.key_file = key_file
         self.selector = selector.strip()
         self.domain = domain.strip().lower()
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-from mailer.domain.errors import HeaderInjectionError, InputError, MailerError, TemplateError
+from mailer.domain.errors import ConfigError, HeaderInjectionError, InputError, MailerError, TemplateError
 from mailer.message.limits import RenderCancelled, RenderLimitError
 from mailer.message.spec import Recipient, Rendered, RenderJob
 from mailer.message.wire import CrlfReady, WireReady
@@ -83,6 +83,7 @@ def pack_job(job: RenderJob) -> PackedJob:
         job.in_reply_to,
         job.kit_token,
         job.release_token,
+        job.dkim,
     )
 
 
@@ -96,7 +97,15 @@ PackedError = tuple[str, str, str, dict[str, Any]]
 
 _ERROR_TYPES: dict[str, type[MailerError]] = {
     cls.__name__: cls
-    for cls in (MailerError, TemplateError, RenderLimitError, InputError, HeaderInjectionError, RenderCancelled)
+    for cls in (
+        MailerError,
+        TemplateError,
+        RenderLimitError,
+        InputError,
+        HeaderInjectionError,
+        RenderCancelled,
+        ConfigError,
+    )
 }
 
 

@@ -212,6 +212,9 @@ class RenderJob:
     #: release's (what shows the kit's images before the embargo lifts); None in previews
     kit_token: str | None = None
     release_token: str | None = None
+    #: sign the message with this DKIM key, as (key file, selector, domain), where it is
+    #: rendered (the render process: issue 20, off the sending event loop)
+    dkim: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 
 import dkim
+import pytest
 
+from mailer.domain.errors import ConfigError
 from mailer.engine.dispatch import Dispatcher
+from mailer.message.dkim import DkimSigner
 from mailer.runtime import Runtime
 from mailer.smtp.factory import make_transport
 from tests.support.dkim import stub_dns
@@ -42,3 +45,52 @@ async def test_engine_signs_every_message(
         assert signed is not None
         names = {h.strip().lower() for h in signed.group(1).split(":")}
         assert {"from", "list-unsubscribe", "list-unsubscribe-post", "message-id"} <= names
+
+
+async def test_the_render_process_signs_not_the_event_loop(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, dkim_keys: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing in the sending process is made to fail: every message still arrives signed and verifying (the render process signed it, ~1 ms a message off the event loop)."""
+
+    def not_here(self: DkimSigner, message: bytes) -> bytes:
+        raise AssertionError("signed on the sending process's event loop")
+
+    monkeypatch.setattr(DkimSigner, "sign", not_here)
+    key_file, record = dkim_keys
+    ert = engine_runtime(
+        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
+    )
+    add_contacts(ert, tmp_path, [f"e{i}@example.com" for i in range(3)])
+    approved_release(ert, [Variant("press-all", "list:press")])
+    pool = make_transport(ert.settings.smtp)
+    await Dispatcher(ert, pool).run_once()
+    await pool.close()
+    assert len(smtp.raw) == 3
+    for raw in smtp.raw:
+        assert raw.startswith(b"DKIM-Signature:")
+        assert dkim.verify(raw, dnsfunc=stub_dns(record))
+
+
+async def test_a_key_the_render_process_cannot_read_is_a_config_error(tmp_path: Path) -> None:
+    """A job naming a key file that is gone comes back from the render process as the ConfigError naming dkim.key_file (not a render error of that message)."""
+    from mailer.message import AsyncRenderer, Renderer, RenderJob, RenderLimits, RenderWorker
+    from tests.support.constants import TEMPLATES
+    from tests.support.render import ANN, DATE, make_spec
+
+    worker = RenderWorker(TEMPLATES, Renderer(TEMPLATES).sources, RenderLimits())
+    renders = AsyncRenderer(worker)
+    job = RenderJob(
+        ANN,
+        ANN.email,
+        "https://news.acme.example.com/u/tok",
+        "<k1.42@mail.acme.example.com>",
+        date=DATE,
+        dkim=(str(tmp_path / "gone.pem"), SELECTOR, DOMAIN),
+    )
+    try:
+        with pytest.raises(ConfigError) as caught:
+            await renders.render(make_spec(), job)
+    finally:
+        worker.close()
+    assert caught.value.key == "dkim.key_file"
+    assert "gone.pem" in str(caught.value)

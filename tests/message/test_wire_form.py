@@ -6,6 +6,7 @@ the payload it would have built from plain bytes."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -120,3 +121,23 @@ def test_a_message_comes_back_from_the_render_process_with_its_kind() -> None:
         assert type(packed[1]) is bytes
         back = unpack_data(pickle.loads(pickle.dumps(packed)))
         assert type(back) is type(data) and back == data
+
+
+def test_a_signed_message_keeps_its_wire_kind(dkim_keys: tuple[Path, bytes]) -> None:
+    """The render process's DKIM signature (a CRLF-folded header) keeps a WireReady or CrlfReady message of its kind, so the sending process still skips dot_stuff's passes."""
+    from mailer.message.child import _signed
+    from tests.support.dkim import DOMAIN, SELECTOR
+
+    key = (str(dkim_keys[0]), SELECTOR, DOMAIN)
+    for kind in (WireReady, CrlfReady):
+        message = kind(
+            b"From: a@acme.example.com\r\nSubject: x\r\n\r\n.b\r\n"
+            if kind is CrlfReady
+            else b"From: a@acme.example.com\r\nSubject: x\r\n\r\nb\r\n"
+        )
+        signed = _signed(message, key)
+        assert type(signed) is kind
+        assert signed.startswith(b"DKIM-Signature:") and signed.endswith(message)
+        assert dot_stuff(signed) == dot_stuff(bytes(signed))
+    plain = b"From: a@acme.example.com\nSubject: x\n\nb\n"
+    assert type(_signed(plain, key)) is bytes  # nothing vouched for: checked as before
