@@ -15,7 +15,11 @@ with DKIM configured could not send more than ~110 messages a second. OpenSSL si
 (``tests/message/test_dkim.py`` compares them). dkimpy offers no hook for the key
 operation, so the two functions it calls (:func:`dkim.parse_pem_private_key`,
 :func:`dkim.RSASSA_PKCS1_v1_5_sign`) are wrapped once, at import: a key that is an
-:class:`_OpenSslKey` is signed by OpenSSL, any other key exactly as before.
+:class:`_OpenSslKey` is signed by OpenSSL, any other key exactly as before. Three more of
+its functions get exact shortcuts the same way (the message split, and the two regular
+expressions of relaxed canonicalization, which return their input unchanged for most of a
+rendered body): ~1.0 → ~0.7 ms a signature; each is compared with dkimpy's own on
+arbitrary input in the tests.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import dkim
+from dkim import canonicalization
 
 from mailer.config import DkimSettings
 from mailer.domain.errors import ConfigError
@@ -99,8 +104,43 @@ def _rsassa_pkcs1_v1_5_sign(hash: Any, private_key: Any) -> bytes:
     return _pure_sign(hash, private_key)  # type: ignore[no-any-return]
 
 
+_pure_rfc822_parse = dkim.rfc822_parse
+_pure_compress_whitespace = canonicalization.compress_whitespace
+_pure_strip_trailing_whitespace = canonicalization.strip_trailing_whitespace
+
+
+def _rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """dkimpy's ``rfc822_parse``, without splitting and re-joining the body line by line
+    when every LF of ``message`` ends a CRLF (the renderer's messages): the body is then
+    the bytes after the first empty line as they are (~100 µs of a signature)."""
+    at = message.find(b"\r\n\r\n")
+    # (a message starting with CRLF has its empty line first: no headers)
+    if at > 0 and not message.startswith(b"\r\n") and message.count(b"\n") == message.count(b"\r\n"):
+        headers, _ = _pure_rfc822_parse(message[: at + 4])
+        return headers, message[at + 4 :]
+    return _pure_rfc822_parse(message)  # type: ignore[no-any-return]
+
+
+def _compress_whitespace(content: bytes) -> bytes:
+    """dkimpy's: every run of spaces and tabs made one space; nothing to do (the same
+    bytes back) without a tab or two spaces in a row (most of a rendered body)."""
+    if b"\t" not in content and b"  " not in content:
+        return content
+    return _pure_compress_whitespace(content)  # type: ignore[no-any-return]
+
+
+def _strip_trailing_whitespace(content: bytes) -> bytes:
+    """dkimpy's: spaces and tabs before a CRLF removed; nothing to do without any."""
+    if b" \r\n" not in content and b"\t\r\n" not in content:
+        return content
+    return _pure_strip_trailing_whitespace(content)  # type: ignore[no-any-return]
+
+
 dkim.parse_pem_private_key = _parse_pem_private_key
 dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_pkcs1_v1_5_sign
+dkim.rfc822_parse = _rfc822_parse
+canonicalization.compress_whitespace = _compress_whitespace
+canonicalization.strip_trailing_whitespace = _strip_trailing_whitespace
 
 
 def oversigned(message: bytes) -> list[bytes]:

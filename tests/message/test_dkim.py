@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dkim
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mailer.message.dkim
 from mailer.config import DkimSettings
@@ -182,3 +184,39 @@ def test_a_key_openssl_refuses_still_signs_with_dkimpy(
     signer = signer_for(key_file)
     assert not isinstance(signer._key, _OpenSslKey)
     assert dkim.verify(signer.sign(rendered()), dnsfunc=stub_dns(record))
+
+
+_WIRE_BITS = st.sampled_from(
+    ["\r\n", "\n", "\r", " ", "  ", "\t", " \r\n", "\t\r\n", "\r\n\r\n", "\r\n ", ":", "From ", "A: b", "x", "é"]
+)
+_WIRE = st.lists(st.one_of(_WIRE_BITS, st.text(max_size=20)), max_size=40).map(lambda p: "".join(p).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(_WIRE)
+def test_the_shortcuts_give_what_dkimpy_gives(data: bytes) -> None:
+    """Any bytes (CR, LF, CRLF, spaces, tabs, blank lines, folded and malformed headers): the message split and both relaxed-canonicalization steps return exactly what dkimpy's own functions return, or raise what they raise."""
+    from mailer.message import dkim as ours
+
+    assert ours._compress_whitespace(data) == ours._pure_compress_whitespace(data)
+    assert ours._strip_trailing_whitespace(data) == ours._pure_strip_trailing_whitespace(data)
+    try:
+        expected = ours._pure_rfc822_parse(data)
+    except Exception as exc:  # dkimpy's own: MessageFormatError, or IndexError for a leading fold
+        with pytest.raises(type(exc)) as caught:
+            ours._rfc822_parse(data)
+        assert str(caught.value) == str(exc)
+    else:
+        assert ours._rfc822_parse(data) == expected
+
+
+def test_the_shortcuts_are_the_ones_dkimpy_calls() -> None:
+    """dkimpy's signing looks the wrapped functions up where they were installed (a dkimpy that moved them would silently lose the shortcuts)."""
+    from dkim import canonicalization
+
+    from mailer.message import dkim as ours
+
+    assert dkim.rfc822_parse is ours._rfc822_parse
+    assert dkim.RSASSA_PKCS1_v1_5_sign is ours._rsassa_pkcs1_v1_5_sign
+    assert canonicalization.compress_whitespace is ours._compress_whitespace
+    assert canonicalization.strip_trailing_whitespace is ours._strip_trailing_whitespace
