@@ -43,7 +43,7 @@ from mailer.message.limits import MB, RenderLimits, memory_error, size_error
 from mailer.message.mime import CompiledVariant
 from mailer.message.spec import Rendered, RenderJob, VariantSpec
 from mailer.message.templates import Renderer
-from mailer.message.wire import CrlfReady, WireReady, crlf_only
+from mailer.message.wire import CrlfReady, KnownDots, crlf_only
 
 
 def _exit_with_parent(lifeline: Connection) -> None:
@@ -86,10 +86,13 @@ def _signed(data: bytes, key: tuple[str, str, str]) -> bytes:
         signer = _SIGNERS[key] = DkimSigner(key_file=Path(key_file), selector=selector, domain=domain)
     signed = signer.sign(data)
     header = signed[: len(signed) - len(data)]
-    kind = type(data)
-    if kind in (CrlfReady, WireReady) and crlf_only(header) and header.endswith(b"\r\n"):
-        return kind(signed) if not header.startswith(b".") and b"\r\n." not in header else CrlfReady(signed)
-    return signed
+    if not (isinstance(data, CrlfReady) and crlf_only(header) and header.endswith(b"\r\n")):
+        return signed  # nothing vouched for: dot_stuff checks it all
+    if header.startswith(b".") or b"\r\n." in header:
+        return CrlfReady(signed)
+    if type(data) is KnownDots:
+        return KnownDots(signed, tuple(at + len(header) for at in data.dots))
+    return type(data)(signed)
 
 
 def _render_job(variant: CompiledVariant, job: RenderJob, limits: RenderLimits) -> Rendered:

@@ -26,7 +26,7 @@ from typing import Any
 from mailer.domain.errors import ConfigError, HeaderInjectionError, InputError, MailerError, TemplateError
 from mailer.message.limits import RenderCancelled, RenderLimitError
 from mailer.message.spec import Recipient, Rendered, RenderJob
-from mailer.message.wire import CrlfReady, WireReady
+from mailer.message.wire import CrlfReady, KnownDots, WireReady
 
 #: Most jobs sent to the render process in one request.
 MAX_BATCH = 200
@@ -51,14 +51,19 @@ _KIND_TYPES: dict[str, type[bytes]] = {"c": CrlfReady, "w": WireReady}
 
 
 def pack_data(data: bytes) -> PackedData:
-    """``data`` as plain bytes and a letter for its kind (:mod:`mailer.message.wire`)."""
+    """``data`` as plain bytes and a letter for its kind (:mod:`mailer.message.wire`);
+    a :class:`KnownDots` message with its offsets after them."""
+    if type(data) is KnownDots:
+        return ["d", bytes(data), data.dots]
     kind = _KINDS.get(type(data))
     return [kind, bytes(data)] if kind is not None else ["", data]
 
 
 def unpack_data(packed: PackedData) -> bytes:
     """The bytes, of the kind, :func:`pack_data` packed."""
-    kind, data = packed
+    kind, data = packed[0], packed[1]
+    if kind == "d":
+        return KnownDots(data, packed[2])
     cls = _KIND_TYPES.get(kind)
     return cls(data) if cls is not None else bytes(data)
 

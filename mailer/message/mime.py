@@ -38,7 +38,7 @@ from mailer.message.qp import QPLines
 from mailer.message.sandbox import MISSING
 from mailer.message.skeleton import Skeletons
 from mailer.message.spec import Attachment, Recipient, Rendered, RenderedParts, RenderJob, Variant, VariantSpec
-from mailer.message.wire import CrlfReady, WireReady, crlf_only
+from mailer.message.wire import KnownDots, WireReady, crlf_only, line_dots
 
 _concat = "".join
 
@@ -396,5 +396,5 @@ class CompiledVariant(Variant):
         # (the bodies know it from their lines' encodings).
         if self._attachments_crlf and crlf_only(head_bytes):
             dotted = not (text_clean and html_clean) or head_bytes.startswith(b".") or b"\r\n." in head_bytes
-            data = CrlfReady(data) if dotted else WireReady(data)
+            data = KnownDots(data, line_dots(data)) if dotted else WireReady(data)
         return Rendered(data, parts if job.parts else None)

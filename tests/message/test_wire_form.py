@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from mailer.domain.errors import MailerError
 from mailer.message import Renderer
+from mailer.message.exchange import pack_data, unpack_data
 from mailer.message.qp import QPLines, qp
-from mailer.message.wire import CrlfReady, WireReady, crlf_only
+from mailer.message.wire import CrlfReady, KnownDots, WireReady, crlf_only, line_dots
 from mailer.smtp.client import dot_stuff
 from tests.message.test_render_equivalence import TEMPLATES, jobs, specs
 
@@ -40,15 +41,37 @@ def test_every_rendered_message_is_in_crlf_form_and_says_whether_it_has_dotted_l
             assert isinstance(data, CrlfReady), case
             assert crlf_only(data) and data.endswith(b"\r\n"), case
             assert (type(data) is WireReady) == (not _dotted(data)), case
+            if type(data) is KnownDots:
+                assert data.dots == line_dots(bytes(data)), case
+                packed = pack_data(data)
+                assert type(unpack_data(packed)) is KnownDots and unpack_data(packed).dots == data.dots  # type: ignore[attr-defined]
             assert dot_stuff(data) == dot_stuff(bytes(data)), case
             kinds.add(type(data))
-    assert kinds == {CrlfReady, WireReady}  # both kinds are exercised
+    assert kinds == {KnownDots, WireReady}  # both kinds are exercised
 
 
 def test_the_wire_kinds_cross_the_render_process_exchange() -> None:
-    """Pickled (as the render process answers), the bytes keep their kind."""
+    """Pickled (as the render process answers), the bytes keep their kind (and a KnownDots its offsets)."""
     for kind in (CrlfReady, WireReady):
         assert type(pickle.loads(pickle.dumps(kind(b"a\r\n")))) is kind
+    dotted = pickle.loads(pickle.dumps(KnownDots(b".a\r\n.b\r\n", (0, 4))))
+    assert type(dotted) is KnownDots and dotted.dots == (0, 4) and dotted == b".a\r\n.b\r\n"
+
+
+_CRLF_TEXT = st.lists(st.sampled_from([".", "..", "a", " ", "\r\n", "\r\n.", "\r\n..", "é"]), max_size=50).map(
+    lambda parts: ("".join(parts) + "\r\n").encode()
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_CRLF_TEXT)
+def test_known_dots_stuff_as_a_scan_would(data: bytes) -> None:
+    """Any CRLF text (dots at line starts, doubled, first and last): the listed offsets are every dotted line, and the payload built from them by slicing is the one the full scan builds."""
+    dots = line_dots(data)
+    assert [i for i in range(len(data)) if data[i : i + 1] == b"." and (i == 0 or data[i - 2 : i] == b"\r\n")] == list(
+        dots
+    )
+    assert dot_stuff(KnownDots(data, dots)) == dot_stuff(data)
 
 
 _TEXT = st.lists(
@@ -124,7 +147,7 @@ def test_a_message_comes_back_from_the_render_process_with_its_kind() -> None:
 
 
 def test_a_signed_message_keeps_its_wire_kind(dkim_keys: tuple[Path, bytes]) -> None:
-    """The render process's DKIM signature (a CRLF-folded header) keeps a WireReady or CrlfReady message of its kind, so the sending process still skips dot_stuff's passes."""
+    """The render process's DKIM signature (a CRLF-folded header) keeps a WireReady, KnownDots (its offsets moved) or CrlfReady message of its kind, so the sending process still skips dot_stuff's passes."""
     from mailer.message.child import _signed
     from tests.support.dkim import DOMAIN, SELECTOR
 
@@ -139,5 +162,10 @@ def test_a_signed_message_keeps_its_wire_kind(dkim_keys: tuple[Path, bytes]) -> 
         assert type(signed) is kind
         assert signed.startswith(b"DKIM-Signature:") and signed.endswith(message)
         assert dot_stuff(signed) == dot_stuff(bytes(signed))
+    body = b"From: a@acme.example.com\r\nSubject: x\r\n\r\n.b\r\nc\r\n..d\r\n"
+    signed = _signed(KnownDots(body, line_dots(body)), key)
+    assert type(signed) is KnownDots
+    assert signed.dots == line_dots(bytes(signed))  # moved past the header
+    assert dot_stuff(signed) == dot_stuff(bytes(signed))
     plain = b"From: a@acme.example.com\nSubject: x\n\nb\n"
     assert type(_signed(plain, key)) is bytes  # nothing vouched for: checked as before
