@@ -122,11 +122,15 @@ def _rfc822_parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
 
 
 def _compress_whitespace(content: bytes) -> bytes:
-    """dkimpy's: every run of spaces and tabs made one space; nothing to do (the same
-    bytes back) without a tab or two spaces in a row (most of a rendered body)."""
-    if b"\t" not in content and b"  " not in content:
-        return content
-    return _pure_compress_whitespace(content)  # type: ignore[no-any-return]
+    """dkimpy's: every run of spaces and tabs made one space. Its ``[\\t ]+`` substitution
+    also "replaces" every single space by itself (~900 in a message: ~130 µs); here tabs
+    become spaces and two spaces one until none are left (each pass halves every run: a
+    few passes in C, ~30 µs), and nothing is done without a tab or two spaces in a row."""
+    if b"\t" in content:
+        content = content.replace(b"\t", b" ")
+    while b"  " in content:
+        content = content.replace(b"  ", b" ")
+    return content
 
 
 def _strip_trailing_whitespace(content: bytes) -> bytes:
