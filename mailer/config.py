@@ -345,6 +345,9 @@ class RenderSettings(_Section):
     max_message_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
     #: MB the render process may allocate beyond its own start-up size
     memory_limit_mb: int = Field(default=512, ge=64)
+    #: render processes of each sending worker (they also DKIM-sign; 2 when signing
+    #: makes the render process the limit and a core is spare)
+    processes: int = Field(default=1, ge=1, le=8)
 
 
 class NotifySettings(_Section):

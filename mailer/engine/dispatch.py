@@ -106,7 +106,10 @@ class Dispatcher:
         # messages off the event loop.
         self.renderer: Renderer = renderer_for(rt.settings)
         self.renders = AsyncRenderer(
-            RenderWorker(self.renderer.templates_dir, self.renderer.sources, render_limits(rt.settings))
+            *(
+                RenderWorker(self.renderer.templates_dir, self.renderer.sources, render_limits(rt.settings))
+                for _ in range(rt.settings.render.processes)
+            )
         )
         self.lease = timedelta(seconds=rt.settings.retry.lease_seconds)
         self.on_progress = on_progress

@@ -72,19 +72,28 @@ class IsolatedRenderer(Renderer):
 
 # ------------------------------------------------------------------ asynchronous use
 
+#: With several render processes, requests waiting (beyond the batches in flight) before
+#: another process takes a batch of them.
+SPLIT_AT = 32
+
 
 class AsyncRenderer:
-    """Messages rendered by a :class:`RenderWorker` without blocking the event loop.
+    """Messages rendered by one or more :class:`RenderWorker` without blocking the event loop.
 
     Requests made while a batch is being rendered are gathered into the next batch; the
-    exchange runs in a thread.
+    exchange runs in a thread. With several workers (``render.processes``), the waiting
+    requests are shared with the idle ones when there are at least :data:`SPLIT_AT` for
+    each, and an idle one takes a batch once that many wait behind the batches in flight
+    (fewer wait for the next free worker: small batches cost more a message).
     """
 
-    def __init__(self, worker: RenderWorker) -> None:
+    def __init__(self, worker: RenderWorker, *more: RenderWorker) -> None:
+        #: the first render process (the only one unless ``more``)
         self.worker = worker
+        self.workers = (worker, *more)
         self._queue: list[tuple[VariantSpec, RenderJob, asyncio.Future[bytes]]] = []
-        self._inflight: list[asyncio.Future[bytes]] = []
-        self._pump: asyncio.Task[None] | None = None
+        self._inflight: dict[int, list[asyncio.Future[bytes]]] = {}
+        self._pumps: list[asyncio.Task[None] | None] = [None] * len(self.workers)
         self._watched: asyncio.Event | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.batches = 0  # requests sent (benchmarks)
@@ -101,9 +110,27 @@ class AsyncRenderer:
             self._watch(stop)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._queue.append((spec, job, future))
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.create_task(self._run())
+        self._kick()
         return await future
+
+    def _kick(self) -> None:
+        """Start a pump on an idle worker when none runs, or when enough requests wait."""
+        idle = [i for i, pump in enumerate(self._pumps) if pump is None or pump.done()]
+        if not idle:
+            return
+        if len(idle) < len(self.workers) and len(self._queue) < SPLIT_AT:
+            return  # a batch is in flight: the next one waits for it unless it is big
+        self._pumps[idle[0]] = asyncio.create_task(self._run(idle[0]))
+
+    def _share(self, index: int) -> int:
+        """How many waiting requests worker ``index``, about to send a batch, takes: all
+        (up to :data:`MAX_BATCH`), or an even share with the workers that have no batch in
+        flight when there are at least :data:`SPLIT_AT` for each."""
+        waiting = len(self._queue)
+        free = sum(1 for other in range(len(self.workers)) if other != index and other not in self._inflight)
+        if free and waiting >= 2 * SPLIT_AT:
+            waiting = max(SPLIT_AT, -(-waiting // (free + 1)))
+        return min(waiting, MAX_BATCH)
 
     def _watch(self, stop: asyncio.Event) -> None:
         if stop is self._watched and self._watcher is not None and not self._watcher.done():
@@ -120,28 +147,39 @@ class AsyncRenderer:
 
     def cancel(self) -> None:
         """Fail every queued and in-flight request with :class:`RenderCancelled` and stop
-        the render process's present work."""
+        the render processes' present work."""
         queued, self._queue = self._queue, []
-        for future in [f for _, _, f in queued] + self._inflight:
+        inflight = [future for futures in self._inflight.values() for future in futures]
+        for future in [f for _, _, f in queued] + inflight:
             if not future.done():
                 future.set_exception(RenderCancelled("rendering was stopped"))
-        self.worker.cancel()
+        for worker in self.workers:
+            worker.cancel()
 
-    async def _run(self) -> None:
+    def close(self) -> None:
+        """Kill the render processes (a later request starts new ones)."""
+        for worker in self.workers:
+            worker.close()
+
+    async def _run(self, index: int) -> None:
         loop = asyncio.get_running_loop()
+        worker = self.workers[index]
         while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            share = self._share(index)
+            batch, self._queue = self._queue[:share], self._queue[share:]
             batch = [entry for entry in batch if not entry[2].done()]
             if not batch:
                 continue
-            self._inflight = [future for _, _, future in batch]
+            if self._queue:
+                self._kick()  # the rest of the requests: another worker may take them
+            self._inflight[index] = [future for _, _, future in batch]
             self.batches += 1
             try:
-                outcomes = await loop.run_in_executor(None, self.worker.run, [(spec, job) for spec, job, _ in batch])
+                outcomes = await loop.run_in_executor(None, worker.run, [(spec, job) for spec, job, _ in batch])
             except MailerError as exc:
                 outcomes = [exc] * len(batch)
             finally:
-                self._inflight = []
+                self._inflight.pop(index, None)
             for (_, _, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue

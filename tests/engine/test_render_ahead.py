@@ -32,3 +32,48 @@ async def test_a_batch_is_rendered_in_a_few_requests(rt: Runtime, tmp_path: Path
     assert len(smtp.accepted) == 90 and smtp.duplicates() == []
     assert dispatcher.renders.batches <= 12, dispatcher.renders.batches
     assert dispatcher.sender._ahead == {}  # nothing left over
+
+
+async def test_two_render_processes_share_a_signed_release(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, dkim_keys: tuple[Path, bytes]
+) -> None:
+    """render.processes = 2 with a DKIM key: 300 recipients, every row sent once, every message signed and verifying, and both render processes rendered batches."""
+    import dkim
+
+    from tests.support.dkim import DOMAIN, SELECTOR, stub_dns
+
+    key_file, record = dkim_keys
+    ert = engine_runtime(
+        rt,
+        smtp.port,
+        Clock(),
+        render__processes=2,
+        retry__batch_size=150,
+        dkim__key_file=str(key_file),
+        dkim__selector=SELECTOR,
+        dkim__domain=DOMAIN,
+    )
+    add_contacts(ert, tmp_path, [f"p{i:03d}@example.com" for i in range(300)])
+    rid = approved_release(ert, [Variant("press-all", "list:press")])
+    pool = make_transport(ert.settings.smtp)
+    dispatcher = Dispatcher(ert, pool)
+    used: list[int] = []
+    for worker in dispatcher.renders.workers:
+        run = worker.run
+
+        def counted(jobs, run=run, index=len(used)):  # type: ignore[no-untyped-def]
+            used.append(index)
+            return run(jobs)
+
+        worker.run = counted  # type: ignore[method-assign]
+        used.append(-1)
+    used.clear()
+    try:
+        await dispatcher.run_once()
+    finally:
+        await pool.close()
+        dispatcher.renders.close()
+    assert {r.status for r in deliveries(ert, rid).values()} == {"sent"}
+    assert len(smtp.accepted) == 300 and smtp.duplicates() == []
+    assert all(dkim.verify(raw, dnsfunc=stub_dns(record)) for raw in smtp.raw)
+    assert len(dispatcher.renders.workers) == 2 and set(used) == {0, 1}, used
