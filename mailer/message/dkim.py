@@ -18,8 +18,9 @@ operation, so the two functions it calls (:func:`dkim.parse_pem_private_key`,
 :class:`_OpenSslKey` is signed by OpenSSL, any other key exactly as before. Three more of
 its functions get exact shortcuts the same way (the message split, and the two regular
 expressions of relaxed canonicalization, which return their input unchanged for most of a
-rendered body): ~1.0 → ~0.7 ms a signature; each is compared with dkimpy's own on
-arbitrary input in the tests.
+rendered body): ~1.0 → ~0.55 ms a signature; each is compared with dkimpy's own on
+arbitrary input in the tests, so anything else that uses dkimpy in the process (a
+verification) gets the same answers.
 """
 
 from __future__ import annotations
