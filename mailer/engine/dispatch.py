@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
-from mailer.domain.errors import MailerError
+from mailer.domain.errors import ConfigError, MailerError
 from mailer.domain.states import RUNNING_RELEASE
 from mailer.engine import journal, leases
 from mailer.engine.breaker import Breaker
@@ -310,6 +310,14 @@ class Dispatcher:
         )
         try:
             await self.sender.send(batch, claim.prepared, stop=self._stop)
+        except ConfigError as exc:
+            # The DKIM key became unusable while sending (the render process signs with
+            # it): the rows not sent go back to the queue and the release waits for a
+            # person, as when the key is unusable at the start (see _claim).
+            batch.stopped = True
+            self.planner.forget(claim.release_id)
+            reason = f"cannot sign its messages: {exc}"
+            await self.writer.call(lambda: pause_release(self.rt, claim.release_id, reason))
         finally:
             watcher.cancel()
             with suppress(asyncio.CancelledError):

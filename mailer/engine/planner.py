@@ -469,6 +469,11 @@ class Planner:
             guard=guard,
         )
 
+    def forget(self, release_id: int) -> None:
+        """Drop the release's compiled plan: :meth:`prepared` builds it afresh (its DKIM
+        key read again) next time."""
+        self._plans.pop(release_id, None)
+
     def prepared(self, release_id: int) -> Prepared:
         """The release's plan, compiled once per process (raises :class:`MailerError` when
         it cannot be built, no longer matches its approval, or its DKIM key is unusable)."""

@@ -94,3 +94,39 @@ async def test_a_key_the_render_process_cannot_read_is_a_config_error(tmp_path: 
         worker.close()
     assert caught.value.key == "dkim.key_file"
     assert "gone.pem" in str(caught.value)
+
+
+async def test_a_key_lost_while_sending_pauses_the_release_and_loses_nothing(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, dkim_keys: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key file is gone by the time the render process signs: nothing is sent unsigned, no row fails, the release is paused with the reason and its rows are queued again."""
+    from dataclasses import replace
+
+    from mailer.engine.planner import Planner
+    from mailer.store.tables import Release
+    from tests.support.engine import deliveries
+
+    key_file, _ = dkim_keys
+    ert = engine_runtime(
+        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
+    )
+    add_contacts(ert, tmp_path, [f"k{i}@example.com" for i in range(5)])
+    rid = approved_release(ert, [Variant("press-all", "list:press")])
+    checked = Planner.prepared
+
+    def key_gone_since(self: Planner, release_id: int):  # type: ignore[no-untyped-def]
+        ready = checked(self, release_id)  # read and checked here, as at the start
+        assert ready.dkim is not None
+        return replace(ready, dkim=(str(tmp_path / "rotated-away.pem"), *ready.dkim[1:]))
+
+    monkeypatch.setattr(Planner, "prepared", key_gone_since)
+    pool = make_transport(ert.settings.smtp)
+    await Dispatcher(ert, pool).run_once()
+    await pool.close()
+    assert smtp.raw == []
+    assert {r.status for r in deliveries(ert, rid).values()} == {"queued"}
+    with ert.sessions() as session:
+        release = session.get(Release, rid)
+        assert release is not None and release.status == "paused"
+        assert "cannot sign its messages" in (release.pause_reason or "")
+        assert "rotated-away.pem" in (release.pause_reason or "")
