@@ -22,6 +22,22 @@ DOMAIN = "acme.example.com"
 SELECTOR = "press2026"
 
 
+async def send_signed(
+    rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, key_file: Path, addresses: list[str]
+) -> tuple[Runtime, int]:
+    """The instance [dkim] key configured, a release to ``addresses`` sent by one run of
+    the engine; the runtime and the release's id."""
+    ert = engine_runtime(
+        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
+    )
+    add_contacts(ert, tmp_path, addresses)
+    rid = approved_release(ert, [Variant("press-all", "list:press")])
+    pool = make_transport(ert.settings.smtp)
+    await Dispatcher(ert, pool).run_once()
+    await pool.close()
+    return ert, rid
+
+
 async def test_engine_signs_every_message(
     rt: Runtime, tmp_path: Path, smtp: FaultSMTPServer, dkim_keys: tuple[Path, bytes]
 ) -> None:
@@ -29,14 +45,7 @@ async def test_engine_signs_every_message(
     message at the relay carries a signature that verifies and whose h= covers From,
     List-Unsubscribe and List-Unsubscribe-Post."""
     key_file, record = dkim_keys
-    ert = engine_runtime(
-        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
-    )
-    add_contacts(ert, tmp_path, [f"d{i}@example.com" for i in range(4)])
-    approved_release(ert, [Variant("press-all", "list:press")])
-    pool = make_transport(ert.settings.smtp)
-    await Dispatcher(ert, pool).run_once()
-    await pool.close()
+    await send_signed(rt, tmp_path, smtp, key_file, [f"d{i}@example.com" for i in range(4)])
     assert len(smtp.raw) == 4
     for raw in smtp.raw:
         assert dkim.verify(raw, dnsfunc=stub_dns(record))
@@ -57,14 +66,7 @@ async def test_the_render_process_signs_not_the_event_loop(
 
     monkeypatch.setattr(DkimSigner, "sign", not_here)
     key_file, record = dkim_keys
-    ert = engine_runtime(
-        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
-    )
-    add_contacts(ert, tmp_path, [f"e{i}@example.com" for i in range(3)])
-    approved_release(ert, [Variant("press-all", "list:press")])
-    pool = make_transport(ert.settings.smtp)
-    await Dispatcher(ert, pool).run_once()
-    await pool.close()
+    await send_signed(rt, tmp_path, smtp, key_file, [f"e{i}@example.com" for i in range(3)])
     assert len(smtp.raw) == 3
     for raw in smtp.raw:
         assert raw.startswith(b"DKIM-Signature:")
@@ -106,12 +108,6 @@ async def test_a_key_lost_while_sending_pauses_the_release_and_loses_nothing(
     from mailer.store.tables import Release
     from tests.support.engine import deliveries
 
-    key_file, _ = dkim_keys
-    ert = engine_runtime(
-        rt, smtp.port, Clock(), dkim__key_file=str(key_file), dkim__selector=SELECTOR, dkim__domain=DOMAIN
-    )
-    add_contacts(ert, tmp_path, [f"k{i}@example.com" for i in range(5)])
-    rid = approved_release(ert, [Variant("press-all", "list:press")])
     checked = Planner.prepared
 
     def key_gone_since(self: Planner, release_id: int):  # type: ignore[no-untyped-def]
@@ -120,9 +116,7 @@ async def test_a_key_lost_while_sending_pauses_the_release_and_loses_nothing(
         return replace(ready, dkim=(str(tmp_path / "rotated-away.pem"), *ready.dkim[1:]))
 
     monkeypatch.setattr(Planner, "prepared", key_gone_since)
-    pool = make_transport(ert.settings.smtp)
-    await Dispatcher(ert, pool).run_once()
-    await pool.close()
+    ert, rid = await send_signed(rt, tmp_path, smtp, dkim_keys[0], [f"k{i}@example.com" for i in range(5)])
     assert smtp.raw == []
     assert {r.status for r in deliveries(ert, rid).values()} == {"queued"}
     with ert.sessions() as session:
