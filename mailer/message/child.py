@@ -24,9 +24,9 @@ from dataclasses import replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from mailer.domain.errors import MailerError, TemplateError
-from mailer.message.dkim import DkimSigner
 from mailer.message.exchange import (
     COMPILE,
     INDEX,
@@ -71,7 +71,7 @@ def _limit_memory(extra_mb: int) -> None:
 
 
 #: the DKIM signers of the keys jobs named, by (key file, selector, domain)
-_SIGNERS: dict[tuple[str, str, str], DkimSigner] = {}
+_SIGNERS: dict[tuple[str, str, str], Any] = {}
 
 
 def _signed(data: bytes, key: tuple[str, str, str]) -> bytes:
@@ -80,6 +80,9 @@ def _signed(data: bytes, key: tuple[str, str, str]) -> bytes:
     ConfigError when the key cannot be read or used."""
     signer = _SIGNERS.get(key)
     if signer is None:
+        # imported here: dkimpy (~0.1 s) is no part of a render process that never signs
+        from mailer.message.dkim import DkimSigner
+
         key_file, selector, domain = key
         if len(_SIGNERS) >= 16:
             _SIGNERS.clear()
