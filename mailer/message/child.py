@@ -70,24 +70,34 @@ def _limit_memory(extra_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-#: the DKIM signers of the keys jobs named, by (key file, selector, domain)
-_SIGNERS: dict[tuple[str, str, str], Any] = {}
+#: the DKIM signers of the keys jobs named, by (key file, selector, domain), each with
+#: the file's (mtime, size) when it was read
+_SIGNERS: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
 
 
 def _signed(data: bytes, key: tuple[str, str, str]) -> bytes:
-    """``data`` with the DKIM-Signature of ``key`` (read once per process), of the same wire
-    kind when the signature header keeps it (:mod:`mailer.message.wire`). Raises
-    ConfigError when the key cannot be read or used."""
-    signer = _SIGNERS.get(key)
-    if signer is None:
+    """``data`` with the DKIM-Signature of ``key`` (read again whenever its file changed:
+    a key replaced in place is used from its next message), of the same wire kind when
+    the signature header keeps it (:mod:`mailer.message.wire`). Raises ConfigError when
+    the key cannot be read or used."""
+    key_file, selector, domain = key
+    try:
+        stat = os.stat(key_file)
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = (-1, -1)  # DkimSigner says why, naming the key
+    cached = _SIGNERS.get(key)
+    if cached is not None and cached[0] == version:
+        signer = cached[1]
+    else:
         # imported here: dkimpy (~0.1 s) is no part of a render process that never signs
         from mailer.message.dkim import DkimSigner
 
-        key_file, selector, domain = key
         if len(_SIGNERS) >= 16:
             _SIGNERS.clear()
-        signer = _SIGNERS[key] = DkimSigner(key_file=Path(key_file), selector=selector, domain=domain)
-    signed = signer.sign(data)
+        signer = DkimSigner(key_file=Path(key_file), selector=selector, domain=domain)
+        _SIGNERS[key] = (version, signer)
+    signed: bytes = signer.sign(data)
     header = signed[: len(signed) - len(data)]
     if not (isinstance(data, CrlfReady) and crlf_only(header) and header.endswith(b"\r\n")):
         return signed  # nothing vouched for: dot_stuff checks it all

@@ -169,3 +169,27 @@ def test_a_signed_message_keeps_its_wire_kind(dkim_keys: tuple[Path, bytes]) -> 
     assert dot_stuff(signed) == dot_stuff(bytes(signed))
     plain = b"From: a@acme.example.com\nSubject: x\n\nb\n"
     assert type(_signed(plain, key)) is bytes  # nothing vouched for: checked as before
+
+
+def test_a_key_replaced_in_place_signs_from_the_next_message(tmp_path: Path, dkim_keys: tuple[Path, bytes]) -> None:
+    """The render process keeps a signer per key file, but reads the file again once it changed: the next message carries the new key's signature (it verifies only against the new record)."""
+    import os
+    import shutil
+
+    import dkim as dkimpy
+    from dkim import dknewkey
+
+    from mailer.message.child import _signed
+    from tests.support.dkim import DOMAIN, SELECTOR, stub_dns
+
+    key_file = tmp_path / "rotating.pem"
+    shutil.copy(dkim_keys[0], key_file)
+    message = WireReady(b"From: a@acme.example.com\r\nSubject: x\r\n\r\nb\r\n")
+    key = (str(key_file), SELECTOR, DOMAIN)
+    assert dkimpy.verify(bytes(_signed(message, key)), dnsfunc=stub_dns(dkim_keys[1]))
+    dknewkey.GenRSAKeys(str(key_file), verbose=False)  # a new key at the same path
+    dknewkey.ExtractRSADnsPublicKey(str(key_file), str(tmp_path / "new.txt"), verbose=False)
+    os.utime(key_file, ns=(1, 1))  # a different mtime even within the clock's granularity
+    signed = bytes(_signed(message, key))
+    assert dkimpy.verify(signed, dnsfunc=stub_dns((tmp_path / "new.txt").read_bytes()))
+    assert not dkimpy.verify(signed, dnsfunc=stub_dns(dkim_keys[1]))
