@@ -25,7 +25,9 @@ verification) gets the same answers.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +61,20 @@ _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.M)
 
 
 class _OpenSslKey(bytes):
-    """The PEM text of a key (what dkimpy is given) carrying the key as ``cryptography``
-    loaded it, which the wrapped dkimpy functions below sign with."""
+    """The PEM text of a key (what dkimpy is given) carrying ``sign``: the key as
+    ``cryptography`` loaded it, signing a SHA-256 digest (RSASSA-PKCS1-v1_5), which the
+    wrapped dkimpy functions below call."""
 
-    key: Any  # cryptography's RSAPrivateKey
+    sign: Callable[[bytes], bytes]
 
 
 def _openssl_key(pem: bytes) -> _OpenSslKey | None:
     """``pem`` with its key loaded by OpenSSL, or None when OpenSSL cannot use it as an
     RSA key (then dkimpy's own RSA signs, as before)."""
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from cryptography.hazmat.primitives.hashes import SHA256
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
@@ -78,7 +84,7 @@ def _openssl_key(pem: bytes) -> _OpenSslKey | None:
     if not isinstance(key, RSAPrivateKey):
         return None
     wrapped = _OpenSslKey(pem)
-    wrapped.key = key
+    wrapped.sign = functools.partial(key.sign, padding=PKCS1v15(), algorithm=Prehashed(SHA256()))
     return wrapped
 
 
@@ -94,12 +100,7 @@ def _parse_pem_private_key(data: bytes) -> Any:
 
 def _rsassa_pkcs1_v1_5_sign(hash: Any, private_key: Any) -> bytes:
     if isinstance(private_key, _OpenSslKey) and hash.name == "sha256":
-        from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
-        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-        from cryptography.hazmat.primitives.hashes import SHA256
-
-        signature: bytes = private_key.key.sign(hash.digest(), PKCS1v15(), Prehashed(SHA256()))
-        return signature
+        return private_key.sign(hash.digest())
     if isinstance(private_key, _OpenSslKey):
         private_key = _pure_parse(bytes(private_key))
     return _pure_sign(hash, private_key)  # type: ignore[no-any-return]
